@@ -1,0 +1,363 @@
+"""The seed's ``Controller``: an imperative, thread-safe facade over the pure core.
+
+It holds the controller's part of the state; operations that span both parts
+(launch, reap, kill switch, deregistration) lock the bound
+:class:`~replication.orchestrator.SandboxOrchestrator` too and apply one system
+transition to the composed :class:`~replication.model.State`, so a check and
+the act it guards are never split by another thread.
+
+Differences from the seed, each deliberate:
+
+* manifests are signed with Ed25519 (pass a :class:`~replication.signing.SigningKey`,
+  or none to generate one); an HMAC secret string is refused;
+* registration enforces every rule again (kill switch, signature, replay, depth,
+  quota, cooldown), not only the signature and the stop conditions;
+* a ``depth`` passed to :meth:`Controller.issue_manifest` must equal the depth
+  derived from the registry (the seed ignored it for children);
+* deregistration and reaping kill the worker's container in the same step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import TYPE_CHECKING
+
+from replication import transitions
+from replication.clock import DEFAULT_CLOCK
+from replication.errors import (
+    BadSignatureError,
+    InvalidTypeError,
+    InvalidValueError,
+    ReasonCode,
+    ReplicationDenied,
+)
+from replication.model import (
+    ControllerState,
+    Event,
+    Manifest,
+    OrchestratorState,
+    RegistryEntry,
+    ReplicationContract,
+    ResourceSpec,
+    State,
+    _event,
+)
+from replication.observability import StructuredLogger
+from replication.orchestrator import SandboxOrchestrator
+from replication.signing import SigningKey, VerifyingKey, generate_signing_key, sign_manifest
+from replication.signing import verify_manifest as _verify_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from datetime import datetime, timedelta
+
+    import immutables
+
+    from replication.clock import Clock
+    from replication.transitions import Outcome
+
+__all__ = ["Controller", "RegistryEntry", "ReplicationDenied"]
+
+_NO_CONTAINERS = OrchestratorState()
+
+
+class Controller:
+    """Tracks workers, enforces the contract and signs manifests; thread-safe.
+
+    ``signing_key`` is the Ed25519 key manifests are signed with (a new one is
+    generated when omitted); ``clock`` supplies ``now`` for every transition
+    (default: the process-wide monotonic clock).
+    """
+
+    def __init__(
+        self,
+        contract: ReplicationContract,
+        signing_key: SigningKey | None = None,
+        logger: StructuredLogger | None = None,
+        *,
+        orchestrator: SandboxOrchestrator | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(contract, ReplicationContract):
+            raise InvalidTypeError("contract", "a ReplicationContract", contract)
+        if isinstance(signing_key, str | bytes):
+            raise InvalidTypeError(
+                "signing_key",
+                "a replication.signing.SigningKey (manifests are signed with Ed25519; "
+                "HMAC secrets are no longer accepted)",
+                "<a secret, withheld>",
+            )
+        if signing_key is not None and not isinstance(signing_key, SigningKey):
+            raise InvalidTypeError("signing_key", "a replication.signing.SigningKey", signing_key)
+        if orchestrator is not None and not isinstance(orchestrator, SandboxOrchestrator):
+            raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
+        self.signing_key = signing_key or generate_signing_key()
+        self.orchestrator = orchestrator
+        self.clock: Clock = clock or DEFAULT_CLOCK
+        self.logger = logger or StructuredLogger(clock=self.clock)
+        self._controller = ControllerState(contract, self.signing_key.verifying_key)
+        self._lock = threading.RLock()
+
+    # -- reading the state --------------------------------------------------------
+
+    @property
+    def contract(self) -> ReplicationContract:
+        """The contract this controller enforces."""
+        return self._controller.contract
+
+    @property
+    def verifying_key(self) -> VerifyingKey:
+        """The public key every registered manifest must verify under."""
+        return self._controller.verifying_key
+
+    @property
+    def controller_state(self) -> ControllerState:
+        """The controller's part of the state, as it is now."""
+        return self._controller
+
+    @property
+    def state(self) -> State:
+        """The whole system as it is now (with the bound orchestrator's part, if any)."""
+        with self._lock:
+            orchestrator = self.orchestrator
+            return State(self._controller, orchestrator.state if orchestrator else _NO_CONTAINERS)
+
+    @property
+    def registry(self) -> immutables.Map[str, RegistryEntry]:
+        """Registered workers by id (an immutable snapshot)."""
+        return self._controller.registry
+
+    @property
+    def spawn_timestamps(self) -> immutables.Map[str, datetime]:
+        """Parent id -> when its most recent child registered."""
+        return self._controller.spawn_times
+
+    @property
+    def quarantined(self) -> frozenset[str]:
+        """Ids of quarantined workers."""
+        return frozenset(self._controller.quarantined)
+
+    @property
+    def kill_switch_engaged(self) -> bool:
+        """Whether the kill switch has been engaged (it cannot be disengaged)."""
+        return self._controller.kill_switch_engaged
+
+    # -- applying transitions -----------------------------------------------------
+
+    def _bind(self, orchestrator: SandboxOrchestrator | None) -> SandboxOrchestrator | None:
+        if orchestrator is None:
+            return self.orchestrator
+        if not isinstance(orchestrator, SandboxOrchestrator):
+            raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
+        with self._lock:
+            if self.orchestrator is None:
+                self.orchestrator = orchestrator
+            elif orchestrator is not self.orchestrator:
+                raise InvalidValueError(
+                    "orchestrator", "the orchestrator this controller is bound to", orchestrator
+                )
+        return orchestrator
+
+    @contextlib.contextmanager
+    def _locked(self, orchestrator: SandboxOrchestrator | None) -> Iterator[State]:
+        # Always the controller's lock first, then the orchestrator's: one order, no deadlock.
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            yield State(self._controller, orchestrator.state if orchestrator else _NO_CONTAINERS)
+
+    def _commit(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
+        self._controller = state.controller
+        if orchestrator is not None:
+            orchestrator._state = state.orchestrator
+
+    def _record(self, event: Event | None, containers: Mapping[str, object]) -> None:
+        if event is not None:
+            self.logger.record(event, containers)  # type: ignore[arg-type]
+
+    def _apply(
+        self,
+        transition: Callable[..., Outcome[State]],
+        *args: object,
+        orchestrator: SandboxOrchestrator | None = None,
+        **kwargs: object,
+    ) -> Outcome[State]:
+        orchestrator = self._bind(orchestrator)
+        with self._locked(orchestrator) as state:
+            try:
+                outcome = transition(state, *args, now=self.clock(), **kwargs)
+            except ReplicationDenied as denied:
+                self._record(denied.event, state.containers)
+                raise
+            self._commit(outcome.state, orchestrator)
+            self._record(outcome.event, state.containers)
+        return outcome
+
+    # -- manifests ----------------------------------------------------------------
+
+    def sign_manifest(self, manifest: Manifest) -> Manifest:
+        """Return a copy of ``manifest`` signed with this controller's key."""
+        return sign_manifest(manifest, self.signing_key)
+
+    def verify_manifest(self, manifest: Manifest) -> None:
+        """Raise ``ReplicationDenied(bad_signature)`` unless ``manifest`` verifies."""
+        try:
+            _verify_manifest(manifest, self.verifying_key)
+        except BadSignatureError as error:
+            event = _event(
+                "verify_manifest",
+                self.clock(),
+                False,
+                ReasonCode.BAD_SIGNATURE.value,
+                manifest.worker_id,
+                (),
+                str(error),
+            )
+            self.logger.record(event)
+            raise ReplicationDenied(ReasonCode.BAD_SIGNATURE, str(error), event=event) from None
+
+    def issue_manifest(
+        self,
+        parent_id: str | None,
+        depth: int | None,
+        state_snapshot: Mapping[str, object] | None,
+        resources: ResourceSpec,
+        *,
+        worker_id: str | None = None,
+    ) -> Manifest:
+        """Issue and sign a manifest for a child of ``parent_id`` (or a root when ``None``).
+
+        ``depth`` may be ``None``; otherwise it must equal the depth the
+        registry gives the child (``depth_mismatch`` if not).
+        """
+        outcome = self._apply(
+            transitions.issue_manifest,
+            self.signing_key,
+            parent_id=parent_id,
+            depth=depth,
+            state_snapshot=state_snapshot,
+            resources=resources,
+            worker_id=worker_id,
+        )
+        if outcome.manifest is None:  # pragma: no cover - issue always returns one
+            raise AssertionError("issue_manifest returned no manifest")
+        return outcome.manifest
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def register_worker(self, manifest: Manifest) -> None:
+        """Register the worker ``manifest`` describes; raise ``ReplicationDenied`` if refused."""
+        self._apply(transitions.register_worker, manifest)
+
+    def launch_worker(
+        self, manifest: Manifest, orchestrator: SandboxOrchestrator | None = None
+    ) -> None:
+        """Launch a registered worker's container in the (bound) orchestrator."""
+        self._apply(transitions.launch_worker, manifest, orchestrator=self._require(orchestrator))
+
+    def start_worker(
+        self, manifest: Manifest, orchestrator: SandboxOrchestrator | None = None
+    ) -> None:
+        """Register and launch as one step; if the launch is refused the slot is released.
+
+        The registration, the refused launch and the release are all in the
+        audit trail; the worker id stays spent (a manifest registers once).
+        """
+        bound = self._require(orchestrator)
+        with self._locked(bound) as state:
+            now = self.clock()
+            try:
+                registered = transitions.register_worker(state, manifest, now=now)
+            except ReplicationDenied as denied:
+                self._record(denied.event, state.containers)
+                raise
+            try:
+                launched = transitions.launch_worker(registered.state, manifest, now=now)
+            except ReplicationDenied as denied:
+                released = transitions.deregister_worker(
+                    registered.state, manifest.worker_id, reason="launch_failed", now=now
+                )
+                self._commit(released.state, bound)
+                for event in (registered.event, denied.event, released.event):
+                    self._record(event, state.containers)
+                raise
+            self._commit(launched.state, bound)
+            self._record(registered.event, state.containers)
+            self._record(launched.event, state.containers)
+
+    def _require(self, orchestrator: SandboxOrchestrator | None) -> SandboxOrchestrator:
+        bound = self._bind(orchestrator)
+        if bound is None:
+            raise InvalidValueError(
+                "orchestrator", "a SandboxOrchestrator (none is bound to this controller)", None
+            )
+        return bound
+
+    def heartbeat(self, worker_id: str) -> None:
+        """Record a heartbeat; an unknown id is audited, not raised (as in the seed).
+
+        A quarantined worker's heartbeat raises ``ReplicationDenied(quarantined)``.
+        """
+        with contextlib.suppress(_Unknown):
+            self._apply_known(transitions.heartbeat, worker_id)
+
+    def deregister(
+        self, worker_id: str, reason: str, orchestrator: SandboxOrchestrator | None = None
+    ) -> None:
+        """Deregister a worker and kill its container; an unknown id is audited, not raised."""
+        with contextlib.suppress(_Unknown):
+            self._apply_known(
+                transitions.deregister_worker, worker_id, reason=reason, orchestrator=orchestrator
+            )
+
+    def _apply_known(
+        self, transition: Callable[..., Outcome[State]], *args: object, **kwargs: object
+    ) -> None:
+        try:
+            self._apply(transition, *args, **kwargs)  # type: ignore[arg-type]
+        except ReplicationDenied as denied:
+            if denied.reason is ReasonCode.UNKNOWN_WORKER:
+                raise _Unknown from None
+            raise
+
+    def reap_stale_workers(
+        self, timeout: timedelta, orchestrator: SandboxOrchestrator | None = None
+    ) -> list[str]:
+        """Deregister workers silent for longer than ``timeout``, killing their containers.
+
+        Returns the reaped worker ids.
+        """
+        outcome = self._apply(
+            transitions.reap_stale_workers, timeout=timeout, orchestrator=orchestrator
+        )
+        return _deregistered(outcome.event)
+
+    def expire_workers(self, orchestrator: SandboxOrchestrator | None = None) -> list[str]:
+        """Deregister workers older than ``expiration_seconds``; returns their ids."""
+        outcome = self._apply(transitions.expire_workers, orchestrator=orchestrator)
+        return _deregistered(outcome.event)
+
+    def kill_switch(self, orchestrator: SandboxOrchestrator | None = None) -> None:
+        """Kill every container, deregister every worker, and refuse all growth from now on."""
+        self._apply(transitions.engage_kill_switch, orchestrator=orchestrator)
+
+    def quarantine(self, worker_id: str, reason: str) -> None:
+        """Quarantine a worker: no more heartbeats, children or launches."""
+        self._apply(transitions.quarantine_worker, worker_id, reason=reason)
+
+    def release(self, worker_id: str) -> None:
+        """Release a worker from quarantine."""
+        self._apply(transitions.release_worker, worker_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Controller workers={len(self._controller.registry)} "
+            f"kill_switch_engaged={self._controller.kill_switch_engaged}>"
+        )
+
+
+class _Unknown(Exception):  # noqa: N818 - private control flow
+    """An unknown worker id where the seed stayed silent (already audited)."""
+
+
+def _deregistered(event: Event) -> list[str]:
+    return [e.worker_id for e in event.effects if e.kind == "worker_deregistered"]

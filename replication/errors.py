@@ -1,0 +1,172 @@
+"""Everything ``replication`` raises, and the reason codes of its denials.
+
+The exception tree::
+
+    ReplicationError                          root: catch this to catch anything of ours
+    ├── ReplicationDenied                     a transition refused; .reason is a ReasonCode,
+    │   │                                     .event the audit record of the refusal
+    │   └── StopConditionTriggered            .condition names the stop condition that fired
+    ├── InvalidInputError                     bad input: .field, .expected, .got
+    │   ├── InvalidValueError (also ValueError)
+    │   └── InvalidTypeError  (also TypeError)
+    ├── ImmutableError    (also attrs' FrozenInstanceError, so AttributeError)
+    │                                         an attempt to assign to a frozen record
+    └── SignatureError                        signing and key problems
+        ├── InvalidKeyError (also ValueError) a key that must not be used (small order, ...)
+        └── BadSignatureError                 a signature that does not verify
+
+A *denial* is the normal outcome of a request the policy refuses; it is a value
+with a stable reason code, never a crash. Bad input (a negative CPU limit, a
+naive datetime) is a usage error and raises ``InvalidValueError`` or
+``InvalidTypeError`` (both ``InvalidInputError``) naming the field, what was
+expected and what was received.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from replication.model import Event
+
+__all__ = [
+    "BadSignatureError",
+    "ImmutableError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "ReasonCode",
+    "ReplicationDenied",
+    "ReplicationError",
+    "SignatureError",
+    "StopConditionTriggered",
+]
+
+
+class ReasonCode(enum.StrEnum):
+    """Why a transition was denied: stable, machine-readable, part of the spec."""
+
+    #: The kill switch is engaged; nothing may be issued, registered or launched again.
+    KILL_SWITCH = "kill_switch"
+    #: The registry already holds ``max_replicas`` workers.
+    QUOTA = "quota"
+    #: The child would be deeper than ``max_depth``.
+    DEPTH_EXCEEDED = "depth_exceeded"
+    #: A claimed depth differs from the depth derived from the registry.
+    DEPTH_MISMATCH = "depth_mismatch"
+    #: The parent registered a child less than ``cooldown_seconds`` ago.
+    COOLDOWN = "cooldown"
+    #: The named parent is not registered.
+    PARENT_UNKNOWN = "parent_unknown"
+    #: The named parent is quarantined and may not spawn.
+    PARENT_QUARANTINED = "parent_quarantined"
+    #: A stop condition of the contract fired (the event names which).
+    STOP_CONDITION = "stop_condition"
+    #: The manifest's signature is malformed or does not verify.
+    BAD_SIGNATURE = "bad_signature"
+    #: The worker id was registered before; a manifest is good for one registration.
+    REPLAY = "replay"
+    #: The manifest was issued later than now plus the contract's clock skew.
+    ISSUED_IN_FUTURE = "issued_in_future"
+    #: An explicitly requested worker id was already issued or registered.
+    DUPLICATE_WORKER_ID = "duplicate_worker_id"
+    #: The worker is not registered.
+    UNKNOWN_WORKER = "unknown_worker"
+    #: The worker is quarantined: it may not heartbeat, spawn or be launched.
+    QUARANTINED = "quarantined"
+    #: Quarantine was requested for a worker already in quarantine.
+    ALREADY_QUARANTINED = "already_quarantined"
+    #: Release was requested for a worker not in quarantine.
+    NOT_QUARANTINED = "not_quarantined"
+    #: A container for this worker id is already running.
+    ALREADY_RUNNING = "already_running"
+    #: No container for this worker id is running.
+    NOT_RUNNING = "not_running"
+    #: The manifest to launch is not the manifest the worker registered with.
+    MANIFEST_MISMATCH = "manifest_mismatch"
+    #: The worker outlived the contract's ``expiration_seconds`` (facade ``Worker`` only).
+    EXPIRED = "expired"
+
+
+class ReplicationError(Exception):
+    """The root of every exception ``replication`` raises."""
+
+
+class ReplicationDenied(ReplicationError):  # noqa: N818 - the seed's public name
+    """A transition was refused by the policy; nothing changed.
+
+    ``reason`` is the stable reason code, ``detail`` a sentence for humans and
+    ``event`` the audit record of the refusal (``None`` only when raised by
+    code outside the core, such as a user's own facade subclass).
+    """
+
+    reason: ReasonCode
+    detail: str
+    event: Event | None
+
+    def __init__(
+        self, reason: ReasonCode | str, detail: str = "", *, event: Event | None = None
+    ) -> None:
+        self.reason = ReasonCode(reason)
+        self.detail = detail
+        self.event = event
+        super().__init__(f"{self.reason.value}: {detail}" if detail else self.reason.value)
+
+
+class StopConditionTriggered(ReplicationDenied):
+    """A stop condition of the contract fired at registration; ``condition`` is its name."""
+
+    condition: str
+
+    def __init__(self, condition: str, detail: str = "", *, event: Event | None = None) -> None:
+        self.condition = condition
+        super().__init__(ReasonCode.STOP_CONDITION, detail or condition, event=event)
+
+
+class InvalidInputError(ReplicationError):
+    """Bad input: names the field, what was expected and what was received; changes nothing.
+
+    The message reads ``cpu_limit must be a finite number > 0, got nan``.
+    """
+
+    def __init__(self, field: str, expected: str, got: object) -> None:
+        self.field = field
+        self.expected = expected
+        self.got = got
+        super().__init__(f"{field} must be {expected}, got {got!r}")
+
+
+class InvalidValueError(InvalidInputError, ValueError):
+    """A value of the right type but outside what the field accepts."""
+
+
+class InvalidTypeError(InvalidInputError, TypeError):
+    """A value of the wrong type."""
+
+
+class ImmutableError(ReplicationError, attrs.exceptions.FrozenInstanceError):
+    """An attempt to assign to a frozen record; the message names the copy-with way."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.args = (message,)
+        self.msg = message
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class SignatureError(ReplicationError):
+    """A signing or verification problem."""
+
+
+class InvalidKeyError(SignatureError, ValueError):
+    """A key that must not be used: wrong type, wrong length, small order, off the curve."""
+
+
+class BadSignatureError(SignatureError):
+    """A signature that is malformed or does not verify under the given key."""

@@ -1,0 +1,135 @@
+"""The seed's ``Worker``: a small agent that performs tasks and may replicate.
+
+A ``Worker`` is started by constructing it: its manifest is registered with the
+controller and its container launched, as one step (a refused launch releases
+the registration). Replication goes through the controller, which derives the
+child's depth and enforces the contract; a refusal is logged and returns ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+
+from replication import _validation as v
+from replication.errors import InvalidValueError, ReasonCode, ReplicationDenied
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from replication.controller import Controller
+    from replication.model import Manifest, ReplicationContract
+    from replication.observability import StructuredLogger
+    from replication.orchestrator import SandboxOrchestrator
+
+__all__ = ["TaskFn", "Worker", "WorkerState"]
+
+#: A task a worker performs; it receives the worker.
+TaskFn: TypeAlias = Callable[["Worker"], None]
+
+
+@v.immutable
+@attrs.frozen
+class WorkerState:
+    """A worker's own view of itself."""
+
+    manifest: Manifest
+    expires_at: datetime | None
+    created_at: datetime
+
+
+class Worker:
+    """A worker process: registered and launched on construction."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        contract: ReplicationContract,
+        controller: Controller,
+        orchestrator: SandboxOrchestrator,
+        logger: StructuredLogger | None = None,
+    ) -> None:
+        if contract != controller.contract:
+            raise InvalidValueError("contract", "the controller's contract", contract)
+        self.manifest = manifest
+        self.contract = contract
+        self.controller = controller
+        self.orchestrator = orchestrator
+        self.logger = logger or controller.logger
+        controller.start_worker(manifest, orchestrator)
+        created_at = controller.registry[manifest.worker_id].registered_at
+        expiration = contract.expiration
+        self.state = WorkerState(
+            manifest, None if expiration is None else created_at + expiration, created_at
+        )
+        self.logger.log(
+            "worker_started", worker_id=manifest.worker_id, parent_id=manifest.parent_id
+        )
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's id."""
+        return self.manifest.worker_id
+
+    def perform_task(self, task: TaskFn) -> None:
+        """Run ``task``, then send a heartbeat and have the orchestrator enforce bounds.
+
+        An expired worker, or any worker after the kill switch, shuts down and
+        raises ``ReplicationDenied``; a task that raises shuts the worker down
+        and the exception propagates.
+        """
+        now = self.controller.clock()
+        if self.state.expires_at is not None and now > self.state.expires_at:
+            self.shutdown("expired")
+            raise ReplicationDenied(ReasonCode.EXPIRED, f"worker {self.worker_id!r} expired")
+        if self.controller.kill_switch_engaged:
+            self.shutdown("kill_switch")
+            raise ReplicationDenied(ReasonCode.KILL_SWITCH, "the kill switch is engaged")
+        try:
+            task(self)
+        except Exception:
+            self.logger.log("task_failed", worker_id=self.worker_id, error=True)
+            self.shutdown("task_error")
+            raise
+        self.controller.heartbeat(self.worker_id)
+        self.orchestrator.enforce_resource_bounds(self.worker_id)
+
+    def maybe_replicate(self, reason: str, state_snapshot: Mapping[str, Any]) -> Worker | None:
+        """Ask the controller for a child; return it, or ``None`` if the policy refused."""
+        try:
+            manifest = self.controller.issue_manifest(
+                self.worker_id, None, state_snapshot, self.manifest.resources
+            )
+            child = Worker(manifest, self.contract, self.controller, self.orchestrator, self.logger)
+        except ReplicationDenied as denied:
+            self.logger.log(
+                "replication_denied",
+                parent_id=self.worker_id,
+                reason=reason,
+                code=denied.reason.value,
+                detail=denied.detail,
+            )
+            return None
+        self.logger.audit(
+            "replication_requested",
+            parent_id=self.worker_id,
+            child_id=child.worker_id,
+            reason=reason,
+        )
+        return child
+
+    def heartbeat(self) -> None:
+        """Tell the controller this worker is alive."""
+        self.controller.heartbeat(self.worker_id)
+
+    def shutdown(self, reason: str) -> None:
+        """Kill this worker's container and deregister it."""
+        self.orchestrator.kill_worker(self.worker_id, reason=reason)
+        self.controller.deregister(self.worker_id, reason)
+        self.logger.log("worker_shutdown", worker_id=self.worker_id, reason=reason)
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.worker_id} depth={self.manifest.depth}>"
