@@ -11,7 +11,16 @@ import pytest
 import replication
 
 PACKAGE = Path(replication.__file__).parent
-CORE = {"model", "transitions", "signing", "encoding", "errors", "_validation", "_ed25519"}
+CORE = {
+    "model",
+    "transitions",
+    "signing",
+    "encoding",
+    "errors",
+    "_validation",
+    "_ed25519",
+    "invariants",
+}
 FACADE = {
     "controller",
     "orchestrator",
