@@ -1,0 +1,1 @@
+"""The conformance kit: drive any implementation and the reference model side by side."""

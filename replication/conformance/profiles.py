@@ -1,0 +1,63 @@
+"""Hypothesis settings profiles, registered once, selected by ``HYPOTHESIS_PROFILE``.
+
+* ``dev``: fast feedback while editing (seconds);
+* ``ci``: the default when ``CI=true``; big enough that every required witness
+  is reached reliably (see :mod:`replication.conformance.witnesses`);
+* ``deep``: long runs for releases.
+
+Without ``HYPOTHESIS_PROFILE``, :func:`profile_name` picks ``ci`` under
+``CI=true`` and the caller's default otherwise. The test suite's default is
+``ci`` (the README's test command is the CI command); the command line's is
+``dev``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+
+__all__ = ["PROFILES", "load_profile", "profile_name"]
+
+_COMMON = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
+    "print_blob": True,
+}
+
+#: name -> (max_examples, stateful_step_count)
+PROFILES: dict[str, tuple[int, int]] = {
+    "dev": (60, 30),
+    "ci": (400, 50),
+    "deep": (5_000, 80),
+}
+
+for _name, (_examples, _steps) in PROFILES.items():
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        stateful_step_count=_steps,
+        verbosity=Verbosity.normal,
+        phases=tuple(Phase),
+        **_COMMON,  # type: ignore[arg-type]
+    )
+
+
+def profile_name(default: str = "dev") -> str:
+    """Return ``HYPOTHESIS_PROFILE``, else ``ci`` under ``CI=true``, else ``default``."""
+    name = os.environ.get("HYPOTHESIS_PROFILE")
+    if name:
+        if name not in PROFILES:
+            message = f"HYPOTHESIS_PROFILE must be one of {sorted(PROFILES)}, got {name!r}"
+            raise ValueError(message)
+        return name
+    if os.environ.get("CI", "").lower() == "true":
+        return "ci"
+    return default
+
+
+def load_profile(default: str = "dev") -> str:
+    """Load the selected profile into Hypothesis and return its name."""
+    name = profile_name(default)
+    settings.load_profile(name)
+    return name
