@@ -121,9 +121,7 @@ class Manifest:
     state_snapshot: immutables.Map[str, v.FrozenJSON] = attrs.field(
         converter=_state_snapshot, eq=_snapshot_key
     )
-    issued_at: datetime = attrs.field(
-        converter=_issued_at
-    )
+    issued_at: datetime = attrs.field(converter=_issued_at)
     resources: ResourceSpec = attrs.field(validator=v.instance_of(ResourceSpec, "a ResourceSpec"))
     signature: str = attrs.field(default="", validator=v.instance_of(str, "a string"))
 
@@ -206,9 +204,7 @@ class ReplicationContract:
 
     max_depth: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
     max_replicas: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
-    cooldown_seconds: float = attrs.field(
-        converter=_cooldown_seconds
-    )
+    cooldown_seconds: float = attrs.field(converter=_cooldown_seconds)
     stop_conditions: tuple[StopCondition, ...] = attrs.field(
         default=(), converter=_to_stop_conditions
     )
@@ -246,17 +242,13 @@ class ReplicationContract:
 # -- registry and containers ---------------------------------------------------
 
 
-
-
 @v.immutable
 @attrs.frozen
 class RegistryEntry:
     """A registered worker: its manifest, when it registered, when it last sent a heartbeat."""
 
     manifest: Manifest = attrs.field(validator=v.instance_of(Manifest, "a Manifest"))
-    last_heartbeat: datetime = attrs.field(
-        converter=_last_heartbeat
-    )
+    last_heartbeat: datetime = attrs.field(converter=_last_heartbeat)
     registered_at: datetime = attrs.field(
         converter=_registered_at,
         default=attrs.Factory(lambda self: self.last_heartbeat, takes_self=True),
@@ -276,9 +268,7 @@ class ContainerRecord:
     manifest: Manifest = attrs.field(validator=v.instance_of(Manifest, "a Manifest"))
     resources: ResourceSpec = attrs.field(validator=v.instance_of(ResourceSpec, "a ResourceSpec"))
     status: str = attrs.field(validator=v.validator(v.check_reason))
-    started_at: datetime = attrs.field(
-        converter=_started_at
-    )
+    started_at: datetime = attrs.field(converter=_started_at)
     reason: str | None = attrs.field(default=None, validator=v.optional_validator(v.check_reason))
 
 
