@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from replication.invariants import Observation, Policy, Step
 
-__all__ = ["KILL_SWITCH_WITH_CONTAINERS", "REQUIRED", "WitnessLog", "denial"]
+__all__ = ["KILL_SWITCH_WITH_CONTAINERS", "REQUIRED", "WitnessLog", "denial", "required_for_kit"]
 
 KILL_SWITCH_WITH_CONTAINERS = "kill switch engaged with at least two containers running"
 MAX_DEPTH_REACHED = "a worker registered at depth == max_depth (>= 1)"
@@ -45,6 +45,28 @@ REQUIRED: tuple[str, ...] = (
     REAP_WITH_CONTAINER,
     *(denial(code) for code in ReasonCode if code not in FACADE_ONLY),
 )
+
+
+def required_for_kit(gaps: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """Return what a conformance run must reach, given the actions the implementation lacks.
+
+    The kit's vocabulary has no resource enforcement, so ``not_running`` is never
+    required of it; each gap removes the witnesses only its action can reach.
+    """
+    excluded = {denial(ReasonCode.NOT_RUNNING)}
+    if "kill_switch" in gaps:
+        excluded |= {KILL_SWITCH_WITH_CONTAINERS, denial(ReasonCode.KILL_SWITCH)}
+    if "reap" in gaps:
+        excluded.add(REAP_WITH_CONTAINER)
+    if "quarantine" in gaps:
+        excluded |= {
+            denial(code)
+            for code in (ReasonCode.QUARANTINED, ReasonCode.PARENT_QUARANTINED,
+                         ReasonCode.ALREADY_QUARANTINED, ReasonCode.NOT_QUARANTINED)
+        }  # fmt: skip
+    if "release" in gaps:
+        excluded.add(denial(ReasonCode.NOT_QUARANTINED))
+    return tuple(name for name in REQUIRED if name not in excluded)
 
 
 class WitnessLog:

@@ -1,0 +1,15 @@
+"""The seed-API facade and the pure core, side by side: same decisions, same state."""
+
+from __future__ import annotations
+
+from properties.conftest import PROFILE
+from replication.conformance.adapter import FacadeImplementation
+from replication.conformance.runner import run_conformance
+
+
+def test_the_facade_makes_the_cores_decisions_and_reaches_its_states():
+    """Every action through Controller/SandboxOrchestrator agrees with the pure core in
+    decision, reason code and full observation, and the run reaches every witness."""
+    report = run_conformance(FacadeImplementation, mode="observation", profile=PROFILE)
+    assert report.conformant, report.render()
+    assert report.implementation_steps == report.steps

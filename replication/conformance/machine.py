@@ -1,0 +1,732 @@
+"""The differential state machine: the reference core and an implementation, step by step.
+
+Every rule is one action of the kit's vocabulary (issue, register, launch,
+heartbeat, kill, reap, kill switch, quarantine, release) with honest or hostile
+arguments, or a move of the clock to either side of a contract boundary. Each
+action runs on the reference core, whose outcome is the expectation, and on the
+implementation, if one is attached; then
+
+* the decisions are compared (allowed or denied), in ``reason`` mode the reason
+  codes too, and in ``observation`` mode the normalised observations;
+* the whole invariant catalogue is checked on both sides: state forms on the
+  observation after, step forms on the observations before and after;
+* the step is offered to the run's witness log.
+
+The first difference raises :class:`ConformanceFailure`; Hypothesis shrinks the
+program and prints it, and :mod:`replication.conformance.runner` turns it into
+a runnable snippet. Without an implementation the machine checks the reference
+core alone (that is the property suite's reference machine).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
+
+from replication import transitions as core
+from replication.conformance.adapter import OPTIONAL_ACTIONS, Denied
+from replication.conformance.strategies import CLOCK_START, contract_parameters
+from replication.conformance.witnesses import WitnessLog
+from replication.errors import ReasonCode, ReplicationDenied
+from replication.invariants import Observation, Policy, Step, check_observation, check_step, observe
+from replication.model import (
+    Manifest,
+    NetworkPolicy,
+    ReplicationContext,
+    ReplicationContract,
+    ResourceSpec,
+    State,
+    StopCondition,
+)
+from replication.signing import SigningKey, sign_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from replication.conformance.adapter import Implementation
+    from replication.model import Event
+    from replication.transitions import Outcome
+
+__all__ = [
+    "KEY",
+    "MODES",
+    "ConformanceFailure",
+    "DifferentialMachine",
+    "Issued",
+    "RunStats",
+    "compare_observations",
+    "differential_machine",
+]
+
+#: The controller's key in every run: fixed, public, for tests only.
+KEY = SigningKey.from_seed(bytes(range(32)))
+#: A key that is not the controller's.
+OTHER_KEY = SigningKey.from_seed(bytes(range(1, 33)))
+TICK = timedelta(microseconds=1)
+
+#: Comparison modes, from the loosest to the strictest.
+MODES = ("decision", "reason", "observation")
+
+#: Fields a manifest can be tampered in after signing.
+TAMPERABLE = (
+    "worker_id", "parent_id", "depth", "state_snapshot", "issued_at",
+    "cpu_limit", "memory_limit_mb", "allow_controller", "allow_external",
+)  # fmt: skip
+
+#: Ways a rule names a registered worker without knowing its id in advance.
+ROLES = ("newest", "oldest", "deepest", "quarantined", "latest parent")
+roles = st.sampled_from(ROLES)
+
+
+def asks_for_external_network(context: ReplicationContext) -> bool:
+    """Fire when a worker asks for unrestricted network egress."""
+    return context.manifest.resources.network_policy.allow_external
+
+
+#: The standard stop condition the kit's contracts may carry.
+NO_EXTERNAL_NETWORK = StopCondition(
+    "no_external_network", "no unrestricted egress", asks_for_external_network
+)
+
+#: How far ``advance_clock`` may move, by name: near every boundary of the contract.
+CLOCK_STEPS: dict[str, Callable[[ReplicationContract, timedelta], timedelta]] = {
+    "1us": lambda contract, timeout: TICK,
+    "1s": lambda contract, timeout: timedelta(seconds=1),
+    "cooldown-1us": lambda contract, timeout: contract.cooldown - TICK,
+    "cooldown": lambda contract, timeout: contract.cooldown,
+    "cooldown+1us": lambda contract, timeout: contract.cooldown + TICK,
+    "heartbeat timeout": lambda contract, timeout: timeout,
+    "heartbeat timeout+1us": lambda contract, timeout: timeout + TICK,
+    "expiration+1us": lambda contract, timeout: (contract.expiration or timeout) + TICK,
+}
+
+
+def contract_from(parameters: dict[str, Any]) -> tuple[ReplicationContract, timedelta]:
+    """Build the contract and heartbeat timeout a run's ``start`` parameters describe."""
+    values = dict(parameters)
+    timeout = timedelta(seconds=values.pop("heartbeat_timeout_seconds"))
+    stop = values.pop("stop_on_external_network")
+    contract = ReplicationContract(**values, stop_conditions=[NO_EXTERNAL_NETWORK] if stop else [])
+    return contract, timeout
+
+
+def tamper(manifest: Manifest, field: str) -> Manifest:
+    """Return ``manifest`` with one field changed and its signature kept."""
+    resources, policy = manifest.resources, manifest.resources.network_policy
+    if field in {"allow_controller", "allow_external"}:
+        flipped = attrs.evolve(policy, **{field: not getattr(policy, field)})
+        return attrs.evolve(manifest, resources=attrs.evolve(resources, network_policy=flipped))
+    if field == "cpu_limit":
+        return attrs.evolve(
+            manifest, resources=attrs.evolve(resources, cpu_limit=resources.cpu_limit * 2)
+        )
+    if field == "memory_limit_mb":
+        return attrs.evolve(
+            manifest,
+            resources=attrs.evolve(resources, memory_limit_mb=resources.memory_limit_mb + 1),
+        )
+    changed: dict[str, Any] = {
+        "worker_id": manifest.worker_id + "-x",
+        "parent_id": None if manifest.parent_id else "w1",
+        "depth": manifest.depth + 1,
+        "state_snapshot": {**manifest.state_snapshot, "tampered": True},
+        "issued_at": manifest.issued_at - TICK,
+    }
+    return attrs.evolve(manifest, **{field: changed[field]})
+
+
+def pick(state: State, role: str) -> str | None:
+    """Return the registered worker playing ``role`` in ``state``, or ``None``."""
+    registry = state.registry
+    if not registry:
+        return None
+    by_age = sorted(registry, key=lambda w: (registry[w].registered_at, w))
+    if role == "newest":
+        return by_age[-1]
+    if role == "oldest":
+        return by_age[0]
+    if role == "deepest":
+        return max(by_age, key=lambda w: registry[w].depth)
+    times = state.controller.quarantined if role == "quarantined" else state.controller.spawn_times
+    return max(times, key=lambda w: (times[w], w)) if times else None
+
+
+def compare_observations(expected: Observation, got: Observation) -> list[str]:
+    """Return the differences between the reference's observation and an implementation's.
+
+    Optional data the implementation does not report (``None``) is not compared.
+    """
+    differences = []
+    if expected.kill_switch_engaged != got.kill_switch_engaged:
+        differences.append(
+            f"kill switch engaged: expected {expected.kill_switch_engaged}, "
+            f"got {got.kill_switch_engaged}"
+        )
+    if set(expected.workers) != set(got.workers):
+        differences.append(
+            f"registered workers: expected {sorted(expected.workers)}, got {sorted(got.workers)}"
+        )
+    if expected.containers != got.containers:
+        differences.append(
+            f"running containers: expected {sorted(expected.containers)}, "
+            f"got {sorted(got.containers)}"
+        )
+    for name in ("quarantined", "registered_ever"):
+        reported = getattr(got, name)
+        if reported is not None and reported != getattr(expected, name):
+            differences.append(
+                f"{name}: expected {sorted(getattr(expected, name))}, got {sorted(reported)}"
+            )
+    for worker_id in sorted(set(expected.workers) & set(got.workers)):
+        want, have = expected.workers[worker_id], got.workers[worker_id]
+        for field in attrs.fields(type(want)):
+            reported = getattr(have, field.name)
+            if reported is not None and reported != getattr(want, field.name):
+                differences.append(
+                    f"{worker_id}.{field.name}: expected {getattr(want, field.name)!r}, "
+                    f"got {reported!r}"
+                )
+    return differences
+
+
+@attrs.frozen
+class Issued:
+    """A manifest issued by both sides for the same worker id."""
+
+    worker_id: str
+    reference: Manifest
+    implementation: Manifest | None
+
+    def __repr__(self) -> str:
+        return f"Issued({self.worker_id!r})"
+
+
+class ConformanceFailure(AssertionError):  # noqa: N818 - it reports a failed check
+    """The implementation diverged from the reference, or broke an invariant.
+
+    ``kind`` is ``decision``, ``reason``, ``observation``, ``invariant`` or
+    ``reference`` (the reference itself broke an invariant: a bug of ours).
+    """
+
+    def __init__(self, kind: str, action: str, expected: str, got: str, details: list[str]) -> None:
+        self.kind = kind
+        self.action = action
+        self.expected = expected
+        self.got = got
+        self.details = details
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """Return the failure as the report prints it: expected and got, side by side."""
+        width = max(len("expected"), len(self.expected))
+        lines = [
+            f"{self.kind} divergence at {self.action}",
+            f"  {'expected':<{width}}  | got",
+            f"  {self.expected:<{width}}  | {self.got}",
+        ]
+        lines += [f"  - {detail}" for detail in self.details]
+        return "\n".join(lines)
+
+
+@attrs.define
+class RunStats:
+    """What a run did: examples and steps, skipped rules, witnesses, invariant failures."""
+
+    examples: int = 0
+    steps: int = 0
+    implementation_steps: int = 0
+    witnesses: WitnessLog = attrs.field(factory=WitnessLog)
+    violated: set[str] = attrs.field(factory=set)
+    skipped_rules: tuple[str, ...] = ()
+    #: The optional observation data the implementation reported at least once.
+    reported: set[str] = attrs.field(factory=set)
+
+    def note_reported(self, observation: Observation) -> None:
+        """Remember which optional data an observation carries."""
+        for name in ("quarantined", "registered_ever"):
+            if getattr(observation, name) is not None:
+                self.reported.add(name)
+        for worker in observation.workers.values():
+            for name in ("registered_at", "last_heartbeat", "last_child_registered_at",
+                         "manifest"):  # fmt: skip
+                if getattr(worker, name) is not None:
+                    self.reported.add(name)
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[bool, str | None, Any]:
+    try:
+        result = call()
+    except Denied as denied:
+        return False, denied.reason, None
+    except ReplicationDenied as denied:
+        return False, denied.reason.value, None
+    return True, None, result
+
+
+class DifferentialMachine(RuleBasedStateMachine):
+    """Random programs over the kit's actions, on the reference and an implementation."""
+
+    factory: ClassVar[Callable[[], Implementation] | None] = None
+    mode: ClassVar[str] = "observation"
+    stats: ClassVar[RunStats] = RunStats()
+
+    issued = Bundle("issued")
+    worker_ids = Bundle("worker_ids")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state: State | None = None
+        self.now = CLOCK_START
+        self.timeout = timedelta(seconds=30)
+        self.serial = 0
+        self.implementation: Implementation | None = None
+        self.observed: Observation | None = None
+
+    # -- the engine ----------------------------------------------------------------------
+
+    @initialize(parameters=contract_parameters())
+    def start(self, parameters: dict[str, Any]) -> None:
+        """Begin a fresh system under a small contract, on both sides."""
+        contract, self.timeout = contract_from(parameters)
+        self.state = State.initial(contract, KEY.verifying_key)
+        self.stats.examples += 1
+        factory = type(self).factory
+        if factory is not None:
+            self.implementation = factory()
+            self.implementation.start(contract, KEY, self.clock)
+            self.observed = self.implementation.observe()
+
+    def clock(self) -> Any:
+        """Return the time both sides read: only the machine moves it."""
+        return self.now
+
+    @property
+    def current(self) -> State:
+        """The reference state now."""
+        if self.state is None:  # pragma: no cover - initialize always runs first
+            raise RuntimeError("the machine has not started")
+        return self.state
+
+    def next_id(self) -> str:
+        """Return a worker id never used in this run."""
+        self.serial += 1
+        return f"k{self.serial}"
+
+    def act(
+        self,
+        reference: Callable[[State], Outcome[State]],
+        implementation: Callable[[Implementation], Any] | None,
+        *,
+        must_deny: frozenset[ReasonCode] | None = None,
+        timeout: timedelta | None = None,
+    ) -> tuple[Outcome[State] | None, Any]:
+        """Apply one action to the reference and the implementation; check everything."""
+        before = self.current
+        observed_before = observe(before)
+        outcome: Outcome[State] | None
+        try:
+            outcome = reference(before)
+        except ReplicationDenied as denied:
+            outcome, event, after = None, denied.event, before
+        else:
+            event, after = outcome.event, outcome.state
+        if event is None:  # pragma: no cover - the core always attaches its event
+            raise RuntimeError("a core denial without an audit event")
+        self._check_reference(event, must_deny)
+        # Re-observing ``before`` also proves a denial left it untouched.
+        observed_after = observe(after)
+        step = Step(event.action, event.at, event.allowed, event.reason, event.worker_id,
+                    (event,), timeout)  # fmt: skip
+        policy = Policy(before.contract, KEY.verifying_key)
+        violations = check_step(observed_before, step, observed_after, policy)
+        violations += check_observation(observed_after, Policy(before.contract))
+        if violations:
+            self.stats.violated.update(v.invariant for v in violations)
+            raise ConformanceFailure("reference", event.action, "no violation",
+                                     "violation", [str(v) for v in violations])  # fmt: skip
+        self.stats.witnesses.record(observed_before, step, observed_after, policy)
+        self.state = after
+        self.stats.steps += 1
+        result = None
+        if self.implementation is not None and implementation is not None:
+            result = self._act_on_implementation(
+                implementation, step, observed_after, policy, timeout
+            )
+        return outcome, result
+
+    def _check_reference(self, event: Event, must_deny: frozenset[ReasonCode] | None) -> None:
+        if must_deny is None:
+            return
+        if event.allowed or ReasonCode(event.reason) not in must_deny:
+            raise ConformanceFailure(
+                "reference", event.action, f"denied with one of {sorted(must_deny)}",
+                "allowed" if event.allowed else event.reason, ["a hostile input got through"],
+            )  # fmt: skip
+
+    def _act_on_implementation(
+        self,
+        implementation: Callable[[Implementation], Any],
+        expected: Step,
+        expected_after: Observation,
+        policy: Policy,
+        timeout: timedelta | None,
+    ) -> Any:
+        assert self.implementation is not None  # noqa: S101 - checked by the caller
+        assert self.observed is not None  # noqa: S101
+        target = self.implementation
+        allowed, reason, result = _outcome(lambda: implementation(target))
+        observed_after = target.observe()
+        observed_before, self.observed = self.observed, observed_after
+        self.stats.implementation_steps += 1
+        self.stats.note_reported(observed_after)
+        expected_decision = "allowed" if expected.allowed else f"denied ({expected.reason})"
+        got_decision = "allowed" if allowed else f"denied ({reason})"
+        if allowed != expected.allowed:
+            raise ConformanceFailure("decision", expected.action, expected_decision,
+                                     got_decision, [])  # fmt: skip
+        if self.mode != "decision" and not allowed and reason != expected.reason:
+            raise ConformanceFailure("reason", expected.action, expected_decision,
+                                     got_decision, [])  # fmt: skip
+        step = Step(expected.action, expected.now, allowed, reason or "", expected.worker_id,
+                    None, timeout)  # fmt: skip
+        violations = check_step(observed_before, step, observed_after, policy)
+        violations += check_observation(observed_after, Policy(policy.contract))
+        if violations:
+            self.stats.violated.update(v.invariant for v in violations)
+            raise ConformanceFailure(
+                "invariant", expected.action, "every invariant holds",
+                ", ".join(sorted({v.invariant for v in violations})), [str(v) for v in violations],
+            )  # fmt: skip
+        if self.mode == "observation":
+            differences = compare_observations(expected_after, observed_after)
+            if differences:
+                raise ConformanceFailure("observation", expected.action, "the reference state",
+                                         "a different state", differences)  # fmt: skip
+        return result
+
+    # -- issuing and starting workers ------------------------------------------------------------
+
+    def _issue(self, parent: str | None, worker_id: str, external_network: bool,
+               snapshot: dict[str, Any]) -> Issued | None:  # fmt: skip
+        resources = ResourceSpec(0.5, 256, NetworkPolicy(allow_external=external_network))
+        outcome, manifest = self.act(
+            lambda s: core.issue_manifest(s, KEY, parent_id=parent, worker_id=worker_id,
+                                          resources=resources, state_snapshot=snapshot,
+                                          now=self.now),
+            lambda impl: impl.issue(parent, worker_id, resources, snapshot),
+        )  # fmt: skip
+        if outcome is None or outcome.manifest is None:
+            return None
+        return Issued(worker_id, outcome.manifest, manifest)
+
+    def _register(self, reference: Manifest, implementation: Manifest | None, *,
+                  must_deny: frozenset[ReasonCode] | None = None) -> bool:  # fmt: skip
+        sent = implementation if implementation is not None else reference
+        outcome, _ = self.act(
+            lambda s: core.register_worker(s, reference, now=self.now),
+            lambda impl: impl.register(sent),
+            must_deny=must_deny,
+        )
+        return outcome is not None
+
+    def _launch(self, reference: Manifest, implementation: Manifest | None) -> None:
+        sent = implementation if implementation is not None else reference
+        self.act(lambda s: core.launch_worker(s, reference, now=self.now),
+                 lambda impl: impl.launch(sent))  # fmt: skip
+
+    @rule(
+        target=issued,
+        external_network=st.booleans(),
+        snapshot=st.sampled_from([{}, {"task": "survey"}, {"n": 1, "seen": [1, 2.5, None]}]),
+        worker_id=st.sampled_from(["new", "new", "new", "k1", "k2"]),
+    )
+    def issue_root(self, external_network: bool, snapshot: dict[str, Any], worker_id: str
+                   ) -> Issued | None:  # fmt: skip
+        """Issue a manifest for a new root worker ("new" id, or one used before)."""
+        chosen = self.next_id() if worker_id == "new" else worker_id
+        return self._issue(None, chosen, external_network, snapshot)
+
+    @rule(target=issued, parent=worker_ids, external_network=st.booleans())
+    def issue_child(self, parent: str, external_network: bool) -> Issued | None:
+        """Issue a manifest for a child of ``parent``."""
+        return self._issue(parent, self.next_id(), external_network, {})
+
+    @rule(
+        target=worker_ids,
+        parent=st.none() | worker_ids,
+        external_network=st.sampled_from([False, False, False, True]),
+    )
+    def start_worker(self, parent: str | None, external_network: bool) -> str:
+        """Issue, register and launch a worker: a root, or a child of ``parent``.
+
+        Each of the three steps is checked on its own.
+        """
+        return self._start_worker(parent, external_network=external_network)
+
+    def _start_worker(self, parent: str | None, *, external_network: bool = False) -> str:
+        issued = self._issue(parent, self.next_id(), external_network, {})
+        if issued is None:
+            return parent or "never-issued"
+        if self._register(issued.reference, issued.implementation):
+            self._launch(issued.reference, issued.implementation)
+        return issued.worker_id
+
+    @rule(target=worker_ids, role=roles)
+    def start_child_of(self, role: str) -> str:
+        """Start a child of the registered worker playing ``role`` (the deepest, say)."""
+        parent = pick(self.current, role)
+        return self._start_worker(parent) if parent else "never-issued"
+
+    @rule(target=worker_ids, timing=st.sampled_from(["cooldown-1us", "cooldown", "cooldown+1us"]))
+    def start_sibling_at_cooldown(self, timing: str) -> str:
+        """Start a second child just before, exactly at or just after the cooldown's end.
+
+        The parent is the worker that spawned most recently (or else the newest
+        worker, given a first child now).
+        """
+        parent = pick(self.current, "latest parent")
+        if parent is None:
+            parent = pick(self.current, "newest")
+            if parent is None:
+                return "never-issued"
+            self._start_worker(parent)
+        last_spawn = self.current.controller.spawn_times.get(parent)
+        if last_spawn is not None:
+            moment = last_spawn + CLOCK_STEPS[timing](self.current.contract, self.timeout)
+            self.now = max(self.now, moment)
+        return self._start_worker(parent)
+
+    # -- registering, honestly and not -------------------------------------------------------------
+
+    @rule(target=worker_ids, issued=issued)
+    def register(self, issued: Issued | None) -> str:
+        """Register an issued manifest (perhaps for the second time)."""
+        if issued is None:
+            return "never-issued"
+        self._register(issued.reference, issued.implementation)
+        return issued.worker_id
+
+    @rule(issued=issued, field=st.sampled_from(TAMPERABLE))
+    def register_tampered(self, issued: Issued | None, field: str) -> None:
+        """Register an issued manifest with one field changed after signing."""
+        if issued is not None:
+            forged = tamper(issued.implementation or issued.reference, field)
+            self._register(tamper(issued.reference, field), forged,
+                           must_deny=frozenset({ReasonCode.KILL_SWITCH,
+                                                ReasonCode.BAD_SIGNATURE}))  # fmt: skip
+
+    @rule(issued=issued)
+    def register_signed_by_another_key(self, issued: Issued | None) -> None:
+        """Register an issued manifest re-signed by a key that is not the controller's."""
+        if issued is not None:
+            foreign = sign_manifest(attrs.evolve(issued.reference, signature=""), OTHER_KEY)
+            refused = frozenset({ReasonCode.KILL_SWITCH, ReasonCode.BAD_SIGNATURE})
+            self._register(foreign, None, must_deny=refused)
+
+    @rule(
+        target=worker_ids,
+        ahead=st.sampled_from(["at the skew", "just beyond the skew"]),
+        serial=st.integers(0, 3),
+    )
+    def register_from_the_future(self, ahead: str, serial: int) -> str:
+        """Register a root manifest, validly signed, issued ahead of the clock."""
+        skew = self.current.contract.clock_skew + (TICK if ahead == "just beyond the skew"
+                                                   else timedelta(0))  # fmt: skip
+        manifest = sign_manifest(
+            Manifest(f"future-{serial}", None, 0, {}, self.now + skew, ResourceSpec(0.5, 256)),
+            KEY,
+        )
+        self._register(manifest, None)
+        return manifest.worker_id
+
+    @rule(
+        target=worker_ids,
+        role=roles,
+        depth_offset=st.sampled_from([-1, 0, 1]),
+        serial=st.integers(0, 3),
+    )
+    def register_hand_signed_child(self, role: str, depth_offset: int, serial: int) -> str:
+        """Register a hand-signed child of ``role`` whose depth is off by ``depth_offset``.
+
+        The manifest is signed by the controller's key but was never issued.
+        """
+        parent = pick(self.current, role) or "ghost"
+        entry = self.current.registry.get(parent)
+        depth = max(0, (entry.depth + 1 if entry else 1) + depth_offset)
+        manifest = sign_manifest(
+            Manifest(f"{parent}/hand-{serial}", parent, depth, {}, self.now,
+                     ResourceSpec(0.5, 256)),
+            KEY,
+        )  # fmt: skip
+        self._register(manifest, None)
+        return manifest.worker_id
+
+    # -- containers --------------------------------------------------------------------------------
+
+    @rule(issued=issued)
+    def launch(self, issued: Issued | None) -> None:
+        """Launch the container of an issued manifest's worker (registered or not)."""
+        if issued is not None:
+            self._launch(issued.reference, issued.implementation)
+
+    @rule(role=roles)
+    def relaunch(self, role: str) -> None:
+        """Launch the manifest of the worker playing ``role`` again (a duplicate if it runs)."""
+        worker_id = pick(self.current, role)
+        entry = self.current.registry.get(worker_id) if worker_id else None
+        if entry is not None:
+            self._launch(entry.manifest, None)
+
+    @rule(role=roles)
+    def launch_substitute(self, role: str) -> None:
+        """Launch a validly signed substitute for the manifest ``role`` registered with."""
+        worker_id = pick(self.current, role)
+        entry = self.current.registry.get(worker_id) if worker_id else None
+        if entry is not None:
+            manifest = entry.manifest
+            bigger = attrs.evolve(manifest.resources, cpu_limit=manifest.resources.cpu_limit * 4)
+            substitute = sign_manifest(attrs.evolve(manifest, resources=bigger, signature=""), KEY)
+            self.act(lambda s: core.launch_worker(s, substitute, now=self.now),
+                     lambda impl: impl.launch(substitute),
+                     must_deny=frozenset({ReasonCode.KILL_SWITCH,
+                                          ReasonCode.MANIFEST_MISMATCH}))  # fmt: skip
+
+    @rule(role=roles)
+    def kill(self, role: str) -> None:
+        """Kill the container of the worker playing ``role`` (its registration stays)."""
+        worker_id = pick(self.current, role) or "ghost"
+        self.act(lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
+                 lambda impl: impl.kill(worker_id))  # fmt: skip
+
+    # -- liveness ----------------------------------------------------------------------------------
+
+    @rule(worker_id=worker_ids)
+    def heartbeat(self, worker_id: str) -> None:
+        """Send a heartbeat for a worker id (registered, departed or never registered)."""
+        self.act(lambda s: core.heartbeat(s, worker_id, now=self.now),
+                 lambda impl: impl.heartbeat(worker_id))  # fmt: skip
+
+    @rule(role=roles)
+    def heartbeat_from(self, role: str) -> None:
+        """Send a heartbeat for the registered worker playing ``role``."""
+        worker_id = pick(self.current, role)
+        if worker_id is not None:
+            self.act(lambda s: core.heartbeat(s, worker_id, now=self.now),
+                     lambda impl: impl.heartbeat(worker_id))  # fmt: skip
+
+    @rule()
+    def reap(self) -> None:
+        """Reap every worker silent for longer than the run's heartbeat timeout."""
+        timeout = self.timeout
+        self.act(lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
+                 lambda impl: impl.reap(timeout), timeout=timeout)  # fmt: skip
+
+    # -- quarantine and the kill switch ------------------------------------------------------------
+
+    @rule(role=roles)
+    def quarantine(self, role: str) -> None:
+        """Quarantine the registered worker playing ``role``."""
+        worker_id = pick(self.current, role) or "ghost"
+        self.act(lambda s: core.quarantine_worker(s, worker_id, reason="conformance",
+                                                  now=self.now),
+                 lambda impl: impl.quarantine(worker_id))  # fmt: skip
+
+    @rule(role=roles)
+    def release(self, role: str) -> None:
+        """Release the worker playing ``role`` from quarantine."""
+        worker_id = pick(self.current, role) or "ghost"
+        self.act(lambda s: core.release_worker(s, worker_id, now=self.now),
+                 lambda impl: impl.release(worker_id))  # fmt: skip
+
+    # After the switch every growth is refused; engaging it on an empty system
+    # only shortens the run, so it waits for at least one container.
+    @precondition(lambda self: self.state is not None and len(self.state.containers) >= 1)
+    @rule()
+    def kill_switch(self) -> None:
+        """Engage the kill switch."""
+        self.act(lambda s: core.engage_kill_switch(s, now=self.now),
+                 lambda impl: impl.kill_switch())  # fmt: skip
+
+    # -- time --------------------------------------------------------------------------------------
+
+    @rule(by=st.sampled_from(sorted(CLOCK_STEPS)))
+    def advance_clock(self, by: str) -> None:
+        """Move the clock forward by an amount near one of the contract's boundaries."""
+        self.now += max(timedelta(0), CLOCK_STEPS[by](self.current.contract, self.timeout))
+
+    @rule(
+        role=roles,
+        boundary=st.sampled_from(["cooldown", "heartbeat timeout", "expiration"]),
+        offset=st.sampled_from(["-1us", "exactly", "+1us"]),
+    )
+    def advance_to_boundary(self, role: str, boundary: str, offset: str) -> None:
+        """Move the clock to one side of, or exactly onto, a boundary of ``role``.
+
+        The boundary is the end of its children's cooldown, its heartbeat
+        timeout, or its expiration.
+        """
+        controller = self.current.controller
+        worker_id = pick(self.current, role)
+        entry = controller.registry.get(worker_id) if worker_id else None
+        if worker_id is None or entry is None:
+            return
+        start = {
+            "cooldown": controller.spawn_times.get(worker_id),
+            "heartbeat timeout": entry.last_heartbeat,
+            "expiration": entry.registered_at,
+        }[boundary]
+        length = {
+            "cooldown": controller.contract.cooldown,
+            "heartbeat timeout": self.timeout,
+            "expiration": controller.contract.expiration,
+        }[boundary]
+        if start is None or length is None:
+            return
+        target = start + length + {"-1us": -TICK, "exactly": timedelta(0), "+1us": TICK}[offset]
+        self.now = max(self.now, target)
+
+
+#: The rules that use each optional action; declaring the action a gap removes them.
+RULES_BY_ACTION: dict[str, tuple[str, ...]] = {
+    "heartbeat": ("heartbeat", "heartbeat_from"),
+    "kill": ("kill",),
+    "reap": ("reap",),
+    "kill_switch": ("kill_switch",),
+    "quarantine": ("quarantine",),
+    "release": ("release",),
+}
+
+
+def differential_machine(
+    factory: Callable[[], Implementation] | None,
+    *,
+    mode: str = "observation",
+    gaps: frozenset[str] = frozenset(),
+    stats: RunStats | None = None,
+) -> type[DifferentialMachine]:
+    """Return a machine class checking ``factory``'s implementation against the reference.
+
+    Rules using an action in ``gaps`` are removed, and listed in ``stats.skipped_rules``.
+    """
+    if mode not in MODES:
+        message = f"mode must be one of {MODES}, got {mode!r}"
+        raise ValueError(message)
+    unknown = gaps - OPTIONAL_ACTIONS
+    if unknown:
+        message = f"gaps may only name {sorted(OPTIONAL_ACTIONS)}, got {sorted(unknown)}"
+        raise ValueError(message)
+    skipped = tuple(sorted(name for action in gaps for name in RULES_BY_ACTION[action]))
+    run_stats = stats if stats is not None else RunStats()
+    run_stats.skipped_rules = skipped
+    namespace: dict[str, Any] = {
+        "factory": staticmethod(factory) if factory is not None else None,
+        "mode": mode,
+        "stats": run_stats,
+        # A plain attribute shadows the inherited rule: Hypothesis no longer sees it.
+        **dict.fromkeys(skipped),
+    }
+    return type("DifferentialMachine", (DifferentialMachine,), namespace)

@@ -1,0 +1,172 @@
+"""The conformance kit: it passes correct implementations and names what is wrong with bad ones."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from replication.conformance.adapter import ReferenceImplementation, load_factory
+from replication.conformance.machine import ConformanceFailure, compare_observations
+from replication.conformance.runner import SetupError, run_conformance
+from replication.invariants import Observation, WorkerView
+from tests import toy_implementation as toys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(  # noqa: S603 - our interpreter, our module
+        [sys.executable, "-m", "replication", "conformance", *arguments],
+        capture_output=True, text=True, check=False, cwd=cwd, env=environment,
+    )  # fmt: skip
+
+
+class TestCorrectImplementations:
+    def test_the_kit_passes_the_reference_against_itself(self):
+        report = run_conformance(ReferenceImplementation, seed=11)
+        assert report.conformant, report.render()
+        assert report.implementation_steps == report.steps > 1000
+
+    def test_an_independent_plain_implementation_conforms(self):
+        report = run_conformance(toys.ToyImplementation, seed=12)
+        assert report.conformant, report.render()
+        assert (
+            report.checks[
+                "INV-SIGNATURE: Every registered manifest verifies under the controller's key."
+            ]
+            is True
+        )
+
+    def test_declared_gaps_skip_their_rules_and_are_listed(self):
+        report = run_conformance(toys.WithoutQuarantine, seed=13)
+        assert report.conformant, report.render()
+        assert report.gaps == ("quarantine", "release")
+        assert report.skipped_rules == ("quarantine", "release")
+        assert "skipped rules: quarantine, release" in report.render()
+        assert "denied: quarantined" not in report.witnesses
+
+    def test_strict_mode_forbids_gaps(self):
+        with pytest.raises(SetupError, match="strict mode forbids declared gaps"):
+            run_conformance(toys.WithoutQuarantine, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kind", "action", "names"),
+    [
+        (toys.KillSwitchSurvivor, "invariant", "engage_kill_switch", "INV-KILL-SWITCH"),
+        (toys.DepthOffByOne, "decision", "issue_manifest", "denied (depth_exceeded)"),
+        (toys.IgnoresCooldown, "decision", "issue_manifest", "denied (cooldown)"),
+        (toys.ReapLeavesContainer, "invariant", "reap_stale_workers", "INV-NO-ORPHANS"),
+        (toys.QuarantinedHeartbeat, "decision", "heartbeat", "denied (quarantined)"),
+        (toys.DuplicateLaunchReplaces, "decision", "launch_worker", "denied (already_running)"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+def test_the_kit_rejects_each_faulty_implementation(factory, kind, action, names):
+    """Each known fault is found, attributed to the right action, and named."""
+    report = run_conformance(factory, seed=1, shrink=False)
+    assert not report.conformant
+    assert report.failure_kind == kind
+    assert report.failure is not None
+    assert report.failure.startswith(f"{kind} divergence at {action}")
+    assert names in report.failure
+    assert report.program is not None
+
+
+def test_the_counterexample_is_a_runnable_program():
+    """The report's program, run as it is, reproduces the divergence."""
+    report = run_conformance(toys.QuarantinedHeartbeat, seed=2)
+    assert report.program is not None
+    assert report.program.startswith("from replication.conformance.adapter import load_factory")
+    assert "state.teardown()" in report.program
+    with pytest.raises(ConformanceFailure) as caught:
+        exec(report.program, {})  # noqa: S102 - the point is that it runs
+    assert caught.value.kind == "decision"
+    assert len(re.findall(r"^state\.", report.program, flags=re.M)) < 15  # shrunk
+
+
+def test_an_inconclusive_run_is_not_a_pass():
+    report = run_conformance(ReferenceImplementation, profile="dev", max_examples=3, seed=4)
+    assert report.verdict == "INCONCLUSIVE"
+    assert not report.conformant
+    assert "run longer" in report.render()
+
+
+class TestSetup:
+    def test_missing_methods_are_named(self):
+        class Partial:
+            def start(self, contract, key, clock): ...
+
+        with pytest.raises(SetupError, match=r"the adapter lacks \['issue', 'register'"):
+            run_conformance(Partial)
+
+    def test_unknown_gaps_are_refused(self):
+        class Odd(toys.ToyImplementation):
+            gaps = frozenset({"register"})
+
+        with pytest.raises(SetupError, match="gaps may only name"):
+            run_conformance(Odd)
+
+    def test_targets_are_module_colon_factory(self):
+        assert load_factory("tests.toy_implementation:ToyImplementation") is (
+            toys.ToyImplementation
+        )
+        with pytest.raises(ValueError, match=r"package\.module:factory"):
+            load_factory("tests.toy_implementation")
+
+    def test_observations_compare_only_what_is_reported(self):
+        expected = Observation({"a": WorkerView("a", None, 0, last_heartbeat=None)},
+                               frozenset({"a"}), False, quarantined=frozenset())  # fmt: skip
+        sparse = Observation({"a": WorkerView("a", None, 0)}, frozenset({"a"}), False)
+        assert compare_observations(expected, sparse) == []
+        wrong = Observation({"a": WorkerView("a", None, 1)}, frozenset(), True)
+        assert len(compare_observations(expected, wrong)) == 3
+
+
+class TestCommandLine:
+    def test_a_faulty_implementation_exits_1_with_the_divergence(self):
+        result = run_cli("tests.toy_implementation:QuarantinedHeartbeat", "--seed", "1",
+                         "--mode", "reason", "--no-shrink")  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert "decision divergence at heartbeat" in result.stdout
+        assert "NOT CONFORMANT" in result.stdout
+
+    def test_an_adapter_that_cannot_run_exits_2(self):
+        result = run_cli("tests.toy_implementation:NoSuchThing")
+        assert result.returncode == 2
+        assert "cannot load" in result.stderr
+
+
+def readme_adapter() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.search(r"```python\n(# my_adapter\.py\n.*?)```", text, flags=re.S).group(1)
+
+
+class TestTheReadmeAdapter:
+    """A new user's adapter, copied from the README, runs under the CLI and the plugin."""
+
+    def test_under_the_command_line(self, tmp_path):
+        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        result = run_cli("my_adapter:MyAdapter", "--seed", "5", "--json", "report.json",
+                         cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "CONFORMANT" in result.stdout
+        assert "declared gaps: quarantine, release" in result.stdout
+        assert (tmp_path / "report.json").exists()
+
+    def test_under_the_pytest_plugin(self, tmp_path):
+        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+             "--replication-impl=my_adapter:MyAdapter", "--replication-seed=5"],
+            capture_output=True, text=True, check=False, cwd=tmp_path, env=environment,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "1 passed" in result.stdout
