@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from replication import transitions as core
-from replication.conformance.machine import KEY, DifferentialMachine, Issued, RunStats, pick, roles
+from replication.conformance.fixtures import KEY, pick, roles
+from replication.conformance.machine import DifferentialMachine, Issued, RunStats
 from replication.model import ResourceSpec
 
 

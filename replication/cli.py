@@ -42,6 +42,28 @@ def _conformance(arguments: argparse.Namespace) -> int:
     return 0 if report.conformant else 1
 
 
+def _vectors_export(arguments: argparse.Namespace) -> int:
+    from replication.conformance.vectors import export_vectors  # noqa: PLC0415
+
+    written = export_vectors(Path(arguments.directory))
+    print(f"wrote {len(written)} files to {arguments.directory}")
+    return 0
+
+
+def _vectors_check(arguments: argparse.Namespace) -> int:
+    from replication.conformance.adapter import load_factory  # noqa: PLC0415
+    from replication.conformance.vectors import check_vectors  # noqa: PLC0415
+
+    try:
+        factory = load_factory(arguments.impl) if arguments.impl else None
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        print(f"replication vectors: cannot load {arguments.impl}: {error}", file=sys.stderr)
+        return 2
+    result = check_vectors(Path(arguments.directory), factory)
+    print(result.render())
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``replication`` command."""
     parser = argparse.ArgumentParser(
@@ -91,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     conformance.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     conformance.set_defaults(run=_conformance)
+
+    vectors = commands.add_parser(
+        "vectors", help="export or check language-neutral test vectors"
+    ).add_subparsers(dest="vectors_command", required=True, metavar="ACTION")
+    export = vectors.add_parser("export", help="write the vectors, their index and schema")
+    export.add_argument("directory")
+    export.set_defaults(run=_vectors_export)
+    check = vectors.add_parser(
+        "check", help="verify a vector directory and replay it against an implementation"
+    )
+    check.add_argument("directory")
+    check.add_argument("--impl", metavar="MODULE:FACTORY", default=None,
+                       help="replay the scenarios against this adapter (default: only verify "
+                       "the index and the signing vectors)")  # fmt: skip
+    check.set_defaults(run=_vectors_check)
     return parser
 
 

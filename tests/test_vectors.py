@@ -1,0 +1,131 @@
+"""Test vectors: deterministic, checked in, schema-valid, tamper-evident, replayable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from replication.cli import main
+from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
+from replication.conformance.jsonforms import manifest_from_json, manifest_to_json
+from replication.conformance.vectors import check_vectors, export_vectors
+from replication.errors import ReasonCode
+from tests import toy_implementation as toys
+
+CHECKED_IN = Path(__file__).resolve().parent.parent / "specs" / "vectors"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("vectors")
+    export_vectors(directory)
+    return directory
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*.json")}
+
+
+def test_the_checked_in_vectors_are_exactly_what_the_code_exports(exported):
+    """Regenerating the sample set changes nothing: no drift between code and vectors."""
+    assert files(exported) == files(CHECKED_IN), (
+        "specs/vectors drifted from the code: run `python -m replication vectors export "
+        "specs/vectors` and review the diff"
+    )
+
+
+def test_every_file_matches_the_published_schema(exported):
+    schema = json.loads((exported / "schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for name, content in files(exported).items():
+        if name != "schema.json":
+            jsonschema.validate(json.loads(content), schema)
+
+
+def test_the_index_names_which_vectors_exercise_each_rule(exported):
+    index = json.loads((exported / "index.json").read_text())
+    reachable = {code.value for code in ReasonCode} - {"not_running", "expired"}
+    assert {f"denied:{code}" for code in reachable} <= set(index["rules"])
+    for action in ("issue", "register", "launch", "heartbeat", "kill", "reap", "kill_switch",
+                   "quarantine", "release"):  # fmt: skip
+        assert index["rules"][action]
+
+
+@pytest.mark.parametrize(
+    "factory", [ReferenceImplementation, FacadeImplementation, toys.ToyImplementation]
+)
+def test_the_vectors_replay_cleanly_on_correct_implementations(exported, factory):
+    result = check_vectors(exported, factory)
+    assert result.ok, result.render()
+    assert result.steps > 150
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        toys.KillSwitchSurvivor,
+        toys.DepthOffByOne,
+        toys.IgnoresCooldown,
+        toys.ReapLeavesContainer,
+        toys.QuarantinedHeartbeat,
+        toys.DuplicateLaunchReplaces,
+    ],
+    ids=lambda factory: factory.__name__,
+)
+def test_the_vectors_catch_every_faulty_implementation(exported, factory):
+    assert not check_vectors(exported, factory).ok
+
+
+def test_one_changed_byte_in_a_signing_vector_fails(exported, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    signing = json.loads((copy / "signing.json").read_text())
+    payload = signing["cases"][1]["payload_hex"]
+    flipped = payload[:-2] + ("00" if payload[-2:] != "00" else "01")
+    signing["cases"][1]["payload_hex"] = flipped
+    (copy / "signing.json").write_text(json.dumps(signing, indent=2, ensure_ascii=False))
+    result = check_vectors(copy)
+    assert not result.ok
+    assert any("signing.json case 1: payload bytes differ" in f for f in result.failures)
+    assert any("signing.json: its SHA-256 differs" in f for f in result.failures)
+
+
+def test_a_signature_changed_by_one_byte_no_longer_verifies(exported, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    signing = json.loads((copy / "signing.json").read_text())
+    case = signing["cases"][0]
+    signature = case["manifest"]["signature"]
+    case["manifest"]["signature"] = signature[:-2] + ("00" if signature[-2:] != "00" else "01")
+    (copy / "signing.json").write_text(json.dumps(signing))
+    assert any("case 0: signature fails" in f for f in check_vectors(copy).failures)
+
+
+def test_an_unlisted_or_missing_vector_is_reported(exported, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    (copy / "scenarios" / "quota.json").unlink()
+    (copy / "scenarios" / "extra.json").write_text("{}")
+    failures = check_vectors(copy).failures
+    assert "scenarios/quota.json: listed in index.json but missing" in failures
+    assert any("scenarios/extra.json: not listed" in f for f in failures)
+
+
+def test_manifests_round_trip_through_json(exported):
+    signing = json.loads((exported / "signing.json").read_text())
+    for case in signing["cases"]:
+        assert manifest_to_json(manifest_from_json(case["manifest"])) == case["manifest"]
+
+
+def test_the_command_line(tmp_path, capsys):
+    assert main(["vectors", "export", str(tmp_path)]) == 0
+    assert main(["vectors", "check", str(tmp_path), "--impl",
+                 "tests.toy_implementation:ToyImplementation"]) == 0  # fmt: skip
+    assert main(["vectors", "check", str(tmp_path), "--impl",
+                 "tests.toy_implementation:IgnoresCooldown"]) == 1  # fmt: skip
+    assert main(["vectors", "check", str(tmp_path), "--impl", "no.such:thing"]) == 2
+    assert "cannot load no.such:thing" in capsys.readouterr().err
