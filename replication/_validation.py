@@ -224,10 +224,14 @@ def _freeze(path: str, value: object, depth: int) -> FrozenJSON:
                 raise InvalidTypeError(f"{path} key", "a string (JSON keys are strings)", key)
             child = f"{path}[{key!r}]"
             items[_check_text(f"{path} key", key)] = _freeze(child, item, depth + 1)
-        return immutables.Map(items)
+        return immutables.Map(items) if items else _EMPTY_MAP
     if isinstance(value, list | tuple):
         return tuple(_freeze(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
     raise InvalidTypeError(path, "a JSON value (None, bool, int, float, str, list or dict)", value)
+
+
+#: Every empty snapshot is this one map: one object to track, not one per worker.
+_EMPTY_MAP: immutables.Map[str, FrozenJSON] = immutables.Map()
 
 
 def _check_text(path: str, text: str) -> str:

@@ -360,4 +360,4 @@ class _Unknown(Exception):  # noqa: N818 - private control flow
 
 
 def _deregistered(event: Event) -> list[str]:
-    return [e.worker_id for e in event.effects if e.kind == "worker_deregistered"]
+    return [worker_id for kind, worker_id in event.effects if kind == "worker_deregistered"]

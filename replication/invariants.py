@@ -423,8 +423,8 @@ def check_audit(
     if not event.reason:
         yield f"{step.action}'s event names no reason"
     recorded: dict[str, set[str]] = {}
-    for effect in event.effects:
-        recorded.setdefault(effect.kind, set()).add(effect.worker_id)
+    for kind, worker_id in event.effects:
+        recorded.setdefault(kind, set()).add(worker_id)
     changed = {
         "worker_registered": after.workers.keys() - before.workers.keys(),
         "worker_deregistered": before.workers.keys() - after.workers.keys(),

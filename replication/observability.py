@@ -98,17 +98,15 @@ class StructuredLogger:
         """
         with self._lock:
             self.trail.append(event)
-        for effect in event.effects:
-            self.log(
-                effect.kind, worker_id=effect.worker_id, reason=event.reason, timestamp=event.at
-            )
-            if effect.kind == "resource_enforced" and containers is not None:
-                resources = containers[effect.worker_id].resources
+        for kind, worker_id in event.effects:
+            self.log(kind, worker_id=worker_id, reason=event.reason, timestamp=event.at)
+            if kind == "resource_enforced" and containers is not None:
+                resources = containers[worker_id].resources
                 self.emit_metric(
                     "resource_enforced",
                     1,
                     timestamp=event.at,
-                    worker_id=effect.worker_id,
+                    worker_id=worker_id,
                     cpu=str(resources.cpu_limit),
                     memory=str(resources.memory_limit_mb),
                 )

@@ -199,6 +199,19 @@ def sign_manifest(manifest: Manifest, key: SigningKey) -> Manifest:
     return signed
 
 
+def _sign_new(manifest: Manifest, key: SigningKey) -> Manifest:
+    """Sign a manifest the core has just built and nobody else has seen, in place.
+
+    For :func:`replication.transitions.issue_manifest` only: it saves the copy
+    :func:`sign_manifest` makes.
+    """
+    payload = manifest.signing_payload
+    object.__setattr__(
+        manifest, "signature", format_signature(key.verifying_key.key_id, key.sign(payload))
+    )
+    return manifest
+
+
 def verify_manifest(manifest: Manifest, key: VerifyingKey) -> None:
     """Raise :class:`BadSignatureError` unless ``manifest`` is signed by ``key``.
 

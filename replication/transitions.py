@@ -21,6 +21,8 @@ decides the reason code. ``specs/`` states the same order, clause by clause.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Generic, NamedTuple, NoReturn, TypeVar
 
 import immutables
@@ -36,7 +38,6 @@ from replication.errors import (
 )
 from replication.model import (
     ControllerState,
-    Effect,
     Event,
     Manifest,
     OrchestratorState,
@@ -44,14 +45,16 @@ from replication.model import (
     ResourceSpec,
     State,
     _container_record,
-    _effect,
     _event,
+    _manifest,
     _registry_entry,
 )
-from replication.signing import SigningKey, sign_manifest, verify_manifest
+from replication.signing import SigningKey, _sign_new, verify_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+    from replication.model import RegistryEntry
 
 __all__ = [
     "Outcome",
@@ -95,6 +98,7 @@ class Outcome(NamedTuple, Generic[_S]):
 
 _new = object.__new__
 _set = object.__setattr__
+_tuple_new = tuple.__new__
 
 
 def _replace(record: _T, **changes: object) -> _T:
@@ -109,6 +113,29 @@ def _replace(record: _T, **changes: object) -> _T:
     copy = _new(type(record))
     _set(copy, "__dict__", fields)
     return copy
+
+
+def _with(record: _T, name: str, value: object) -> _T:
+    """Return a copy of a state container with one field changed."""
+    copy = _new(record.__class__)
+    fields = copy.__dict__
+    fields.update(record.__dict__)
+    fields[name] = value
+    return copy
+
+
+def _state(controller: ControllerState, orchestrator: OrchestratorState) -> State:
+    """Return a new whole-system state from its two parts."""
+    state = _new(State)
+    fields = state.__dict__
+    fields["controller"] = controller
+    fields["orchestrator"] = orchestrator
+    return state
+
+
+def _outcome(state: _S, event: Event, manifest: Manifest | None = None) -> Outcome[_S]:
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function.
+    return _tuple_new(Outcome, (state, event, manifest))
 
 
 def _deny(
@@ -154,10 +181,10 @@ def _next_worker_id(controller: ControllerState) -> str:
         serial += 1
 
 
-def _remove_workers(state: State, worker_ids: Iterable[str]) -> tuple[State, list[Effect]]:
+def _remove_workers(state: State, worker_ids: Iterable[str]) -> tuple[State, list[tuple[str, str]]]:
     """Deregister ``worker_ids`` and kill their containers, all in one step."""
     controller = state.controller
-    effects: list[Effect] = []
+    effects: list[tuple[str, str]] = []
     with (
         controller.registry.mutate() as registry,
         controller.quarantined.mutate() as quarantined,
@@ -167,19 +194,35 @@ def _remove_workers(state: State, worker_ids: Iterable[str]) -> tuple[State, lis
         for worker_id in worker_ids:
             if worker_id in containers:
                 del containers[worker_id]
-                effects.append(_effect("container_killed", worker_id))
+                effects.append(("container_killed", worker_id))
             del registry[worker_id]
             quarantined.pop(worker_id, None)
             spawn_times.pop(worker_id, None)
-            effects.append(_effect("worker_deregistered", worker_id))
+            effects.append(("worker_deregistered", worker_id))
         new_controller = _replace(
             controller,
             registry=registry.finish(),
             quarantined=quarantined.finish(),
             spawn_times=spawn_times.finish(),
         )
-        new_orchestrator = _replace(state.orchestrator, containers=containers.finish())
-    return _replace(state, controller=new_controller, orchestrator=new_orchestrator), effects
+        new_orchestrator = _with(state.orchestrator, "containers", containers.finish())
+    return _state(new_controller, new_orchestrator), effects
+
+
+def _older_than(
+    entries: Iterable[RegistryEntry], field: str, now: datetime, age: timedelta
+) -> list[str]:
+    """Return the ids of the entries whose ``field`` time lies more than ``age`` before ``now``.
+
+    ``now - t > age`` is ``t < now - age`` exactly (times are whole microseconds),
+    and computing the cutoff once spares a timedelta per worker.
+    """
+    try:
+        cutoff = now - age
+    except OverflowError:  # an age reaching before year 1: nothing is that old
+        return []
+    getter = attrgetter(field)
+    return [entry.manifest.worker_id for entry in entries if getter(entry) < cutoff]
 
 
 # -- issue and register -----------------------------------------------------------
@@ -208,7 +251,9 @@ def issue_manifest(
     contract = controller.contract
     if not isinstance(key, SigningKey):
         raise InvalidTypeError("key", "a replication.signing.SigningKey", key)
-    if key.verifying_key != controller.verifying_key:
+    if key.verifying_key is not controller.verifying_key and (
+        key.verifying_key != controller.verifying_key
+    ):
         raise InvalidValueError(
             "key", "the signing key of this controller's verifying key", key.verifying_key.key_id
         )
@@ -298,11 +343,13 @@ def issue_manifest(
             f"worker id {worker_id!r} was issued or registered before",
         )
 
-    unsigned = Manifest(worker_id, parent_id, child_depth, snapshot, now, resources)
-    manifest = sign_manifest(unsigned, key)
-    new_controller = _replace(controller, issued_ids=controller.issued_ids.set(worker_id, now))
-    event = _event(action, now, True, OK, worker_id, (_effect("manifest_issued", worker_id),))
-    return Outcome(_replace(state, controller=new_controller), event, manifest)
+    # Every field was checked above: build the manifest once and sign it in place.
+    manifest = _sign_new(
+        _manifest(worker_id, parent_id, child_depth, snapshot, now, resources), key
+    )
+    new_controller = _with(controller, "issued_ids", controller.issued_ids.set(worker_id, now))
+    event = _event(action, now, True, OK, worker_id, (("manifest_issued", worker_id),))
+    return _outcome(_state(new_controller, state.orchestrator), event, manifest)
 
 
 def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome[State]:
@@ -419,8 +466,8 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
         registered_ids=controller.registered_ids.set(worker_id, now),
         spawn_times=spawn_times,
     )
-    event = _event(action, now, True, OK, worker_id, (_effect("worker_registered", worker_id),))
-    return Outcome(_replace(state, controller=new_controller), event)
+    event = _event(action, now, True, OK, worker_id, (("worker_registered", worker_id),))
+    return _outcome(_state(new_controller, state.orchestrator), event)
 
 
 def _check_stop_conditions(state: State, manifest: Manifest, now: datetime) -> None:
@@ -464,10 +511,8 @@ def _launch(
             f"a container for {worker_id!r} is already running",
         )
     record = _container_record(manifest, now)
-    new = _replace(orchestrator, containers=containers.set(worker_id, record))
-    return new, _event(
-        action, now, True, OK, worker_id, (_effect("container_launched", worker_id),)
-    )
+    new = _with(orchestrator, "containers", containers.set(worker_id, record))
+    return new, _event(action, now, True, OK, worker_id, (("container_launched", worker_id),))
 
 
 def launch_container(
@@ -476,7 +521,7 @@ def launch_container(
     """Start a container for any manifest (the standalone orchestrator's rule)."""
     now = _check_now(now)
     new, event = _launch(orchestrator, _check_manifest(manifest), now, "launch_container")
-    return Outcome(new, event)
+    return _outcome(new, event)
 
 
 def launch_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome[State]:
@@ -514,7 +559,7 @@ def launch_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome
             action, ReasonCode.QUARANTINED, now, worker_id, f"worker {worker_id!r} is quarantined"
         )
     orchestrator, event = _launch(state.orchestrator, manifest, now, action)
-    return Outcome(_replace(state, orchestrator=orchestrator), event)
+    return _outcome(_state(state.controller, orchestrator), event)
 
 
 def _kill(
@@ -523,12 +568,10 @@ def _kill(
     containers = orchestrator.containers
     # Killing what does not run is not an error; the event records the skip.
     if worker_id not in containers:
-        effect = _effect("container_kill_skipped", worker_id)
+        effect = ("container_kill_skipped", worker_id)
         return orchestrator, _event(action, now, True, reason, worker_id, (effect,))
-    new = _replace(orchestrator, containers=containers.delete(worker_id))
-    return new, _event(
-        action, now, True, reason, worker_id, (_effect("container_killed", worker_id),)
-    )
+    new = _with(orchestrator, "containers", containers.delete(worker_id))
+    return new, _event(action, now, True, reason, worker_id, (("container_killed", worker_id),))
 
 
 def kill_container(
@@ -539,7 +582,7 @@ def kill_container(
     worker_id = _check_worker_id(worker_id)
     reason = v.check_reason("reason", reason)
     new, event = _kill(orchestrator, worker_id, reason, now, "kill_container")
-    return Outcome(new, event)
+    return _outcome(new, event)
 
 
 def kill_worker(state: State, worker_id: str, *, reason: str, now: datetime) -> Outcome[State]:
@@ -549,8 +592,8 @@ def kill_worker(state: State, worker_id: str, *, reason: str, now: datetime) -> 
     reason = v.check_reason("reason", reason)
     orchestrator, event = _kill(state.orchestrator, worker_id, reason, now, "kill_worker")
     if orchestrator is state.orchestrator:
-        return Outcome(state, event)
-    return Outcome(_replace(state, orchestrator=orchestrator), event)
+        return _outcome(state, event)
+    return _outcome(_state(state.controller, orchestrator), event)
 
 
 def kill_all_containers(
@@ -559,9 +602,9 @@ def kill_all_containers(
     """Stop every running container."""
     now = _check_now(now)
     reason = v.check_reason("reason", reason)
-    effects = tuple(_effect("container_killed", worker_id) for worker_id in orchestrator.containers)
-    new = _replace(orchestrator, containers=immutables.Map())
-    return Outcome(new, _event("kill_all_containers", now, True, reason, None, effects))
+    effects = tuple(zip(repeat("container_killed"), orchestrator.containers))
+    new = _with(orchestrator, "containers", immutables.Map())
+    return _outcome(new, _event("kill_all_containers", now, True, reason, None, effects))
 
 
 def _enforce(orchestrator: OrchestratorState, worker_id: str, now: datetime, action: str) -> Event:
@@ -578,9 +621,7 @@ def _enforce(orchestrator: OrchestratorState, worker_id: str, now: datetime, act
     detail = (
         f"cpu_limit={record.resources.cpu_limit} memory_limit_mb={record.resources.memory_limit_mb}"
     )
-    return _event(
-        action, now, True, OK, worker_id, (_effect("resource_enforced", worker_id),), detail
-    )
+    return _event(action, now, True, OK, worker_id, (("resource_enforced", worker_id),), detail)
 
 
 def enforce_container_bounds(
@@ -589,14 +630,16 @@ def enforce_container_bounds(
     """Apply a running container's CPU and memory limits (recorded, state unchanged)."""
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
-    return Outcome(orchestrator, _enforce(orchestrator, worker_id, now, "enforce_container_bounds"))
+    return _outcome(
+        orchestrator, _enforce(orchestrator, worker_id, now, "enforce_container_bounds")
+    )
 
 
 def enforce_resource_bounds(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
     """System form of :func:`enforce_container_bounds`."""
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
-    return Outcome(state, _enforce(state.orchestrator, worker_id, now, "enforce_resource_bounds"))
+    return _outcome(state, _enforce(state.orchestrator, worker_id, now, "enforce_resource_bounds"))
 
 
 # -- liveness -------------------------------------------------------------------------
@@ -624,9 +667,9 @@ def heartbeat(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
             action, ReasonCode.QUARANTINED, now, worker_id, f"worker {worker_id!r} is quarantined"
         )
     entry = _registry_entry(entry.manifest, now, entry.registered_at)
-    new_controller = _replace(controller, registry=controller.registry.set(worker_id, entry))
-    event = _event(action, now, True, OK, worker_id, (_effect("heartbeat", worker_id),))
-    return Outcome(_replace(state, controller=new_controller), event)
+    new_controller = _with(controller, "registry", controller.registry.set(worker_id, entry))
+    event = _event(action, now, True, OK, worker_id, (("heartbeat", worker_id),))
+    return _outcome(_state(new_controller, state.orchestrator), event)
 
 
 def reap_stale_workers(state: State, *, timeout: timedelta, now: datetime) -> Outcome[State]:
@@ -637,14 +680,10 @@ def reap_stale_workers(state: State, *, timeout: timedelta, now: datetime) -> Ou
     """
     now = _check_now(now)
     timeout = v.check_timedelta("timeout", timeout)
-    stale = [
-        worker_id
-        for worker_id, entry in state.controller.registry.items()
-        if now - entry.last_heartbeat > timeout
-    ]
+    stale = _older_than(state.controller.registry.values(), "last_heartbeat", now, timeout)
     new, effects = _remove_workers(state, stale) if stale else (state, [])
     event = _event("reap_stale_workers", now, True, "heartbeat_timeout", None, tuple(effects))
-    return Outcome(new, event)
+    return _outcome(new, event)
 
 
 def expire_workers(state: State, *, now: datetime) -> Outcome[State]:
@@ -658,14 +697,10 @@ def expire_workers(state: State, *, now: datetime) -> Outcome[State]:
     expired = (
         []
         if expiration is None
-        else [
-            worker_id
-            for worker_id, entry in state.controller.registry.items()
-            if now - entry.registered_at > expiration
-        ]
+        else _older_than(state.controller.registry.values(), "registered_at", now, expiration)
     )
     new, effects = _remove_workers(state, expired) if expired else (state, [])
-    return Outcome(new, _event("expire_workers", now, True, "expired", None, tuple(effects)))
+    return _outcome(new, _event("expire_workers", now, True, "expired", None, tuple(effects)))
 
 
 def deregister_worker(
@@ -686,7 +721,7 @@ def deregister_worker(
             f"worker {worker_id!r} is not registered",
         )
     new, effects = _remove_workers(state, (worker_id,))
-    return Outcome(new, _event(action, now, True, reason, worker_id, tuple(effects)))
+    return _outcome(new, _event(action, now, True, reason, worker_id, tuple(effects)))
 
 
 # -- kill switch and quarantine -----------------------------------------------------------
@@ -699,8 +734,11 @@ def engage_kill_switch(
     now = _check_now(now)
     reason = v.check_reason("reason", reason)
     controller = state.controller
-    effects = [_effect("container_killed", worker_id) for worker_id in state.containers]
-    effects.extend(_effect("worker_deregistered", worker_id) for worker_id in controller.registry)
+    # Plain pairs built in C: see replication.model.Effect for why not named tuples.
+    effects = (
+        *zip(repeat("container_killed"), state.containers),
+        *zip(repeat("worker_deregistered"), controller.registry),
+    )
     empty: immutables.Map[str, object] = immutables.Map()
     new_controller = _replace(
         controller,
@@ -709,13 +747,13 @@ def engage_kill_switch(
         spawn_times=empty,
         kill_switch_engaged=True,
     )
-    new_orchestrator = _replace(state.orchestrator, containers=empty)
+    new_orchestrator = _with(state.orchestrator, "containers", empty)
     detail = (
         f"{len(state.containers)} containers killed, "
         f"{len(controller.registry)} workers deregistered"
     )
-    event = _event("engage_kill_switch", now, True, reason, None, tuple(effects), detail)
-    return Outcome(_replace(state, controller=new_controller, orchestrator=new_orchestrator), event)
+    event = _event("engage_kill_switch", now, True, reason, None, effects, detail)
+    return _outcome(_state(new_controller, new_orchestrator), event)
 
 
 def quarantine_worker(
@@ -745,11 +783,9 @@ def quarantine_worker(
             worker_id,
             f"worker {worker_id!r} is already quarantined",
         )
-    new_controller = _replace(controller, quarantined=controller.quarantined.set(worker_id, now))
-    event = _event(
-        action, now, True, reason, worker_id, (_effect("worker_quarantined", worker_id),)
-    )
-    return Outcome(_replace(state, controller=new_controller), event)
+    new_controller = _with(controller, "quarantined", controller.quarantined.set(worker_id, now))
+    event = _event(action, now, True, reason, worker_id, (("worker_quarantined", worker_id),))
+    return _outcome(_state(new_controller, state.orchestrator), event)
 
 
 def release_worker(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
@@ -776,6 +812,6 @@ def release_worker(state: State, worker_id: str, *, now: datetime) -> Outcome[St
             worker_id,
             f"worker {worker_id!r} is not quarantined",
         )
-    new_controller = _replace(controller, quarantined=controller.quarantined.delete(worker_id))
-    event = _event(action, now, True, OK, worker_id, (_effect("worker_released", worker_id),))
-    return Outcome(_replace(state, controller=new_controller), event)
+    new_controller = _with(controller, "quarantined", controller.quarantined.delete(worker_id))
+    event = _event(action, now, True, OK, worker_id, (("worker_released", worker_id),))
+    return _outcome(_state(new_controller, state.orchestrator), event)

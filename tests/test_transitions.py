@@ -637,11 +637,11 @@ class TestKillSwitch:
         assert len(new.registry) == 0
         assert len(new.controller.quarantined) == 0
         assert new.controller.kill_switch_engaged
-        assert sorted(e.worker_id for e in event.effects if e.kind == "container_killed") == [
+        assert sorted(w for kind, w in event.effects if kind == "container_killed") == [
             root.worker_id,
             child.worker_id,
         ]
-        assert len([e for e in event.effects if e.kind == "worker_deregistered"]) == 3
+        assert len([w for kind, w in event.effects if kind == "worker_deregistered"]) == 3
         assert event.detail == "2 containers killed, 3 workers deregistered"
 
     def test_afterwards_issue_register_and_launch_are_denied(self, state):

@@ -3,7 +3,9 @@
 * ``dev``: fast feedback while editing (seconds);
 * ``ci``: the default when ``CI=true``; big enough that every required witness
   is reached reliably (see :mod:`replication.conformance.witnesses`);
-* ``deep``: long runs for releases.
+* ``deep``: long runs for releases;
+* ``mutation``: ``ci``'s size, derandomised and without shrinking, so a
+  mutation-testing run is repeatable and a killed mutant fails fast.
 
 Without ``HYPOTHESIS_PROFILE``, :func:`profile_name` picks ``ci`` under
 ``CI=true`` and the caller's default otherwise. The test suite's default is
@@ -17,7 +19,7 @@ import os
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 
-__all__ = ["PROFILES", "load_profile", "profile_name"]
+__all__ = ["PROFILES", "PROFILE_NAMES", "load_profile", "profile_name"]
 
 _COMMON = {
     "deadline": None,
@@ -43,12 +45,24 @@ for _name, (_examples, _steps) in PROFILES.items():
     )
 
 
+settings.register_profile(
+    "mutation",
+    settings.get_profile("ci"),
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
+
+#: Every registered profile's name.
+PROFILE_NAMES = (*PROFILES, "mutation")
+
+
 def profile_name(default: str = "dev") -> str:
     """Return ``HYPOTHESIS_PROFILE``, else ``ci`` under ``CI=true``, else ``default``."""
     name = os.environ.get("HYPOTHESIS_PROFILE")
     if name:
-        if name not in PROFILES:
-            message = f"HYPOTHESIS_PROFILE must be one of {sorted(PROFILES)}, got {name!r}"
+        if name not in PROFILE_NAMES:
+            message = f"HYPOTHESIS_PROFILE must be one of {PROFILE_NAMES}, got {name!r}"
             raise ValueError(message)
         return name
     if os.environ.get("CI", "").lower() == "true":

@@ -26,7 +26,7 @@ from replication.conformance.machine import (
     RunStats,
     differential_machine,
 )
-from replication.conformance.profiles import PROFILES
+from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.witnesses import required_for_kit
 from replication.invariants import INVARIANTS
 
@@ -205,8 +205,8 @@ def run_conformance(
     if mode not in MODES:
         message = f"mode must be one of {MODES}, got {mode!r}"
         raise SetupError(message)
-    if profile not in PROFILES:
-        message = f"profile must be one of {sorted(PROFILES)}, got {profile!r}"
+    if profile not in PROFILE_NAMES:
+        message = f"profile must be one of {PROFILE_NAMES}, got {profile!r}"
         raise SetupError(message)
     name = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
     try:
