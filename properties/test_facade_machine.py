@@ -7,6 +7,7 @@ from replication.conformance.adapter import FacadeImplementation
 from replication.conformance.runner import run_conformance
 
 
+# Spec: R-INV-1, R-KIT-2, R-KIT-3.
 def test_the_facade_makes_the_cores_decisions_and_reaches_its_states():
     """Every action through Controller/SandboxOrchestrator agrees with the pure core in
     decision, reason code and full observation, and the run reaches every witness."""

@@ -11,6 +11,7 @@ from properties.reference_machine import ReferenceMachine
 from replication.conformance.machine import RunStats
 
 
+# Spec: R-INV-1, R-AUDIT-1, R-AUDIT-2, R-AUDIT-3.
 def test_the_reference_model_keeps_every_invariant_and_reaches_every_witness():
     stats = RunStats()
     ReferenceMachine.stats = stats

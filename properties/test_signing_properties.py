@@ -57,6 +57,7 @@ def test_a_signed_manifest_verifies(manifest: Manifest):
     verify_manifest(sign_manifest(manifest, KEY), KEY.verifying_key)
 
 
+# Spec: R-SIGN-2, R-SIGN-7.
 @given(manifests, replacements)
 def test_changing_any_signed_field_breaks_the_signature(manifest: Manifest, change):
     field, value = change
@@ -67,11 +68,13 @@ def test_changing_any_signed_field_breaks_the_signature(manifest: Manifest, chan
         verify_manifest(changed, KEY.verifying_key)
 
 
+# Spec: R-SIGN-1, R-SIGN-8.
 @given(manifests, manifests)
 def test_distinct_manifests_have_distinct_signed_bytes(first: Manifest, second: Manifest):
     assert (first == second) == (first.signing_payload == second.signing_payload)
 
 
+# Spec: R-SIGN-1.
 @given(
     st.lists(
         st.sampled_from(["a", ":", "|", "a:b", "", "1", "\u00e9", "e\u0301"]),
@@ -98,6 +101,7 @@ def resource():
     return ResourceSpec(1.0, 1)
 
 
+# Spec: R-SIGN-3.
 @given(st.dictionaries(st.text(max_size=3), json_values, max_size=5), st.randoms())
 def test_key_order_never_changes_the_signed_bytes(snapshot: dict, random):
     shuffled_items = list(snapshot.items())
@@ -107,6 +111,7 @@ def test_key_order_never_changes_the_signed_bytes(snapshot: dict, random):
     assert base.signing_payload == shuffled.signing_payload
 
 
+# Spec: R-SIGN-3, R-SIGN-8.
 @given(
     st.sampled_from(
         [
@@ -127,6 +132,7 @@ def test_json_types_never_collide(pair):
     assert one.signing_payload != other.signing_payload
 
 
+# Spec: R-SIGN-4.
 @given(st.one_of(st.integers(), st.floats(), st.booleans(), st.none()), json_values)
 def test_non_string_keys_are_refused_not_stringified(key, value):
     assume(not isinstance(key, str))
@@ -134,6 +140,7 @@ def test_non_string_keys_are_refused_not_stringified(key, value):
         Manifest("w", None, 0, {key: value}, manifests_time(), resource())
 
 
+# Spec: R-SIGN-1, R-SIGN-2, R-SIGN-3.
 @given(manifests)
 def test_the_payload_is_typed_length_prefixed_canonical_json(manifest: Manifest):
     payload_type, body = parse_pae(manifest.signing_payload)
@@ -146,12 +153,14 @@ def test_the_payload_is_typed_length_prefixed_canonical_json(manifest: Manifest)
     assert "signature" not in decoded
 
 
+# Spec: R-SIGN-7.
 @given(manifests)
 def test_another_keys_signature_is_rejected(manifest: Manifest):
     with pytest.raises(BadSignatureError):
         verify_manifest(sign_manifest(manifest, OTHER_KEY), KEY.verifying_key)
 
 
+# Spec: R-SIGN-6, R-SIGN-7.
 @given(
     manifests,
     st.one_of(
@@ -164,6 +173,7 @@ def test_garbage_signatures_raise_only_bad_signature(manifest: Manifest, garbage
             verify_manifest(attrs.evolve(manifest, signature=signature), KEY.verifying_key)
 
 
+# Spec: R-SIGN-6, R-SIGN-7.
 @given(manifests, st.binary(min_size=64, max_size=64))
 def test_a_well_formed_but_wrong_signature_is_rejected(manifest: Manifest, raw: bytes):
     signature = format_signature(KEY.verifying_key.key_id, raw)

@@ -203,6 +203,7 @@ def on_step(identifier: str) -> Callable[[StepCheck], StepCheck]:
 # -- the checks ------------------------------------------------------------------------
 
 
+# Spec: R-DEPTH-1, R-DEPTH-2.
 @on_state("INV-DEPTH")
 def check_depth(observation: Observation, policy: Policy) -> Iterator[str]:
     """A lineage deeper than the contract allows is replication nobody sanctioned."""
@@ -220,6 +221,7 @@ def check_depth(observation: Observation, policy: Policy) -> Iterator[str]:
             )
 
 
+# Spec: R-QUOTA-1.
 @on_state("INV-QUOTA")
 def check_quota(observation: Observation, policy: Policy) -> Iterator[str]:
     """The replica quota is the hard ceiling on how many copies exist at once."""
@@ -230,6 +232,7 @@ def check_quota(observation: Observation, policy: Policy) -> Iterator[str]:
         )
 
 
+# Spec: R-KILLSWITCH-1.
 @on_state("INV-KILL-SWITCH")
 def check_kill_switch(observation: Observation, policy: Policy) -> Iterator[str]:
     """A kill switch that leaves anything alive, or can be undone, is not a kill switch."""
@@ -240,6 +243,7 @@ def check_kill_switch(observation: Observation, policy: Policy) -> Iterator[str]
             yield f"kill switch engaged but containers {sorted(observation.containers)} run"
 
 
+# Spec: R-KILLSWITCH-2.
 @on_step("INV-KILL-SWITCH")
 def check_kill_switch_stays(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -249,6 +253,7 @@ def check_kill_switch_stays(
         yield f"{step.action} disengaged the kill switch"
 
 
+# Spec: R-LAUNCH-1, R-DEREGISTER-1.
 @on_state("INV-NO-ORPHANS")
 def check_no_orphans(observation: Observation, policy: Policy) -> Iterator[str]:
     """An orphan container runs with no heartbeat, no quota slot and no way to be reaped."""
@@ -257,6 +262,7 @@ def check_no_orphans(observation: Observation, policy: Policy) -> Iterator[str]:
         yield f"containers {sorted(orphans)} run without a registered worker"
 
 
+# Spec: R-SIGN-7.
 @on_state("INV-SIGNATURE")
 def check_signatures(observation: Observation, policy: Policy) -> Iterator[str]:
     """Only manifests the controller signed, unchanged since, may describe a live worker."""
@@ -271,6 +277,7 @@ def check_signatures(observation: Observation, policy: Policy) -> Iterator[str]:
             yield f"{worker.worker_id}'s manifest does not verify: {error}"
 
 
+# Spec: R-SIGN-7, R-REGISTER-1.
 @on_step("INV-SIGNATURE")
 def check_new_signatures(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -286,6 +293,7 @@ def check_new_signatures(
     return check_signatures(arrivals, policy)
 
 
+# Spec: R-COOLDOWN-1, R-COOLDOWN-2.
 @on_state("INV-COOLDOWN")
 def check_cooldown(observation: Observation, policy: Policy) -> Iterator[str]:
     """The cooldown bounds how fast one worker can multiply."""
@@ -311,6 +319,7 @@ def check_cooldown(observation: Observation, policy: Policy) -> Iterator[str]:
             )
 
 
+# Spec: R-COOLDOWN-1, R-COOLDOWN-2.
 @on_step("INV-COOLDOWN")
 def check_cooldown_step(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -326,6 +335,7 @@ def check_cooldown_step(
             )
 
 
+# Spec: R-QUARANTINE-1, R-DEREGISTER-1.
 @on_state("INV-QUARANTINE")
 def check_quarantine_registered(observation: Observation, policy: Policy) -> Iterator[str]:
     """Quarantine isolates a suspect worker until it is released or leaves the registry."""
@@ -336,6 +346,7 @@ def check_quarantine_registered(observation: Observation, policy: Policy) -> Ite
         yield f"{sorted(stray)} are quarantined but not registered"
 
 
+# Spec: R-QUARANTINE-2.
 @on_step("INV-QUARANTINE")
 def check_quarantine_step(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -354,6 +365,7 @@ def check_quarantine_step(
         yield f"quarantined {step.worker_id}'s heartbeat was allowed"
 
 
+# Spec: R-REAP-1, R-DEREGISTER-1.
 @on_step("INV-REAP")
 def check_reap(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -373,6 +385,7 @@ def check_reap(
         yield f"reaped {worker_id} still has a container"
 
 
+# Spec: R-REGISTER-3.
 @on_state("INV-IDS")
 def check_ids(observation: Observation, policy: Policy) -> Iterator[str]:
     """A manifest registers once: a replayed manifest must never bring a worker back."""
@@ -383,6 +396,7 @@ def check_ids(observation: Observation, policy: Policy) -> Iterator[str]:
         yield f"registered workers {sorted(missing)} are missing from the registration history"
 
 
+# Spec: R-REGISTER-3.
 @on_step("INV-IDS")
 def check_no_reregistration(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -395,6 +409,7 @@ def check_no_reregistration(
         yield f"{worker_id} was registered again"
 
 
+# Spec: R-AUDIT-2.
 @on_step("INV-DENIAL-NO-CHANGE")
 def check_denial_changes_nothing(
     before: Observation, step: Step, after: Observation, policy: Policy
@@ -404,6 +419,7 @@ def check_denial_changes_nothing(
         yield f"{step.action} was denied ({step.reason}) but changed the state"
 
 
+# Spec: R-AUDIT-1, R-AUDIT-3.
 @on_step("INV-AUDIT")
 def check_audit(
     before: Observation, step: Step, after: Observation, policy: Policy

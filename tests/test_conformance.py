@@ -28,11 +28,13 @@ def run_cli(*arguments: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[st
 
 
 class TestCorrectImplementations:
+    # Spec: R-KIT-6.
     def test_the_kit_passes_the_reference_against_itself(self):
         report = run_conformance(ReferenceImplementation, seed=11)
         assert report.conformant, report.render()
         assert report.implementation_steps == report.steps > 1000
 
+    # Spec: R-KIT-3.
     def test_an_independent_plain_implementation_conforms(self):
         report = run_conformance(toys.ToyImplementation, seed=12)
         assert report.conformant, report.render()
@@ -43,6 +45,7 @@ class TestCorrectImplementations:
             is True
         )
 
+    # Spec: R-KIT-4.
     def test_declared_gaps_skip_their_rules_and_are_listed(self):
         report = run_conformance(toys.WithoutQuarantine, seed=13)
         assert report.conformant, report.render()
@@ -51,11 +54,13 @@ class TestCorrectImplementations:
         assert "skipped rules: quarantine, release" in report.render()
         assert "denied: quarantined" not in report.witnesses
 
+    # Spec: R-KIT-4.
     def test_strict_mode_forbids_gaps(self):
         with pytest.raises(SetupError, match="strict mode forbids declared gaps"):
             run_conformance(toys.WithoutQuarantine, strict=True)
 
 
+# Spec: R-KIT-3, R-KIT-6.
 @pytest.mark.parametrize(
     ("factory", "kind", "action", "names"),
     [
@@ -79,6 +84,7 @@ def test_the_kit_rejects_each_faulty_implementation(factory, kind, action, names
     assert report.program is not None
 
 
+# Spec: R-KIT-6.
 def test_the_counterexample_is_a_runnable_program():
     """The report's program, run as it is, reproduces the divergence."""
     report = run_conformance(toys.QuarantinedHeartbeat, seed=2)
@@ -91,6 +97,7 @@ def test_the_counterexample_is_a_runnable_program():
     assert len(re.findall(r"^state\.", report.program, flags=re.M)) < 15  # shrunk
 
 
+# Spec: R-KIT-5.
 def test_an_inconclusive_run_is_not_a_pass():
     report = run_conformance(ReferenceImplementation, profile="dev", max_examples=3, seed=4)
     assert report.verdict == "INCONCLUSIVE"
@@ -99,6 +106,7 @@ def test_an_inconclusive_run_is_not_a_pass():
 
 
 class TestSetup:
+    # Spec: R-KIT-1.
     def test_missing_methods_are_named(self):
         class Partial:
             def start(self, contract, key, clock): ...
@@ -106,6 +114,7 @@ class TestSetup:
         with pytest.raises(SetupError, match=r"the adapter lacks \['issue', 'register'"):
             run_conformance(Partial)
 
+    # Spec: R-KIT-1, R-KIT-4.
     def test_unknown_gaps_are_refused(self):
         class Odd(toys.ToyImplementation):
             gaps = frozenset({"register"})
@@ -120,6 +129,7 @@ class TestSetup:
         with pytest.raises(ValueError, match=r"package\.module:factory"):
             load_factory("tests.toy_implementation")
 
+    # Spec: R-KIT-2.
     def test_observations_compare_only_what_is_reported(self):
         expected = Observation({"a": WorkerView("a", None, 0, last_heartbeat=None)},
                                frozenset({"a"}), False, quarantined=frozenset())  # fmt: skip
@@ -130,6 +140,7 @@ class TestSetup:
 
 
 class TestCommandLine:
+    # Spec: R-KIT-6.
     def test_a_faulty_implementation_exits_1_with_the_divergence(self):
         result = run_cli("tests.toy_implementation:QuarantinedHeartbeat", "--seed", "1",
                          "--mode", "reason", "--no-shrink")  # fmt: skip
@@ -137,6 +148,7 @@ class TestCommandLine:
         assert "decision divergence at heartbeat" in result.stdout
         assert "NOT CONFORMANT" in result.stdout
 
+    # Spec: R-KIT-1, R-KIT-6.
     def test_an_adapter_that_cannot_run_exits_2(self):
         result = run_cli("tests.toy_implementation:NoSuchThing")
         assert result.returncode == 2
@@ -151,6 +163,7 @@ def readme_adapter() -> str:
 class TestTheReadmeAdapter:
     """A new user's adapter, copied from the README, runs under the CLI and the plugin."""
 
+    # Spec: R-KIT-1, R-KIT-4.
     def test_under_the_command_line(self, tmp_path):
         (tmp_path / "my_adapter.py").write_text(readme_adapter())
         result = run_cli("my_adapter:MyAdapter", "--seed", "5", "--json", "report.json",
@@ -160,6 +173,7 @@ class TestTheReadmeAdapter:
         assert "declared gaps: quarantine, release" in result.stdout
         assert (tmp_path / "report.json").exists()
 
+    # Spec: R-KIT-1, R-KIT-4.
     def test_under_the_pytest_plugin(self, tmp_path):
         (tmp_path / "my_adapter.py").write_text(readme_adapter())
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -79,6 +79,7 @@ class TestSeedExample:
 
 
 class TestOrchestrator:
+    # Spec: R-LAUNCH-3.
     def test_duplicate_launch_is_denied_and_the_first_container_kept(self):
         orchestrator = SandboxOrchestrator()
         manifest = Manifest("w1", None, 0, {}, datetime.now(UTC), RESOURCES)
@@ -191,6 +192,7 @@ class TestController:
         assert list(orchestrator.containers) == [alive.worker_id]
         assert list(controller.registry) == [alive.worker_id]
 
+    # Spec: R-EXPIRE-1, R-EXPIRE-2.
     def test_expiry(self):
         clock, _, orchestrator, controller = system(expiration_seconds=30)
         worker = root_worker(controller, orchestrator)
@@ -217,6 +219,7 @@ class TestController:
         assert len(controller.registry) == 0
         assert "task_failed" in names(logger)
 
+    # Spec: R-EXPIRE-2.
     def test_tasks_after_the_kill_switch_are_refused(self):
         _, _, orchestrator, controller = system()
         worker = root_worker(controller, orchestrator)
@@ -262,6 +265,7 @@ class TestController:
 
 
 class TestConcurrency:
+    # Spec: R-QUOTA-1.
     def test_racing_registrations_admit_exactly_the_quota(self):
         """200 threads race to register with max_replicas=17: exactly 17 get in."""
         quota = 17
@@ -313,6 +317,7 @@ class TestConcurrency:
 
 
 class TestClocks:
+    # Spec: R-TIME-5.
     def test_the_default_clock_ignores_wall_clock_steps(self, monkeypatch):
         """After construction only the monotonic clock moves it: a wall-clock jump does not."""
         ticks = iter([100.0, 100.0, 102.5])

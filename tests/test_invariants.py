@@ -73,6 +73,7 @@ class TestCatalogue:
             "INV-AUDIT",
         }
 
+    # Spec: R-INV-1.
     def test_a_reachable_state_violates_nothing(self):
         state, root = run(fresh())
         state, _ = run(state, root.worker_id)
@@ -83,6 +84,7 @@ class TestCatalogue:
 class TestStateForms:
     """A hand-made observation breaking one property is reported under that property's id."""
 
+    # Spec: R-INV-1.
     @pytest.mark.parametrize(
         ("expected", "observation"),
         [
@@ -145,6 +147,7 @@ class TestStateForms:
         )
         assert ids(check_state(broken)) == {"INV-NO-ORPHANS"}
 
+    # Spec: R-INV-2.
     def test_unreported_data_never_raises_a_false_alarm(self):
         """Without times, quarantine or history, those checks are vacuous, not failures."""
         sparse = obs(view("p"), view("a", "p", 1), view("b", "p", 1))
@@ -156,11 +159,13 @@ class TestStepForms:
         before = obs(kill_switch=True)
         assert ids(check_step(before, step("release_worker"), obs(), POLICY)) == {"INV-KILL-SWITCH"}
 
+    # Spec: R-AUDIT-2.
     def test_denial_that_changes_something(self):
         before, after = obs(view("a")), obs(view("a"), view("b"))
         violations = check_step(before, step(allowed=False, reason="quota"), after, POLICY)
         assert "INV-DENIAL-NO-CHANGE" in ids(violations)
 
+    # Spec: R-AUDIT-1.
     def test_audit_event_count_and_names(self):
         event = Event("register_worker", T0, True, "ok", "b")
         before, after = obs(), obs(view("b"))
@@ -169,6 +174,7 @@ class TestStepForms:
         wrong_reason = step(events=(attrs.evolve(event, reason="quota"),))
         assert "INV-AUDIT" in ids(check_step(before, wrong_reason, after, POLICY))
 
+    # Spec: R-AUDIT-3.
     def test_audit_effects_must_account_for_every_change(self):
         silent = step(events=(Event("register_worker", T0, True, "ok", "b"),))
         assert ids(check_step(obs(), silent, obs(view("b")), POLICY)) == {"INV-AUDIT"}
@@ -207,6 +213,7 @@ class TestStepForms:
         violations = check_step(obs(), step(), obs(after), policy_of(state))
         assert ids(violations) == {"INV-SIGNATURE"}
 
+    # Spec: R-INV-1.
     def test_real_steps_violate_nothing(self):
         state, root = run(fresh())
         policy = policy_of(state)

@@ -42,6 +42,7 @@ def manifest(**overrides: object) -> Manifest:
 class TestValidationMessages:
     """Every bad value is refused with the field, the expectation and the value received."""
 
+    # Spec: R-SIGN-4, R-INPUT-1.
     @pytest.mark.parametrize(
         ("build", "error", "message"),
         [
@@ -281,12 +282,14 @@ class TestImmutability:
 
 
 class TestEquality:
+    # Spec: R-SIGN-5, R-TIME-2.
     def test_issued_at_is_stored_in_utc(self):
         plus_two = timezone(timedelta(hours=2))
         local = manifest(issued_at=datetime(2026, 1, 1, 2, 0, tzinfo=plus_two))
         assert local.issued_at.tzinfo is UTC
         assert local == manifest()
 
+    # Spec: R-SIGN-8.
     def test_snapshot_equality_is_json_equality(self):
         """1 and 1.0 are the same JSON number; true is not 1."""
         assert manifest(state_snapshot={"x": 1}) == manifest(state_snapshot={"x": 1.0})

@@ -129,11 +129,13 @@ CALLS = {
 }
 
 
+# Spec: R-TIME-1.
 def test_every_public_transition_is_exercised():
     exercised = {name.split(" ")[0] for name in CALLS}
     assert exercised == set(transitions.__all__) - {"Outcome"}
 
 
+# Spec: R-TIME-1.
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_a_transition_reads_no_clock_and_draws_no_randomness(name):
     with forbidding_clocks_and_randomness() as offending, contextlib.suppress(ReplicationDenied):
@@ -141,6 +143,7 @@ def test_a_transition_reads_no_clock_and_draws_no_randomness(name):
     assert offending == []
 
 
+# Spec: R-TIME-1, R-AUDIT-2.
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_a_transition_leaves_its_arguments_untouched(name):
     before = fingerprint(S)

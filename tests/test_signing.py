@@ -79,6 +79,7 @@ def manifest(**overrides: object) -> Manifest:
 
 
 class TestKnownAnswers:
+    # Spec: R-KEY-3.
     def test_rfc8032_test_1(self):
         """Our key wrapper reproduces RFC 8032's first test vector exactly."""
         key = SigningKey.from_seed(RFC8032_SEED)
@@ -86,6 +87,7 @@ class TestKnownAnswers:
         assert key.sign(b"") == RFC8032_SIGNATURE
         key.verifying_key.verify(RFC8032_SIGNATURE, b"")
 
+    # Spec: R-SIGN-1, R-SIGN-2, R-SIGN-3.
     def test_the_signed_bytes_of_a_fixed_manifest(self):
         """The exact bytes: DSSE PAE around RFC 8785 JSON, lengths in bytes, not characters."""
         fixed = manifest(
@@ -105,11 +107,13 @@ class TestKnownAnswers:
         assert fixed.signing_payload == expected
         assert len(body) == len(body.decode()) + 4  # three two-byte and one three-byte char
 
+    # Spec: R-SIGN-1, R-SIGN-5.
     def test_pae_and_timestamps(self):
         assert pae("t", b"") == b"DSSEv1 1 t 0 "
         assert MANIFEST_PAYLOAD_TYPE == "replication.manifest.v1"
         assert format_timestamp(T0) == "2026-01-01T00:00:00.000000Z"
 
+    # Spec: R-SIGN-3.
     def test_canonical_json_is_rfc8785_not_json_dumps(self):
         """Number formatting and key order follow RFC 8785 (ECMAScript, UTF-16 order)."""
         assert (
@@ -152,12 +156,14 @@ class TestSigningKeys:
         with pytest.raises(InvalidTypeError, match="seed must be 32 bytes"):
             SigningKey.from_seed(b"short")
 
+    # Spec: R-SIGN-6.
     def test_key_id_is_a_hash_prefix_of_the_raw_key(self):
         expected = hashlib.sha256(KEY.verifying_key.raw).hexdigest()[:16]
         assert KEY.verifying_key.key_id == expected
 
 
 class TestVerifyingKeyChecks:
+    # Spec: R-KEY-1, R-KEY-2.
     @pytest.mark.parametrize(
         "encoding", SMALL_ORDER_ENCODINGS + [with_sign_bit(e) for e in SMALL_ORDER_ENCODINGS]
     )
@@ -165,12 +171,14 @@ class TestVerifyingKeyChecks:
         with pytest.raises(InvalidKeyError, match="refusing Ed25519 public key"):
             VerifyingKey(bytes.fromhex(encoding))
 
+    # Spec: R-KEY-2.
     def test_the_order_8_points_are_refused_as_small_order(self):
         """The constants above really are torsion points: each is refused for its order."""
         for encoding in SMALL_ORDER_ENCODINGS[2:4]:
             with pytest.raises(InvalidKeyError, match="small order"):
                 VerifyingKey(bytes.fromhex(encoding))
 
+    # Spec: R-KEY-2.
     def test_the_identity_key_would_accept_a_forgery_for_any_message(self):
         """The pitfall we guard against: OpenSSL verifies R = identity, S = 0 under it."""
         identity = bytes.fromhex(SMALL_ORDER_ENCODINGS[1])
@@ -179,6 +187,7 @@ class TestVerifyingKeyChecks:
         with pytest.raises(InvalidKeyError, match="small order"):
             VerifyingKey(identity)
 
+    # Spec: R-KEY-1, R-KEY-2.
     def test_off_curve_and_mixed_order_points_are_refused(self):
         off_curve = (2).to_bytes(32, "little")  # y = 2 has no x on the curve
         with pytest.raises(InvalidKeyError, match="not a point on the curve"):
@@ -189,12 +198,14 @@ class TestVerifyingKeyChecks:
         with pytest.raises(InvalidKeyError, match="outside the prime-order subgroup"):
             VerifyingKey(mixed)
 
+    # Spec: R-KEY-1.
     def test_wrong_lengths_and_types_are_refused(self):
         with pytest.raises(InvalidKeyError, match="32 bytes, got 31"):
             VerifyingKey(RFC8032_PUBLIC[:31])
         with pytest.raises(InvalidTypeError):
             VerifyingKey(RFC8032_PUBLIC.hex())  # type: ignore[arg-type]
 
+    # Spec: R-KEY-3.
     def test_standard_keys_pass(self):
         assert VerifyingKey(RFC8032_PUBLIC).raw == RFC8032_PUBLIC
         for _ in range(5):
@@ -202,6 +213,7 @@ class TestVerifyingKeyChecks:
 
 
 class TestManifestSignatures:
+    # Spec: R-SIGN-6.
     def test_round_trip(self):
         signed = sign_manifest(manifest(), KEY)
         verify_manifest(signed, KEY.verifying_key)
@@ -216,11 +228,13 @@ class TestManifestSignatures:
         recomputed = attrs.evolve(signed)  # a fresh object computes its payload itself
         assert signed.signing_payload == recomputed.signing_payload == unsigned.signing_payload
 
+    # Spec: R-SIGN-7.
     def test_another_key_does_not_verify(self):
         signed = sign_manifest(manifest(), OTHER_KEY)
         with pytest.raises(BadSignatureError, match="does not verify"):
             verify_manifest(signed, KEY.verifying_key)
 
+    # Spec: R-SIGN-7.
     def test_the_key_id_is_only_a_hint(self):
         """Claiming another key id neither helps a forgery nor breaks a genuine signature."""
         signed = sign_manifest(manifest(), KEY)
@@ -237,6 +251,7 @@ class TestManifestSignatures:
         with pytest.raises(BadSignatureError):
             verify_manifest(claimed, KEY.verifying_key)
 
+    # Spec: R-SIGN-6.
     @pytest.mark.parametrize(
         "text",
         [

@@ -70,6 +70,7 @@ def signed(**fields) -> Manifest:
 
 
 class TestIssueManifest:
+    # Spec: R-ISSUE-2, R-DEPTH-1, R-AUDIT-3.
     def test_root_is_issued_at_depth_zero(self, state):
         """A manifest without a parent is a root at depth 0, signed and recorded as issued."""
         new, event, manifest = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
@@ -81,6 +82,7 @@ class TestIssueManifest:
         assert event.allowed
         assert event.effects == (Effect("manifest_issued", "w1"),)
 
+    # Spec: R-DEPTH-1.
     def test_child_depth_is_derived_from_the_registry(self, state):
         """A child's depth is its parent's registered depth plus one."""
         state, root = spawn(state)
@@ -90,6 +92,7 @@ class TestIssueManifest:
         )
         assert (child.depth, grandchild.depth) == (1, 2)
 
+    # Spec: R-ISSUE-3.
     def test_generated_ids_skip_ids_already_used(self, state):
         """Generated ids are w<n>, never one issued or registered before."""
         state, _, first = issue_manifest(state, KEY, resources=RESOURCES, now=T0, worker_id="w2")
@@ -97,6 +100,7 @@ class TestIssueManifest:
         state, _, third = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
         assert [first.worker_id, second.worker_id, third.worker_id] == ["w2", "w3", "w4"]
 
+    # Spec: R-ISSUE-1, R-ISSUE-3.
     @pytest.mark.parametrize("registered", [False, True])
     def test_duplicate_worker_id_is_denied(self, state, registered):
         """An explicit id that was issued, or registered, before is refused."""
@@ -114,14 +118,17 @@ class TestIssueManifest:
             worker_id="dup",
         )
 
+    # Spec: R-ISSUE-1, R-KILLSWITCH-2.
     def test_kill_switch_denies(self, state):
         state, _, _ = engage_kill_switch(state, now=T0)
         denied(ReasonCode.KILL_SWITCH, issue_manifest, state, KEY, resources=RESOURCES, now=T0)
 
+    # Spec: R-ISSUE-1, R-QUOTA-1.
     def test_full_registry_denies(self):
         state, _ = spawn(fresh(max_replicas=1))
         denied(ReasonCode.QUOTA, issue_manifest, state, KEY, resources=RESOURCES, now=T0)
 
+    # Spec: R-ISSUE-1, R-PARENT-1.
     def test_unknown_parent_denies(self, state):
         denied(
             ReasonCode.PARENT_UNKNOWN,
@@ -133,6 +140,7 @@ class TestIssueManifest:
             now=T0,
         )
 
+    # Spec: R-ISSUE-1, R-QUARANTINE-2.
     def test_quarantined_parent_denies(self, state):
         state, root = spawn(state)
         state, _, _ = quarantine_worker(state, root.worker_id, reason="suspicious", now=T0)
@@ -146,6 +154,7 @@ class TestIssueManifest:
             now=T0,
         )
 
+    # Spec: R-ISSUE-1, R-DEPTH-2.
     def test_depth_beyond_max_depth_denies(self):
         state, root = spawn(fresh(max_depth=1))
         state, child = spawn(state, root.worker_id)
@@ -160,6 +169,7 @@ class TestIssueManifest:
         )
         assert "2 > max_depth 1" in denial.detail
 
+    # Spec: R-ISSUE-1, R-COOLDOWN-1.
     def test_cooldown_just_below_denies_and_exactly_at_allows(self, state):
         """Children are cooldown_seconds apart: 9.999999 s is too soon, 10 s is not."""
         state, root = spawn(state)
@@ -178,6 +188,7 @@ class TestIssueManifest:
         )
         assert event.allowed
 
+    # Spec: R-ISSUE-1, R-DEPTH-3.
     def test_claimed_depth_must_match_the_derived_depth(self, state):
         """A depth passed by the caller is checked, never believed."""
         state, root = spawn(state)
@@ -205,6 +216,7 @@ class TestIssueManifest:
         )
         assert child.depth == 1
 
+    # Spec: R-ISSUE-1, R-AUDIT-2.
     def test_checks_run_in_the_documented_order(self):
         """Kill switch before quota before parent before depth before cooldown."""
         state, root = spawn(fresh(max_replicas=2, max_depth=0))
@@ -240,6 +252,7 @@ class TestIssueManifest:
             now=T0,
         )
 
+    # Spec: R-INPUT-1, R-TIME-2.
     def test_invalid_arguments_raise_naming_the_field(self, state):
         with pytest.raises(InvalidTypeError, match=r"^resources must be a ResourceSpec, got None$"):
             issue_manifest(state, KEY, resources=None, now=T0)
@@ -256,6 +269,7 @@ class TestIssueManifest:
 
 
 class TestRegisterWorker:
+    # Spec: R-REGISTER-2, R-COOLDOWN-2.
     def test_registration_records_entry_id_and_spawn_time(self, state):
         state, root = spawn(state)
         state, _, manifest = issue_manifest(
@@ -270,11 +284,13 @@ class TestRegisterWorker:
         assert dict(new.controller.spawn_times) == {root.worker_id: later}
         assert event.effects == (Effect("worker_registered", manifest.worker_id),)
 
+    # Spec: R-REGISTER-1, R-KILLSWITCH-2.
     def test_kill_switch_denies(self, state):
         state, _, manifest = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
         state, _, _ = engage_kill_switch(state, now=T0)
         denied(ReasonCode.KILL_SWITCH, register_worker, state, manifest, now=T0)
 
+    # Spec: R-REGISTER-1, R-SIGN-6, R-SIGN-7.
     @pytest.mark.parametrize(
         "signature",
         [
@@ -297,10 +313,12 @@ class TestRegisterWorker:
             now=T0,
         )
 
+    # Spec: R-REGISTER-1, R-SIGN-7.
     def test_another_keys_signature_is_denied(self, state):
         manifest = sign_manifest(signed(), OTHER_KEY)
         denied(ReasonCode.BAD_SIGNATURE, register_worker, state, manifest, now=T0)
 
+    # Spec: R-SIGN-2, R-SIGN-7.
     @pytest.mark.parametrize(
         "change",
         [
@@ -325,12 +343,14 @@ class TestRegisterWorker:
             now=T0,
         )
 
+    # Spec: R-REGISTER-1, R-REGISTER-3, R-DEREGISTER-1.
     def test_a_manifest_registers_once_even_after_deregistration(self, state):
         state, manifest = spawn(state)
         denied(ReasonCode.REPLAY, register_worker, state, manifest, now=T0)
         state, _, _ = deregister_worker(state, manifest.worker_id, reason="done", now=T0)
         denied(ReasonCode.REPLAY, register_worker, state, manifest, now=T0)
 
+    # Spec: R-REGISTER-1, R-TIME-3.
     def test_issued_in_the_future_beyond_the_skew_is_denied(self, state):
         """Within clock_skew_seconds (1 s) a future issued_at is tolerated; beyond, refused."""
         denied(
@@ -343,6 +363,7 @@ class TestRegisterWorker:
         _, event, _ = register_worker(state, signed(issued_at=T0 + seconds(1)), now=T0)
         assert event.allowed
 
+    # Spec: R-REGISTER-1, R-PARENT-1.
     def test_parent_deregistered_after_issue_is_denied(self, state):
         state, root = spawn(state)
         state, _, manifest = issue_manifest(
@@ -351,6 +372,7 @@ class TestRegisterWorker:
         state, _, _ = deregister_worker(state, root.worker_id, reason="gone", now=T0)
         denied(ReasonCode.PARENT_UNKNOWN, register_worker, state, manifest, now=T0)
 
+    # Spec: R-REGISTER-1, R-QUARANTINE-2.
     def test_parent_quarantined_after_issue_is_denied(self, state):
         state, root = spawn(state)
         state, _, manifest = issue_manifest(
@@ -359,6 +381,7 @@ class TestRegisterWorker:
         state, _, _ = quarantine_worker(state, root.worker_id, reason="x", now=T0)
         denied(ReasonCode.PARENT_QUARANTINED, register_worker, state, manifest, now=T0)
 
+    # Spec: R-REGISTER-1, R-DEPTH-3.
     def test_signed_depth_must_be_the_registry_depth(self, state):
         """Even a validly signed manifest may not claim a depth the registry contradicts."""
         denied(ReasonCode.DEPTH_MISMATCH, register_worker, state, signed(depth=1), now=T0)
@@ -371,6 +394,7 @@ class TestRegisterWorker:
             now=T0,
         )
 
+    # Spec: R-REGISTER-1, R-DEPTH-2.
     def test_depth_is_enforced_again_at_registration(self):
         state, root = spawn(fresh(max_depth=0))
         denied(
@@ -381,6 +405,7 @@ class TestRegisterWorker:
             now=T0,
         )
 
+    # Spec: R-REGISTER-1, R-QUOTA-1.
     def test_quota_is_enforced_again_at_registration(self):
         state = fresh(max_replicas=1)
         state, _, first = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
@@ -388,6 +413,7 @@ class TestRegisterWorker:
         state, _, _ = register_worker(state, first, now=T0)
         denied(ReasonCode.QUOTA, register_worker, state, second, now=T0)
 
+    # Spec: R-REGISTER-1, R-COOLDOWN-1.
     def test_cooldown_is_enforced_again_at_registration(self, state):
         """Two manifests issued together for one parent cannot both register at once."""
         state, root = spawn(state)
@@ -402,6 +428,7 @@ class TestRegisterWorker:
         _, event, _ = register_worker(state, second, now=T0 + seconds(10))
         assert event.allowed
 
+    # Spec: R-REGISTER-5.
     def test_the_first_stop_condition_that_fires_denies_with_its_name(self):
         seen = []
 
@@ -423,6 +450,7 @@ class TestRegisterWorker:
         assert caught.value.event.detail == "no_more_than_one"
         assert seen == [("w1", 0), ("w2", 1)]
 
+    # Spec: R-REGISTER-5.
     def test_a_stop_condition_that_raises_fails_closed(self):
         def broken(context):
             raise RuntimeError("predicate bug")
@@ -433,12 +461,14 @@ class TestRegisterWorker:
             register_worker(state, manifest, now=T0)
         assert caught.value.condition == "broken"
 
+    # Spec: R-INPUT-1.
     def test_not_a_manifest_is_bad_input(self, state):
         with pytest.raises(InvalidTypeError, match=r"^manifest must be a Manifest"):
             register_worker(state, {"worker_id": "w1"}, now=T0)
 
 
 class TestLaunch:
+    # Spec: R-LAUNCH-2.
     def test_launch_worker_starts_the_registered_manifest(self, state):
         state, manifest = spawn(state)
         new, event, _ = launch_worker(state, manifest, now=T0 + seconds(1))
@@ -451,31 +481,37 @@ class TestLaunch:
         assert record.resources == manifest.resources
         assert event.effects == (Effect("container_launched", manifest.worker_id),)
 
+    # Spec: R-LAUNCH-1, R-KILLSWITCH-2.
     def test_kill_switch_denies(self, state):
         state, manifest = spawn(state)
         state, _, _ = engage_kill_switch(state, now=T0)
         denied(ReasonCode.KILL_SWITCH, launch_worker, state, manifest, now=T0)
 
+    # Spec: R-LAUNCH-1.
     def test_unregistered_worker_is_denied(self, state):
         _, _, manifest = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
         denied(ReasonCode.UNKNOWN_WORKER, launch_worker, state, manifest, now=T0)
 
+    # Spec: R-LAUNCH-1, R-SIGN-8.
     def test_a_different_manifest_under_a_registered_id_is_denied(self, state):
         state, manifest = spawn(state)
         other = sign_manifest(attrs.evolve(manifest, resources=ResourceSpec(64.0, 512)), KEY)
         denied(ReasonCode.MANIFEST_MISMATCH, launch_worker, state, other, now=T0)
 
+    # Spec: R-LAUNCH-1, R-QUARANTINE-2.
     def test_quarantined_worker_is_denied(self, state):
         state, manifest = spawn(state)
         state, _, _ = quarantine_worker(state, manifest.worker_id, reason="x", now=T0)
         denied(ReasonCode.QUARANTINED, launch_worker, state, manifest, now=T0)
 
+    # Spec: R-LAUNCH-1.
     def test_duplicate_launch_is_denied_not_replaced(self, state):
         state, manifest = run(state)
         first = state.containers[manifest.worker_id]
         denied(ReasonCode.ALREADY_RUNNING, launch_worker, state, manifest, now=T0 + seconds(5))
         assert state.containers[manifest.worker_id] is first
 
+    # Spec: R-LAUNCH-3.
     def test_standalone_launch_accepts_any_manifest_but_never_replaces(self):
         unsigned = Manifest("w1", None, 0, {}, T0, RESOURCES, signature="signed")
         orchestrator, event, _ = launch_container(OrchestratorState(), unsigned, now=T0)
@@ -485,6 +521,7 @@ class TestLaunch:
 
 
 class TestKill:
+    # Spec: R-KILL-1, R-AUDIT-4.
     def test_kill_worker_stops_the_container_and_keeps_the_registration(self, state):
         state, manifest = run(state)
         new, event, _ = kill_worker(state, manifest.worker_id, reason="test", now=T0)
@@ -495,12 +532,14 @@ class TestKill:
             (Effect("container_killed", manifest.worker_id),),
         )
 
+    # Spec: R-KILL-1, R-AUDIT-3.
     def test_killing_an_unknown_worker_records_a_skip(self, state):
         new, event, _ = kill_worker(state, "ghost", reason="test", now=T0)
         assert new is state
         assert event.allowed
         assert event.effects == (Effect("container_kill_skipped", "ghost"),)
 
+    # Spec: R-KILL-1, R-KILL-2.
     def test_kill_container_and_kill_all_on_the_orchestrator_alone(self):
         orchestrator = OrchestratorState()
         for worker_id in ("a", "b"):
@@ -513,12 +552,14 @@ class TestKill:
         assert len(orchestrator.containers) == 0
         assert event.effects == (Effect("container_killed", "b"),)
 
+    # Spec: R-INPUT-1.
     def test_a_kill_reason_is_required(self, state):
         with pytest.raises(InvalidValueError, match=r"^reason must be a non-empty string"):
             kill_worker(state, "w1", reason="", now=T0)
 
 
 class TestEnforceResourceBounds:
+    # Spec: R-BOUNDS-1.
     def test_a_running_container_is_enforced_without_changing_state(self, state):
         state, manifest = run(state)
         new, event, _ = enforce_resource_bounds(state, manifest.worker_id, now=T0)
@@ -526,6 +567,7 @@ class TestEnforceResourceBounds:
         assert event.effects == (Effect("resource_enforced", manifest.worker_id),)
         assert event.detail == "cpu_limit=1.0 memory_limit_mb=512"
 
+    # Spec: R-BOUNDS-1.
     def test_no_running_container_is_denied(self, state):
         state, manifest = spawn(state)
         denied(ReasonCode.NOT_RUNNING, enforce_resource_bounds, state, manifest.worker_id, now=T0)
@@ -533,6 +575,7 @@ class TestEnforceResourceBounds:
 
 
 class TestHeartbeat:
+    # Spec: R-HEARTBEAT-2.
     def test_heartbeat_moves_last_heartbeat_only(self, state):
         state, manifest = spawn(state)
         new, event, _ = heartbeat(state, manifest.worker_id, now=T0 + seconds(7))
@@ -540,20 +583,24 @@ class TestHeartbeat:
         assert (entry.last_heartbeat, entry.registered_at) == (T0 + seconds(7), T0)
         assert event.effects == (Effect("heartbeat", manifest.worker_id),)
 
+    # Spec: R-HEARTBEAT-1.
     def test_unknown_worker_is_denied(self, state):
         denied(ReasonCode.UNKNOWN_WORKER, heartbeat, state, "ghost", now=T0)
 
+    # Spec: R-HEARTBEAT-1, R-QUARANTINE-2.
     def test_quarantined_worker_is_denied(self, state):
         state, manifest = spawn(state)
         state, _, _ = quarantine_worker(state, manifest.worker_id, reason="x", now=T0)
         denied(ReasonCode.QUARANTINED, heartbeat, state, manifest.worker_id, now=T0)
 
+    # Spec: R-INPUT-1.
     def test_a_worker_id_must_be_a_string(self, state):
         with pytest.raises(InvalidTypeError, match=r"^worker_id must be a string, got 3$"):
             heartbeat(state, 3, now=T0)
 
 
 class TestReapStaleWorkers:
+    # Spec: R-REAP-1, R-DEREGISTER-1, R-AUDIT-4.
     def test_only_workers_silent_longer_than_the_timeout_are_reaped(self, state):
         state, old = run(state)
         state, fresh_worker = run(state, now=T0 + seconds(1))
@@ -566,6 +613,7 @@ class TestReapStaleWorkers:
             Effect("worker_deregistered", old.worker_id),
         )
 
+    # Spec: R-DEREGISTER-1, R-COOLDOWN-2, R-QUARANTINE-2.
     def test_reaping_clears_quarantine_and_spawn_history(self, state):
         state, root = spawn(state)
         state, _ = spawn(state, root.worker_id)
@@ -575,18 +623,21 @@ class TestReapStaleWorkers:
         assert len(new.controller.quarantined) == 0
         assert len(new.controller.spawn_times) == 0
 
+    # Spec: R-REAP-1.
     def test_nothing_stale_returns_the_same_state(self, state):
         state, _ = run(state)
         new, event, _ = reap_stale_workers(state, timeout=seconds(10), now=T0)
         assert new is state
         assert event.effects == ()
 
+    # Spec: R-INPUT-1.
     def test_a_negative_timeout_is_bad_input(self, state):
         with pytest.raises(InvalidValueError, match=r"^timeout must be a datetime.timedelta >= 0"):
             reap_stale_workers(state, timeout=seconds(-1), now=T0)
 
 
 class TestExpireWorkers:
+    # Spec: R-EXPIRE-1, R-AUDIT-4.
     def test_workers_older_than_expiration_are_removed(self):
         state, old = run(fresh(expiration_seconds=60))
         state, young = run(state, now=T0 + seconds(30))
@@ -604,6 +655,7 @@ class TestExpireWorkers:
         assert event.reason == "expired"
         assert Effect("container_killed", old.worker_id) in event.effects
 
+    # Spec: R-EXPIRE-1.
     def test_without_expiration_nothing_expires(self, state):
         state, _ = run(state)
         new, event, _ = expire_workers(state, now=T0 + timedelta(days=10_000))
@@ -612,6 +664,7 @@ class TestExpireWorkers:
 
 
 class TestDeregisterWorker:
+    # Spec: R-DEREGISTER-1, R-DEREGISTER-2.
     def test_deregistration_kills_the_container_in_the_same_step(self, state):
         state, manifest = run(state)
         new, event, _ = deregister_worker(state, manifest.worker_id, reason="done", now=T0)
@@ -622,11 +675,13 @@ class TestDeregisterWorker:
             Effect("worker_deregistered", manifest.worker_id),
         )
 
+    # Spec: R-DEREGISTER-2.
     def test_unknown_worker_is_denied(self, state):
         denied(ReasonCode.UNKNOWN_WORKER, deregister_worker, state, "ghost", reason="x", now=T0)
 
 
 class TestKillSwitch:
+    # Spec: R-KILLSWITCH-1, R-AUDIT-3.
     def test_kills_every_container_and_deregisters_every_worker(self, state):
         state, root = run(state)
         state, child = run(state, root.worker_id)
@@ -644,6 +699,7 @@ class TestKillSwitch:
         assert len([w for kind, w in event.effects if kind == "worker_deregistered"]) == 3
         assert event.detail == "2 containers killed, 3 workers deregistered"
 
+    # Spec: R-KILLSWITCH-2.
     def test_afterwards_issue_register_and_launch_are_denied(self, state):
         _, _, manifest = issue_manifest(state, KEY, resources=RESOURCES, now=T0)
         state, _, _ = engage_kill_switch(state, now=T0)
@@ -651,6 +707,7 @@ class TestKillSwitch:
         denied(ReasonCode.KILL_SWITCH, register_worker, state, manifest, now=T0)
         denied(ReasonCode.KILL_SWITCH, launch_worker, state, manifest, now=T0)
 
+    # Spec: R-KILLSWITCH-1, R-AUDIT-4.
     def test_engaging_twice_is_allowed_and_changes_nothing_more(self, state):
         once, _, _ = engage_kill_switch(state, now=T0)
         twice, event, _ = engage_kill_switch(once, now=T0 + seconds(1), reason="again")
@@ -659,6 +716,7 @@ class TestKillSwitch:
 
 
 class TestQuarantine:
+    # Spec: R-QUARANTINE-1, R-QUARANTINE-3.
     def test_quarantine_and_release(self, state):
         state, manifest = spawn(state)
         state, event, _ = quarantine_worker(state, manifest.worker_id, reason="odd", now=T0)
@@ -671,6 +729,7 @@ class TestQuarantine:
         assert len(state.controller.quarantined) == 0
         assert event.effects == (Effect("worker_released", manifest.worker_id),)
 
+    # Spec: R-QUARANTINE-1, R-QUARANTINE-3.
     def test_denials(self, state):
         state, manifest = spawn(state)
         denied(ReasonCode.UNKNOWN_WORKER, quarantine_worker, state, "ghost", reason="x", now=T0)

@@ -30,6 +30,7 @@ def files(directory: Path) -> dict[str, bytes]:
     return {p.relative_to(directory).as_posix(): p.read_bytes() for p in directory.rglob("*.json")}
 
 
+# Spec: R-VECTOR-5.
 def test_the_checked_in_vectors_are_exactly_what_the_code_exports(exported):
     """Regenerating the sample set changes nothing: no drift between code and vectors."""
     assert files(exported) == files(CHECKED_IN), (
@@ -38,6 +39,7 @@ def test_the_checked_in_vectors_are_exactly_what_the_code_exports(exported):
     )
 
 
+# Spec: R-VECTOR-1.
 def test_every_file_matches_the_published_schema(exported):
     schema = json.loads((exported / "schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -46,6 +48,7 @@ def test_every_file_matches_the_published_schema(exported):
             jsonschema.validate(json.loads(content), schema)
 
 
+# Spec: R-VECTOR-2.
 def test_the_index_names_which_vectors_exercise_each_rule(exported):
     index = json.loads((exported / "index.json").read_text())
     reachable = {code.value for code in ReasonCode} - {"not_running", "expired"}
@@ -55,6 +58,7 @@ def test_the_index_names_which_vectors_exercise_each_rule(exported):
         assert index["rules"][action]
 
 
+# Spec: R-VECTOR-3.
 @pytest.mark.parametrize(
     "factory", [ReferenceImplementation, FacadeImplementation, toys.ToyImplementation]
 )
@@ -64,6 +68,7 @@ def test_the_vectors_replay_cleanly_on_correct_implementations(exported, factory
     assert result.steps > 150
 
 
+# Spec: R-VECTOR-3.
 @pytest.mark.parametrize(
     "factory",
     [
@@ -80,6 +85,7 @@ def test_the_vectors_catch_every_faulty_implementation(exported, factory):
     assert not check_vectors(exported, factory).ok
 
 
+# Spec: R-VECTOR-2, R-VECTOR-4.
 def test_one_changed_byte_in_a_signing_vector_fails(exported, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(exported, copy)
@@ -94,6 +100,7 @@ def test_one_changed_byte_in_a_signing_vector_fails(exported, tmp_path):
     assert any("signing.json: its SHA-256 differs" in f for f in result.failures)
 
 
+# Spec: R-VECTOR-4.
 def test_a_signature_changed_by_one_byte_no_longer_verifies(exported, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(exported, copy)
@@ -105,6 +112,7 @@ def test_a_signature_changed_by_one_byte_no_longer_verifies(exported, tmp_path):
     assert any("case 0: signature fails" in f for f in check_vectors(copy).failures)
 
 
+# Spec: R-VECTOR-2.
 def test_an_unlisted_or_missing_vector_is_reported(exported, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(exported, copy)
@@ -115,12 +123,14 @@ def test_an_unlisted_or_missing_vector_is_reported(exported, tmp_path):
     assert any("scenarios/extra.json: not listed" in f for f in failures)
 
 
+# Spec: R-VECTOR-1.
 def test_manifests_round_trip_through_json(exported):
     signing = json.loads((exported / "signing.json").read_text())
     for case in signing["cases"]:
         assert manifest_to_json(manifest_from_json(case["manifest"])) == case["manifest"]
 
 
+# Spec: R-VECTOR-3.
 def test_the_command_line(tmp_path, capsys):
     assert main(["vectors", "export", str(tmp_path)]) == 0
     assert main(["vectors", "check", str(tmp_path), "--impl",
