@@ -1,9 +1,14 @@
-"""The property suite's state machine: the reference core alone, every invariant each step.
+"""The property suite's state machine: the pure core, an oracle beside it, every invariant.
 
 It is the conformance kit's :class:`~replication.conformance.machine.DifferentialMachine`
-with no implementation attached (so every action runs on the pure core only,
-with its audit events checked too), plus the actions only the core has:
-deregistration, expiry, resource enforcement, and issuing with a claimed depth.
+with the property suite's :class:`~properties.plain_model.PlainModel` attached
+as the implementation, compared in the strictest mode: every decision, reason
+code and observed state of the core must match a plain, independent model of
+the rules, and every invariant must hold on both, after every step. On top of
+the kit's actions it drives the ones only the core has: deregistration, expiry,
+resource enforcement, generated worker ids and claimed depths. At teardown the
+whole final state is checked again, signatures included.
+
 A failure prints the shrunk program; rule and argument names read like the spec.
 """
 
@@ -14,54 +19,88 @@ from typing import Literal
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from properties.plain_model import PlainModel
 from replication import transitions as core
 from replication.conformance.fixtures import KEY, pick, roles
-from replication.conformance.machine import DifferentialMachine, Issued, RunStats
+from replication.conformance.machine import (
+    ConformanceFailure,
+    DifferentialMachine,
+    Issued,
+    RunStats,
+)
+from replication.invariants import check_state
 from replication.model import ResourceSpec
 
 
 class ReferenceMachine(DifferentialMachine):
-    """Random programs over the pure core; every invariant checked after every step."""
+    """Random programs over the pure core, checked against a plain model and the invariants."""
 
-    factory = None
+    factory = PlainModel
+    mode = "observation"
     stats = RunStats()
 
     @rule(
         target=DifferentialMachine.issued,
-        role=roles,
-        claimed=st.sampled_from(["derived", "one too many", "one too few"]),
+        role=st.sampled_from(["none (a root)", "newest", "deepest", "latest parent"]),
+        claimed=st.sampled_from(["nothing", "derived", "one too many", "one too few"]),
     )
-    def issue_child_claiming_depth(
-        self, role: str, claimed: Literal["derived", "one too many", "one too few"]
+    def issue_with_generated_id(
+        self,
+        role: str,
+        claimed: Literal["nothing", "derived", "one too many", "one too few"],
     ) -> Issued | None:
-        """Issue a child of the worker playing ``role``, claiming a depth for it."""
-        parent = pick(self.current, role)
-        if parent is None:
+        """Issue a manifest with the controller choosing the worker id, for a root or a
+        child of the worker playing ``role``, claiming a depth for it or not."""
+        parent = None if role == "none (a root)" else pick(self.current, role)
+        entry = self.current.registry.get(parent) if parent else None
+        derived = entry.depth + 1 if entry else 0
+        depth = {
+            "nothing": None,
+            "derived": derived,
+            "one too many": derived + 1,
+            "one too few": max(0, derived - 1),
+        }[claimed]
+        resources = ResourceSpec(0.5, 256)
+        outcome, manifest = self.act(
+            lambda s: core.issue_manifest(
+                s, KEY, parent_id=parent, depth=depth, resources=resources, now=self.now
+            ),
+            lambda model: model.issue(parent, None, resources, {}, depth=depth),
+        )
+        if outcome is None or outcome.manifest is None:
             return None
-        derived = self.current.registry[parent].depth + 1
-        depth = {"derived": derived, "one too many": derived + 1, "one too few": derived - 1}
-        worker_id = self.next_id()
-        outcome, _ = self.act(
-            lambda s: core.issue_manifest(s, KEY, parent_id=parent, worker_id=worker_id,
-                                          depth=depth[claimed], resources=ResourceSpec(0.5, 256),
-                                          now=self.now),
-            None,
-        )  # fmt: skip
-        return Issued(worker_id, outcome.manifest, None) if outcome and outcome.manifest else None
+        return Issued(outcome.manifest.worker_id, outcome.manifest, manifest)
 
     @rule(role=roles)
     def deregister(self, role: str) -> None:
         """Deregister the worker playing ``role`` (killing its container)."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(lambda s: core.deregister_worker(s, worker_id, reason="done", now=self.now), None)
+        self.act(
+            lambda s: core.deregister_worker(s, worker_id, reason="done", now=self.now),
+            lambda model: model.deregister(worker_id),
+        )
 
     @rule()
     def expire_workers(self) -> None:
         """Remove every worker older than the contract's expiration."""
-        self.act(lambda s: core.expire_workers(s, now=self.now), None)
+        self.act(lambda s: core.expire_workers(s, now=self.now), lambda model: model.expire())
 
     @rule(role=roles)
     def enforce_resource_bounds(self, role: str) -> None:
         """Enforce the limits of the container of the worker playing ``role``."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(lambda s: core.enforce_resource_bounds(s, worker_id, now=self.now), None)
+        self.act(
+            lambda s: core.enforce_resource_bounds(s, worker_id, now=self.now),
+            lambda model: model.enforce(worker_id),
+        )
+
+    def teardown(self) -> None:
+        """Check the final state once more, in full: every manifest's signature too."""
+        if self.state is not None:
+            violations = check_state(self.state)
+            if violations:
+                raise ConformanceFailure(
+                    "reference", "teardown", "no violation", "violation",
+                    [str(v) for v in violations],
+                )  # fmt: skip
+        super().teardown()
