@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,9 +37,9 @@ def _conformance(arguments: argparse.Namespace) -> int:
     except SetupError as error:
         print(f"replication conformance: {error}", file=sys.stderr)
         return 2
-    print(report.render())
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    print(report.render())
     return 0 if report.conformant else 1
 
 
@@ -134,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = build_parser().parse_args(argv)
-    return int(arguments.run(arguments))
+    try:
+        return int(arguments.run(arguments))
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

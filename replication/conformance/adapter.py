@@ -72,7 +72,8 @@ class Implementation(Protocol):
     """What an implementation under test provides.
 
     Every action either returns (allowed) or raises :class:`Denied` (refused,
-    and nothing changed).
+    and nothing changed). Two optional attributes: ``gaps``, the optional
+    actions it does not implement, and ``version``, shown in the report.
     """
 
     def start(self, contract: ReplicationContract, key: SigningKey, clock: Clock) -> None:

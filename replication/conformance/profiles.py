@@ -9,8 +9,9 @@
 
 Without ``HYPOTHESIS_PROFILE``, :func:`profile_name` picks ``ci`` under
 ``CI=true`` and the caller's default otherwise. The test suite's default is
-``ci`` (the README's test command is the CI command); the command line's is
-``dev``.
+``ci`` (the README's test command is the CI command), and so is the command
+line's: a shorter run would leave witnesses unreached and the verdict
+inconclusive.
 """
 
 from __future__ import annotations

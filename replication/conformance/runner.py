@@ -19,6 +19,7 @@ import hypothesis
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
+from replication import __version__
 from replication.conformance.adapter import OPTIONAL_ACTIONS, Implementation, load_factory
 from replication.conformance.machine import (
     MODES,
@@ -42,6 +43,7 @@ DEFAULT_TARGET = "replication.conformance.adapter:FacadeImplementation"
 #: implementation (INV-AUDIT needs audit events, which adapters never supply).
 _NEEDS: dict[str, tuple[str, ...]] = {
     "INV-SIGNATURE": ("manifest",),
+    "INV-REAP": ("last_heartbeat",),
     "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
     "INV-QUARANTINE": ("quarantined",),
     "INV-IDS": ("registered_ever",),
@@ -61,6 +63,9 @@ class Report:
     """The outcome of one conformance run."""
 
     target: str
+    #: The kit's version, and the implementation's (its adapter's ``version``, if any).
+    suite_version: str
+    implementation_version: str | None
     mode: str
     profile: str
     seed: int | None
@@ -97,7 +102,8 @@ class Report:
     def render(self) -> str:
         """Return the report as text."""
         lines = [
-            f"replication conformance: {self.target}",
+            f"replication conformance {self.suite_version}: {self.target}"
+            + (f" {self.implementation_version}" if self.implementation_version else ""),
             f"  mode {self.mode}, profile {self.profile}, seed {self.seed}, strict {self.strict}",
             (
                 f"  {self.examples} examples, {self.steps} steps "
@@ -211,7 +217,8 @@ def run_conformance(
     name = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
     try:
         factory = load_factory(target) if isinstance(target, str) else target
-        gaps = _gaps_of(factory(), strict=strict)
+        probe = factory()
+        gaps = _gaps_of(probe, strict=strict)
     except (ImportError, AttributeError, ValueError, TypeError) as error:
         raise SetupError(f"cannot load {name}: {error}") from error
 
@@ -260,8 +267,11 @@ def run_conformance(
         lacking = [need for need in _NEEDS.get(invariant.id, ()) if need not in stats.reported]
         passed = invariant.id not in stats.violated
         checks[f"{invariant.id}: {invariant.statement}"] = None if lacking and passed else passed
+    version = getattr(probe, "version", None)
     return Report(
         target=name,
+        suite_version=__version__,
+        implementation_version=None if version is None else str(version),
         mode=mode,
         profile=profile,
         seed=seed,
