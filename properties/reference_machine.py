@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from properties.plain_model import PlainModel
 from replication import transitions as core
-from replication.conformance.fixtures import KEY, pick, roles
+from replication.conformance.fixtures import KEY, pick, roles, tamper
 from replication.conformance.machine import (
     ConformanceFailure,
     DifferentialMachine,
@@ -29,7 +30,7 @@ from replication.conformance.machine import (
     RunStats,
 )
 from replication.invariants import check_state
-from replication.model import ResourceSpec
+from replication.model import ResourceSpec, State
 
 
 class ReferenceMachine(DifferentialMachine):
@@ -95,7 +96,12 @@ class ReferenceMachine(DifferentialMachine):
         )
 
     def teardown(self) -> None:
-        """Check the final state once more, in full: every manifest's signature too."""
+        """Check the final state once more, in full: every manifest's signature too.
+
+        And check the checker: the same state with one registered manifest
+        changed after signing must be reported, so that the signature check can
+        never pass vacuously.
+        """
         if self.state is not None:
             violations = check_state(self.state)
             if violations:
@@ -103,4 +109,15 @@ class ReferenceMachine(DifferentialMachine):
                     "reference", "teardown", "no violation", "violation",
                     [str(v) for v in violations],
                 )  # fmt: skip
+            if self.state.registry:
+                forged = _with_one_manifest_tampered(self.state)
+                assert "INV-SIGNATURE" in {v.invariant for v in check_state(forged)}
         super().teardown()
+
+
+def _with_one_manifest_tampered(state: State) -> State:
+    worker_id = min(state.registry)
+    entry = state.registry[worker_id]
+    forged = attrs.evolve(entry, manifest=tamper(entry.manifest, "memory_limit_mb"))
+    controller = attrs.evolve(state.controller, registry=state.registry.set(worker_id, forged))
+    return attrs.evolve(state, controller=controller)

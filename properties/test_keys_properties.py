@@ -61,11 +61,11 @@ def test_anything_but_32_raw_bytes_is_refused(value: object):
 
 @given(st.binary(max_size=80))
 def test_garbage_pem_is_refused_cleanly(data: bytes):
-    with pytest.raises(InvalidKeyError):
+    with pytest.raises(InvalidKeyError, match=r"^not a usable PEM private key: "):
         SigningKey.from_pem(
             b"-----BEGIN PRIVATE KEY-----\n" + data + b"\n-----END PRIVATE KEY-----\n"
         )
-    with pytest.raises(InvalidKeyError):
+    with pytest.raises(InvalidKeyError, match=r"^not a PEM public key: "):
         VerifyingKey.from_pem(data)
 
 

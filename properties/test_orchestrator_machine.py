@@ -53,6 +53,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
         )
         assert record.reason is None
         assert (event.action, event.allowed, event.reason) == ("launch_container", True, "ok")
+        assert (event.at, event.worker_id) == (self.now, worker_id)
         assert event.effects == (("container_launched", worker_id),)
 
     @rule(worker_id=ids)
@@ -67,6 +68,7 @@ class OrchestratorMachine(RuleBasedStateMachine):
             "test",
             worker_id,
         )
+        assert event.at == self.now
         if worker_id in self.running:
             del self.running[worker_id]
             assert event.effects == (("container_killed", worker_id),)
@@ -77,7 +79,12 @@ class OrchestratorMachine(RuleBasedStateMachine):
     @rule()
     def kill_all(self) -> None:
         self.state, event, _ = core.kill_all_containers(self.state, reason="shutdown", now=self.now)
-        assert (event.action, event.reason) == ("kill_all_containers", "shutdown")
+        assert (event.action, event.reason, event.at) == (
+            "kill_all_containers",
+            "shutdown",
+            self.now,
+        )
+        assert (event.allowed, event.worker_id) == (True, None)
         assert sorted(event.effects) == sorted(("container_killed", w) for w in self.running)
         self.running.clear()
 
@@ -88,10 +95,17 @@ class OrchestratorMachine(RuleBasedStateMachine):
         except ReplicationDenied as denied:
             assert worker_id not in self.running
             assert denied.reason is ReasonCode.NOT_RUNNING
+            assert denied.event is not None
+            assert (denied.event.action, denied.event.at) == ("enforce_container_bounds", self.now)
             return
         assert worker_id in self.running
         assert outcome.state is self.state
         assert outcome.event.effects == (("resource_enforced", worker_id),)
+        assert (outcome.event.action, outcome.event.at, outcome.event.worker_id) == (
+            "enforce_container_bounds",
+            self.now,
+            worker_id,
+        )
         resources = self.running[worker_id].resources
         assert outcome.event.detail == (
             f"cpu_limit={resources.cpu_limit} memory_limit_mb={resources.memory_limit_mb}"

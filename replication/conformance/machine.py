@@ -361,11 +361,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         target=issued,
         external_network=st.booleans(),
         snapshot=st.sampled_from([{}, {"task": "survey"}, {"n": 1, "seen": [1, 2.5, None]}]),
-        worker_id=st.sampled_from(["new", "new", "new", "k1", "k2"]),
+        worker_id=st.sampled_from(["new", "new", "new", "k1", "k2", "w2", "w3"]),
     )
     def issue_root(self, external_network: bool, snapshot: dict[str, Any], worker_id: str
                    ) -> Issued | None:  # fmt: skip
-        """Issue a manifest for a new root worker ("new" id, or one used before)."""
+        """Issue a manifest for a new root worker: a "new" id, or a chosen one.
+
+        A chosen id may have been used before, or be one the controller would
+        generate itself.
+        """
         chosen = self.next_id() if worker_id == "new" else worker_id
         return self._issue(None, chosen, external_network, snapshot)
 
