@@ -14,7 +14,7 @@ A failure prints the shrunk program; rule and argument names read like the spec.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 from hypothesis import strategies as st
@@ -23,14 +23,20 @@ from hypothesis.stateful import rule
 from properties.plain_model import PlainModel
 from replication import transitions as core
 from replication.conformance.fixtures import KEY, pick, roles, tamper
-from replication.conformance.machine import (
-    ConformanceFailure,
-    DifferentialMachine,
-    Issued,
-    RunStats,
+from replication.conformance.machine import DifferentialMachine
+from replication.conformance.results import ConformanceFailure, Issued, RunStats
+from replication.invariants import (
+    Step,
+    Violation,
+    check_state,
+    check_step,
+    observe,
+    policy_of,
 )
-from replication.invariants import check_state
 from replication.model import ResourceSpec, State
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class ReferenceMachine(DifferentialMachine):
@@ -63,6 +69,7 @@ class ReferenceMachine(DifferentialMachine):
         }[claimed]
         resources = ResourceSpec(0.5, 256)
         outcome, manifest = self.act(
+            "issue_manifest",
             lambda s: core.issue_manifest(
                 s, KEY, parent_id=parent, depth=depth, resources=resources, now=self.now
             ),
@@ -77,6 +84,7 @@ class ReferenceMachine(DifferentialMachine):
         """Deregister the worker playing ``role`` (killing its container)."""
         worker_id = pick(self.current, role) or "ghost"
         self.act(
+            "deregister_worker",
             lambda s: core.deregister_worker(s, worker_id, reason="done", now=self.now),
             lambda model: model.deregister(worker_id),
         )
@@ -84,13 +92,18 @@ class ReferenceMachine(DifferentialMachine):
     @rule()
     def expire_workers(self) -> None:
         """Remove every worker older than the contract's expiration."""
-        self.act(lambda s: core.expire_workers(s, now=self.now), lambda model: model.expire())
+        self.act(
+            "expire_workers",
+            lambda s: core.expire_workers(s, now=self.now),
+            lambda model: model.expire(),
+        )
 
     @rule(role=roles)
     def enforce_resource_bounds(self, role: str) -> None:
         """Enforce the limits of the container of the worker playing ``role``."""
         worker_id = pick(self.current, role) or "ghost"
         self.act(
+            "enforce_resource_bounds",
             lambda s: core.enforce_resource_bounds(s, worker_id, now=self.now),
             lambda model: model.enforce(worker_id),
         )
@@ -110,9 +123,27 @@ class ReferenceMachine(DifferentialMachine):
                     [str(v) for v in violations],
                 )  # fmt: skip
             if self.state.registry:
-                forged = _with_one_manifest_tampered(self.state)
-                assert "INV-SIGNATURE" in {v.invariant for v in check_state(forged)}
+                _check_the_checkers(self.state, self.now)
         super().teardown()
+
+
+def _check_the_checkers(state: State, now: datetime) -> None:
+    """The catalogue must report, under the right id and naming the worker, a registered
+    manifest changed after signing and a denial that changed the state."""
+    worker_id = min(state.registry)
+    forged = _with_one_manifest_tampered(state)
+    assert Violation(
+        "INV-SIGNATURE",
+        f"{worker_id}'s manifest does not verify: signature does not verify under this key",
+    ) in check_state(forged)
+    before = observe(state)
+    without = attrs.evolve(
+        before, workers={w: v for w, v in before.workers.items() if w != worker_id}
+    )
+    denial = Step("heartbeat", now, False, "quarantined", worker_id)
+    assert Violation(
+        "INV-DENIAL-NO-CHANGE", "heartbeat was denied (quarantined) but changed the state"
+    ) in check_step(before, denial, without, policy_of(state))
 
 
 def _with_one_manifest_tampered(state: State) -> State:

@@ -47,18 +47,6 @@ FrozenJSON: TypeAlias = (
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def require_type(field: str, value: object, types: type | tuple[type, ...], expected: str) -> None:
-    """Raise InvalidTypeError unless ``value`` is an instance of ``types`` (bools never pass)."""
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise InvalidTypeError(field, expected, value)
-    if not isinstance(value, types):
-        raise InvalidTypeError(field, expected, value)
-
-
 def check_identifier(field: str, value: object) -> str:
     """Return ``value`` if it is a usable worker id: text, 1 to 256 characters, printable."""
     if not isinstance(value, str):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from replication.conformance.adapter import ReferenceImplementation, load_factory
-from replication.conformance.machine import ConformanceFailure, compare_observations
+from replication.conformance.results import ConformanceFailure, compare_observations
 from replication.conformance.runner import SetupError, run_conformance
 from replication.invariants import Observation, WorkerView
 from tests import toy_implementation as toys

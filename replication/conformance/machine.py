@@ -40,8 +40,13 @@ from replication.conformance.fixtures import (
     roles,
     tamper,
 )
+from replication.conformance.results import (
+    ConformanceFailure,
+    Issued,
+    RunStats,
+    compare_observations,
+)
 from replication.conformance.strategies import CLOCK_START, contract_parameters
-from replication.conformance.witnesses import WitnessLog
 from replication.errors import ReasonCode, ReplicationDenied
 from replication.invariants import Observation, Policy, Step, check_observation, check_step, observe
 from replication.model import (
@@ -59,121 +64,10 @@ if TYPE_CHECKING:
     from replication.model import Event
     from replication.transitions import Outcome
 
-__all__ = [
-    "KEY",
-    "MODES",
-    "ConformanceFailure",
-    "DifferentialMachine",
-    "Issued",
-    "RunStats",
-    "compare_observations",
-    "differential_machine",
-]
+__all__ = ["MODES", "DifferentialMachine", "differential_machine"]
 
 #: Comparison modes, from the loosest to the strictest.
 MODES = ("decision", "reason", "observation")
-
-
-def compare_observations(expected: Observation, got: Observation) -> list[str]:
-    """Return the differences between the reference's observation and an implementation's.
-
-    Optional data the implementation does not report (``None``) is not compared.
-    """
-    differences = []
-    if expected.kill_switch_engaged != got.kill_switch_engaged:
-        differences.append(
-            f"kill switch engaged: expected {expected.kill_switch_engaged}, "
-            f"got {got.kill_switch_engaged}"
-        )
-    if set(expected.workers) != set(got.workers):
-        differences.append(
-            f"registered workers: expected {sorted(expected.workers)}, got {sorted(got.workers)}"
-        )
-    if expected.containers != got.containers:
-        differences.append(
-            f"running containers: expected {sorted(expected.containers)}, "
-            f"got {sorted(got.containers)}"
-        )
-    for name in ("quarantined", "registered_ever"):
-        reported = getattr(got, name)
-        if reported is not None and reported != getattr(expected, name):
-            differences.append(
-                f"{name}: expected {sorted(getattr(expected, name))}, got {sorted(reported)}"
-            )
-    for worker_id in sorted(set(expected.workers) & set(got.workers)):
-        want, have = expected.workers[worker_id], got.workers[worker_id]
-        for field in attrs.fields(type(want)):
-            reported = getattr(have, field.name)
-            if reported is not None and reported != getattr(want, field.name):
-                differences.append(
-                    f"{worker_id}.{field.name}: expected {getattr(want, field.name)!r}, "
-                    f"got {reported!r}"
-                )
-    return differences
-
-
-@attrs.frozen
-class Issued:
-    """A manifest issued by both sides for the same worker id."""
-
-    worker_id: str
-    reference: Manifest
-    implementation: Manifest | None
-
-    def __repr__(self) -> str:
-        return f"Issued({self.worker_id!r})"
-
-
-class ConformanceFailure(AssertionError):  # noqa: N818 - it reports a failed check
-    """The implementation diverged from the reference, or broke an invariant.
-
-    ``kind`` is ``decision``, ``reason``, ``observation``, ``invariant`` or
-    ``reference`` (the reference itself broke an invariant: a bug of ours).
-    """
-
-    def __init__(self, kind: str, action: str, expected: str, got: str, details: list[str]) -> None:
-        self.kind = kind
-        self.action = action
-        self.expected = expected
-        self.got = got
-        self.details = details
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        """Return the failure as the report prints it: expected and got, side by side."""
-        width = max(len("expected"), len(self.expected))
-        lines = [
-            f"{self.kind} divergence at {self.action}",
-            f"  {'expected':<{width}}  | got",
-            f"  {self.expected:<{width}}  | {self.got}",
-        ]
-        lines += [f"  - {detail}" for detail in self.details]
-        return "\n".join(lines)
-
-
-@attrs.define
-class RunStats:
-    """What a run did: examples and steps, skipped rules, witnesses, invariant failures."""
-
-    examples: int = 0
-    steps: int = 0
-    implementation_steps: int = 0
-    witnesses: WitnessLog = attrs.field(factory=WitnessLog)
-    violated: set[str] = attrs.field(factory=set)
-    skipped_rules: tuple[str, ...] = ()
-    #: The optional observation data the implementation reported at least once.
-    reported: set[str] = attrs.field(factory=set)
-
-    def note_reported(self, observation: Observation) -> None:
-        """Remember which optional data an observation carries."""
-        for name in ("quarantined", "registered_ever"):
-            if getattr(observation, name) is not None:
-                self.reported.add(name)
-        for worker in observation.workers.values():
-            for name in ("registered_at", "last_heartbeat", "last_child_registered_at",
-                         "manifest"):  # fmt: skip
-                if getattr(worker, name) is not None:
-                    self.reported.add(name)
 
 
 def _outcome(call: Callable[[], Any]) -> tuple[bool, str | None, Any]:
@@ -237,13 +131,18 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def act(
         self,
+        action: str,
         reference: Callable[[State], Outcome[State]],
         implementation: Callable[[Implementation], Any] | None,
         *,
         must_deny: frozenset[ReasonCode] | None = None,
         timeout: timedelta | None = None,
     ) -> tuple[Outcome[State] | None, Any]:
-        """Apply one action to the reference and the implementation; check everything."""
+        """Apply one action to the reference and the implementation; check everything.
+
+        ``action`` names the core transition ``reference`` calls; its audit event
+        must say so.
+        """
         before = self.current
         observed_before = observe(before)
         outcome: Outcome[State] | None
@@ -255,18 +154,28 @@ class DifferentialMachine(RuleBasedStateMachine):
             event, after = outcome.event, outcome.state
         if event is None:  # pragma: no cover - the core always attaches its event
             raise RuntimeError("a core denial without an audit event")
+        if event.action != action or event.at != self.now:
+            raise ConformanceFailure(
+                "reference",
+                action,
+                f"an event for {action} at {self.now}",
+                f"{event.action} at {event.at}",
+                [],
+            )
         self._check_reference(event, must_deny)
         # Re-observing ``before`` also proves a denial left it untouched.
         observed_after = observe(after)
-        step = Step(event.action, event.at, event.allowed, event.reason, event.worker_id,
-                    (event,), timeout)  # fmt: skip
+        step = Step(
+            event.action, event.at, event.allowed, event.reason, event.worker_id, (event,), timeout
+        )
         policy = Policy(before.contract, KEY.verifying_key)
         violations = check_step(observed_before, step, observed_after, policy)
         violations += check_observation(observed_after, Policy(before.contract))
         if violations:
             self.stats.violated.update(v.invariant for v in violations)
-            raise ConformanceFailure("reference", event.action, "no violation",
-                                     "violation", [str(v) for v in violations])  # fmt: skip
+            raise ConformanceFailure(
+                "reference", event.action, "no violation", "violation", [str(v) for v in violations]
+            )
         self.stats.witnesses.record(observed_before, step, observed_after, policy)
         self.state = after
         self.stats.steps += 1
@@ -282,9 +191,12 @@ class DifferentialMachine(RuleBasedStateMachine):
             return
         if event.allowed or ReasonCode(event.reason) not in must_deny:
             raise ConformanceFailure(
-                "reference", event.action, f"denied with one of {sorted(must_deny)}",
-                "allowed" if event.allowed else event.reason, ["a hostile input got through"],
-            )  # fmt: skip
+                "reference",
+                event.action,
+                f"denied with one of {sorted(must_deny)}",
+                "allowed" if event.allowed else event.reason,
+                ["a hostile input got through"],
+            )
 
     def _act_on_implementation(
         self,
@@ -305,47 +217,70 @@ class DifferentialMachine(RuleBasedStateMachine):
         expected_decision = "allowed" if expected.allowed else f"denied ({expected.reason})"
         got_decision = "allowed" if allowed else f"denied ({reason})"
         if allowed != expected.allowed:
-            raise ConformanceFailure("decision", expected.action, expected_decision,
-                                     got_decision, [])  # fmt: skip
+            raise ConformanceFailure(
+                "decision", expected.action, expected_decision, got_decision, []
+            )
         if self.mode != "decision" and not allowed and reason != expected.reason:
-            raise ConformanceFailure("reason", expected.action, expected_decision,
-                                     got_decision, [])  # fmt: skip
-        step = Step(expected.action, expected.now, allowed, reason or "", expected.worker_id,
-                    None, timeout)  # fmt: skip
+            raise ConformanceFailure("reason", expected.action, expected_decision, got_decision, [])
+        step = Step(
+            expected.action, expected.now, allowed, reason or "", expected.worker_id, None, timeout
+        )
         violations = check_step(observed_before, step, observed_after, policy)
         violations += check_observation(observed_after, Policy(policy.contract))
         if violations:
             self.stats.violated.update(v.invariant for v in violations)
             raise ConformanceFailure(
-                "invariant", expected.action, "every invariant holds",
-                ", ".join(sorted({v.invariant for v in violations})), [str(v) for v in violations],
-            )  # fmt: skip
+                "invariant",
+                expected.action,
+                "every invariant holds",
+                ", ".join(sorted({v.invariant for v in violations})),
+                [str(v) for v in violations],
+            )
         if self.mode == "observation":
             differences = compare_observations(expected_after, observed_after)
             if differences:
-                raise ConformanceFailure("observation", expected.action, "the reference state",
-                                         "a different state", differences)  # fmt: skip
+                raise ConformanceFailure(
+                    "observation",
+                    expected.action,
+                    "the reference state",
+                    "a different state",
+                    differences,
+                )
         return result
 
     # -- issuing and starting workers ------------------------------------------------------------
 
-    def _issue(self, parent: str | None, worker_id: str, external_network: bool,
-               snapshot: dict[str, Any]) -> Issued | None:  # fmt: skip
+    def _issue(
+        self, parent: str | None, worker_id: str, external_network: bool, snapshot: dict[str, Any]
+    ) -> Issued | None:
         resources = ResourceSpec(0.5, 256, NetworkPolicy(allow_external=external_network))
         outcome, manifest = self.act(
-            lambda s: core.issue_manifest(s, KEY, parent_id=parent, worker_id=worker_id,
-                                          resources=resources, state_snapshot=snapshot,
-                                          now=self.now),
+            "issue_manifest",
+            lambda s: core.issue_manifest(
+                s,
+                KEY,
+                parent_id=parent,
+                worker_id=worker_id,
+                resources=resources,
+                state_snapshot=snapshot,
+                now=self.now,
+            ),
             lambda impl: impl.issue(parent, worker_id, resources, snapshot),
-        )  # fmt: skip
+        )
         if outcome is None or outcome.manifest is None:
             return None
         return Issued(worker_id, outcome.manifest, manifest)
 
-    def _register(self, reference: Manifest, implementation: Manifest | None, *,
-                  must_deny: frozenset[ReasonCode] | None = None) -> bool:  # fmt: skip
+    def _register(
+        self,
+        reference: Manifest,
+        implementation: Manifest | None,
+        *,
+        must_deny: frozenset[ReasonCode] | None = None,
+    ) -> bool:
         sent = implementation if implementation is not None else reference
         outcome, _ = self.act(
+            "register_worker",
             lambda s: core.register_worker(s, reference, now=self.now),
             lambda impl: impl.register(sent),
             must_deny=must_deny,
@@ -354,8 +289,11 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     def _launch(self, reference: Manifest, implementation: Manifest | None) -> None:
         sent = implementation if implementation is not None else reference
-        self.act(lambda s: core.launch_worker(s, reference, now=self.now),
-                 lambda impl: impl.launch(sent))  # fmt: skip
+        self.act(
+            "launch_worker",
+            lambda s: core.launch_worker(s, reference, now=self.now),
+            lambda impl: impl.launch(sent),
+        )
 
     @rule(
         target=issued,
@@ -363,8 +301,9 @@ class DifferentialMachine(RuleBasedStateMachine):
         snapshot=st.sampled_from([{}, {"task": "survey"}, {"n": 1, "seen": [1, 2.5, None]}]),
         worker_id=st.sampled_from(["new", "new", "new", "k1", "k2", "w2", "w3"]),
     )
-    def issue_root(self, external_network: bool, snapshot: dict[str, Any], worker_id: str
-                   ) -> Issued | None:  # fmt: skip
+    def issue_root(
+        self, external_network: bool, snapshot: dict[str, Any], worker_id: str
+    ) -> Issued | None:
         """Issue a manifest for a new root worker: a "new" id, or a chosen one.
 
         A chosen id may have been used before, or be one the controller would
@@ -438,9 +377,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         """Register an issued manifest with one field changed after signing."""
         if issued is not None:
             forged = tamper(issued.implementation or issued.reference, field)
-            self._register(tamper(issued.reference, field), forged,
-                           must_deny=frozenset({ReasonCode.KILL_SWITCH,
-                                                ReasonCode.BAD_SIGNATURE}))  # fmt: skip
+            self._register(
+                tamper(issued.reference, field),
+                forged,
+                must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.BAD_SIGNATURE}),
+            )
 
     @rule(issued=issued)
     def register_signed_by_another_key(self, issued: Issued | None) -> None:
@@ -457,8 +398,9 @@ class DifferentialMachine(RuleBasedStateMachine):
     )
     def register_from_the_future(self, ahead: str, serial: int) -> str:
         """Register a root manifest, validly signed, issued ahead of the clock."""
-        skew = self.current.contract.clock_skew + (TICK if ahead == "just beyond the skew"
-                                                   else timedelta(0))  # fmt: skip
+        skew = self.current.contract.clock_skew + (
+            TICK if ahead == "just beyond the skew" else timedelta(0)
+        )
         manifest = sign_manifest(
             Manifest(f"future-{serial}", None, 0, {}, self.now + skew, ResourceSpec(0.5, 256)),
             KEY,
@@ -481,10 +423,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         entry = self.current.registry.get(parent)
         depth = max(0, (entry.depth + 1 if entry else 1) + depth_offset)
         manifest = sign_manifest(
-            Manifest(f"{parent}/hand-{serial}", parent, depth, {}, self.now,
-                     ResourceSpec(0.5, 256)),
+            Manifest(
+                f"{parent}/hand-{serial}", parent, depth, {}, self.now, ResourceSpec(0.5, 256)
+            ),
             KEY,
-        )  # fmt: skip
+        )
         self._register(manifest, None)
         return manifest.worker_id
 
@@ -513,40 +456,55 @@ class DifferentialMachine(RuleBasedStateMachine):
             manifest = entry.manifest
             bigger = attrs.evolve(manifest.resources, cpu_limit=manifest.resources.cpu_limit * 4)
             substitute = sign_manifest(attrs.evolve(manifest, resources=bigger, signature=""), KEY)
-            self.act(lambda s: core.launch_worker(s, substitute, now=self.now),
-                     lambda impl: impl.launch(substitute),
-                     must_deny=frozenset({ReasonCode.KILL_SWITCH,
-                                          ReasonCode.MANIFEST_MISMATCH}))  # fmt: skip
+            self.act(
+                "launch_worker",
+                lambda s: core.launch_worker(s, substitute, now=self.now),
+                lambda impl: impl.launch(substitute),
+                must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.MANIFEST_MISMATCH}),
+            )
 
     @rule(role=roles)
     def kill(self, role: str) -> None:
         """Kill the container of the worker playing ``role`` (its registration stays)."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
-                 lambda impl: impl.kill(worker_id))  # fmt: skip
+        self.act(
+            "kill_worker",
+            lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
+            lambda impl: impl.kill(worker_id),
+        )
 
     # -- liveness ----------------------------------------------------------------------------------
 
     @rule(worker_id=worker_ids)
     def heartbeat(self, worker_id: str) -> None:
         """Send a heartbeat for a worker id (registered, departed or never registered)."""
-        self.act(lambda s: core.heartbeat(s, worker_id, now=self.now),
-                 lambda impl: impl.heartbeat(worker_id))  # fmt: skip
+        self.act(
+            "heartbeat",
+            lambda s: core.heartbeat(s, worker_id, now=self.now),
+            lambda impl: impl.heartbeat(worker_id),
+        )
 
     @rule(role=roles)
     def heartbeat_from(self, role: str) -> None:
         """Send a heartbeat for the registered worker playing ``role``."""
         worker_id = pick(self.current, role)
         if worker_id is not None:
-            self.act(lambda s: core.heartbeat(s, worker_id, now=self.now),
-                     lambda impl: impl.heartbeat(worker_id))  # fmt: skip
+            self.act(
+                "heartbeat",
+                lambda s: core.heartbeat(s, worker_id, now=self.now),
+                lambda impl: impl.heartbeat(worker_id),
+            )
 
     @rule()
     def reap(self) -> None:
         """Reap every worker silent for longer than the run's heartbeat timeout."""
         timeout = self.timeout
-        self.act(lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
-                 lambda impl: impl.reap(timeout), timeout=timeout)  # fmt: skip
+        self.act(
+            "reap_stale_workers",
+            lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
+            lambda impl: impl.reap(timeout),
+            timeout=timeout,
+        )
 
     # -- quarantine and the kill switch ------------------------------------------------------------
 
@@ -554,16 +512,21 @@ class DifferentialMachine(RuleBasedStateMachine):
     def quarantine(self, role: str) -> None:
         """Quarantine the registered worker playing ``role``."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(lambda s: core.quarantine_worker(s, worker_id, reason="conformance",
-                                                  now=self.now),
-                 lambda impl: impl.quarantine(worker_id))  # fmt: skip
+        self.act(
+            "quarantine_worker",
+            lambda s: core.quarantine_worker(s, worker_id, reason="conformance", now=self.now),
+            lambda impl: impl.quarantine(worker_id),
+        )
 
     @rule(role=roles)
     def release(self, role: str) -> None:
         """Release the worker playing ``role`` from quarantine."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(lambda s: core.release_worker(s, worker_id, now=self.now),
-                 lambda impl: impl.release(worker_id))  # fmt: skip
+        self.act(
+            "release_worker",
+            lambda s: core.release_worker(s, worker_id, now=self.now),
+            lambda impl: impl.release(worker_id),
+        )
 
     # After the switch every growth is refused; engaging it on an empty system
     # only shortens the run, so it waits for at least one container.
@@ -571,8 +534,11 @@ class DifferentialMachine(RuleBasedStateMachine):
     @rule()
     def kill_switch(self) -> None:
         """Engage the kill switch."""
-        self.act(lambda s: core.engage_kill_switch(s, now=self.now),
-                 lambda impl: impl.kill_switch())  # fmt: skip
+        self.act(
+            "engage_kill_switch",
+            lambda s: core.engage_kill_switch(s, now=self.now),
+            lambda impl: impl.kill_switch(),
+        )
 
     # -- time --------------------------------------------------------------------------------------
 

@@ -21,13 +21,9 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
 from replication.conformance.adapter import OPTIONAL_ACTIONS, Implementation, load_factory
-from replication.conformance.machine import (
-    MODES,
-    ConformanceFailure,
-    RunStats,
-    differential_machine,
-)
+from replication.conformance.machine import MODES, differential_machine
 from replication.conformance.profiles import PROFILE_NAMES
+from replication.conformance.results import ConformanceFailure, RunStats
 from replication.conformance.witnesses import required_for_kit
 from replication.invariants import INVARIANTS
 

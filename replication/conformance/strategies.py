@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -113,11 +113,3 @@ def contract_parameters(draw: st.DrawFn) -> dict[str, Any]:
         "stop_on_external_network": draw(st.booleans()),
         "heartbeat_timeout_seconds": draw(st.sampled_from([5.0, 30.0])),
     }
-
-
-def timedeltas_around(*centres: timedelta) -> st.SearchStrategy[timedelta]:
-    """Durations exactly at, one microsecond below and above each centre."""
-    tick = timedelta(microseconds=1)
-    return st.sampled_from(
-        sorted({max(timedelta(0), c + d) for c in centres for d in (-tick, timedelta(0), tick)})
-    )

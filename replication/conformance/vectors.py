@@ -40,7 +40,7 @@ from replication.conformance.jsonforms import (
     observation_from_json,
     parse_time,
 )
-from replication.conformance.machine import compare_observations
+from replication.conformance.results import compare_observations
 from replication.conformance.scenarios import scenarios, signing_vectors
 from replication.errors import BadSignatureError, ReplicationDenied
 from replication.signing import SigningKey, verify_manifest
