@@ -23,7 +23,7 @@ from hypothesis.stateful import rule
 from properties.plain_model import PlainModel
 from replication import transitions as core
 from replication.conformance.fixtures import KEY, pick, roles, tamper
-from replication.conformance.machine import DifferentialMachine
+from replication.conformance.machine import GENERATED, DifferentialMachine
 from replication.conformance.results import ConformanceFailure, Issued, RunStats
 from replication.invariants import (
     Step,
@@ -74,6 +74,7 @@ class ReferenceMachine(DifferentialMachine):
                 s, KEY, parent_id=parent, depth=depth, resources=resources, now=self.now
             ),
             lambda model: model.issue(parent, None, resources, {}, depth=depth),
+            subject=GENERATED,
         )
         if outcome is None or outcome.manifest is None:
             return None
@@ -87,6 +88,7 @@ class ReferenceMachine(DifferentialMachine):
             "deregister_worker",
             lambda s: core.deregister_worker(s, worker_id, reason="done", now=self.now),
             lambda model: model.deregister(worker_id),
+            subject=worker_id,
         )
 
     @rule()
@@ -96,6 +98,7 @@ class ReferenceMachine(DifferentialMachine):
             "expire_workers",
             lambda s: core.expire_workers(s, now=self.now),
             lambda model: model.expire(),
+            subject=None,
         )
 
     @rule(role=roles)
@@ -106,6 +109,7 @@ class ReferenceMachine(DifferentialMachine):
             "enforce_resource_bounds",
             lambda s: core.enforce_resource_bounds(s, worker_id, now=self.now),
             lambda model: model.enforce(worker_id),
+            subject=worker_id,
         )
 
     def teardown(self) -> None:

@@ -64,7 +64,10 @@ if TYPE_CHECKING:
     from replication.model import Event
     from replication.transitions import Outcome
 
-__all__ = ["MODES", "DifferentialMachine", "differential_machine"]
+__all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine"]
+
+#: The ``subject`` of an issue whose worker id the controller generates.
+GENERATED = "<generated>"
 
 #: Comparison modes, from the loosest to the strictest.
 MODES = ("decision", "reason", "observation")
@@ -135,13 +138,16 @@ class DifferentialMachine(RuleBasedStateMachine):
         reference: Callable[[State], Outcome[State]],
         implementation: Callable[[Implementation], Any] | None,
         *,
+        subject: str | None,
         must_deny: frozenset[ReasonCode] | None = None,
         timeout: timedelta | None = None,
     ) -> tuple[Outcome[State] | None, Any]:
         """Apply one action to the reference and the implementation; check everything.
 
-        ``action`` names the core transition ``reference`` calls; its audit event
-        must say so.
+        ``action`` names the core transition ``reference`` calls and ``subject``
+        the worker the call names (``None`` for one on the whole fleet, or for an
+        issue whose id the controller generates and that is refused); its audit
+        event must say both.
         """
         before = self.current
         observed_before = observe(before)
@@ -150,16 +156,27 @@ class DifferentialMachine(RuleBasedStateMachine):
             outcome = reference(before)
         except ReplicationDenied as denied:
             outcome, event, after = None, denied.event, before
+            if event is None or (denied.reason.value, denied.detail) != (
+                event.reason,
+                event.detail,
+            ):
+                raise ConformanceFailure(
+                    "reference", action, "a denial carrying its event", repr(denied), []
+                ) from denied
         else:
             event, after = outcome.event, outcome.state
         if event is None:  # pragma: no cover - the core always attaches its event
             raise RuntimeError("a core denial without an audit event")
-        if event.action != action or event.at != self.now:
+        if subject == GENERATED:
+            subject = outcome.manifest.worker_id if outcome and outcome.manifest else None
+        if (event.action, event.at, event.worker_id) != (action, self.now, subject) or not (
+            isinstance(event.detail, str)
+        ):
             raise ConformanceFailure(
                 "reference",
                 action,
-                f"an event for {action} at {self.now}",
-                f"{event.action} at {event.at}",
+                f"an event for {action} about {subject} at {self.now}",
+                f"{event.action} about {event.worker_id} at {event.at}",
                 [],
             )
         self._check_reference(event, must_deny)
@@ -266,6 +283,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 now=self.now,
             ),
             lambda impl: impl.issue(parent, worker_id, resources, snapshot),
+            subject=worker_id,
         )
         if outcome is None or outcome.manifest is None:
             return None
@@ -283,6 +301,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "register_worker",
             lambda s: core.register_worker(s, reference, now=self.now),
             lambda impl: impl.register(sent),
+            subject=reference.worker_id,
             must_deny=must_deny,
         )
         return outcome is not None
@@ -293,6 +312,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "launch_worker",
             lambda s: core.launch_worker(s, reference, now=self.now),
             lambda impl: impl.launch(sent),
+            subject=reference.worker_id,
         )
 
     @rule(
@@ -460,6 +480,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "launch_worker",
                 lambda s: core.launch_worker(s, substitute, now=self.now),
                 lambda impl: impl.launch(substitute),
+                subject=substitute.worker_id,
                 must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.MANIFEST_MISMATCH}),
             )
 
@@ -471,6 +492,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "kill_worker",
             lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
             lambda impl: impl.kill(worker_id),
+            subject=worker_id,
         )
 
     # -- liveness ----------------------------------------------------------------------------------
@@ -482,6 +504,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "heartbeat",
             lambda s: core.heartbeat(s, worker_id, now=self.now),
             lambda impl: impl.heartbeat(worker_id),
+            subject=worker_id,
         )
 
     @rule(role=roles)
@@ -493,6 +516,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "heartbeat",
                 lambda s: core.heartbeat(s, worker_id, now=self.now),
                 lambda impl: impl.heartbeat(worker_id),
+                subject=worker_id,
             )
 
     @rule()
@@ -503,6 +527,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "reap_stale_workers",
             lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
             lambda impl: impl.reap(timeout),
+            subject=None,
             timeout=timeout,
         )
 
@@ -516,6 +541,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "quarantine_worker",
             lambda s: core.quarantine_worker(s, worker_id, reason="conformance", now=self.now),
             lambda impl: impl.quarantine(worker_id),
+            subject=worker_id,
         )
 
     @rule(role=roles)
@@ -526,6 +552,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "release_worker",
             lambda s: core.release_worker(s, worker_id, now=self.now),
             lambda impl: impl.release(worker_id),
+            subject=worker_id,
         )
 
     # After the switch every growth is refused; engaging it on an empty system
@@ -538,6 +565,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "engage_kill_switch",
             lambda s: core.engage_kill_switch(s, now=self.now),
             lambda impl: impl.kill_switch(),
+            subject=None,
         )
 
     # -- time --------------------------------------------------------------------------------------
