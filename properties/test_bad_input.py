@@ -83,6 +83,21 @@ REPLACEABLE = [
 ]  # fmt: skip
 
 
+#: What each field's error says it expected, when given a value of the wrong type.
+EXPECTED = {
+    "now": "a timezone-aware datetime",
+    "key": "a replication.signing.SigningKey",
+    "resources": "a ResourceSpec",
+    "parent_id": "a string",
+    "worker_id": "a string",
+    "depth": "an integer",
+    "state_snapshot": "a JSON object (a mapping with string keys)",
+    "manifest": "a Manifest",
+    "timeout": "a datetime.timedelta >= 0",
+    "reason": "a non-empty string",
+}
+
+
 def call_with(name: str, where: int | str, value: object) -> None:
     function, args, kwargs = CALLS[name]
     arguments, keywords = list(args), {**kwargs, "now": NOW}
@@ -114,6 +129,10 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(name, where, field, va
     assert error.field.split("[")[0].split(" ")[0] == field
     assert str(error).startswith(f"{error.field} must be {error.expected}, got ")
     assert isinstance(error, (InvalidTypeError, InvalidValueError))
+    if isinstance(error, InvalidTypeError):
+        # The message tells the caller what to pass instead, and what they passed.
+        assert (error.field, error.expected, error.got) == (field, EXPECTED[field], value)
+        assert str(error) == f"{field} must be {EXPECTED[field]}, got {value!r}"
     assert STATE is before
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,14 +45,43 @@ def test_a_signature_verifies_under_its_key_only(seed: bytes, message: bytes):
     key = SigningKey.from_seed(seed)
     key.verifying_key.verify(key.sign(message), message)
     other = SigningKey.from_seed(bytes(b ^ 1 for b in seed)).verifying_key
-    with pytest.raises(BadSignatureError, match=r"does not verify"):
+    with pytest.raises(BadSignatureError, match=r"^signature does not verify under this key$"):
         other.verify(key.sign(message), message)
 
 
 @given(not_keys)
 def test_anything_but_a_private_key_is_refused(value: object):
-    with pytest.raises(InvalidTypeError, match=r"^private_key must be an Ed25519PrivateKey"):
+    with pytest.raises(InvalidTypeError) as caught:
         SigningKey(value)  # type: ignore[arg-type]
+    assert str(caught.value) == f"private_key must be an Ed25519PrivateKey, got {value!r}"
+    assert caught.value.got == value
+
+
+#: A valid key of another algorithm: PEM parsing succeeds, the key type is refused.
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.mark.parametrize("password", [None, b"secret"])
+def test_a_pem_key_of_another_algorithm_is_refused_by_its_type(password: bytes | None):
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    private_pem = EC_KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_pem = EC_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_type = type(serialization.load_pem_private_key(private_pem, password)).__name__
+    public_type = type(EC_KEY.public_key()).__name__
+    with pytest.raises(InvalidKeyError) as private:
+        SigningKey.from_pem(private_pem, password=password)
+    assert str(private.value) == f"expected an Ed25519 private key, got {private_type}"
+    with pytest.raises(InvalidKeyError) as public:
+        VerifyingKey.from_pem(public_pem)
+    assert str(public.value) == f"expected an Ed25519 public key, got {public_type}"
 
 
 @given(not_keys)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from replication.conformance.strategies import (
@@ -17,8 +23,13 @@ from replication.conformance.strategies import (
     resource_specs,
     snapshots,
 )
-from replication.encoding import MANIFEST_PAYLOAD_TYPE, canonical_json, manifest_body
-from replication.errors import BadSignatureError, InvalidInputError
+from replication.encoding import (
+    MANIFEST_PAYLOAD_TYPE,
+    canonical_json,
+    format_timestamp,
+    manifest_body,
+)
+from replication.errors import BadSignatureError, InvalidInputError, InvalidTypeError
 from replication.model import Manifest, ResourceSpec
 from replication.signing import (
     SigningKey,
@@ -27,6 +38,12 @@ from replication.signing import (
     sign_manifest,
     verify_manifest,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: The signature format of R-SIGN-6, written out here rather than imported.
+SIGNATURE = re.compile(r"ed25519:[0-9a-f]{16}:[0-9a-f]{128}")
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 OTHER_KEY = SigningKey.from_seed(bytes(range(1, 33)))
@@ -101,7 +118,7 @@ def resource():
     return ResourceSpec(1.0, 1)
 
 
-# Spec: R-SIGN-3.
+# Spec: R-SIGN-5.
 @given(st.dictionaries(st.text(max_size=3), json_values, max_size=5), st.randoms())
 def test_key_order_never_changes_the_signed_bytes(snapshot: dict, random):
     shuffled_items = list(snapshot.items())
@@ -181,3 +198,68 @@ def test_a_well_formed_but_wrong_signature_is_rejected(manifest: Manifest, raw: 
     with pytest.raises(BadSignatureError):
         verify_manifest(attrs.evolve(manifest, signature=signature), KEY.verifying_key)
     assert parse_signature(signature) == (KEY.verifying_key.key_id, raw)
+
+
+# Spec: R-INPUT-1.
+@given(manifests, st.one_of(st.none(), st.integers(), st.text(), st.binary()))
+def test_signing_refuses_what_is_not_a_manifest_or_a_key_by_name(manifest: Manifest, junk):
+    with pytest.raises(InvalidTypeError) as not_a_manifest:
+        sign_manifest(junk, KEY)
+    assert str(not_a_manifest.value) == f"manifest must be a Manifest, got {junk!r}"
+    assert not_a_manifest.value.got == junk
+    with pytest.raises(InvalidTypeError) as not_a_key:
+        sign_manifest(manifest, junk)
+    assert str(not_a_key.value) == f"key must be a replication.signing.SigningKey, got {junk!r}"
+    assert not_a_key.value.got == junk
+
+
+# Spec: R-SIGN-7.
+@given(st.text(max_size=80).filter(lambda text: SIGNATURE.fullmatch(text) is None))
+@example("x" * 39)
+@example("x" * 40)  # the longest shown whole
+@example("x" * 41)
+def test_a_malformed_signature_is_echoed_at_most_forty_characters_long(text: str):
+    """An attacker's megabyte never reaches a log line: long input is cut to 37 + '...'."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    with pytest.raises(BadSignatureError) as caught:
+        parse_signature(text)
+    assert str(caught.value) == (
+        f"malformed signature {shown!r}: expected 'ed25519:<16 hex>:<128 hex>'"
+    )
+
+
+@given(st.one_of(st.none(), st.integers(), st.binary()))
+def test_a_signature_that_is_not_a_string_is_refused_by_its_type(value: object):
+    with pytest.raises(BadSignatureError) as caught:
+        parse_signature(value)  # type: ignore[arg-type]
+    assert str(caught.value) == f"a signature is a string, got {type(value).__name__}"
+
+
+@contextlib.contextmanager
+def local_time_zone(name: str) -> Iterator[None]:
+    """Run with the process's local time zone set to ``name`` (POSIX ``TZ``)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+# Spec: R-SIGN-5.
+@given(
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])),
+    st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"]),
+)
+def test_signed_timestamps_are_utc_with_microseconds_and_z_whatever_the_local_zone(
+    moment: datetime, zone: str
+):
+    with local_time_zone(zone):
+        text = format_timestamp(moment)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text
+    assert datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC) == moment
