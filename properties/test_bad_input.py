@@ -28,7 +28,8 @@ from replication.signing import SigningKey, VerifyingKey, sign_manifest
 
 NOW = CLOCK_START
 RESOURCES = ResourceSpec(0.5, 256)
-STATE = State.initial(ReplicationContract(2, 5, 1.0), KEY.verifying_key)
+CONTRACT = ReplicationContract(2, 5, 1.0)
+STATE = State.initial(CONTRACT, KEY.verifying_key)
 MANIFEST = sign_manifest(Manifest("w1", None, 0, {}, NOW, RESOURCES), KEY)
 
 #: Values that are no worker id, reason, time, manifest or key.
@@ -122,7 +123,6 @@ def acceptable(field: str, value: object) -> bool:
 def test_bad_input_is_refused_by_name_and_changes_nothing(name, where, field, value):
     if acceptable(field, value):
         return
-    before = STATE
     with pytest.raises(InvalidInputError) as caught:
         call_with(name, where, value)
     error = caught.value
@@ -133,7 +133,8 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(name, where, field, va
         # The message tells the caller what to pass instead, and what they passed.
         assert (error.field, error.expected, error.got) == (field, EXPECTED[field], value)
         assert str(error) == f"{field} must be {EXPECTED[field]}, got {value!r}"
-    assert STATE is before
+    # Nothing was written into the input, not even through object.__setattr__.
+    assert STATE == State.initial(CONTRACT, KEY.verifying_key)
 
 
 @given(st.sampled_from([SigningKey.from_seed(bytes(range(32))), KEY]))

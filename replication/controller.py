@@ -92,6 +92,8 @@ class Controller:
             raise InvalidTypeError("signing_key", "a replication.signing.SigningKey", signing_key)
         if orchestrator is not None and not isinstance(orchestrator, SandboxOrchestrator):
             raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
+        if orchestrator is not None:
+            _claim(orchestrator, self)
         self.signing_key = signing_key or generate_signing_key()
         self.orchestrator = orchestrator
         self.clock: Clock = clock or DEFAULT_CLOCK
@@ -152,6 +154,7 @@ class Controller:
             raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
         with self._lock:
             if self.orchestrator is None:
+                _claim(orchestrator, self)
                 self.orchestrator = orchestrator
             elif orchestrator is not self.orchestrator:
                 raise InvalidValueError(
@@ -361,3 +364,16 @@ class _Unknown(Exception):  # noqa: N818 - private control flow
 
 def _deregistered(event: Event) -> list[str]:
     return [worker_id for kind, worker_id in event.effects if kind == "worker_deregistered"]
+
+
+def _claim(orchestrator: SandboxOrchestrator, controller: Controller) -> None:
+    """Bind ``orchestrator`` to ``controller``, which it then serves alone.
+
+    From now on the orchestrator launches only what the controller allows.
+    """
+    with orchestrator._lock:
+        if orchestrator._controller is not None and orchestrator._controller is not controller:
+            raise InvalidValueError(
+                "orchestrator", "an orchestrator not bound to another controller", orchestrator
+            )
+        orchestrator._controller = controller

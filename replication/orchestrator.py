@@ -3,8 +3,10 @@
 Used alone, it launches any manifest it is given, as the seed's did, with one
 deliberate difference: launching a worker id that is already running is denied
 (``already_running``) instead of silently replacing, and so losing, the first
-container. Used with a :class:`~replication.controller.Controller`, the
-controller applies system transitions to both parts at once.
+container. Once a :class:`~replication.controller.Controller` is bound to it,
+the controller applies system transitions to both parts at once, and
+:meth:`SandboxOrchestrator.launch_worker` becomes the system launch: only a
+registered worker is launched, and nothing after the kill switch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     import immutables
 
     from replication.clock import Clock
+    from replication.controller import Controller
     from replication.transitions import Outcome
 
 __all__ = ["ContainerRecord", "SandboxOrchestrator"]
@@ -42,6 +45,8 @@ class SandboxOrchestrator:
         self._state = OrchestratorState()
         # Reentrant: a Controller holding it may call back into this object.
         self._lock = threading.RLock()
+        #: The controller bound to this orchestrator, if any (set by the controller).
+        self._controller: Controller | None = None
 
     @property
     def state(self) -> OrchestratorState:
@@ -68,7 +73,16 @@ class SandboxOrchestrator:
         self.logger.record(outcome.event, before)
 
     def launch_worker(self, manifest: Manifest) -> None:
-        """Start a container for ``manifest``; denied if that worker id already runs."""
+        """Start a container for ``manifest``; denied if that worker id already runs.
+
+        Bound to a controller, this is the controller's launch: the worker must
+        be registered and the kill switch not engaged, as for
+        :meth:`Controller.launch_worker <replication.controller.Controller.launch_worker>`.
+        """
+        controller = self._controller
+        if controller is not None:
+            controller.launch_worker(manifest, self)
+            return
         self._apply(transitions.launch_container, manifest)
 
     def kill_worker(self, worker_id: str, reason: str) -> None:

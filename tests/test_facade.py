@@ -23,11 +23,13 @@ from replication.errors import (
 from replication.model import Manifest, ReplicationContract, ResourceSpec
 from replication.observability import StructuredLogger
 from replication.orchestrator import SandboxOrchestrator
+from replication.signing import sign_manifest
 from replication.worker import Worker
 from tests.helpers import KEY, RESOURCES
 
 SEED_EXAMPLE = """\
 from replication.orchestrator import SandboxOrchestrator
+from replication.signing import sign_manifest
 from replication.contract import Manifest, ResourceSpec
 from datetime import datetime, timezone
 orch = SandboxOrchestrator()
@@ -230,9 +232,14 @@ class TestController:
 
     def test_a_refused_launch_releases_the_registration(self):
         """Register succeeds, launch fails: the worker does not keep a quota slot."""
-        _, logger, orchestrator, controller = system(max_replicas=1)
-        manifest = controller.issue_manifest(None, 0, {}, RESOURCES)
-        orchestrator.launch_worker(manifest)  # a container squatting on that id
+        clock = ManualClock()
+        logger = StructuredLogger(clock=clock)
+        orchestrator = SandboxOrchestrator(logger, clock=clock)
+        manifest = sign_manifest(Manifest("w1", None, 0, {}, clock(), RESOURCES), KEY)
+        orchestrator.launch_worker(manifest)  # a container squatting on that id, before binding
+        controller = Controller(
+            ReplicationContract(2, 1, 10), KEY, logger, orchestrator=orchestrator, clock=clock
+        )
         with pytest.raises(ReplicationDenied) as caught:
             controller.start_worker(manifest, orchestrator)
         assert caught.value.reason is ReasonCode.ALREADY_RUNNING
@@ -245,6 +252,37 @@ class TestController:
         ]
         orchestrator.kill_worker(manifest.worker_id, "cleanup")
         root_worker(controller, orchestrator)  # the slot is free again
+
+    # Spec: R-LAUNCH-1, R-KILLSWITCH-2.
+    def test_a_bound_orchestrator_launches_only_what_its_controller_allows(self):
+        """The seed's flow (the controller registers, the orchestrator launches) keeps the
+        system rules: no launch of an unregistered worker, none after the kill switch."""
+        _, logger, orchestrator, controller = system()
+        stranger = sign_manifest(
+            Manifest("stranger", None, 0, {}, datetime.now(UTC), RESOURCES), KEY
+        )
+        with pytest.raises(ReplicationDenied) as unregistered:
+            orchestrator.launch_worker(stranger)
+        assert unregistered.value.reason is ReasonCode.UNKNOWN_WORKER
+        manifest = controller.issue_manifest(None, 0, {}, RESOURCES)
+        controller.register_worker(manifest)
+        orchestrator.launch_worker(manifest)
+        assert set(orchestrator.containers) == {manifest.worker_id}
+        controller.kill_switch()
+        with pytest.raises(ReplicationDenied) as after_kill_switch:
+            orchestrator.launch_worker(manifest)
+        assert after_kill_switch.value.reason is ReasonCode.KILL_SWITCH
+        assert not orchestrator.containers
+        assert logger.trail[-1].action == "launch_worker"
+
+    def test_an_orchestrator_serves_one_controller(self):
+        _, _, orchestrator, _ = system()
+        with pytest.raises(InvalidValueError, match="not bound to another controller"):
+            Controller(ReplicationContract(1, 1, 0), KEY, orchestrator=orchestrator)
+        other = Controller(ReplicationContract(1, 1, 0), KEY)
+        with pytest.raises(InvalidValueError, match="not bound to another controller"):
+            other.kill_switch(orchestrator)
+        assert other.orchestrator is None
 
     def test_a_controller_stays_bound_to_one_orchestrator(self):
         _, _, _, controller = system()

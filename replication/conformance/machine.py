@@ -180,7 +180,8 @@ class DifferentialMachine(RuleBasedStateMachine):
                 [],
             )
         self._check_reference(event, must_deny)
-        # Re-observing ``before`` also proves a denial left it untouched.
+        # ``observed_before`` was taken before the call: observing ``before`` again
+        # (it is ``after`` on a denial) proves the denial wrote nothing into it.
         observed_after = observe(after)
         step = Step(
             event.action, event.at, event.allowed, event.reason, event.worker_id, (event,), timeout
