@@ -134,7 +134,8 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(name, where, field, va
         assert (error.field, error.expected, error.got) == (field, EXPECTED[field], value)
         assert str(error) == f"{field} must be {EXPECTED[field]}, got {value!r}"
     # Nothing was written into the input, not even through object.__setattr__.
-    assert STATE == State.initial(CONTRACT, KEY.verifying_key)
+    untouched = State.initial(CONTRACT, KEY.verifying_key)
+    assert untouched == STATE
 
 
 @given(st.sampled_from([SigningKey.from_seed(bytes(range(32))), KEY]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +17,8 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from benchmarks import bench
+from benchmarks import bench, heartbeat_floor
+from benchmarks.machines import discover_machines
 from benchmarks.mutable_baseline import (
     BaselineDenied,
     BaselineKey,
@@ -110,6 +112,24 @@ def test_the_state_machine_steps_are_counted(quick_results):
 def test_a_missing_machine_is_reported_not_raised():
     result = bench.run_machine("no_such_module_anywhere:Machine", steps=10, step_count=5)
     assert result["status"] == "n/a (no machine)"
+
+
+def test_the_property_suites_machines_are_found_and_timed():
+    found = discover_machines()
+    assert "properties.reference_machine:ReferenceMachine" in found
+    result = bench.run_machine(
+        "properties.reference_machine:ReferenceMachine", steps=5, step_count=5
+    )
+    assert result["status"] == "ok"
+    assert positive(result["steps_per_second"])
+
+
+def test_the_heartbeat_floor_prints_every_part_as_a_ratio(capsys):
+    assert heartbeat_floor.main(["--size", "30", "--batch", "20", "--reps", "1"]) == 0
+    out = capsys.readouterr().out
+    for part in ("whole heartbeat", "registry.set", "audit event", "floor: sum", "target"):
+        assert part in out
+    assert len(re.findall(r"\d\.\d\dx baseline$", out, flags=re.MULTILINE)) == 8
 
 
 def test_the_table_prints_and_the_results_are_json(quick_results):
