@@ -9,6 +9,7 @@ property of its own.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import immutables
 import pytest
@@ -21,12 +22,31 @@ from replication.conformance.strategies import CLOCK_START
 from replication.errors import ReasonCode, ReplicationDenied, StopConditionTriggered
 from replication.model import ReplicationContract, ResourceSpec, State, StopCondition
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from replication.model import Manifest
+
 RESOURCES = ResourceSpec(0.5, 256)
 TICK = timedelta(seconds=1)
 
 
 def initial(contract: ReplicationContract | None = None) -> State:
     return State.initial(contract or ReplicationContract(4, 64, 0.0), KEY.verifying_key)
+
+
+def spawn(
+    state: State, parent: str | None = None, *, now: datetime = CLOCK_START, launch: bool = False
+) -> tuple[State, Manifest]:
+    """Issue and register one worker at ``now`` (and launch it, with ``launch``)."""
+    state, _, manifest = core.issue_manifest(
+        state, KEY, parent_id=parent, resources=RESOURCES, now=now
+    )
+    assert manifest is not None
+    state = core.register_worker(state, manifest, now=now).state
+    if launch:
+        state = core.launch_worker(state, manifest, now=now).state
+    return state, manifest
 
 
 def first_free(taken: set[str], serial: int) -> str:
@@ -133,16 +153,11 @@ def test_the_first_stop_condition_that_fires_or_fails_denies_by_name(behaviours:
 # Spec: R-KILLSWITCH-1.
 @given(st.integers(0, 3))
 def test_the_kill_switch_says_why_and_what_it_did(workers: int):
-    state, now, root = initial(), CLOCK_START, None
+    state, root = initial(), None
     for _ in range(workers):
-        state, _, manifest = core.issue_manifest(
-            state, KEY, parent_id=root, resources=RESOURCES, now=now
-        )
-        assert manifest is not None
-        state = core.register_worker(state, manifest, now=now).state
-        state = core.launch_worker(state, manifest, now=now).state
+        state, manifest = spawn(state, root, launch=True)
         root = root or manifest.worker_id
-    after, event, _ = core.engage_kill_switch(state, now=now)
+    after, event, _ = core.engage_kill_switch(state, now=CLOCK_START)
     assert event.reason == "kill_switch"  # the default reason
     assert event.detail == f"{workers} containers killed, {workers} workers deregistered"
     assert after.controller.spawn_times == immutables.Map()
@@ -153,15 +168,9 @@ def test_the_kill_switch_says_why_and_what_it_did(workers: int):
 @given(st.sampled_from(["deregister", "reap", "expire"]))
 def test_a_removed_parent_takes_its_spawn_time_with_it(how: str):
     state = initial(ReplicationContract(4, 64, 0.0, expiration_seconds=100))
-    state, _, parent = core.issue_manifest(state, KEY, resources=RESOURCES, now=CLOCK_START)
-    assert parent is not None
-    state = core.register_worker(state, parent, now=CLOCK_START).state
+    state, parent = spawn(state)
     later = CLOCK_START + 50 * TICK
-    state, _, child = core.issue_manifest(
-        state, KEY, parent_id=parent.worker_id, resources=RESOURCES, now=later
-    )
-    assert child is not None
-    state = core.register_worker(state, child, now=later).state
+    state, child = spawn(state, parent.worker_id, now=later)
     assert state.controller.spawn_times == immutables.Map({parent.worker_id: later})
     end = CLOCK_START + 120 * TICK
     if how == "deregister":
@@ -183,11 +192,7 @@ def test_heartbeat_reap_and_expiry_events_name_their_reason_and_effects(
     state = initial(ReplicationContract(4, 64, 0.0, expiration_seconds=100))
     ids = []
     for _ in range(workers):
-        state, _, manifest = core.issue_manifest(state, KEY, resources=RESOURCES, now=CLOCK_START)
-        assert manifest is not None
-        state = core.register_worker(state, manifest, now=CLOCK_START).state
-        if launched:
-            state = core.launch_worker(state, manifest, now=CLOCK_START).state
+        state, manifest = spawn(state, launch=launched)
         ids.append(manifest.worker_id)
     survivor, *silent = ids
 
@@ -219,10 +224,7 @@ class WorkerName(str):
 # Spec: R-INPUT-1.
 @given(st.booleans())
 def test_a_worker_id_of_a_str_subclass_means_the_same_string(quarantine_it: bool):
-    state = initial()
-    state, _, manifest = core.issue_manifest(state, KEY, resources=RESOURCES, now=CLOCK_START)
-    assert manifest is not None
-    state = core.register_worker(state, manifest, now=CLOCK_START).state
+    state, manifest = spawn(initial())
     worker_id = WorkerName(manifest.worker_id)
     if quarantine_it:
         state, event, _ = core.quarantine_worker(state, worker_id, reason="r", now=CLOCK_START)
@@ -237,11 +239,12 @@ def test_a_worker_id_of_a_str_subclass_means_the_same_string(quarantine_it: bool
 # Spec: R-AUDIT-1, R-ISSUE-1.
 @given(st.integers(0, 3).filter(lambda depth: depth != 1), st.booleans())
 def test_a_denied_issue_names_the_requested_worker_id(claimed: int, root_claims: bool):
-    """Whatever the denial, its event names the id the caller asked for."""
-    state = initial()
-    state, _, root = core.issue_manifest(state, KEY, resources=RESOURCES, now=CLOCK_START)
-    assert root is not None
-    state = core.register_worker(state, root, now=CLOCK_START).state
+    """A depth claimed wrongly, for a root or a child, is denied under the requested id.
+
+    (The machines claim depths only for ids the controller generates, so they never
+    see this event name a requested id.)
+    """
+    state, root = spawn(initial())
     parent_id, wrong = (None, claimed + 1) if root_claims else (root.worker_id, claimed)
     with pytest.raises(ReplicationDenied) as denied:
         core.issue_manifest(

@@ -90,16 +90,13 @@ class Controller:
             )
         if signing_key is not None and not isinstance(signing_key, SigningKey):
             raise InvalidTypeError("signing_key", "a replication.signing.SigningKey", signing_key)
-        if orchestrator is not None and not isinstance(orchestrator, SandboxOrchestrator):
-            raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
-        if orchestrator is not None:
-            _claim(orchestrator, self)
         self.signing_key = signing_key or generate_signing_key()
-        self.orchestrator = orchestrator
+        self.orchestrator: SandboxOrchestrator | None = None
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.logger = logger or StructuredLogger(clock=self.clock)
         self._controller = ControllerState(contract, self.signing_key.verifying_key)
         self._lock = threading.RLock()
+        self._bind(orchestrator)
 
     # -- reading the state --------------------------------------------------------
 
