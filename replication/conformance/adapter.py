@@ -16,10 +16,7 @@ itself, so the kit can be checked against itself) and
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from replication import transitions as core
@@ -44,7 +41,6 @@ __all__ = [
     "FacadeImplementation",
     "Implementation",
     "ReferenceImplementation",
-    "load_factory",
 ]
 
 #: Actions an adapter may declare as gaps (``gaps = frozenset({"quarantine", "release"})``).
@@ -116,28 +112,6 @@ class Implementation(Protocol):
     def observe(self) -> Observation:
         """Return the current state, normalised (report what you can, ``None`` the rest)."""
         ...
-
-
-def load_factory(target: str) -> Callable[[], Implementation]:
-    """Return the factory named by ``"package.module:attribute"``.
-
-    The current directory is searched too, as ``python -m`` and pytest do, so an
-    adapter in a file next to the user works from the console script as well.
-    """
-    if str(Path.cwd()) not in sys.path and "" not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    module_name, separator, attribute = target.partition(":")
-    if not separator or not module_name or not attribute:
-        message = f"an implementation must be named 'package.module:factory', got {target!r}"
-        raise ValueError(message)
-    module = importlib.import_module(module_name)
-    factory: Any = module
-    for part in attribute.split("."):
-        factory = getattr(factory, part)
-    if not callable(factory):
-        message = f"{target} must be a class or a zero-argument function, got {factory!r}"
-        raise TypeError(message)
-    return factory  # type: ignore[no-any-return]
 
 
 class ReferenceImplementation:

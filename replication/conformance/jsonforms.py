@@ -8,6 +8,7 @@ conditions are named, and only the standard ones exist in vectors.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from replication.conformance.fixtures import NO_EXTERNAL_NETWORK
@@ -17,6 +18,7 @@ from replication.model import Manifest, NetworkPolicy, ReplicationContract, Reso
 
 __all__ = [
     "FORMAT",
+    "SCHEMA_PATH",
     "STANDARD_STOP_CONDITIONS",
     "contract_from_json",
     "contract_to_json",
@@ -29,6 +31,9 @@ __all__ = [
 
 #: The vector format's name and version.
 FORMAT = "replication.vectors.v1"
+
+#: The JSON Schema of the vector format, shipped with the kit.
+SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 
 #: Stop conditions vectors may name; an implementation must implement these by name.
 STANDARD_STOP_CONDITIONS = {NO_EXTERNAL_NETWORK.name: NO_EXTERNAL_NETWORK}

@@ -1,270 +1,59 @@
-"""The differential state machine: the reference core and an implementation, step by step.
+"""The differential state machine's rules: which actions a random program is made of.
 
 Every rule is one action of the kit's vocabulary (issue, register, launch,
 heartbeat, kill, reap, kill switch, quarantine, release) with honest or hostile
 arguments, or a move of the clock to either side of a contract boundary. Each
-action runs on the reference core, whose outcome is the expectation, and on the
-implementation, if one is attached; then
+action goes through :meth:`~replication.conformance.engine.Engine.act`, which
+runs it on the reference core and on the implementation and checks everything.
 
-* the decisions are compared (allowed or denied), in ``reason`` mode the reason
-  codes too, and in ``observation`` mode the normalised observations;
-* the whole invariant catalogue is checked on both sides: state forms on the
-  observation after, step forms on the observations before and after;
-* the step is offered to the run's witness log.
-
-The first difference raises :class:`ConformanceFailure`; Hypothesis shrinks the
-program and prints it, and :mod:`replication.conformance.runner` turns it into
-a runnable snippet. Without an implementation the machine checks the reference
-core alone (that is the property suite's reference machine).
+The first difference raises :class:`~replication.conformance.results.ConformanceFailure`;
+Hypothesis shrinks the program and prints it, and
+:mod:`replication.conformance.runner` turns it into a runnable snippet. Without
+an implementation the machine checks the reference core alone (that is the
+property suite's reference machine).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import Bundle, precondition, rule
 
 from replication import transitions as core
-from replication.conformance.adapter import OPTIONAL_ACTIONS, Denied
+from replication.conformance.adapter import OPTIONAL_ACTIONS
+from replication.conformance.engine import GENERATED, MODES, Engine, RunControl
 from replication.conformance.fixtures import (
     CLOCK_STEPS,
     KEY,
     OTHER_KEY,
     TAMPERABLE,
     TICK,
-    contract_from,
     pick,
     roles,
     tamper,
 )
-from replication.conformance.results import (
-    ConformanceFailure,
-    Issued,
-    RunStats,
-    compare_observations,
-)
-from replication.conformance.strategies import CLOCK_START, contract_parameters
-from replication.errors import ReasonCode, ReplicationDenied
-from replication.invariants import Observation, Policy, Step, check_observation, check_step, observe
-from replication.model import (
-    Manifest,
-    NetworkPolicy,
-    ResourceSpec,
-    State,
-)
+from replication.conformance.observations import Reporting
+from replication.conformance.results import Issued, RunStats
+from replication.errors import ReasonCode
+from replication.model import Manifest, NetworkPolicy, ResourceSpec
 from replication.signing import sign_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from replication.conformance.adapter import Implementation
-    from replication.model import Event
-    from replication.transitions import Outcome
 
 __all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine"]
 
-#: The ``subject`` of an issue whose worker id the controller generates.
-GENERATED = "<generated>"
 
-#: Comparison modes, from the loosest to the strictest.
-MODES = ("decision", "reason", "observation")
-
-
-def _outcome(call: Callable[[], Any]) -> tuple[bool, str | None, Any]:
-    try:
-        result = call()
-    except Denied as denied:
-        return False, denied.reason, None
-    except ReplicationDenied as denied:
-        return False, denied.reason.value, None
-    return True, None, result
-
-
-class DifferentialMachine(RuleBasedStateMachine):
+class DifferentialMachine(Engine):
     """Random programs over the kit's actions, on the reference and an implementation."""
-
-    factory: ClassVar[Callable[[], Implementation] | None] = None
-    mode: ClassVar[str] = "observation"
-    stats: ClassVar[RunStats] = RunStats()
 
     issued = Bundle("issued")
     worker_ids = Bundle("worker_ids")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state: State | None = None
-        self.now = CLOCK_START
-        self.timeout = timedelta(seconds=30)
-        self.serial = 0
-        self.implementation: Implementation | None = None
-        self.observed: Observation | None = None
-
-    # -- the engine ----------------------------------------------------------------------
-
-    @initialize(parameters=contract_parameters())
-    def start(self, parameters: dict[str, Any]) -> None:
-        """Begin a fresh system under a small contract, on both sides."""
-        contract, self.timeout = contract_from(parameters)
-        self.state = State.initial(contract, KEY.verifying_key)
-        self.stats.examples += 1
-        factory = type(self).factory
-        if factory is not None:
-            self.implementation = factory()
-            self.implementation.start(contract, KEY, self.clock)
-            self.observed = self.implementation.observe()
-
-    def clock(self) -> Any:
-        """Return the time both sides read: only the machine moves it."""
-        return self.now
-
-    @property
-    def current(self) -> State:
-        """The reference state now."""
-        if self.state is None:  # pragma: no cover - initialize always runs first
-            raise RuntimeError("the machine has not started")
-        return self.state
-
-    def next_id(self) -> str:
-        """Return a worker id never used in this run."""
-        self.serial += 1
-        return f"k{self.serial}"
-
-    def act(
-        self,
-        action: str,
-        reference: Callable[[State], Outcome[State]],
-        implementation: Callable[[Implementation], Any] | None,
-        *,
-        subject: str | None,
-        must_deny: frozenset[ReasonCode] | None = None,
-        timeout: timedelta | None = None,
-    ) -> tuple[Outcome[State] | None, Any]:
-        """Apply one action to the reference and the implementation; check everything.
-
-        ``action`` names the core transition ``reference`` calls and ``subject``
-        the worker the call names (``None`` for one on the whole fleet, or for an
-        issue whose id the controller generates and that is refused); its audit
-        event must say both.
-        """
-        before = self.current
-        observed_before = observe(before)
-        outcome: Outcome[State] | None
-        try:
-            outcome = reference(before)
-        except ReplicationDenied as denied:
-            outcome, event, after = None, denied.event, before
-            if event is None or (denied.reason.value, denied.detail) != (
-                event.reason,
-                event.detail,
-            ):
-                raise ConformanceFailure(
-                    "reference", action, "a denial carrying its event", repr(denied), []
-                ) from denied
-        else:
-            event, after = outcome.event, outcome.state
-        if event is None:  # pragma: no cover - the core always attaches its event
-            raise RuntimeError("a core denial without an audit event")
-        if subject == GENERATED:
-            subject = outcome.manifest.worker_id if outcome and outcome.manifest else None
-        if (event.action, event.at, event.worker_id) != (action, self.now, subject) or not (
-            isinstance(event.detail, str)
-        ):
-            raise ConformanceFailure(
-                "reference",
-                action,
-                f"an event for {action} about {subject} at {self.now}",
-                f"{event.action} about {event.worker_id} at {event.at}",
-                [],
-            )
-        self._check_reference(event, must_deny)
-        # ``observed_before`` was taken before the call: observing ``before`` again
-        # (it is ``after`` on a denial) proves the denial wrote nothing into it.
-        observed_after = observe(after)
-        step = Step(
-            event.action, event.at, event.allowed, event.reason, event.worker_id, (event,), timeout
-        )
-        policy = Policy(before.contract, KEY.verifying_key)
-        violations = check_step(observed_before, step, observed_after, policy)
-        violations += check_observation(observed_after, Policy(before.contract))
-        if violations:
-            self.stats.violated.update(v.invariant for v in violations)
-            raise ConformanceFailure(
-                "reference", event.action, "no violation", "violation", [str(v) for v in violations]
-            )
-        self.stats.witnesses.record(observed_before, step, observed_after, policy)
-        self.state = after
-        self.stats.steps += 1
-        result = None
-        if self.implementation is not None and implementation is not None:
-            result = self._act_on_implementation(
-                implementation, step, observed_after, policy, timeout
-            )
-        return outcome, result
-
-    def _check_reference(self, event: Event, must_deny: frozenset[ReasonCode] | None) -> None:
-        if must_deny is None:
-            return
-        if event.allowed or ReasonCode(event.reason) not in must_deny:
-            raise ConformanceFailure(
-                "reference",
-                event.action,
-                f"denied with one of {sorted(must_deny)}",
-                "allowed" if event.allowed else event.reason,
-                ["a hostile input got through"],
-            )
-
-    def _act_on_implementation(
-        self,
-        implementation: Callable[[Implementation], Any],
-        expected: Step,
-        expected_after: Observation,
-        policy: Policy,
-        timeout: timedelta | None,
-    ) -> Any:
-        assert self.implementation is not None  # noqa: S101 - checked by the caller
-        assert self.observed is not None  # noqa: S101
-        target = self.implementation
-        allowed, reason, result = _outcome(lambda: implementation(target))
-        observed_after = target.observe()
-        observed_before, self.observed = self.observed, observed_after
-        self.stats.implementation_steps += 1
-        self.stats.note_reported(observed_after)
-        expected_decision = "allowed" if expected.allowed else f"denied ({expected.reason})"
-        got_decision = "allowed" if allowed else f"denied ({reason})"
-        if allowed != expected.allowed:
-            raise ConformanceFailure(
-                "decision", expected.action, expected_decision, got_decision, []
-            )
-        if self.mode != "decision" and not allowed and reason != expected.reason:
-            raise ConformanceFailure("reason", expected.action, expected_decision, got_decision, [])
-        step = Step(
-            expected.action, expected.now, allowed, reason or "", expected.worker_id, None, timeout
-        )
-        violations = check_step(observed_before, step, observed_after, policy)
-        violations += check_observation(observed_after, Policy(policy.contract))
-        if violations:
-            self.stats.violated.update(v.invariant for v in violations)
-            raise ConformanceFailure(
-                "invariant",
-                expected.action,
-                "every invariant holds",
-                ", ".join(sorted({v.invariant for v in violations})),
-                [str(v) for v in violations],
-            )
-        if self.mode == "observation":
-            differences = compare_observations(expected_after, observed_after)
-            if differences:
-                raise ConformanceFailure(
-                    "observation",
-                    expected.action,
-                    "the reference state",
-                    "a different state",
-                    differences,
-                )
-        return result
 
     # -- issuing and starting workers ------------------------------------------------------------
 
@@ -284,6 +73,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 now=self.now,
             ),
             lambda impl: impl.issue(parent, worker_id, resources, snapshot),
+            call=("issue", parent, worker_id, resources, snapshot),
             subject=worker_id,
         )
         if outcome is None or outcome.manifest is None:
@@ -302,6 +92,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "register_worker",
             lambda s: core.register_worker(s, reference, now=self.now),
             lambda impl: impl.register(sent),
+            call=("register", sent),
             subject=reference.worker_id,
             must_deny=must_deny,
         )
@@ -313,6 +104,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "launch_worker",
             lambda s: core.launch_worker(s, reference, now=self.now),
             lambda impl: impl.launch(sent),
+            call=("launch", sent),
             subject=reference.worker_id,
         )
 
@@ -481,6 +273,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "launch_worker",
                 lambda s: core.launch_worker(s, substitute, now=self.now),
                 lambda impl: impl.launch(substitute),
+                call=("launch", substitute),
                 subject=substitute.worker_id,
                 must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.MANIFEST_MISMATCH}),
             )
@@ -493,6 +286,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "kill_worker",
             lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
             lambda impl: impl.kill(worker_id),
+            call=("kill", worker_id),
             subject=worker_id,
         )
 
@@ -505,6 +299,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "heartbeat",
             lambda s: core.heartbeat(s, worker_id, now=self.now),
             lambda impl: impl.heartbeat(worker_id),
+            call=("heartbeat", worker_id),
             subject=worker_id,
         )
 
@@ -517,6 +312,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                 "heartbeat",
                 lambda s: core.heartbeat(s, worker_id, now=self.now),
                 lambda impl: impl.heartbeat(worker_id),
+                call=("heartbeat", worker_id),
                 subject=worker_id,
             )
 
@@ -528,6 +324,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "reap_stale_workers",
             lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
             lambda impl: impl.reap(timeout),
+            call=("reap", timeout),
             subject=None,
             timeout=timeout,
         )
@@ -542,6 +339,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "quarantine_worker",
             lambda s: core.quarantine_worker(s, worker_id, reason="conformance", now=self.now),
             lambda impl: impl.quarantine(worker_id),
+            call=("quarantine", worker_id),
             subject=worker_id,
         )
 
@@ -553,6 +351,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "release_worker",
             lambda s: core.release_worker(s, worker_id, now=self.now),
             lambda impl: impl.release(worker_id),
+            call=("release", worker_id),
             subject=worker_id,
         )
 
@@ -566,6 +365,7 @@ class DifferentialMachine(RuleBasedStateMachine):
             "engage_kill_switch",
             lambda s: core.engage_kill_switch(s, now=self.now),
             lambda impl: impl.kill_switch(),
+            call=("kill_switch",),
             subject=None,
         )
 
@@ -624,11 +424,17 @@ def differential_machine(
     *,
     mode: str = "observation",
     gaps: frozenset[str] = frozenset(),
+    unreported: frozenset[str] | None = frozenset(),
+    suppressed: frozenset[tuple[str, str]] = frozenset(),
     stats: RunStats | None = None,
+    control: RunControl | None = None,
 ) -> type[DifferentialMachine]:
     """Return a machine class checking ``factory``'s implementation against the reference.
 
     Rules using an action in ``gaps`` are removed, and listed in ``stats.skipped_rules``.
+    ``unreported`` names the optional observation fields the implementation does
+    not report (``None``: learn them at first sight); ``suppressed`` the
+    ``(action, expected decision)`` steps skipped on both sides (``--keep-going``).
     """
     if mode not in MODES:
         message = f"mode must be one of {MODES}, got {mode!r}"
@@ -640,10 +446,14 @@ def differential_machine(
     skipped = tuple(sorted(name for action in gaps for name in RULES_BY_ACTION[action]))
     run_stats = stats if stats is not None else RunStats()
     run_stats.skipped_rules = skipped
+    run_stats.reporting = Reporting(unreported)
+    run_control = control if control is not None else RunControl()
+    run_control.suppressed = frozenset(suppressed)
     namespace: dict[str, Any] = {
         "factory": staticmethod(factory) if factory is not None else None,
         "mode": mode,
         "stats": run_stats,
+        "control": run_control,
         # A plain attribute shadows the inherited rule: Hypothesis no longer sees it.
         **dict.fromkeys(skipped),
     }

@@ -1,60 +1,31 @@
-"""What a conformance run produces: its failure, its statistics, its comparisons.
+"""What a conformance run produces: its failures, its statistics, the manifests it issued.
 
-The comparison of two observations, the failure a divergence raises, the
-statistics of a run, and the record of a manifest issued on both sides.
+A divergence raises :class:`ConformanceFailure`, which carries everything the
+report prints about it: its kind, the action, expected and got side by side,
+the details, the checks that failed at that step, the clock, and the clauses
+of the specification at stake. :class:`RunStats` counts what a run did.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import attrs
 
+from replication.conformance.observations import Reporting, compare_observations
+from replication.conformance.strategies import CLOCK_START
 from replication.conformance.witnesses import WitnessLog
 
 if TYPE_CHECKING:
-    from replication.invariants import Observation
+    from datetime import datetime
+
     from replication.model import Manifest
 
 __all__ = ["ConformanceFailure", "Issued", "RunStats", "compare_observations"]
 
-
-def compare_observations(expected: Observation, got: Observation) -> list[str]:
-    """Return the differences between the reference's observation and an implementation's.
-
-    Optional data the implementation does not report (``None``) is not compared.
-    """
-    differences = []
-    if expected.kill_switch_engaged != got.kill_switch_engaged:
-        differences.append(
-            f"kill switch engaged: expected {expected.kill_switch_engaged}, "
-            f"got {got.kill_switch_engaged}"
-        )
-    if set(expected.workers) != set(got.workers):
-        differences.append(
-            f"registered workers: expected {sorted(expected.workers)}, got {sorted(got.workers)}"
-        )
-    if expected.containers != got.containers:
-        differences.append(
-            f"running containers: expected {sorted(expected.containers)}, "
-            f"got {sorted(got.containers)}"
-        )
-    for name in ("quarantined", "registered_ever"):
-        reported = getattr(got, name)
-        if reported is not None and reported != getattr(expected, name):
-            differences.append(
-                f"{name}: expected {sorted(getattr(expected, name))}, got {sorted(reported)}"
-            )
-    for worker_id in sorted(set(expected.workers) & set(got.workers)):
-        want, have = expected.workers[worker_id], got.workers[worker_id]
-        for field in attrs.fields(type(want)):
-            reported = getattr(have, field.name)
-            if reported is not None and reported != getattr(want, field.name):
-                differences.append(
-                    f"{worker_id}.{field.name}: expected {getattr(want, field.name)!r}, "
-                    f"got {reported!r}"
-                )
-    return differences
+#: The kinds of divergence, in the order a step checks them.
+KINDS = ("crash", "decision", "reason", "invariant", "observation", "reference")
 
 
 @attrs.frozen
@@ -69,36 +40,73 @@ class Issued:
         return f"Issued({self.worker_id!r})"
 
 
-class ConformanceFailure(AssertionError):  # noqa: N818 - it reports a failed check
-    """The implementation diverged from the reference, or broke an invariant.
+def clock_offset(moment: datetime) -> str:
+    """Return ``moment`` as an offset from the start of every run: ``+10.000001 s``."""
+    seconds = (moment - CLOCK_START).total_seconds()
+    return f"+{seconds:.6f}".rstrip("0").rstrip(".") + " s"
 
-    ``kind`` is ``decision``, ``reason``, ``observation``, ``invariant`` or
-    ``reference`` (the reference itself broke an invariant: a bug of ours).
+
+class ConformanceFailure(AssertionError):  # noqa: N818 - it reports a failed check
+    """The implementation diverged from the reference, broke an invariant, or crashed.
+
+    ``kind`` is ``crash``, ``decision``, ``reason``, ``invariant``, ``observation``
+    or ``reference`` (the reference itself broke an invariant: a bug of ours).
+    ``failed`` names every check that failed at this step (``decision``,
+    ``reason``, ``observation``, ``crash`` and invariant ids), ``decision`` the
+    reference's decision at that step (``allowed`` or ``denied (reason)``), ``at`` the
+    clock, ``clauses`` the spec clauses at stake, ``cause`` an adapter's
+    exception behind a crash.
     """
 
-    def __init__(self, kind: str, action: str, expected: str, got: str, details: list[str]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        action: str,
+        expected: str,
+        got: str,
+        details: list[str],
+        *,
+        failed: frozenset[str] = frozenset(),
+        decision: str | None = None,
+        at: datetime | None = None,
+        clauses: tuple[str, ...] = (),
+        cause: BaseException | None = None,
+    ) -> None:
         self.kind = kind
         self.action = action
         self.expected = expected
         self.got = got
         self.details = details
+        self.failed = failed or frozenset({kind})
+        self.decision = decision
+        self.at = at
+        self.clauses = clauses
+        self.cause = cause
         super().__init__(self.render())
+
+    @property
+    def signature(self) -> tuple[str, str, str, str]:
+        """What makes two divergences the same: kind, action, expected and got."""
+        return self.kind, self.action, self.expected, self.got
 
     def render(self) -> str:
         """Return the failure as the report prints it: expected and got, side by side."""
         width = max(len("expected"), len(self.expected))
+        where = f" (clock {clock_offset(self.at)})" if self.at is not None else ""
         lines = [
-            f"{self.kind} divergence at {self.action}",
+            f"{self.kind} divergence at {self.action}{where}",
             f"  {'expected':<{width}}  | got",
             f"  {self.expected:<{width}}  | {self.got}",
         ]
         lines += [f"  - {detail}" for detail in self.details]
+        if self.clauses:
+            lines.append(f"  spec: {', '.join(self.clauses)}")
         return "\n".join(lines)
 
 
 @attrs.define
 class RunStats:
-    """What a run did: examples and steps, skipped rules, witnesses, invariant failures."""
+    """What a run did: examples, steps, checks made, witnesses, the first failure seen."""
 
     examples: int = 0
     steps: int = 0
@@ -106,15 +114,14 @@ class RunStats:
     witnesses: WitnessLog = attrs.field(factory=WitnessLog)
     violated: set[str] = attrs.field(factory=set)
     skipped_rules: tuple[str, ...] = ()
-    #: The optional observation data the implementation reported at least once.
-    reported: set[str] = attrs.field(factory=set)
-
-    def note_reported(self, observation: Observation) -> None:
-        """Remember which optional data an observation carries."""
-        for name in ("quarantined", "registered_ever"):
-            if getattr(observation, name) is not None:
-                self.reported.add(name)
-        for worker in observation.workers.values():
-            for name in ("registered_at", "last_heartbeat", "last_child_registered_at", "manifest"):
-                if getattr(worker, name) is not None:
-                    self.reported.add(name)
+    #: How many times each check was made (``decision``, ``reason``, ``observation``,
+    #: ``invariants``): a check never made is ``not checked``, never ``pass``.
+    checked: Counter[str] = attrs.field(factory=Counter)
+    #: Which optional fields the implementation reports (strict by default).
+    reporting: Reporting = attrs.field(factory=lambda: Reporting(frozenset()))
+    #: The first divergence seen, and when: what a report shows if shrinking is cut short.
+    first_failure: ConformanceFailure | None = None
+    examples_at_detection: int = 0
+    seconds_at_detection: float | None = None
+    #: Steps skipped because their divergence class was set aside (``--keep-going``).
+    suppressed_steps: int = 0

@@ -1,39 +1,70 @@
 """Run the conformance kit against an implementation and report what it found.
 
-:func:`run_conformance` drives the implementation and the reference through
-the differential machine under a Hypothesis profile, and returns a
-:class:`Report`: every check and invariant with pass or fail, how many examples
-and steps ran, which witnesses were reached, which rules were skipped for
-declared gaps, how long it took, and on failure the first divergence side by
-side with the shrunk program as a runnable Python snippet.
+:func:`run_conformance` checks the adapter before anything else
+(:mod:`~replication.conformance.preflight`), then drives the implementation and
+the reference through the differential machine under a Hypothesis profile:
+detection first, then shrinking within ``shrink_time`` seconds. Every call into
+the adapter runs under a time limit; the search stops at ``max_time``; Ctrl-C
+stops it with a partial report. With ``keep_going`` the run goes on after a
+divergence, in rounds, each setting aside the divergences found so far, and
+ends with every distinct divergence; a divergence listed in the ``known`` file
+is set aside without failing the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
+import re
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import hypothesis
+from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine as conjecture_engine
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
-from replication.conformance.adapter import OPTIONAL_ACTIONS, Implementation, load_factory
-from replication.conformance.machine import MODES, differential_machine
+from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, where_defined
+from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
+from replication.conformance.machine import differential_machine
+from replication.conformance.minimise import minimise
+from replication.conformance.observations import qualified
+from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
 from replication.conformance.profiles import PROFILE_NAMES
+from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
 from replication.conformance.results import ConformanceFailure, RunStats
-from replication.conformance.witnesses import required_for_kit
+from replication.conformance.witnesses import WitnessLog, required_for_kit
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Mapping
 
-__all__ = ["DEFAULT_TARGET", "Report", "SetupError", "run_conformance"]
+    from replication.conformance.adapter import Implementation
+    from replication.conformance.known import KnownDivergences
+    from replication.conformance.progress import Progress
+
+__all__ = [
+    "DEFAULT_SHRINK_TIME",
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT",
+    "Report",
+    "SetupError",
+    "run_conformance",
+]
 
 #: What ``replication conformance`` checks with no target: the seed facade.
 DEFAULT_TARGET = "replication.conformance.adapter:FacadeImplementation"
+#: Seconds one call into the adapter may take.
+DEFAULT_TIMEOUT = 5.0
+#: Seconds shrinking one divergence may take: two thirds for Hypothesis's
+#: shrinker, the rest (at least ``_MINIMISE_AT_LEAST``) to remove the steps it left.
+DEFAULT_SHRINK_TIME = 20.0
+_MINIMISE_AT_LEAST = 3.0
+#: At most this many rounds of ``--keep-going`` (each sets one more divergence aside).
+MAX_ROUNDS = 64
 
 #: The optional observation data each invariant needs to say anything about an
 #: implementation (INV-AUDIT needs audit events, which adapters never supply).
@@ -43,149 +74,319 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
     "INV-QUARANTINE": ("quarantined",),
     "INV-IDS": ("registered_ever",),
-    "INV-AUDIT": ("audit events",),
 }
 
-#: Every method an adapter must have unless it declares the action a gap.
-_METHODS = ("start", "issue", "register", "launch", "observe", *sorted(OPTIONAL_ACTIONS))
+
+@attrs.define
+class _Search:
+    """What one round of the search found."""
+
+    stats: RunStats
+    failure: ConformanceFailure | None = None
+    divergence: Divergence | None = None
+    #: ``max-time``, ``interrupted``, or ``None`` when the round ran to its end.
+    stopped: str | None = None
 
 
-class SetupError(Exception):
-    """The implementation cannot be run at all (missing methods, forbidden gaps, ...)."""
-
-
-@attrs.frozen
-class Report:
-    """The outcome of one conformance run."""
-
-    target: str
-    #: The kit's version, and the implementation's (its adapter's ``version``, if any).
-    suite_version: str
-    implementation_version: str | None
-    mode: str
-    profile: str
-    seed: int | None
-    strict: bool
-    examples: int
-    steps: int
-    implementation_steps: int
-    seconds: float
-    gaps: tuple[str, ...]
-    skipped_rules: tuple[str, ...]
-    witnesses: dict[str, int]
-    missing_witnesses: tuple[str, ...]
-    checks: dict[str, bool | None]
-    failure: str | None = None
-    failure_kind: str | None = None
-    program: str | None = None
-
-    @property
-    def conformant(self) -> bool:
-        """Whether every check passed and every required witness was reached.
-
-        A run that never reached a witness proved nothing about it: such a run
-        is inconclusive, and not conformant.
-        """
-        return self.failure is None and not self.missing_witnesses
-
-    @property
-    def verdict(self) -> str:
-        """``CONFORMANT``, ``NOT CONFORMANT`` or ``INCONCLUSIVE`` (witnesses missing)."""
-        if self.failure is not None:
-            return "NOT CONFORMANT"
-        return "INCONCLUSIVE" if self.missing_witnesses else "CONFORMANT"
-
-    def render(self) -> str:
-        """Return the report as text."""
-        lines = [
-            f"replication conformance {self.suite_version}: {self.target}"
-            + (f" {self.implementation_version}" if self.implementation_version else ""),
-            f"  mode {self.mode}, profile {self.profile}, seed {self.seed}, strict {self.strict}",
-            (
-                f"  {self.examples} examples, {self.steps} steps "
-                f"({self.implementation_steps} on the implementation), {self.seconds:.1f} s"
-            ),
-            "",
-            "checks:",
-        ]
-        marks = {True: "pass", False: "FAIL", None: "n/a "}
-        lines += [f"  [{marks[ok]}] {name}" for name, ok in self.checks.items()]
-        if None in self.checks.values():
-            lines.append(
-                "  (n/a: the adapter does not report the data the invariant needs; "
-                "the reference side was checked)"
-            )
-        lines.append("")
-        if self.gaps:
-            lines.append(f"declared gaps: {', '.join(self.gaps)}")
-            lines.append(f"skipped rules: {', '.join(self.skipped_rules)}")
-        else:
-            lines.append("declared gaps: none (no rule skipped)")
-        reached = sum(1 for count in self.witnesses.values() if count)
-        lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached")
-        lines += [f"  [missing] {name}" for name in self.missing_witnesses]
-        if self.failure is not None:
-            lines += ["", f"FIRST FAILURE ({self.failure_kind}):", self.failure]
-        if self.program is not None:
-            lines += ["", "reproduce with this program:", "", self.program]
-        if self.verdict == "INCONCLUSIVE":
-            lines += [
-                "",
-                (
-                    "some witnesses were never reached: run longer "
-                    "(--profile ci or deep, or a larger --max-examples)"
-                ),
-            ]
-        lines += ["", self.verdict]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the report as JSON-compatible data."""
-        data = attrs.asdict(self)
-        data["conformant"] = self.conformant
-        data["verdict"] = self.verdict
-        return data
-
-
-def _gaps_of(implementation: object, *, strict: bool) -> frozenset[str]:
-    gaps = frozenset(getattr(implementation, "gaps", frozenset()))
-    unknown = gaps - OPTIONAL_ACTIONS
-    if unknown:
-        message = f"gaps may only name {sorted(OPTIONAL_ACTIONS)}, got {sorted(unknown)}"
-        raise SetupError(message)
-    if strict and gaps:
-        message = f"strict mode forbids declared gaps, and this adapter declares {sorted(gaps)}"
-        raise SetupError(message)
-    missing = [
-        m for m in _METHODS if m not in gaps and not callable(getattr(implementation, m, None))
-    ]
-    if missing:
-        message = (
-            f"the adapter lacks {missing}: implement them, or declare optional actions "
-            f"as gaps (gaps = frozenset({{...}}) from {sorted(OPTIONAL_ACTIONS)})"
-        )
-        raise SetupError(message)
-    return gaps
-
-
-def _program(lines: list[str], target: str, mode: str, gaps: frozenset[str]) -> str | None:
-    # Hypothesis prints the shrunk program through its reporter, or (newer
-    # versions) attaches it to the exception's notes; both are collected.
+@contextlib.contextmanager
+def _shrink_budget(seconds: float) -> Iterator[None]:
+    # Hypothesis stops shrinking after MAX_SHRINKING_SECONDS (five minutes); the
+    # kit's budget is the user's (--shrink-time). The constant is read when
+    # shrinking starts, so setting it for the duration of the run is enough.
+    previous = getattr(conjecture_engine, "MAX_SHRINKING_SECONDS", None)
+    if previous is None:  # pragma: no cover - every supported Hypothesis has it
+        yield
+        return
+    conjecture_engine.MAX_SHRINKING_SECONDS = max(1, round(seconds * 2 / 3))
     try:
-        first = next(i for i, line in enumerate(lines) if line.startswith("state = "))
-        last = next(i for i, line in enumerate(lines) if line.startswith("state.teardown()"))
+        yield
+    finally:
+        conjecture_engine.MAX_SHRINKING_SECONDS = previous
+
+
+def _program(lines: list[str], header: list[str]) -> str | None:
+    """Return the shrunk program Hypothesis printed, once, after ``header``."""
+    # Hypothesis prints the program through its reporter, or (newer versions)
+    # attaches it to the exception's notes; both are collected, the last kept.
+    starts = [i for i, line in enumerate(lines) if line.startswith("state = ")]
+    if not starts:
+        return None
+    first = starts[-1]
+    try:
+        last = next(i for i in range(first, len(lines)) if lines[i].startswith("state.teardown()"))
     except StopIteration:
         return None
-    header = [
-        "from replication.conformance.adapter import load_factory",
+    return "\n".join([*header, *lines[first : last + 1]])
+
+
+def _header(name: str, mode: str, gaps: frozenset[str], unreported: frozenset[str],
+            suppressed: frozenset[tuple[str, str]]) -> list[str]:  # fmt: skip
+    arguments = [f"load_factory({name!r})", f"mode={mode!r}", f"gaps=frozenset({sorted(gaps)!r})"]
+    if unreported:
+        arguments.append(f"unreported=frozenset({sorted(unreported)!r})")
+    if suppressed:
+        arguments.append(f"suppressed=frozenset({sorted(suppressed)!r})")
+    return [
         "from replication.conformance.machine import differential_machine",
+        "from replication.conformance.preflight import load_factory",
         "",
-        (
-            f"DifferentialMachine = differential_machine(load_factory({target!r}), "
-            f"mode={mode!r}, gaps=frozenset({sorted(gaps)!r}))"
-        ),
+        f"DifferentialMachine = differential_machine({', '.join(arguments)})",
     ]
-    return "\n".join(header + lines[first : last + 1])
+
+
+def _steps_in(program: str | None) -> int | None:
+    if program is None:
+        return None
+    return len(re.findall(r"^(?:\w+ = )?state\.(?!teardown)", program, flags=re.MULTILINE)) - 1
+
+
+def _divergence(
+    failure: ConformanceFailure,
+    program: str | None,
+    stats: RunStats,
+    *,
+    known: bool,
+    started: float,
+) -> Divergence:
+    detected = stats.seconds_at_detection
+    return Divergence(
+        kind=failure.kind,
+        action=failure.action,
+        decision=failure.decision,
+        expected=failure.expected,
+        got=failure.got,
+        text=failure.render(),
+        program=program,
+        known=known,
+        detection_seconds=None if detected is None else detected - started,
+        shrink_seconds=None if detected is None else time.perf_counter() - detected,
+        examples_before=stats.examples_at_detection,
+        program_steps=_steps_in(program),
+        clauses=failure.clauses,
+        traceback=None if failure.cause is None else format_traceback(failure.cause),
+    )
+
+
+class _Round:
+    """The settings of every round of one run."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        *,
+        mode: str,
+        strict: bool,
+        settings: hypothesis.settings,
+        seed: int,
+        shrink_time: float,
+        control: RunControl,
+    ) -> None:
+        self.adapter = adapter
+        self.mode = mode
+        self.unreported = frozenset() if strict else adapter.unreported
+        self.settings = settings
+        self.seed = seed
+        self.shrink_time = shrink_time
+        self.control = control
+
+    def run(
+        self, suppressed: frozenset[tuple[str, str]], known: frozenset[tuple[str, str, str, str]]
+    ) -> _Search:
+        """Search once, with ``suppressed`` steps skipped; return what was found."""
+        stats = RunStats()
+        self.control.suppressed = suppressed
+        self.control.known = known
+        machine = differential_machine(
+            self.adapter.factory, mode=self.mode, gaps=self.adapter.gaps,
+            unreported=self.unreported, suppressed=suppressed, stats=stats, control=self.control,
+        )  # fmt: skip
+        machine = hypothesis.seed(self.seed)(machine)
+        captured: list[str] = []
+        search = _Search(stats)
+        started = time.perf_counter()
+        with (
+            with_reporter(lambda text: captured.append(str(text))),
+            _shrink_budget(self.shrink_time),
+        ):
+            try:
+                run_state_machine_as_test(machine, settings=self.settings)
+            except ConformanceFailure as failure:
+                captured += getattr(failure, "__notes__", [])
+                search.failure = failure
+            except SetAside as aside:
+                search.failure = aside.failure
+                search.divergence = _divergence(aside.failure, None, stats, known=True,
+                                                started=started)  # fmt: skip
+                return search
+            except CallTimeout as timeout:
+                search.divergence = _timeout(timeout, stats, started)
+                return search
+            except StopRun:
+                search.stopped = "max-time"
+                return search
+            except KeyboardInterrupt:
+                if self.control.watchdog.fired is not None:
+                    limit = self.control.watchdog.timeout or 0.0
+                    search.divergence = _timeout(
+                        CallTimeout(self.control.watchdog.fired, limit), stats, started
+                    )
+                    return search
+                search.stopped = "interrupted"
+                search.failure = stats.first_failure
+            except Flaky as flaky:
+                search.divergence = _flaky(flaky, stats, started)
+                return search
+        if search.failure is not None:
+            reporting = stats.reporting
+            header = _header(self.adapter.name, self.mode, self.adapter.gaps,
+                             reporting.unreported if reporting.declared or reporting.decided
+                             else frozenset(), suppressed)  # fmt: skip
+            program = _program(captured, header) if search.stopped is None else None
+            if program is not None and hypothesis.Phase.shrink in self.settings.phases:
+                detected = stats.seconds_at_detection or time.perf_counter()
+                spent = time.perf_counter() - detected
+                program, replayed = minimise(
+                    program, self.adapter.factory, search.failure.signature,
+                    budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
+                )  # fmt: skip
+                search.failure = replayed or search.failure
+            search.divergence = _divergence(
+                search.failure, program, stats, known=False, started=started
+            )
+        return search
+
+
+def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergence:
+    text = "\n".join(
+        [
+            f"timeout at {timeout.call.partition('(')[0]}",
+            f"  {timeout.call} did not return within {timeout.seconds:g} s (--timeout)",
+            (
+                f"  in example {stats.examples}, after {stats.implementation_steps} steps on "
+                "the implementation; the run stopped there (a hang is not shrunk)"
+            ),
+        ]
+    )
+    return Divergence(
+        kind="timeout",
+        action=timeout.call.partition("(")[0],
+        decision=None,
+        expected=f"a return within {timeout.seconds:g} s",
+        got="no return",
+        text=text,
+        detection_seconds=time.perf_counter() - started,
+        examples_before=stats.examples,
+    )
+
+
+def _flaky(flaky: Flaky, stats: RunStats, started: float) -> Divergence:
+    text = "\n".join(
+        [
+            "flaky divergence: the same program failed once and passed when replayed",
+            "  the implementation's behaviour depends on more than the program: does it read",
+            "  the real clock instead of the one start() gave it, or keep state across start()?",
+            f"  ({type(flaky).__name__}: {str(flaky).splitlines()[0] if str(flaky) else ''})",
+        ]
+    )
+    return Divergence(
+        kind="flaky",
+        action="(replay)",
+        decision=None,
+        expected="the same outcome on every replay",
+        got="a different outcome",
+        text=text,
+        detection_seconds=time.perf_counter() - started,
+        examples_before=stats.examples,
+    )
+
+
+def _checks(
+    mode: str,
+    stats: RunStats,
+    failing: list[ConformanceFailure | Divergence],
+    unreported: frozenset[str],
+    timeout: float | None,
+) -> dict[str, Check]:
+    failed: set[str] = set()
+    kinds: set[str] = set()
+    for item in failing:
+        kinds.add(item.kind)
+        failed |= item.failed if isinstance(item, ConformanceFailure) else {item.kind}
+    checked = stats.checked
+
+    def status(key: str, *, mode_needed: tuple[str, ...] = MODES) -> Check:
+        if mode not in mode_needed:
+            return Check("not checked", f"mode {mode}")
+        if key in failed:
+            return Check("FAIL")
+        if not checked[key]:
+            return Check("not checked", "no step compared it")
+        return Check("pass")
+
+    limit = f"{timeout:g} s" if timeout is not None else "no limit"
+    checks = {
+        "the implementation never crashed": Check("FAIL")
+        if "crash" in kinds
+        else Check("pass")
+        if checked["decision"]
+        else Check("not checked", "no step ran"),
+        f"every call returned within the time limit ({limit})": Check("FAIL")
+        if "timeout" in kinds
+        else Check("pass")
+        if checked["decision"]
+        else Check("not checked", "no step ran"),
+        "decisions agree with the reference": status("decision"),
+        "reason codes agree with the reference": status(
+            "reason", mode_needed=("reason", "observation")
+        ),
+        "observations agree with the reference": status(
+            "observation", mode_needed=("observation",)
+        ),
+        "the implementation behaves the same on every replay": Check("FAIL")
+        if "flaky" in kinds
+        else Check("pass")
+        if checked["decision"]
+        else Check("not checked", "no step ran"),
+        "the reference model kept its own invariants": Check("FAIL")
+        if "reference" in kinds
+        else Check("pass"),
+    }
+    for invariant in INVARIANTS:
+        name = f"{invariant.id}: {invariant.statement}"
+        lacking = [field for field in _NEEDS.get(invariant.id, ()) if field in unreported]
+        if invariant.id in failed:
+            checks[name] = Check("FAIL")
+        elif invariant.id == "INV-AUDIT":
+            checks[name] = Check("n/a", "needs audit events, which adapters do not report")
+        elif lacking:
+            checks[name] = Check("n/a", "needs " + ", ".join(qualified(f) for f in lacking))
+        elif not checked["invariants"]:
+            checks[name] = Check("not checked", "no step ran")
+        else:
+            checks[name] = Check("pass")
+    return checks
+
+
+def _validate(
+    *,
+    mode: str,
+    profile: str,
+    max_examples: int | None,
+    timeout: float | None,
+    max_time: float | None,
+    shrink_time: float,
+) -> None:
+    if mode not in MODES:
+        raise SetupError(f"mode must be one of {MODES}, got {mode!r}")
+    if profile not in PROFILE_NAMES:
+        raise SetupError(f"profile must be one of {PROFILE_NAMES}, got {profile!r}")
+    if max_examples is not None and (isinstance(max_examples, bool) or max_examples < 1):
+        raise SetupError(f"max_examples must be at least 1, got {max_examples!r}")
+    for name, value in (("timeout", timeout), ("max_time", max_time)):
+        if value is not None and not value > 0:
+            raise SetupError(f"{name} must be a number of seconds above 0, got {value!r}")
+    if not shrink_time >= 0:
+        raise SetupError(f"shrink_time must be a number of seconds, 0 or more, got {shrink_time!r}")
 
 
 def run_conformance(
@@ -197,91 +398,135 @@ def run_conformance(
     max_examples: int | None = None,
     strict: bool = False,
     shrink: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    max_time: float | None = None,
+    shrink_time: float = DEFAULT_SHRINK_TIME,
+    keep_going: bool = False,
+    known: KnownDivergences | None = None,
+    progress: Progress | None = None,
+    options: Mapping[str, str] = CLI_OPTIONS,
 ) -> Report:
     """Check an implementation against the reference; return the report.
 
     ``target`` is ``"package.module:factory"`` or the factory itself. With
-    ``shrink=False`` a failure is reported as found, unshrunk: faster, longer.
-    Raises :class:`SetupError` when the implementation cannot be run at all.
+    ``shrink=False`` a divergence is reported as found, unshrunk: faster,
+    longer. ``timeout`` limits each call into the adapter (``None``: no limit),
+    ``max_time`` the search, ``shrink_time`` the shrinking of each divergence
+    (all in seconds). ``keep_going`` goes on after a divergence, setting it
+    aside; ``known`` lists divergences set aside without failing the run (a
+    ``strict`` run ignores it). ``options`` names the front end's options in
+    the report's hints. Raises :class:`SetupError` when the implementation
+    cannot be run at all.
     """
-    if mode not in MODES:
-        message = f"mode must be one of {MODES}, got {mode!r}"
-        raise SetupError(message)
-    if profile not in PROFILE_NAMES:
-        message = f"profile must be one of {PROFILE_NAMES}, got {profile!r}"
-        raise SetupError(message)
-    name = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
-    try:
-        factory = load_factory(target) if isinstance(target, str) else target
-        probe = factory()
-        gaps = _gaps_of(probe, strict=strict)
-    except (ImportError, AttributeError, ValueError, TypeError) as error:
-        raise SetupError(f"cannot load {name}: {error}") from error
-
-    stats = RunStats()
-    machine = differential_machine(factory, mode=mode, gaps=gaps, stats=stats)
-    if seed is not None:
-        machine = hypothesis.seed(seed)(machine)
+    _validate(mode=mode, profile=profile, max_examples=max_examples, timeout=timeout,
+              max_time=max_time, shrink_time=shrink_time)  # fmt: skip
+    started = time.perf_counter()
     base = hypothesis.settings.get_profile(profile)
+    planned = max_examples if max_examples is not None else base.max_examples
     run_settings = hypothesis.settings(
         base,
-        max_examples=max_examples or base.max_examples,
+        max_examples=planned,
         database=None,
-        # The report shows the first divergence, shrunk; one is enough to act on.
+        print_blob=False,
+        # The report shows one divergence per round, shrunk; one is enough to act on.
         report_multiple_bugs=False,
         phases=tuple(p for p in base.phases if shrink or p is not hypothesis.Phase.shrink),
     )
-    captured: list[str] = []
-    failure: ConformanceFailure | None = None
-    crash: str | None = None
-    started = time.perf_counter()
-    with with_reporter(lambda text: captured.append(str(text))):
+    run_seed = seed if seed is not None else random.randrange(2**32)  # noqa: S311 - not a secret
+    known_signatures = frozenset() if known is None or strict else known.signatures
+    with Watchdog(timeout) as watchdog:
+        adapter = load_adapter(target, strict=strict, watchdog=watchdog)
+        control = RunControl(
+            watchdog=watchdog,
+            deadline=None if max_time is None else time.monotonic() + max_time,
+            on_step=progress.step if progress is not None else None,
+        )
+        rounds = _Round(adapter, mode=mode, strict=strict, settings=run_settings, seed=run_seed,
+                        shrink_time=shrink_time, control=control)  # fmt: skip
+        searches: list[_Search] = []
+        divergences: list[Divergence] = []
+        suppressed: frozenset[tuple[str, str]] = frozenset()
         try:
-            run_state_machine_as_test(machine, settings=run_settings)
-        except ConformanceFailure as error:
-            failure = error
-            captured += getattr(error, "__notes__", [])
-        except Exception as error:  # noqa: BLE001 - an implementation's crash is a finding
-            crash = "".join(traceback.format_exception_only(type(error), error)).strip()
-            captured += getattr(error, "__notes__", [])
-    seconds = time.perf_counter() - started
+            while len(searches) < MAX_ROUNDS:
+                if progress is not None:
+                    progress.begin_round(len(searches) + 1, planned)
+                search = rounds.run(suppressed, known_signatures)
+                searches.append(search)
+                found = search.divergence
+                if found is None or search.stopped is not None:
+                    break
+                divergences.append(found)
+                if not (keep_going or found.known) or found.decision is None:
+                    break
+                suppressed |= {(found.action, found.decision)}
+        except ContractViolation as violation:
+            where = violation.where or where_defined(adapter.factory)
+            raise SetupError(violation.message, where=where) from None
+        finally:
+            if progress is not None:
+                progress.finish()
+    return _report(adapter, searches, divergences, known, options, mode=mode, profile=profile,
+                   seed=run_seed, strict=strict, planned=planned, timeout=timeout,
+                   seconds=time.perf_counter() - started)  # fmt: skip
 
-    required = required_for_kit(gaps)
-    witnesses = {name: stats.witnesses.counts[name] for name in required}
-    kind = failure.kind if failure is not None else ("crash" if crash else None)
-    checks: dict[str, bool | None] = {
-        "the implementation never crashed": crash is None,
-        "decisions agree with the reference": kind not in {"decision"},
-        "reason codes agree with the reference": kind not in {"decision", "reason"}
-        and mode != "decision",
-        "observations agree with the reference": kind not in {"decision", "reason",
-                                                               "observation"}
-        and mode == "observation",
-        "the reference model kept its own invariants": kind != "reference",
-    }  # fmt: skip
-    for invariant in INVARIANTS:
-        lacking = [need for need in _NEEDS.get(invariant.id, ()) if need not in stats.reported]
-        passed = invariant.id not in stats.violated
-        checks[f"{invariant.id}: {invariant.statement}"] = None if lacking and passed else passed
-    version = getattr(probe, "version", None)
+
+def _report(
+    adapter: Adapter,
+    searches: list[_Search],
+    divergences: list[Divergence],
+    known: KnownDivergences | None,
+    options: Mapping[str, str],
+    **facts: Any,
+) -> Report:
+    last = searches[-1]
+    if last.divergence is not None and last.divergence not in divergences:
+        divergences.append(last.divergence)
+    witnesses = WitnessLog()
+    totals = RunStats()
+    for search in searches:
+        witnesses.merge(search.stats.witnesses)
+        totals.examples += search.stats.examples
+        totals.steps += search.stats.steps
+        totals.implementation_steps += search.stats.implementation_steps
+        totals.checked.update(search.stats.checked)
+    required = required_for_kit(adapter.gaps)
+    counts = {name: witnesses.counts[name] for name in required}
+    failing: list[ConformanceFailure | Divergence] = [
+        search.failure for search in searches if search.failure is not None
+    ]
+    failing = [
+        item for item in failing
+        if not any(d.known and d.signature == item.signature for d in divergences)
+    ]  # fmt: skip
+    failing += [d for d in divergences if d.kind in {"timeout", "flaky"}]
+    reporting = last.stats.reporting
+    unreported = reporting.unreported
+    seen = {d.signature for d in divergences if d.known}
+    stale = () if known is None or facts["strict"] else known.stale(seen)
     return Report(
-        target=name,
+        target=adapter.name,
         suite_version=__version__,
-        implementation_version=None if version is None else str(version),
-        mode=mode,
-        profile=profile,
-        seed=seed,
-        strict=strict,
-        examples=stats.examples,
-        steps=stats.steps,
-        implementation_steps=stats.implementation_steps,
-        seconds=seconds,
-        gaps=tuple(sorted(gaps)),
-        skipped_rules=stats.skipped_rules,
-        witnesses=witnesses,
-        missing_witnesses=tuple(name for name, count in witnesses.items() if not count),
-        checks=checks,
-        failure=failure.render() if failure is not None else crash,
-        failure_kind=kind,
-        program=_program(captured, name, mode, gaps) if kind else None,
+        implementation_version=adapter.version,
+        mode=facts["mode"],
+        profile=facts["profile"],
+        seed=facts["seed"],
+        strict=facts["strict"],
+        examples=totals.examples,
+        steps=totals.steps,
+        implementation_steps=totals.implementation_steps,
+        seconds=facts["seconds"],
+        gaps=tuple(sorted(adapter.gaps)),
+        skipped_rules=last.stats.skipped_rules,
+        witnesses=counts,
+        missing_witnesses=tuple(name for name, count in counts.items() if not count),
+        checks=_checks(facts["mode"], totals, failing, unreported, facts["timeout"]),
+        unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
+        unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
+        unreported_declared=reporting.declared,
+        divergences=tuple(divergences),
+        stale_known=tuple(stale),
+        stopped=last.stopped,
+        planned_examples=facts["planned"],
+        rounds=len(searches),
+        options=dict(options),
     )

@@ -1,0 +1,216 @@
+"""Every call into an adapter: under a time limit, its crashes located in the adapter's code.
+
+The kit never trusts the code it drives. A call that does not return within
+the time limit is stopped (:class:`CallTimeout`); a call that raises is a
+crash whose report points at the adapter's own file and line
+(:func:`locate`); a call that returns something the protocol does not allow
+is a :class:`ContractViolation`, which says what was expected.
+
+The time limit is kept by a watchdog thread that wakes a few times a second
+and, when one call has run too long, interrupts the main thread with
+``SIGINT``, which also breaks a blocking ``sleep`` or ``wait``. A call costs
+two attribute writes, so the limit is cheap enough to hold on every call.
+Off the main thread, where no signal can interrupt it, an overlong call is
+reported when it finally returns.
+"""
+
+from __future__ import annotations
+
+import _thread
+import inspect
+import signal
+import sysconfig
+import threading
+import time
+import traceback
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "CallTimeout",
+    "ContractViolation",
+    "Watchdog",
+    "describe_call",
+    "locate",
+    "shown",
+    "where_defined",
+]
+
+#: This module and the machine that calls through it: frames a crash report skips.
+_KIT = Path(__file__).resolve().parent
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+_INSTALLED = {Path(sysconfig.get_paths()[name]).resolve() for name in ("purelib", "platlib")}
+_OWN_FILES = frozenset({"calls.py", "engine.py", "machine.py", "preflight.py", "vector_check.py"})
+
+
+class CallTimeout(BaseException):
+    """A call into the adapter did not return within the time limit.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the run stops at once,
+    without shrinking (every shrink attempt would hang as long again).
+    """
+
+    def __init__(self, call: str, seconds: float) -> None:
+        self.call = call
+        self.seconds = seconds
+        super().__init__(f"{call} did not return within {seconds:g} s")
+
+
+class ContractViolation(BaseException):
+    """The adapter broke the protocol: the run cannot go on, and shrinking would not help."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        self.message = message
+        self.where = where
+        super().__init__(message if where is None else f"{message} ({where})")
+
+
+def shown(path: str) -> str:
+    """Return ``path`` relative to the current directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def where_defined(function: object) -> str | None:
+    """Return ``file:line`` of a function's definition, or ``None`` if it has no source."""
+    target: Any = getattr(function, "__func__", function)
+    try:
+        target = inspect.unwrap(target)
+        path = inspect.getsourcefile(target)
+        _, line = inspect.getsourcelines(target)
+    except (OSError, TypeError):
+        return None
+    return f"{shown(path)}:{line}" if path else None
+
+
+def _is_users(filename: str) -> bool:
+    """Whether a frame is in code a user wrote or installed (not Python's own library)."""
+    if filename.startswith("<"):
+        return False
+    path = Path(filename).resolve()
+    if path.parent == _KIT and path.name in _OWN_FILES:
+        return False
+    installed = any(path.is_relative_to(directory) for directory in _INSTALLED)
+    return installed or not path.is_relative_to(_STDLIB)
+
+
+def locate(error: BaseException) -> list[str]:
+    """Return where ``error`` was raised, and where it left the adapter, as report lines.
+
+    The kit's own frames (its calls into the adapter) and Python's library are
+    skipped: the first frame left is the adapter's method, the last the line of
+    the user's code that raised (or called the library that raised).
+    """
+    frames = traceback.extract_tb(error.__traceback__)
+    users = [frame for frame in frames if _is_users(frame.filename)]
+    if not users:
+        return []
+    last = users[-1]
+    lines = [f"raised at {shown(last.filename)}:{last.lineno}, in {last.name}"]
+    if last.line:
+        lines.append(f"    {last.line.strip()}")
+    deepest = frames[-1]
+    if deepest is not last:
+        lines.append(f"(inside {shown(deepest.filename)}:{deepest.lineno}, in {deepest.name})")
+    first = users[0]
+    if first is not last:
+        lines.append(f"called from {shown(first.filename)}:{first.lineno}, in {first.name}")
+    return lines
+
+
+def _short(value: object) -> str:
+    """Return a compact, one-line ``repr`` of an argument for a report."""
+    from replication.model import Manifest  # noqa: PLC0415 - the core loads after the kit's CLI
+
+    if isinstance(value, Manifest):
+        return (
+            f"Manifest(worker_id={value.worker_id!r}, parent_id={value.parent_id!r}, "
+            f"depth={value.depth}, issued_at={value.issued_at.isoformat()})"
+        )
+    if isinstance(value, timedelta):
+        return f"timedelta(seconds={value.total_seconds():g})"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def describe_call(method: str, *args: object) -> str:
+    """Return ``method(arg, ...)`` as a report names a call."""
+    return f"{method}({', '.join(_short(argument) for argument in args)})"
+
+
+class Watchdog:
+    """Runs calls into the adapter under a per-call time limit (``None``: no limit).
+
+    Use it as a context manager: the watchdog thread lives inside the block.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        # Odd while a call runs; the watchdog compares it before and after it looks.
+        self._serial = 0
+        self._started = 0.0
+        self._current: Callable[[], str] = lambda: "a call"
+        self.fired: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._interruptible = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> Watchdog:
+        if self.timeout is not None and self._interruptible:
+            self._thread = threading.Thread(
+                target=self._watch, name="replication-watchdog", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        assert self.timeout is not None  # noqa: S101 - only started with a limit
+        period = min(0.1, self.timeout / 4)
+        main = threading.main_thread().ident
+        while not self._stop.wait(period):
+            serial, started = self._serial, self._started
+            overdue = time.monotonic() - started > self.timeout
+            if serial % 2 and overdue and self._serial == serial and self.fired is None:
+                self.fired = self._current()
+                if hasattr(signal, "pthread_kill") and main is not None:
+                    # A real signal: it also breaks a sleep or a wait in the adapter.
+                    signal.pthread_kill(main, signal.SIGINT)
+                else:  # pragma: no cover - Windows
+                    _thread.interrupt_main()
+
+    def call(self, describe: Callable[[], str], function: Callable[..., Any], *args: Any) -> Any:
+        """Return ``function(*args)``; raise :class:`CallTimeout` if it overran the limit.
+
+        ``describe`` names the call for the report; it is only called when needed.
+        """
+        self._current = describe
+        self._started = time.monotonic()
+        self._serial += 1
+        try:
+            result = function(*args)
+        except KeyboardInterrupt:
+            if self.fired is not None and self.timeout is not None:
+                raise CallTimeout(self.fired, self.timeout) from None
+            raise
+        finally:
+            self._serial += 1
+        if (
+            self.timeout is not None
+            and not self._interruptible
+            and time.monotonic() - self._started > self.timeout
+        ):
+            raise CallTimeout(describe(), self.timeout)
+        return result

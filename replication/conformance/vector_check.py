@@ -1,0 +1,337 @@
+"""Check a vector directory, and replay its scenarios against an adapter.
+
+``replication vectors check DIR [--impl module:factory]`` validates every file
+against the JSON Schema shipped with the kit (not the directory's own copy),
+checks the index (R-VECTOR-2) and the signing vectors (R-VECTOR-4), and with
+an adapter replays every scenario (R-VECTOR-3). A directory that cannot be
+read, a file that is not JSON or does not follow the schema, an unknown action:
+each raises :class:`VectorError`, one line naming the file and the step. A
+scenario that uses an action the adapter declares a gap stops at that step,
+and its remaining steps are counted as skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import jsonschema
+
+from replication.conformance.adapter import Denied
+from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, locate
+from replication.conformance.jsonforms import (
+    SCHEMA_PATH,
+    contract_from_json,
+    manifest_from_json,
+    manifest_to_json,
+    observation_from_json,
+    parse_time,
+)
+from replication.conformance.observations import (
+    Reporting,
+    checked_observation,
+    compare_observations,
+)
+from replication.conformance.preflight import Adapter, SetupError, load_adapter
+from replication.errors import BadSignatureError, ReplicationDenied
+from replication.signing import SigningKey, verify_manifest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from replication.conformance.adapter import Implementation
+    from replication.invariants import Observation
+
+__all__ = ["VectorCheck", "VectorError", "check_vectors"]
+
+#: Seconds one call into the adapter may take while replaying.
+REPLAY_TIMEOUT = 5.0
+
+
+class VectorError(Exception):
+    """The vector directory cannot be used: one line naming the file (and step) at fault."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+@attrs.define
+class VectorCheck:
+    """What checking a vector directory found."""
+
+    files: int = 0
+    steps: int = 0
+    failures: list[str] = attrs.field(factory=list)
+    rules: set[str] = attrs.field(factory=set)
+    #: Scenario file -> (first skipped step, steps skipped, the gap action at that step).
+    skipped: dict[str, tuple[int, int, str]] = attrs.field(factory=dict)
+    gaps: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether every file and step checked out."""
+        return not self.failures
+
+    def render(self) -> str:
+        """Return a short text report."""
+        lines = [f"{self.files} files, {self.steps} steps, {len(self.rules)} rules exercised"]
+        if self.skipped:
+            total = sum(count for _, count, _ in self.skipped.values())
+            lines.append(
+                f"skipped for declared gaps ({', '.join(self.gaps)}): {total} steps "
+                f"in {len(self.skipped)} scenarios"
+            )
+            lines += [
+                f"  {name}: {count} steps from step {first} ({action})"
+                for name, (first, count, action) in sorted(self.skipped.items())
+            ]
+        lines += [f"FAIL {failure}" for failure in self.failures]
+        lines.append("OK" if self.ok else f"{len(self.failures)} failures")
+        return "\n".join(lines)
+
+
+# -- reading and validating -------------------------------------------------------------------
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def _where(name: str, path: list[str | int]) -> str:
+    """``scenarios/x.json step 3 args.manifest``: a JSON path as a reader says it."""
+    parts = list(path)
+    text = name
+    if len(parts) >= 2 and parts[0] == "steps" and isinstance(parts[1], int):
+        text += f" step {parts[1]}"
+        parts = parts[2:]
+    elif len(parts) >= 2 and parts[0] == "cases" and isinstance(parts[1], int):
+        text += f" case {parts[1]}"
+        parts = parts[2:]
+    if parts:
+        text += " " + ".".join(str(part) for part in parts)
+    return text
+
+
+def _load(directory: Path, name: str, definition: str) -> Any:
+    """Read ``name`` as JSON and validate it against the schema's ``definition``."""
+    path = directory / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = " (replication vectors export DIR writes a vector directory)"
+        raise VectorError(f"{path}: missing{hint if name == 'index.json' else ''}") from None
+    except UnicodeDecodeError:
+        raise VectorError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        message = f"{path}: not valid JSON: {error.msg} (line {error.lineno} column {error.colno})"
+        raise VectorError(message) from None
+    except OSError as error:
+        raise VectorError(f"{path}: cannot be read: {error.strerror}") from None
+    schema = {"$ref": f"#/$defs/{definition}", "$defs": _schema()["$defs"]}
+    problem = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data)
+    )
+    if problem is not None:
+        where = _where(name, list(problem.absolute_path))
+        raise VectorError(f"{where}: {problem.message} (not in the vector format)")
+    return data
+
+
+def _check_index(directory: Path, result: VectorCheck) -> list[str]:
+    index = _load(directory, "index.json", "index")
+    for name, entry in index["files"].items():
+        path = directory / name
+        if not path.exists():
+            result.failures.append(f"{name}: listed in index.json but missing")
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+            result.failures.append(f"{name}: its SHA-256 differs from index.json")
+        result.rules.update(entry["exercises"])
+    listed = set(index["files"])
+    for path in sorted(directory.rglob("*.json")):
+        name = path.relative_to(directory).as_posix()
+        if name != "index.json" and name not in listed:
+            result.failures.append(f"{name}: not listed in index.json (it would never be loaded)")
+    scenarios = sorted(name for name in listed if name.startswith("scenarios/"))
+    for name in scenarios:
+        if (directory / name).exists():
+            _load(directory, name, "scenario")
+    return [name for name in scenarios if (directory / name).exists()]
+
+
+def _check_signing(directory: Path, result: VectorCheck) -> None:
+    if not (directory / "signing.json").exists():
+        return  # the index check has reported it missing
+    data = _load(directory, "signing.json", "signing")
+    key = SigningKey.from_seed(bytes.fromhex(data["key_seed"])).verifying_key
+    if key.raw.hex() != data["public_key"]:
+        result.failures.append("signing.json: public_key does not match key_seed")
+    for number, case in enumerate(data["cases"]):
+        manifest = manifest_from_json(case["manifest"])
+        if manifest.signing_payload.hex() != case["payload_hex"]:
+            result.failures.append(f"signing.json case {number}: payload bytes differ")
+        try:
+            verify_manifest(manifest, key)
+            valid = True
+        except BadSignatureError:
+            valid = False
+        if valid != case["valid"]:
+            result.failures.append(
+                f"signing.json case {number}: signature {'verifies' if valid else 'fails'}, "
+                f"expected {'valid' if case['valid'] else 'invalid'}"
+            )
+        result.steps += 1
+
+
+# -- replaying --------------------------------------------------------------------------------
+
+
+def _call(implementation: Implementation, step: dict[str, Any]) -> Any:
+    action, arguments = step["action"], step["args"]
+    if action == "issue":
+        resources = manifest_from_json(
+            {
+                "worker_id": "x",
+                "parent_id": None,
+                "depth": 0,
+                "state_snapshot": {},
+                "issued_at": step["at"],
+                "resources": arguments["resources"],
+                "signature": "",
+            }
+        ).resources
+        return implementation.issue(
+            arguments["parent_id"], arguments["worker_id"], resources, arguments["state_snapshot"]
+        )
+    if action in {"register", "launch"}:
+        return getattr(implementation, action)(manifest_from_json(arguments["manifest"]))
+    if action == "reap":
+        return implementation.reap(timedelta(seconds=arguments["timeout_seconds"]))
+    if action == "kill_switch":
+        return implementation.kill_switch()
+    return getattr(implementation, action)(arguments["worker_id"])
+
+
+def _without_manifests(observation: Observation) -> Observation:
+    # Vector observations carry no manifests (the manifests are in the steps).
+    workers = {wid: attrs.evolve(view, manifest=None) for wid, view in observation.workers.items()}
+    return attrs.evolve(observation, workers=workers)
+
+
+class _Replay:
+    """One adapter replaying scenarios, each call under the time limit."""
+
+    def __init__(self, adapter: Adapter, watchdog: Watchdog, result: VectorCheck) -> None:
+        self.adapter = adapter
+        self.watchdog = watchdog
+        self.result = result
+        self.reporting = Reporting(adapter.unreported)
+
+    def scenario(self, directory: Path, name: str) -> None:
+        scenario = json.loads((directory / name).read_text(encoding="utf-8"))
+        now = {"value": parse_time(scenario["start"])}
+        where = name.removeprefix("scenarios/")
+        try:
+            implementation = self.watchdog.call(lambda: "factory()", self.adapter.factory)
+            self.watchdog.call(
+                lambda: "start(contract, key, clock)",
+                implementation.start,
+                contract_from_json(scenario["contract"]),
+                SigningKey.from_seed(bytes.fromhex(scenario["key_seed"])),
+                lambda: now["value"],
+            )
+        except (Exception, CallTimeout) as error:  # noqa: BLE001 - reported as a failure
+            self.result.failures.append(f"{where} start: {_raised(error)}")
+            return
+        steps = scenario["steps"]
+        for number, step in enumerate(steps):
+            if step["action"] in self.adapter.gaps:
+                self.result.skipped[name] = (number, len(steps) - number, step["action"])
+                return
+            now["value"] = parse_time(step["at"])
+            if not self._step(implementation, step, f"{where} step {number} ({step['action']})"):
+                return
+
+    def _step(self, implementation: Implementation, step: dict[str, Any], where: str) -> bool:
+        expect, result = step["expect"], self.result
+        returned, decision, reason = None, "allowed", None
+        try:
+            returned = self.watchdog.call(lambda: step["action"], _call, implementation, step)
+        except Denied as denied:
+            decision, reason = "denied", denied.reason
+        except ReplicationDenied as denied:
+            decision, reason = "denied", denied.reason.value
+        except (Exception, CallTimeout) as error:  # noqa: BLE001 - reported as a failure
+            result.failures.append(f"{where}: {_raised(error)}")
+            return False
+        result.steps += 1
+        if (decision, reason) != (expect["decision"], expect["reason"]):
+            result.failures.append(
+                f"{where}: expected {expect['decision']} ({expect['reason']}), "
+                f"got {decision} ({reason})"
+            )
+            return False
+        if returned is not None and manifest_to_json(returned) != expect.get("manifest"):
+            result.failures.append(f"{where}: the issued manifest differs")
+            return False
+        try:
+            observed = checked_observation(self.watchdog.call(lambda: "observe()",
+                                                              implementation.observe))  # fmt: skip
+        except ContractViolation as violation:
+            raise SetupError(violation.message) from None
+        except (Exception, CallTimeout) as error:  # noqa: BLE001 - reported as a failure
+            result.failures.append(f"{where} observe(): {_raised(error)}")
+            return False
+        expected = observation_from_json(expect["observation"])
+        observed = _without_manifests(observed)
+        self.reporting.learn(expected, observed)
+        differences = compare_observations(expected, observed, reported=self.reporting.reported)
+        if differences:
+            result.failures.append(f"{where}: {'; '.join(differences)}")
+            return False
+        return True
+
+
+def _raised(error: BaseException) -> str:
+    if isinstance(error, CallTimeout):
+        return str(error)
+    lines = locate(error)
+    where = f" ({lines[0]})" if lines else ""
+    return f"raised {type(error).__name__}: {error}{where}"
+
+
+def check_vectors(
+    directory: Path, adapter: Adapter | Callable[[], Implementation] | None = None
+) -> VectorCheck:
+    """Verify a vector directory, and replay its scenarios against ``adapter`` if given.
+
+    Raises :class:`VectorError` when the directory cannot be used, and
+    :class:`~replication.conformance.preflight.SetupError` when the adapter cannot.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        reason = "not a directory" if directory.exists() else "no such directory"
+        raise VectorError(f"{directory}: {reason}")
+    result = VectorCheck()
+    scenario_files = _check_index(directory, result)
+    result.files = len(scenario_files) + 1
+    _check_signing(directory, result)
+    if adapter is None:
+        return result
+    with Watchdog(REPLAY_TIMEOUT) as watchdog:
+        loaded = (
+            adapter if isinstance(adapter, Adapter) else load_adapter(adapter, watchdog=watchdog)
+        )
+        result.gaps = tuple(sorted(loaded.gaps))
+        replay = _Replay(loaded, watchdog, result)
+        for name in scenario_files:
+            replay.scenario(directory, name)
+    return result
