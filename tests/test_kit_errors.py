@@ -201,7 +201,7 @@ class TestAdaptersThatCannotRun:
             ],
         )
 
-    # Spec: R-KIT-1.
+    # Spec: R-KIT-1, R-KIT-7.
     def test_a_hanging_start(self, capsys, adapter):
         name = adapter("""
             import time
@@ -305,7 +305,7 @@ class TestAdaptersThatCannotRun:
 class TestImplementationsThatMisbehave:
     """A hang or a crash is a finding about the implementation: exit code 1, located."""
 
-    # Spec: R-KIT-6.
+    # Spec: R-KIT-6, R-KIT-7.
     def test_a_hanging_call_is_stopped_and_reported_with_its_arguments(self, capsys, adapter):
         name = adapter("""
             import time
@@ -429,7 +429,7 @@ class TestVectorErrors:
         assert len(err.splitlines()) <= 2, err
         return code, first_line(err)
 
-    # Spec: R-VECTOR-1.
+    # Spec: R-VECTOR-1, R-VECTOR-6.
     def test_a_missing_or_empty_directory(self, capsys, tmp_path):
         assert self.check(capsys, tmp_path / "nope") == (
             2, f"replication vectors: cannot run: {tmp_path / 'nope'}: no such directory"
@@ -439,7 +439,7 @@ class TestVectorErrors:
             "(replication vectors export DIR writes a vector directory)"),
         )  # fmt: skip
 
-    # Spec: R-VECTOR-1.
+    # Spec: R-VECTOR-1, R-VECTOR-6.
     def test_corrupt_json(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)
         (copy / "scenarios" / "quota.json").write_text('{"format": ')
@@ -448,7 +448,7 @@ class TestVectorErrors:
             "valid JSON: Expecting value (line 1 column 12)"),
         )  # fmt: skip
 
-    # Spec: R-VECTOR-1.
+    # Spec: R-VECTOR-1, R-VECTOR-6.
     def test_an_unknown_action_names_the_file_and_step(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)
         path = copy / "scenarios" / "quota.json"
@@ -473,6 +473,21 @@ class TestVectorErrors:
             2, ("replication vectors: cannot run: scenarios/quota.json step 0 args: Additional "
             "properties are not allowed ('colour' was unexpected) (not in the vector format)"),
         )  # fmt: skip
+
+    # Spec: R-VECTOR-6.
+    def test_a_step_missing_its_arguments(self, capsys, vectors, tmp_path):
+        copy = self.copy(vectors, tmp_path)
+        path = copy / "scenarios" / "quota.json"
+        scenario = json.loads(path.read_text())
+        del scenario["steps"][3]["args"]["manifest"]
+        path.write_text(json.dumps(scenario))
+        assert self.check(capsys, copy) == (
+            2,
+            (
+                "replication vectors: cannot run: scenarios/quota.json step 3 args: 'manifest' is a "
+                "required property (not in the vector format)"
+            ),
+        )
 
     def test_export_onto_a_file(self, capsys, tmp_path):
         target = tmp_path / "file.txt"
@@ -499,6 +514,7 @@ class TestVectorErrors:
         )  # fmt: skip
 
 
+# Spec: R-KIT-6.
 def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
     """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback."""
     process = subprocess.Popen(

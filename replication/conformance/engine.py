@@ -17,6 +17,7 @@ The rules that choose the actions are in :mod:`replication.conformance.machine`.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -373,6 +374,7 @@ class Engine(RuleBasedStateMachine):
         if stats.first_failure is None:
             stats.first_failure = failure
             stats.examples_at_detection = stats.examples
+            stats.witnesses_at_detection = Counter(stats.witnesses.counts)
             stats.seconds_at_detection = time.perf_counter()
         return failure
 

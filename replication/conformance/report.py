@@ -118,6 +118,8 @@ class Report:
     witnesses: dict[str, int]
     missing_witnesses: tuple[str, ...]
     checks: dict[str, Check]
+    #: How many of the examples were shrinking attempts.
+    shrink_examples: int = 0
     #: The optional observation fields not compared, and whether the adapter declared them.
     unreported: tuple[str, ...] = ()
     unreported_declared: bool = True
@@ -205,7 +207,9 @@ class Report:
             f"strict {'on' if self.strict else 'off'}"
             + (f", {self.rounds} rounds (--keep-going)" if self.rounds > 1 else ""),
             (
-                f"  {_count(self.examples)} examples, {_count(self.steps)} steps "
+                f"  {_count(self.examples)} examples"
+                + (f" ({_count(self.shrink_examples)} shrinking)" if self.shrink_examples else "")
+                + f", {_count(self.steps)} steps "
                 f"({_count(self.implementation_steps)} on the implementation), {timing}"
             ),
         ]

@@ -122,6 +122,8 @@ class RunStats:
     #: The first divergence seen, and when: what a report shows if shrinking is cut short.
     first_failure: ConformanceFailure | None = None
     examples_at_detection: int = 0
+    #: The witnesses reached when the first failure was found (shrinking reaches more).
+    witnesses_at_detection: Counter[str] | None = None
     seconds_at_detection: float | None = None
     #: Steps skipped because their divergence class was set aside (``--keep-going``).
     suppressed_steps: int = 0

@@ -61,7 +61,7 @@ DEFAULT_TARGET = "replication.conformance.adapter:FacadeImplementation"
 DEFAULT_TIMEOUT = 5.0
 #: Seconds shrinking one divergence may take: two thirds for Hypothesis's
 #: shrinker, the rest (at least ``_MINIMISE_AT_LEAST``) to remove the steps it left.
-DEFAULT_SHRINK_TIME = 20.0
+DEFAULT_SHRINK_TIME = 10.0
 _MINIMISE_AT_LEAST = 3.0
 #: At most this many rounds of ``--keep-going`` (each sets one more divergence aside).
 MAX_ROUNDS = 64
@@ -483,8 +483,14 @@ def _report(
         divergences.append(last.divergence)
     witnesses = WitnessLog()
     totals = RunStats()
+    shrinking = 0
     for search in searches:
-        witnesses.merge(search.stats.witnesses)
+        stats = search.stats
+        if stats.witnesses_at_detection is not None:  # what shrinking reached does not count
+            witnesses.counts.update(stats.witnesses_at_detection)
+            shrinking += stats.examples - stats.examples_at_detection
+        else:
+            witnesses.merge(stats.witnesses)
         totals.examples += search.stats.examples
         totals.steps += search.stats.steps
         totals.implementation_steps += search.stats.implementation_steps
@@ -512,6 +518,7 @@ def _report(
         seed=facts["seed"],
         strict=facts["strict"],
         examples=totals.examples,
+        shrink_examples=shrinking,
         steps=totals.steps,
         implementation_steps=totals.implementation_steps,
         seconds=facts["seconds"],
