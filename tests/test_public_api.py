@@ -18,6 +18,7 @@ CORE = {
     "encoding",
     "errors",
     "_validation",
+    "_frozen",
     "_ed25519",
     "invariants",
 }
