@@ -152,8 +152,11 @@ class TestCommandLine:
     # Spec: R-KIT-1, R-KIT-6.
     def test_an_adapter_that_cannot_run_exits_2(self):
         result = run_cli("tests.toy_implementation:NoSuchThing")
-        assert result.returncode == 2
-        assert "cannot load" in result.stderr
+        assert (result.returncode, result.stderr) == (
+            2,
+            "replication conformance: cannot run: tests.toy_implementation has no attribute "
+            "'NoSuchThing'\n",
+        )
 
 
 def readme_adapter() -> str:

@@ -484,8 +484,8 @@ class TestVectorErrors:
         assert self.check(capsys, copy) == (
             2,
             (
-                "replication vectors: cannot run: scenarios/quota.json step 3 args: 'manifest' is a "
-                "required property (not in the vector format)"
+                "replication vectors: cannot run: scenarios/quota.json step 3 args: "
+                "'manifest' is a required property (not in the vector format)"
             ),
         )
 
