@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime, timedelta
 
-    from replication.model import ReplicationContract, ResourceSpec
+    from replication.model import ReplicationContract, ResourceSpec, StopCondition
     from replication.signing import SigningKey
 
 
@@ -100,17 +100,28 @@ class PlainModel:
             raise Denied("duplicate_worker_id")
         self.issued.add(worker_id)
         manifest = Manifest(worker_id, parent_id, child_depth, state_snapshot, now, resources)
+        return self._sign(manifest)
+
+    def _sign(self, manifest: Manifest) -> Manifest:
         return sign_manifest(manifest, self.key)
+
+    def _verifies(self, manifest: Manifest) -> bool:
+        try:
+            verify_manifest(manifest, self.key.verifying_key)
+        except BadSignatureError:
+            return False
+        return True
+
+    def _is_replay(self, worker_id: str) -> bool:
+        return worker_id in self.ever
 
     def register(self, manifest: Manifest) -> None:
         now = self.clock()
         if self.killed:
             raise Denied("kill_switch")
-        try:
-            verify_manifest(manifest, self.key.verifying_key)
-        except BadSignatureError:
-            raise Denied("bad_signature") from None
-        if manifest.worker_id in self.ever:
+        if not self._verifies(manifest):
+            raise Denied("bad_signature")
+        if self._is_replay(manifest.worker_id):
             raise Denied("replay")
         if manifest.issued_at - now > self.contract.clock_skew:
             raise Denied("issued_in_future")
@@ -120,13 +131,13 @@ class PlainModel:
             raise Denied("depth_mismatch")
         if self._too_deep(expected):
             raise Denied("depth_exceeded")
-        if len(self.registry) >= self.contract.max_replicas:
+        if self._full_at_registration():
             raise Denied("quota")
         if parent_id is not None and self._too_soon(parent_id, now):
             raise Denied("cooldown")
         context = ReplicationContext(manifest, len(self.registry), self.contract)
         for condition in self.contract.stop_conditions:
-            if condition.predicate(context):
+            if self._fires(condition, context):
                 raise Denied("stop_condition")
         self.registry[manifest.worker_id] = {
             "manifest": manifest,
@@ -136,6 +147,15 @@ class PlainModel:
         self.ever.add(manifest.worker_id)
         if parent_id is not None:
             self.spawn_times[parent_id] = now
+
+    def _full_at_registration(self) -> bool:
+        return len(self.registry) >= self.contract.max_replicas
+
+    def _fires(self, condition: StopCondition, context: ReplicationContext) -> bool:
+        try:
+            return bool(condition.predicate(context))
+        except Exception:  # noqa: BLE001 - a condition that fails, fails closed (R-REGISTER-5)
+            return True
 
     def launch(self, manifest: Manifest) -> None:
         if self.killed:

@@ -5,8 +5,8 @@ with the property suite's :class:`~properties.plain_model.PlainModel` attached
 as the implementation, compared in the strictest mode: every decision, reason
 code and observed state of the core must match a plain, independent model of
 the rules, and every invariant must hold on both, after every step. On top of
-the kit's actions it drives the ones only the core has: deregistration, expiry,
-resource enforcement, generated worker ids and claimed depths. At teardown the
+the kit's actions it drives the ones only the core has: resource enforcement and
+claimed depths. At teardown the
 whole final state is checked again, signatures included.
 
 A failure prints the shrunk program; rule and argument names read like the spec.
@@ -79,27 +79,6 @@ class ReferenceMachine(DifferentialMachine):
         if outcome is None or outcome.manifest is None:
             return None
         return Issued(outcome.manifest.worker_id, outcome.manifest, manifest)
-
-    @rule(role=roles)
-    def deregister(self, role: str) -> None:
-        """Deregister the worker playing ``role`` (killing its container)."""
-        worker_id = pick(self.current, role) or "ghost"
-        self.act(
-            "deregister_worker",
-            lambda s: core.deregister_worker(s, worker_id, reason="done", now=self.now),
-            lambda model: model.deregister(worker_id),
-            subject=worker_id,
-        )
-
-    @rule()
-    def expire_workers(self) -> None:
-        """Remove every worker older than the contract's expiration."""
-        self.act(
-            "expire_workers",
-            lambda s: core.expire_workers(s, now=self.now),
-            lambda model: model.expire(),
-            subject=None,
-        )
 
     @rule(role=roles)
     def enforce_resource_bounds(self, role: str) -> None:

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from replication.conformance.adapter import ReferenceImplementation
+from replication.conformance.known import KnownDivergences
 from replication.conformance.preflight import load_factory
 from replication.conformance.results import ConformanceFailure, compare_observations
 from replication.conformance.runner import SetupError, run_conformance
+from replication.conformance.witnesses import denial
+from replication.errors import ReasonCode
 from replication.invariants import Observation, WorkerView
 from tests import toy_implementation as toys
 
@@ -50,8 +53,8 @@ class TestCorrectImplementations:
         report = run_conformance(toys.WithoutQuarantine, seed=13)
         assert report.conformant, report.render()
         assert report.gaps == ("quarantine", "release")
-        assert report.skipped_rules == ("quarantine", "release")
-        assert "rules skipped: quarantine, release" in report.render()
+        assert report.skipped_rules == ("quarantine", "quarantine_then", "release")
+        assert "rules skipped: quarantine, quarantine_then, release" in report.render()
         assert "denied: quarantined" not in report.witnesses
 
     # Spec: R-KIT-4.
@@ -82,6 +85,100 @@ def test_the_kit_rejects_each_faulty_implementation(factory, kind, action, names
     assert report.failure.startswith(f"{kind} divergence at {action}")
     assert names in report.failure
     assert report.program is not None
+
+
+class TestBlindSpots:
+    """Faults independent implementations had that the kit once passed, each caught in ``ci``."""
+
+    # Spec: R-KIT-2, R-KIT-3, R-COOLDOWN-2, R-REGISTER-3, R-REGISTER-5, R-QUOTA-1.
+    @pytest.mark.parametrize(
+        ("factory", "seed", "first_line", "shows"),
+        [
+            (toys.SpawnTimeForgotten, 2, "observation divergence at deregister_worker",
+             ".last_child_registered_at: expected datetime.datetime("),
+            (toys.StopConditionFailsOpen, 1, "decision divergence at register_worker",
+             "denied (stop_condition)  | allowed"),
+            (toys.ReplayCheckedAgainstRegistryOnly, 2, "decision divergence at register_worker",
+             "denied (replay)  | allowed"),
+            (toys.QuotaCheckedAtIssueOnly, 2, "decision divergence at register_worker",
+             "- INV-QUOTA: "),
+            (toys.HmacColonJoined, 2, "reason divergence at register_worker",
+             "denied (bad_signature)  | denied (parent_unknown)"),
+        ],
+        ids=lambda value: getattr(value, "__name__", None),
+    )  # fmt: skip
+    def test_each_is_caught_in_the_ci_profile(self, factory, seed, first_line, shows):
+        report = run_conformance(factory, profile="ci", seed=seed, shrink=False)
+        assert report.verdict == "NOT CONFORMANT", report.render()
+        assert report.failure is not None
+        assert report.failure.startswith(first_line), report.failure
+        assert shows in report.failure
+
+    # Spec: R-KIT-3, R-QUOTA-1.
+    def test_an_invariant_broken_by_a_wrong_decision_is_reported_broken(self):
+        """No cascade either way: INV-QUOTA fails with the decision, and nothing else does."""
+        report = run_conformance(toys.QuotaCheckedAtIssueOnly, seed=2, shrink=False)
+        statuses = {name.split(":")[0]: check.status for name, check in report.checks.items()}
+        assert statuses["INV-QUOTA"] == "FAIL"
+        assert statuses["decisions agree with the reference"] == "FAIL"
+        assert [name for name, status in statuses.items() if status == "FAIL"] == [
+            "decisions agree with the reference", "INV-QUOTA",
+        ]  # fmt: skip
+
+    # Spec: R-KIT-2, R-KIT-3, R-SIGN-7.
+    def test_an_implementation_signing_with_hmac_in_its_adapter_is_checked_on_every_rule(self):
+        report = run_conformance(toys.HmacSigning, profile="dev", seed=4)
+        assert report.verdict == "NO DIVERGENCE FOUND", report.render()
+        signature = "INV-SIGNATURE: Every registered manifest verifies under the controller's key."
+        assert str(report.checks[signature]) == "pass"
+        assert "signing: the adapter's own scheme" in report.render()
+        assert report.witnesses[denial(ReasonCode.BAD_SIGNATURE)] > 0
+
+
+class TestKeepGoing:
+    """Every distinct divergence in one run, and the known ones set aside."""
+
+    # Spec: R-KIT-8.
+    def test_keep_going_lists_each_distinct_divergence_once(self):
+        report = run_conformance(toys.TwoFaults, profile="dev", seed=3, keep_going=True,
+                                 shrink_time=2)  # fmt: skip
+        assert report.verdict == "NOT CONFORMANT"
+        assert report.rounds == 3
+        assert sorted(d.line for d in report.divergences) == [
+            "decision at heartbeat: expected denied (quarantined) | got allowed",
+            "decision at issue_manifest: expected denied (cooldown) | got allowed",
+        ]
+        table = report.table()
+        assert table[0] == "distinct divergences: 2"
+        assert table[1].split() == ["#", "kind", "action", "expected", "got", "status"]
+        text = report.render()
+        assert text.count("reproduce with this program:") == 2
+        assert "pass it with --known:" in text
+
+    # Spec: R-KIT-8.
+    def test_known_divergences_are_set_aside_and_stale_ones_warned_about(self, tmp_path):
+        known_file = tmp_path / "known.txt"
+        known_file.write_text(
+            "# TwoFaults' known divergences\n"
+            "decision at heartbeat: expected denied (quarantined) | got allowed\n"
+            "decision at issue_manifest: expected denied (cooldown) | got allowed\n"
+            "decision at kill_worker: expected allowed | got denied (unknown_worker)\n"
+        )
+        known = KnownDivergences.load(known_file)
+        report = run_conformance(toys.TwoFaults, profile="dev", seed=3, known=known)
+        assert report.failures == ()
+        assert report.verdict == "NO DIVERGENCE FOUND"
+        assert [d.known for d in report.divergences] == [True, True]
+        assert report.stale_known == (
+            "decision at kill_worker: expected allowed | got denied (unknown_worker)",
+        )
+        assert "warning: known divergence no longer occurs: decision at kill_worker" in (
+            report.render()
+        )
+        strict = run_conformance(toys.TwoFaults, profile="dev", seed=3, known=known,
+                                 strict=True, shrink=False)  # fmt: skip
+        assert strict.verdict == "NOT CONFORMANT"
+        assert strict.stale_known == ()
 
 
 # Spec: R-KIT-6.
@@ -154,8 +251,10 @@ class TestCommandLine:
         result = run_cli("tests.toy_implementation:NoSuchThing")
         assert (result.returncode, result.stderr) == (
             2,
-            "replication conformance: cannot run: tests.toy_implementation has no attribute "
-            "'NoSuchThing'\n",
+            (
+                "replication conformance: cannot run: tests.toy_implementation has no attribute "
+                "'NoSuchThing'\n"
+            ),
         )
 
 

@@ -58,11 +58,13 @@ def test_the_index_names_which_vectors_exercise_each_rule(exported):
         assert index["rules"][action]
 
 
-# Spec: R-VECTOR-3.
+# Spec: R-VECTOR-3, R-VECTOR-7.
 @pytest.mark.parametrize(
-    "factory", [ReferenceImplementation, FacadeImplementation, toys.ToyImplementation]
+    "factory",
+    [ReferenceImplementation, FacadeImplementation, toys.ToyImplementation, toys.HmacSigning],
 )
 def test_the_vectors_replay_cleanly_on_correct_implementations(exported, factory):
+    """HmacSigning signs with its own scheme: the steps' origins say which manifest is valid."""
     result = check_vectors(exported, factory)
     assert result.ok, result.render()
     assert result.steps > 150
@@ -78,6 +80,9 @@ def test_the_vectors_replay_cleanly_on_correct_implementations(exported, factory
         toys.ReapLeavesContainer,
         toys.QuarantinedHeartbeat,
         toys.DuplicateLaunchReplaces,
+        toys.SpawnTimeForgotten,
+        toys.ReplayCheckedAgainstRegistryOnly,
+        toys.HmacColonJoined,
     ],
     ids=lambda factory: factory.__name__,
 )

@@ -1,30 +1,46 @@
-"""Implementations for testing the conformance kit: the plain model, and six broken copies.
+"""Implementations for testing the conformance kit: the plain model, and broken copies.
 
 Each faulty implementation is the property suite's plain model with one rule
 broken the way real implementations break them; the kit (and the test vectors)
-must reject every one and name the right invariant or divergence.
+must reject every one and name the right invariant or divergence. The second
+group are the blind spots independent implementations found in the kit: each
+got through as conformant before, and must be caught in the ``ci`` profile now.
+Two implementations sign with HMAC in their adapter: one correctly, one by
+joining fields with ``:`` (so moving text across the ``:`` keeps the signature).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import TYPE_CHECKING
+
+import attrs
 
 from properties.plain_model import PlainModel
 from replication.conformance.adapter import Denied
+from replication.encoding import manifest_body
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
-    from replication.model import Manifest
+    from replication.model import Manifest, ReplicationContext, StopCondition
 
 __all__ = [
     "DepthOffByOne",
     "DuplicateLaunchReplaces",
+    "HmacColonJoined",
+    "HmacSigning",
     "IgnoresCooldown",
     "KillSwitchSurvivor",
     "QuarantinedHeartbeat",
+    "QuotaCheckedAtIssueOnly",
     "ReapLeavesContainer",
+    "ReplayCheckedAgainstRegistryOnly",
+    "SpawnTimeForgotten",
+    "StopConditionFailsOpen",
     "ToyImplementation",
+    "TwoFaults",
     "WithoutQuarantine",
 ]
 
@@ -92,3 +108,93 @@ class WithoutQuarantine(PlainModel):
     """A correct implementation that has no quarantine, and says so."""
 
     gaps = frozenset({"quarantine", "release"})
+
+
+# -- the blind spots ---------------------------------------------------------------------------
+
+
+class SpawnTimeForgotten(PlainModel):
+    """When a child departs, its parent's spawn time goes with it: the next child escapes
+    the cooldown (and the parent reports no last child)."""
+
+    def _remove(self, worker_id: str) -> None:
+        parent_id = self.registry[worker_id]["manifest"].parent_id
+        super()._remove(worker_id)
+        if parent_id is not None:
+            self.spawn_times.pop(parent_id, None)
+
+
+class StopConditionFailsOpen(PlainModel):
+    """A stop condition whose predicate raises is treated as not fired."""
+
+    def _fires(self, condition: StopCondition, context: ReplicationContext) -> bool:
+        try:
+            return bool(condition.predicate(context))
+        except Exception:  # noqa: BLE001 - the fault: it fails open
+            return False
+
+
+class ReplayCheckedAgainstRegistryOnly(PlainModel):
+    """A replay is refused only while its worker is registered: a departed worker comes back."""
+
+    def _is_replay(self, worker_id: str) -> bool:
+        return worker_id in self.registry
+
+
+class QuotaCheckedAtIssueOnly(PlainModel):
+    """The quota is checked when issuing, not again at registration: issued manifests
+    register past ``max_replicas``."""
+
+    def _full_at_registration(self) -> bool:
+        return False
+
+
+# -- signing with another scheme, in the adapter ----------------------------------------------
+
+CONTROLLER_SECRET = b"the controller's HMAC secret (a test fixture)"
+ANOTHER_SECRET = b"a secret that is not the controller's"
+
+
+class HmacSigning(PlainModel):
+    """A correct implementation that signs with HMAC-SHA256 over the canonical bytes.
+
+    Its adapter owns signing: the kit asks it for every validly signed and
+    foreign-signed manifest, and for its verdict on a signature.
+    """
+
+    def _mac(self, manifest: Manifest, secret: bytes) -> str:
+        mac = hmac.new(secret, manifest.signing_payload, hashlib.sha256)
+        return "hmac-sha256:" + mac.hexdigest()
+
+    def _sign(self, manifest: Manifest) -> Manifest:
+        return attrs.evolve(manifest, signature=self._mac(manifest, CONTROLLER_SECRET))
+
+    def _verifies(self, manifest: Manifest) -> bool:
+        return hmac.compare_digest(manifest.signature, self._mac(manifest, CONTROLLER_SECRET))
+
+    def sign(self, manifest: Manifest) -> Manifest:
+        return self._sign(manifest)
+
+    def sign_with_another_key(self, manifest: Manifest) -> Manifest:
+        return attrs.evolve(manifest, signature=self._mac(manifest, ANOTHER_SECRET))
+
+    def verify(self, manifest: Manifest) -> bool:
+        return self._verifies(manifest)
+
+
+class HmacColonJoined(HmacSigning):
+    """Signs ``f"{worker_id}:{parent_id}:{depth}:..."``: a ``:`` inside an id moves a field
+    boundary without changing the signed text (the older implementation's bug)."""
+
+    def _mac(self, manifest: Manifest, secret: bytes) -> str:
+        body = manifest_body(manifest)
+        text = ":".join(
+            str(body[field])
+            for field in ("worker_id", "parent_id", "depth", "issued_at", "resources",
+                          "state_snapshot")
+        )  # fmt: skip
+        return "hmac-sha256:" + hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+class TwoFaults(IgnoresCooldown, QuarantinedHeartbeat):
+    """Two faults at once: no cooldown, and a quarantined worker's heartbeat accepted."""

@@ -44,8 +44,19 @@ __all__ = [
 ]
 
 #: Actions an adapter may declare as gaps (``gaps = frozenset({"quarantine", "release"})``).
-#: issue, register, launch and observe are required of every implementation.
-OPTIONAL_ACTIONS = frozenset({"heartbeat", "kill", "reap", "kill_switch", "quarantine", "release"})
+#: issue, register, launch and observe are required of every implementation;
+#: ``generated_ids`` is ``issue`` with ``worker_id=None``.
+OPTIONAL_ACTIONS = frozenset(
+    {"heartbeat", "kill", "reap", "kill_switch", "quarantine", "release",
+     "deregister", "expire", "generated_ids"}
+)  # fmt: skip
+#: Actions added to the protocol after its first version: an adapter written
+#: before them, which neither provides nor declares them, has them as gaps
+#: (the report says so, and a strict run refuses it).
+LATER_ACTIONS = frozenset({"deregister", "expire", "generated_ids"})
+#: The methods of adapter-owned signing: all three, or none (the kit then signs
+#: with the Ed25519 key it gives ``start``).
+SIGNING_METHODS = ("sign", "sign_with_another_key", "verify")
 
 Clock = Callable[[], "datetime"]
 
@@ -68,8 +79,15 @@ class Implementation(Protocol):
     """What an implementation under test provides.
 
     Every action either returns (allowed) or raises :class:`Denied` (refused,
-    and nothing changed). Two optional attributes: ``gaps``, the optional
-    actions it does not implement, and ``version``, shown in the report.
+    and nothing changed). Three optional attributes: ``gaps``, the optional
+    actions it does not implement; ``unreported``, the optional observation
+    fields it never reports; and ``version``, shown in the report.
+
+    An implementation that signs with its own scheme (HMAC, another key type)
+    also provides :meth:`sign`, :meth:`sign_with_another_key` and
+    :meth:`verify`; the kit then builds every validly signed, foreign-signed
+    and tampered manifest through them, and compares manifests without their
+    signatures.
     """
 
     def start(self, contract: ReplicationContract, key: SigningKey, clock: Clock) -> None:
@@ -78,11 +96,15 @@ class Implementation(Protocol):
     def issue(
         self,
         parent_id: str | None,
-        worker_id: str,
+        worker_id: str | None,
         resources: ResourceSpec,
         state_snapshot: Mapping[str, Any],
     ) -> Manifest:
-        """Issue a signed manifest for ``worker_id``, a child of ``parent_id`` or a root."""
+        """Issue a signed manifest for ``worker_id``, a child of ``parent_id`` or a root.
+
+        With ``worker_id=None`` the controller generates the id (R-ISSUE-3),
+        unless the adapter declares ``generated_ids`` a gap.
+        """
         ...
 
     def register(self, manifest: Manifest) -> None:
@@ -108,6 +130,24 @@ class Implementation(Protocol):
 
     def release(self, worker_id: str) -> None:
         """Release ``worker_id`` from quarantine."""
+
+    def deregister(self, worker_id: str) -> None:
+        """Deregister ``worker_id`` and kill its container."""
+
+    def expire(self) -> None:
+        """Deregister every worker older than the contract's expiration, killing its container."""
+
+    def sign(self, manifest: Manifest) -> Manifest:
+        """Return ``manifest``'s fields signed by the controller's key (adapter-owned signing)."""
+        ...
+
+    def sign_with_another_key(self, manifest: Manifest) -> Manifest:
+        """Return ``manifest``'s fields signed by a key that is not the controller's."""
+        ...
+
+    def verify(self, manifest: Manifest) -> bool:
+        """Return whether ``manifest`` carries the controller's valid signature."""
+        ...
 
     def observe(self) -> Observation:
         """Return the current state, normalised (report what you can, ``None`` the rest)."""
@@ -135,7 +175,7 @@ class ReferenceImplementation:
     def issue(
         self,
         parent_id: str | None,
-        worker_id: str,
+        worker_id: str | None,
         resources: ResourceSpec,
         state_snapshot: Mapping[str, Any],
     ) -> Manifest:
@@ -168,6 +208,12 @@ class ReferenceImplementation:
 
     def release(self, worker_id: str) -> None:
         self._apply(core.release_worker, worker_id)
+
+    def deregister(self, worker_id: str) -> None:
+        self._apply(core.deregister_worker, worker_id, reason="conformance")
+
+    def expire(self) -> None:
+        self._apply(core.expire_workers)
 
     def observe(self) -> Observation:
         return observe(self.state)
@@ -204,7 +250,7 @@ class FacadeImplementation:
     def issue(
         self,
         parent_id: str | None,
-        worker_id: str,
+        worker_id: str | None,
         resources: ResourceSpec,
         state_snapshot: Mapping[str, Any],
     ) -> Manifest:
@@ -237,6 +283,12 @@ class FacadeImplementation:
 
     def release(self, worker_id: str) -> None:
         self._call(self.controller.release, worker_id)
+
+    def deregister(self, worker_id: str) -> None:
+        self._call(self.controller.deregister, worker_id, "conformance")
+
+    def expire(self) -> None:
+        self._call(self.controller.expire_workers)
 
     def observe(self) -> Observation:
         return observe(self.controller.state)

@@ -38,7 +38,15 @@ from replication.conformance.observations import checked_observation, compare_ob
 from replication.conformance.results import ConformanceFailure, RunStats
 from replication.conformance.strategies import CLOCK_START, contract_parameters
 from replication.errors import ReasonCode, ReplicationDenied
-from replication.invariants import Observation, Policy, Step, check_observation, check_step, observe
+from replication.invariants import (
+    Observation,
+    Policy,
+    Step,
+    Violation,
+    check_observation,
+    check_step,
+    observe,
+)
 from replication.model import Manifest, State
 
 if TYPE_CHECKING:
@@ -97,6 +105,9 @@ class Engine(RuleBasedStateMachine):
     mode: ClassVar[str] = "observation"
     stats: ClassVar[RunStats] = RunStats()
     control: ClassVar[RunControl] = RunControl()
+    #: Whether the adapter signs with its own scheme (then manifests are compared
+    #: without their signatures, and INV-SIGNATURE asks the adapter's ``verify``).
+    signs: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,6 +117,8 @@ class Engine(RuleBasedStateMachine):
         self.serial = 0
         self.implementation: Implementation | None = None
         self.observed: Observation | None = None
+        #: The reason code of the reference's last denial (``None`` after an allowed step).
+        self.last_reason: str | None = None
 
     @initialize(parameters=contract_parameters())
     def start(self, parameters: dict[str, Any]) -> None:
@@ -115,9 +128,11 @@ class Engine(RuleBasedStateMachine):
         self.stats.examples += 1
         factory = type(self).factory
         if factory is not None:
+            # A contract of its own: a stop condition with memory counts one side only.
+            own, _ = contract_from(parameters)
             self.implementation = self._call(lambda: "the adapter's factory()", factory)
             self._call(lambda: "start(contract, key, clock)", self.implementation.start,
-                       contract, KEY, self.clock)  # fmt: skip
+                       own, KEY, self.clock)  # fmt: skip
             self.observed = self._observe()
 
     def clock(self) -> Any:
@@ -206,6 +221,7 @@ class Engine(RuleBasedStateMachine):
             event, after = outcome.event, outcome.state
         if event is None:  # pragma: no cover - the core always attaches its event
             raise RuntimeError("a core denial without an audit event")
+        self.last_reason = None if event.allowed else event.reason
         if (action, decision_text(event.allowed, event.reason)) in control.suppressed:
             self.stats.suppressed_steps += 1
             return None, None
@@ -323,12 +339,17 @@ class Engine(RuleBasedStateMachine):
             expected.action, expected.now, allowed, reason or "", expected.worker_id, None, timeout
         )
         stats.checked["invariants"] += 1
+        if self.signs:  # the kit's key says nothing about the adapter's signatures
+            policy = Policy(policy.contract)
         violations = check_step(observed_before, step, observed_after, policy)
         violations += check_observation(observed_after, Policy(policy.contract))
+        violations += self._signature_violations(observed_before, observed_after)
         differences: list[str] = []
         if self.mode == "observation" and decision_ok and reason_ok:
             stats.checked["observation"] += 1
-            differences = compare_with(expected_after, observed_after, stats)
+            differences = compare_with(
+                expected_after, observed_after, stats, signatures=not self.signs
+            )
         if decision_ok and reason_ok and not violations and not differences:
             return result
         invariants = sorted({v.invariant for v in violations})
@@ -368,6 +389,22 @@ class Engine(RuleBasedStateMachine):
             raise SetAside(failure)
         raise self._found(failure)
 
+    def _signature_violations(self, before: Observation, after: Observation) -> list[Violation]:
+        """INV-SIGNATURE through the adapter's ``verify``, for adapter-owned signing."""
+        if not self.signs:
+            return []
+        return [
+            Violation("INV-SIGNATURE", f"{worker_id}'s manifest does not verify (the adapter's "
+                      "verify() says so)")
+            for worker_id in sorted(after.workers.keys() - before.workers.keys())
+            if (manifest := after.workers[worker_id].manifest) is not None
+            and not self.verifies(manifest)
+        ]  # fmt: skip
+
+    def verifies(self, manifest: Manifest) -> bool:
+        """Whether the adapter's ``verify`` accepts ``manifest`` (see ``ManifestSources``)."""
+        raise NotImplementedError
+
     def _found(self, failure: ConformanceFailure) -> ConformanceFailure:
         """Remember the run's first failure and when it was found; return it to be raised."""
         stats = self.stats
@@ -394,6 +431,10 @@ def _reason_of(reason: object, method: str) -> str | None:
     return str.__str__(reason)
 
 
-def compare_with(expected: Observation, got: Observation, stats: RunStats) -> list[str]:
+def compare_with(
+    expected: Observation, got: Observation, stats: RunStats, *, signatures: bool
+) -> list[str]:
     """Compare two observations under what the run knows the implementation reports."""
-    return compare_observations(expected, got, reported=stats.reporting.reported)
+    return compare_observations(
+        expected, got, reported=stats.reporting.reported, signatures=signatures
+    )

@@ -24,61 +24,69 @@ from hypothesis.stateful import Bundle, precondition, rule
 
 from replication import transitions as core
 from replication.conformance.adapter import OPTIONAL_ACTIONS
-from replication.conformance.engine import GENERATED, MODES, Engine, RunControl
+from replication.conformance.engine import GENERATED, MODES, RunControl
 from replication.conformance.fixtures import (
     CLOCK_STEPS,
+    HOSTILE_IDS,
+    HOSTILE_SNAPSHOTS,
     KEY,
-    OTHER_KEY,
     TAMPERABLE,
     TICK,
     pick,
     roles,
     tamper,
 )
+from replication.conformance.manifests import ManifestSources
 from replication.conformance.observations import Reporting
 from replication.conformance.results import Issued, RunStats
+from replication.conformance.witnesses import (
+    BOUNDARY_TAMPER_REFUSED,
+    GENERATED_ID_SKIPPED,
+    SIBLING_AFTER_DEPARTURE,
+)
 from replication.errors import ReasonCode
 from replication.model import Manifest, NetworkPolicy, ResourceSpec
-from replication.signing import sign_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from replication.conformance.adapter import Implementation
+    from replication.model import State
+    from replication.transitions import Outcome
 
 __all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine"]
 
 
-class DifferentialMachine(Engine):
+class DifferentialMachine(ManifestSources):
     """Random programs over the kit's actions, on the reference and an implementation."""
 
     issued = Bundle("issued")
     worker_ids = Bundle("worker_ids")
 
-    # -- issuing and starting workers ------------------------------------------------------------
+    # -- the actions, on both sides ---------------------------------------------------------------
 
     def _issue(
-        self, parent: str | None, worker_id: str, external_network: bool, snapshot: dict[str, Any]
+        self,
+        parent: str | None,
+        worker_id: str | None,
+        external_network: bool,
+        snapshot: dict[str, Any],
     ) -> Issued | None:
+        """Issue on both sides; ``worker_id=None`` lets the controller generate it."""
         resources = ResourceSpec(0.5, 256, NetworkPolicy(allow_external=external_network))
         outcome, manifest = self.act(
             "issue_manifest",
             lambda s: core.issue_manifest(
-                s,
-                KEY,
-                parent_id=parent,
-                worker_id=worker_id,
-                resources=resources,
-                state_snapshot=snapshot,
-                now=self.now,
+                s, KEY, parent_id=parent, worker_id=worker_id, resources=resources,
+                state_snapshot=snapshot, now=self.now,
             ),
             lambda impl: impl.issue(parent, worker_id, resources, snapshot),
             call=("issue", parent, worker_id, resources, snapshot),
-            subject=worker_id,
-        )
+            subject=GENERATED if worker_id is None else worker_id,
+        )  # fmt: skip
         if outcome is None or outcome.manifest is None:
             return None
-        return Issued(worker_id, outcome.manifest, manifest)
+        return Issued(outcome.manifest.worker_id, outcome.manifest, manifest)
 
     def _register(
         self,
@@ -96,9 +104,17 @@ class DifferentialMachine(Engine):
             subject=reference.worker_id,
             must_deny=must_deny,
         )
+        if outcome is not None:
+            self.registered_manifests[reference.worker_id] = sent
         return outcome is not None
 
-    def _launch(self, reference: Manifest, implementation: Manifest | None) -> None:
+    def _launch(
+        self,
+        reference: Manifest,
+        implementation: Manifest | None,
+        *,
+        must_deny: frozenset[ReasonCode] | None = None,
+    ) -> None:
         sent = implementation if implementation is not None else reference
         self.act(
             "launch_worker",
@@ -106,21 +122,40 @@ class DifferentialMachine(Engine):
             lambda impl: impl.launch(sent),
             call=("launch", sent),
             subject=reference.worker_id,
+            must_deny=must_deny,
         )
+
+    def _on_worker(
+        self, action: str, method: str, worker_id: str, transition: Callable[..., Any], **extra: Any
+    ) -> Outcome[State] | None:
+        """Apply an action on one worker (``kill``, ``heartbeat``, ``deregister``, ...)."""
+        outcome, _ = self.act(
+            action,
+            lambda s: transition(s, worker_id, now=self.now, **extra),
+            lambda impl: getattr(impl, method)(worker_id),
+            call=(method, worker_id),
+            subject=worker_id,
+        )
+        return outcome
+
+    # -- issuing and starting workers ------------------------------------------------------------
 
     @rule(
         target=issued,
         external_network=st.booleans(),
-        snapshot=st.sampled_from([{}, {"task": "survey"}, {"n": 1, "seen": [1, 2.5, None]}]),
-        worker_id=st.sampled_from(["new", "new", "new", "k1", "k2", "w2", "w3"]),
+        snapshot=st.sampled_from(
+            [{}, {"task": "survey"}, {"n": 1, "seen": [1, 2.5, None]}, *HOSTILE_SNAPSHOTS]
+        ),
+        worker_id=st.sampled_from(["new", "new", "new", "k1", "k2", "w2", "w3", *HOSTILE_IDS]),
     )
     def issue_root(
         self, external_network: bool, snapshot: dict[str, Any], worker_id: str
     ) -> Issued | None:
         """Issue a manifest for a new root worker: a "new" id, or a chosen one.
 
-        A chosen id may have been used before, or be one the controller would
-        generate itself.
+        A chosen id may have been used before, be one the controller would
+        generate itself, or be hostile (``:``, ``"None"``, a look-alike); the
+        snapshot may hold edge-case JSON.
         """
         chosen = self.next_id() if worker_id == "new" else worker_id
         return self._issue(None, chosen, external_network, snapshot)
@@ -131,19 +166,56 @@ class DifferentialMachine(Engine):
         return self._issue(parent, self.next_id(), external_network, {})
 
     @rule(
+        target=issued,
+        role=st.sampled_from(["none (a root)", "newest", "latest parent"]),
+        first=st.sampled_from(["nothing", "the id it would generate"]),
+    )
+    def issue_generated(self, role: str, first: str) -> Issued | None:
+        """Issue a manifest whose worker id the controller generates (R-ISSUE-3).
+
+        For a root, or a child of the worker playing ``role``; perhaps after a
+        root was issued under the very id the controller would generate then
+        (``w<n + 2>`` with ``n`` ids issued so far), which the generated id must skip.
+        """
+        parent = None if role == "none (a root)" else pick(self.current, role)
+        if first == "the id it would generate":
+            upcoming = f"w{len(self.current.controller.issued_ids) + 2}"
+            self._issue(None, upcoming, external_network=False, snapshot={})
+        before = len(self.current.controller.issued_ids)
+        issued = self._issue(parent, None, external_network=False, snapshot={})
+        if issued is not None and issued.worker_id != f"w{before + 1}":
+            self.stats.witnesses.reached(GENERATED_ID_SKIPPED)
+        return issued
+
+    @rule(
         target=worker_ids,
         parent=st.none() | worker_ids,
         external_network=st.sampled_from([False, False, False, True]),
+        name=st.sampled_from(["new", "new", "new", "new", *HOSTILE_IDS]),
+        snapshot=st.sampled_from([{}, {}, *HOSTILE_SNAPSHOTS]),
     )
-    def start_worker(self, parent: str | None, external_network: bool) -> str:
+    def start_worker(
+        self, parent: str | None, external_network: bool, name: str, snapshot: dict[str, Any]
+    ) -> str:
         """Issue, register and launch a worker: a root, or a child of ``parent``.
 
-        Each of the three steps is checked on its own.
+        Its id is new, or hostile (``:``, ``"None"``, a look-alike); its snapshot
+        may hold edge-case JSON. Each of the three steps is checked on its own.
         """
-        return self._start_worker(parent, external_network=external_network)
+        chosen = None if name == "new" else name
+        return self._start_worker(
+            parent, external_network=external_network, name=chosen, snapshot=snapshot
+        )
 
-    def _start_worker(self, parent: str | None, *, external_network: bool = False) -> str:
-        issued = self._issue(parent, self.next_id(), external_network, {})
+    def _start_worker(
+        self,
+        parent: str | None,
+        *,
+        external_network: bool = False,
+        name: str | None = None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> str:
+        issued = self._issue(parent, name or self.next_id(), external_network, snapshot or {})
         if issued is None:
             return parent or "never-issued"
         if self._register(issued.reference, issued.implementation):
@@ -156,7 +228,24 @@ class DifferentialMachine(Engine):
         parent = pick(self.current, role)
         return self._start_worker(parent) if parent else "never-issued"
 
-    @rule(target=worker_ids, timing=st.sampled_from(["cooldown-1us", "cooldown", "cooldown+1us"]))
+    @rule(target=worker_ids)
+    def start_lineage_past_max_depth(self) -> str:
+        """From the deepest worker, start one child after another down past ``max_depth``.
+
+        The last one is refused (``depth_exceeded``) unless another limit comes first.
+        """
+        worker_id = pick(self.current, "deepest")
+        for _ in range(self.current.contract.max_depth + 1):
+            if worker_id is None or worker_id not in self.current.registry:
+                break
+            child = self._start_worker(worker_id)
+            worker_id = child if child in self.current.registry else None
+        return worker_id or "never-issued"
+
+    @rule(
+        target=worker_ids,
+        timing=st.sampled_from(["cooldown-1us", "cooldown", "cooldown", "cooldown+1us"]),
+    )
     def start_sibling_at_cooldown(self, timing: str) -> str:
         """Start a second child just before, exactly at or just after the cooldown's end.
 
@@ -175,11 +264,57 @@ class DifferentialMachine(Engine):
             self.now = max(self.now, moment)
         return self._start_worker(parent)
 
+    def _sibling_after_departure(self, depart: Callable[[str], None]) -> str:
+        """Make the latest parent's newest child depart, then start a sibling at once.
+
+        The parent's spawn time outlives the child (R-COOLDOWN-2): within the
+        cooldown the sibling is refused, whatever became of the child. A parent
+        whose cooldown is over starts a child first, so the sibling comes within it.
+        """
+        parent = pick(self.current, "latest parent") or pick(self.current, "newest")
+        if parent is None:
+            return "never-issued"
+        spawned = self.current.controller.spawn_times.get(parent)
+        if spawned is None or self.now - spawned >= self.current.contract.cooldown:
+            self._start_worker(parent)
+        registry = self.current.registry
+        children = [w for w, entry in registry.items() if entry.manifest.parent_id == parent]
+        if not children:
+            return "never-issued"
+        depart(max(children, key=lambda w: (registry[w].registered_at, w)))
+        issued = self._issue(parent, self.next_id(), external_network=False, snapshot={})
+        if issued is None:
+            if self.last_reason == ReasonCode.COOLDOWN:
+                self.stats.witnesses.reached(SIBLING_AFTER_DEPARTURE)
+            return parent
+        if self._register(issued.reference, issued.implementation):
+            self._launch(issued.reference, issued.implementation)
+        return issued.worker_id
+
+    @rule(target=worker_ids)
+    def child_deregistered_then_sibling(self) -> str:
+        """Deregister the latest parent's newest child, then start a sibling within the cooldown."""
+        return self._sibling_after_departure(self._deregister)
+
+    @rule(target=worker_ids)
+    def child_reaped_then_sibling(self) -> str:
+        """Let the latest parent's newest child go silent and be reaped, then start a sibling."""
+
+        def reaped(child: str) -> None:
+            entry = self.current.registry[child]
+            self.now = max(self.now, entry.last_heartbeat + self.timeout + TICK)
+            parent = entry.manifest.parent_id
+            if parent is not None and parent in self.current.registry:
+                self._on_worker("heartbeat", "heartbeat", parent, core.heartbeat)
+            self.reap()
+
+        return self._sibling_after_departure(reaped)
+
     # -- registering, honestly and not -------------------------------------------------------------
 
     @rule(target=worker_ids, issued=issued)
     def register(self, issued: Issued | None) -> str:
-        """Register an issued manifest (perhaps for the second time)."""
+        """Register an issued manifest (perhaps for the second time, or after it departed)."""
         if issued is None:
             return "never-issued"
         self._register(issued.reference, issued.implementation)
@@ -189,20 +324,21 @@ class DifferentialMachine(Engine):
     def register_tampered(self, issued: Issued | None, field: str) -> None:
         """Register an issued manifest with one field changed after signing."""
         if issued is not None:
-            forged = tamper(issued.implementation or issued.reference, field)
             self._register(
                 tamper(issued.reference, field),
-                forged,
+                tamper(issued.implementation or issued.reference, field),
                 must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.BAD_SIGNATURE}),
             )
+            if field == "id boundary" and self.last_reason == ReasonCode.BAD_SIGNATURE:
+                self.stats.witnesses.reached(BOUNDARY_TAMPER_REFUSED)
 
     @rule(issued=issued)
     def register_signed_by_another_key(self, issued: Issued | None) -> None:
         """Register an issued manifest re-signed by a key that is not the controller's."""
         if issued is not None:
-            foreign = sign_manifest(attrs.evolve(issued.reference, signature=""), OTHER_KEY)
+            reference, implementation = self.foreign(issued)
             refused = frozenset({ReasonCode.KILL_SWITCH, ReasonCode.BAD_SIGNATURE})
-            self._register(foreign, None, must_deny=refused)
+            self._register(reference, implementation, must_deny=refused)
 
     @rule(
         target=worker_ids,
@@ -214,12 +350,11 @@ class DifferentialMachine(Engine):
         skew = self.current.contract.clock_skew + (
             TICK if ahead == "just beyond the skew" else timedelta(0)
         )
-        manifest = sign_manifest(
-            Manifest(f"future-{serial}", None, 0, {}, self.now + skew, ResourceSpec(0.5, 256)),
-            KEY,
+        unsigned = Manifest(
+            f"future-{serial}", None, 0, {}, self.now + skew, ResourceSpec(0.5, 256)
         )
-        self._register(manifest, None)
-        return manifest.worker_id
+        self._register(*self.signed(unsigned))
+        return unsigned.worker_id
 
     @rule(
         target=worker_ids,
@@ -235,14 +370,11 @@ class DifferentialMachine(Engine):
         parent = pick(self.current, role) or "ghost"
         entry = self.current.registry.get(parent)
         depth = max(0, (entry.depth + 1 if entry else 1) + depth_offset)
-        manifest = sign_manifest(
-            Manifest(
-                f"{parent}/hand-{serial}", parent, depth, {}, self.now, ResourceSpec(0.5, 256)
-            ),
-            KEY,
+        unsigned = Manifest(
+            f"{parent}/hand-{serial}", parent, depth, {}, self.now, ResourceSpec(0.5, 256)
         )
-        self._register(manifest, None)
-        return manifest.worker_id
+        self._register(*self.signed(unsigned))
+        return unsigned.worker_id
 
     # -- containers --------------------------------------------------------------------------------
 
@@ -257,8 +389,8 @@ class DifferentialMachine(Engine):
         """Launch the manifest of the worker playing ``role`` again (a duplicate if it runs)."""
         worker_id = pick(self.current, role)
         entry = self.current.registry.get(worker_id) if worker_id else None
-        if entry is not None:
-            self._launch(entry.manifest, None)
+        if worker_id is not None and entry is not None:
+            self._launch(entry.manifest, self.registered_with(worker_id, entry.manifest))
 
     @rule(role=roles)
     def launch_substitute(self, role: str) -> None:
@@ -268,53 +400,29 @@ class DifferentialMachine(Engine):
         if entry is not None:
             manifest = entry.manifest
             bigger = attrs.evolve(manifest.resources, cpu_limit=manifest.resources.cpu_limit * 4)
-            substitute = sign_manifest(attrs.evolve(manifest, resources=bigger, signature=""), KEY)
-            self.act(
-                "launch_worker",
-                lambda s: core.launch_worker(s, substitute, now=self.now),
-                lambda impl: impl.launch(substitute),
-                call=("launch", substitute),
-                subject=substitute.worker_id,
-                must_deny=frozenset({ReasonCode.KILL_SWITCH, ReasonCode.MANIFEST_MISMATCH}),
-            )
+            reference, implementation = self.signed(attrs.evolve(manifest, resources=bigger))
+            refused = frozenset({ReasonCode.KILL_SWITCH, ReasonCode.MANIFEST_MISMATCH})
+            self._launch(reference, implementation, must_deny=refused)
 
     @rule(role=roles)
     def kill(self, role: str) -> None:
         """Kill the container of the worker playing ``role`` (its registration stays)."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(
-            "kill_worker",
-            lambda s: core.kill_worker(s, worker_id, reason="conformance", now=self.now),
-            lambda impl: impl.kill(worker_id),
-            call=("kill", worker_id),
-            subject=worker_id,
-        )
+        self._on_worker("kill_worker", "kill", worker_id, core.kill_worker, reason="conformance")
 
-    # -- liveness ----------------------------------------------------------------------------------
+    # -- liveness and departures -------------------------------------------------------------------
 
     @rule(worker_id=worker_ids)
     def heartbeat(self, worker_id: str) -> None:
         """Send a heartbeat for a worker id (registered, departed or never registered)."""
-        self.act(
-            "heartbeat",
-            lambda s: core.heartbeat(s, worker_id, now=self.now),
-            lambda impl: impl.heartbeat(worker_id),
-            call=("heartbeat", worker_id),
-            subject=worker_id,
-        )
+        self._on_worker("heartbeat", "heartbeat", worker_id, core.heartbeat)
 
     @rule(role=roles)
     def heartbeat_from(self, role: str) -> None:
         """Send a heartbeat for the registered worker playing ``role``."""
         worker_id = pick(self.current, role)
         if worker_id is not None:
-            self.act(
-                "heartbeat",
-                lambda s: core.heartbeat(s, worker_id, now=self.now),
-                lambda impl: impl.heartbeat(worker_id),
-                call=("heartbeat", worker_id),
-                subject=worker_id,
-            )
+            self._on_worker("heartbeat", "heartbeat", worker_id, core.heartbeat)
 
     @rule()
     def reap(self) -> None:
@@ -329,31 +437,68 @@ class DifferentialMachine(Engine):
             timeout=timeout,
         )
 
+    def _deregister(self, worker_id: str) -> None:
+        self._on_worker(
+            "deregister_worker", "deregister", worker_id, core.deregister_worker,
+            reason="conformance",
+        )  # fmt: skip
+
+    @rule(role=roles)
+    def deregister(self, role: str) -> None:
+        """Deregister the worker playing ``role``, killing its container."""
+        self._deregister(pick(self.current, role) or "ghost")
+
+    @rule(when=st.sampled_from(["now", "just past the oldest worker's expiration"]))
+    def expire_workers(self, when: str) -> None:
+        """Remove every worker older than the contract's expiration, now or a little later."""
+        expiration = self.current.contract.expiration
+        registry = self.current.registry
+        if when != "now" and expiration is not None and registry:
+            oldest = min(entry.registered_at for entry in registry.values())
+            self.now = max(self.now, oldest + expiration + TICK)
+        self.act(
+            "expire_workers",
+            lambda s: core.expire_workers(s, now=self.now),
+            lambda impl: impl.expire(),
+            call=("expire",),
+            subject=None,
+        )
+
     # -- quarantine and the kill switch ------------------------------------------------------------
 
     @rule(role=roles)
     def quarantine(self, role: str) -> None:
         """Quarantine the registered worker playing ``role``."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(
-            "quarantine_worker",
-            lambda s: core.quarantine_worker(s, worker_id, reason="conformance", now=self.now),
-            lambda impl: impl.quarantine(worker_id),
-            call=("quarantine", worker_id),
-            subject=worker_id,
-        )
+        self._on_worker(
+            "quarantine_worker", "quarantine", worker_id, core.quarantine_worker,
+            reason="conformance",
+        )  # fmt: skip
+
+    @rule(role=roles, then=st.sampled_from(["heartbeat", "launch", "spawn", "quarantine again"]))
+    def quarantine_then(self, role: str, then: str) -> None:
+        """Quarantine the worker playing ``role``, then have it try what quarantine forbids."""
+        worker_id = pick(self.current, role)
+        if worker_id is None:
+            return
+        self.quarantine(role)
+        entry = self.current.registry.get(worker_id)
+        if entry is None:
+            return
+        if then == "heartbeat":
+            self._on_worker("heartbeat", "heartbeat", worker_id, core.heartbeat)
+        elif then == "launch":
+            self._launch(entry.manifest, self.registered_with(worker_id, entry.manifest))
+        elif then == "spawn":
+            self._start_worker(worker_id)
+        else:
+            self.quarantine(role)
 
     @rule(role=roles)
     def release(self, role: str) -> None:
         """Release the worker playing ``role`` from quarantine."""
         worker_id = pick(self.current, role) or "ghost"
-        self.act(
-            "release_worker",
-            lambda s: core.release_worker(s, worker_id, now=self.now),
-            lambda impl: impl.release(worker_id),
-            call=("release", worker_id),
-            subject=worker_id,
-        )
+        self._on_worker("release_worker", "release", worker_id, core.release_worker)
 
     # After the switch every growth is refused; engaging it on an empty system
     # only shortens the run, so it waits for at least one container.
@@ -410,12 +555,15 @@ class DifferentialMachine(Engine):
 
 #: The rules that use each optional action; declaring the action a gap removes them.
 RULES_BY_ACTION: dict[str, tuple[str, ...]] = {
-    "heartbeat": ("heartbeat", "heartbeat_from"),
+    "heartbeat": ("heartbeat", "heartbeat_from", "child_reaped_then_sibling"),
     "kill": ("kill",),
-    "reap": ("reap",),
+    "reap": ("reap", "child_reaped_then_sibling"),
     "kill_switch": ("kill_switch",),
-    "quarantine": ("quarantine",),
+    "quarantine": ("quarantine", "quarantine_then"),
     "release": ("release",),
+    "deregister": ("deregister", "child_deregistered_then_sibling"),
+    "expire": ("expire_workers",),
+    "generated_ids": ("issue_generated",),
 }
 
 
@@ -426,6 +574,7 @@ def differential_machine(
     gaps: frozenset[str] = frozenset(),
     unreported: frozenset[str] | None = frozenset(),
     suppressed: frozenset[tuple[str, str]] = frozenset(),
+    signs: bool = False,
     stats: RunStats | None = None,
     control: RunControl | None = None,
 ) -> type[DifferentialMachine]:
@@ -434,7 +583,8 @@ def differential_machine(
     Rules using an action in ``gaps`` are removed, and listed in ``stats.skipped_rules``.
     ``unreported`` names the optional observation fields the implementation does
     not report (``None``: learn them at first sight); ``suppressed`` the
-    ``(action, expected decision)`` steps skipped on both sides (``--keep-going``).
+    ``(action, expected decision)`` steps skipped on both sides (``--keep-going``);
+    ``signs`` says the adapter signs with its own scheme.
     """
     if mode not in MODES:
         message = f"mode must be one of {MODES}, got {mode!r}"
@@ -443,7 +593,7 @@ def differential_machine(
     if unknown:
         message = f"gaps may only name {sorted(OPTIONAL_ACTIONS)}, got {sorted(unknown)}"
         raise ValueError(message)
-    skipped = tuple(sorted(name for action in gaps for name in RULES_BY_ACTION[action]))
+    skipped = tuple(sorted({name for action in gaps for name in RULES_BY_ACTION[action]}))
     run_stats = stats if stats is not None else RunStats()
     run_stats.skipped_rules = skipped
     run_stats.reporting = Reporting(unreported)
@@ -454,6 +604,7 @@ def differential_machine(
         "mode": mode,
         "stats": run_stats,
         "control": run_control,
+        "signs": signs,
         # A plain attribute shadows the inherited rule: Hypothesis no longer sees it.
         **dict.fromkeys(skipped),
     }

@@ -11,6 +11,7 @@ import, lacks methods, ...) fails its item with the reason as the summary line.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,6 +32,7 @@ PLUGIN_OPTIONS = {
     "seed": "--replication-seed",
     "shrink_time": "--replication-shrink-time",
     "keep_going": "--replication-keep-going",
+    "known": "--replication-known",
 }
 
 
@@ -76,6 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how long to shrink a divergence, in seconds")  # fmt: skip
     group.addoption("--replication-keep-going", action="store_true",
                     help="set each divergence aside and search on; report them all")  # fmt: skip
+    group.addoption("--replication-known", metavar="FILE", default=None,
+                    help="divergences to set aside without failing, one per line as "
+                    "--replication-keep-going prints them")  # fmt: skip
     group.addoption("--replication-strict", action="store_true",
                     help="certification run: declared gaps are an error")  # fmt: skip
 
@@ -99,10 +104,13 @@ class ConformanceItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the kit; fail with its verdict and report unless conformant."""
+        from replication.conformance.known import KnownDivergences  # noqa: PLC0415
         from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
 
         option = self.config.getoption
         try:
+            known_file = option("replication_known")
+            known = KnownDivergences.load(Path(known_file)) if known_file else None
             self.report = run_conformance(
                 self.target,
                 mode=option("replication_mode"),
@@ -114,6 +122,7 @@ class ConformanceItem(pytest.Item):
                 max_time=option("replication_max_time"),
                 shrink_time=option("replication_shrink_time"),
                 keep_going=option("replication_keep_going"),
+                known=known,
                 options=PLUGIN_OPTIONS,
             )
         except SetupError as error:

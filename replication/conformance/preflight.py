@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from replication.conformance.adapter import OPTIONAL_ACTIONS, Implementation
+from replication.conformance.adapter import (
+    LATER_ACTIONS,
+    OPTIONAL_ACTIONS,
+    SIGNING_METHODS,
+    Implementation,
+)
 from replication.conformance.calls import (
     CallTimeout,
     ContractViolation,
@@ -33,6 +38,7 @@ from replication.conformance.calls import (
 from replication.conformance.fixtures import KEY, contract_from
 from replication.conformance.observations import OPTIONAL_FIELDS, checked_observation
 from replication.conformance.strategies import CLOCK_START
+from replication.model import Manifest, ResourceSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +55,7 @@ _PROBE_CONTRACT = {
     "cooldown_seconds": 1.0,
     "expiration_seconds": None,
     "clock_skew_seconds": 0.0,
-    "stop_on_external_network": False,
+    "stop_conditions": (),
     "heartbeat_timeout_seconds": 30.0,
 }
 
@@ -72,10 +78,15 @@ class Adapter:
 
     name: str
     factory: Callable[[], Implementation]
+    #: Every action the kit leaves out: declared gaps, and later actions not provided.
     gaps: frozenset[str]
     #: The optional fields it declares unreported; ``None`` when it declares nothing.
     unreported: frozenset[str] | None
     version: str | None
+    #: The later actions (see ``LATER_ACTIONS``) it neither provides nor declares.
+    not_provided: frozenset[str] = frozenset()
+    #: Whether it signs with its own scheme (``sign``, ``sign_with_another_key``, ``verify``).
+    signs: bool = False
 
 
 def _import_error(module_name: str, error: BaseException) -> SetupError:
@@ -152,11 +163,16 @@ def _names(adapter: object, attribute: str, allowed: frozenset[str]) -> frozense
     return names
 
 
-def _check_methods(adapter: object, gaps: frozenset[str]) -> None:
-    missing = [
+def _check_methods(adapter: object, gaps: frozenset[str]) -> frozenset[str]:
+    """Raise if a method is missing; return the later actions the adapter does not provide."""
+    absent = {
         name
-        for name in (*REQUIRED_METHODS, *sorted(OPTIONAL_ACTIONS))
+        for name in (*REQUIRED_METHODS, *sorted(OPTIONAL_ACTIONS - {"generated_ids"}))
         if name not in gaps and not callable(getattr(adapter, name, None))
+    }
+    later = frozenset(absent & LATER_ACTIONS)
+    missing = [
+        name for name in (*REQUIRED_METHODS, *sorted(OPTIONAL_ACTIONS)) if name in absent - later
     ]
     if missing:
         optional = [name for name in missing if name in OPTIONAL_ACTIONS]
@@ -164,6 +180,32 @@ def _check_methods(adapter: object, gaps: frozenset[str]) -> None:
         if optional:
             message += f", or declare {optional} as gaps (gaps = frozenset({{...}}))"
         raise SetupError(message, where=where_defined(type(adapter)))
+    return later
+
+
+def _signs(adapter: object) -> bool:
+    provided = [name for name in SIGNING_METHODS if callable(getattr(adapter, name, None))]
+    if provided and len(provided) < len(SIGNING_METHODS):
+        lacking = [name for name in SIGNING_METHODS if name not in provided]
+        message = (
+            f"an adapter that signs with its own scheme provides {list(SIGNING_METHODS)}; "
+            f"this one has {provided} but lacks {lacking}"
+        )
+        raise SetupError(message, where=where_defined(type(adapter)))
+    return bool(provided)
+
+
+def _generates_ids(adapter: Implementation, watchdog: Watchdog) -> bool:
+    """Whether ``issue(..., worker_id=None)`` gives a manifest (an older adapter may not)."""
+    try:
+        issued = watchdog.call(lambda: "issue(None, None, ...)", adapter.issue, None, None,
+                               ResourceSpec(0.5, 256), {})  # fmt: skip
+    except CallTimeout as timeout:
+        message = f"issue() did not return within {timeout.seconds:g} s (--timeout)"
+        raise SetupError(message, where=where_defined(adapter.issue)) from None
+    except Exception:  # noqa: BLE001 - an adapter without generated ids may fail any way
+        return False
+    return isinstance(issued, Manifest)
 
 
 def _probe(adapter: Implementation, watchdog: Watchdog) -> None:
@@ -221,11 +263,21 @@ def load_adapter(
     if strict and gaps:
         message = f"strict mode forbids declared gaps, and this adapter declares {sorted(gaps)}"
         raise SetupError(message, where=where_defined(type(probe)))
-    _check_methods(probe, gaps)
+    not_provided = _check_methods(probe, gaps)
     unreported = _names(probe, "unreported", OPTIONAL_FIELDS)
+    signs = _signs(probe)
     _probe(probe, guard)
+    if "generated_ids" not in gaps and not _generates_ids(probe, guard):
+        not_provided |= {"generated_ids"}
+    if strict and not_provided:
+        message = (
+            f"strict mode needs every action, and this adapter does not provide "
+            f"{sorted(not_provided)} (added to the protocol after its first version)"
+        )
+        raise SetupError(message, where=where_defined(type(probe)))
     version = getattr(probe, "version", None)
-    return Adapter(name, factory, gaps, unreported, None if version is None else str(version))
+    return Adapter(name, factory, gaps | not_provided, unreported,
+                   None if version is None else str(version), not_provided, signs)  # fmt: skip
 
 
 def format_traceback(error: BaseException) -> str:

@@ -38,6 +38,7 @@ CLI_OPTIONS: dict[str, str] = {
     "seed": "--seed",
     "shrink_time": "--shrink-time",
     "keep_going": "--keep-going",
+    "known": "--known",
 }
 
 EXIT_CODES = {
@@ -120,6 +121,10 @@ class Report:
     checks: dict[str, Check]
     #: How many of the examples were shrinking attempts.
     shrink_examples: int = 0
+    #: The actions added to the protocol later that the adapter does not provide (gaps too).
+    not_provided: tuple[str, ...] = ()
+    #: Whether the adapter signs with its own scheme.
+    adapter_signs: bool = False
     #: The optional observation fields not compared, and whether the adapter declared them.
     unreported: tuple[str, ...] = ()
     unreported_declared: bool = True
@@ -229,13 +234,20 @@ class Report:
 
     def _coverage(self) -> list[str]:
         lines = []
+        declared = [gap for gap in self.gaps if gap not in self.not_provided]
         if self.gaps:
             lines.append(
-                f"declared gaps: {', '.join(self.gaps)} "
-                f"(rules skipped: {', '.join(self.skipped_rules) or 'none'})"
+                f"declared gaps: {', '.join(declared) or 'none'}"
+                + (f"; not provided: {', '.join(self.not_provided)}" if self.not_provided else "")
+                + f" (rules skipped: {', '.join(self.skipped_rules) or 'none'})"
             )
         else:
             lines.append("declared gaps: none (no rule skipped)")
+        if self.adapter_signs:
+            lines.append(
+                "signing: the adapter's own scheme (sign, sign_with_another_key, verify); "
+                "manifests compared without their signatures"
+            )
         if self.unreported:
             how = (
                 "declared"
@@ -247,9 +259,8 @@ class Report:
             lines.append(f"never compared (no value to compare yet): {', '.join(self.unseen)}")
         reached = sum(1 for count in self.witnesses.values() if count)
         if self.failures:
-            lines.append(
-                f"witnesses: {reached} of {len(self.witnesses)} reached before the divergence"
-            )
+            when = "before the divergence" if self.rounds == 1 else f"in {self.rounds} rounds"
+            lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached {when}")
             return lines
         lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached")
         if self.missing_witnesses:
@@ -321,6 +332,12 @@ class Report:
                 f"(the dev profile is a quick check that does not enforce witnesses: "
                 f"{options['profile']} ci for a verdict)"
             )
+        if len(self.failures) > 1 or (self.failures and self.rounds > 1):
+            lines.append(
+                f"to set them aside while they are fixed, put these lines in a file and "
+                f"pass it with {options['known']}:"
+            )
+            lines += [f"  {divergence.line}" for divergence in self.failures]
         if any(d.known for d in self.divergences) and not self.failures:
             lines.append(
                 f"({sum(d.known for d in self.divergences)} known divergences set aside; "

@@ -119,13 +119,23 @@ def _program(lines: list[str], header: list[str]) -> str | None:
     return "\n".join([*header, *lines[first : last + 1]])
 
 
-def _header(name: str, mode: str, gaps: frozenset[str], unreported: frozenset[str],
-            suppressed: frozenset[tuple[str, str]]) -> list[str]:  # fmt: skip
-    arguments = [f"load_factory({name!r})", f"mode={mode!r}", f"gaps=frozenset({sorted(gaps)!r})"]
+def _header(
+    adapter: Adapter,
+    mode: str,
+    unreported: frozenset[str],
+    suppressed: frozenset[tuple[str, str]],
+) -> list[str]:
+    arguments = [
+        f"load_factory({adapter.name!r})",
+        f"mode={mode!r}",
+        f"gaps=frozenset({sorted(adapter.gaps)!r})",
+    ]
     if unreported:
         arguments.append(f"unreported=frozenset({sorted(unreported)!r})")
     if suppressed:
         arguments.append(f"suppressed=frozenset({sorted(suppressed)!r})")
+    if adapter.signs:
+        arguments.append("signs=True")
     return [
         "from replication.conformance.machine import differential_machine",
         "from replication.conformance.preflight import load_factory",
@@ -198,7 +208,8 @@ class _Round:
         self.control.known = known
         machine = differential_machine(
             self.adapter.factory, mode=self.mode, gaps=self.adapter.gaps,
-            unreported=self.unreported, suppressed=suppressed, stats=stats, control=self.control,
+            unreported=self.unreported, suppressed=suppressed, signs=self.adapter.signs,
+            stats=stats, control=self.control,
         )  # fmt: skip
         machine = hypothesis.seed(self.seed)(machine)
         captured: list[str] = []
@@ -238,9 +249,10 @@ class _Round:
                 return search
         if search.failure is not None:
             reporting = stats.reporting
-            header = _header(self.adapter.name, self.mode, self.adapter.gaps,
-                             reporting.unreported if reporting.declared or reporting.decided
-                             else frozenset(), suppressed)  # fmt: skip
+            unreported = (
+                reporting.unreported if reporting.declared or reporting.decided else frozenset()
+            )
+            header = _header(self.adapter, self.mode, unreported, suppressed)
             program = _program(captured, header) if search.stopped is None else None
             if program is not None and hypothesis.Phase.shrink in self.settings.phases:
                 detected = stats.seconds_at_detection or time.perf_counter()
@@ -523,6 +535,8 @@ def _report(
         implementation_steps=totals.implementation_steps,
         seconds=facts["seconds"],
         gaps=tuple(sorted(adapter.gaps)),
+        not_provided=tuple(sorted(adapter.not_provided)),
+        adapter_signs=adapter.signs,
         skipped_rules=last.stats.skipped_rules,
         witnesses=counts,
         missing_witnesses=tuple(name for name, count in counts.items() if not count),

@@ -23,10 +23,10 @@ from replication.conformance.jsonforms import (
     observation_to_json,
 )
 from replication.encoding import format_timestamp, manifest_body
-from replication.errors import ReplicationDenied
+from replication.errors import BadSignatureError, ReplicationDenied
 from replication.invariants import observe
 from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec, State
-from replication.signing import SigningKey, sign_manifest
+from replication.signing import SigningKey, sign_manifest, verify_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,6 +64,8 @@ class Recorder:
         self.now = START
         self.steps: list[dict[str, Any]] = []
         self.exercises: set[str] = set()
+        #: Each issued manifest's step, by its signature: where a later manifest comes from.
+        self.issued_at: dict[str, tuple[int, Manifest]] = {}
 
     def advance(self, seconds: float = 0, microseconds: int = 0) -> None:
         """Move the clock forward."""
@@ -85,15 +87,36 @@ class Recorder:
         expect: dict[str, Any] = {"decision": decision, "reason": reason}
         if outcome is not None and outcome.manifest is not None:
             expect["manifest"] = manifest_to_json(outcome.manifest)
+            self.issued_at[outcome.manifest.signature] = (len(self.steps), outcome.manifest)
         expect["observation"] = observation_to_json(observe(self.state))
         self.steps.append(
             {"at": _time(self.now), "action": action, "args": arguments, "expect": expect}
         )
         return outcome
 
+    def origin(self, manifest: Manifest) -> dict[str, Any]:
+        """Say where ``manifest`` comes from, in words any signing scheme can follow.
+
+        ``issued`` (the manifest the implementation returned at ``step``),
+        ``tampered`` (these fields, with the signature the implementation gave at
+        ``step``), ``signed`` by the ``controller`` or by ``another key``, or a
+        literal ``signature`` value.
+        """
+        found = self.issued_at.get(manifest.signature)
+        if found is not None:
+            step, original = found
+            return {"kind": "issued" if original == manifest else "tampered", "step": step}
+        for key, by in ((KEY, "controller"), (OTHER_KEY, "another key")):
+            try:
+                verify_manifest(manifest, key.verifying_key)
+            except BadSignatureError:
+                continue
+            return {"kind": "signed", "by": by}
+        return {"kind": "signature", "value": manifest.signature}
+
     def issue(
         self,
-        worker_id: str,
+        worker_id: str | None,
         parent_id: str | None = None,
         *,
         external_network: bool = False,
@@ -123,10 +146,10 @@ class Recorder:
         return outcome.manifest if outcome else None
 
     def register(self, manifest: Manifest) -> bool:
-        """Register a manifest (given in full in the vector)."""
+        """Register a manifest (given in full in the vector, and by its origin)."""
         outcome = self._record(
             "register",
-            {"manifest": manifest_to_json(manifest)},
+            {"manifest": manifest_to_json(manifest), "origin": self.origin(manifest)},
             lambda s: core.register_worker(s, manifest, now=self.now),
         )
         return outcome is not None
@@ -135,7 +158,7 @@ class Recorder:
         """Launch a registered worker's container."""
         self._record(
             "launch",
-            {"manifest": manifest_to_json(manifest)},
+            {"manifest": manifest_to_json(manifest), "origin": self.origin(manifest)},
             lambda s: core.launch_worker(s, manifest, now=self.now),
         )
 
@@ -170,6 +193,18 @@ class Recorder:
             {"timeout_seconds": timeout_seconds},
             lambda s: core.reap_stale_workers(s, timeout=timeout, now=self.now),
         )
+
+    def deregister(self, worker_id: str) -> None:
+        """Deregister a worker, killing its container."""
+        self._record(
+            "deregister",
+            {"worker_id": worker_id},
+            lambda s: core.deregister_worker(s, worker_id, reason="vector", now=self.now),
+        )
+
+    def expire(self) -> None:
+        """Remove the workers older than the contract's expiration."""
+        self._record("expire", {}, lambda s: core.expire_workers(s, now=self.now))
 
     def kill_switch(self) -> None:
         """Engage the kill switch."""
@@ -394,6 +429,34 @@ def scenarios() -> list[Recorder]:
     r.start("closed")
     r.issue("closed")
     r.issue("unknown-parent", "ghost")
+    made.append(r)
+
+    r = Recorder(
+        "departures",
+        "A departed worker leaves its parent's spawn time behind (a sibling within the "
+        "cooldown is refused) and its id in the history (its manifest is a replay); expiry "
+        "removes the old; generated ids skip every id used before.",
+        _contract(max_replicas=5, expiration_seconds=60.0),
+    )
+    parent = r.start("parent")
+    r.advance(1)
+    child = r.start("child", "parent")
+    r.advance(1)
+    r.deregister("child")
+    r.issue("sibling", "parent")
+    r.deregister("ghost")
+    if child is not None:
+        r.register(child)
+    r.advance(9)
+    r.start("sibling", "parent")
+    r.issue("w5")
+    r.issue(None)
+    r.advance(51)
+    r.expire()
+    r.advance(0, 1)
+    r.expire()
+    if parent is not None:
+        r.register(parent)
     made.append(r)
 
     for seed in (1, 2, 3):

@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from replication._validation import MAX_SAFE_INTEGER, REFUSED_CATEGORIES
+from replication.conformance.fixtures import STOP_CONDITION_SETS
 from replication.model import Manifest, NetworkPolicy, ResourceSpec
 
 __all__ = [
@@ -114,6 +115,6 @@ def contract_parameters(draw: st.DrawFn) -> dict[str, Any]:
         "cooldown_seconds": draw(st.sampled_from([0.0, 1.0, 10.0, 10.0])),
         "expiration_seconds": draw(st.sampled_from([None, 60.0, 300.0])),
         "clock_skew_seconds": draw(st.sampled_from([0.0, 1.0])),
-        "stop_on_external_network": draw(st.booleans()),
+        "stop_conditions": draw(st.sampled_from(STOP_CONDITION_SETS)),
         "heartbeat_timeout_seconds": draw(st.sampled_from([5.0, 30.0])),
     }

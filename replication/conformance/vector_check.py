@@ -39,6 +39,7 @@ from replication.conformance.observations import (
 )
 from replication.conformance.preflight import Adapter, SetupError, load_adapter
 from replication.errors import BadSignatureError, ReplicationDenied
+from replication.model import Manifest
 from replication.signing import SigningKey, verify_manifest
 
 if TYPE_CHECKING:
@@ -194,46 +195,73 @@ def _check_signing(directory: Path, result: VectorCheck) -> None:
 # -- replaying --------------------------------------------------------------------------------
 
 
-def _call(implementation: Implementation, step: dict[str, Any]) -> Any:
-    action, arguments = step["action"], step["args"]
-    if action == "issue":
-        resources = manifest_from_json(
-            {
-                "worker_id": "x",
-                "parent_id": None,
-                "depth": 0,
-                "state_snapshot": {},
-                "issued_at": step["at"],
-                "resources": arguments["resources"],
-                "signature": "",
-            }
-        ).resources
-        return implementation.issue(
-            arguments["parent_id"], arguments["worker_id"], resources, arguments["state_snapshot"]
-        )
-    if action in {"register", "launch"}:
-        return getattr(implementation, action)(manifest_from_json(arguments["manifest"]))
-    if action == "reap":
-        return implementation.reap(timedelta(seconds=arguments["timeout_seconds"]))
-    if action == "kill_switch":
-        return implementation.kill_switch()
-    return getattr(implementation, action)(arguments["worker_id"])
-
-
 def _without_manifests(observation: Observation) -> Observation:
     # Vector observations carry no manifests (the manifests are in the steps).
     workers = {wid: attrs.evolve(view, manifest=None) for wid, view in observation.workers.items()}
     return attrs.evolve(observation, workers=workers)
 
 
+def _gap_of(step: dict[str, Any], gaps: frozenset[str]) -> str | None:
+    """Return the declared gap a step needs, if it needs one."""
+    action = step["action"]
+    if action == "issue" and step["args"]["worker_id"] is None and "generated_ids" in gaps:
+        return "generated_ids"
+    return action if action in gaps else None
+
+
 class _Replay:
-    """One adapter replaying scenarios, each call under the time limit."""
+    """One adapter replaying scenarios, each call under the time limit.
+
+    An adapter that signs with its own scheme gets every manifest rebuilt from
+    the step's ``origin``: its own issued manifest, the vector's fields under its
+    own signature (tampered), or the fields signed by its ``sign`` or
+    ``sign_with_another_key``.
+    """
 
     def __init__(self, adapter: Adapter, watchdog: Watchdog, result: VectorCheck) -> None:
         self.adapter = adapter
         self.watchdog = watchdog
         self.result = result
         self.reporting = Reporting(adapter.unreported)
+        #: The manifest the implementation returned at each issue step of the scenario.
+        self.issued: dict[int, Manifest] = {}
+
+    def _manifest(self, implementation: Implementation, arguments: dict[str, Any]) -> Manifest:
+        manifest = manifest_from_json(arguments["manifest"])
+        origin = arguments.get("origin")
+        if not self.adapter.signs or origin is None:
+            return manifest
+        kind = origin["kind"]
+        if kind in {"issued", "tampered"}:
+            own = self.issued.get(origin["step"])
+            if own is None:  # its issue was refused: the vector's own bytes are all there is
+                return manifest
+            return own if kind == "issued" else attrs.evolve(manifest, signature=own.signature)
+        if kind == "signed":
+            method = "sign" if origin["by"] == "controller" else "sign_with_another_key"
+            signed: Manifest = getattr(implementation, method)(attrs.evolve(manifest, signature=""))
+            return signed
+        return attrs.evolve(manifest, signature=origin["value"])
+
+    def _call(self, implementation: Implementation, step: dict[str, Any]) -> Any:
+        action, arguments = step["action"], step["args"]
+        if action == "issue":
+            resources = manifest_from_json(
+                {"worker_id": "x", "parent_id": None, "depth": 0, "state_snapshot": {},
+                 "issued_at": step["at"], "resources": arguments["resources"], "signature": ""}
+            ).resources  # fmt: skip
+            return implementation.issue(
+                arguments["parent_id"], arguments["worker_id"], resources,
+                arguments["state_snapshot"],
+            )  # fmt: skip
+        if action in {"register", "launch"}:
+            manifest = self._manifest(implementation, arguments)
+            return getattr(implementation, action)(manifest)
+        if action == "reap":
+            return implementation.reap(timedelta(seconds=arguments["timeout_seconds"]))
+        if action in {"kill_switch", "expire"}:
+            return getattr(implementation, action)()
+        return getattr(implementation, action)(arguments["worker_id"])
 
     def scenario(self, directory: Path, name: str) -> None:
         scenario = json.loads((directory / name).read_text(encoding="utf-8"))
@@ -252,19 +280,24 @@ class _Replay:
             self.result.failures.append(f"{where} start: {_raised(error)}")
             return
         steps = scenario["steps"]
+        self.issued = {}
         for number, step in enumerate(steps):
-            if step["action"] in self.adapter.gaps:
-                self.result.skipped[name] = (number, len(steps) - number, step["action"])
+            gap = _gap_of(step, self.adapter.gaps)
+            if gap is not None:
+                self.result.skipped[name] = (number, len(steps) - number, gap)
                 return
             now["value"] = parse_time(step["at"])
-            if not self._step(implementation, step, f"{where} step {number} ({step['action']})"):
+            if not self._step(implementation, step, number, f"{where} step {number} "
+                              f"({step['action']})"):  # fmt: skip
                 return
 
-    def _step(self, implementation: Implementation, step: dict[str, Any], where: str) -> bool:
+    def _step(
+        self, implementation: Implementation, step: dict[str, Any], number: int, where: str
+    ) -> bool:
         expect, result = step["expect"], self.result
         returned, decision, reason = None, "allowed", None
         try:
-            returned = self.watchdog.call(lambda: step["action"], _call, implementation, step)
+            returned = self.watchdog.call(lambda: step["action"], self._call, implementation, step)
         except Denied as denied:
             decision, reason = "denied", denied.reason
         except ReplicationDenied as denied:
@@ -279,9 +312,20 @@ class _Replay:
                 f"got {decision} ({reason})"
             )
             return False
-        if returned is not None and manifest_to_json(returned) != expect.get("manifest"):
-            result.failures.append(f"{where}: the issued manifest differs")
-            return False
+        if step["action"] == "issue" and returned is not None:
+            if not isinstance(returned, Manifest):
+                message = (
+                    f"issue() must return the signed Manifest when it allows, got {returned!r}"
+                )
+                raise SetupError(message)
+            self.issued[number] = returned
+            got = manifest_to_json(returned)
+            want = expect.get("manifest") or {}
+            if self.adapter.signs:  # another scheme: the fields must agree, not the signature
+                got, want = {**got, "signature": ""}, {**want, "signature": ""}
+            if got != want:
+                result.failures.append(f"{where}: the issued manifest differs")
+                return False
         try:
             observed = checked_observation(self.watchdog.call(lambda: "observe()",
                                                               implementation.observe))  # fmt: skip
@@ -293,7 +337,9 @@ class _Replay:
         expected = observation_from_json(expect["observation"])
         observed = _without_manifests(observed)
         self.reporting.learn(expected, observed)
-        differences = compare_observations(expected, observed, reported=self.reporting.reported)
+        differences = compare_observations(
+            expected, observed, reported=self.reporting.reported, signatures=not self.adapter.signs
+        )
         if differences:
             result.failures.append(f"{where}: {'; '.join(differences)}")
             return False

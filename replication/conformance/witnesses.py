@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from replication.conformance.fixtures import is_hostile
 from replication.errors import ReasonCode
 
 if TYPE_CHECKING:
@@ -19,13 +20,35 @@ if TYPE_CHECKING:
 
     from replication.invariants import Observation, Policy, Step
 
-__all__ = ["KILL_SWITCH_WITH_CONTAINERS", "REQUIRED", "WitnessLog", "denial", "required_for_kit"]
+__all__ = [
+    "BOUNDARY_TAMPER_REFUSED",
+    "GENERATED_ID_SKIPPED",
+    "KILL_SWITCH_WITH_CONTAINERS",
+    "REQUIRED",
+    "SIBLING_AFTER_DEPARTURE",
+    "WitnessLog",
+    "denial",
+    "required_for_kit",
+]
 
 KILL_SWITCH_WITH_CONTAINERS = "kill switch engaged with at least two containers running"
 MAX_DEPTH_REACHED = "a worker registered at depth == max_depth (>= 1)"
 QUOTA_FULL = "the registry filled to max_replicas (>= 2)"
 COOLDOWN_BOUNDARY = "a child registered exactly cooldown_seconds after its sibling"
 REAP_WITH_CONTAINER = "a reap removed a worker with a running container"
+DEREGISTER_WITH_CONTAINER = "a deregistration removed a worker with a running container"
+EXPIRY_REMOVED = "an expiry removed a worker"
+GENERATED_ID_SKIPPED = "a generated worker id skipped an id chosen before it"
+HOSTILE_ID_REGISTERED = "a worker whose id holds ':' or '|', is 'None' or is not ASCII registered"
+HOSTILE_SNAPSHOT_REGISTERED = "a manifest with an edge-case snapshot registered"
+BOUNDARY_TAMPER_REFUSED = "a manifest tampered across its worker id / parent id boundary refused"
+RAISING_STOP_CONDITION = "a stop condition that raised denied a registration (fails closed)"
+STOP_CONDITION_WITH_MEMORY = "a stop condition with memory fired"
+SIBLING_AFTER_DEPARTURE = "a child refused for the cooldown after its elder sibling departed"
+REPLAY_AFTER_DEPARTURE = "a departed worker's manifest refused as a replay"
+
+#: Keys only the edge-case snapshots of ``fixtures.HOSTILE_SNAPSHOTS`` have.
+_HOSTILE_KEYS = frozenset({"a:b", "\u212b", "big", "nested"})
 
 #: Reason codes only the facade's Worker produces; the core machines never can.
 FACADE_ONLY = frozenset({ReasonCode.EXPIRED})
@@ -43,8 +66,37 @@ REQUIRED: tuple[str, ...] = (
     QUOTA_FULL,
     COOLDOWN_BOUNDARY,
     REAP_WITH_CONTAINER,
+    DEREGISTER_WITH_CONTAINER,
+    EXPIRY_REMOVED,
+    GENERATED_ID_SKIPPED,
+    HOSTILE_ID_REGISTERED,
+    HOSTILE_SNAPSHOT_REGISTERED,
+    BOUNDARY_TAMPER_REFUSED,
+    RAISING_STOP_CONDITION,
+    STOP_CONDITION_WITH_MEMORY,
+    SIBLING_AFTER_DEPARTURE,
+    REPLAY_AFTER_DEPARTURE,
     *(denial(code) for code in ReasonCode if code not in FACADE_ONLY),
 )
+
+#: The witnesses each optional action is needed for (reached only through it).
+_NEEDS_ACTION: dict[str, tuple[str, ...]] = {
+    "kill_switch": (KILL_SWITCH_WITH_CONTAINERS, denial(ReasonCode.KILL_SWITCH)),
+    "reap": (REAP_WITH_CONTAINER,),
+    "deregister": (DEREGISTER_WITH_CONTAINER,),
+    "expire": (EXPIRY_REMOVED,),
+    "generated_ids": (GENERATED_ID_SKIPPED,),
+    "quarantine": tuple(
+        denial(code)
+        for code in (
+            ReasonCode.QUARANTINED,
+            ReasonCode.PARENT_QUARANTINED,
+            ReasonCode.ALREADY_QUARANTINED,
+            ReasonCode.NOT_QUARANTINED,
+        )
+    ),
+    "release": (denial(ReasonCode.NOT_QUARANTINED),),
+}
 
 
 def required_for_kit(gaps: frozenset[str] = frozenset()) -> tuple[str, ...]:
@@ -54,18 +106,14 @@ def required_for_kit(gaps: frozenset[str] = frozenset()) -> tuple[str, ...]:
     required of it; each gap removes the witnesses only its action can reach.
     """
     excluded = {denial(ReasonCode.NOT_RUNNING)}
-    if "kill_switch" in gaps:
-        excluded |= {KILL_SWITCH_WITH_CONTAINERS, denial(ReasonCode.KILL_SWITCH)}
-    if "reap" in gaps:
-        excluded.add(REAP_WITH_CONTAINER)
-    if "quarantine" in gaps:
-        excluded |= {
-            denial(code)
-            for code in (ReasonCode.QUARANTINED, ReasonCode.PARENT_QUARANTINED,
-                         ReasonCode.ALREADY_QUARANTINED, ReasonCode.NOT_QUARANTINED)
-        }  # fmt: skip
-    if "release" in gaps:
-        excluded.add(denial(ReasonCode.NOT_QUARANTINED))
+    for action in gaps:
+        excluded.update(_NEEDS_ACTION.get(action, ()))
+    # A sibling after a departure needs a departure the kit can cause: a
+    # deregistration or a reap; a replay after a departure, any departure.
+    if {"deregister", "reap"} <= gaps:
+        excluded.add(SIBLING_AFTER_DEPARTURE)
+    if {"deregister", "reap", "expire"} <= gaps:
+        excluded.add(REPLAY_AFTER_DEPARTURE)
     return tuple(name for name in REQUIRED if name not in excluded)
 
 
@@ -79,16 +127,28 @@ class WitnessLog:
         """Note every witness this step reaches."""
         contract = policy.contract
         if not step.allowed:
-            self.counts[denial(step.reason)] += 1
+            self._record_denial(before, step)
             return
         if step.action == "engage_kill_switch" and len(before.containers) >= 2:
             self.counts[KILL_SWITCH_WITH_CONTAINERS] += 1
-        if step.action == "reap_stale_workers":
-            reaped = before.workers.keys() - after.workers.keys()
-            if reaped & before.containers:
-                self.counts[REAP_WITH_CONTAINER] += 1
+        departed = before.workers.keys() - after.workers.keys()
+        removals = {
+            "reap_stale_workers": REAP_WITH_CONTAINER,
+            "deregister_worker": DEREGISTER_WITH_CONTAINER,
+        }
+        if step.action in removals and departed & before.containers:
+            self.counts[removals[step.action]] += 1
+        if step.action == "expire_workers" and departed:
+            self.counts[EXPIRY_REMOVED] += 1
         for worker_id in after.workers.keys() - before.workers.keys():
             worker = after.workers[worker_id]
+            if is_hostile(worker_id):
+                self.counts[HOSTILE_ID_REGISTERED] += 1
+            if (
+                worker.manifest is not None
+                and _HOSTILE_KEYS & worker.manifest.state_snapshot.keys()
+            ):
+                self.counts[HOSTILE_SNAPSHOT_REGISTERED] += 1
             if worker.depth == contract.max_depth >= 1:
                 self.counts[MAX_DEPTH_REACHED] += 1
             parent = before.workers.get(worker.parent_id or "")
@@ -101,6 +161,21 @@ class WitnessLog:
                 self.counts[COOLDOWN_BOUNDARY] += 1
         if len(before.workers) < len(after.workers) == contract.max_replicas >= 2:
             self.counts[QUOTA_FULL] += 1
+
+    def _record_denial(self, before: Observation, step: Step) -> None:
+        self.counts[denial(step.reason)] += 1
+        if step.reason == ReasonCode.REPLAY and step.worker_id not in before.workers:
+            self.counts[REPLAY_AFTER_DEPARTURE] += 1
+        if step.reason == ReasonCode.STOP_CONDITION and step.events:
+            detail = step.events[0].detail
+            if detail.startswith("roots_only raised"):
+                self.counts[RAISING_STOP_CONDITION] += 1
+            elif detail == "every_third":
+                self.counts[STOP_CONDITION_WITH_MEMORY] += 1
+
+    def reached(self, witness: str) -> None:
+        """Note a witness only a rule can tell (a departure followed by a refused sibling)."""
+        self.counts[witness] += 1
 
     def missing(self, required: Iterable[str] = REQUIRED) -> list[str]:
         """Return the required witnesses never reached, in the order given."""
