@@ -357,7 +357,7 @@ def check_quarantine_step(
         parent_id = after.workers[worker_id].parent_id
         if parent_id in quarantined:
             yield f"quarantined {parent_id} spawned {worker_id}"
-    for worker_id in sorted(quarantined & after.workers.keys()):
+    for worker_id in sorted(quarantined & before.workers.keys() & after.workers.keys()):
         old, new = before.workers[worker_id], after.workers[worker_id]
         if old.last_heartbeat is not None and new.last_heartbeat != old.last_heartbeat:
             yield f"quarantined {worker_id}'s last heartbeat moved to {new.last_heartbeat}"

@@ -208,24 +208,22 @@ def _generates_ids(adapter: Implementation, watchdog: Watchdog) -> bool:
     return isinstance(issued, Manifest)
 
 
+def _probe_call(watchdog: Watchdog, name: str, method: Callable[..., Any], *args: Any) -> Any:
+    """Call ``method`` before the run: a hang or a crash means the adapter cannot run."""
+    try:
+        return watchdog.call(lambda: f"{name}()", method, *args)
+    except CallTimeout as timeout:
+        message = f"{name}() did not return within {timeout.seconds:g} s (--timeout)"
+        raise SetupError(message, where=where_defined(method)) from None
+    except Exception as error:
+        raise _called(f"{name}()", error) from error
+
+
 def _probe(adapter: Implementation, watchdog: Watchdog) -> None:
     """Start a system and observe it once, as every test case will."""
     contract, _ = contract_from(_PROBE_CONTRACT)
-    try:
-        watchdog.call(lambda: "start(contract, key, clock)", adapter.start, contract, KEY,
-                      lambda: CLOCK_START)  # fmt: skip
-    except CallTimeout as timeout:
-        raise SetupError(f"start() did not return within {timeout.seconds:g} s "
-                         "(--timeout)", where=where_defined(adapter.start)) from None  # fmt: skip
-    except Exception as error:
-        raise _called("start()", error) from error
-    try:
-        observed = watchdog.call(lambda: "observe()", adapter.observe)
-    except CallTimeout as timeout:
-        raise SetupError(f"observe() did not return within {timeout.seconds:g} s "
-                         "(--timeout)", where=where_defined(adapter.observe)) from None  # fmt: skip
-    except Exception as error:
-        raise _called("observe()", error) from error
+    _probe_call(watchdog, "start", adapter.start, contract, KEY, lambda: CLOCK_START)
+    observed = _probe_call(watchdog, "observe", adapter.observe)
     try:
         initial = checked_observation(observed)
     except ContractViolation as violation:

@@ -29,7 +29,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from replication import __version__
 from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, where_defined
 from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
-from replication.conformance.machine import differential_machine
+from replication.conformance.machine import DifferentialMachine, differential_machine
 from replication.conformance.minimise import minimise
 from replication.conformance.observations import qualified
 from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
@@ -65,6 +65,8 @@ DEFAULT_SHRINK_TIME = 10.0
 _MINIMISE_AT_LEAST = 3.0
 #: At most this many rounds of ``--keep-going`` (each sets one more divergence aside).
 MAX_ROUNDS = 64
+#: At most this many examples per Hypothesis run (see ``_Round._search``).
+CHUNK = 500
 
 #: The optional observation data each invariant needs to say anything about an
 #: implementation (INV-AUDIT needs audit events, which adapters never supply).
@@ -211,7 +213,6 @@ class _Round:
             unreported=self.unreported, suppressed=suppressed, signs=self.adapter.signs,
             stats=stats, control=self.control,
         )  # fmt: skip
-        machine = hypothesis.seed(self.seed)(machine)
         captured: list[str] = []
         search = _Search(stats)
         started = time.perf_counter()
@@ -220,7 +221,7 @@ class _Round:
             _shrink_budget(self.shrink_time),
         ):
             try:
-                run_state_machine_as_test(machine, settings=self.settings)
+                self._search(machine)
             except ConformanceFailure as failure:
                 captured += getattr(failure, "__notes__", [])
                 search.failure = failure
@@ -266,6 +267,25 @@ class _Round:
                 search.failure, program, stats, known=False, started=started
             )
         return search
+
+    def _search(self, machine: type[DifferentialMachine]) -> None:
+        """Run the profile's examples, in chunks of at most ``CHUNK`` examples.
+
+        Hypothesis remembers every example of a run (its data tree), so one run of
+        5,000 examples holds well over a gigabyte; chunks, each seeded
+        ``seed + chunk``, keep a ``deep`` run in a few hundred megabytes. A run
+        of ``CHUNK`` examples or fewer is one chunk, seeded ``seed``.
+        """
+        remaining = self.settings.max_examples
+        chunk = 0
+        while remaining > 0:
+            size = min(CHUNK, remaining)
+            seeded = hypothesis.seed(self.seed + chunk)(machine)
+            run_state_machine_as_test(
+                seeded, settings=hypothesis.settings(self.settings, max_examples=size)
+            )
+            remaining -= size
+            chunk += 1
 
 
 def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergence:
