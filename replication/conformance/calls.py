@@ -44,7 +44,17 @@ __all__ = [
 _KIT = Path(__file__).resolve().parent
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _INSTALLED = {Path(sysconfig.get_paths()[name]).resolve() for name in ("purelib", "platlib")}
-_OWN_FILES = frozenset({"calls.py", "engine.py", "machine.py", "preflight.py", "vector_check.py"})
+_OWN_FILES = frozenset(
+    {
+        "actions.py",
+        "calls.py",
+        "engine.py",
+        "machine.py",
+        "manifests.py",
+        "preflight.py",
+        "vector_check.py",
+    }
+)
 
 
 class CallTimeout(BaseException):
