@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -13,7 +14,9 @@ import pytest
 
 from replication.conformance.adapter import ReferenceImplementation
 from replication.conformance.known import KnownDivergences
+from replication.conformance.minimise import minimise
 from replication.conformance.preflight import load_factory
+from replication.conformance.progress import Progress
 from replication.conformance.results import ConformanceFailure, compare_observations
 from replication.conformance.runner import SetupError, run_conformance
 from replication.conformance.witnesses import denial
@@ -192,6 +195,56 @@ def test_the_counterexample_is_a_runnable_program():
         exec(report.program, {})  # noqa: S102 - the point is that it runs
     assert caught.value.kind == "decision"
     assert len(re.findall(r"^(\w+ = )?state\.", report.program, flags=re.M)) < 10  # shrunk
+
+
+def reproduced(program: str) -> tuple[str, str, str, str] | None:
+    """Run a printed program; return the signature of the divergence it ends with."""
+    try:
+        exec(program, {})  # noqa: S102 - our own program
+    except ConformanceFailure as failure:
+        return failure.signature
+    except NameError:  # a later step used what a removed one made
+        return None
+    return None
+
+
+# Spec: R-KIT-6.
+def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
+    """Unshrunk, the program is long; minimised, every step left is needed, and it still
+    reproduces the same divergence."""
+    found = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False)
+    assert found.program is not None
+    failure = found.failures[0]
+    program, replayed = minimise(found.program, toys.IgnoresCooldown, failure.signature,
+                                 budget=30)  # fmt: skip
+    assert replayed is not None
+    assert replayed.signature == failure.signature
+    steps = re.findall(r"^(?:\w+ = )?state\.(?!start\(|teardown)\w+\(.*$", program, re.M)
+    assert 1 <= len(steps) < len(re.findall(r"^(?:\w+ = )?state\.", found.program, re.M)) - 2
+    assert all("  # clock +" in step for step in steps)
+    for index in range(len(steps) - 1):  # removing any step loses the divergence
+        shorter = program.replace(steps[index] + "\n", "", 1)
+        assert reproduced(shorter) != failure.signature
+
+
+# Spec: R-KIT-7.
+def test_max_time_stops_the_search_and_the_run_is_inconclusive():
+    report = run_conformance(ReferenceImplementation, seed=4, max_time=0.5)
+    assert report.stopped == "max-time"
+    assert report.verdict == "INCONCLUSIVE"
+    assert report.examples < report.planned_examples
+    assert "  stopped at --max-time after " in report.render()
+
+
+def test_progress_goes_to_a_stream_as_plain_lines_when_it_is_not_a_terminal():
+    stream = io.StringIO()
+    run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False,
+                    progress=Progress(stream, interval=0))  # fmt: skip
+    lines = stream.getvalue().splitlines()
+    assert re.match(r"^searching: \d+/60 examples, \d+ steps, \d+ witnesses reached, \d+ s$",
+                    lines[0])  # fmt: skip
+    assert any(line.startswith("divergence found after ") for line in lines)
+    assert "\r" not in stream.getvalue()
 
 
 # Spec: R-KIT-5.
