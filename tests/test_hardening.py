@@ -279,7 +279,6 @@ class TestReentrancy:
             controller.register_worker(manifest)
         assert "root" not in controller.registry
 
-
     # Spec: R-FACADE-1, R-KILLSWITCH-2.
     def test_a_clock_that_engages_the_kill_switch_during_a_kill_resurrects_nothing(self):
         """A standalone kill reads its clock before the state it commits over."""
