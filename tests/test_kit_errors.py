@@ -432,7 +432,7 @@ class TestVectorErrors:
         assert len(err.splitlines()) <= 2, err
         return code, first_line(err)
 
-    # Spec: R-VECTOR-1, R-VECTOR-6.
+    # Spec: R-VECTOR-1, R-VECTOR-7.
     def test_a_missing_or_empty_directory(self, capsys, tmp_path):
         assert self.check(capsys, tmp_path / "nope") == (
             2, f"replication vectors: cannot run: {tmp_path / 'nope'}: no such directory"
@@ -442,7 +442,7 @@ class TestVectorErrors:
             "(replication vectors export DIR writes a vector directory)"),
         )  # fmt: skip
 
-    # Spec: R-VECTOR-1, R-VECTOR-6.
+    # Spec: R-VECTOR-1, R-VECTOR-7.
     def test_corrupt_json(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)
         (copy / "scenarios" / "quota.json").write_text('{"format": ')
@@ -451,7 +451,7 @@ class TestVectorErrors:
             "valid JSON: Expecting value (line 1 column 12)"),
         )  # fmt: skip
 
-    # Spec: R-VECTOR-1, R-VECTOR-6.
+    # Spec: R-VECTOR-1, R-VECTOR-7.
     def test_an_unknown_action_names_the_file_and_step(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)
         path = copy / "scenarios" / "quota.json"
@@ -477,7 +477,7 @@ class TestVectorErrors:
             "properties are not allowed ('colour' was unexpected) (not in the vector format)"),
         )  # fmt: skip
 
-    # Spec: R-VECTOR-6.
+    # Spec: R-VECTOR-7.
     def test_a_step_missing_its_arguments(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)
         path = copy / "scenarios" / "quota.json"

@@ -19,6 +19,7 @@ CORE = {
     "errors",
     "_validation",
     "_frozen",
+    "rules",
     "_ed25519",
     "invariants",
 }
@@ -28,6 +29,7 @@ FACADE = {
     "worker",
     "observability",
     "contract",
+    "signer",
     "clock",
     "demo",
     "cli",
@@ -37,12 +39,15 @@ FACADE = {
 def test_the_top_level_exports_are_exactly_these():
     assert sorted(replication.__all__) == sorted(
         [
+            "AuditError",
             "BadSignatureError",
             "ContainerRecord",
             "Controller",
             "ControllerState",
             "Effect",
             "Event",
+            "FrozenDict",
+            "FrozenList",
             "ImmutableError",
             "InvalidInputError",
             "InvalidKeyError",
@@ -56,6 +61,7 @@ def test_the_top_level_exports_are_exactly_these():
             "OrchestratorState",
             "Outcome",
             "ReasonCode",
+            "ReentrancyError",
             "RegistryEntry",
             "ReplicationContext",
             "ReplicationContract",
@@ -98,6 +104,7 @@ def test_the_seed_import_paths_work():
     from replication.controller import Controller, RegistryEntry, ReplicationDenied  # noqa: F401
     from replication.observability import Metric, StructuredLogger  # noqa: F401
     from replication.orchestrator import ContainerRecord, SandboxOrchestrator  # noqa: F401
+    from replication.signer import ManifestSigner  # noqa: F401
     from replication.worker import Worker  # noqa: F401
 
 

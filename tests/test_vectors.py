@@ -58,7 +58,7 @@ def test_the_index_names_which_vectors_exercise_each_rule(exported):
         assert index["rules"][action]
 
 
-# Spec: R-VECTOR-3, R-VECTOR-7.
+# Spec: R-VECTOR-3, R-VECTOR-8.
 @pytest.mark.parametrize(
     "factory",
     [ReferenceImplementation, FacadeImplementation, toys.ToyImplementation, toys.HmacSigning],
@@ -115,6 +115,35 @@ def test_a_signature_changed_by_one_byte_no_longer_verifies(exported, tmp_path):
     case["manifest"]["signature"] = signature[:-2] + ("00" if signature[-2:] != "00" else "01")
     (copy / "signing.json").write_text(json.dumps(signing))
     assert any("case 0: signature fails" in f for f in check_vectors(copy).failures)
+
+
+# Spec: R-VECTOR-6, R-MIGRATE-1, R-MIGRATE-2.
+def test_the_secret_migration_vectors_are_checked(exported, tmp_path):
+    """A changed seed, public key or signature, or an accepted refused secret, is reported."""
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    path = copy / "secret-migration.json"
+    migration = json.loads(path.read_text())
+    assert [case["secret"] for case in migration["cases"]] == [
+        "test-secret",
+        " spaced secret ",
+        "pässwörd-ü-\U0001f600",
+    ]
+    assert check_vectors(copy).ok
+    migration["cases"][0]["seed"] = "00" * 32
+    migration["cases"][1]["public_key"] = migration["cases"][0]["public_key"]
+    signature = migration["cases"][2]["manifest"]["signature"]
+    migration["cases"][2]["manifest"]["signature"] = signature[:-2] + (
+        "00" if signature[-2:] != "00" else "01"
+    )
+    migration["refused"].append("long enough secret")
+    path.write_text(json.dumps(migration, ensure_ascii=False))
+    failures = check_vectors(copy).failures
+    assert "secret-migration.json case 0: the derived seed differs" in failures
+    assert "secret-migration.json case 1: the derived public key differs" in failures
+    assert "secret-migration.json case 2: the derived key signs differently" in failures
+    assert "secret-migration.json case 2: signature fails under public_key" in failures
+    assert any("refused secret 'long enough secret' accepted" in f for f in failures)
 
 
 # Spec: R-VECTOR-2.

@@ -2,7 +2,8 @@
 
 ``replication vectors check DIR [--impl module:factory]`` validates every file
 against the JSON Schema shipped with the kit (not the directory's own copy),
-checks the index (R-VECTOR-2) and the signing vectors (R-VECTOR-4), and with
+checks the index (R-VECTOR-2), the signing vectors (R-VECTOR-4) and the
+secret-migration vectors (R-VECTOR-6), and with
 an adapter replays every scenario (R-VECTOR-3). A directory that cannot be
 read, a file that is not JSON or does not follow the schema, an unknown action:
 each raises :class:`VectorError`, one line naming the file and the step. A
@@ -38,9 +39,10 @@ from replication.conformance.observations import (
     compare_observations,
 )
 from replication.conformance.preflight import Adapter, SetupError, load_adapter
-from replication.errors import BadSignatureError, ReplicationDenied
+from replication.errors import BadSignatureError, InvalidInputError, ReplicationDenied
 from replication.model import Manifest
-from replication.signing import SigningKey, verify_manifest
+from replication.signer import SECRET_MIGRATION_TAG, signing_key_from_secret
+from replication.signing import SigningKey, VerifyingKey, sign_manifest, verify_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -189,6 +191,40 @@ def _check_signing(directory: Path, result: VectorCheck) -> None:
                 f"signing.json case {number}: signature {'verifies' if valid else 'fails'}, "
                 f"expected {'valid' if case['valid'] else 'invalid'}"
             )
+        result.steps += 1
+
+
+def _check_secret_migration(directory: Path, result: VectorCheck) -> None:
+    if not (directory / "secret-migration.json").exists():
+        return  # the index check has reported it missing
+    data = _load(directory, "secret-migration.json", "secret_migration")
+    if data["kdf"]["info"].encode("ascii") != SECRET_MIGRATION_TAG:
+        result.failures.append("secret-migration.json: kdf info is not the derivation's tag")
+    for number, case in enumerate(data["cases"]):
+        where = f"secret-migration.json case {number}"
+        key = signing_key_from_secret(case["secret"])
+        if key.private_key.private_bytes_raw().hex() != case["seed"]:
+            result.failures.append(f"{where}: the derived seed differs")
+        if (key.verifying_key.raw.hex(), key.verifying_key.key_id) != (
+            case["public_key"],
+            case["key_id"],
+        ):
+            result.failures.append(f"{where}: the derived public key differs")
+        manifest = manifest_from_json(case["manifest"])
+        if sign_manifest(manifest, key).signature != manifest.signature:
+            result.failures.append(f"{where}: the derived key signs differently")
+        try:
+            verify_manifest(manifest, VerifyingKey(bytes.fromhex(case["public_key"])))
+        except BadSignatureError:
+            result.failures.append(f"{where}: signature fails under public_key")
+        result.steps += 1
+    for secret in data["refused"]:
+        try:
+            signing_key_from_secret(secret)
+        except InvalidInputError:
+            pass
+        else:
+            result.failures.append(f"secret-migration.json: refused secret {secret!r} accepted")
         result.steps += 1
 
 
@@ -368,8 +404,9 @@ def check_vectors(
         raise VectorError(f"{directory}: {reason}")
     result = VectorCheck()
     scenario_files = _check_index(directory, result)
-    result.files = len(scenario_files) + 1
+    result.files = len(scenario_files) + 2
     _check_signing(directory, result)
+    _check_secret_migration(directory, result)
     if adapter is None:
         return result
     with Watchdog(REPLAY_TIMEOUT) as watchdog:
