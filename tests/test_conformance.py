@@ -208,6 +208,32 @@ def reproduced(program: str) -> tuple[str, str, str, str] | None:
     return None
 
 
+class TestHonestChecks:
+    """A check says pass only when it was made and held; a failure does not cascade."""
+
+    # Spec: R-KIT-2, R-KIT-6.
+    def test_a_mode_that_does_not_compare_says_so(self):
+        report = run_conformance(ReferenceImplementation, mode="decision", profile="dev",
+                                 max_examples=3, seed=1)  # fmt: skip
+        assert str(report.checks["decisions agree with the reference"]) == "pass"
+        for name in ("reason codes agree", "observations agree"):
+            check = report.checks[f"{name} with the reference"]
+            assert str(check) == "not checked (mode decision)"
+
+    # Spec: R-KIT-3, R-KIT-6.
+    def test_a_divergence_fails_what_failed_at_its_step_and_nothing_else(self):
+        """The surviving container breaks two invariants and the observation at that step;
+        the decision (allowed) agreed, so it passes."""
+        report = run_conformance(toys.KillSwitchSurvivor, seed=1, shrink=False)
+        failed = [name.split(":")[0] for name, check in report.checks.items()
+                  if check.status == "FAIL"]  # fmt: skip
+        assert failed == ["observations agree with the reference", "INV-KILL-SWITCH",
+                          "INV-NO-ORPHANS"]  # fmt: skip
+        assert str(report.checks["decisions agree with the reference"]) == "pass"
+        assert "[missing]" not in report.render()
+        assert "never reached:" not in report.render()
+
+
 # Spec: R-KIT-6.
 def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
     """Unshrunk, the program is long; minimised, every step left is needed, and it still
