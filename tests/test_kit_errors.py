@@ -330,6 +330,24 @@ class TestImplementationsThatMisbehave:
         assert "[FAIL] every call returned within the time limit (0.3 s)" in out
         assert out.rstrip().endswith("NOT CONFORMANT")
 
+    # Spec: R-KIT-7.
+    def test_a_call_that_swallows_the_interrupt_is_still_a_timeout(self, capsys, adapter):
+        name = adapter("""
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def heartbeat(self, worker_id):
+                    try:
+                        time.sleep(30)
+                    except BaseException:
+                        time.sleep(0.2)
+                    super().heartbeat(worker_id)
+        """)
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert code == 1
+        assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
+
     # Spec: R-KIT-6.
     def test_a_crash_points_into_the_adapter(self, capsys, adapter):
         name = adapter("""

@@ -217,10 +217,9 @@ class Watchdog:
             raise
         finally:
             self._serial += 1
-        if (
-            self.timeout is not None
-            and not self._interruptible
-            and time.monotonic() - self._started > self.timeout
+        if self.timeout is not None and (
+            self.fired is not None  # the adapter swallowed the interrupt, or has its own handler
+            or (not self._interruptible and time.monotonic() - self._started > self.timeout)
         ):
-            raise CallTimeout(describe(), self.timeout)
+            raise CallTimeout(self.fired or describe(), self.timeout)
         return result
