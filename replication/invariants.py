@@ -24,7 +24,7 @@ reports which data it had.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -266,9 +266,13 @@ def check_no_orphans(observation: Observation, policy: Policy) -> Iterator[str]:
 @on_state("INV-SIGNATURE")
 def check_signatures(observation: Observation, policy: Policy) -> Iterator[str]:
     """Only manifests the controller signed, unchanged since, may describe a live worker."""
+    return _unverified(observation.workers.values(), policy)
+
+
+def _unverified(workers: Iterable[WorkerView], policy: Policy) -> Iterator[str]:
     if policy.verifying_key is None:
         return
-    for worker in observation.workers.values():
+    for worker in workers:
         if worker.manifest is None:
             continue
         try:
@@ -285,12 +289,8 @@ def check_new_signatures(
     """Only manifests the controller signed, unchanged since, may describe a live worker."""
     # The step form verifies only the workers this step registered: manifests
     # are immutable, so one verification on arrival is as good as one per step.
-    arrivals = Observation(
-        workers={w: after.workers[w] for w in after.workers.keys() - before.workers.keys()},
-        containers=frozenset(),
-        kill_switch_engaged=False,
-    )
-    return check_signatures(arrivals, policy)
+    arrivals = after.workers.keys() - before.workers.keys()
+    return _unverified((after.workers[w] for w in sorted(arrivals)), policy)
 
 
 # Spec: R-COOLDOWN-1, R-COOLDOWN-2.
@@ -326,7 +326,8 @@ def check_cooldown_step(
 ) -> Iterator[str]:
     """The cooldown bounds how fast one worker can multiply."""
     for worker_id in sorted(after.workers.keys() - before.workers.keys()):
-        parent = before.workers.get(after.workers[worker_id].parent_id or "")
+        parent_id = after.workers[worker_id].parent_id
+        parent = before.workers.get(parent_id) if parent_id is not None else None
         last = parent.last_child_registered_at if parent is not None else None
         if last is not None and step.now - last < policy.contract.cooldown:
             yield (
