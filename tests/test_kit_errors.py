@@ -539,12 +539,14 @@ class TestVectorErrors:
 def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
     """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "replication", "conformance", "--seed", "3", "--quiet",
+        [sys.executable, "-m", "replication", "conformance", "--seed", "3",
          "replication.conformance.adapter:ReferenceImplementation"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(4)
+    assert process.stderr is not None
+    assert process.stderr.readline().startswith("searching: 0/400 examples")  # it runs
+    time.sleep(1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, out + err

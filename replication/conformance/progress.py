@@ -54,6 +54,8 @@ class Progress:
         if number > 1:
             self._write(f"round {number}: searching on, with the divergences found set aside",
                         final=True)  # fmt: skip
+        else:
+            self._write(f"searching: 0/{planned:,} examples")
 
     def step(self, stats: RunStats) -> None:
         """Write a status line, when one is due (called after every step)."""
