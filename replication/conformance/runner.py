@@ -258,10 +258,13 @@ class _Round:
             if program is not None and hypothesis.Phase.shrink in self.settings.phases:
                 detected = stats.seconds_at_detection or time.perf_counter()
                 spent = time.perf_counter() - detected
-                program, replayed = minimise(
-                    program, self.adapter.factory, search.failure.signature,
-                    budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
-                )  # fmt: skip
+                try:
+                    program, replayed = minimise(
+                        program, self.adapter.factory, search.failure.signature,
+                        budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
+                    )  # fmt: skip
+                except KeyboardInterrupt:  # Ctrl-C while minimising: the program as shrunk
+                    replayed, search.stopped = None, "interrupted"
                 search.failure = replayed or search.failure
             search.divergence = _divergence(
                 search.failure, program, stats, known=False, started=started
