@@ -14,9 +14,9 @@ import pytest
 
 from replication.conformance.adapter import ReferenceImplementation
 from replication.conformance.known import KnownDivergences
-from replication.conformance.minimise import minimise
 from replication.conformance.preflight import load_factory
 from replication.conformance.progress import Progress
+from replication.conformance.reproduction import minimise
 from replication.conformance.results import ConformanceFailure, compare_observations
 from replication.conformance.runner import SetupError, run_conformance
 from replication.conformance.witnesses import denial

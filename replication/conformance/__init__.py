@@ -10,7 +10,7 @@ One concept per module, in the order a run uses them:
   from one checked step to the rules of a random program;
 * ``fixtures``, ``strategies``: keys, stop conditions, hostile values, contracts;
 * ``witnesses``: the situations a run must reach;
-* ``results``, ``clauses``, ``minimise``: a divergence, the spec clauses it concerns,
+* ``results``, ``clauses``, ``reproduction``: a divergence, the spec clauses it concerns,
   and its program without the steps it does not need;
 * ``runner``, ``report``, ``progress``, ``known``: a run, its verdict, its progress,
   and the divergences set aside;

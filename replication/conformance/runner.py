@@ -30,11 +30,11 @@ from replication import __version__
 from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, where_defined
 from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
 from replication.conformance.machine import DifferentialMachine, differential_machine
-from replication.conformance.minimise import minimise
 from replication.conformance.observations import qualified
 from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
 from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
+from replication.conformance.reproduction import minimise
 from replication.conformance.results import ConformanceFailure, RunStats
 from replication.conformance.witnesses import WitnessLog, required_for_kit
 from replication.invariants import INVARIANTS
