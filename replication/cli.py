@@ -22,6 +22,8 @@ def _demo(_arguments: argparse.Namespace) -> int:
 
 
 def _conformance(arguments: argparse.Namespace) -> int:
+    if arguments.concurrent:
+        return _concurrent(arguments)
     from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
 
     try:
@@ -35,6 +37,24 @@ def _conformance(arguments: argparse.Namespace) -> int:
             shrink=not arguments.no_shrink,
         )
     except SetupError as error:
+        print(f"replication conformance: {error}", file=sys.stderr)
+        return 2
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    print(report.render())
+    return 0 if report.conformant else 1
+
+
+def _concurrent(arguments: argparse.Namespace) -> int:
+    from replication.conformance.concurrent import run_concurrent  # noqa: PLC0415
+
+    try:
+        report = run_concurrent(
+            arguments.target, mode=arguments.mode, threads=arguments.threads,
+            processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
+            histories=arguments.histories,
+        )  # fmt: skip
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
         print(f"replication conformance: {error}", file=sys.stderr)
         return 2
     if arguments.json:
@@ -113,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="report a divergence as found, without shrinking it (faster, longer program)",
     )  # fmt: skip
     conformance.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    concurrent = conformance.add_argument_group(
+        "concurrent mode", "overlapping calls from several clients, checked for linearizability"
+    )
+    concurrent.add_argument(
+        "--concurrent", action="store_true",
+        help="drive the implementation from several clients at once and check every history "
+        "for linearizability against the model",
+    )  # fmt: skip
+    concurrent.add_argument("--threads", type=int, default=3, help="client threads (default: 3)")
+    concurrent.add_argument(
+        "--processes", type=int, default=0, metavar="N",
+        help="make the calls from N client processes instead of threads (the adapter needs "
+        "connection() and attach())",
+    )  # fmt: skip
+    concurrent.add_argument(
+        "--histories", type=int, default=None, help="override the profile's history count"
+    )
     conformance.set_defaults(run=_conformance)
 
     vectors = commands.add_parser(
