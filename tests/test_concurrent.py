@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -246,16 +247,12 @@ class TestClientProcesses:
 class TestPrograms:
     # Spec: R-LIN-2.
     def test_a_seed_draws_the_same_scenario(self):
-        import random
-
         first = generate(random.Random("7-3"), 3)
         assert first == generate(random.Random("7-3"), 3)
         assert first.parameters == generate(random.Random("7-3"), 3).parameters
 
     # Spec: R-LIN-2.
     def test_steps_name_only_workers_issued_in_earlier_rounds_or_by_the_client(self):
-        import random
-
         for number in range(30):
             scenario = generate(random.Random(number), 3)
             known: set[str] = set()
@@ -276,7 +273,7 @@ class TestPrograms:
                              if s.kind == "kill_switch"]  # fmt: skip
             assert len(kill_switches) <= 1
 
-    # Spec: R-LIN-3.
+    # Spec: R-LIN-2.
     def test_the_reference_manifest_is_the_one_the_core_issues(self):
         contract, _ = contract_from(PARAMETERS)
         state = State.initial(contract, KEY.verifying_key)
@@ -287,6 +284,37 @@ class TestPrograms:
         outcome = core.issue_manifest(state, KEY, worker_id="k1", now=now, state_snapshot={},
                                       resources=resources(external=True))  # fmt: skip
         assert expected == outcome.manifest
+
+
+class ClockReader(racy.LockedPlainModel):
+    """Remembers every time it read, by the thread that read it."""
+
+    def start(self, contract, key, clock):
+        super().start(contract, key, clock)
+        self.reads = []
+        self.clock = lambda: self.reads.append(clock()) or clock()
+
+
+class TestTheClock:
+    # Spec: R-LIN-3.
+    def test_the_clock_is_frozen_during_a_round_and_moves_between_rounds(self):
+        made = []
+
+        def factory():
+            made.append(ClockReader())
+            return made[-1]
+
+        from replication.conformance.concurrent import execute
+
+        history = execute(factory, generate(random.Random(5), 3))
+        (implementation,) = made
+        rounds = {call.round: call.now for call in history.calls}
+        assert implementation.reads
+        # Every value the implementation read is one round's value: none moved within a round.
+        assert set(implementation.reads) <= set(rounds.values())
+        for call in history.calls:
+            assert call.now == rounds[call.round]
+        assert sorted(rounds.values()) == [rounds[r] for r in sorted(rounds)]
 
 
 class TestTimeline:

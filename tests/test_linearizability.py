@@ -151,6 +151,20 @@ class TestSearch:
         assert not result.linearizable
         assert result.configurations <= 2 + 2**8
 
+    # Spec: R-LIN-5.
+    def test_without_the_memo_the_search_walks_every_order(self):
+        """The baseline the benchmark measures: plain Wing & Gong tries all 6! orders."""
+        heartbeats = [call(f"t{i}", "heartbeat", 2, 3, worker_id="k1") for i in range(6)]
+        h = history(
+            call("t0", "register", 0, 1, worker_id="k1"),
+            *heartbeats,
+            call("kit", "observe", 4, 5, OBSERVED, observation=seen()),
+        )
+        with_memo = search(ModelSpec(h, "observation"), h.calls)
+        without = search(ModelSpec(h, "observation"), h.calls, memo=False)
+        assert (with_memo.linearizable, without.linearizable) == (False, False)
+        assert with_memo.configurations <= 2 + 2**6 < 720 <= without.configurations
+
     def test_a_failed_search_reports_its_longest_partial_order(self):
         h = history(
             call("t1", "register", 0, 1, worker_id="k1"),
@@ -175,7 +189,9 @@ class TestSplit:
             call("t2", "register", 1, 3, worker_id="k2"),
             call("t1", "register", 4, 5, worker_id="k3", parent_id="k1",
                  manifest=manifest("k3", "k1")),
-            call("kit", "observe", 6, 7, OBSERVED, observation=seen("k1", "k2", "k3")),
+            call("kit", "observe", 6, 7, OBSERVED, observation=Observation(
+                {**seen("k1", "k2").workers, "k3": WorkerView("k3", "k1", 1)}, frozenset(), False,
+            )),
             max_replicas=5,
         )  # fmt: skip
         parts = parts_of(h)

@@ -97,9 +97,9 @@ class Call:
 
     @property
     def request(self) -> str:
-        """What was asked: ``issue k2 <- k1``, ``launch k1``, ``kill_switch``."""
-        if self.action == "issue" and self.parent_id is not None:
-            return f"issue {self.worker_id} <- {self.parent_id}"
+        """What was asked: ``issue k2 <- k1`` (a child of k1), ``launch k1``, ``kill_switch``."""
+        if self.action in {"issue", "register"} and self.parent_id is not None:
+            return f"{self.action} {self.worker_id} <- {self.parent_id}"
         if self.worker_id is not None:
             return f"{self.action} {self.worker_id}"
         return self.action

@@ -109,8 +109,13 @@ class Search(Generic[S]):
     dead_ends: tuple[tuple[tuple[int, ...], int], ...] = ()
 
 
-def search(spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False) -> Search[S]:
-    """Look for a linearization of ``calls`` under ``spec`` (Wing & Gong, Lowe's memo)."""
+def search(
+    spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False, memo: bool = True
+) -> Search[S]:
+    """Look for a linearization of ``calls`` under ``spec`` (Wing & Gong, Lowe's memo).
+
+    ``memo=False`` is plain Wing & Gong, the benchmark's baseline.
+    """
     count = len(calls)
     required = 0
     for index, call in enumerate(calls):
@@ -126,18 +131,21 @@ def search(spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False) -> S
         for call in calls
     ]
     seen: set[tuple[Hashable, int]] = set()
+    visits = 0
     states: dict[Hashable, S] = {}
     dead_ends: list[tuple[tuple[int, ...], int]] = []
     order: list[int] = []
     longest: list[int] = []
 
     def extend(state: S, placed: int) -> bool:
+        nonlocal visits
         if placed & required == required:
             return True
         fingerprint = spec.fingerprint(state)
-        if (fingerprint, placed) in seen:
+        if memo and (fingerprint, placed) in seen:
             return False
         seen.add((fingerprint, placed))
+        visits += 1
         if collect:
             states.setdefault(fingerprint, state)
         for index in range(count):
@@ -166,7 +174,7 @@ def search(spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False) -> S
     return Search(
         linearizable=found,
         order=tuple(order if found else longest),
-        configurations=len(seen),
+        configurations=visits,
         states=tuple(states.values()),
         dead_ends=tuple(dead_ends),
     )
@@ -414,16 +422,21 @@ def _overlap(first: Call, second: Call) -> bool:
     return first is not second and not first.precedes(second) and not second.precedes(first)
 
 
-def check(history: History, mode: str) -> Verdict:
-    """Check ``history`` for linearizability against the pure model, part by part."""
-    parts = parts_of(checked(history, mode))
+def check(history: History, mode: str, *, memo: bool = True, parts: bool = True) -> Verdict:
+    """Check ``history`` for linearizability against the pure model, part by part.
+
+    ``memo=False`` and ``parts=False`` turn Lowe's memo and the splitting off
+    (the benchmark's baselines).
+    """
+    history = checked(history, mode)
+    pieces = parts_of(history) if parts else [(history, None)]
     configurations = 0
-    for part, keys in parts:
-        result = search(ModelSpec(part, mode, keys), part.calls)
+    for part, keys in pieces:
+        result = search(ModelSpec(part, mode, keys), part.calls, memo=memo)
         configurations += result.configurations
         if not result.linearizable:
             return Verdict(
-                linearizable=False, parts=len(parts), configurations=configurations,
+                linearizable=False, parts=len(pieces), configurations=configurations,
                 failing=part, keys=keys,
             )  # fmt: skip
-    return Verdict(linearizable=True, parts=len(parts), configurations=configurations)
+    return Verdict(linearizable=True, parts=len(pieces), configurations=configurations)
