@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from replication.conformance.concurrent_report import ConcurrentReport
+    from replication.conformance.runner import Report
+
 __all__ = ["main"]
 
 
@@ -39,8 +42,13 @@ def _conformance(arguments: argparse.Namespace) -> int:
     except SetupError as error:
         print(f"replication conformance: {error}", file=sys.stderr)
         return 2
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return _emit(report, arguments.json)
+
+
+def _emit(report: Report | ConcurrentReport, json_path: str | None) -> int:
+    """Print a conformance report (and write it as JSON); return the exit code."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print(report.render())
     return 0 if report.conformant else 1
 
@@ -57,10 +65,7 @@ def _concurrent(arguments: argparse.Namespace) -> int:
     except (ImportError, AttributeError, ValueError, TypeError) as error:
         print(f"replication conformance: {error}", file=sys.stderr)
         return 2
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    print(report.render())
-    return 0 if report.conformant else 1
+    return _emit(report, arguments.json)
 
 
 def _vectors_export(arguments: argparse.Namespace) -> int:

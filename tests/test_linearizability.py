@@ -65,6 +65,15 @@ def linearizable(h: History, mode: str = "reason") -> bool:
     return check(h, mode).linearizable
 
 
+def commuting_heartbeats(count: int) -> History:
+    """``count`` concurrent heartbeats (they commute), then an observation no order explains."""
+    return history(
+        call("t0", "register", 0, 1, worker_id="k1"),
+        *[call(f"t{i}", "heartbeat", 2, 3, worker_id="k1") for i in range(1, count + 1)],
+        call("kit", "observe", 4, 5, OBSERVED, observation=seen()),
+    )
+
+
 class TestSearch:
     """Wing & Gong's search with Lowe's memo, on the pure model."""
 
@@ -141,12 +150,7 @@ class TestSearch:
     # Spec: R-LIN-5.
     def test_the_memo_explores_subsets_not_orders(self):
         """Eight concurrent calls that commute: 2**8 configurations at most, not 8! orders."""
-        heartbeats = [call(f"t{i}", "heartbeat", 2, 3, worker_id="k1") for i in range(8)]
-        h = history(
-            call("t0", "register", 0, 1, worker_id="k1"),
-            *heartbeats,
-            call("kit", "observe", 4, 5, OBSERVED, observation=seen()),
-        )
+        h = commuting_heartbeats(8)
         result = search(ModelSpec(h, "observation"), h.calls)
         assert not result.linearizable
         assert result.configurations <= 2 + 2**8
@@ -154,12 +158,7 @@ class TestSearch:
     # Spec: R-LIN-5.
     def test_without_the_memo_the_search_walks_every_order(self):
         """The baseline the benchmark measures: plain Wing & Gong tries all 6! orders."""
-        heartbeats = [call(f"t{i}", "heartbeat", 2, 3, worker_id="k1") for i in range(6)]
-        h = history(
-            call("t0", "register", 0, 1, worker_id="k1"),
-            *heartbeats,
-            call("kit", "observe", 4, 5, OBSERVED, observation=seen()),
-        )
+        h = commuting_heartbeats(6)
         with_memo = search(ModelSpec(h, "observation"), h.calls)
         without = search(ModelSpec(h, "observation"), h.calls, memo=False)
         assert (with_memo.linearizable, without.linearizable) == (False, False)

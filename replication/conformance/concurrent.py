@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from replication.conformance.programs import Manifests, Scenario, Step
     from replication.invariants import Violation
 
-__all__ = ["HISTORIES", "check_history", "execute", "run_concurrent"]
+__all__ = ["HISTORIES", "Crew", "check_history", "execute", "run_concurrent"]
 
 #: Histories per profile.
 HISTORIES = {"dev": 30, "ci": 150, "deep": 1500, "mutation": 150}
@@ -80,7 +80,7 @@ def _interleaving() -> Iterator[None]:
         sys.setswitchinterval(interval)
 
 
-class _Crew:
+class Crew:
     """The client threads and the observer thread of one run, reused from round to round."""
 
     def __init__(self, clients: int, *, observer: bool) -> None:
@@ -113,6 +113,9 @@ class _Crew:
         **arguments: Any,
     ) -> tuple[list[Call], Manifests]:
         """Run one round's programs at once (and observe meanwhile); return calls and manifests."""
+        if len(programs) > self.clients:
+            message = f"a round of {len(programs)} programs for a crew of {self.clients} clients"
+            raise ValueError(message)
         start = threading.Barrier(len(programs) + int(self.observer), timeout=timeout)
         running = threading.Event()
         running.set()
@@ -136,30 +139,30 @@ class _Crew:
         for position in range(len(programs)):
             self._inboxes[position].put(client(position))
         if self.observer:
-            self._inboxes[-1].put(observe)
+            self._inboxes[self.clients].put(observe)
+        waiting = {f"t{p + 1}" for p in range(len(programs))} | (
+            {"obs"} if self.observer else set()
+        )
         results: dict[int, Any] = {}
         deadline = time.monotonic() + timeout
         try:
-            while len(results) < len(programs) + int(self.observer):
-                if len(results) == len(programs):
-                    running.clear()
+            while waiting:
                 position, result = self._results.get(timeout=max(0.0, deadline - time.monotonic()))
                 results[position] = result
-                if len(results) == len(programs):
-                    running.clear()
+                waiting.discard("obs" if position == self.clients else f"t{position + 1}")
+                if waiting <= {"obs"}:
+                    running.clear()  # every client is done: the observer stops too
         except queue.Empty:
             start.abort()
-            stuck = [f"t{p + 1}" for p in range(len(programs)) if p not in results]
-            message = f"{', '.join(stuck)} did not finish round {number} within {timeout:g} s"
+            stuck = ", ".join(sorted(waiting))
+            message = f"{stuck} did not finish round {number} within {timeout:g} s"
             raise Hang(message) from None
         errors = [r for r in results.values() if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
         calls = [c for p in range(len(programs)) for c in results[p][0]]
         issued = {w: pair for p in range(len(programs)) for w, pair in results[p][1].items()}
-        if self.observer:
-            calls += results[len(programs)]
-        return calls, issued
+        return calls + results.get(self.clients, []), issued
 
     def close(self) -> None:
         """Let the threads end."""
@@ -172,7 +175,7 @@ def execute(
     scenario: Scenario,
     *,
     observer: bool = True,
-    crew: _Crew | None = None,
+    crew: Crew | None = None,
     clients: ProcessClients | None = None,
     timeout: float = 10.0,
 ) -> History:
@@ -186,7 +189,7 @@ def execute(
     own = None
     if clients is None and crew is None:
         width = max(len(round_.programs) for round_ in scenario.rounds)
-        crew = own = _Crew(width, observer=observer)
+        crew = own = Crew(width, observer=observer)
     try:
         return _execute(factory, scenario, observer=observer, crew=crew, clients=clients,
                         timeout=timeout)  # fmt: skip
@@ -200,7 +203,7 @@ def _execute(
     scenario: Scenario,
     *,
     observer: bool,
-    crew: _Crew | None,
+    crew: Crew | None,
     clients: ProcessClients | None,
     timeout: float,
 ) -> History:
@@ -351,7 +354,7 @@ def run_concurrent(
         message = f"a scenario has {widest} programs in a round, for {processes} client processes"
         raise ValueError(message)
     clients = ProcessClients(name, processes, timeout=timeout) if processes else None
-    crew = None if processes else _Crew(max(threads, widest), observer=observer)
+    crew = None if processes else Crew(max(threads, widest), observer=observer)
     tally = Tally()
     failure: Failure | None = None
     started = time.perf_counter()
