@@ -312,3 +312,19 @@ class TestMinimise:
         ]
         assert reduction.explanation == tuple(explain(reduction.history, "observation",
                                                       frozenset({"k1"})))  # fmt: skip
+
+    # Spec: R-LIN-6.
+    def test_a_worker_from_nowhere_stays_in_the_observation(self):
+        """Observations are cut down to the named workers, unless the failure is an unnamed one."""
+        h = history(
+            call("t1", "register", 0, 1, worker_id="k1"),
+            call("t2", "heartbeat", 0, 1, DENIED, "unknown_worker", worker_id="k2"),
+            call("kit", "observe", 2, 3, OBSERVED, observation=seen("k1", "k9")),
+        )
+        reduction = minimise(h, "observation")
+        shown = reduction.history.calls[reduction.culprit].observation
+        assert shown is not None
+        assert sorted(shown.workers) == ["k1", "k9"]
+        assert reduction.explanation[0].endswith(
+            "observe: registered workers: expected ['k1'], got ['k1', 'k9']"
+        )

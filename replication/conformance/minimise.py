@@ -179,7 +179,9 @@ def minimise(history: History, mode: str, keys: frozenset[str] | None = None) ->
     """Return a minimised form of ``history``, which must not be linearizable.
 
     Observations are compared only on the workers the remaining calls name:
-    once every call about a worker is dropped, so is what observations say of it.
+    once every call about a worker is dropped, so is what observations say of
+    it. (Unless the failure is a worker no call names, seen in an observation:
+    then observations are compared whole.)
     """
     cut, position = first_failure(history, mode, keys)
     calls = list(cut.calls)
@@ -187,18 +189,22 @@ def minimise(history: History, mode: str, keys: frozenset[str] | None = None) ->
     start = ModelSpec(cut, mode, keys)
     needed = _explained(start, position, search(start, cut.calls, collect=True).states)
     concurrent = _concurrent(cut)
+    named = not _linearizable(cut, mode, _scope(calls, keys))
+
+    def scope_of(trial: list[Call]) -> frozenset[str] | None:
+        return _scope(trial, keys) if named else keys
 
     def still_fails(trial: list[Call]) -> bool:
         part = cut.with_calls(tuple(trial))
         if concurrent and not _concurrent(part):
             return False
-        scope = _scope(trial, keys)
+        scope = scope_of(trial)
         spec = ModelSpec(part, mode, scope)
         result = search(spec, part.calls, collect=True)
         if result.linearizable:
             return False
         index = next(i for i, call in enumerate(trial) if call is culprit)
-        wanted = {fact for fact in needed if _about(fact, scope)}
+        wanted = {fact for fact in needed if scope is None or _about(fact, scope)}
         if not wanted <= _explained(spec, index, result.states):
             return False
         relaxed = tuple(call.cut() if call is culprit else call for call in trial)
@@ -211,7 +217,7 @@ def minimise(history: History, mode: str, keys: frozenset[str] | None = None) ->
             trial = [call for call in calls if call is not candidate]
             if still_fails(trial):
                 calls, changed = trial, True
-    scope = _scope(calls, keys)
+    scope = scope_of(calls)
     shown = tuple(
         attrs.evolve(call, observation=project(call.observation, scope))
         if call.observation is not None
