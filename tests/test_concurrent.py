@@ -213,6 +213,8 @@ class TestFailuresOtherThanRaces:
             run_concurrent(ToyImplementation, threads=0)
         with pytest.raises(ValueError, match="import the adapter by name"):
             run_concurrent(ToyImplementation, processes=2)
+        with pytest.raises(ValueError, match=r"lacks connection\(\) and attach\(\)"):
+            run_concurrent("tests.toy_implementation:ToyImplementation", processes=2)
 
 
 class TestClientProcesses:

@@ -341,10 +341,15 @@ def run_concurrent(
         raise ValueError(message)
     name = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
     factory = load_factory(target) if isinstance(target, str) else target
-    gaps = frozenset(getattr(factory(), "gaps", frozenset()))
+    probe = factory()
+    gaps = frozenset(getattr(probe, "gaps", frozenset()))
     if processes and not isinstance(target, str):
         message = "client processes import the adapter by name: give target as 'module:factory'"
         raise ValueError(message)
+    lacking = [m for m in ("connection", "attach") if not callable(getattr(probe, m, None))]
+    if processes and lacking:
+        message = f"client processes need the adapter's connection() and attach(); {name} lacks "
+        raise ValueError(message + " and ".join(f"{m}()" for m in lacking))
     seed = random.SystemRandom().randrange(2**32) if seed is None else seed
     planned = list(scenarios) if scenarios is not None else None
     drawn = seed if planned is None else None  # the seed a failing history was drawn with
