@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from replication.model import (
-        ContainerRecord,
         Event,
         Manifest,
+        OrchestratorState,
         ReplicationContract,
         ResourceSpec,
     )
@@ -217,8 +217,13 @@ class _ThreadTrail(StructuredLogger):
         super().__init__(clock=clock)
         self._local = threading.local()
 
-    def record(self, event: Event, containers: Mapping[str, ContainerRecord] | None = None) -> None:
-        super().record(event, containers)
+    def record(
+        self,
+        event: Event,
+        before: State | OrchestratorState | None = None,
+        after: State | OrchestratorState | None = None,
+    ) -> None:
+        super().record(event, before, after)
         self.mine().append(event)
 
     def mine(self) -> list[Event]:
