@@ -110,6 +110,8 @@ def _demo(_arguments: argparse.Namespace) -> int:
 
 
 def _conformance(arguments: argparse.Namespace) -> int:
+    if arguments.concurrent:
+        return _concurrent(arguments)
     from replication.conformance.known import KnownDivergences  # noqa: PLC0415
     from replication.conformance.progress import Progress  # noqa: PLC0415
     from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
@@ -143,6 +145,26 @@ def _conformance(arguments: argparse.Namespace) -> int:
                   file=sys.stderr)  # fmt: skip
             return EXIT_CANNOT_RUN
     return report.exit_code
+
+
+def _concurrent(arguments: argparse.Namespace) -> int:
+    """Run the concurrent mode (R-LIN-*): overlapping calls, histories checked."""
+    from replication.conformance.concurrent import run_concurrent  # noqa: PLC0415
+    from replication.conformance.preflight import SetupError  # noqa: PLC0415
+
+    json_path = _writable(arguments.json, "--json") if arguments.json else None
+    try:
+        report = run_concurrent(
+            arguments.target, mode=arguments.mode, threads=arguments.threads,
+            processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
+            histories=arguments.histories,
+        )  # fmt: skip
+    except (SetupError, ImportError, AttributeError, ValueError, TypeError) as error:
+        return _cannot_run("conformance", error, debug=arguments.debug)
+    print(report.render())
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0 if report.conformant else 1
 
 
 # -- vectors --------------------------------------------------------------------------------
@@ -295,6 +317,26 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
     conformance.add_argument("--quiet", action="store_true",
                              help="no progress on stderr")  # fmt: skip
     _add_debug(conformance)
+    concurrent = conformance.add_argument_group(
+        "concurrent mode", "overlapping calls from several clients, checked for linearizability"
+    )
+    concurrent.add_argument(
+        "--concurrent", action="store_true",
+        help="drive the implementation from several clients at once and check every history "
+        "for linearizability against the model",
+    )  # fmt: skip
+    concurrent.add_argument(
+        "--threads", type=_positive_int, default=3, help="client threads (default: 3)"
+    )
+    concurrent.add_argument(
+        "--processes", type=int, default=0, metavar="N",
+        help="make the calls from N client processes instead of threads (the adapter needs "
+        "connection() and attach())",
+    )  # fmt: skip
+    concurrent.add_argument(
+        "--histories", type=_positive_int, default=None, metavar="N",
+        help="override the profile's history count",
+    )  # fmt: skip
     conformance.set_defaults(run=_conformance)
 
 

@@ -146,7 +146,9 @@ def contract_from(parameters: dict[str, Any]) -> tuple[ReplicationContract, time
     """Build the contract and heartbeat timeout a run's ``start`` parameters describe."""
     values = dict(parameters)
     timeout = timedelta(seconds=values.pop("heartbeat_timeout_seconds"))
-    names = values.pop("stop_conditions")
+    # The concurrent mode's programs name the one standard condition by a flag.
+    external = values.pop("stop_on_external_network", None)
+    names = ("no_external_network",) if external else values.pop("stop_conditions", ())
     conditions = [STOP_CONDITIONS[name]() for name in names]
     return ReplicationContract(**values, stop_conditions=conditions), timeout
 

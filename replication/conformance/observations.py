@@ -32,6 +32,7 @@ __all__ = [
     "checked_observation",
     "compare_observations",
     "qualified",
+    "reported_fields",
 ]
 
 #: The optional fields of a worker's view: ``None`` may mean "not reported".
@@ -40,6 +41,14 @@ WORKER_FIELDS = ("registered_at", "last_heartbeat", "last_child_registered_at", 
 FLEET_FIELDS = ("quarantined", "registered_ever")
 #: Every optional field an adapter may declare in ``unreported``.
 OPTIONAL_FIELDS = frozenset(WORKER_FIELDS + FLEET_FIELDS)
+
+
+def reported_fields(observation: Observation) -> frozenset[str]:
+    """Return the optional fields ``observation`` carries a value in."""
+    found = {name for name in FLEET_FIELDS if getattr(observation, name) is not None}
+    for view in observation.workers.values():
+        found.update(name for name in WORKER_FIELDS if getattr(view, name) is not None)
+    return frozenset(found)
 
 
 def qualified(field: str) -> str:

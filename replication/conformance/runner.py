@@ -567,7 +567,8 @@ def _report(
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
         unreported_declared=reporting.declared,
-        divergences=tuple(divergences),
+        # In a stable order: which round finds which first may vary with the load.
+        divergences=tuple(sorted(divergences, key=lambda d: d.signature)),
         stale_known=tuple(stale),
         stopped=last.stopped,
         planned_examples=facts["planned"],
