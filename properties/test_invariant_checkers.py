@@ -241,6 +241,12 @@ def test_signature_faults(case, data):
     assert view.manifest is not None
     forged = attrs.evolve(view, manifest=tamper(view.manifest, "memory_limit_mb"))
     broken = with_worker(signed, forged)
+    # A worker reported without its manifest, listed first, does not hide the forgery.
+    bare = WorkerView("bare", None, 0)
+    broken = attrs.evolve(
+        broken, workers={"bare": bare, **broken.workers},
+        registered_ever=broken.registered_ever | {"bare"},
+    )  # fmt: skip
     message = f"{victim}'s manifest does not verify: signature does not verify under this key"
     assert violations(broken, contract) == [Violation("INV-SIGNATURE", message)]
     # Without a key, nothing is claimed; the step form looks at arrivals only.
