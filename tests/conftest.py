@@ -15,3 +15,18 @@ if TYPE_CHECKING:
 @pytest.fixture
 def state() -> State:
     return fresh()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_worker_process_survives_the_session():
+    """After every test, no process launched by this session's process backend is alive.
+
+    Worker processes carry a marker naming the pid of the orchestrator's process
+    (replication.processes.sandbox.MARKER); any such process still alive at the
+    end is a leak: it is killed, and the session fails.
+    """
+    yield
+    from tests.process_helpers import kill_strays  # noqa: PLC0415 - psutil only when needed
+
+    strays = kill_strays()
+    assert not strays, f"worker processes outlived the test session: {strays}"
