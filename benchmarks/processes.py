@@ -55,7 +55,10 @@ from replication.processes.sandbox import MARKER  # noqa: E402
 #: A worker with a child, and a grandchild in a session of its own that ignores SIGTERM.
 STUBBORN = ["/bin/sh", "-c", "sleep 600 & setsid /bin/sh -c 'trap \"\" TERM; sleep 600' & wait"]
 PYTHON = [sys.executable, "-I", "-S", "-c"]
-BOMB = [*PYTHON, "import os, time\nwhile True:\n    try: os.fork()\n    except OSError: time.sleep(0.05)"]
+BOMB = [
+    *PYTHON,
+    "import os, time\nwhile True:\n    try: os.fork()\n    except OSError: time.sleep(0.05)",
+]
 HOG = [*PYTHON, "held = []\nwhile True: held.append(bytearray(4 << 20))"]
 QUICK_EXIT = ["/bin/sh", "-c", "sleep 0.02 & sleep 0.01"]
 #: The fault fleet of one repetition: which command each worker runs.
@@ -196,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10 workers, 3 repetitions")
     parser.add_argument("--json", metavar="PATH")
     arguments = parser.parse_args(argv)
-    workers, repetitions = (10, 3) if arguments.quick else (arguments.workers, arguments.repetitions)
+    workers, repetitions = (
+        (10, 3) if arguments.quick else (arguments.workers, arguments.repetitions)
+    )
     isolation = probe_isolation()
     if not isolation.full:
         print(f"the kernel refuses full isolation here: {isolation.refused}", file=sys.stderr)

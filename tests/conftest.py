@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import fresh
+from tests.process_helpers import orchestrators  # noqa: F401 - the process tests' fixture
 
 if TYPE_CHECKING:
     from replication.model import State
@@ -26,7 +27,7 @@ def no_worker_process_survives_the_session():
     end is a leak: it is killed, and the session fails.
     """
     yield
-    from tests.process_helpers import kill_strays  # noqa: PLC0415 - psutil only when needed
+    from tests.process_helpers import kill_strays
 
     strays = kill_strays()
     assert not strays, f"worker processes outlived the test session: {strays}"

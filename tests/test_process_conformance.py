@@ -1,4 +1,4 @@
-"""The conformance kit against ProcessOrchestrator: the reference's decisions, over real processes."""
+"""The conformance kit against ProcessOrchestrator: the reference, over real processes."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from tests.process_helpers import (
     kill_strays,
     markers_of,
     needs_full_isolation,
-    orchestrators,  # noqa: F401 - a fixture
     start,
     wait_until,
     weaker_isolation,
@@ -73,7 +72,8 @@ class TestKill:
         controller.kill_switch()
         assert all_dead(processes)
         assert orchestrator.live_workers() == frozenset()
-        assert not orchestrator.containers and not controller.registry
+        assert not orchestrator.containers
+        assert not controller.registry
         with pytest.raises(ReplicationDenied) as denied:
             start(controller)
         assert denied.value.reason is ReasonCode.KILL_SWITCH

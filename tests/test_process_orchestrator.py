@@ -26,7 +26,6 @@ from tests.process_helpers import (
     SMALL,
     bound,
     needs_full_isolation,
-    orchestrators,  # noqa: F401 - a fixture
     python,
     start,
     wait_until,
@@ -88,7 +87,8 @@ class TestLaunch:
         controller = bound(orchestrator)
         worker = start(controller, ResourceSpec(cpu_limit=0.25, memory_limit_mb=32))
         status = orchestrator.status(worker)
-        assert status is not None and status.state == "running"
+        assert status is not None
+        assert status.state == "running"
         init = status.pid
         assert namespace(init, "pid") != namespace("self", "pid")
         assert namespace(init, "net") != namespace("self", "net")
@@ -171,7 +171,8 @@ class TestLaunch:
         controller = bound(orchestrator)
         worker = start(controller, command=["sleep", "60"])
         status = orchestrator.status(worker)
-        assert status is not None and status.state == "running"
+        assert status is not None
+        assert status.state == "running"
         manifest = controller.registry[worker].manifest
         assert command_from_snapshot(manifest) == ["sleep", "60"]
         with pytest.raises(ReplicationError):
@@ -286,7 +287,9 @@ class TestResources:
         assert orchestrator.logger.trail[-1].action == "enforce_container_bounds"
         assert orchestrator.live_workers() == {worker}
         usage = orchestrator.usage(worker)
-        assert usage is not None and usage.tasks == 2 and usage.memory_bytes > 0
+        assert usage is not None
+        assert usage.tasks == 2
+        assert usage.memory_bytes > 0
         orchestrator.enforce_resource_bounds("ghost")  # not running: audited, not raised
         assert orchestrator.logger.trail[-1].reason == "not_running"
 
@@ -302,4 +305,5 @@ class TestDemo:
         assert before is not None, out
         assert int(before.group(1)) >= 7 * 3
         assert "after the kill switch: 0 workers, 0 processes" in out
-        assert "depth_exceeded" in out and "quota" in out
+        assert "depth_exceeded" in out
+        assert "quota" in out

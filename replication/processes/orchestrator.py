@@ -32,7 +32,12 @@ from replication.errors import InvalidTypeError, InvalidValueError
 from replication.model import OrchestratorState
 from replication.orchestrator import SandboxOrchestrator
 from replication.processes.cgroups import CgroupSet, Limits, Usage, make_parent, sanitize
-from replication.processes.errors import IsolationUnavailable, KillUnconfirmed, LaunchError
+from replication.processes.errors import (
+    IsolationUnavailable,
+    KillUnconfirmed,
+    LaunchError,
+    ProcessBackendError,
+)
 from replication.processes.isolation import cached_isolation
 from replication.processes.sandbox import (
     WORKER_PATH,
@@ -160,7 +165,11 @@ class ProcessOrchestrator(SandboxOrchestrator):
         #: Workers whose death the kernel did not confirm: no launch until it does.
         self._unconfirmed: frozenset[str] = frozenset()
         self._serial = 0
-        self._parents = make_parent(dict(self.isolation.cgroups), f"replication-{self.token}")
+        try:
+            self._parents = make_parent(dict(self.isolation.cgroups), f"replication-{self.token}")
+        except OSError as error:
+            message = f"cannot create the orchestrator's cgroups: {error}"
+            raise ProcessBackendError(message) from error
         self._state_file = StateFile(Path(state_file)) if state_file is not None else None
         self.recovered = self._recover()
         self._subreaping = self._weaker

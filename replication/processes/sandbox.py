@@ -105,7 +105,10 @@ class Sandbox:
         """Whether the worker's main process has exited (its namespace is then gone)."""
         if self.pidfd is None:
             return True
-        return bool(select.select([self.pidfd], [], [], 0)[0])
+        # poll, not select: a pidfd may be numbered past select's limit of 1024.
+        poller = select.poll()
+        poller.register(self.pidfd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def release(self) -> None:
         """Close the descriptors and reap the supervisor (after a confirmed death)."""
