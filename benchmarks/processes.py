@@ -121,15 +121,19 @@ def measure_rates(workers: int) -> dict[str, float]:
         killed = time.perf_counter() - began
     finally:
         orchestrator.close()
+    bare_marker = f"bare:{os.getpid()}"  # not a sandbox's: _ours_alive does not count it
     began = time.perf_counter()
-    bare = [subprocess.Popen(STUBBORN, env={MARKER: f"{os.getpid()}:bare"}) for _ in range(workers)]  # noqa: S603
+    bare = [subprocess.Popen(STUBBORN, env={MARKER: bare_marker}) for _ in range(workers)]  # noqa: S603
     bare_launched = time.perf_counter() - began
+    deadline = time.monotonic() + 30
+    while len(_marked(bare_marker)) < workers * 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
     began = time.perf_counter()
     for process in bare:
         process.kill()
         process.wait()
     bare_killed = time.perf_counter() - began
-    _sweep_bare()
+    _sweep(bare_marker)
     return {
         "launches_per_second": workers / launched,
         "kills_per_second": workers / killed,
@@ -138,12 +142,31 @@ def measure_rates(workers: int) -> dict[str, float]:
     }
 
 
-def _sweep_bare() -> None:
-    """The baseline leaves its grandchildren behind (that is its weakness): kill them."""
+def _marked(marker: str) -> list[psutil.Process]:
+    found = []
     for process in psutil.process_iter(["status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
         with contextlib.suppress(psutil.Error, OSError):
-            if process.environ().get(MARKER) == f"{os.getpid()}:bare":
+            if process.environ().get(MARKER) == marker:
+                found.append(process)
+    return found
+
+
+def _sweep(marker: str) -> None:
+    """The baseline leaves its grandchildren behind (that is its weakness): kill them.
+
+    Until two scans in a row find none: a shell killed as it forked may still
+    have a child on its way.
+    """
+    empty = 0
+    while empty < 2:
+        found = _marked(marker)
+        empty = 0 if found else empty + 1
+        for process in found:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
+        time.sleep(0.01)
 
 
 def measure_kill_switch(workers: int) -> dict[str, float]:

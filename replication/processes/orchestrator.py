@@ -79,8 +79,8 @@ class WeakerIsolationWarning(UserWarning):
 class WorkerStatus:
     """What the kernel says about one worker now, and under which isolation it runs.
 
-    ``state`` is ``running`` while its main process lives, else ``exited``
-    (with ``exit_status`` when known); ``processes`` counts its live
+    ``state`` is ``running`` until its main process has exited and been reaped,
+    then ``exited``, with its ``exit_status``; ``processes`` counts its live
     processes; ``memory_bytes`` and ``tasks`` come from its cgroups (``None``
     without them). ``isolation`` names every mechanism in force (R-PROC-3).
     """
@@ -320,8 +320,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
         worker_id = manifest.worker_id
         try:
             argv = [str.__str__(part) for part in self.launcher(manifest)]
-        except (TypeError, ValueError) as error:
-            raise LaunchError(worker_id, f"no command: {error}") from error
+        except Exception as error:  # a launcher is user code: whatever it raises, fail closed
+            raise LaunchError(worker_id, f"no command: {error!r}") from error
         if not argv:
             raise LaunchError(worker_id, "the launcher returned an empty command")
         program = shutil.which(argv[0], path=WORKER_PATH)
@@ -423,15 +423,18 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 return None
             members = self._members(sandbox)
             usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
+            # The supervisor exits as soon as the worker's main process has (unshare
+            # passes its status on): its exit is the worker's, status and all.
+            exit_status = sandbox.supervisor.poll()
             return WorkerStatus(
                 worker_id=worker_id,
-                state="exited" if sandbox.exited else "running",
+                state="running" if exit_status is None else "exited",
                 pid=sandbox.init,
                 processes=len(members),
                 memory_bytes=usage.memory_bytes if usage else None,
                 tasks=usage.tasks if usage else None,
                 isolation=self.isolation.describe(),
-                exit_status=sandbox.supervisor.poll(),
+                exit_status=exit_status,
             )
 
     def statuses(self) -> dict[str, WorkerStatus]:
