@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from replication.cli import main
-from replication.errors import ReplicationError
+from replication.errors import InvalidInputError, InvalidValueError, ReplicationError
 from replication.model import NetworkPolicy, ResourceSpec
 from replication.orchestrator import SandboxOrchestrator
 from replication.processes import (
@@ -35,6 +35,35 @@ from tests.process_helpers import (
 
 def namespace(pid: int | str, kind: str) -> str:
     return str(Path(f"/proc/{pid}/ns/{kind}").readlink())
+
+
+class TestConstruction:
+    @pytest.mark.parametrize(
+        ("options", "field"),
+        [
+            ({"max_processes": 0}, "max_processes"),
+            ({"max_processes": True}, "max_processes"),
+            ({"kill_timeout": 0}, "kill_timeout"),
+            ({"accept_weaker_isolation": "yes"}, "accept_weaker_isolation"),
+            ({"isolation": "full"}, "isolation"),
+            ({"launcher": "sleep 60"}, "launcher"),
+        ],
+    )
+    def test_invalid_options_are_refused_naming_the_field(self, options, field):
+        """Bad options raise InvalidInputError naming the field, before anything starts."""
+        with pytest.raises(InvalidInputError) as caught:
+            ProcessOrchestrator(**options)
+        assert caught.value.field == field
+
+    def test_invalid_a_state_file_of_another_format_is_refused(self, tmp_path):
+        """A state file that is not the backend's is refused, naming it, and left as it is."""
+        path = tmp_path / "state.json"
+        path.write_text('{"format": "something else"}')
+        with pytest.raises(InvalidValueError) as caught:
+            ProcessOrchestrator(state_file=path, isolation=weaker_isolation(),
+                                accept_weaker_isolation=True)  # fmt: skip
+        assert caught.value.field == "state_file"
+        assert path.read_text() == '{"format": "something else"}'
 
 
 class TestIsolation:

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING
 import attrs
 import immutables
 
+from replication import _validation as v
 from replication._frozen import FrozenList
 from replication._validation import immutable
 from replication.errors import InvalidTypeError, InvalidValueError
@@ -38,7 +39,7 @@ from replication.processes.errors import (
     LaunchError,
     ProcessBackendError,
 )
-from replication.processes.isolation import cached_isolation
+from replication.processes.isolation import Isolation, cached_isolation
 from replication.processes.sandbox import (
     WORKER_PATH,
     Sandbox,
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from replication.clock import Clock
     from replication.model import ContainerRecord, Manifest
     from replication.observability import StructuredLogger
-    from replication.processes.isolation import Isolation
     from replication.processes.statefile import Record
 
 __all__ = [
@@ -142,16 +142,17 @@ class ProcessOrchestrator(SandboxOrchestrator):
         output: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(logger, clock=clock)
-        if type(max_processes) is not int or max_processes < 1:
-            raise InvalidValueError("max_processes", "an int >= 1", max_processes)
+        self.max_processes = v.check_int("max_processes", max_processes, minimum=1)
+        self.kill_timeout = v.check_number("kill_timeout", kill_timeout, minimum=0, inclusive=False)
+        accept_weaker = v.check_bool("accept_weaker_isolation", accept_weaker_isolation)
         if launcher is not None and not callable(launcher):
             raise InvalidTypeError("launcher", "a callable taking a Manifest", launcher)
+        if isolation is not None and type(isolation) is not Isolation:
+            raise InvalidTypeError("isolation", "an Isolation (from probe_isolation)", isolation)
         self.isolation = isolation if isolation is not None else cached_isolation()
-        if not self.isolation.full and not accept_weaker_isolation:
+        if not self.isolation.full and not accept_weaker:
             raise IsolationUnavailable(self.isolation)
         self.launcher = launcher or command_from_snapshot
-        self.max_processes = max_processes
-        self.kill_timeout = float(kill_timeout)
         self.output = Path(output) if output is not None else None
         self.token = secrets.token_hex(6)
         # Markers are read only from processes started after this (a second's margin
@@ -165,13 +166,13 @@ class ProcessOrchestrator(SandboxOrchestrator):
         #: Workers whose death the kernel did not confirm: no launch until it does.
         self._unconfirmed: frozenset[str] = frozenset()
         self._serial = 0
+        self._state_file = StateFile(Path(state_file)) if state_file is not None else None
+        self.recovered = self._recover()
         try:
             self._parents = make_parent(dict(self.isolation.cgroups), f"replication-{self.token}")
         except OSError as error:
             message = f"cannot create the orchestrator's cgroups: {error}"
             raise ProcessBackendError(message) from error
-        self._state_file = StateFile(Path(state_file)) if state_file is not None else None
-        self.recovered = self._recover()
         self._subreaping = self._weaker
         if self._subreaping:
             _subreaper.acquire()

@@ -26,7 +26,9 @@ from typing import Any
 
 import psutil
 
+from replication.errors import InvalidValueError
 from replication.processes.cgroups import CgroupSet
+from replication.processes.errors import KillUnconfirmed
 from replication.processes.sandbox import MARKER
 
 __all__ = ["FORMAT", "Record", "StateFile", "recover"]
@@ -61,12 +63,10 @@ class StateFile:
         except FileNotFoundError:
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            message = f"{self.path} is not a {FORMAT} file"
-            raise ValueError(message)
+            raise InvalidValueError("state_file", f"a {FORMAT} file", str(self.path))
         workers = data.get("workers", {})
         if not isinstance(workers, dict):
-            message = f"{self.path}: 'workers' must be an object"
-            raise ValueError(message)
+            raise InvalidValueError("state_file", "'workers' as an object", str(self.path))
         return workers
 
     def write(self, records: dict[str, Record]) -> None:
@@ -84,7 +84,7 @@ def recover(records: dict[str, Record], *, timeout: float = 10.0) -> dict[str, i
     A recorded pid is signalled only if its start time still matches (it is
     the same process); then every process carrying a recorded marker or sitting
     in a recorded cgroup is swept until none is left, and the cgroups removed.
-    Raises ``RuntimeError`` naming the survivors if some outlive ``timeout``.
+    Raises :class:`KillUnconfirmed` naming the survivors if some outlive ``timeout``.
     """
     killed: dict[str, int] = dict.fromkeys(records, 0)
     for worker_id, record in records.items():
@@ -105,8 +105,7 @@ def recover(records: dict[str, Record], *, timeout: float = 10.0) -> dict[str, i
         if not found:
             break
         if time.monotonic() > deadline:
-            message = f"processes of recorded workers outlived the recovery: {found}"
-            raise RuntimeError(message)
+            raise KillUnconfirmed({worker_id: tuple(pids) for worker_id, pids in found.items()})
         for worker_id, pids in found.items():
             for pid in pids:
                 with contextlib.suppress(psutil.Error):
