@@ -86,7 +86,7 @@ class TestKill:
         )
         controller = bound(orchestrator)
         exited_first = 0
-        for delay in (0.0, 0.02, 0.04, 0.05, 0.06, 0.08, 0.1, 0.2):
+        for delay in (0.0, 0.02, 0.04, 0.05, 0.06, 0.08, 0.1, 0.2, 0.5):
             worker = start(controller)
             time.sleep(delay)
             exited_first += orchestrator.status(worker).state == "exited"
