@@ -26,7 +26,6 @@ import attrs
 from replication import __version__
 from replication.conformance.adapter import FacadeImplementation
 from replication.controller import Controller
-from replication.observability import StructuredLogger
 from replication.processes.isolation import cached_isolation
 from replication.processes.orchestrator import ProcessOrchestrator, WeakerIsolationWarning
 
@@ -79,7 +78,9 @@ class ProcessImplementation(FacadeImplementation):
             earlier = _open.pop(thread, [])
         for implementation in earlier:
             implementation.close()
-        self.logger = StructuredLogger(clock=clock)
+        # The facade adapter's own start makes the audit trail it reads decisions
+        # from; its simulated orchestrator and controller are replaced here.
+        super().start(contract, key, clock)
         self.orchestrator = self._orchestrator(clock)
         with _open_lock:
             _open.setdefault(thread, []).append(self)
