@@ -484,6 +484,31 @@ def test_audit_faults(case, data):
     assert step_violations(fleet, step("deregister_worker"), after, contract) == []
 
 
+# Spec: R-PROC-9, R-KILLSWITCH-1.
+@checks
+@given(cases(), st.data())
+def test_process_faults(case, data):
+    contract, fleet = case
+    assert violations(attrs.evolve(fleet, live_processes=fleet.containers), contract) == []
+    stray = data.draw(st.sampled_from(sorted(fleet.workers)))
+    alive = attrs.evolve(fleet, live_processes=fleet.containers | {stray, "ghost"})
+    expected = sorted({stray, "ghost"} - fleet.containers)
+    assert violations(alive, contract) == [
+        Violation("INV-PROCESSES", f"workers {expected} have live processes but no running "
+                  "container")
+    ]  # fmt: skip
+    empty = Observation({}, frozenset(), True, live_processes=frozenset({"ghost"}))
+    assert only("INV-PROCESSES", violations(empty, contract)) == [
+        Violation("INV-PROCESSES", "workers ['ghost'] have live processes but no running "
+                  "container"),
+        Violation("INV-PROCESSES", "kill switch engaged but ['ghost'] have live processes"),
+    ]  # fmt: skip
+    running = Observation({}, frozenset({"ghost"}), True, live_processes=frozenset({"ghost"}))
+    assert only("INV-PROCESSES", violations(running, contract)) == [
+        Violation("INV-PROCESSES", "kill switch engaged but ['ghost'] have live processes")
+    ]
+
+
 def test_a_violation_reads_as_its_id_and_message_and_each_invariant_has_its_rationale():
     assert str(Violation("INV-QUOTA", "9 workers registered > max_replicas 8")) == (
         "INV-QUOTA: 9 workers registered > max_replicas 8"

@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     _add_conformance(commands)
+    from replication.processes.demo import add_demo_options  # noqa: PLC0415
+
+    add_demo_options(demo, fallback=_demo)  # --processes: the process backend's own demo
 
     vectors = commands.add_parser(
         "vectors", help="export or check language-neutral test vectors"

@@ -3,7 +3,7 @@
 A divergence names an action, the decisions or reasons that differ, the
 invariants violated and the observed fields that differ; each of these is
 stated by a numbered clause of 01-transitions.md or 02-invariants.md.
-``tests/test_kit_reports.py`` checks that every id here exists and that the
+``tests/test_clauses.py`` checks that every id here exists and that the
 invariant table agrees with the ``# Spec:`` comments of
 :mod:`replication.invariants`.
 """
@@ -68,6 +68,7 @@ INVARIANT_CLAUSES: dict[str, tuple[str, ...]] = {
     "INV-IDS": ("R-REGISTER-3",),
     "INV-DENIAL-NO-CHANGE": ("R-AUDIT-2",),
     "INV-AUDIT": ("R-AUDIT-1", "R-AUDIT-3"),
+    "INV-PROCESSES": ("R-PROC-9", "R-KILLSWITCH-1"),
 }
 
 #: The clause that sets each observed field.

@@ -167,10 +167,13 @@ class Engine(RuleBasedStateMachine):
         assert self.implementation is not None  # noqa: S101 - only called with one
         observed = self._call(lambda: "observe()", self.implementation.observe)
         try:
-            return checked_observation(observed)
+            checked = checked_observation(observed)
         except ContractViolation as violation:
             violation.where = where_defined(self.implementation.observe)
             raise
+        if checked.live_processes is not None:
+            self.stats.processes_reported = True
+        return checked
 
     # -- one action, both sides -------------------------------------------------------------
 

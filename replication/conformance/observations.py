@@ -41,11 +41,16 @@ WORKER_FIELDS = ("registered_at", "last_heartbeat", "last_child_registered_at", 
 FLEET_FIELDS = ("quarantined", "registered_ever")
 #: Every optional field an adapter may declare in ``unreported``.
 OPTIONAL_FIELDS = frozenset(WORKER_FIELDS + FLEET_FIELDS)
+#: Reported only by implementations with real processes, and never compared: the
+#: reference has no processes. INV-PROCESSES checks it (``n/a`` when never reported).
+PROCESS_FIELD = "live_processes"
 
 
 def reported_fields(observation: Observation) -> frozenset[str]:
     """Return the optional fields ``observation`` carries a value in."""
-    found = {name for name in FLEET_FIELDS if getattr(observation, name) is not None}
+    found = {
+        name for name in (*FLEET_FIELDS, PROCESS_FIELD) if getattr(observation, name) is not None
+    }
     for view in observation.workers.values():
         found.update(name for name in WORKER_FIELDS if getattr(view, name) is not None)
     return frozenset(found)
@@ -159,13 +164,14 @@ def checked_observation(value: object) -> Observation:
     }
     if not isinstance(value.kill_switch_engaged, bool):
         raise _fail("kill_switch_engaged", "a bool", value.kill_switch_engaged)
-    quarantined, ever = value.quarantined, value.registered_ever
+    quarantined, ever, live = value.quarantined, value.registered_ever, value.live_processes
     return Observation(
         {key: _worker(key, view) for key, view in checked.items()},
         _ids("containers", value.containers),
         value.kill_switch_engaged is True,
         quarantined=None if quarantined is None else _ids("quarantined", quarantined),
         registered_ever=None if ever is None else _ids("registered_ever", ever),
+        live_processes=None if live is None else _ids("live_processes", live),
     )
 
 

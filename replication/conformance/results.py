@@ -127,3 +127,5 @@ class RunStats:
     seconds_at_detection: float | None = None
     #: Steps skipped because their divergence class was set aside (``--keep-going``).
     suppressed_steps: int = 0
+    #: Whether any observation reported live processes (INV-PROCESSES is ``n/a`` until then).
+    processes_reported: bool = False

@@ -30,7 +30,7 @@ from replication import __version__
 from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, where_defined
 from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
 from replication.conformance.machine import DifferentialMachine, differential_machine
-from replication.conformance.observations import qualified
+from replication.conformance.observations import PROCESS_FIELD, qualified
 from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
 from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
@@ -76,6 +76,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
     "INV-QUARANTINE": ("quarantined",),
     "INV-IDS": ("registered_ever",),
+    "INV-PROCESSES": ("live_processes",),
 }
 
 
@@ -530,6 +531,7 @@ def _report(
         totals.steps += search.stats.steps
         totals.implementation_steps += search.stats.implementation_steps
         totals.checked.update(search.stats.checked)
+        totals.processes_reported |= search.stats.processes_reported
     required = required_for_kit(adapter.gaps)
     counts = {name: witnesses.counts[name] for name in required}
     failing: list[ConformanceFailure | Divergence] = [
@@ -542,6 +544,8 @@ def _report(
     failing += [d for d in divergences if d.kind in {"timeout", "flaky"}]
     reporting = last.stats.reporting
     unreported = reporting.unreported
+    no_processes = frozenset() if totals.processes_reported else frozenset({PROCESS_FIELD})
+    not_compared = unreported | no_processes
     seen = {d.signature for d in divergences if d.known}
     stale = () if known is None or facts["strict"] else known.stale(seen)
     return Report(
@@ -563,7 +567,7 @@ def _report(
         skipped_rules=last.stats.skipped_rules,
         witnesses=counts,
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
-        checks=_checks(facts["mode"], totals, failing, unreported, facts["timeout"]),
+        checks=_checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
         unreported_declared=reporting.declared,
