@@ -152,7 +152,7 @@ class _Expander:
         # A step's checks are a pure function of (observation before, step, observation
         # after): refusals that yield equal steps (every issue refused for the quota,
         # say) are checked once.
-        refusals: dict[Step, list[Violation]] = {}
+        refusals: dict[tuple[object, ...], list[Violation]] = {}
         any_allowed = False
         for number, action in enumerate(actions):
             result.transitions += 1
@@ -204,7 +204,7 @@ class _Expander:
         world: World,
         before: Observation,
         outcome: Result,
-        refusals: dict[Step, list[Violation]],
+        refusals: dict[tuple[object, ...], list[Violation]],
     ) -> None:
         """Check every step invariant across one action, and the explorer's own step checks."""
         event = outcome.event
@@ -212,26 +212,43 @@ class _Expander:
             message = f"{action} produced no audit event"
             self.result.findings.append(Finding(index, number, "INV-AUDIT", message))
             return
+        name = CORE_TRANSITION[action.kind]
         timeout = self.bound.timeout if action.kind == "reap" else None
-        step = Step(
-            CORE_TRANSITION[action.kind], world.now, outcome.allowed, outcome.reason,
-            event.worker_id, (event,), timeout,
-        )  # fmt: skip
         after_state = outcome.world.state
+        step = None
         if after_state is world.state:
-            violations = refusals.get(step)
-            if violations is None:
-                violations = refusals[step] = check_step(before, step, before, self.policy)
             after = before
+            # Everything the step and its event hold (``now`` is the state's own).
+            key = (
+                (name, outcome.allowed, outcome.reason, timeout),
+                (event.action, event.at, event.allowed, event.reason),
+                (event.worker_id, event.effects, event.detail),
+            )
+            violations = refusals.get(key)
+            if violations is None:
+                step = Step(name, world.now, outcome.allowed, outcome.reason, event.worker_id,
+                            (event,), timeout)  # fmt: skip
+                violations = refusals[key] = check_step(before, step, before, self.policy)
         else:
             after = observe(after_state)
+            step = Step(name, world.now, outcome.allowed, outcome.reason, event.worker_id,
+                        (event,), timeout)  # fmt: skip
             violations = check_step(before, step, after, self.policy)
         self._found(index, number, violations)
-        if outcome.allowed:
-            self.log.record(before, step, after, self.policy)
-            if action.kind in HOSTILE_KINDS:
-                message = f"the hostile move {action} was allowed"
-                self.result.findings.append(Finding(index, number, HOSTILE, message))
-        elif action.kind == "kill_switch" and not before.kill_switch_engaged:
+        if not outcome.allowed:
+            self._refused(index, number, action, before)
+            return
+        if step is None:
+            step = Step(
+                name, world.now, outcome.allowed, outcome.reason, event.worker_id, (event,), timeout
+            )
+        self.log.record(before, step, after, self.policy)
+        if action.kind in HOSTILE_KINDS:
+            message = f"the hostile move {action} was allowed"
+            self.result.findings.append(Finding(index, number, HOSTILE, message))
+
+    def _refused(self, index: int, number: int, action: Action, before: Observation) -> None:
+        """Check a refusal: the kill switch is never refused before it is engaged."""
+        if action.kind == "kill_switch" and not before.kill_switch_engaged:
             message = "the kill switch was refused before it was engaged"
             self.result.findings.append(Finding(index, number, DEADLOCK, message))

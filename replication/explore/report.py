@@ -57,11 +57,7 @@ def verdict_line(exploration: Exploration) -> str:
 
 
 def _status(exploration: Exploration, check: str) -> str:
-    counterexample = exploration.counterexample
-    failed = counterexample is not None and (
-        check == counterexample.check or check in counterexample.others
-    )
-    if failed:
+    if check in exploration.violated:
         return "FAIL"
     if exploration.complete:
         return "pass"

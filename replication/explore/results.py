@@ -20,7 +20,7 @@ from replication.explore.actions import HOSTILE_KINDS
 from replication.explore.expand import ALLOWED
 
 if TYPE_CHECKING:
-    from replication.explore.actions import Action
+    from replication.explore.actions import Action, World
     from replication.explore.bounds import Bound
 
 __all__ = ["Counterexample", "Exploration"]
@@ -65,15 +65,19 @@ class Exploration:
     stopped: str | None
     peak_memory: int | None
     peak_worker_memory: int | None
-    #: With ``record_graph``: every state's edges as
-    #: (action kind, canonical subject, successor fingerprint, verdict), and each
-    #: state's parent and the action from it.
+    #: Every check that failed somewhere (all of them when not stopping at the first).
+    violated: frozenset[str] = frozenset()
+    #: With ``record_graph``: every state's edges as (action kind, the subject's
+    #: canonical name, successor fingerprint or ``None`` beyond the bound,
+    #: verdict), and each state's parent and the action from it.
     graph: dict[int, list[tuple[str, str | None, int | None, str]]] | None = attrs.field(
         default=None, repr=False, eq=False
     )
     parents: dict[int, tuple[int, Action] | None] | None = attrs.field(
         default=None, repr=False, eq=False
     )
+    #: With ``record_graph``: each state's representative world (the first one found).
+    worlds: dict[int, World] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def complete(self) -> bool:

@@ -89,6 +89,8 @@ class _Search:
     witnesses: Counter[str] = attrs.field(factory=Counter)
     graph: dict[int, list[Edge]] = attrs.field(factory=dict)
     levels: list[int] = attrs.field(factory=list)
+    violated: set[str] = attrs.field(factory=set)
+    worlds: dict[int, World] = attrs.field(factory=dict)
 
     def run_level(
         self, deadline: float | None, report: Callable[[], None]
@@ -152,6 +154,8 @@ class _Search:
             successor = apply(world, action, self.config.bound, self.config.core).world
             parents[fingerprint] = (parent_fingerprint, action)
             frontier.append((fingerprint, successor))
+            if self.config.record_graph:
+                self.worlds[fingerprint] = successor
         self.frontier = frontier
         return fits
 
@@ -251,6 +255,8 @@ def explore(
     fingerprint = hash(state_key(world, reductions))
     search.parents[fingerprint] = None
     search.frontier = [(fingerprint, world)]
+    if record_graph:
+        search.worlds[fingerprint] = world
     stopped: str | None = None
     counterexample: Counterexample | None = None
     last_report = [0.0]
@@ -265,6 +271,7 @@ def explore(
         search.levels.append(len(search.frontier))
         results, finished = search.run_level(deadline, report)
         findings = [finding for part in results for finding in part.findings]
+        search.violated.update(finding.check for finding in findings)
         if findings and counterexample is None:
             counterexample = search.counterexample(findings)
             if stop_at_violation:
@@ -299,6 +306,8 @@ def explore(
         stopped=stopped,
         peak_memory=own,
         peak_worker_memory=workers if search.processes > 1 else None,
+        violated=frozenset(search.violated),
         graph=search.graph if record_graph else None,
         parents=search.parents if record_graph else None,
+        worlds=search.worlds if record_graph else None,
     )
