@@ -139,7 +139,14 @@ _NEED_A_WORKER = frozenset(ReasonCode) - {
 }
 
 #: The default bound: every reason code the core can produce is reachable in it.
-DEFAULT: Final = Bound()
+DEFAULT: Final = Bound(
+    max_depth=2,
+    max_replicas=3,
+    cooldown=2,
+    heartbeat_timeout=2,
+    expiration=None,
+    max_issued=3,
+)
 
 #: The named bounds ``replication explore --bound NAME`` accepts.
 BOUNDS: Final[Mapping[str, Bound]] = {
@@ -154,11 +161,11 @@ BOUNDS: Final[Mapping[str, Bound]] = {
     "small": Bound(max_depth=1, max_replicas=2, max_issued=3, expiration=3),
     "tour": Bound(
         max_depth=1,
-        max_replicas=3,
-        cooldown=1,
-        heartbeat_timeout=1,
+        max_replicas=2,
+        cooldown=2,
+        heartbeat_timeout=0,
         expiration=None,
-        max_issued=3,
+        max_issued=2,
     ),
     "default": DEFAULT,
 }

@@ -7,7 +7,7 @@ verification is a pure function of the key, the signed bytes and the
 signature, so both are cached by exactly those: ``(key, bytes)`` for a
 signature, ``(key, bytes, signature)`` for a verdict. A cached answer is the
 answer the uncached call gave for the same inputs, so the cache changes the
-speed of exploration and nothing else (specs/06-exploration.md, R-EXPLORE-7).
+speed of exploration and nothing else (specs/06-exploration.md, R-EXPLORE-6).
 
 The keys are the core's own classes with one method each overridden; the core
 sees a :class:`~replication.signing.SigningKey` and a

@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from replication.explore.expand import Edge
     from replication.explore.results import Exploration
 
-__all__ = ["TOUR_BOUND", "Divergence", "Tour", "plan_paths", "tour"]
+__all__ = [
+    "TOUR_BOUND",
+    "Divergence",
+    "Tour",
+    "plan_paths",
+    "reference_graph",
+    "tour",
+    "tour_kinds",
+]
 
 #: The bound ``replication explore --impl`` tours by default: small enough to take every
 #: edge in seconds, large enough to hold every rule an adapter can be asked to follow.
@@ -192,6 +200,25 @@ def tour_kinds(implementation: object) -> tuple[str, ...]:
     return tuple(kind for kind in KINDS if kind in ADAPTER_KINDS - excluded)
 
 
+def reference_graph(
+    bound: Bound = TOUR_BOUND,
+    kinds: tuple[str, ...] | None = None,
+    *,
+    time_abstraction: bool = True,
+    symmetry: bool = True,
+    processes: int | None = 1,
+) -> Exploration:
+    """Explore ``bound`` in ``kinds`` (the whole adapter vocabulary by default), recording edges."""
+    return explore(
+        bound,
+        time_abstraction=time_abstraction,
+        symmetry=symmetry,
+        processes=processes,
+        kinds=kinds or tuple(kind for kind in KINDS if kind in ADAPTER_KINDS),
+        record_graph=True,
+    )
+
+
 def tour(
     factory: Callable[[], Implementation],
     bound: Bound = TOUR_BOUND,
@@ -200,27 +227,30 @@ def tour(
     time_abstraction: bool = True,
     symmetry: bool = True,
     processes: int | None = 1,
+    explored: Exploration | None = None,
 ) -> Tour:
     """Explore ``bound`` in the adapter's vocabulary, then drive the implementation over every edge.
 
-    Stops at the first divergence. Raises ``ValueError`` for an adapter that
-    declares unknown gaps.
+    ``explored`` is an exploration to reuse instead (one made by :func:`reference_graph`
+    for an implementation with the same gaps). Stops at the first divergence.
+    Raises ``ValueError`` for an adapter that declares unknown gaps, or a graph
+    explored for another bound or vocabulary.
     """
     kinds = tour_kinds(factory())
-    exploration = explore(
-        bound,
-        time_abstraction=time_abstraction,
-        symmetry=symmetry,
-        processes=processes,
-        kinds=kinds,
-        record_graph=True,
+    exploration = explored or reference_graph(
+        bound, kinds, time_abstraction=time_abstraction, symmetry=symmetry, processes=processes
     )
+    if exploration.graph is None or (exploration.bound, exploration.kinds) != (bound, kinds):
+        message = "the graph given was not explored for this bound and this adapter's vocabulary"
+        raise ValueError(message)
     graph, parents = exploration.graph, exploration.parents
     if graph is None or parents is None:  # pragma: no cover - record_graph=True records both
         message = "the exploration recorded no graph"
         raise RuntimeError(message)
     initial = next(state for state, link in parents.items() if link is None)
-    reductions = Reductions.of(bound, time=time_abstraction, symmetry=symmetry)
+    reductions = Reductions.of(
+        bound, time=exploration.time_abstraction, symmetry=exploration.symmetry
+    )
     driver = Driver(factory, bound, reductions)
     started = time.monotonic()
     taken: set[tuple[int, int]] = set()
