@@ -53,7 +53,7 @@ def horizon(exploration):
 class TestTimeAbstraction:
     @pytest.mark.parametrize(("bound", "kinds"), [(ONE, KINDS), (TWO, TIMED)], ids=["one", "two"])
     def test_the_same_states_and_edges_with_and_without_it(self, bound, kinds):
-        """R-EXPLORE-3, R-EXPLORE-5: states with exact times map one to one onto states with ages."""
+        """R-EXPLORE-3, R-EXPLORE-5: the states with exact times map onto the states with ages."""
         reduced = explore(bound, symmetry=False, kinds=kinds, record_graph=True)
         exact = explore(
             attrs.evolve(bound, max_ticks=horizon(reduced)),
