@@ -17,10 +17,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from typing import Any
 
 __all__ = ["EXIT_CODES", "add_explore_command", "run"]
 
@@ -161,26 +158,37 @@ def _bound(arguments: argparse.Namespace) -> Any:
         raise _UsageError(str(error)) from None
 
 
-def _progress(*, quiet: bool) -> Callable[[int, int, int, float], None] | None:
-    if quiet:
-        return None
-    interactive = sys.stderr.isatty()
-    last = [0.0]
+class _Progress:
+    """The progress line on stderr: rewritten in place on a terminal, a line per 5 s in a log."""
 
-    def show(states: int, frontier: int, depth: int, seconds: float) -> None:
+    def __init__(self) -> None:
+        self.interactive = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, states: int, frontier: int, depth: int, seconds: float) -> None:
         now = time.monotonic()
-        if not interactive and now - last[0] < 5:
+        if not self.interactive and now - self.last < 5:
             return
-        last[0] = now
+        self.last = now
+        self.show(states, frontier, depth, seconds)
+
+    def show(self, states: int, frontier: int, depth: int, seconds: float) -> None:
+        """Print the line now."""
         rate = states / seconds if seconds > 0 else 0.0
         line = (
             f"explore: {states:,} states, frontier {frontier:,}, depth {depth}, "
             f"{rate:,.0f} states/s"
         )
-        print(f"\r{line}\033[K" if interactive else line, end="" if interactive else "\n",
-              file=sys.stderr, flush=True)  # fmt: skip
+        if self.interactive:
+            print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
-    return show
+    def finish(self, states: int, depth: int, seconds: float) -> None:
+        """Print the final line, and end it."""
+        self.show(states, 0, depth, seconds)
+        if self.interactive:
+            print(file=sys.stderr)
 
 
 def _explore(arguments: argparse.Namespace) -> int:
@@ -194,6 +202,7 @@ def _explore(arguments: argparse.Namespace) -> int:
         transitions = resolve_transitions(arguments.transitions)
     except (ImportError, AttributeError, ValueError) as error:
         raise _UsageError(f"cannot load {arguments.transitions}: {error}") from None
+    progress = None if arguments.quiet else _Progress()
     try:
         exploration = explore(
             bound,
@@ -203,12 +212,12 @@ def _explore(arguments: argparse.Namespace) -> int:
             max_states=arguments.max_states,
             max_seconds=arguments.max_time,
             transitions=transitions,
-            progress=_progress(quiet=arguments.quiet),
+            progress=progress,
         )
     except ValueError as error:
         raise _UsageError(str(error)) from None
-    if not arguments.quiet and sys.stderr.isatty():
-        print(file=sys.stderr)
+    if progress is not None:
+        progress.finish(exploration.states, exploration.diameter, exploration.seconds)
     source = None
     counterexample = exploration.counterexample
     if counterexample is not None:
