@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         (
             "floor: new whole-system state",
-            lambda: core._state(controller, state.orchestrator),
+            lambda: core._compose(controller, state.orchestrator),
         ),
         (
             "floor: audit event",

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,7 +54,6 @@ PAYLOAD_TYPE = b"replication.manifest.v1"
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_ID_LENGTH = 256
 MAX_JSON_DEPTH = 64
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SIGNATURE = re.compile(r"ed25519:([0-9a-f]{16}):([0-9a-f]{128})")
 OK = "ok"
 
@@ -104,19 +104,32 @@ def _check_now(now: object) -> datetime:
 
 
 def _check_worker_id(worker_id: object) -> str:
-    if worker_id.__class__ is str:
-        return worker_id  # type: ignore[return-value]
+    if type(worker_id) is str:
+        return worker_id
     if isinstance(worker_id, str):
-        return str(worker_id)
+        return str.__str__(worker_id)
     raise TypeError(f"worker_id must be a string, got {worker_id!r}")
+
+
+#: The identifier alphabet's refused categories (the core's R-ID-1).
+_REFUSED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _check_alphabet(field: str, text: str) -> str:
+    if not text.isprintable():
+        for character in text:
+            if unicodedata.category(character) in _REFUSED:
+                raise ValueError(f"{field} must not contain U+{ord(character):04X}")
+    return text
 
 
 def _check_reason(reason: object) -> str:
     if not isinstance(reason, str):
         raise TypeError(f"reason must be a non-empty string, got {reason!r}")
-    if not reason:
-        raise ValueError("reason must be a non-empty string, got ''")
-    return reason
+    reason = str.__str__(reason)
+    if not reason or len(reason) > 1024:
+        raise ValueError(f"reason must be a non-empty string of at most 1024, got {reason!r}")
+    return _check_alphabet("reason", _check_text("reason", reason))
 
 
 def _check_text(field: str, text: str) -> str:
@@ -130,11 +143,10 @@ def _check_text(field: str, text: str) -> str:
 def _check_identifier(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {value!r}")
+    value = str.__str__(value)
     if not 0 < len(value) <= MAX_ID_LENGTH:
         raise ValueError(f"{field} must be a string of 1 to {MAX_ID_LENGTH} characters")
-    if _CONTROL.search(value):
-        raise ValueError(f"{field} must be a string without control characters")
-    return _check_text(field, value)
+    return _check_alphabet(field, _check_text(field, value))
 
 
 def _check_depth(value: object) -> int:

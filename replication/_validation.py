@@ -1,30 +1,41 @@
-"""Validators and converters for the model: each error names field, expectation and value.
+"""The trust boundary: every value that enters the model is checked and converted here.
 
-They raise :class:`~replication.errors.InvalidTypeError` or
-:class:`~replication.errors.InvalidValueError`; nothing here returns a boolean a
-caller could forget to check.
+Each function takes a caller's value and returns it as an exact built-in type
+(``type(x) is str``, ``int``, ``float``, ``bool``, a UTC ``datetime``, a
+``timedelta``, frozen maps and tuples of those), or raises
+:class:`~replication.errors.InvalidTypeError` or
+:class:`~replication.errors.InvalidValueError` naming the field, what was
+expected and what was received. Nothing downstream ever sees a caller's
+subclass: a ``str`` subclass can lie about its hash and equality, an ``int``
+subclass about its arithmetic, a ``datetime`` about its fields, a ``tzinfo``
+about its offset, a ``dict`` about its items. So a value is read once, through
+the base type's own C implementation (``str.__str__(x)``, ``int.__int__(x)``,
+``dict.items(x)``, the ``datetime`` field descriptors), never through methods a
+subclass could override (specs/00-overview.md, R-TRUST-1 to R-TRUST-4).
 """
 
 from __future__ import annotations
 
 import math
-import re
+import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import immutables
 
+from replication._frozen import EMPTY, FrozenDict, FrozenList, frozen_dict, frozen_list
 from replication.errors import ImmutableError, InvalidTypeError, InvalidValueError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import attrs
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
     "MAX_ID_LENGTH",
     "MAX_JSON_DEPTH",
+    "MAX_REASON_LENGTH",
     "MAX_SAFE_INTEGER",
     "FrozenJSON",
     "freeze_json",
@@ -36,46 +47,131 @@ __all__ = [
 MAX_SAFE_INTEGER = 2**53 - 1
 #: Worker ids are names, not payloads.
 MAX_ID_LENGTH = 256
+#: Reasons are a phrase for the audit trail.
+MAX_REASON_LENGTH = 1024
 #: Deeper snapshots are rejected rather than risking the interpreter's recursion limit.
 MAX_JSON_DEPTH = 64
+#: The longest duration that can be added to some representable time: the span
+#: from ``datetime.min`` to ``datetime.max``, in seconds (about 10,000 years).
+#: A contract duration beyond it could only ever overflow (R-TRUST-3).
+MAX_DURATION_SECONDS = (datetime.max - datetime.min).total_seconds()  # noqa: DTZ901 - a span
+#: The largest UTC offset a ``tzinfo`` may report (``datetime``'s own limit).
+_MAX_OFFSET = timedelta(hours=24)
 
-FrozenJSON: TypeAlias = (
-    "bool | int | float | str | tuple[FrozenJSON, ...] | immutables.Map[str, FrozenJSON] | None"
-)
+FrozenJSON: TypeAlias = "bool | int | float | str | FrozenList[Any] | FrozenDict | None"
 
-# C0 and C1 control characters: they corrupt logs and terminals when an id is printed.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Unicode general categories refused in identifiers and reasons (R-ID-1): control
+#: characters (Cc), format characters (Cf: the bidirectional overrides and
+#: isolates U+202A-U+202E and U+2066-U+2069, zero-width spaces and joiners, the
+#: byte order mark, the soft hyphen), line and paragraph separators (Zl, Zp) and
+#: surrogates (Cs). Each can make a printed id or audit line say something else.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+# Reading a datetime's fields through the base class's descriptors: a subclass
+# may override the attributes, never these.
+_YEAR = date.year.__get__
+_MONTH = date.month.__get__
+_DAY = date.day.__get__
+_HOUR = datetime.hour.__get__
+_MINUTE = datetime.minute.__get__
+_SECOND = datetime.second.__get__
+_MICROSECOND = datetime.microsecond.__get__
+_TZINFO = datetime.tzinfo.__get__
+_DAYS = timedelta.days.__get__
+_SECONDS = timedelta.seconds.__get__
+_MICROSECONDS = timedelta.microseconds.__get__
+
+
+# -- text -------------------------------------------------------------------------
+
+
+def exact_str(field: str, value: object, expected: str = "a string") -> str:
+    """Return ``value`` as an exact ``str`` (a subclass's own characters, not its ``__str__``)."""
+    if type(value) is str:
+        return value
+    if not isinstance(value, str):
+        raise InvalidTypeError(field, expected, value)
+    return str.__str__(value)
+
+
+def _check_alphabet(field: str, text: str, expected: str) -> str:
+    _check_unicode(field, text)
+    if not text.isprintable():
+        for character in text:
+            category = unicodedata.category(character)
+            if category in REFUSED_CATEGORIES:
+                raise InvalidValueError(
+                    field,
+                    f"{expected} without control, format or separator characters "
+                    f"(U+{ord(character):04X} is {category})",
+                    text,
+                )
+    return text
 
 
 def check_identifier(field: str, value: object) -> str:
-    """Return ``value`` if it is a usable worker id: text, 1 to 256 characters, printable."""
-    if not isinstance(value, str):
-        raise InvalidTypeError(field, "a string", value)
-    if not 0 < len(value) <= MAX_ID_LENGTH:
-        raise InvalidValueError(field, f"a string of 1 to {MAX_ID_LENGTH} characters", value)
-    if _CONTROL.search(value):
-        raise InvalidValueError(field, "a string without control characters", value)
-    return _check_text(field, value)
+    """Return ``value`` as an exact ``str`` if it is a usable worker id (R-ID-1).
+
+    One to 256 characters, valid Unicode, none of :data:`REFUSED_CATEGORIES`.
+    """
+    text = exact_str(field, value)
+    if not 0 < len(text) <= MAX_ID_LENGTH:
+        raise InvalidValueError(field, f"a string of 1 to {MAX_ID_LENGTH} characters", text)
+    return _check_alphabet(field, text, "a string")
+
+
+def check_reason(field: str, value: object) -> str:
+    """Return ``value`` as an exact ``str`` if it is a usable reason (R-ID-2).
+
+    One to 1024 characters, none of :data:`REFUSED_CATEGORIES`.
+    """
+    text = exact_str(field, value, "a non-empty string")
+    if not text:
+        raise InvalidValueError(field, "a non-empty string", text)
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidValueError(field, f"a string of at most {MAX_REASON_LENGTH} characters", text)
+    return _check_alphabet(field, text, "a non-empty string")
+
+
+# -- numbers ------------------------------------------------------------------------
+
+
+def exact_int(field: str, value: object, expected: str = "an integer") -> int:
+    """Return ``value`` as an exact ``int`` (never a ``bool``, never a subclass)."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTypeError(field, expected, value)
+    return int.__int__(value)
 
 
 def check_int(field: str, value: object, *, minimum: int) -> int:
-    """Return ``value`` if it is an int (not a bool) no smaller than ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidTypeError(field, "an integer", value)
-    if value < minimum:
-        raise InvalidValueError(field, f"an integer >= {minimum}", value)
-    if value > MAX_SAFE_INTEGER:
-        raise InvalidValueError(field, f"an integer <= 2**53 - 1 ({MAX_SAFE_INTEGER})", value)
-    return value
+    """Return ``value`` as an exact ``int`` if it lies in ``[minimum, 2**53 - 1]``."""
+    number = exact_int(field, value)
+    if number < minimum:
+        raise InvalidValueError(field, f"an integer >= {minimum}", number)
+    if number > MAX_SAFE_INTEGER:
+        raise InvalidValueError(field, f"an integer <= 2**53 - 1 ({MAX_SAFE_INTEGER})", number)
+    return number
+
+
+def exact_float(field: str, value: object, expected: str) -> float:
+    """Return an int or float ``value`` as an exact ``float``; refuse what cannot be one."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidTypeError(field, expected, value)
+    try:
+        return float(int.__int__(value)) if isinstance(value, int) else float.__float__(value)
+    except OverflowError:
+        raise InvalidValueError(field, expected, value) from None
 
 
 def check_number(field: str, value: object, *, minimum: float, inclusive: bool) -> float:
-    """Return ``value`` as a float if it is a finite number above (or at) ``minimum``."""
+    """Return ``value`` as an exact ``float`` if it is finite and above (or at) ``minimum``."""
     comparison = ">=" if inclusive else ">"
     expected = f"a finite number {comparison} {minimum:g}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidTypeError(field, expected, value)
-    number = float(value)
+    number = exact_float(field, value, expected)
     if not math.isfinite(number):
         raise InvalidValueError(field, expected, value)
     if number < minimum or (number == minimum and not inclusive):
@@ -83,37 +179,101 @@ def check_number(field: str, value: object, *, minimum: float, inclusive: bool) 
     return number
 
 
+def check_duration(field: str, value: object, *, inclusive: bool) -> float:
+    """Return a duration in seconds as an exact ``float`` (R-TRUST-3).
+
+    Finite, positive (or zero when ``inclusive``), and no longer than
+    :data:`MAX_DURATION_SECONDS`, the longest span ``datetime`` can represent:
+    a longer one could never be added to a time without overflowing.
+    """
+    seconds = check_number(field, value, minimum=0, inclusive=inclusive)
+    if seconds > MAX_DURATION_SECONDS:
+        raise InvalidValueError(
+            field,
+            f"a duration of at most {MAX_DURATION_SECONDS:.0f} seconds "
+            "(the span of datetime's range)",
+            value,
+        )
+    return seconds
+
+
 def check_bool(field: str, value: object) -> bool:
-    """Return ``value`` if it is exactly ``True`` or ``False``."""
-    if not isinstance(value, bool):
+    """Return ``value`` if it is exactly ``True`` or ``False`` (``bool`` has no subclasses)."""
+    if type(value) is not bool:
         raise InvalidTypeError(field, "a bool", value)
     return value
 
 
+# -- time -----------------------------------------------------------------------------
+
+
+def exact_timedelta(field: str, value: object, expected: str) -> timedelta:
+    """Return ``value`` as an exact ``timedelta``, read through the base type's fields."""
+    if type(value) is timedelta:
+        return value
+    if not isinstance(value, timedelta):
+        raise InvalidTypeError(field, expected, value)
+    return timedelta(_DAYS(value), _SECONDS(value), _MICROSECONDS(value))
+
+
 def check_aware_datetime(field: str, value: object) -> datetime:
-    """Return ``value`` converted to UTC; naive datetimes are refused, never guessed."""
+    """Return ``value`` as an exact ``datetime`` in UTC; naive ones are refused, never guessed.
+
+    The offset is asked of the ``tzinfo`` once, and must be a ``timedelta`` of
+    less than a day; the fields are read through ``datetime``'s own descriptors.
+    """
+    if type(value) is datetime and _TZINFO(value) is UTC:
+        return value
     if not isinstance(value, datetime):
         raise InvalidTypeError(field, "a timezone-aware datetime", value)
-    if value.tzinfo is None or value.utcoffset() is None:
+    zone = _TZINFO(value)
+    if zone is None:
         raise InvalidValueError(field, "a timezone-aware datetime", value)
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    try:
+        raw_offset = zone.utcoffset(value)
+    except Exception as error:  # noqa: BLE001 - a caller's tzinfo may raise anything
+        message = f"a timezone-aware datetime whose tzinfo gives its offset ({error!r})"
+        raise InvalidValueError(field, message, value) from None
+    if raw_offset is None:
+        raise InvalidValueError(field, "a timezone-aware datetime", value)
+    offset = exact_timedelta(field, raw_offset, "a datetime whose utcoffset() is a timedelta")
+    if not -_MAX_OFFSET < offset < _MAX_OFFSET:
+        raise InvalidValueError(field, "a datetime whose UTC offset is less than a day", offset)
+    # The wall-clock reading, labelled UTC, minus its offset, is the moment in UTC.
+    reading = datetime(
+        _YEAR(value),
+        _MONTH(value),
+        _DAY(value),
+        _HOUR(value),
+        _MINUTE(value),
+        _SECOND(value),
+        _MICROSECOND(value),
+        tzinfo=UTC,
+    )
+    try:
+        return reading - offset
+    except OverflowError:
+        raise InvalidValueError(
+            field, "a datetime that stays within datetime's range in UTC", value
+        ) from None
 
 
 def check_timedelta(field: str, value: object) -> timedelta:
-    """Return ``value`` if it is a non-negative timedelta."""
-    if not isinstance(value, timedelta):
-        raise InvalidTypeError(field, "a datetime.timedelta >= 0", value)
-    if value < timedelta(0):
-        raise InvalidValueError(field, "a datetime.timedelta >= 0", value)
-    return value
+    """Return ``value`` as an exact, non-negative ``timedelta``."""
+    delta = exact_timedelta(field, value, "a datetime.timedelta >= 0")
+    if delta < timedelta(0):
+        raise InvalidValueError(field, "a datetime.timedelta >= 0", delta)
+    return delta
 
 
-def check_reason(field: str, value: object) -> str:
-    """Return ``value`` if it is a non-empty string naming why something was done."""
-    if not isinstance(value, str):
-        raise InvalidTypeError(field, "a non-empty string", value)
-    if not value:
-        raise InvalidValueError(field, "a non-empty string", value)
+def check_record(field: str, value: object, cls: type, expected: str) -> Any:
+    """Return ``value`` if it is an instance of exactly ``cls`` (R-TRUST-2).
+
+    Our records are accepted only as themselves: a subclass could override the
+    properties a rule reads.
+    """
+    if type(value) is not cls:
+        raise InvalidTypeError(field, expected, value)
     return value
 
 
@@ -139,101 +299,124 @@ def immutable(cls: _C) -> _C:
     return cls
 
 
-# -- attrs adapters: each turns one of the checks above into a validator ------
+# -- attrs adapters ------------------------------------------------------------
+
+_V = TypeVar("_V")
 
 
-def validator(
-    check: Callable[..., object], **options: Any
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    """Adapt ``check(field, value, **options)`` to attrs' validator signature."""
-
-    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        check(attribute.name, value, **options)
-
-    return validate
-
-
-def optional_validator(
-    check: Callable[..., object], **options: Any
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    """Like :func:`validator`, but ``None`` passes."""
-
-    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None:
-            check(attribute.name, value, **options)
-
-    return validate
-
-
-def instance_of(cls: type, expected: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    """Return a validator requiring an instance of ``cls``, with our message format."""
-
-    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, cls):
-            raise InvalidTypeError(attribute.name, expected, value)
-
-    return validate
+def optional(check: Callable[..., _V], field: str, value: object, **options: Any) -> _V | None:
+    """Return ``None`` for ``None``, else ``check(field, value, **options)``."""
+    return None if value is None else check(field, value, **options)
 
 
 # -- JSON freezing -------------------------------------------------------------
 
+_JSON_VALUE = "a JSON value (None, bool, int, float, str, list or dict)"
 
-def freeze_json(field: str, value: object) -> immutables.Map[str, FrozenJSON]:
-    """Deep-freeze a JSON object: dicts become ``immutables.Map``, lists become tuples.
 
-    Everything RFC 8785 cannot sign byte-for-byte is refused here, with the path
-    to the offending value: non-string keys, NaN and infinities, integers beyond
-    ``2**53 - 1``, lone surrogates, and types JSON does not have.
+def freeze_json(field: str, value: object) -> FrozenDict:
+    """Deep-freeze a JSON object into a :class:`~replication._frozen.FrozenDict`.
+
+    Dicts become ``FrozenDict``, lists and tuples ``FrozenList``, and every
+    scalar its exact built-in type. Everything RFC 8785 cannot sign
+    byte-for-byte is refused here, with the path to the offending value:
+    non-string keys, keys that collide once read as plain strings, NaN and
+    infinities, integers beyond ``2**53 - 1``, lone surrogates, and types JSON
+    does not have. Containers are read through ``dict.items``, ``list`` and
+    ``tuple`` iteration of the base types, so a subclass cannot show the
+    freezer one thing and a reader another.
     """
     if not isinstance(value, Mapping):
         raise InvalidTypeError(field, "a JSON object (a mapping with string keys)", value)
-    return cast("immutables.Map[str, FrozenJSON]", _freeze(field, value, 0))
+    return cast("FrozenDict", _freeze(field, value, 0))
+
+
+def _items(path: str, value: Mapping[Any, Any]) -> list[tuple[object, object]]:
+    if isinstance(value, FrozenDict):
+        frozen = value._map
+        return [(key, frozen[key]) for key in tuple.__getitem__(value, 1)]
+    if isinstance(value, dict):
+        return list(dict.items(value))
+    if isinstance(value, immutables.Map):
+        return list(immutables.Map.items(value))
+    try:
+        return list(value.items())
+    except Exception as error:  # noqa: BLE001 - a caller's mapping may raise anything
+        raise InvalidValueError(path, "a mapping whose items() can be read", repr(error)) from None
+
+
+def _elements(value: list[object] | tuple[object, ...]) -> list[object]:
+    return list(list.__iter__(value)) if isinstance(value, list) else list(tuple.__iter__(value))
 
 
 def _freeze(path: str, value: object, depth: int) -> FrozenJSON:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise InvalidValueError(path, "an integer within +-(2**53 - 1)", value)
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidValueError(path, "a finite number (JSON has no NaN or infinity)", value)
-        return float(value)
-    if isinstance(value, str):
-        return _check_text(path, value)
+    kind = type(value)
+    if value is None or kind is bool:
+        return value  # type: ignore[return-value]
+    if kind is str or kind is int or kind is float:
+        return _freeze_scalar(path, value)
+    if isinstance(value, bool | int | float | str):
+        return _freeze_scalar(path, value)
     if depth >= MAX_JSON_DEPTH:
         raise InvalidValueError(path, f"nested at most {MAX_JSON_DEPTH} levels deep", "...")
     if isinstance(value, Mapping):
-        items = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidTypeError(f"{path} key", "a string (JSON keys are strings)", key)
-            child = f"{path}[{key!r}]"
-            items[_check_text(f"{path} key", key)] = _freeze(child, item, depth + 1)
-        return immutables.Map(items) if items else _EMPTY_MAP
+        items: dict[str, FrozenJSON] = {}
+        for raw_key, item in _items(path, value):
+            if not isinstance(raw_key, str):
+                raise InvalidTypeError(f"{path} key", "a string (JSON keys are strings)", raw_key)
+            key = exact_str(f"{path} key", raw_key)
+            _check_unicode(f"{path} key", key)
+            if key in items:
+                raise InvalidValueError(f"{path} key", "keys that are distinct strings", key)
+            items[key] = _freeze(f"{path}[{key!r}]", item, depth + 1)
+        return frozen_dict(items) if items else EMPTY
     if isinstance(value, list | tuple):
-        return tuple(_freeze(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
-    raise InvalidTypeError(path, "a JSON value (None, bool, int, float, str, list or dict)", value)
+        return frozen_list(
+            [_freeze(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(_elements(value))]
+        )
+    raise InvalidTypeError(path, _JSON_VALUE, value)
 
 
-#: Every empty snapshot is this one map: one object to track, not one per worker.
-_EMPTY_MAP: immutables.Map[str, FrozenJSON] = immutables.Map()
+def _freeze_scalar(path: str, value: object) -> FrozenJSON:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        number = exact_int(path, value)
+        if not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+            raise InvalidValueError(path, "an integer within +-(2**53 - 1)", number)
+        return number
+    if isinstance(value, float):
+        real = float.__float__(value)
+        if not math.isfinite(real):
+            raise InvalidValueError(path, "a finite number (JSON has no NaN or infinity)", real)
+        return real
+    return _check_unicode(path, exact_str(path, value))
 
 
-def _check_text(path: str, text: str) -> str:
+def _check_unicode(path: str, text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidValueError(path, "valid Unicode text (no lone surrogates)", text) from None
-    return str(text)
+    return text
+
+
+#: The exact types a frozen JSON value is made of.
+_FROZEN_SCALARS = (str, int, float, bool, type(None))
 
 
 def thaw_json(value: FrozenJSON) -> object:
-    """Return plain dicts and lists for a frozen JSON value (what RFC 8785 serialises)."""
-    if isinstance(value, immutables.Map):
-        return {key: thaw_json(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [thaw_json(item) for item in value]
-    return value
+    """Return plain dicts and lists for a frozen JSON value (what RFC 8785 serialises).
+
+    Raises :class:`InvalidValueError` on anything that is not frozen JSON of
+    exact types: the signed bytes are only ever derived from immutable values.
+    """
+    kind = type(value)
+    if kind is FrozenDict:
+        frozen = cast("FrozenDict", value)
+        return {key: thaw_json(frozen[key]) for key in frozen}
+    if kind is FrozenList:
+        return [thaw_json(item) for item in cast("FrozenList[FrozenJSON]", value)]
+    if kind in _FROZEN_SCALARS:
+        return value
+    raise InvalidValueError("state_snapshot", "frozen JSON of exact built-in types", value)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-from replication._validation import check_aware_datetime, check_number, check_timedelta
+from replication._validation import check_aware_datetime, check_duration, check_timedelta
+from replication.errors import InvalidValueError
 
 __all__ = ["DEFAULT_CLOCK", "Clock", "ManualClock", "MonotonicClock"]
 
@@ -52,14 +53,27 @@ class ManualClock:
         return self._now
 
     def advance(self, by: float | timedelta) -> datetime:
-        """Move forward by ``by`` seconds (or a timedelta) and return the new time."""
+        """Move forward by ``by`` seconds (or a timedelta) and return the new time.
+
+        The clock never moves past ``datetime.max`` (R-TRUST-3): a step that
+        would is refused, and the clock stays where it was.
+        """
         step = (
             check_timedelta("by", by)
             if isinstance(by, timedelta)
-            else timedelta(seconds=check_number("by", by, minimum=0, inclusive=True))
+            else timedelta(seconds=check_duration("by", by, inclusive=True))
         )
         with self._lock:
-            self._now += step
+            try:
+                self._now += step
+            except OverflowError:
+                last = datetime.max.replace(tzinfo=UTC).isoformat()
+                raise InvalidValueError(
+                    "by",
+                    f"a step that keeps the clock at or before {last} "
+                    f"(it reads {self._now.isoformat()})",
+                    by,
+                ) from None
             return self._now
 
     def __repr__(self) -> str:

@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication import transitions
+from replication._validation import check_record
 from replication.clock import DEFAULT_CLOCK
 from replication.errors import (
+    AuditError,
     BadSignatureError,
     InvalidTypeError,
     InvalidValueError,
     ReasonCode,
+    ReentrancyError,
     ReplicationDenied,
 )
 from replication.model import (
@@ -41,6 +44,7 @@ from replication.model import (
     ReplicationContract,
     ResourceSpec,
     State,
+    _compose,
     _event,
 )
 from replication.observability import StructuredLogger
@@ -49,7 +53,7 @@ from replication.signing import SigningKey, VerifyingKey, generate_signing_key, 
 from replication.signing import verify_manifest as _verify_manifest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from datetime import datetime, timedelta
 
     import immutables
@@ -159,20 +163,64 @@ class Controller:
                 )
         return orchestrator
 
-    @contextlib.contextmanager
-    def _locked(self, orchestrator: SandboxOrchestrator | None) -> Iterator[State]:
-        # Always the controller's lock first, then the orchestrator's: one order, no deadlock.
+    def _current(self, orchestrator: SandboxOrchestrator | None) -> State:
+        return _compose(self._controller, orchestrator._state if orchestrator else _NO_CONTAINERS)
+
+    def _unchanged_since(self, base: State, orchestrator: SandboxOrchestrator | None) -> bool:
+        return self._controller is base.controller and (
+            orchestrator is None or orchestrator._state is base.orchestrator
+        )
+
+    def _decide(
+        self,
+        action: str,
+        decide: Callable[[State, datetime], _Decision],
+        orchestrator: SandboxOrchestrator | None,
+    ) -> Any:
+        """Decide ``action`` on the current state and commit over exactly that state.
+
+        Under the controller's lock (and the bound orchestrator's), read the
+        clock, then the state, decide, and commit only if the state is still the
+        one decided on; a callback that called back into this controller while
+        the decision ran (a stop condition, the clock) changed it, and the
+        decision is made again over the new state, at most ``_ATTEMPTS`` times
+        (R-FACADE-1, R-FACADE-2). The decision's events are recorded after the
+        commit (R-FACADE-3). Returns the outcome, or raises the denial.
+        """
         with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            yield State(self._controller, orchestrator.state if orchestrator else _NO_CONTAINERS)
+            for _ in range(_ATTEMPTS):
+                now = self.clock()  # the clock may call back in: read it before the state
+                base = self._current(orchestrator)
+                decision = decide(base, now)
+                if self._unchanged_since(base, orchestrator):
+                    break
+            else:
+                raise ReentrancyError(action, _ATTEMPTS)
+            if decision.state is not None:
+                self._commit(decision.state, orchestrator)
+            self._record_decision(decision, base.containers)
+        if decision.denial is not None:
+            raise decision.denial
+        return decision.outcome
 
     def _commit(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
+        # The orchestrator first: a real backend acts on its containers there, and
+        # if it cannot, nothing is committed.
+        if orchestrator is not None and state.orchestrator is not orchestrator._state:
+            orchestrator._install(state.orchestrator)
         self._controller = state.controller
-        if orchestrator is not None:
-            orchestrator._state = state.orchestrator
 
-    def _record(self, event: Event | None, containers: Mapping[str, object]) -> None:
-        if event is not None:
-            self.logger.record(event, containers)  # type: ignore[arg-type]
+    def _record_decision(self, decision: _Decision, containers: Mapping[str, object]) -> None:
+        for event in decision.events:
+            try:
+                self.logger.record(event, containers)  # type: ignore[arg-type]
+            except Exception as error:
+                raise AuditError(
+                    event,
+                    applied=decision.state is not None,
+                    denial=decision.denial,
+                    outcome=decision.outcome,
+                ) from error
 
     def _apply(
         self,
@@ -181,15 +229,15 @@ class Controller:
         orchestrator: SandboxOrchestrator | None = None,
         **kwargs: object,
     ) -> Outcome[State]:
-        orchestrator = self._bind(orchestrator)
-        with self._locked(orchestrator) as state:
+        def decide(state: State, now: datetime) -> _Decision:
             try:
-                outcome = transition(state, *args, now=self.clock(), **kwargs)
+                outcome = transition(state, *args, now=now, **kwargs)
             except ReplicationDenied as denied:
-                self._record(denied.event, state.containers)
-                raise
-            self._commit(outcome.state, orchestrator)
-            self._record(outcome.event, state.containers)
+                return _Decision(None, _events(denied), None, denied)
+            return _Decision(outcome.state, (outcome.event,), outcome, None)
+
+        bound = self._bind(orchestrator)
+        outcome: Outcome[State] = self._decide(transition.__name__, decide, bound)
         return outcome
 
     # -- manifests ----------------------------------------------------------------
@@ -200,6 +248,7 @@ class Controller:
 
     def verify_manifest(self, manifest: Manifest) -> None:
         """Raise ``ReplicationDenied(bad_signature)`` unless ``manifest`` verifies."""
+        check_record("manifest", manifest, Manifest, "a Manifest")
         try:
             _verify_manifest(manifest, self.verifying_key)
         except BadSignatureError as error:
@@ -212,8 +261,9 @@ class Controller:
                 (),
                 str(error),
             )
-            self.logger.record(event)
-            raise ReplicationDenied(ReasonCode.BAD_SIGNATURE, str(error), event=event) from None
+            denied = ReplicationDenied(ReasonCode.BAD_SIGNATURE, str(error), event=event)
+            self._record_decision(_Decision(None, (event,), None, denied), {})
+            raise denied from None
 
     def issue_manifest(
         self,
@@ -262,27 +312,23 @@ class Controller:
         The registration, the refused launch and the release are all in the
         audit trail; the worker id stays spent (a manifest registers once).
         """
-        bound = self._require(orchestrator)
-        with self._locked(bound) as state:
-            now = self.clock()
+
+        def decide(state: State, now: datetime) -> _Decision:
             try:
                 registered = transitions.register_worker(state, manifest, now=now)
             except ReplicationDenied as denied:
-                self._record(denied.event, state.containers)
-                raise
+                return _Decision(None, _events(denied), None, denied)
             try:
                 launched = transitions.launch_worker(registered.state, manifest, now=now)
             except ReplicationDenied as denied:
                 released = transitions.deregister_worker(
                     registered.state, manifest.worker_id, reason="launch_failed", now=now
                 )
-                self._commit(released.state, bound)
-                for event in (registered.event, denied.event, released.event):
-                    self._record(event, state.containers)
-                raise
-            self._commit(launched.state, bound)
-            self._record(registered.event, state.containers)
-            self._record(launched.event, state.containers)
+                events = (registered.event, *_events(denied), released.event)
+                return _Decision(released.state, events, None, denied)
+            return _Decision(launched.state, (registered.event, launched.event), launched, None)
+
+        self._decide("start_worker", decide, self._require(orchestrator))
 
     def _require(self, orchestrator: SandboxOrchestrator | None) -> SandboxOrchestrator:
         bound = self._bind(orchestrator)
@@ -355,6 +401,23 @@ class Controller:
         )
 
 
+#: How many times a facade call is decided before it gives up (R-FACADE-2).
+_ATTEMPTS = 3
+
+
+class _Decision(NamedTuple):
+    """What one facade call decided: the state to commit, its events, and its result."""
+
+    state: State | None
+    events: tuple[Event, ...]
+    outcome: Any
+    denial: ReplicationDenied | None
+
+
+def _events(denied: ReplicationDenied) -> tuple[Event, ...]:
+    return () if denied.event is None else (denied.event,)
+
+
 class _Unknown(Exception):  # noqa: N818 - private control flow
     """An unknown worker id where the seed stayed silent (already audited)."""
 
@@ -364,13 +427,23 @@ def _deregistered(event: Event) -> list[str]:
 
 
 def _claim(orchestrator: SandboxOrchestrator, controller: Controller) -> None:
-    """Bind ``orchestrator`` to ``controller``, which it then serves alone.
+    """Bind ``orchestrator`` to ``controller``, which it then serves alone (R-FACADE-4).
 
-    From now on the orchestrator launches only what the controller allows.
+    From now on the orchestrator launches only what the controller allows. The
+    binding is read and written under the orchestrator's lock, and refused if
+    the orchestrator already runs containers: none of their workers is
+    registered with this controller, and adopting them would bypass its policy.
     """
     with orchestrator._lock:
         if orchestrator._controller is not None and orchestrator._controller is not controller:
             raise InvalidValueError(
                 "orchestrator", "an orchestrator not bound to another controller", orchestrator
+            )
+        running = sorted(orchestrator._state.containers)
+        if orchestrator._controller is None and running:
+            raise InvalidValueError(
+                "orchestrator",
+                "an orchestrator with no running containers (kill them before binding it)",
+                running,
             )
         orchestrator._controller = controller

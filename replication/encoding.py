@@ -26,6 +26,7 @@ from replication.errors import InvalidValueError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from replication._frozen import FrozenDict
     from replication.model import Manifest
 
 __all__ = [
@@ -66,23 +67,54 @@ def format_timestamp(moment: datetime) -> str:
 def manifest_body(manifest: Manifest) -> dict[str, object]:
     """Return the manifest's signed fields as plain JSON (everything but the signature)."""
     resources = manifest.resources
+    network = resources.network_policy
+    return body_of(
+        manifest.worker_id,
+        manifest.parent_id,
+        manifest.depth,
+        manifest.state_snapshot,
+        manifest.issued_at,
+        resources.cpu_limit,
+        resources.memory_limit_mb,
+        network.allow_controller,
+        network.allow_external,
+    )
+
+
+def body_of(  # noqa: PLR0917 - the signed fields, in the order of the record
+    worker_id: str,
+    parent_id: str | None,
+    depth: int,
+    state_snapshot: FrozenDict,
+    issued_at: datetime,
+    cpu_limit: float,
+    memory_limit_mb: int,
+    allow_controller: bool,  # noqa: FBT001
+    allow_external: bool,  # noqa: FBT001
+) -> dict[str, object]:
+    """Return the signed JSON body of a manifest with these field values."""
     return {
-        "depth": manifest.depth,
-        "issued_at": format_timestamp(manifest.issued_at),
-        "parent_id": manifest.parent_id,
+        "depth": depth,
+        "issued_at": format_timestamp(issued_at),
+        "parent_id": parent_id,
         "resources": {
-            "cpu_limit": resources.cpu_limit,
-            "memory_limit_mb": resources.memory_limit_mb,
+            "cpu_limit": cpu_limit,
+            "memory_limit_mb": memory_limit_mb,
             "network_policy": {
-                "allow_controller": resources.network_policy.allow_controller,
-                "allow_external": resources.network_policy.allow_external,
+                "allow_controller": allow_controller,
+                "allow_external": allow_external,
             },
         },
-        "state_snapshot": thaw_json(manifest.state_snapshot),
-        "worker_id": manifest.worker_id,
+        "state_snapshot": thaw_json(state_snapshot),
+        "worker_id": worker_id,
     }
 
 
 def manifest_payload(manifest: Manifest) -> bytes:
-    """Return the exact bytes a signature over ``manifest`` covers."""
+    """Return the exact bytes a signature over ``manifest`` covers, computed now."""
     return pae(MANIFEST_PAYLOAD_TYPE, canonical_json(manifest_body(manifest)))
+
+
+def manifest_payload_of(*fields: object) -> bytes:
+    """Return the signed bytes for the field values :func:`body_of` takes, in its order."""
+    return pae(MANIFEST_PAYLOAD_TYPE, canonical_json(body_of(*fields)))  # type: ignore[arg-type]

@@ -11,6 +11,10 @@ The exception tree::
     │   └── InvalidTypeError  (also TypeError)
     ├── ImmutableError    (also attrs' FrozenInstanceError, so AttributeError)
     │                                         an attempt to assign to a frozen record
+    ├── AuditError                            the decision stands (and was applied, if
+    │                                         allowed), but the audit sink failed to record it
+    ├── ReentrancyError                       a facade call was not applied: the state kept
+    │                                         changing under it (callbacks calling back in)
     └── SignatureError                        signing and key problems
         ├── InvalidKeyError (also ValueError) a key that must not be used (small order, ...)
         └── BadSignatureError                 a signature that does not verify
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from replication.model import Event
 
 __all__ = [
+    "AuditError",
     "BadSignatureError",
     "ImmutableError",
     "InvalidInputError",
@@ -40,6 +45,7 @@ __all__ = [
     "InvalidTypeError",
     "InvalidValueError",
     "ReasonCode",
+    "ReentrancyError",
     "ReplicationDenied",
     "ReplicationError",
     "SignatureError",
@@ -158,6 +164,57 @@ class ImmutableError(ReplicationError, attrs.exceptions.FrozenInstanceError):
 
     def __str__(self) -> str:
         return self.msg
+
+
+class AuditError(ReplicationError):
+    """The audit sink failed to record a decision; the decision itself stands.
+
+    ``event`` is the first event the sink could not record and ``applied``
+    whether the action changed the state (it did if it was allowed: a facade
+    commits first and records second, so that a failing log can never undo a
+    kill switch). ``denial`` is the :class:`ReplicationDenied` the caller would
+    otherwise have received, and ``outcome`` what an allowed action returned
+    (``outcome.manifest`` for an issue). The sink's own exception is the
+    ``__cause__`` (specs/01-transitions.md, R-FACADE-3).
+    """
+
+    def __init__(
+        self,
+        event: Event,
+        *,
+        applied: bool,
+        denial: ReplicationDenied | None = None,
+        outcome: object = None,
+    ) -> None:
+        self.event = event
+        self.applied = applied
+        self.denial = denial
+        self.outcome = outcome
+        if denial is not None:
+            decision = f"was denied ({denial})"
+        elif applied:
+            decision = "was allowed and applied"
+        else:
+            decision = "was allowed"
+        super().__init__(f"{event.action} {decision}, but the audit sink failed to record it")
+
+
+class ReentrancyError(ReplicationError):
+    """A facade call was not applied: the state changed every time it was decided.
+
+    Only a callback running inside the call (a stop condition's predicate, the
+    clock, a logger) can change the state under a facade call, which holds the
+    controller's lock; the call is decided again over the new state, and after
+    ``attempts`` tries it gives up and changes nothing (R-FACADE-2).
+    """
+
+    def __init__(self, action: str, attempts: int) -> None:
+        self.action = action
+        self.attempts = attempts
+        super().__init__(
+            f"{action} was not applied: the state changed under it {attempts} times "
+            "(a stop condition, clock or logger called back into the controller)"
+        )
 
 
 class SignatureError(ReplicationError):

@@ -10,7 +10,7 @@ controller's part (:class:`ControllerState`) and the orchestrator's part
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,12 +18,11 @@ import attrs
 import immutables
 
 from replication import _validation as v
-from replication.encoding import canonical_json, manifest_payload
+from replication._frozen import FrozenDict, FrozenList, frozen_list
+from replication.encoding import canonical_json, manifest_payload_of
 from replication.errors import InvalidTypeError, InvalidValueError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from replication.signing import VerifyingKey
 
 __all__ = [
@@ -45,48 +44,43 @@ __all__ = [
 # -- contract and manifest records ---------------------------------------------
 
 
+# Converters of NetworkPolicy's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_allow_controller(value: object) -> bool:
+    return v.check_bool("allow_controller", value)
+
+
+def _to_allow_external(value: object) -> bool:
+    return v.check_bool("allow_external", value)
+
+
 @v.immutable
 @attrs.frozen
 class NetworkPolicy:
     """Network egress controls of a worker sandbox."""
 
-    allow_controller: bool = attrs.field(default=True, validator=v.validator(v.check_bool))
-    allow_external: bool = attrs.field(default=False, validator=v.validator(v.check_bool))
+    allow_controller: bool = attrs.field(default=True, converter=_to_allow_controller)
+    allow_external: bool = attrs.field(default=False, converter=_to_allow_external)
 
 
-# Converters, one per field: each validates, names its field and normalises.
+# Every field has a converter, never a bare validator: the record keeps the exact
+# built-in value the check returns, not the caller's object (R-TRUST-1).
 
 
-def _cpu_limit(value: object) -> float:
+# Converters of ResourceSpec's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_cpu_limit(value: object) -> float:
     return v.check_number("cpu_limit", value, minimum=0, inclusive=False)
 
 
-def _state_snapshot(value: object) -> immutables.Map[str, v.FrozenJSON]:
-    return v.freeze_json("state_snapshot", value)
+def _to_memory_limit_mb(value: object) -> int:
+    return v.check_int("memory_limit_mb", value, minimum=1)
 
 
-def _issued_at(value: object) -> datetime:
-    return v.check_aware_datetime("issued_at", value)
-
-
-def _cooldown_seconds(value: object) -> float:
-    return v.check_number("cooldown_seconds", value, minimum=0, inclusive=True)
-
-
-def _clock_skew_seconds(value: object) -> float:
-    return v.check_number("clock_skew_seconds", value, minimum=0, inclusive=True)
-
-
-def _last_heartbeat(value: object) -> datetime:
-    return v.check_aware_datetime("last_heartbeat", value)
-
-
-def _registered_at(value: object) -> datetime:
-    return v.check_aware_datetime("registered_at", value)
-
-
-def _started_at(value: object) -> datetime:
-    return v.check_aware_datetime("started_at", value)
+def _to_network_policy(value: object) -> NetworkPolicy:
+    return v.check_record("network_policy", value, NetworkPolicy, "a NetworkPolicy")  # type: ignore[no-any-return]
 
 
 @v.immutable
@@ -94,16 +88,48 @@ def _started_at(value: object) -> datetime:
 class ResourceSpec:
     """CPU, memory and network limits of a worker sandbox."""
 
-    cpu_limit: float = attrs.field(converter=_cpu_limit)
-    memory_limit_mb: int = attrs.field(validator=v.validator(v.check_int, minimum=1))
+    cpu_limit: float = attrs.field(converter=_to_cpu_limit)
+    memory_limit_mb: int = attrs.field(converter=_to_memory_limit_mb)
     network_policy: NetworkPolicy = attrs.field(
-        factory=NetworkPolicy, validator=v.instance_of(NetworkPolicy, "a NetworkPolicy")
+        factory=NetworkPolicy,
+        converter=_to_network_policy,
     )
 
 
-def _snapshot_key(snapshot: immutables.Map[str, v.FrozenJSON]) -> bytes:
+def _snapshot_key(snapshot: FrozenDict) -> bytes:
     """Compare snapshots by canonical JSON: ``1`` equals ``1.0``, and ``true`` is not ``1``."""
     return canonical_json(v.thaw_json(snapshot))
+
+
+# Converters of Manifest's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_worker_id(value: object) -> str:
+    return v.check_identifier("worker_id", value)
+
+
+def _to_parent_id(value: object) -> str | None:
+    return v.optional(v.check_identifier, "parent_id", value)
+
+
+def _to_depth(value: object) -> int:
+    return v.check_int("depth", value, minimum=0)
+
+
+def _to_state_snapshot(value: object) -> FrozenDict:
+    return v.freeze_json("state_snapshot", value)
+
+
+def _to_issued_at(value: object) -> datetime:
+    return v.check_aware_datetime("issued_at", value)
+
+
+def _to_resources(value: object) -> ResourceSpec:
+    return v.check_record("resources", value, ResourceSpec, "a ResourceSpec")  # type: ignore[no-any-return]
+
+
+def _to_signature(value: object) -> str:
+    return v.exact_str("signature", value)
 
 
 @v.immutable
@@ -111,29 +137,87 @@ def _snapshot_key(snapshot: immutables.Map[str, v.FrozenJSON]) -> bytes:
 class Manifest:
     """The signed record of one worker: who it is, where it sits, what it may use.
 
-    ``state_snapshot`` is deep-frozen JSON; ``issued_at`` is stored in UTC. The
+    ``state_snapshot`` is deep-frozen JSON (a :class:`~replication._frozen.FrozenDict`,
+    equal to the ``dict`` it froze); ``issued_at`` is stored in UTC. The
     signature covers every other field (see :mod:`replication.encoding`).
     """
 
-    worker_id: str = attrs.field(validator=v.validator(v.check_identifier))
-    parent_id: str | None = attrs.field(validator=v.optional_validator(v.check_identifier))
-    depth: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
-    state_snapshot: immutables.Map[str, v.FrozenJSON] = attrs.field(
-        converter=_state_snapshot, eq=_snapshot_key
-    )
-    issued_at: datetime = attrs.field(converter=_issued_at)
-    resources: ResourceSpec = attrs.field(validator=v.instance_of(ResourceSpec, "a ResourceSpec"))
-    signature: str = attrs.field(default="", validator=v.instance_of(str, "a string"))
+    worker_id: str = attrs.field(converter=_to_worker_id)
+    parent_id: str | None = attrs.field(converter=_to_parent_id)
+    depth: int = attrs.field(converter=_to_depth)
+    state_snapshot: FrozenDict = attrs.field(converter=_to_state_snapshot, eq=_snapshot_key)
+    issued_at: datetime = attrs.field(converter=_to_issued_at)
+    resources: ResourceSpec = attrs.field(converter=_to_resources)
+    signature: str = attrs.field(default="", converter=_to_signature)
 
     @property
     def is_root(self) -> bool:
         """Whether the worker has no parent."""
         return self.parent_id is None
 
-    @functools.cached_property
+    @property
     def signing_payload(self) -> bytes:
-        """The exact bytes a signature over this manifest covers (computed once)."""
-        return manifest_payload(self)
+        """The exact bytes a signature over this manifest covers, from its fields as they are now.
+
+        The bytes are cached beside the objects they were computed from, and the
+        cache is used only while every one of those objects is still in place
+        (compared by identity): each is immutable (exact ``str``, ``int``,
+        ``float``, ``bool``, ``datetime``, a :class:`~replication._frozen.FrozenDict`
+        checked to be frozen all the way down), and the records holding them
+        (the manifest, its ``ResourceSpec``, its ``NetworkPolicy``) are read
+        field by field. So a field replaced behind the record's back (with
+        ``object.__setattr__``) is seen, and its bytes are computed afresh
+        (R-SIGN-9).
+        """
+        sources = _signed_sources(self)
+        memo = self._payload_memo
+        if memo is not None and _same_objects(memo[0], sources):
+            return memo[1]
+        payload = manifest_payload_of(*sources[:9])
+        object.__setattr__(self, "_payload_memo", (sources, payload))
+        return payload
+
+    @functools.cached_property
+    def _payload_memo(self) -> tuple[tuple[object, ...], bytes] | None:
+        # A slot of its own (attrs turns a cached property into one); replaced by
+        # ``signing_payload`` with (the objects the bytes came from, the bytes).
+        return None
+
+
+def _signed_sources(manifest: Manifest) -> tuple[object, ...]:
+    """Every object a manifest's signed bytes are computed from, read once, in a fixed order."""
+    resources = manifest.resources
+    network = resources.network_policy
+    return (
+        manifest.worker_id,
+        manifest.parent_id,
+        manifest.depth,
+        manifest.state_snapshot,
+        manifest.issued_at,
+        resources.cpu_limit,
+        resources.memory_limit_mb,
+        network.allow_controller,
+        network.allow_external,
+        # The records last: they are not encoded, only held so that their
+        # identities are part of what the cache compares.
+        resources,
+        network,
+    )
+
+
+def _same_objects(first: tuple[object, ...], second: tuple[object, ...]) -> bool:
+    return all(a is b for a, b in zip(first, second, strict=True))
+
+
+# Converters of ReplicationContext's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_manifest(value: object) -> Manifest:
+    return v.check_record("manifest", value, Manifest, "a Manifest")  # type: ignore[no-any-return]
+
+
+def _to_active_count(value: object) -> int:
+    return v.check_int("active_count", value, minimum=0)
 
 
 @v.immutable
@@ -141,8 +225,8 @@ class Manifest:
 class ReplicationContext:
     """What a stop condition sees: the manifest being registered and the system around it."""
 
-    manifest: Manifest = attrs.field(validator=v.instance_of(Manifest, "a Manifest"))
-    active_count: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
+    manifest: Manifest = attrs.field(converter=_to_manifest)
+    active_count: int = attrs.field(converter=_to_active_count)
     contract: ReplicationContract = attrs.field(
         validator=lambda _instance, attribute, value: _check_contract(attribute.name, value)
     )
@@ -150,8 +234,7 @@ class ReplicationContext:
 
 def _check_contract(field: str, value: object) -> None:
     # ReplicationContract is defined below; this runs only once it exists.
-    if not isinstance(value, ReplicationContract):
-        raise InvalidTypeError(field, "a ReplicationContract", value)
+    v.check_record(field, value, ReplicationContract, "a ReplicationContract")
 
 
 def _check_callable(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -159,13 +242,24 @@ def _check_callable(_instance: object, attribute: attrs.Attribute[Any], value: o
         raise InvalidTypeError(attribute.name, "a callable taking a ReplicationContext", value)
 
 
+# Converters of StopCondition's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_name(value: object) -> str:
+    return v.check_identifier("name", value)
+
+
+def _to_description(value: object) -> str:
+    return v.exact_str("description", value)
+
+
 @v.immutable
 @attrs.frozen
 class StopCondition:
     """A named predicate that, when true at registration, denies it."""
 
-    name: str = attrs.field(validator=v.validator(v.check_identifier))
-    description: str = attrs.field(validator=v.instance_of(str, "a string"))
+    name: str = attrs.field(converter=_to_name)
+    description: str = attrs.field(converter=_to_description)
     predicate: Callable[[ReplicationContext], bool] = attrs.field(validator=_check_callable)
 
     def is_triggered(self, context: ReplicationContext) -> bool:
@@ -173,13 +267,17 @@ class StopCondition:
         return bool(self.predicate(context))
 
 
-def _to_stop_conditions(value: object) -> tuple[StopCondition, ...]:
+def _to_stop_conditions(value: object) -> FrozenList[StopCondition]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise InvalidTypeError("stop_conditions", "an iterable of StopCondition", value)
-    conditions = tuple(value)
+    try:
+        conditions = frozen_list(list(value))
+    except Exception as error:  # noqa: BLE001 - a caller's iterable may raise anything
+        raise InvalidValueError(
+            "stop_conditions", "an iterable that can be read", repr(error)
+        ) from None
     for index, condition in enumerate(conditions):
-        if not isinstance(condition, StopCondition):
-            raise InvalidTypeError(f"stop_conditions[{index}]", "a StopCondition", condition)
+        v.check_record(f"stop_conditions[{index}]", condition, StopCondition, "a StopCondition")
     names = [condition.name for condition in conditions]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -187,10 +285,27 @@ def _to_stop_conditions(value: object) -> tuple[StopCondition, ...]:
     return conditions
 
 
-def _optional_seconds(value: object) -> float | None:
-    if value is None:
-        return None
-    return v.check_number("expiration_seconds", value, minimum=0, inclusive=False)
+# Converters of ReplicationContract's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_max_depth(value: object) -> int:
+    return v.check_int("max_depth", value, minimum=0)
+
+
+def _to_max_replicas(value: object) -> int:
+    return v.check_int("max_replicas", value, minimum=0)
+
+
+def _to_cooldown_seconds(value: object) -> float:
+    return v.check_duration("cooldown_seconds", value, inclusive=True)
+
+
+def _to_expiration_seconds(value: object) -> float | None:
+    return v.optional(v.check_duration, "expiration_seconds", value, inclusive=False)
+
+
+def _to_clock_skew_seconds(value: object) -> float:
+    return v.check_duration("clock_skew_seconds", value, inclusive=True)
 
 
 @v.immutable
@@ -202,16 +317,19 @@ class ReplicationContract:
     may lie before registration refuses it as forged or replayed.
     """
 
-    max_depth: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
-    max_replicas: int = attrs.field(validator=v.validator(v.check_int, minimum=0))
-    cooldown_seconds: float = attrs.field(converter=_cooldown_seconds)
-    stop_conditions: tuple[StopCondition, ...] = attrs.field(
+    max_depth: int = attrs.field(converter=_to_max_depth)
+    max_replicas: int = attrs.field(converter=_to_max_replicas)
+    cooldown_seconds: float = attrs.field(converter=_to_cooldown_seconds)
+    stop_conditions: FrozenList[StopCondition] = attrs.field(
         default=(), converter=_to_stop_conditions
     )
-    expiration_seconds: float | None = attrs.field(default=None, converter=_optional_seconds)
+    expiration_seconds: float | None = attrs.field(
+        default=None,
+        converter=_to_expiration_seconds,
+    )
     clock_skew_seconds: float = attrs.field(
         default=1.0,
-        converter=_clock_skew_seconds,
+        converter=_to_clock_skew_seconds,
     )
 
     @functools.cached_property
@@ -242,15 +360,26 @@ class ReplicationContract:
 # -- registry and containers ---------------------------------------------------
 
 
+# Converters of RegistryEntry's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_last_heartbeat(value: object) -> datetime:
+    return v.check_aware_datetime("last_heartbeat", value)
+
+
+def _to_registered_at(value: object) -> datetime:
+    return v.check_aware_datetime("registered_at", value)
+
+
 @v.immutable
 @attrs.frozen
 class RegistryEntry:
     """A registered worker: its manifest, when it registered, when it last sent a heartbeat."""
 
-    manifest: Manifest = attrs.field(validator=v.instance_of(Manifest, "a Manifest"))
-    last_heartbeat: datetime = attrs.field(converter=_last_heartbeat)
+    manifest: Manifest = attrs.field(converter=_to_manifest)
+    last_heartbeat: datetime = attrs.field(converter=_to_last_heartbeat)
     registered_at: datetime = attrs.field(
-        converter=_registered_at,
+        converter=_to_registered_at,
         default=attrs.Factory(lambda self: self.last_heartbeat, takes_self=True),
     )
 
@@ -260,16 +389,31 @@ class RegistryEntry:
         return self.manifest.depth
 
 
+# Converters of ContainerRecord's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_status(value: object) -> str:
+    return v.check_reason("status", value)
+
+
+def _to_started_at(value: object) -> datetime:
+    return v.check_aware_datetime("started_at", value)
+
+
+def _to_reason(value: object) -> str | None:
+    return v.optional(v.check_reason, "reason", value)
+
+
 @v.immutable
 @attrs.frozen
 class ContainerRecord:
     """A running worker container."""
 
-    manifest: Manifest = attrs.field(validator=v.instance_of(Manifest, "a Manifest"))
-    resources: ResourceSpec = attrs.field(validator=v.instance_of(ResourceSpec, "a ResourceSpec"))
-    status: str = attrs.field(validator=v.validator(v.check_reason))
-    started_at: datetime = attrs.field(converter=_started_at)
-    reason: str | None = attrs.field(default=None, validator=v.optional_validator(v.check_reason))
+    manifest: Manifest = attrs.field(converter=_to_manifest)
+    resources: ResourceSpec = attrs.field(converter=_to_resources)
+    status: str = attrs.field(converter=_to_status)
+    started_at: datetime = attrs.field(converter=_to_started_at)
+    reason: str | None = attrs.field(default=None, converter=_to_reason)
 
 
 # -- audit events ---------------------------------------------------------------
@@ -314,43 +458,139 @@ class Event:
 # -- the whole-system state ------------------------------------------------------
 
 
-_MAP = v.instance_of(immutables.Map, "an immutables.Map")
+def _map_of(
+    field: str, value: object, value_check: Callable[[str, object], object]
+) -> immutables.Map[str, Any]:
+    """Check a state map: an ``immutables.Map`` with exact ``str`` keys.
+
+    Each value passes ``value_check(path, value)``; a key that is a ``str``
+    subclass, or a value the check converts, makes a new map of plain twins
+    (R-TRUST-1).
+    """
+    if type(value) is not immutables.Map:
+        raise InvalidTypeError(field, "an immutables.Map", value)
+    plain: dict[str, Any] = {}
+    changed = False
+    for key, item in immutables.Map.items(value):
+        text = v.check_identifier(f"{field} key", key)
+        if text in plain:
+            raise InvalidValueError(f"{field} key", "keys that are distinct strings", text)
+        checked = plain[text] = value_check(f"{field}[{text!r}]", item)
+        changed = changed or text is not key or checked is not item
+    return immutables.Map(plain) if changed else value
+
+
+def _entry(path: str, value: object) -> object:
+    return v.check_record(path, value, RegistryEntry, "a RegistryEntry")
+
+
+def _container(path: str, value: object) -> object:
+    return v.check_record(path, value, ContainerRecord, "a ContainerRecord")
+
+
+def _times(path: str, value: object) -> datetime:
+    return v.check_aware_datetime(path, value)
+
+
+def _check_keys_name_their_records(
+    field: str, records: immutables.Map[str, Any], name: Callable[[Any], str]
+) -> None:
+    for key, record in records.items():
+        if name(record) != key:
+            raise InvalidValueError(
+                f"{field}[{key!r}]", f"a record for {key!r}", f"one for {name(record)!r}"
+            )
 
 
 # The three state containers are dict-backed rather than slotted: there are only
 # a handful alive at once, and a transition copies one field dict instead of
 # re-running a validated __init__ (see replication.transitions._replace).
+
+# Converters of ControllerState's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_contract(value: object) -> ReplicationContract:
+    return v.check_record("contract", value, ReplicationContract, "a ReplicationContract")  # type: ignore[no-any-return]
+
+
+def _to_registry(value: object) -> immutables.Map[str, RegistryEntry]:
+    return _map_of("registry", value, _entry)
+
+
+def _to_spawn_times(value: object) -> immutables.Map[str, datetime]:
+    return _map_of("spawn_times", value, _times)
+
+
+def _to_quarantined(value: object) -> immutables.Map[str, datetime]:
+    return _map_of("quarantined", value, _times)
+
+
+def _to_issued_ids(value: object) -> immutables.Map[str, datetime]:
+    return _map_of("issued_ids", value, _times)
+
+
+def _to_registered_ids(value: object) -> immutables.Map[str, datetime]:
+    return _map_of("registered_ids", value, _times)
+
+
+def _to_kill_switch_engaged(value: object) -> bool:
+    return v.check_bool("kill_switch_engaged", value)
+
+
 @v.immutable
 @attrs.frozen(slots=False)
 class ControllerState:
-    """The controller's part of the system: policy, key, registry and history."""
+    """The controller's part of the system: policy, key, registry and history.
 
-    contract: ReplicationContract = attrs.field(
-        validator=v.instance_of(ReplicationContract, "a ReplicationContract")
-    )
+    Built by hand, it is checked as a whole: every key is an exact ``str``, each
+    registry entry is filed under its own worker id, and the quarantined are
+    registered. Transitions build their results without re-checking.
+    """
+
+    contract: ReplicationContract = attrs.field(converter=_to_contract)
     verifying_key: VerifyingKey = attrs.field()
     #: Registered workers by id.
     registry: immutables.Map[str, RegistryEntry] = attrs.field(
-        factory=immutables.Map, validator=_MAP
+        factory=immutables.Map, converter=_to_registry
     )
     #: Parent id -> when its most recent child registered.
-    spawn_times: immutables.Map[str, datetime] = attrs.field(factory=immutables.Map, validator=_MAP)
+    spawn_times: immutables.Map[str, datetime] = attrs.field(
+        factory=immutables.Map, converter=_to_spawn_times
+    )
     #: Quarantined worker id -> when it was quarantined (always a subset of the registry).
-    quarantined: immutables.Map[str, datetime] = attrs.field(factory=immutables.Map, validator=_MAP)
+    quarantined: immutables.Map[str, datetime] = attrs.field(
+        factory=immutables.Map, converter=_to_quarantined
+    )
     #: Every id this controller ever issued a manifest for -> when.
-    issued_ids: immutables.Map[str, datetime] = attrs.field(factory=immutables.Map, validator=_MAP)
+    issued_ids: immutables.Map[str, datetime] = attrs.field(
+        factory=immutables.Map, converter=_to_issued_ids
+    )
     #: Every id ever registered -> when; a registered id can never register again.
     registered_ids: immutables.Map[str, datetime] = attrs.field(
-        factory=immutables.Map, validator=_MAP
+        factory=immutables.Map, converter=_to_registered_ids
     )
-    kill_switch_engaged: bool = attrs.field(default=False, validator=v.validator(v.check_bool))
+    kill_switch_engaged: bool = attrs.field(default=False, converter=_to_kill_switch_engaged)
 
     @verifying_key.validator
     def _check_verifying_key(self, attribute: attrs.Attribute[Any], value: object) -> None:
         from replication.signing import VerifyingKey  # noqa: PLC0415 - signing imports model
 
-        if not isinstance(value, VerifyingKey):
-            raise InvalidTypeError(attribute.name, "a replication.signing.VerifyingKey", value)
+        v.check_record(attribute.name, value, VerifyingKey, "a replication.signing.VerifyingKey")
+
+    def __attrs_post_init__(self) -> None:
+        _check_keys_name_their_records(
+            "registry", self.registry, lambda entry: entry.manifest.worker_id
+        )
+        stray = sorted(set(self.quarantined) - set(self.registry))
+        if stray:
+            raise InvalidValueError("quarantined", "ids of registered workers", stray)
+
+
+# Converters of OrchestratorState's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_containers(value: object) -> immutables.Map[str, ContainerRecord]:
+    return _map_of("containers", value, _container)
 
 
 @v.immutable
@@ -359,8 +599,24 @@ class OrchestratorState:
     """The orchestrator's part of the system: the running containers by worker id."""
 
     containers: immutables.Map[str, ContainerRecord] = attrs.field(
-        factory=immutables.Map, validator=_MAP
+        factory=immutables.Map, converter=_to_containers
     )
+
+    def __attrs_post_init__(self) -> None:
+        _check_keys_name_their_records(
+            "containers", self.containers, lambda record: record.manifest.worker_id
+        )
+
+
+# Converters of State's fields (named functions: mypy's attrs plugin needs them).
+
+
+def _to_controller(value: object) -> ControllerState:
+    return v.check_record("controller", value, ControllerState, "a ControllerState")  # type: ignore[no-any-return]
+
+
+def _to_orchestrator(value: object) -> OrchestratorState:
+    return v.check_record("orchestrator", value, OrchestratorState, "an OrchestratorState")  # type: ignore[no-any-return]
 
 
 @v.immutable
@@ -368,12 +624,10 @@ class OrchestratorState:
 class State:
     """The whole system: the controller's part and the orchestrator's part."""
 
-    controller: ControllerState = attrs.field(
-        validator=v.instance_of(ControllerState, "a ControllerState")
-    )
+    controller: ControllerState = attrs.field(converter=_to_controller)
     orchestrator: OrchestratorState = attrs.field(
         factory=OrchestratorState,
-        validator=v.instance_of(OrchestratorState, "an OrchestratorState"),
+        converter=_to_orchestrator,
     )
 
     @classmethod
@@ -422,7 +676,7 @@ def _manifest(  # noqa: PLR0917 - private, positional like the class itself
     worker_id: str,
     parent_id: str | None,
     depth: int,
-    state_snapshot: immutables.Map[str, v.FrozenJSON],
+    state_snapshot: FrozenDict,
     issued_at: datetime,
     resources: ResourceSpec,
 ) -> Manifest:
@@ -435,6 +689,15 @@ def _manifest(  # noqa: PLR0917 - private, positional like the class itself
     _set(manifest, "resources", resources)
     _set(manifest, "signature", "")
     return manifest
+
+
+def _compose(controller: ControllerState, orchestrator: OrchestratorState) -> State:
+    """Return the whole-system state of two parts already checked."""
+    state = _new(State)
+    fields = state.__dict__
+    fields["controller"] = controller
+    fields["orchestrator"] = orchestrator
+    return state
 
 
 def _registry_entry(

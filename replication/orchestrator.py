@@ -16,17 +16,18 @@ from typing import TYPE_CHECKING
 
 from replication import transitions
 from replication.clock import DEFAULT_CLOCK
-from replication.errors import ReasonCode, ReplicationDenied
+from replication.errors import AuditError, ReasonCode, ReplicationDenied
 from replication.model import ContainerRecord, Manifest, OrchestratorState
 from replication.observability import StructuredLogger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import immutables
 
     from replication.clock import Clock
     from replication.controller import Controller
+    from replication.model import Event
     from replication.transitions import Outcome
 
 __all__ = ["ContainerRecord", "SandboxOrchestrator"]
@@ -58,19 +59,29 @@ class SandboxOrchestrator:
         """Running containers by worker id (an immutable snapshot)."""
         return self._state.containers
 
+    def _install(self, state: OrchestratorState) -> None:
+        """Make ``state`` the current one (the controller's commit and ours go through here).
+
+        The extension point of a real backend: it starts and stops what differs
+        between the current state and ``state`` first, and raises, leaving
+        everything as it was, if it cannot. Called with this orchestrator's lock held.
+        """
+        self._state = state
+
     def _apply(
         self, transition: Callable[..., Outcome[OrchestratorState]], *args: object, **kwargs: object
     ) -> None:
         with self._lock:
-            before = self._state.containers
+            before = self._state
             try:
-                outcome = transition(self._state, *args, now=self.clock(), **kwargs)
+                outcome = transition(before, *args, now=self.clock(), **kwargs)
             except ReplicationDenied as denied:
                 if denied.event is not None:
-                    self.logger.record(denied.event)
+                    _record(self.logger, denied.event, before.containers, denial=denied)
                 raise
-            self._state = outcome.state
-        self.logger.record(outcome.event, before)
+            if outcome.state is not before:
+                self._install(outcome.state)
+            _record(self.logger, outcome.event, before.containers, applied=True)
 
     def launch_worker(self, manifest: Manifest) -> None:
         """Start a container for ``manifest``; denied if that worker id already runs.
@@ -78,12 +89,16 @@ class SandboxOrchestrator:
         Bound to a controller, this is the controller's launch: the worker must
         be registered and the kill switch not engaged, as for
         :meth:`Controller.launch_worker <replication.controller.Controller.launch_worker>`.
+        The binding is read under this orchestrator's lock, which binding takes
+        too, so a launch is either standalone and done before the binding, or
+        the controller's (R-FACADE-4).
         """
-        controller = self._controller
-        if controller is not None:
-            controller.launch_worker(manifest, self)
-            return
-        self._apply(transitions.launch_container, manifest)
+        with self._lock:
+            controller = self._controller
+            if controller is None:
+                self._apply(transitions.launch_container, manifest)
+                return
+        controller.launch_worker(manifest, self)
 
     def kill_worker(self, worker_id: str, reason: str) -> None:
         """Stop and remove a container; an unknown id is logged as ``container_kill_skipped``."""
@@ -107,3 +122,18 @@ class SandboxOrchestrator:
 
     def __repr__(self) -> str:
         return f"<SandboxOrchestrator containers={len(self._state.containers)}>"
+
+
+def _record(
+    logger: StructuredLogger,
+    event: Event,
+    containers: Mapping[str, ContainerRecord],
+    *,
+    applied: bool = False,
+    denial: ReplicationDenied | None = None,
+) -> None:
+    """Record ``event``; a failing sink raises :class:`AuditError` (R-FACADE-3)."""
+    try:
+        logger.record(event, containers)
+    except Exception as error:
+        raise AuditError(event, applied=applied, denial=denial) from error

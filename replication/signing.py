@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from replication._ed25519 import KeyRejected, check_public_key
-from replication._validation import immutable
+from replication._validation import check_record, immutable
 from replication.errors import BadSignatureError, InvalidKeyError, InvalidTypeError
 from replication.model import Manifest
 
@@ -51,13 +51,16 @@ _MANIFEST_FIELDS = tuple(
 _SIGNATURE = re.compile(r"ed25519:([0-9a-f]{16}):([0-9a-f]{128})")
 
 
-def _check_raw_public_key(_instance: object, _attribute: Any, value: Any) -> None:
+def _raw_public_key(value: object) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidTypeError("raw", "32 bytes", value)
+    # The bytes themselves, as an exact ``bytes``: a subclass could lie about equality.
+    raw = bytes.__getitem__(value, slice(None))
     try:
-        check_public_key(value)
+        check_public_key(raw)
     except KeyRejected as error:
-        raise InvalidKeyError(f"refusing Ed25519 public key {value.hex()}: {error}") from None
+        raise InvalidKeyError(f"refusing Ed25519 public key {raw.hex()}: {error}") from None
+    return raw
 
 
 @immutable
@@ -69,7 +72,7 @@ class VerifyingKey:
     small-order, off-curve, mixed-order and non-canonically encoded keys.
     """
 
-    raw: bytes = attrs.field(validator=_check_raw_public_key)
+    raw: bytes = attrs.field(converter=_raw_public_key)
 
     @classmethod
     def from_pem(cls, data: bytes) -> VerifyingKey:
@@ -99,6 +102,8 @@ class VerifyingKey:
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise :class:`BadSignatureError` unless ``signature`` is valid for ``data``."""
+        if not isinstance(signature, bytes) or not isinstance(data, bytes):
+            raise BadSignatureError("a signature and the data it signs are bytes")
         try:
             self._public_key.verify(signature, data)
         except InvalidSignature:
@@ -131,9 +136,12 @@ class SigningKey:
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKey:
         """Build the key from its 32-byte RFC 8032 seed (for test vectors, never for production)."""
-        if not isinstance(seed, bytes) or len(seed) != 32:
+        if not isinstance(seed, bytes):
             raise InvalidTypeError("seed", "32 bytes", seed)
-        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+        raw = bytes.__getitem__(seed, slice(None))
+        if len(raw) != 32:
+            raise InvalidTypeError("seed", "32 bytes", seed)
+        return cls(Ed25519PrivateKey.from_private_bytes(raw))
 
     def to_pem(self, password: bytes | None = None) -> bytes:
         """Return the key as PKCS#8 PEM, encrypted when ``password`` is given."""
@@ -170,6 +178,7 @@ def parse_signature(text: str) -> tuple[str, bytes]:
     """Return ``(key id, raw signature)``; raise :class:`BadSignatureError` if malformed."""
     if not isinstance(text, str):
         raise BadSignatureError(f"a signature is a string, got {type(text).__name__}")
+    text = str.__str__(text)
     match = _SIGNATURE.fullmatch(text)
     if match is None:
         shown = text if len(text) <= 40 else text[:37] + "..."
@@ -181,21 +190,20 @@ def parse_signature(text: str) -> tuple[str, bytes]:
 
 def sign_manifest(manifest: Manifest, key: SigningKey) -> Manifest:
     """Return a copy of ``manifest`` carrying ``key``'s signature over its payload."""
-    if not isinstance(manifest, Manifest):
-        raise InvalidTypeError("manifest", "a Manifest", manifest)
-    if not isinstance(key, SigningKey):
-        raise InvalidTypeError("key", "a replication.signing.SigningKey", key)
+    manifest = check_record("manifest", manifest, Manifest, "a Manifest")
+    key = check_record("key", key, SigningKey, "a replication.signing.SigningKey")
     payload = manifest.signing_payload
     signature = format_signature(key.verifying_key.key_id, key.sign(payload))
     # Every field but the signature is copied from a validated manifest, and the
     # payload does not cover the signature, so the copy is built field by field
-    # and keeps the payload already computed (attrs.evolve would re-validate and
-    # canonicalise again: a third of the cost of issuing).
+    # and shares the payload already computed, with the objects it came from
+    # (attrs.evolve would re-validate and canonicalise again: a third of the
+    # cost of issuing).
     signed = object.__new__(Manifest)
     for field in _MANIFEST_FIELDS:
         object.__setattr__(signed, field, getattr(manifest, field))
     object.__setattr__(signed, "signature", signature)
-    object.__setattr__(signed, "signing_payload", payload)
+    object.__setattr__(signed, "_payload_memo", manifest._payload_memo)
     return signed
 
 
@@ -216,7 +224,11 @@ def verify_manifest(manifest: Manifest, key: VerifyingKey) -> None:
     """Raise :class:`BadSignatureError` unless ``manifest`` is signed by ``key``.
 
     The key id in the signature is not consulted: a signature made by another
-    key fails because it does not verify, whatever id it claims.
+    key fails because it does not verify, whatever id it claims. The bytes
+    verified are derived from the manifest's fields as they are at this call
+    (see :attr:`Manifest.signing_payload <replication.model.Manifest.signing_payload>`).
     """
+    manifest = check_record("manifest", manifest, Manifest, "a Manifest")
+    key = check_record("key", key, VerifyingKey, "a replication.signing.VerifyingKey")
     _, signature = parse_signature(manifest.signature)
     key.verify(signature, manifest.signing_payload)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, NoReturn, TypeVar
 import immutables
 
 from replication import _validation as v
+from replication._frozen import EMPTY, FrozenDict
 from replication.errors import (
     BadSignatureError,
     InvalidTypeError,
@@ -40,10 +41,12 @@ from replication.model import (
     ControllerState,
     Event,
     Manifest,
+    NetworkPolicy,
     OrchestratorState,
     ReplicationContext,
     ResourceSpec,
     State,
+    _compose,
     _container_record,
     _event,
     _manifest,
@@ -124,15 +127,6 @@ def _with(record: _T, name: str, value: object) -> _T:
     return copy
 
 
-def _state(controller: ControllerState, orchestrator: OrchestratorState) -> State:
-    """Return a new whole-system state from its two parts."""
-    state = _new(State)
-    fields = state.__dict__
-    fields["controller"] = controller
-    fields["orchestrator"] = orchestrator
-    return state
-
-
 def _outcome(state: _S, event: Event, manifest: Manifest | None = None) -> Outcome[_S]:
     # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function.
     return _tuple_new(Outcome, (state, event, manifest))
@@ -149,25 +143,72 @@ def _deny(
     raise ReplicationDenied(reason, detail, event=event)
 
 
+def _check_state(state: object) -> State:
+    # Exact types only (R-TRUST-2): a subclass could override what the rules read.
+    if (
+        type(state) is not State
+        or type(state.controller) is not ControllerState
+        or type(state.orchestrator) is not OrchestratorState
+    ):
+        raise InvalidTypeError("state", "a replication.model.State", state)
+    return state
+
+
+def _check_orchestrator(orchestrator: object) -> OrchestratorState:
+    if type(orchestrator) is not OrchestratorState:
+        raise InvalidTypeError(
+            "orchestrator", "a replication.model.OrchestratorState", orchestrator
+        )
+    return orchestrator
+
+
 def _check_now(now: object) -> datetime:
-    if now.__class__ is datetime and now.tzinfo is UTC:
+    if type(now) is datetime and now.tzinfo is UTC:
         return now
     return v.check_aware_datetime("now", now)
 
 
 def _check_worker_id(worker_id: object) -> str:
     # Any string is a fine key to look up: one that could never have been
-    # registered is simply unknown. Only the type is bad input.
-    if worker_id.__class__ is str:
+    # registered is simply unknown. Only the type is bad input, and a subclass
+    # is read as the plain string of its characters (R-TRUST-1).
+    if type(worker_id) is str:
         return worker_id
-    if isinstance(worker_id, str):
-        return str(worker_id)
-    raise InvalidTypeError("worker_id", "a string", worker_id)
+    return v.exact_str("worker_id", worker_id)
 
 
 def _check_manifest(manifest: object) -> Manifest:
-    if not isinstance(manifest, Manifest):
+    """Return ``manifest`` if it is a ``Manifest`` whose every field is of its exact type.
+
+    A manifest is built through its converters, so its fields are exact; one
+    whose field was swapped afterwards (``object.__setattr__``) for a subclass
+    is refused here, before any rule reads it (R-TRUST-2).
+    """
+    if type(manifest) is not Manifest:
         raise InvalidTypeError("manifest", "a Manifest", manifest)
+    resources = manifest.resources
+    network = resources.network_policy if type(resources) is ResourceSpec else None
+    if (
+        type(manifest.worker_id) is not str
+        or (manifest.parent_id is not None and type(manifest.parent_id) is not str)
+        or type(manifest.depth) is not int
+        or type(manifest.state_snapshot) is not FrozenDict
+        or type(manifest.issued_at) is not datetime
+        or manifest.issued_at.tzinfo is not UTC
+        or type(manifest.signature) is not str
+        or type(resources) is not ResourceSpec
+        or type(resources.cpu_limit) is not float
+        or type(resources.memory_limit_mb) is not int
+        or type(network) is not NetworkPolicy
+        or type(network.allow_controller) is not bool
+        or type(network.allow_external) is not bool
+    ):
+        raise InvalidTypeError(
+            "manifest",
+            "a Manifest whose fields are the exact values its constructor made "
+            "(one was replaced after construction)",
+            manifest,
+        )
     return manifest
 
 
@@ -206,7 +247,7 @@ def _remove_workers(state: State, worker_ids: Iterable[str]) -> tuple[State, lis
             spawn_times=spawn_times.finish(),
         )
         new_orchestrator = _with(state.orchestrator, "containers", containers.finish())
-    return _state(new_controller, new_orchestrator), effects
+    return _compose(new_controller, new_orchestrator), effects
 
 
 def _older_than(
@@ -246,26 +287,25 @@ def issue_manifest(
     controller picks the next unused ``w<n>``.
     """
     action = "issue_manifest"
+    state = _check_state(state)
     now = _check_now(now)
     controller = state.controller
     contract = controller.contract
-    if not isinstance(key, SigningKey):
-        raise InvalidTypeError("key", "a replication.signing.SigningKey", key)
+    key = v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
     if key.verifying_key is not controller.verifying_key and (
         key.verifying_key != controller.verifying_key
     ):
         raise InvalidValueError(
             "key", "the signing key of this controller's verifying key", key.verifying_key.key_id
         )
-    if not isinstance(resources, ResourceSpec):
-        raise InvalidTypeError("resources", "a ResourceSpec", resources)
-    snapshot = v.freeze_json("state_snapshot", {} if state_snapshot is None else state_snapshot)
+    resources = v.check_record("resources", resources, ResourceSpec, "a ResourceSpec")
+    snapshot = EMPTY if state_snapshot is None else v.freeze_json("state_snapshot", state_snapshot)
     if parent_id is not None:
-        v.check_identifier("parent_id", parent_id)
+        parent_id = v.check_identifier("parent_id", parent_id)
     if worker_id is not None:
-        v.check_identifier("worker_id", worker_id)
+        worker_id = v.check_identifier("worker_id", worker_id)
     if depth is not None:
-        v.check_int("depth", depth, minimum=0)
+        depth = v.check_int("depth", depth, minimum=0)
 
     # Nothing is issued once the kill switch is engaged.
     if controller.kill_switch_engaged:
@@ -349,12 +389,13 @@ def issue_manifest(
     )
     new_controller = _with(controller, "issued_ids", controller.issued_ids.set(worker_id, now))
     event = _event(action, now, True, OK, worker_id, (("manifest_issued", worker_id),))
-    return _outcome(_state(new_controller, state.orchestrator), event, manifest)
+    return _outcome(_compose(new_controller, state.orchestrator), event, manifest)
 
 
 def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome[State]:
     """Register the worker a signed manifest describes, if every rule allows it."""
     action = "register_worker"
+    state = _check_state(state)
     now = _check_now(now)
     manifest = _check_manifest(manifest)
     controller = state.controller
@@ -467,7 +508,7 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
         spawn_times=spawn_times,
     )
     event = _event(action, now, True, OK, worker_id, (("worker_registered", worker_id),))
-    return _outcome(_state(new_controller, state.orchestrator), event)
+    return _outcome(_compose(new_controller, state.orchestrator), event)
 
 
 def _check_stop_conditions(state: State, manifest: Manifest, now: datetime) -> None:
@@ -519,6 +560,7 @@ def launch_container(
     orchestrator: OrchestratorState, manifest: Manifest, *, now: datetime
 ) -> Outcome[OrchestratorState]:
     """Start a container for any manifest (the standalone orchestrator's rule)."""
+    orchestrator = _check_orchestrator(orchestrator)
     now = _check_now(now)
     new, event = _launch(orchestrator, _check_manifest(manifest), now, "launch_container")
     return _outcome(new, event)
@@ -527,6 +569,7 @@ def launch_container(
 def launch_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome[State]:
     """Start the container of a registered worker, with the manifest it registered."""
     action = "launch_worker"
+    state = _check_state(state)
     now = _check_now(now)
     manifest = _check_manifest(manifest)
     controller = state.controller
@@ -559,7 +602,7 @@ def launch_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome
             action, ReasonCode.QUARANTINED, now, worker_id, f"worker {worker_id!r} is quarantined"
         )
     orchestrator, event = _launch(state.orchestrator, manifest, now, action)
-    return _outcome(_state(state.controller, orchestrator), event)
+    return _outcome(_compose(state.controller, orchestrator), event)
 
 
 def _kill(
@@ -578,6 +621,7 @@ def kill_container(
     orchestrator: OrchestratorState, worker_id: str, *, reason: str, now: datetime
 ) -> Outcome[OrchestratorState]:
     """Stop and remove a worker's container; an unknown id records ``container_kill_skipped``."""
+    orchestrator = _check_orchestrator(orchestrator)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     reason = v.check_reason("reason", reason)
@@ -587,19 +631,21 @@ def kill_container(
 
 def kill_worker(state: State, worker_id: str, *, reason: str, now: datetime) -> Outcome[State]:
     """Stop a worker's container; its registration stays (see :func:`deregister_worker`)."""
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     reason = v.check_reason("reason", reason)
     orchestrator, event = _kill(state.orchestrator, worker_id, reason, now, "kill_worker")
     if orchestrator is state.orchestrator:
         return _outcome(state, event)
-    return _outcome(_state(state.controller, orchestrator), event)
+    return _outcome(_compose(state.controller, orchestrator), event)
 
 
 def kill_all_containers(
     orchestrator: OrchestratorState, *, reason: str, now: datetime
 ) -> Outcome[OrchestratorState]:
     """Stop every running container."""
+    orchestrator = _check_orchestrator(orchestrator)
     now = _check_now(now)
     reason = v.check_reason("reason", reason)
     effects = tuple(zip(repeat("container_killed"), orchestrator.containers))
@@ -628,6 +674,7 @@ def enforce_container_bounds(
     orchestrator: OrchestratorState, worker_id: str, *, now: datetime
 ) -> Outcome[OrchestratorState]:
     """Apply a running container's CPU and memory limits (recorded, state unchanged)."""
+    orchestrator = _check_orchestrator(orchestrator)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     return _outcome(
@@ -637,6 +684,7 @@ def enforce_container_bounds(
 
 def enforce_resource_bounds(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
     """System form of :func:`enforce_container_bounds`."""
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     return _outcome(state, _enforce(state.orchestrator, worker_id, now, "enforce_resource_bounds"))
@@ -648,6 +696,7 @@ def enforce_resource_bounds(state: State, worker_id: str, *, now: datetime) -> O
 def heartbeat(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
     """Record that a registered, unquarantined worker is alive at ``now``."""
     action = "heartbeat"
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     controller = state.controller
@@ -669,7 +718,7 @@ def heartbeat(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
     entry = _registry_entry(entry.manifest, now, entry.registered_at)
     new_controller = _with(controller, "registry", controller.registry.set(worker_id, entry))
     event = _event(action, now, True, OK, worker_id, (("heartbeat", worker_id),))
-    return _outcome(_state(new_controller, state.orchestrator), event)
+    return _outcome(_compose(new_controller, state.orchestrator), event)
 
 
 def reap_stale_workers(state: State, *, timeout: timedelta, now: datetime) -> Outcome[State]:
@@ -678,6 +727,7 @@ def reap_stale_workers(state: State, *, timeout: timedelta, now: datetime) -> Ou
     A worker is stale when ``now - last_heartbeat > timeout``; exactly at the
     timeout it survives.
     """
+    state = _check_state(state)
     now = _check_now(now)
     timeout = v.check_timedelta("timeout", timeout)
     stale = _older_than(state.controller.registry.values(), "last_heartbeat", now, timeout)
@@ -692,6 +742,7 @@ def expire_workers(state: State, *, now: datetime) -> Outcome[State]:
     A worker expires when ``now - registered_at > expiration``; without an
     expiration in the contract, none ever does.
     """
+    state = _check_state(state)
     now = _check_now(now)
     expiration = state.controller.contract.expiration
     expired = (
@@ -708,6 +759,7 @@ def deregister_worker(
 ) -> Outcome[State]:
     """Remove a worker from the registry and kill its container in the same step."""
     action = "deregister_worker"
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     reason = v.check_reason("reason", reason)
@@ -731,6 +783,7 @@ def engage_kill_switch(
     state: State, *, now: datetime, reason: str = "kill_switch"
 ) -> Outcome[State]:
     """Kill every container and deregister every worker; refuse all growth from now on."""
+    state = _check_state(state)
     now = _check_now(now)
     reason = v.check_reason("reason", reason)
     controller = state.controller
@@ -753,7 +806,7 @@ def engage_kill_switch(
         f"{len(controller.registry)} workers deregistered"
     )
     event = _event("engage_kill_switch", now, True, reason, None, effects, detail)
-    return _outcome(_state(new_controller, new_orchestrator), event)
+    return _outcome(_compose(new_controller, new_orchestrator), event)
 
 
 def quarantine_worker(
@@ -761,6 +814,7 @@ def quarantine_worker(
 ) -> Outcome[State]:
     """Quarantine a registered worker: it may no longer heartbeat, spawn or be launched."""
     action = "quarantine_worker"
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     reason = v.check_reason("reason", reason)
@@ -785,12 +839,13 @@ def quarantine_worker(
         )
     new_controller = _with(controller, "quarantined", controller.quarantined.set(worker_id, now))
     event = _event(action, now, True, reason, worker_id, (("worker_quarantined", worker_id),))
-    return _outcome(_state(new_controller, state.orchestrator), event)
+    return _outcome(_compose(new_controller, state.orchestrator), event)
 
 
 def release_worker(state: State, worker_id: str, *, now: datetime) -> Outcome[State]:
     """Release a worker from quarantine."""
     action = "release_worker"
+    state = _check_state(state)
     now = _check_now(now)
     worker_id = _check_worker_id(worker_id)
     controller = state.controller
@@ -814,4 +869,4 @@ def release_worker(state: State, worker_id: str, *, now: datetime) -> Outcome[St
         )
     new_controller = _with(controller, "quarantined", controller.quarantined.delete(worker_id))
     event = _event(action, now, True, OK, worker_id, (("worker_released", worker_id),))
-    return _outcome(_state(new_controller, state.orchestrator), event)
+    return _outcome(_compose(new_controller, state.orchestrator), event)

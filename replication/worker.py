@@ -8,20 +8,23 @@ child's depth and enforces the contract; a refusal is logged and returns ``None`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
 from replication import _validation as v
-from replication.errors import InvalidValueError, ReasonCode, ReplicationDenied
+from replication._validation import check_record
+from replication.errors import InvalidTypeError, InvalidValueError, ReasonCode, ReplicationDenied
+from replication.model import Manifest
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
 
     from replication.controller import Controller
-    from replication.model import Manifest, ReplicationContract
+    from replication.model import ReplicationContract
     from replication.observability import StructuredLogger
     from replication.orchestrator import SandboxOrchestrator
 
@@ -52,22 +55,37 @@ class Worker:
         orchestrator: SandboxOrchestrator,
         logger: StructuredLogger | None = None,
     ) -> None:
+        from replication.controller import Controller  # noqa: PLC0415 - it imports us
+        from replication.orchestrator import SandboxOrchestrator  # noqa: PLC0415
+
+        # Everything that can refuse is checked before the worker starts; once
+        # it runs, the constructor either returns it or takes it down again.
+        if not isinstance(controller, Controller):
+            raise InvalidTypeError("controller", "a replication.Controller", controller)
+        if not isinstance(orchestrator, SandboxOrchestrator):
+            raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
         if contract != controller.contract:
             raise InvalidValueError("contract", "the controller's contract", contract)
-        self.manifest = manifest
+        self.manifest: Manifest = check_record("manifest", manifest, Manifest, "a Manifest")
         self.contract = contract
         self.controller = controller
         self.orchestrator = orchestrator
         self.logger = logger or controller.logger
         controller.start_worker(manifest, orchestrator)
-        created_at = controller.registry[manifest.worker_id].registered_at
-        expiration = contract.expiration
-        self.state = WorkerState(
-            manifest, None if expiration is None else created_at + expiration, created_at
-        )
-        self.logger.log(
-            "worker_started", worker_id=manifest.worker_id, parent_id=manifest.parent_id
-        )
+        try:
+            entry = controller.registry.get(manifest.worker_id)
+            created_at = entry.registered_at if entry is not None else controller.clock()
+            expiration = contract.expiration
+            expires_at = None if expiration is None else _later(created_at, expiration)
+            self.state = WorkerState(manifest, expires_at, created_at)
+            self.logger.log(
+                "worker_started", worker_id=manifest.worker_id, parent_id=manifest.parent_id
+            )
+        except BaseException:
+            # The worker must not run without the object that controls it.
+            with contextlib.suppress(Exception):
+                self.shutdown("start_failed")
+            raise
 
     @property
     def worker_id(self) -> str:
@@ -133,3 +151,11 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"<Worker {self.worker_id} depth={self.manifest.depth}>"
+
+
+def _later(moment: datetime, span: timedelta) -> datetime:
+    """Return ``moment + span``, or the last representable moment if that lies beyond it."""
+    try:
+        return moment + span
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)

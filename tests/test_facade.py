@@ -20,10 +20,11 @@ from replication.errors import (
     ReasonCode,
     ReplicationDenied,
 )
-from replication.model import Manifest, ReplicationContract, ResourceSpec
+from replication.model import Manifest, OrchestratorState, ReplicationContract, ResourceSpec
 from replication.observability import StructuredLogger
 from replication.orchestrator import SandboxOrchestrator
 from replication.signing import sign_manifest
+from replication.transitions import launch_container
 from replication.worker import Worker
 from tests.helpers import KEY, RESOURCES
 
@@ -236,10 +237,13 @@ class TestController:
         logger = StructuredLogger(clock=clock)
         orchestrator = SandboxOrchestrator(logger, clock=clock)
         manifest = sign_manifest(Manifest("w1", None, 0, {}, clock(), RESOURCES), KEY)
-        orchestrator.launch_worker(manifest)  # a container squatting on that id, before binding
         controller = Controller(
             ReplicationContract(2, 1, 10), KEY, logger, orchestrator=orchestrator, clock=clock
         )
+        # A container squatting on that id, as a backend might report one it found
+        # running (binding refuses an orchestrator that runs containers, R-FACADE-4).
+        squatter = launch_container(OrchestratorState(), manifest, now=clock()).state
+        orchestrator._install(squatter)
         with pytest.raises(ReplicationDenied) as caught:
             controller.start_worker(manifest, orchestrator)
         assert caught.value.reason is ReasonCode.ALREADY_RUNNING

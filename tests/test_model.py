@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
-import immutables
 import pytest
 
+from replication._frozen import FrozenDict, FrozenList
 from replication.errors import ImmutableError, InvalidTypeError, InvalidValueError
 from replication.model import (
     ContainerRecord,
@@ -99,7 +99,10 @@ class TestValidationMessages:
             (
                 lambda: manifest(worker_id="a\nb"),
                 InvalidValueError,
-                "worker_id must be a string without control characters, got 'a\\nb'",
+                (
+                    "worker_id must be a string without control, format or separator "
+                    "characters (U+000A is Cc), got 'a\\nb'"
+                ),
             ),
             (
                 lambda: manifest(worker_id="\ud800"),
@@ -275,10 +278,14 @@ class TestImmutability:
         source = {"list": [1, {"inner": [2]}], "nested": {"k": "v"}}
         frozen = manifest(state_snapshot=source).state_snapshot
         source["list"].append(99)  # the caller's dict stays theirs
-        assert isinstance(frozen, immutables.Map)
-        assert frozen["list"] == (1, immutables.Map({"inner": (2,)}))
+        assert isinstance(frozen, FrozenDict)
+        assert isinstance(frozen["list"], FrozenList)
+        assert frozen == {"list": [1, {"inner": [2]}], "nested": {"k": "v"}}
+        assert frozen["list"] == (1, {"inner": [2]})
         with pytest.raises(TypeError):
             frozen["new"] = 1  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            frozen.list = 1  # type: ignore[attr-defined]
 
 
 class TestEquality:

@@ -18,6 +18,7 @@ CORE = {
     "encoding",
     "errors",
     "_validation",
+    "_frozen",
     "_ed25519",
     "invariants",
 }
@@ -27,6 +28,7 @@ FACADE = {
     "worker",
     "observability",
     "contract",
+    "signer",
     "clock",
     "demo",
     "cli",
@@ -97,6 +99,7 @@ def test_the_seed_import_paths_work():
     from replication.controller import Controller, RegistryEntry, ReplicationDenied  # noqa: F401
     from replication.observability import Metric, StructuredLogger  # noqa: F401
     from replication.orchestrator import ContainerRecord, SandboxOrchestrator  # noqa: F401
+    from replication.signer import ManifestSigner  # noqa: F401
     from replication.worker import Worker  # noqa: F401
 
 

@@ -112,6 +112,35 @@ def test_a_signature_changed_by_one_byte_no_longer_verifies(exported, tmp_path):
     assert any("case 0: signature fails" in f for f in check_vectors(copy).failures)
 
 
+# Spec: R-VECTOR-6, R-MIGRATE-1, R-MIGRATE-2.
+def test_the_secret_migration_vectors_are_checked(exported, tmp_path):
+    """A changed seed, public key or signature, or an accepted refused secret, is reported."""
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    path = copy / "secret-migration.json"
+    migration = json.loads(path.read_text())
+    assert [case["secret"] for case in migration["cases"]] == [
+        "test-secret",
+        " spaced secret ",
+        "pässwörd-ü-\U0001f600",
+    ]
+    assert check_vectors(copy).ok
+    migration["cases"][0]["seed"] = "00" * 32
+    migration["cases"][1]["public_key"] = migration["cases"][0]["public_key"]
+    signature = migration["cases"][2]["manifest"]["signature"]
+    migration["cases"][2]["manifest"]["signature"] = signature[:-2] + (
+        "00" if signature[-2:] != "00" else "01"
+    )
+    migration["refused"].append("long enough secret")
+    path.write_text(json.dumps(migration, ensure_ascii=False))
+    failures = check_vectors(copy).failures
+    assert "secret-migration.json case 0: the derived seed differs" in failures
+    assert "secret-migration.json case 1: the derived public key differs" in failures
+    assert "secret-migration.json case 2: the derived key signs differently" in failures
+    assert "secret-migration.json case 2: signature fails under public_key" in failures
+    assert any("refused secret 'long enough secret' accepted" in f for f in failures)
+
+
 # Spec: R-VECTOR-2.
 def test_an_unlisted_or_missing_vector_is_reported(exported, tmp_path):
     copy = tmp_path / "copy"

@@ -10,6 +10,9 @@
   snapshots, edge-case numbers) with their exact signed bytes in hex and their
   signatures, so another implementation can check its canonical encoding byte
   for byte; plus manifests that must *not* verify.
+* ``secret-migration.json``: older HMAC secrets with the Ed25519 seed, public
+  key and manifest signature each derives (HKDF-SHA256, R-MIGRATE-2), and
+  secrets that must be refused (R-MIGRATE-1).
 * ``index.json``: every file with its SHA-256 and the rules (actions and reason
   codes) it exercises, so an implementation can tell which vectors it never
   loaded, and a drift or an edit is caught.
@@ -17,8 +20,8 @@
 
 Everything is deterministic: the same code exports the same bytes.
 ``replication vectors check DIR --impl ...`` verifies the index, the signing
-vectors (against the reference encoding) and replays every scenario against an
-adapter.
+and secret-migration vectors (against the reference encoding and derivation)
+and replays every scenario against an adapter.
 """
 
 from __future__ import annotations
@@ -41,16 +44,24 @@ from replication.conformance.jsonforms import (
     parse_time,
 )
 from replication.conformance.results import compare_observations
-from replication.conformance.scenarios import scenarios, signing_vectors
-from replication.errors import BadSignatureError, ReplicationDenied
-from replication.signing import SigningKey, verify_manifest
+from replication.conformance.scenarios import START, scenarios, signing_vectors
+from replication.errors import BadSignatureError, InvalidInputError, ReplicationDenied
+from replication.model import Manifest, ResourceSpec
+from replication.signer import MIN_SECRET_LENGTH, SECRET_MIGRATION_TAG, signing_key_from_secret
+from replication.signing import SigningKey, VerifyingKey, sign_manifest, verify_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from replication.invariants import Observation
 
-__all__ = ["FORMAT", "VectorCheck", "check_vectors", "export_vectors"]
+__all__ = [
+    "FORMAT",
+    "VectorCheck",
+    "check_vectors",
+    "export_vectors",
+    "secret_migration_vectors",
+]
 
 SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
 
@@ -71,6 +82,8 @@ def export_vectors(directory: Path) -> list[Path]:
         exercises[name] = sorted(recorder.exercises)
     files["signing.json"] = _dump(signing_vectors())
     exercises["signing.json"] = ["signing"]
+    files["secret-migration.json"] = _dump(secret_migration_vectors())
+    exercises["secret-migration.json"] = ["secret_migration"]
     files["schema.json"] = SCHEMA_PATH.read_bytes()
     rules: dict[str, list[str]] = {}
     for name, covered in exercises.items():
@@ -94,6 +107,44 @@ def export_vectors(directory: Path) -> list[Path]:
         path.write_bytes(content)
         written.append(path)
     return written
+
+
+#: The secrets of secret-migration.json: the older tests' own secret, one whose
+#: surrounding spaces are part of it, one whose UTF-8 bytes are not ASCII.
+MIGRATED_SECRETS = ("test-secret", " spaced secret ", "p\u00e4ssw\u00f6rd-\u00fc-\U0001f600")
+#: Secrets the older API refused: empty, whitespace only, too short.
+REFUSED_SECRETS = ("", "   ", "\t\n", "x" * (MIN_SECRET_LENGTH - 1))
+
+
+def secret_migration_vectors() -> dict[str, Any]:
+    """Return the secret-migration vectors: secret -> seed -> public key -> signature."""
+    manifest = Manifest("w1", None, 0, {}, START, ResourceSpec(0.5, 256))
+    cases = []
+    for secret in MIGRATED_SECRETS:
+        key = signing_key_from_secret(secret)
+        cases.append(
+            {
+                "secret": secret,
+                "seed": key.private_key.private_bytes_raw().hex(),
+                "public_key": key.verifying_key.raw.hex(),
+                "key_id": key.verifying_key.key_id,
+                "manifest": manifest_to_json(sign_manifest(manifest, key)),
+            }
+        )
+    return {
+        "format": FORMAT,
+        "description": "Older HMAC secrets and the Ed25519 key each derives: seed = HKDF-SHA256("
+        "ikm = the secret's UTF-8 bytes, no salt, info, 32 bytes), the seed's public key, and "
+        "the signature of one manifest under that key; then secrets that must be refused.",
+        "kdf": {
+            "hash": "SHA-256",
+            "salt_hex": "",
+            "info": SECRET_MIGRATION_TAG.decode("ascii"),
+            "length": 32,
+        },
+        "cases": cases,
+        "refused": list(REFUSED_SECRETS),
+    }
 
 
 @attrs.define
@@ -155,6 +206,38 @@ def _check_signing(directory: Path, result: VectorCheck) -> None:
                 f"signing.json case {number}: signature {'verifies' if valid else 'fails'}, "
                 f"expected {'valid' if case['valid'] else 'invalid'}"
             )
+        result.steps += 1
+
+
+def _check_secret_migration(directory: Path, result: VectorCheck) -> None:
+    data = json.loads((directory / "secret-migration.json").read_text(encoding="utf-8"))
+    if data["kdf"]["info"].encode("ascii") != SECRET_MIGRATION_TAG:
+        result.failures.append("secret-migration.json: kdf info is not the derivation's tag")
+    for number, case in enumerate(data["cases"]):
+        where = f"secret-migration.json case {number}"
+        key = signing_key_from_secret(case["secret"])
+        if key.private_key.private_bytes_raw().hex() != case["seed"]:
+            result.failures.append(f"{where}: the derived seed differs")
+        if (key.verifying_key.raw.hex(), key.verifying_key.key_id) != (
+            case["public_key"],
+            case["key_id"],
+        ):
+            result.failures.append(f"{where}: the derived public key differs")
+        manifest = manifest_from_json(case["manifest"])
+        if sign_manifest(manifest, key).signature != manifest.signature:
+            result.failures.append(f"{where}: the derived key signs differently")
+        try:
+            verify_manifest(manifest, VerifyingKey(bytes.fromhex(case["public_key"])))
+        except BadSignatureError:
+            result.failures.append(f"{where}: signature fails under public_key")
+        result.steps += 1
+    for secret in data["refused"]:
+        try:
+            signing_key_from_secret(secret)
+        except InvalidInputError:
+            pass
+        else:
+            result.failures.append(f"secret-migration.json: refused secret {secret!r} accepted")
         result.steps += 1
 
 
@@ -236,8 +319,9 @@ def check_vectors(
     directory = Path(directory)
     result = VectorCheck()
     scenario_files = _check_index(directory, result)
-    result.files = len(scenario_files) + 1
+    result.files = len(scenario_files) + 2
     _check_signing(directory, result)
+    _check_secret_migration(directory, result)
     if factory is not None:
         for name in scenario_files:
             _replay(directory / name, factory, result)

@@ -1,0 +1,178 @@
+"""Re-entrancy, by property: callbacks that call back into the controller lose nothing.
+
+A stop condition's predicate, the clock and the audit sink of a ``Controller``
+each call back into it at random points (a schedule drawn by Hypothesis), with
+any of its mutating calls: the kill switch, issuing and starting a worker,
+heartbeats, quarantine, deregistration, reaping, a kill through the
+orchestrator. Whatever they do, an engaged kill switch is never disengaged, no
+container runs without a registered worker, and every invariant of the
+catalogue holds after every call (specs/01-transitions.md, R-FACADE-1 to
+R-FACADE-3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
+from replication.conformance.fixtures import KEY
+from replication.conformance.strategies import CLOCK_START
+from replication.errors import ReplicationError
+from replication.invariants import check_state
+from replication.model import ReplicationContract, ResourceSpec
+from replication.observability import StructuredLogger
+
+RESOURCES = ResourceSpec(0.5, 256)
+
+#: What a callback may do when its turn in the schedule comes.
+MOVES = (
+    "nothing", "kill_switch", "start", "heartbeat", "quarantine", "deregister", "reap", "kill",
+    "raise",
+)  # fmt: skip
+
+#: Programs drive a whole facade: a fifth of the profile's examples.
+PROGRAMS = settings(max_examples=max(10, settings.default.max_examples // 5))
+
+
+class Harness:
+    """A controller whose predicate, clock and sink each follow a drawn schedule of moves."""
+
+    def __init__(self, schedules: dict[str, list[tuple[str, int]]]) -> None:
+        self.schedules = {where: iter(moves) for where, moves in schedules.items()}
+        self.depth = 0
+        self.engaged_seen = False
+        #: Workers and containers seen and then gone: in this harness none may come back
+        #: (ids are never reused, and no move relaunches a worker).
+        self.registered: set[str] = set()
+        self.running: set[str] = set()
+        self.gone: set[str] = set()
+        self.stopped: set[str] = set()
+        self.serial = 0
+        self.ticks = ManualClock(CLOCK_START)
+        contract = ReplicationContract(
+            max_depth=2, max_replicas=4, cooldown_seconds=0,
+            stop_conditions=[StopCondition("meddler", "calls back in", self.predicate)],
+        )  # fmt: skip
+        self.orchestrator = SandboxOrchestrator(clock=self.clock)
+        self.controller = Controller(
+            contract, KEY, Sink(self), orchestrator=self.orchestrator, clock=self.clock
+        )
+
+    # -- the callbacks -------------------------------------------------------------------
+
+    def predicate(self, context: Any) -> bool:
+        self.call_back("predicate")
+        return False
+
+    def clock(self) -> Any:
+        self.call_back("clock")
+        return self.ticks()
+
+    def call_back(self, where: str) -> None:
+        """Make the next move of the schedule, unless already two callbacks deep."""
+        if self.depth >= 2:
+            return
+        move, target = next(self.schedules.get(where, iter(())), ("nothing", 0))
+        self.depth += 1
+        try:
+            self.move(move, target)
+        finally:
+            self.depth -= 1
+
+    # -- the moves -----------------------------------------------------------------------
+
+    def move(self, move: str, target: int) -> None:
+        controller = self.controller
+        workers = sorted(controller.registry)
+        worker = workers[target % len(workers)] if workers else "nobody"
+        if move == "raise":
+            raise RuntimeError("a callback failed")
+        calls = {
+            "nothing": lambda: None,
+            "kill_switch": controller.kill_switch,
+            "start": lambda: self.start(None if not workers else worker),
+            "heartbeat": lambda: controller.heartbeat(worker),
+            "quarantine": lambda: controller.quarantine(worker, "suspect"),
+            "deregister": lambda: controller.deregister(worker, "done"),
+            "reap": lambda: controller.reap_stale_workers(timedelta(seconds=5)),
+            "kill": lambda: self.orchestrator.kill_worker(worker, "done"),
+        }
+        with contextlib.suppress(ReplicationError, RuntimeError):
+            calls[move]()
+        self.check()
+
+    def start(self, parent: str | None) -> None:
+        self.serial += 1
+        manifest = self.controller.issue_manifest(
+            parent, None, {}, RESOURCES, worker_id=f"x{self.serial}"
+        )
+        self.controller.start_worker(manifest)
+
+    def check(self) -> None:
+        """Nothing undone: the kill switch, kills and removals stay; every invariant holds."""
+        state = self.controller.state
+        if self.engaged_seen:
+            assert state.controller.kill_switch_engaged, "the kill switch was disengaged"
+        self.engaged_seen = state.controller.kill_switch_engaged
+        registered, running = set(state.registry), set(state.containers)
+        assert not self.gone & registered, f"{sorted(self.gone & registered)} came back"
+        assert not self.stopped & running, f"{sorted(self.stopped & running)} run again"
+        self.gone |= self.registered - registered
+        self.stopped |= self.running - running
+        self.registered, self.running = registered, running
+        assert check_state(state) == []
+
+
+class Sink(StructuredLogger):
+    """An audit sink that takes its turn in the schedule after recording each event."""
+
+    def __init__(self, harness: Harness) -> None:
+        super().__init__()
+        self.harness = harness
+
+    def record(self, event: Any, containers: Any = None) -> None:
+        super().record(event, containers)
+        self.harness.call_back("sink")
+
+
+moves = st.lists(st.tuples(st.sampled_from(MOVES), st.integers(0, 3)), max_size=12)
+schedules = st.fixed_dictionaries({"predicate": moves, "clock": moves, "sink": moves})
+programs = st.lists(
+    st.tuples(st.sampled_from((*MOVES[1:-1], "tick")), st.integers(0, 3)), min_size=1,
+    max_size=12,
+)  # fmt: skip
+
+
+@PROGRAMS
+@given(schedules=schedules, program=programs)
+def test_callbacks_that_call_back_never_lose_the_kill_switch_or_orphan_a_container(
+    schedules, program
+):
+    """Whatever callbacks do, from inside any call, nothing is undone and invariants hold."""
+    harness = Harness(schedules)
+    for move, target in program:
+        if move == "tick":
+            harness.ticks.advance(3)
+            continue
+        with contextlib.suppress(ReplicationError, RuntimeError):
+            harness.move(move, target)
+        harness.check()
+
+
+@pytest.mark.parametrize("where", ["predicate", "clock", "sink"])
+def test_a_kill_switch_engaged_from_any_callback_stays_engaged(where):
+    """The switch, engaged by a callback of a child's start, is there after it."""
+    harness = Harness({})
+    harness.start(None)  # a parent, and no callback has moved yet
+    harness.schedules = {where: iter([("kill_switch", 0)])}
+    with contextlib.suppress(ReplicationError):
+        harness.start("x1")
+    harness.check()
+    assert harness.controller.kill_switch_engaged
+    assert not harness.orchestrator.containers
