@@ -5,11 +5,11 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from replication.errors import ReasonCode
+from replication.errors import BadSignatureError, ReasonCode
 from replication.explore import BOUNDS, DEFAULT, KINDS, Bound, explore
 from replication.explore import search as search_module
-from replication.explore.actions import HOSTILE_KINDS, initial_world
-from replication.explore.crypto import KEY, CachedSigningKey
+from replication.explore.actions import HOSTILE_KINDS, NORMAL, initial_world
+from replication.explore.crypto import KEY, VERIFICATION_CACHED, VERIFYING_KEY, cache_sizes
 from replication.explore.expand import ALLOWED
 from replication.model import Manifest
 from replication.signing import SigningKey, sign_manifest, verify_manifest
@@ -190,28 +190,28 @@ class TestBounds:
 
 
 class TestCachedKey:
+    def test_the_caches_are_in_place_and_used(self, tiny):
+        """R-EXPLORE-6: the explorer's key memoises, and exploring fills both caches."""
+        assert VERIFICATION_CACHED
+        assert KEY.verifying_key is VERIFYING_KEY
+        signatures, verdicts = cache_sizes()
+        assert signatures > 0
+        assert verdicts > 0
+
     def test_cached_signatures_are_the_plain_key_signatures(self):
         """R-EXPLORE-6: the cached key signs exactly what the plain key signs."""
         plain = SigningKey.from_seed(bytes(range(32)))
-        manifest = Manifest("w1", None, 0, {}, initial_world(ONE).now, ONE and _resources())
-        assert isinstance(KEY, CachedSigningKey)
+        manifest = Manifest("w1", None, 0, {}, initial_world(ONE).now, NORMAL)
         assert sign_manifest(manifest, plain).signature == sign_manifest(manifest, KEY).signature
         assert sign_manifest(manifest, KEY).signature == sign_manifest(manifest, KEY).signature
+        assert plain.verifying_key == KEY.verifying_key
 
     def test_cached_verdicts_are_the_plain_verdicts(self):
         """R-EXPLORE-6: a good signature verifies and a tampered manifest fails, cached or not."""
-        manifest = sign_manifest(
-            Manifest("w1", None, 0, {}, initial_world(ONE).now, _resources()), KEY
-        )
+        manifest = sign_manifest(Manifest("w2", None, 0, {}, initial_world(ONE).now, NORMAL), KEY)
         for _ in range(2):
             verify_manifest(manifest, KEY.verifying_key)
         forged = attrs.evolve(manifest, depth=1)
         for _ in range(2):
-            with pytest.raises(Exception, match="does not verify"):
+            with pytest.raises(BadSignatureError, match="does not verify"):
                 verify_manifest(forged, KEY.verifying_key)
-
-
-def _resources():
-    from replication.explore.actions import NORMAL
-
-    return NORMAL

@@ -113,7 +113,7 @@ class TestVectors:
         """R-EXPLORE-9, R-VECTOR-1: every file of the export validates against the schema."""
         written = write_vector(tmp_path, ONE, found["QUARANTINED_HEARTBEAT"].counterexample)
         schema = json.loads((tmp_path / "schema.json").read_text(encoding="utf-8"))
-        assert {"scenarios/counterexample.json", "signing.json", "index.json", "schema.json"} == {
+        assert {"scenarios/counterexample.json", "signing.json", "index.json", "schema.json"} <= {
             path.relative_to(tmp_path).as_posix() for path in written
         }
         for path in written:

@@ -4,86 +4,143 @@ Exploration applies the same few manifests in thousands of states: registering
 the same signed bytes again, checking INV-SIGNATURE on the same registered
 manifests in every state. Ed25519 signing is deterministic (RFC 8032) and
 verification is a pure function of the key, the signed bytes and the
-signature, so both are cached by exactly those: ``(key, bytes)`` for a
-signature, ``(key, bytes, signature)`` for a verdict. A cached answer is the
-answer the uncached call gave for the same inputs, so the cache changes the
-speed of exploration and nothing else (specs/06-exploration.md, R-EXPLORE-6).
+signature, so both are cached by exactly those: the signature by the bytes,
+the verdict by the bytes and the signature, each per key. A cached answer is
+the answer the uncached call gave for the same inputs, so the cache changes
+the speed of exploration and nothing else (specs/06-exploration.md,
+R-EXPLORE-6).
 
-The keys are the core's own classes with one method each overridden; the core
-sees a :class:`~replication.signing.SigningKey` and a
-:class:`~replication.signing.VerifyingKey` and calls them as usual.
+The core accepts its own key classes only, exactly (R-TRUST-2), so the caches
+sit one level down, in the Ed25519 key objects those classes hold: ``cryptography``
+defines ``Ed25519PrivateKey`` and ``Ed25519PublicKey`` as abstract classes
+precisely so that other implementations (hardware keys, say) can stand in.
+The private key is the :class:`~replication.signing.SigningKey`'s field; the
+public key is the :class:`~replication.signing.VerifyingKey`'s derived
+``_public_key``, which this module fills in before anything reads it. Should
+the core stop deriving it that way, :data:`VERIFICATION_CACHED` is false and
+exploration is slower, not wrong.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from replication.errors import BadSignatureError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from replication.signing import SigningKey, VerifyingKey
 
-__all__ = ["KEY", "KEY_SEED", "CachedSigningKey", "CachedVerifyingKey", "cache_sizes"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import serialization
+
+__all__ = ["KEY", "KEY_SEED", "VERIFICATION_CACHED", "VERIFYING_KEY", "cache_sizes"]
 
 #: The explorer's controller key: the public RFC 8032 test seed the kit and the vectors use.
 KEY_SEED: Final = bytes(range(32))
 
-# Module-level, so that forked exploration processes start with what the parent learnt.
-_SIGNATURES: dict[tuple[bytes, bytes], bytes] = {}
-_VERDICTS: dict[tuple[bytes, bytes, bytes], bool] = {}
 
+class _MemoPrivateKey(Ed25519PrivateKey):
+    """An Ed25519 private key that remembers every signature it made."""
 
-class CachedVerifyingKey(VerifyingKey):
-    """A verifying key whose verdicts are memoised by (key, signed bytes, signature)."""
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.signatures: dict[bytes, bytes] = {}
 
-    __slots__ = ()
-
-    def verify(self, signature: bytes, data: bytes) -> None:
-        """Raise :class:`BadSignatureError` unless ``signature`` is valid for ``data``."""
-        cache_key = (self.raw, data, signature)
-        valid = _VERDICTS.get(cache_key)
-        if valid is None:
-            try:
-                super().verify(signature, data)
-                valid = True
-            except BadSignatureError:
-                valid = False
-            _VERDICTS[cache_key] = valid
-        if not valid:
-            raise BadSignatureError("signature does not verify under this key")
-
-
-class CachedSigningKey(SigningKey):
-    """A signing key whose signatures are memoised by (key, signed bytes)."""
-
-    __slots__ = ()
-
-    @property
-    def verifying_key(self) -> CachedVerifyingKey:
-        """The matching public key, as a :class:`CachedVerifyingKey`."""
-        return _VERIFYING_KEYS[id(self)]
-
-    def sign(self, data: bytes) -> bytes:
-        """Return the 64-byte Ed25519 signature of ``data`` (deterministic, so cached)."""
-        cache_key = (self.verifying_key.raw, data)
-        signature = _SIGNATURES.get(cache_key)
+    def sign(self, data: bytes | bytearray | memoryview) -> bytes:
+        data = bytes(data)  # the same object when it is exactly bytes
+        signature = self.signatures.get(data)
         if signature is None:
-            signature = _SIGNATURES[cache_key] = self.private_key.sign(data)
+            signature = self.signatures[data] = self._key.sign(data)
         return signature
 
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
 
-_VERIFYING_KEYS: dict[int, CachedVerifyingKey] = {}
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,  # noqa: A002 - the abstract method's own name
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        return self._key.private_bytes(encoding, format, encryption_algorithm)
+
+    def private_bytes_raw(self) -> bytes:
+        return self._key.private_bytes_raw()
+
+    def __copy__(self) -> _MemoPrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _MemoPrivateKey:
+        return self
 
 
-def _cached_key(seed: bytes) -> CachedSigningKey:
-    plain = SigningKey.from_seed(seed)
-    key = CachedSigningKey(plain.private_key)
-    _VERIFYING_KEYS[id(key)] = CachedVerifyingKey(plain.verifying_key.raw)
-    return key
+class _MemoPublicKey(Ed25519PublicKey):
+    """An Ed25519 public key that remembers the verdict on every (signature, bytes) it checked."""
+
+    def __init__(self, key: Ed25519PublicKey) -> None:
+        self._key = key
+        self.verdicts: dict[tuple[bytes, bytes], bool] = {}
+
+    def verify(
+        self, signature: bytes | bytearray | memoryview, data: bytes | bytearray | memoryview
+    ) -> None:
+        signature, data = bytes(signature), bytes(data)
+        valid = self.verdicts.get((signature, data))
+        if valid is None:
+            try:
+                self._key.verify(signature, data)
+                valid = True
+            except InvalidSignature:
+                valid = False
+            self.verdicts[signature, data] = valid
+        if not valid:
+            raise InvalidSignature
+
+    def public_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PublicFormat,  # noqa: A002 - the abstract method's own name
+    ) -> bytes:
+        return self._key.public_bytes(encoding, format)
+
+    def public_bytes_raw(self) -> bytes:
+        return self._key.public_bytes_raw()
+
+    def __eq__(self, other: object) -> bool:
+        return self._key == (other._key if isinstance(other, _MemoPublicKey) else other)
+
+    def __hash__(self) -> int:
+        return hash(self.public_bytes_raw())
+
+    def __copy__(self) -> _MemoPublicKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _MemoPublicKey:
+        return self
 
 
-#: The explorer's controller key (the same key material as the kit's and the vectors' ``KEY``).
-KEY: Final = _cached_key(KEY_SEED)
+def _keys() -> tuple[SigningKey, VerifyingKey, bool]:
+    private = _MemoPrivateKey(Ed25519PrivateKey.from_private_bytes(KEY_SEED))
+    key = SigningKey(private)
+    verifying = VerifyingKey(private.public_key().public_bytes_raw())
+    try:
+        # Fill in the derived caches before anything reads them; both objects stay
+        # exactly the core's classes.
+        object.__setattr__(verifying, "_public_key", _MemoPublicKey(private.public_key()))
+        object.__setattr__(key, "verifying_key", verifying)
+    except (AttributeError, TypeError):  # pragma: no cover - the core derives them otherwise
+        return key, key.verifying_key, False
+    cached = isinstance(verifying._public_key, _MemoPublicKey)
+    return key, verifying, cached and key.verifying_key is verifying
+
+
+KEY, VERIFYING_KEY, VERIFICATION_CACHED = _keys()
 
 
 def cache_sizes() -> tuple[int, int]:
     """Return how many signatures and verdicts are cached (for the report)."""
-    return len(_SIGNATURES), len(_VERDICTS)
+    private = KEY.private_key
+    public = getattr(VERIFYING_KEY, "_public_key", None)
+    signatures = len(private.signatures) if isinstance(private, _MemoPrivateKey) else 0
+    verdicts = len(public.verdicts) if isinstance(public, _MemoPublicKey) else 0
+    return signatures, verdicts

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication import transitions as core_transitions
 from replication.conformance.jsonforms import FORMAT
-from replication.conformance.scenarios import Recorder, signing_vectors
-from replication.conformance.vectors import SCHEMA_PATH
+from replication.conformance.scenarios import Recorder
+from replication.conformance.vectors import export_vectors
 from replication.explore.actions import (
     ADAPTER_KINDS,
     CORE_TRANSITION,
@@ -330,17 +331,22 @@ def write_vector(
 ) -> list[Path]:
     """Write a vector directory holding the counterexample as its one scenario.
 
-    The directory has what specs/05-vectors.md requires (the scenario, the
-    signing vectors, the schema and an index with every file's SHA-256), so
-    ``replication vectors check DIR --impl ...`` replays it as it is.
+    Besides the scenario, the directory holds every other file a vector
+    directory must (specs/05-vectors.md: the signing vectors, the schema, ...,
+    taken from a fresh export, so that what the format requires is decided in
+    one place) and an index with every file's SHA-256, so ``replication vectors
+    check DIR --impl ...`` replays it as it is.
     """
     scenario = vector_scenario(bound, counterexample, name)
-    files = {
-        f"scenarios/{name}.json": _dump(scenario),
-        "signing.json": _dump(signing_vectors()),
-        "schema.json": SCHEMA_PATH.read_bytes(),
-    }
-    exercises = {f"scenarios/{name}.json": scenario["exercises"], "signing.json": ["signing"]}
+    files = {f"scenarios/{name}.json": _dump(scenario)}
+    exercises = {f"scenarios/{name}.json": sorted(scenario["exercises"])}
+    with tempfile.TemporaryDirectory() as scratch:
+        export_vectors(Path(scratch))
+        exported = json.loads((Path(scratch) / "index.json").read_text(encoding="utf-8"))
+        for file, entry in exported["files"].items():
+            if not file.startswith("scenarios/"):
+                files[file] = (Path(scratch) / file).read_bytes()
+                exercises[file] = entry["exercises"]
     rules: dict[str, list[str]] = {}
     for file, covered in exercises.items():
         for rule in covered:
@@ -348,10 +354,7 @@ def write_vector(
     index = {
         "format": FORMAT,
         "files": {
-            file: {
-                "sha256": hashlib.sha256(content).hexdigest(),
-                "exercises": sorted(exercises.get(file, [])),
-            }
+            file: {"sha256": hashlib.sha256(content).hexdigest(), "exercises": exercises[file]}
             for file, content in sorted(files.items())
         },
         "rules": {rule: sorted(names) for rule, names in sorted(rules.items())},
