@@ -166,7 +166,10 @@ def _foreign(world: World, issued: dict[str, tuple[object, ...]]) -> tuple[objec
         controller.issued_ids,
     )
     known = issued.__contains__
-    if all(all(map(known, table)) for table in tables):
+    for table in tables:
+        if not all(map(known, table)):
+            break
+    else:
         return ()
     ids = sorted({worker_id for table in tables for worker_id in table if worker_id not in issued})
     return tuple((worker_id, *(worker_id in table for table in tables)) for worker_id in ids)

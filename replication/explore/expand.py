@@ -154,15 +154,16 @@ class _Expander:
         # say) are checked once.
         refusals: dict[tuple[object, ...], list[Violation]] = {}
         any_allowed = False
+        bound, core, coverage = self.bound, config.core, result.coverage
+        result.transitions += len(actions)
         for number, action in enumerate(actions):
-            result.transitions += 1
             try:
-                outcome = apply(world, action, self.bound, config.core)
+                outcome = apply(world, action, bound, core)
             except Exception as error:  # noqa: BLE001 - a crash of the explored code is a finding
                 result.findings.append(Finding(index, number, CRASH, f"{action} raised {error!r}"))
                 continue
             verdict = ALLOWED if outcome.allowed else outcome.reason
-            result.coverage[action.kind, verdict] += 1
+            coverage[action.kind, verdict] += 1
             successor = self._successor(index, number, fingerprint, world, outcome)
             if successor is not None and successor != fingerprint:
                 successors.append((number, successor))
@@ -181,7 +182,10 @@ class _Expander:
             result.edges[index] = edges
 
     def _found(self, index: int, number: int | None, violations: list[Violation]) -> None:
-        self.result.findings += [Finding(index, number, v.invariant, v.message) for v in violations]
+        if violations:
+            self.result.findings += [
+                Finding(index, number, v.invariant, v.message) for v in violations
+            ]
 
     def _successor(
         self, index: int, number: int, fingerprint: int, world: World, outcome: Result
