@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -85,9 +86,28 @@ def _figures(result: Any) -> dict[str, Any]:
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of every worker it has waited for, user and system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def measure_bound(bound: Bound, processes: int) -> dict[str, Any]:
-    """Explore ``bound`` on ``processes`` processes; return its figures."""
-    return {"processes": processes, **_figures(explore(bound, processes=processes))}
+    """Explore ``bound`` on ``processes`` processes; return its figures.
+
+    Beside the wall-clock time, the CPU time of the parent and its workers:
+    the states per CPU second hardly depend on what else the machine is doing.
+    """
+    cpu = _cpu_seconds()
+    result = explore(bound, processes=processes)
+    cpu = _cpu_seconds() - cpu
+    return {
+        "processes": processes,
+        **_figures(result),
+        "cpu_seconds": round(cpu, 1),
+        "states_per_cpu_second": round(result.states / cpu) if cpu else None,
+    }
 
 
 def measure_reductions() -> dict[str, Any]:
@@ -173,7 +193,8 @@ def format_report(results: dict[str, Any]) -> str:
         "",
         (
             f"{'run':<10} {'states':>9} {'transitions':>12} {'diameter':>8} {'seconds':>8} "
-            f"{'states/s':>9} {'peak MiB':>9} {'worker MiB':>10}  load after"
+            f"{'states/s':>9} {'CPU s':>7} {'states/CPU s':>12} {'peak MiB':>9} "
+            f"{'worker MiB':>10}  load after"
         ),
     ]
     for name in ("parallel", "serial"):
@@ -182,7 +203,8 @@ def format_report(results: dict[str, Any]) -> str:
         lines.append(
             f"{name + ' x' + str(row['processes']):<10} {row['states']:>9,} "
             f"{row['transitions']:>12,} {row['diameter']:>8} {row['seconds']:>8.1f} "
-            f"{row['states_per_second']:>9,} {row['peak_memory_mib'] or 0:>9} "
+            f"{row['states_per_second']:>9,} {row['cpu_seconds']:>7.1f} "
+            f"{row['states_per_cpu_second']:>12,} {row['peak_memory_mib'] or 0:>9} "
             f"{worker if worker is not None else '-':>10}  {row['load_after']}"
         )
     lines.append(f"speedup (serial / parallel time): {results.get('speedup', 0):.2f}x")

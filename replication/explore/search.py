@@ -129,6 +129,7 @@ class _Search:
         """Make the next frontier from the new successors; return ``False`` if ``room`` ran out."""
         first: dict[int, tuple[int, int]] = {}
         parents = self.parents
+        edges: dict[int, list[Edge]] = {}
         for part in results:
             for index, successors in part.successors.items():
                 for number, fingerprint in successors:
@@ -137,9 +138,10 @@ class _Search:
                     seen = first.get(fingerprint)
                     if seen is None or (index, number) < seen:
                         first[fingerprint] = (index, number)
-            if self.config.record_graph:
-                for index, edges in part.edges.items():
-                    self.graph[self.frontier[index][0]] = edges
+            edges.update(part.edges)
+        # In frontier order, whatever order the parts came back in.
+        for index in sorted(edges):
+            self.graph[self.frontier[index][0]] = edges[index]
         found = sorted(first.items(), key=lambda item: item[1])
         fits = room is None or len(found) <= room
         if not fits:
