@@ -105,7 +105,7 @@ def measure_bound(bound: Bound, processes: int) -> dict[str, Any]:
     return {
         "processes": processes,
         **_figures(result),
-        "cpu_seconds": round(cpu, 1),
+        "cpu_seconds": round(cpu, 2),
         "states_per_cpu_second": round(result.states / cpu) if cpu else None,
     }
 
@@ -185,6 +185,10 @@ def evaluate(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [("PASS" if ok else "MISS", name, measured) for ok, name, measured in targets]
 
 
+def _thousands(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def format_report(results: dict[str, Any]) -> str:
     """Return the results as text: figures, reductions, tours, targets."""
     lines = [
@@ -204,7 +208,7 @@ def format_report(results: dict[str, Any]) -> str:
             f"{name + ' x' + str(row['processes']):<10} {row['states']:>9,} "
             f"{row['transitions']:>12,} {row['diameter']:>8} {row['seconds']:>8.1f} "
             f"{row['states_per_second']:>9,} {row['cpu_seconds']:>7.1f} "
-            f"{row['states_per_cpu_second']:>12,} {row['peak_memory_mib'] or 0:>9} "
+            f"{_thousands(row['states_per_cpu_second']):>12} {row['peak_memory_mib'] or 0:>9} "
             f"{worker if worker is not None else '-':>10}  {row['load_after']}"
         )
     lines.append(f"speedup (serial / parallel time): {results.get('speedup', 0):.2f}x")
