@@ -143,7 +143,9 @@ class Driver:
         before, self.observed = self.observed, observed
         timeout = self.bound.timeout if action.kind == "reap" else None
         step = Step(name, world.now, allowed, reason or "", action.subject, None, timeout)
-        assert before is not None  # noqa: S101 - start() observed it
+        if before is None:  # pragma: no cover - start() observes the fresh system
+            message = "step() before start()"
+            raise TourError(message)
         violations = check_step(before, step, observed, self.policy)
         violations += check_observation(observed, Policy(self.bound.contract))
         if violations:

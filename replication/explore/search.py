@@ -63,7 +63,9 @@ _LEVEL: tuple[Config, list[tuple[int, World]], list[list[int]], float | None] | 
 
 def _expand_part(part: int) -> ChunkResult:
     """Expand one part of the level the parent set before forking (runs in a worker)."""
-    assert _LEVEL is not None  # noqa: S101 - set by the parent before the fork
+    if _LEVEL is None:  # pragma: no cover - the parent sets it before it forks
+        message = "a worker started without its level"
+        raise RuntimeError(message)
     config, frontier, parts, deadline = _LEVEL
     return expand_chunk(config, frontier, parts[part], deadline)
 
