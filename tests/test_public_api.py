@@ -19,6 +19,7 @@ CORE = {
     "errors",
     "_validation",
     "_frozen",
+    "rules",
     "_ed25519",
     "invariants",
 }
@@ -38,12 +39,15 @@ FACADE = {
 def test_the_top_level_exports_are_exactly_these():
     assert sorted(replication.__all__) == sorted(
         [
+            "AuditError",
             "BadSignatureError",
             "ContainerRecord",
             "Controller",
             "ControllerState",
             "Effect",
             "Event",
+            "FrozenDict",
+            "FrozenList",
             "ImmutableError",
             "InvalidInputError",
             "InvalidKeyError",
@@ -57,6 +61,7 @@ def test_the_top_level_exports_are_exactly_these():
             "OrchestratorState",
             "Outcome",
             "ReasonCode",
+            "ReentrancyError",
             "RegistryEntry",
             "ReplicationContext",
             "ReplicationContract",
@@ -124,7 +129,21 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", sorted(CORE))
 def test_the_core_never_imports_the_facade(module):
-    assert imported_modules(PACKAGE / f"{module}.py") & (FACADE | {"conformance"}) == set()
+    assert (
+        imported_modules(PACKAGE / f"{module}.py") & (FACADE | {"conformance", "processes"})
+        == set()
+    )
+
+
+def test_only_the_command_line_imports_the_process_backend():
+    """The process backend is a room of its own: the CLI opens its door, nothing else does."""
+    importers = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "processes" not in path.relative_to(PACKAGE).parts
+        and "processes" in imported_modules(path)
+    )
+    assert importers == ["cli.py"]
 
 
 def test_the_layer_lists_cover_every_module():
