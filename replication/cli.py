@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "the index and the signing vectors)")  # fmt: skip
     _add_debug(check)
     check.set_defaults(run=_vectors_check)
+
+    from replication.explore.cli import add_explore_command  # noqa: PLC0415
+
+    add_explore_command(commands)
     return parser
 
 

@@ -33,6 +33,7 @@ ORDER = (
     "03-manifest-format.md",
     "04-conformance.md",
     "05-vectors.md",
+    "06-exploration.md",
     "08-process-backend.md",
 )
 

@@ -1,0 +1,217 @@
+"""The text and JSON forms of an exploration and of a transition tour.
+
+The report lists every check with what was established (``pass`` only when
+the search was exhaustive; otherwise how deep it held), the figures, the
+coverage, the counterexample as a runnable program, and ends with one verdict
+line: the verdict, states, transitions, coverage and time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from replication import __version__
+from replication.explore.actions import HOSTILE_KINDS
+from replication.explore.expand import ALLOWED, CRASH, DEADLOCK, HOSTILE
+from replication.invariants import INVARIANTS
+
+if TYPE_CHECKING:
+    from replication.explore.results import Exploration
+    from replication.explore.tour import Tour
+
+__all__ = ["exploration_json", "render_exploration", "render_tour", "verdict_line"]
+
+#: What the explorer's own checks state.
+EXPLORER_CHECKS = {
+    DEADLOCK: "the kill switch is allowed in every state until it is engaged, and some "
+    "transition is allowed in every state",
+    HOSTILE: "every hostile move (replayed, tampered, forged, future-dated manifests; unknown "
+    "parents, reused ids, claimed depths, substituted manifests) is refused",
+    CRASH: "no transition raises anything but a denial",
+}
+
+
+def _mebibytes(size: int | None) -> str:
+    return "not measured" if size is None else f"{size / 2**20:,.0f} MiB"
+
+
+def verdict_line(exploration: Exploration) -> str:
+    """Return the last line of the report: verdict, states, transitions, coverage, time."""
+    reached = len(exploration.expected_codes & exploration.reached_codes)
+    honest = [kind for kind in exploration.kinds if kind not in HOSTILE_KINDS]
+    allowed = len(honest) - len(exploration.never_allowed)
+    detail = ""
+    if exploration.counterexample is not None:
+        counterexample = exploration.counterexample
+        detail = f" ({counterexample.check} after {len(counterexample.actions)} steps)"
+    elif exploration.stopped is not None:
+        detail = f" (stopped by {exploration.stopped})"
+    elif exploration.missing_codes:
+        detail = f" (reason codes never reached: {', '.join(exploration.missing_codes)})"
+    return (
+        f"{exploration.verdict}{detail}: {exploration.states:,} states, "
+        f"{exploration.transitions:,} transitions, diameter {exploration.diameter}, "
+        f"coverage {reached}/{len(exploration.expected_codes)} reason codes and "
+        f"{allowed}/{len(honest)} actions, {exploration.seconds:.1f} s"
+    )
+
+
+def _status(exploration: Exploration, check: str) -> str:
+    if check in exploration.violated:
+        return "FAIL"
+    if exploration.complete:
+        return "pass"
+    return f"held to depth {exploration.diameter}"
+
+
+def render_exploration(exploration: Exploration, program: str | None = None) -> str:
+    """Return the report of an exploration; ``program`` is its counterexample as a program."""
+    bound = exploration.bound
+    reductions = ", ".join(
+        f"{name} {'on' if on else 'off'}"
+        for name, on in (
+            ("time abstraction", exploration.time_abstraction),
+            ("symmetry", exploration.symmetry),
+        )
+    )
+    lines = [
+        f"replication explore {__version__}",
+        f"  bound: {bound.describe()}",
+        f"  reductions: {reductions}; {exploration.processes} process"
+        + ("es" if exploration.processes > 1 else ""),
+        (
+            f"  {exploration.states:,} distinct states, {exploration.transitions:,} transitions, "
+            f"diameter {exploration.diameter}, {exploration.seconds:.1f} s "
+            f"({exploration.states_per_second:,.0f} states/s)"
+        ),
+        f"  peak memory {_mebibytes(exploration.peak_memory)}"
+        + (
+            f", largest worker {_mebibytes(exploration.peak_worker_memory)}"
+            if exploration.processes > 1
+            else ""
+        ),
+        f"  states per depth: {', '.join(f'{n:,}' for n in exploration.levels)}",
+        (
+            "  probability that two distinct states shared a fingerprint (TLC's optimistic "
+            f"estimate): {exploration.collision_probability:.1e}"
+        ),
+        "",
+        "checks (every state and every transition):",
+    ]
+    lines += [f"  [{_status(exploration, inv.id)}] {inv.id}: {inv.statement}" for inv in INVARIANTS]
+    lines += [
+        f"  [{_status(exploration, check)}] {check}: {statement}"
+        for check, statement in EXPLORER_CHECKS.items()
+    ]
+    reached = exploration.reached_codes
+    lines += [
+        "",
+        "coverage:",
+        (
+            f"  reason codes reached: {len(exploration.expected_codes & reached)} of the "
+            f"{len(exploration.expected_codes)} the bound allows"
+        ),
+    ]
+    lines += [f"  [never reached] {code}" for code in exploration.missing_codes]
+    lines += [f"  [never allowed] {kind}" for kind in exploration.never_allowed]
+    lines.append("  actions (allowed / refused):")
+    for kind in exploration.kinds:
+        allowed = exploration.coverage.get((kind, ALLOWED), 0)
+        refused = sum(n for (k, v), n in exploration.coverage.items() if k == kind and v != ALLOWED)
+        lines.append(f"    {kind:<24} {allowed:>12,} / {refused:,}")
+    counterexample = exploration.counterexample
+    if counterexample is not None:
+        lines += [
+            "",
+            (
+                f"COUNTEREXAMPLE ({counterexample.check}, {len(counterexample.actions)} steps, "
+                "a shortest trace):"
+            ),
+            f"  {counterexample.message}",
+        ]
+        if counterexample.others:
+            lines.append(f"  the same trace also fails: {', '.join(counterexample.others)}")
+        lines += [f"  {n + 1}. {action}" for n, action in enumerate(counterexample.actions)]
+        if program is not None:
+            lines += ["", "reproduce with this program:", "", program]
+    lines += ["", verdict_line(exploration)]
+    return "\n".join(lines)
+
+
+def exploration_json(exploration: Exploration) -> dict[str, Any]:
+    """Return the figures, coverage and verdict as JSON-compatible data."""
+    counterexample = exploration.counterexample
+    return {
+        "version": __version__,
+        "bound": exploration.bound.describe(),
+        "time_abstraction": exploration.time_abstraction,
+        "symmetry": exploration.symmetry,
+        "processes": exploration.processes,
+        "states": exploration.states,
+        "transitions": exploration.transitions,
+        "diameter": exploration.diameter,
+        "levels": list(exploration.levels),
+        "seconds": exploration.seconds,
+        "states_per_second": exploration.states_per_second,
+        "peak_memory": exploration.peak_memory,
+        "peak_worker_memory": exploration.peak_worker_memory,
+        "collision_probability": exploration.collision_probability,
+        "coverage": [
+            {"action": kind, "verdict": verdict, "count": count}
+            for (kind, verdict), count in sorted(exploration.coverage.items())
+        ],
+        "witnesses": exploration.witnesses,
+        "missing_codes": list(exploration.missing_codes),
+        "never_allowed": list(exploration.never_allowed),
+        "stopped": exploration.stopped,
+        "counterexample": None
+        if counterexample is None
+        else {
+            "check": counterexample.check,
+            "message": counterexample.message,
+            "others": list(counterexample.others),
+            "actions": [str(action) for action in counterexample.actions],
+        },
+        "verdict": exploration.verdict,
+    }
+
+
+def render_tour(tour: Tour) -> str:
+    """Return the report of a transition tour, ending with its verdict line."""
+    exploration = tour.exploration
+    lines = [
+        f"replication explore {__version__}: transition tour of {tour.target}",
+        f"  bound: {exploration.bound.describe()}",
+        (
+            f"  reference graph: {exploration.states:,} states, {tour.edges:,} edges "
+            f"(explored in {exploration.seconds:.1f} s)"
+        ),
+        (
+            f"  tour: {tour.covered:,} of {tour.edges:,} edges taken in {tour.paths:,} paths, "
+            f"{tour.steps:,} implementation steps, {tour.seconds:.1f} s"
+        ),
+    ]
+    divergence = tour.divergence
+    if divergence is not None:
+        lines += [
+            "",
+            f"FIRST DIVERGENCE (after {divergence.steps:,} steps, path {divergence.path}):",
+            divergence.failure.render(),
+            "the path from the initial state:",
+        ]
+        lines += [f"  {n + 1}. {action}" for n, action in enumerate(divergence.actions)]
+    if divergence is None:
+        detail = f"{tour.covered:,} of {tour.edges:,} edges"
+    else:
+        detail = (
+            f"{divergence.failure.kind} divergence at {divergence.failure.action} after "
+            f"{divergence.steps:,} steps"
+        )
+    lines += [
+        "",
+        (
+            f"{tour.verdict}: {detail}, {tour.paths:,} paths, {tour.steps:,} steps, "
+            f"{exploration.seconds + tour.seconds:.1f} s"
+        ),
+    ]
+    return "\n".join(lines)

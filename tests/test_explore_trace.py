@@ -1,0 +1,148 @@
+"""Counterexamples replay: as steps, as a runnable program, and as a test vector."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from replication.conformance.adapter import ReferenceImplementation
+from replication.conformance.vectors import check_vectors
+from replication.explore import Bound, Counterexample, explore, program, replay, write_vector
+from replication.explore.actions import Action
+from replication.explore.trace import ExportError, vector_scenario
+from tests.broken_transitions import IGNORES_COOLDOWN, KILL_SWITCH_SURVIVOR, QUARANTINED_HEARTBEAT
+
+ROOT = Path(__file__).resolve().parent.parent
+ONE = Bound(
+    max_depth=0, max_replicas=1, cooldown=1, heartbeat_timeout=1, expiration=None, max_issued=1
+)
+#: A parent with two children in flight: the cooldown at registration is reachable.
+FAMILY = Bound(
+    max_depth=1, max_replicas=3, cooldown=2, heartbeat_timeout=0, expiration=None, max_issued=3
+)
+BROKEN = {
+    "KILL_SWITCH_SURVIVOR": (KILL_SWITCH_SURVIVOR, ONE, "INV-KILL-SWITCH"),
+    "QUARANTINED_HEARTBEAT": (QUARANTINED_HEARTBEAT, ONE, "INV-QUARANTINE"),
+    "IGNORES_COOLDOWN": (IGNORES_COOLDOWN, FAMILY, "INV-COOLDOWN"),
+}
+
+
+@pytest.fixture(scope="module")
+def found():
+    return {
+        name: explore(bound, transitions=transitions)
+        for name, (transitions, bound, _) in BROKEN.items()
+    }
+
+
+def run_program(source: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "counterexample.py"
+    path.write_text(source, encoding="utf-8")
+    return subprocess.run(  # noqa: S603 - our own interpreter on a file we just wrote
+        [sys.executable, str(path)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
+class BrokenHeartbeat(ReferenceImplementation):
+    """The reference adapter over the broken copy whose heartbeat ignores quarantine."""
+
+    def heartbeat(self, worker_id):
+        self._apply(QUARANTINED_HEARTBEAT.heartbeat, worker_id)
+
+
+class TestCounterexamples:
+    @pytest.mark.parametrize("name", sorted(BROKEN))
+    def test_each_broken_copy_is_caught_with_its_invariant(self, found, name):
+        """R-EXPLORE-7, R-EXPLORE-8: the broken rule is reported under the invariant it breaks."""
+        check = BROKEN[name][2]
+        assert found[name].verdict == "FAIL"
+        assert check == found[name].counterexample.check
+
+    def test_the_traces_are_the_shortest(self, found):
+        """R-EXPLORE-8: the least number of steps that reach each violation."""
+        lengths = {name: len(found[name].counterexample.actions) for name in BROKEN}
+        assert (lengths) == {
+            "KILL_SWITCH_SURVIVOR": 4,
+            "QUARANTINED_HEARTBEAT": 4,
+            "IGNORES_COOLDOWN": 6,
+        }
+
+    @pytest.mark.parametrize("name", sorted(BROKEN))
+    def test_a_trace_replays_to_the_same_violation(self, found, name):
+        """R-EXPLORE-9: replaying the actions reproduces the step that breaks the invariant."""
+        transitions, bound, _ = BROKEN[name]
+        counterexample = found[name].counterexample
+        steps = replay(bound, counterexample.actions, transitions)
+        assert list(counterexample.actions) == [step.action for step in steps]
+        assert all(step.result.allowed for step in steps[:-1])
+        honest = replay(bound, counterexample.actions[:-1])
+        assert [s.result.reason for s in honest] == [s.result.reason for s in steps[:-1]]
+
+
+class TestPrograms:
+    def test_the_program_runs_on_its_own(self, found, tmp_path):
+        """R-EXPLORE-9: the printed program is a script that python runs to show the violation."""
+        name = "KILL_SWITCH_SURVIVOR"
+        source = program(ONE, found[name].counterexample, f"tests.broken_transitions:{name}")
+        result = run_program(source, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "INV-KILL-SWITCH: kill switch engaged but containers ['w1'] run" in result.stdout
+
+    @pytest.mark.parametrize("name", sorted(BROKEN))
+    def test_the_program_reproduces_the_violation(self, found, name, capsys):
+        """R-EXPLORE-9: each program, run against the public API, shows its violation."""
+        _, bound, check = BROKEN[name]
+        source = program(bound, found[name].counterexample, f"tests.broken_transitions:{name}")
+        exec(compile(source, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+        assert f"{check}:" in capsys.readouterr().out
+
+    def test_the_program_fails_against_the_correct_core(self, found):
+        """R-EXPLORE-9: the same program run on the core asserts, so it proves something."""
+        source = program(ONE, found["KILL_SWITCH_SURVIVOR"].counterexample)
+        with pytest.raises(AssertionError, match="INV-KILL-SWITCH was expected to fail"):
+            exec(compile(source, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+
+
+class TestVectors:
+    def test_a_counterexample_becomes_a_vector_directory_that_validates(self, found, tmp_path):
+        """R-EXPLORE-9, R-VECTOR-1: every file of the export validates against the schema."""
+        written = write_vector(tmp_path, ONE, found["QUARANTINED_HEARTBEAT"].counterexample)
+        schema = json.loads((tmp_path / "schema.json").read_text(encoding="utf-8"))
+        assert {"scenarios/counterexample.json", "signing.json", "index.json", "schema.json"} <= {
+            path.relative_to(tmp_path).as_posix() for path in written
+        }
+        for path in written:
+            if path.name != "schema.json":
+                jsonschema.validate(json.loads(path.read_text(encoding="utf-8")), schema)
+
+    def test_the_reference_passes_the_vector_and_the_broken_copy_fails_it(self, found, tmp_path):
+        """R-EXPLORE-9, R-VECTOR-3: the expectations are the reference core's."""
+        write_vector(tmp_path, ONE, found["QUARANTINED_HEARTBEAT"].counterexample)
+        assert check_vectors(tmp_path, ReferenceImplementation).ok
+        broken = check_vectors(tmp_path, BrokenHeartbeat)
+        assert not broken.ok
+        assert (
+            "step 3 (heartbeat): expected denied (quarantined), got allowed" in (broken.failures[0])
+        )
+
+    def test_deregister_and_expire_become_vector_steps_the_reference_passes(self, tmp_path):
+        """R-EXPLORE-9: the vector format has deregister and expire; the reference replays them."""
+        actions = (Action("issue"), Action("register", "w1"), Action("deregister", "w1"),
+                   Action("expire"))  # fmt: skip
+        scenario = vector_scenario(ONE, Counterexample("INV-AUDIT", "made up", actions, False))
+        assert [step["action"] for step in scenario["steps"]][-2:] == ["deregister", "expire"]
+        write_vector(tmp_path, ONE, Counterexample("INV-AUDIT", "made up", actions, False))
+        assert check_vectors(tmp_path, ReferenceImplementation).ok
+
+    def test_actions_vectors_cannot_express_are_refused(self):
+        """R-EXPLORE-9: enforce and claimed depths have no vector form."""
+        counterexample = Counterexample(
+            "INV-AUDIT", "made up", (Action("issue"), Action("enforce", "w1")), False
+        )
+        with pytest.raises(ExportError, match="enforce"):
+            vector_scenario(ONE, counterexample)
