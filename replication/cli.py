@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replay the scenarios against this adapter (default: only verify "
                        "the index and the signing vectors)")  # fmt: skip
     check.set_defaults(run=_vectors_check)
+
+    from replication.journal.cli import add_journal_commands  # noqa: PLC0415
+
+    add_journal_commands(commands)
     return parser
 
 

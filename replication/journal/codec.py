@@ -240,10 +240,23 @@ def event_to_json(event: Any) -> dict[str, Any]:
 
 
 def normative(event: object) -> object:
-    """Return an event's JSON form without its ``detail``, which is for humans only (R-AUDIT-1)."""
-    if type(event) is dict:
-        return {key: value for key, value in event.items() if key != "detail"}
-    return event
+    """Return what of an event's JSON form is compared: all but ``detail``, effects in order.
+
+    ``detail`` is for humans only (R-AUDIT-1). The order of effects among
+    workers is not normative (R-AUDIT-3 orders only one worker's kill before its
+    deregistration), and the model's follows the iteration order of its maps,
+    which changes with Python's per-process string hashing: the effects are
+    compared sorted.
+    """
+    if type(event) is not dict:
+        return event
+    compared = {key: value for key, value in event.items() if key != "detail"}
+    effects = compared.get("effects")
+    if type(effects) is list and all(
+        type(effect) is list and all(type(part) is str for part in effect) for effect in effects
+    ):
+        compared["effects"] = sorted(effects)
+    return compared
 
 
 # -- action arguments -------------------------------------------------------------------

@@ -196,7 +196,12 @@ class Store:
     # -- rows and checkpoints ---------------------------------------------------------------
 
     def rows_after(self, sequence: int) -> Iterator[Row]:
-        """Yield the rows after ``sequence``, in order, as they are read."""
+        """Yield the rows after ``sequence``, in order, as they are read.
+
+        A row the database cannot give back (a damaged or truncated file) is
+        named: it is the one after the last row read.
+        """
+        last = sequence
         try:
             cursor = self._connection.execute(
                 "SELECT sequence, body, hash FROM journal_rows WHERE sequence > ? "
@@ -205,8 +210,14 @@ class Store:
             )
             for stored, body, digest in cursor:
                 yield Row(stored, body, digest)
+                last = stored
         except sqlite3.Error as error:
-            self._fail(f"read the rows after {sequence}", error)
+            name = getattr(error, "sqlite_errorname", "")
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ")):
+                raise JournalCorruptError(
+                    self.path, last + 1, f"cannot be read ({name}: {error})"
+                ) from error
+            self._fail(f"read the rows after {last}", error)
 
     def checkpoints_after(self, sequence: int) -> list[Checkpoint]:
         """Return the checkpoints after ``sequence``, in order."""
