@@ -12,7 +12,9 @@ import contextlib
 import multiprocessing
 import os
 import random
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from replication import Controller, ManualClock, SandboxOrchestrator
@@ -45,10 +47,8 @@ def scratch_directory(fallback: str) -> str:
     For the tests that commit thousands of rows to check what happens between
     processes; durability across power loss is not what they test.
     """
-    shm = "/dev/shm"  # noqa: S108 - a fresh subdirectory is made inside it
-    if os.path.isdir(shm) and os.access(shm, os.W_OK):
-        import tempfile
-
+    shm = Path("/dev/shm")  # noqa: S108 - a fresh subdirectory is made inside it
+    if shm.is_dir() and os.access(shm, os.W_OK):
         return tempfile.mkdtemp(dir=shm, prefix="journal-test-")
     return fallback
 
@@ -122,7 +122,11 @@ def crash_controller(path: str | None) -> tuple[Controller, SandboxOrchestrator,
 
 
 def run_step(
-    controller: Controller, orchestrator: SandboxOrchestrator, clock: ManualClock, move: str, args: Any
+    controller: Controller,
+    orchestrator: SandboxOrchestrator,
+    clock: ManualClock,
+    move: str,
+    args: Any,
 ) -> None:
     """One call of the crash program (one journal row, except ``tick``)."""
     index, pick = args

@@ -1,4 +1,4 @@
-"""Real processes on one journal: racing for the quota, stopped by one kill switch, killed mid-write.
+"""Real processes on one journal: racing for the quota, stopped by one switch, killed mid-write.
 
 Every child is a real process (from a fork server, so it starts fast) with its
 own SQLite connection; nothing is shared but the file. Every wait is bounded.
@@ -147,7 +147,8 @@ class TestCrashInjection:
         receive, send = context.Pipe(duplex=False)
         writer = context.Process(target=support.crash_writer, args=(path, seed, length, send))
         writer.start()
-        assert receive.poll(PATIENCE) and receive.recv() == "ready"
+        assert receive.poll(PATIENCE)
+        assert receive.recv() == "ready"
         acknowledged = []
         while len(acknowledged) <= target:
             assert receive.poll(PATIENCE), "the writer stopped acknowledging"

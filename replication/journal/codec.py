@@ -265,7 +265,11 @@ def normative(event: object) -> object:
 def _seconds_to_json(field: str, value: object) -> float:
     delta = v.check_timedelta(field, value)
     seconds = delta.total_seconds()
-    if timedelta(seconds=seconds) != delta:
+    try:
+        exact = timedelta(seconds=seconds) == delta
+    except OverflowError:  # rounded up past timedelta.max
+        exact = False
+    if not exact:
         raise InvalidValueError(
             field, "a duration a journal records exactly (at most 2**53 - 1 microseconds)", delta
         )

@@ -79,14 +79,15 @@ class JournalCorruptError(JournalError):
 
 
 class JournalMismatchError(JournalError, ValueError):
-    """The journal was written under another contract, key or format; ``field`` says which."""
+    """The journal was written under another contract, key or format; ``field`` says which.
+
+    Also raised when a reader cannot evaluate a stop condition the journal's
+    contract names (``field`` is ``stop_conditions``): give it the contract.
+    """
 
     def __init__(self, path: str, field: str, expected: object, found: object) -> None:
         self.path = path
         self.field = field
         self.expected = expected
         self.found = found
-        super().__init__(
-            f"journal {path} was written with another {field}: expected {expected!r}, "
-            f"found {found!r}"
-        )
+        super().__init__(f"journal {path}: {field} must be {expected!r}, found {found!r}")

@@ -169,7 +169,9 @@ class Journal:
         return self._replay.interval
 
     def close(self) -> None:
-        """Close the database; a controller on a closed journal refuses to act."""
+        """Close the database (once is enough); a controller on a closed journal refuses to act."""
+        if self._closed:
+            return
         self._closed = True
         if self._store is not None:
             self._store.close()
@@ -204,12 +206,21 @@ class Journal:
         """Open (or create) the journal for a controller whose fresh state is ``state``.
 
         Checks the header against the controller, replays every row and
-        checkpoint, and returns the state they give.
+        checkpoint, and returns the state they give. A file SQLite calls
+        malformed is read again as far as it goes, to name the first row lost.
         """
         if self._store is not None or self._closed:
             raise InvalidValueError(
                 "journal", "a Journal not attached to another controller", self.path
             )
+        try:
+            return self._open(state, signing_key)
+        except JournalCorruptError as error:
+            if error.sequence == 0 and "SQLITE_CORRUPT" in error.problem:
+                self._name_the_damage()
+            raise
+
+    def _open(self, state: State, signing_key: SigningKey) -> State:
         store = Store(self.path, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
@@ -231,6 +242,12 @@ class Journal:
             store.close()
             raise
         return state if caught_up is None else caught_up
+
+    def _name_the_damage(self) -> None:
+        """Read a file SQLite calls malformed as far as it goes, to name the first row lost."""
+        from replication.journal.verify import verify_journal  # noqa: PLC0415 - it imports us
+
+        verify_journal(self.path)
 
     def _load_or_create(
         self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
@@ -291,12 +308,10 @@ class Journal:
     def _read_after(self, state: State) -> State | None:
         store = self._open_store()
         head = self._head
-        checkpoints = {
-            checkpoint.sequence: checkpoint for checkpoint in store.checkpoints_after(head.sequence)
-        }
+        checkpoints = store.checkpoints_after(head.sequence)
         for row in store.rows_after(head.sequence):
             state, head = self._replay.apply(state, head, row)
-            self._replay.check_checkpoint(state, head, checkpoints.pop(head.sequence, None))
+            self._replay.check_checkpoint(state, head, checkpoints.get(head.sequence))
         self._replay.check_no_checkpoint_beyond(head, checkpoints)
         if head == self._head:
             return None

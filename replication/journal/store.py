@@ -29,7 +29,8 @@ import pathlib
 import random
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, NoReturn
 
 from replication.journal.errors import (
     JournalCorruptError,
@@ -38,9 +39,6 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Checkpoint", "Row", "Store"]
 
@@ -87,11 +85,20 @@ class Store:
     """One connection to a journal's database, used under its owner's lock.
 
     ``lock_timeout`` bounds the wait for the write lock, in seconds.
+    ``read_only`` opens the file for reading only, never creating it;
+    ``salvage`` (read-only) reads a file SQLite calls malformed as far as it can
+    be read: a truncated file's header still counts the pages it lost, and
+    SQLite refuses every read of it unless ``writable_schema`` is on. Rows are
+    then read one by one, and the first one missing is named.
     """
 
-    def __init__(self, path: str, *, lock_timeout: float, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str, *, lock_timeout: float, read_only: bool = False, salvage: bool = False
+    ) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+        self.salvage = salvage
+        read_only = read_only or salvage
         try:
             self._connection = sqlite3.connect(
                 f"{pathlib.Path(path).absolute().as_uri()}?mode=ro" if read_only else path,
@@ -102,6 +109,8 @@ class Store:
             )
         except sqlite3.Error as error:
             self._fail("open the database", error)
+        if salvage:
+            self._run("open the database", "PRAGMA writable_schema = ON")
         if not read_only:
             self._run("open the database", "PRAGMA journal_mode = WAL")
             self._run("open the database", "PRAGMA synchronous = FULL")
@@ -192,6 +201,10 @@ class Store:
                 self.path, "format", "a replication journal", f"a database with tables {tables}"
             )
         meta = dict(self._run("read the header", "SELECT key, value FROM journal_meta"))
+        if self.salvage and set(meta) != {"header", "schema_version"}:
+            raise JournalCorruptError(
+                self.path, 0, "is not in what remains of the file (damaged or truncated)"
+            )
         version = meta.get("schema_version")
         if version != str(SCHEMA_VERSION):
             raise JournalMismatchError(self.path, "schema_version", str(SCHEMA_VERSION), version)
@@ -218,6 +231,9 @@ class Store:
         A row the database cannot give back (a damaged or truncated file) is
         named: it is the one after the last row read.
         """
+        if self.salvage:
+            yield from self._salvage_rows_after(sequence)
+            return
         last = sequence
         try:
             cursor = self._connection.execute(
@@ -230,23 +246,71 @@ class Store:
                 last = stored
         except sqlite3.Error as error:
             name = getattr(error, "sqlite_errorname", "")
-            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ")):
+            if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
                 raise JournalCorruptError(
                     self.path, last + 1, f"cannot be read ({name}: {error})"
                 ) from error
             self._fail(f"read the rows after {last}", error)
 
-    def checkpoints_after(self, sequence: int) -> list[Checkpoint]:
-        """Return the checkpoints after ``sequence``, in order."""
-        return [
-            Checkpoint(*stored)
-            for stored in self._run(
-                "read the checkpoints",
-                "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence > ? "
-                "ORDER BY sequence",
+    def _salvage_rows_after(self, sequence: int) -> Iterator[Row]:
+        """Read a damaged file's rows one by one; the first that is not there is named."""
+        try:
+            ((last,),) = self._run(
+                "read the rows", "SELECT coalesce(max(sequence), 0) FROM journal_rows"
+            )
+        except JournalCorruptError:
+            last = None  # the index's last page is lost too
+        while True:
+            sequence += 1
+            found = self._run(
+                f"read row {sequence}",
+                "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
                 (sequence,),
             )
-        ]
+            if not found:
+                break
+            yield Row(*found[0])
+        ending = (
+            f" (the index still lists rows up to {last})"
+            if last is not None and sequence <= last
+            else ""
+        )
+        raise JournalCorruptError(
+            self.path,
+            sequence,
+            "is missing: SQLite calls the file malformed (damaged or truncated), and this row "
+            f"is not in what remains of it{ending}",
+        )
+
+    def checkpoints_after(self, sequence: int) -> Mapping[int, Checkpoint]:
+        """Return the checkpoints after ``sequence`` by the row they cover.
+
+        In salvage mode the table cannot be scanned: each checkpoint is looked
+        up when asked for, and none beyond the rows can be listed.
+        """
+        if self.salvage:
+            return _LookedUp(self)
+        return {
+            checkpoint.sequence: checkpoint
+            for checkpoint in [
+                Checkpoint(*stored)
+                for stored in self._run(
+                    "read the checkpoints",
+                    "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence > ? "
+                    "ORDER BY sequence",
+                    (sequence,),
+                )
+            ]
+        }
+
+    def checkpoint_at(self, sequence: int) -> Checkpoint | None:
+        """Return the checkpoint of row ``sequence``, if there is one."""
+        found = self._run(
+            f"read the checkpoint of row {sequence}",
+            "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence = ?",
+            (sequence,),
+        )
+        return Checkpoint(*found[0]) if found else None
 
     def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
         """Insert a row (and its checkpoint) and commit; on any failure, nothing is kept."""
@@ -263,3 +327,22 @@ class Store:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
             self._fail(operation, error)
+
+
+class _LookedUp(Mapping[int, Checkpoint]):
+    """A damaged file's checkpoints, each read when it is asked for; none can be listed."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, sequence: int) -> Checkpoint:
+        found = self._store.checkpoint_at(sequence)
+        if found is None:
+            raise KeyError(sequence)
+        return found
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0

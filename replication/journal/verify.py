@@ -55,8 +55,21 @@ class Verified(NamedTuple):
 
 
 def open_journal(path: str | os.PathLike[str]) -> tuple[Store, dict[str, Any]]:
-    """Open a journal read-only and return its store (in a read transaction) and header."""
-    store = Store(str(path), lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True)
+    """Open a journal read-only and return its store (in a read transaction) and header.
+
+    A file SQLite calls malformed is opened again in salvage mode, so that
+    what remains of it is read and the first row lost is named.
+    """
+    try:
+        return _open(str(path), salvage=False)
+    except JournalCorruptError as error:
+        if error.sequence != 0 or "SQLITE_CORRUPT" not in error.problem:
+            raise
+    return _open(str(path), salvage=True)
+
+
+def _open(path: str, *, salvage: bool) -> tuple[Store, dict[str, Any]]:
+    store = Store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
     try:
         store.begin_read()
         stored = store.header()
@@ -81,7 +94,7 @@ def _contract(
             raise JournalMismatchError(
                 path,
                 "stop_conditions",
-                "stop conditions this verifier can evaluate (give the contract)",
+                "names whose predicates are known (give the contract that defines them)",
                 error.got,
             ) from None
         raise JournalCorruptError(path, 0, f"its contract: {error}") from None
@@ -120,13 +133,13 @@ def verify_journal(
             header["checkpoint_interval"],
         )
         head = replay.start()
-        checkpoints = {c.sequence: c for c in store.checkpoints_after(0)}
+        checkpoints = store.checkpoints_after(0)
         checked = len(checkpoints)
         for row in store.rows_after(0):
             state, head = replay.apply(state, head, row)
             if canonical_json(load_json(row.body)) != row.body:
                 raise JournalCorruptError(name, head.sequence, "is not in canonical JSON")
-            replay.check_checkpoint(state, head, checkpoints.pop(head.sequence, None))
+            replay.check_checkpoint(state, head, checkpoints.get(head.sequence))
         replay.check_no_checkpoint_beyond(head, checkpoints)
         return Verified(header, head, checked, state, checkpoint_key is not None)
     finally:
