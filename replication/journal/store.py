@@ -262,12 +262,19 @@ class Store:
             last = None  # the index's last page is lost too
         while True:
             sequence += 1
-            found = self._run(
-                f"read row {sequence}",
-                "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
-                (sequence,),
-            )
-            if not found:
+            try:
+                found = self._run(
+                    f"read row {sequence}",
+                    "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
+                    (sequence,),
+                )
+            except JournalCorruptError as error:
+                raise JournalCorruptError(
+                    self.path,
+                    sequence,
+                    "cannot be read: SQLite calls the file malformed (damaged or truncated)",
+                ) from error
+            if not found or found[0][0] != sequence:  # a lost page may read as zeros
                 break
             yield Row(*found[0])
         ending = (
@@ -305,11 +312,16 @@ class Store:
 
     def checkpoint_at(self, sequence: int) -> Checkpoint | None:
         """Return the checkpoint of row ``sequence``, if there is one."""
-        found = self._run(
-            f"read the checkpoint of row {sequence}",
-            "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence = ?",
-            (sequence,),
-        )
+        try:
+            found = self._run(
+                f"read the checkpoint of row {sequence}",
+                "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence = ?",
+                (sequence,),
+            )
+        except JournalCorruptError as error:
+            raise JournalCorruptError(
+                self.path, sequence, f"its checkpoint cannot be read ({error.problem})"
+            ) from error
         return Checkpoint(*found[0]) if found else None
 
     def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
