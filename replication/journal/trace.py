@@ -120,20 +120,26 @@ class TraceReport:
                 "what the model gives"
             ),
             f"  step: {divergence.action} {_compact(divergence.arguments)} at {divergence.now}",
-            f"  problem: {divergence.problem}",
             f"  recorded: {_recorded(divergence.recorded)}",
         ]
-        if divergence.expected is not None:
-            lines.append(f"  the model gives: {describe_outcome(divergence.expected)}")
-            recorded_events = (
-                divergence.recorded.get("events") if isinstance(divergence.recorded, dict) else None
-            )
-            if recorded_events is not None and recorded_events != divergence.expected["events"]:
-                lines.append(f"  recorded events: {_compact(recorded_events)}")
-                lines.append(f"  the model's events: {_compact(divergence.expected['events'])}")
+        expected = divergence.expected
+        if expected is None:
+            lines.append(f"  the model: {divergence.problem}")
+        else:
+            lines.append(f"  the model gives: {describe_outcome(expected)}")
+            if _recorded(divergence.recorded) == _recorded(expected):
+                lines.append(f"  but: {divergence.problem}")
+                recorded = divergence.recorded
+                if isinstance(recorded, dict) and recorded.get("events") != expected["events"]:
+                    lines.append(f"  recorded events: {_compact(recorded.get('events'))}")
+                    lines.append(f"  the model's events: {_compact(expected['events'])}")
         lines.append(f"  state before step {divergence.step}:")
         lines.extend(f"    {line}" for line in describe_state(divergence.before))
-        lines.append(f"  {divergence.step - 1} steps before it agreed with the model")
+        agreed = divergence.step - 1
+        lines.append(
+            f"  the {agreed} steps before it are the model's" if agreed != 1
+            else "  the step before it is the model's"
+        )  # fmt: skip
         return "\n".join(lines)
 
 
