@@ -1,4 +1,4 @@
-"""Traces: the format and its schema, the samples, the checker, and the journal and trace commands."""
+"""Traces: the format, its schema, the samples, the checker, and the journal and trace commands."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ class TraceReport:
         return "\n".join(lines)
 
 
-def _compact(value: object, limit: int = 160) -> str:
+def _compact(value: object, limit: int = 100) -> str:
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
