@@ -149,9 +149,10 @@ class TestChecker:
             ("2026-01-01T00:01:00.000000Z", "a"),
             ("2026-01-01T00:00:00.000000Z", "b"),
         ):
+            arguments = {"manifest": manifest_to_json(hand_signed(name))}
             steps.append({
-                "action": "register_worker", "args": {"manifest": manifest_to_json(hand_signed(name))},
-                "now": now, "outcome": {"decision": "allowed", "reason": None},
+                "action": "register_worker", "args": arguments, "now": now,
+                "outcome": {"decision": "allowed", "reason": None},
             })  # fmt: skip
         assert check_trace(write(tmp_path / "t.jsonl", [header, *steps])).ok
 
