@@ -17,8 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
+from replication._validation import REFUSED_CATEGORIES
 from replication.encoding import canonical_json, pae
 from replication.errors import (
     InvalidTypeError,
@@ -36,7 +39,7 @@ from replication.journal import (
     JournalUnavailableError,
     verify_journal,
 )
-from replication.journal.chain import fingerprint, verify_checkpoint
+from replication.journal.chain import fingerprint, fingerprint_bytes, verify_checkpoint
 from replication.journal.codec import event_to_json, manifest_to_json
 from replication.journal.replay import load_json
 from replication.journal.verify import reading
@@ -45,6 +48,9 @@ from replication.observability import StructuredLogger
 from replication.signing import sign_manifest
 from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
+
+#: What an id or a reason may hold (R-ID-1, R-ID-2), astral characters included.
+IDENTIFIER_ALPHABET = st.characters(exclude_categories=tuple(REFUSED_CATEGORIES))
 
 
 class LyingStr(str):
@@ -739,3 +745,21 @@ class TestJournalObject:
             "assert not any(m.startswith('replication.journal') for m in sys.modules)"
         )
         subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # noqa: S603
+
+
+class TestFingerprint:
+    # Spec: R-JOURNAL-8, R-ID-1, R-ID-2.
+    @given(
+        st.dictionaries(
+            st.sampled_from(["containers", "issued_ids", "registry", "kill_switch_engaged"]),
+            st.one_of(
+                st.booleans(),
+                st.lists(st.lists(st.one_of(st.none(), st.text(IDENTIFIER_ALPHABET)), max_size=5)),
+            ),
+        )
+    )
+    def test_the_state_summary_is_encoded_exactly_as_rfc_8785_encodes_it(self, summary):
+        """Python's encoder, with sorted keys and no spaces, writes RFC 8785's bytes for every
+        value a state summary can hold (ASCII keys; ids and reasons without control characters;
+        booleans, nulls and lists): the fast path is the canonical form."""
+        assert fingerprint_bytes(summary) == canonical_json(summary)
