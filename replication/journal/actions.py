@@ -4,9 +4,11 @@ Each action a journal records (and a trace may hold) is decided here from its
 decoded arguments exactly as the facade decides it (:mod:`replication.decisions`),
 so replay and the live controller cannot disagree on the rules.
 
-``issue_manifest`` needs a signing key, and a verifier holds only the public
-key. It is decided with a stand-in key put in the place of the controller's in
-a copy of the state: no rule of ``issue_manifest`` reads the key except to
+``issue_manifest`` needs a signing key. A controller replaying its own journal
+holds it, decides with it, and compares the signature it makes with the one
+recorded (Ed25519 is deterministic). A verifier holds only the public key: it
+decides with a stand-in key put in the place of the controller's in a copy of
+the state: no rule of ``issue_manifest`` reads the key except to
 check that it is the controller's, so the decision, the new state (with the
 real key put back) and the manifest's body are the ones the controller's key
 gives. The recorded signature is then checked over that body under the real
@@ -73,6 +75,7 @@ class Issued(NamedTuple):
 
 
 def _issue(state: State, now: datetime, arguments: Mapping[str, Any]) -> Issued:
+    """Decide ``issue_manifest`` with the stand-in key; the manifest's body is the real one's."""
     real = state.controller.verifying_key
     shadow = _compose(
         _with(state.controller, "verifying_key", _STAND_IN.verifying_key), state.orchestrator
@@ -86,10 +89,16 @@ def _issue(state: State, now: datetime, arguments: Mapping[str, Any]) -> Issued:
     return Issued(decision._replace(state=restored), manifest_body(manifest), manifest)
 
 
-def check_issued_signature(issued: Issued, signature: object, state: State) -> str | None:
+def check_issued_signature(
+    issued: Issued, signature: object, state: State, issuer: SigningKey | None
+) -> str | None:
     """Return why ``signature`` is not the controller's over the issued manifest, or ``None``."""
     if issued.manifest is None:
         return None
+    if issuer is not None:
+        if signature == issued.manifest.signature:
+            return None
+        return "the issued manifest's signature is not the one the controller makes"
     if type(signature) is not str:
         return f"the issued manifest's signature is not a string: {signature!r}"
     try:
@@ -101,9 +110,17 @@ def check_issued_signature(issued: Issued, signature: object, state: State) -> s
 
 
 def decide_recorded(
-    state: State, action: str, now: datetime, arguments: Mapping[str, Any]
+    state: State,
+    action: str,
+    now: datetime,
+    arguments: Mapping[str, Any],
+    issuer: SigningKey | None = None,
 ) -> Issued:
-    """Decide a recorded action again; for ``issue_manifest``, with the stand-in key."""
-    if action == "issue_manifest":
+    """Decide a recorded action again; ``issue_manifest`` with ``issuer`` or the stand-in key."""
+    if action != "issue_manifest":
+        return Issued(ACTIONS[action](state, now, arguments), None, None)
+    if issuer is None:
         return _issue(state, now, arguments)
-    return Issued(ACTIONS[action](state, now, arguments), None, None)
+    decision = decide(transitions.issue_manifest, state, now, {**arguments, "key": issuer})
+    manifest = None if decision.state is None else decision.outcome.manifest
+    return Issued(decision, None if manifest is None else manifest_body(manifest), manifest)

@@ -232,6 +232,8 @@ class Journal:
                 chain.digest(chain.HEADER_TYPE, canonical_json(header)),
                 key.verifying_key,
                 header["checkpoint_interval"],
+                issuer=signing_key,
+                strict=False,
             )
             self._key = key
             self._head = self._replay.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from replication.encoding import format_timestamp
 from replication.errors import InvalidInputError
 from replication.journal import chain
 from replication.journal.actions import Issued, check_issued_signature, decide_recorded
@@ -21,8 +22,8 @@ from replication.journal.codec import (
     ACTION_ARGUMENTS,
     decode_arguments,
     event_to_json,
-    normative,
     parse_time,
+    same_events,
 )
 from replication.journal.errors import JournalCorruptError
 
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from replication.journal.store import Checkpoint, Row
-    from replication.model import State
-    from replication.signing import VerifyingKey
+    from replication.model import Manifest, State
+    from replication.signing import SigningKey, VerifyingKey
 
 __all__ = [
     "ROW_KEYS",
@@ -112,6 +113,11 @@ def describe_outcome(outcome: dict[str, Any]) -> str:
     return f"denied ({outcome['reason']}{': ' + details[0] if details and details[0] else ''})"
 
 
+def _decision_of(issued: Issued) -> tuple[str, str | None]:
+    denial = issued.decision.denial
+    return ("allowed", None) if denial is None else ("denied", denial.reason.value)
+
+
 def step(
     state: State,
     action: object,
@@ -120,57 +126,117 @@ def step(
     recorded: object,
     *,
     complete: bool = True,
+    issuer: SigningKey | None = None,
+    manifests: Manifests | None = None,
 ) -> tuple[State, Issued]:
     """Decide one recorded step again; raise :class:`Divergence` unless it is what was recorded.
 
     ``complete`` (a journal's rows) requires the events and the issued
     manifest to be recorded; a trace may leave them out, and what it leaves
-    out is not compared. Returns the state after the step and the decision.
+    out is not compared. ``issuer``, the controller's signing key if the
+    reader holds it, decides ``issue_manifest`` (else a stand-in key does).
+    ``manifests`` remembers the manifests of earlier steps, so that one
+    registered or launched again is the same object, not built anew (its signed
+    bytes are cached on it). Returns the state after the step and the decision.
     """
     if type(action) is not str or action not in ACTION_ARGUMENTS:
         raise Divergence(f"the model has no action {action!r}")
     try:
-        issued = decide_recorded(state, action, now, decode_arguments(action, arguments))
+        decoded = (manifests or Manifests()).decode(action, arguments)
+        issued = decide_recorded(state, action, now, decoded, issuer)
     except InvalidInputError as error:
         raise Divergence(f"the model refuses its arguments as bad input: {error}") from None
+    problem = _difference(issued, recorded, state, now, complete=complete, issuer=issuer)
+    if problem is not None:
+        raise Divergence(problem, _expected(issued, recorded))
+    if manifests is not None and issuer is not None and issued.manifest is not None:
+        manifests.remember(issued.manifest, recorded.get("manifest"))  # type: ignore[attr-defined]
+    new = issued.decision.state
+    return (state if new is None else new), issued
+
+
+class Manifests:
+    """The manifests replay has built, by worker id, with the JSON each was read from.
+
+    A manifest is issued, registered and launched in three steps, and each
+    records it; building it once and comparing the JSON after saves its
+    canonical encoding (a third of a registration's replay). Bounded: it
+    forgets everything past ``limit`` entries.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._known: dict[object, tuple[object, Manifest]] = {}
+
+    def remember(self, manifest: Manifest, recorded: object) -> None:
+        """Keep ``manifest``, read from (or recorded as) ``recorded``."""
+        if len(self._known) >= self.limit:
+            self._known.clear()
+        self._known[manifest.worker_id] = (recorded, manifest)
+
+    def decode(self, action: str, arguments: object) -> dict[str, Any]:
+        """Decode an action's arguments, reusing a known manifest recorded identically."""
+        if type(arguments) is dict and "manifest" in arguments and len(arguments) == 1:
+            recorded = arguments["manifest"]
+            if type(recorded) is dict:
+                known = self._known.get(recorded.get("worker_id"))
+                if known is not None and known[0] == recorded:
+                    return {"manifest": known[1]}
+                decoded = decode_arguments(action, arguments)
+                self.remember(decoded["manifest"], recorded)
+                return decoded
+        return decode_arguments(action, arguments)
+
+
+def _expected(issued: Issued, recorded: object) -> dict[str, Any]:
     expected = expected_outcome(issued)
-    required = (
-        _OUTCOME_KEYS | ({"manifest"} if "manifest" in expected else set())
-        if complete
-        else _TRACE_OUTCOME_KEYS
-    )
+    if "manifest" in expected and type(recorded) is dict and type(recorded.get("manifest")) is dict:
+        # The model's manifest is the recorded one when the controller's key signed it.
+        expected["manifest"]["signature"] = recorded["manifest"].get("signature")
+    return expected
+
+
+def _difference(
+    issued: Issued,
+    recorded: object,
+    state: State,
+    now: datetime,
+    *,
+    complete: bool,
+    issuer: SigningKey | None,
+) -> str | None:
+    """Return how ``recorded`` differs from the model's decision, or ``None``."""
+    decision, reason = _decision_of(issued)
+    gives_manifest = issued.manifest is not None
     if type(recorded) is not dict:
-        raise Divergence("its outcome is not an object", expected)
-    keys = set(recorded)
-    if not required <= keys <= set(expected) | {"decision", "reason", "events"}:
+        return "its outcome is not an object"
+    required = (
+        (_OUTCOME_KEYS | ({"manifest"} if gives_manifest else set()))
+        if complete
+        else (_TRACE_OUTCOME_KEYS)
+    )
+    allowed_keys = _OUTCOME_KEYS | ({"manifest"} if gives_manifest else set())
+    if not required <= set(recorded) <= allowed_keys:
         names = ", ".join(sorted(required))
-        raise Divergence(f"its outcome must hold {names} (and nothing the model does not give)",
-                         expected)  # fmt: skip
+        return f"its outcome must hold {names} (and nothing the model does not give)"
     said = (recorded["decision"], recorded["reason"])
-    if said != (expected["decision"], expected["reason"]):
+    if said != (decision, reason):
         shown = "allowed" if said[0] == "allowed" else f"{said[0]} ({said[1]})"
-        raise Divergence(
-            f"recorded {shown}, the model gives {describe_outcome(expected)}", expected
-        )
-    if "events" in recorded:
-        events = recorded["events"]
-        if type(events) is not list or [normative(e) for e in events] != [
-            normative(e) for e in expected["events"]
-        ]:
-            raise Divergence("its events are not the model's", expected)
+        return f"recorded {shown}, the model gives {describe_outcome(expected_outcome(issued))}"
+    at = format_timestamp(now)
+    if "events" in recorded and not same_events(
+        recorded["events"], issued.decision.events, now, at
+    ):
+        return "its events are not the model's"
     if "manifest" in recorded:
         manifest = recorded["manifest"]
         if (
             type(manifest) is not dict
             or {key: value for key, value in manifest.items() if key != "signature"} != issued.body
         ):
-            raise Divergence("its issued manifest is not the one the model issues", expected)
-        problem = check_issued_signature(issued, manifest.get("signature"), state)
-        if problem is not None:
-            raise Divergence(problem, expected)
-        expected["manifest"]["signature"] = manifest["signature"]
-    new = issued.decision.state
-    return (state if new is None else new), issued
+            return "its issued manifest is not the one the model issues"
+        return check_issued_signature(issued, manifest.get("signature"), state, issuer)
+    return None
 
 
 class Replay:
@@ -181,12 +247,24 @@ class Replay:
     """
 
     def __init__(
-        self, path: str, genesis: str, checkpoint_key: VerifyingKey, interval: int
+        self,
+        path: str,
+        genesis: str,
+        checkpoint_key: VerifyingKey,
+        interval: int,
+        *,
+        issuer: SigningKey | None = None,
+        strict: bool = True,
     ) -> None:
         self.path = path
         self.genesis = genesis
         self.checkpoint_key = checkpoint_key
         self.interval = interval
+        self.issuer = issuer
+        # A strict reader refuses duplicate keys; the plain one (a controller
+        # replaying its own journal, every row under the chain) is four times faster.
+        self._load = load_json if strict else json.loads
+        self._manifests = Manifests()
 
     def start(self) -> Head:
         """Return the head of an empty journal."""
@@ -203,7 +281,7 @@ class Replay:
         if chain.digest(chain.ROW_TYPE, row.body) != row.hash:
             raise self._corrupt(sequence, "its hash does not match its bytes")
         try:
-            body = load_json(row.body)
+            body = self._load(row.body)
         except (ValueError, UnicodeDecodeError) as error:
             raise self._corrupt(sequence, f"is not strict JSON ({error})") from None
         if type(body) is not dict or sorted(body) != list(ROW_KEYS):
@@ -226,7 +304,15 @@ class Replay:
                 sequence, f"its now {body['now']} is earlier than row {head.sequence}'s"
             )
         try:
-            state, _ = step(state, body["action"], now, body["args"], body["outcome"])
+            state, _ = step(
+                state,
+                body["action"],
+                now,
+                body["args"],
+                body["outcome"],
+                issuer=self.issuer,
+                manifests=self._manifests,
+            )
         except Divergence as divergence:
             raise self._corrupt(sequence, f"{body['action']}: {divergence.problem}") from None
         return state, Head(sequence, row.hash, now)
