@@ -61,6 +61,8 @@ KEY = SigningKey.from_seed(bytes(range(32)))
 RESOURCES = ResourceSpec(0.5, 256)
 CONTRACT = ReplicationContract(max_depth=3, max_replicas=1000, cooldown_seconds=0)
 RACE_CONTRACT = ReplicationContract(max_depth=2, max_replicas=10, cooldown_seconds=0)
+#: Room for every registration the append figures make.
+ROOMY_CONTRACT = ReplicationContract(max_depth=2, max_replicas=10**6, cooldown_seconds=0)
 
 #: The replay target: 10^5 actions in under 10 s.
 REPLAY_TARGET_SECONDS = 10.0
@@ -95,11 +97,11 @@ def program(actions: int, seed: int = 7) -> list[tuple[str, int]]:
 class Runner:
     """Applies a program to one controller: each move is one facade call (two for a start)."""
 
-    def __init__(self, journal: Journal | None) -> None:
+    def __init__(self, journal: Journal | None, contract: ReplicationContract = CONTRACT) -> None:
         self.clock = ManualClock()
         self.orchestrator = SandboxOrchestrator(clock=self.clock)
         self.controller = Controller(
-            CONTRACT, KEY, orchestrator=self.orchestrator, clock=self.clock, journal=journal
+            contract, KEY, orchestrator=self.orchestrator, clock=self.clock, journal=journal
         )
         self.ids: list[str] = []
         self.calls = 0
@@ -157,7 +159,7 @@ def appends(directory: Path, count: int) -> dict[str, Any]:
     """Acknowledged heartbeats (the cheapest decision) and registrations, per second."""
     path = directory / "appends.db"
     with Journal(path) as journal:
-        runner = Runner(journal)
+        runner = Runner(journal, ROOMY_CONTRACT)
         names = [f"a{index}" for index in range(count)]
         manifests = [
             sign_manifest(Manifest(name, None, 0, {}, runner.clock(), RESOURCES), KEY)

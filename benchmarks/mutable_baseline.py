@@ -111,6 +111,16 @@ def _check_worker_id(worker_id: object) -> str:
     raise TypeError(f"worker_id must be a string, got {worker_id!r}")
 
 
+#: The older API's sentence, first in a denial's detail (as the core writes it).
+_OLDER_SENTENCES = {
+    "kill_switch": "Kill switch engaged",
+    "quota": "Replica quota exceeded",
+    "cooldown": "Cooldown not satisfied",
+    "depth_exceeded": "Depth exceeded",
+    "parent_unknown": "Parent unknown",
+    "bad_signature": "Manifest signature invalid",
+}
+
 #: The identifier alphabet's refused categories (the core's R-ID-1).
 _REFUSED = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
@@ -275,6 +285,8 @@ class BaselineSystem:
         return record
 
     def _deny(self, action: str, reason: str, now: datetime, worker_id: str | None, detail: str):
+        if reason in _OLDER_SENTENCES:
+            detail = f"{_OLDER_SENTENCES[reason]}: {detail}"
         record = self._record(action, now, False, reason, worker_id, [], detail)
         raise BaselineDenied(reason, detail, record)
 
@@ -475,7 +487,7 @@ class BaselineSystem:
                 "depth_exceeded",
                 now,
                 worker_id,
-                f"depth {expected_depth} > max_depth {self.max_depth}",
+                f"child depth {expected_depth} > max_depth {self.max_depth}",
             )
         if len(registry) >= self.max_replicas:
             self._deny(
@@ -502,10 +514,10 @@ class BaselineSystem:
             for condition in self.stop_conditions:
                 try:
                     fired = bool(condition.predicate(context))
-                    detail = condition.name
+                    detail = f"Stop condition triggered: {condition.name}"
                 except Exception as error:  # noqa: BLE001 - fails closed, as the core does
                     fired = True
-                    detail = f"{condition.name} raised {error!r}"
+                    detail = f"Stop condition triggered: {condition.name} raised {error!r}"
                 if fired:
                     self._deny(action, "stop_condition", now, worker_id, detail)
 

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import rule
+from hypothesis.stateful import precondition, rule
 
 from properties.plain_model import PlainModel
 from replication import transitions as core
 from replication.conformance.fixtures import KEY, pick, roles, tamper
 from replication.conformance.machine import GENERATED, DifferentialMachine
 from replication.conformance.results import ConformanceFailure, Issued, RunStats
+from replication.errors import ReasonCode
 from replication.invariants import (
     Step,
     Violation,
@@ -80,6 +81,24 @@ class ReferenceMachine(DifferentialMachine):
             return None
         return Issued(outcome.manifest.worker_id, outcome.manifest, manifest)
 
+    @precondition(lambda self: self.state is not None and _deepest_with_room(self.state))
+    @rule()
+    def issue_beyond_max_depth(self) -> None:
+        """Issue a child of an unquarantined worker at ``max_depth`` while the registry has
+        room: the one situation ``depth_exceeded`` needs, which random programs reach
+        rarely (a small quota fills before the lineage is deep)."""
+        parent = _deepest_with_room(self.current)
+        resources = ResourceSpec(0.5, 256)
+        self.act(
+            "issue_manifest",
+            lambda s: core.issue_manifest(
+                s, KEY, parent_id=parent, resources=resources, now=self.now
+            ),
+            lambda model: model.issue(parent, None, resources, {}),
+            subject=None,
+            must_deny=frozenset({ReasonCode.DEPTH_EXCEEDED}),
+        )
+
     @rule(role=roles)
     def deregister(self, role: str) -> None:
         """Deregister the worker playing ``role`` (killing its container)."""
@@ -129,6 +148,22 @@ class ReferenceMachine(DifferentialMachine):
             if self.state.registry:
                 _check_the_checkers(self.state, self.now)
         super().teardown()
+
+
+def _deepest_with_room(state: State) -> str | None:
+    """An unquarantined worker at ``max_depth``, if the kill switch is off and there is room."""
+    controller = state.controller
+    contract = controller.contract
+    if controller.kill_switch_engaged or len(controller.registry) >= contract.max_replicas:
+        return None
+    return next(
+        (
+            worker_id
+            for worker_id, entry in sorted(controller.registry.items())
+            if entry.depth == contract.max_depth and worker_id not in controller.quarantined
+        ),
+        None,
+    )
 
 
 def _check_the_checkers(state: State, now: datetime) -> None:

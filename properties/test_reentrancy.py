@@ -143,8 +143,8 @@ class Sink(StructuredLogger):
         super().__init__()
         self.harness = harness
 
-    def record(self, event: Any, containers: Any = None) -> None:
-        super().record(event, containers)
+    def record(self, event: Any, before: Any = None, after: Any = None) -> None:
+        super().record(event, before, after)
         self.harness.call_back("sink")
 
 

@@ -135,7 +135,7 @@ def test_the_first_stop_condition_that_fires_or_fails_denies_by_name(behaviours:
     with pytest.raises(StopConditionTriggered) as denied:
         core.register_worker(state, manifest, now=CLOCK_START)
     error = denied.value
-    expected_detail = (
+    expected_detail = "Stop condition triggered: " + (
         culprit.name
         if culprit.description == "fires"
         else f"{culprit.name} raised PredicateError('raises')"
@@ -259,3 +259,49 @@ def test_a_denied_issue_names_the_requested_worker_id(claimed: int, root_claims:
     assert denied.value.reason is ReasonCode.DEPTH_MISMATCH
     assert denied.value.event is not None
     assert denied.value.event.worker_id == "requested"
+
+
+# Spec: R-SPAWN-1, R-ISSUE-1.
+@given(
+    st.lists(st.sampled_from(["root", "child", "quarantine", "wait", "kill_switch"]), max_size=8),
+    st.sampled_from([None, "w1", "w2", "w3", "ghost"]),
+    st.integers(1, 3),
+)
+def test_may_spawn_allows_exactly_what_issue_would_and_changes_nothing(
+    moves: list[str], parent: str | None, max_depth: int
+):
+    """``may_spawn`` is issue's answer for the same parent and moment, asked without acting."""
+    state = initial(ReplicationContract(max_depth, 4, 5.0))
+    now = CLOCK_START
+    for move in moves:
+        newest = max(state.registry, default=None, key=lambda w: state.registry[w].registered_at)
+        try:
+            if move == "root":
+                state, _ = spawn(state, now=now)
+            elif move == "child" and newest is not None:
+                state, _ = spawn(state, newest, now=now)
+            elif move == "quarantine" and newest is not None:
+                state = core.quarantine_worker(state, newest, reason="x", now=now).state
+            elif move == "kill_switch":
+                state = core.engage_kill_switch(state, now=now).state
+            else:
+                now += 3 * TICK
+        except ReplicationDenied:
+            pass
+    try:
+        asked = core.may_spawn(state, parent_id=parent, now=now)
+    except ReplicationDenied as denial:
+        asked_reason = denial.reason
+        assert (denial.event.action, denial.event.worker_id) == ("may_spawn", parent)
+    else:
+        asked_reason = None
+        assert asked.state is state
+        assert (asked.event.action, asked.event.worker_id, asked.event.effects) == (
+            "may_spawn", parent, ()
+        )  # fmt: skip
+    try:
+        core.issue_manifest(state, KEY, parent_id=parent, resources=RESOURCES, now=now)
+    except ReplicationDenied as denial:
+        assert asked_reason is denial.reason
+    else:
+        assert asked_reason is None

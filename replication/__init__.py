@@ -13,9 +13,11 @@ The package is layered, and data flows one way:
   transitions. The core never imports the facade.
 """
 
+from replication._frozen import FrozenDict, FrozenList
 from replication.clock import ManualClock, MonotonicClock
 from replication.controller import Controller
 from replication.errors import (
+    AuditError,
     BadSignatureError,
     ImmutableError,
     InvalidInputError,
@@ -23,6 +25,7 @@ from replication.errors import (
     InvalidTypeError,
     InvalidValueError,
     ReasonCode,
+    ReentrancyError,
     ReplicationDenied,
     ReplicationError,
     SignatureError,
@@ -52,12 +55,15 @@ from replication.worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditError",
     "BadSignatureError",
     "ContainerRecord",
     "Controller",
     "ControllerState",
     "Effect",
     "Event",
+    "FrozenDict",
+    "FrozenList",
     "ImmutableError",
     "InvalidInputError",
     "InvalidKeyError",
@@ -71,6 +77,7 @@ __all__ = [
     "OrchestratorState",
     "Outcome",
     "ReasonCode",
+    "ReentrancyError",
     "RegistryEntry",
     "ReplicationContext",
     "ReplicationContract",

@@ -145,13 +145,19 @@ def exact_int(field: str, value: object, expected: str = "an integer") -> int:
     return int.__int__(value)
 
 
-def check_int(field: str, value: object, *, minimum: int) -> int:
-    """Return ``value`` as an exact ``int`` if it lies in ``[minimum, 2**53 - 1]``."""
+def check_int(field: str, value: object, *, minimum: int, bound: str | None = None) -> int:
+    """Return ``value`` as an exact ``int`` if it lies in ``[minimum, 2**53 - 1]``.
+
+    ``bound`` is how the message states the minimum (``"> 0"`` for a minimum
+    of 1, say, as the older API phrased it); ``">= minimum"`` by default.
+    """
     number = exact_int(field, value)
     if number < minimum:
-        raise InvalidValueError(field, f"an integer >= {minimum}", number)
+        raise InvalidValueError(field, bound or f">= {minimum}", number, kind="an integer")
     if number > MAX_SAFE_INTEGER:
-        raise InvalidValueError(field, f"an integer <= 2**53 - 1 ({MAX_SAFE_INTEGER})", number)
+        raise InvalidValueError(
+            field, f"<= 2**53 - 1 ({MAX_SAFE_INTEGER})", number, kind="an integer"
+        )
     return number
 
 
@@ -164,18 +170,15 @@ def exact_float(field: str, value: object, expected: str) -> float:
     try:
         return float(int.__int__(value)) if isinstance(value, int) else float.__float__(value)
     except OverflowError:
-        raise InvalidValueError(field, expected, value) from None
+        raise InvalidValueError(field, "a finite number", value) from None
 
 
 def check_number(field: str, value: object, *, minimum: float, inclusive: bool) -> float:
     """Return ``value`` as an exact ``float`` if it is finite and above (or at) ``minimum``."""
-    comparison = ">=" if inclusive else ">"
-    expected = f"a finite number {comparison} {minimum:g}"
-    number = exact_float(field, value, expected)
-    if not math.isfinite(number):
-        raise InvalidValueError(field, expected, value)
-    if number < minimum or (number == minimum and not inclusive):
-        raise InvalidValueError(field, expected, value)
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+    number = exact_float(field, value, f"a finite number {bound}")
+    if not math.isfinite(number) or number < minimum or (number == minimum and not inclusive):
+        raise InvalidValueError(field, bound, value, kind="a finite number")
     return number
 
 
@@ -190,9 +193,9 @@ def check_duration(field: str, value: object, *, inclusive: bool) -> float:
     if seconds > MAX_DURATION_SECONDS:
         raise InvalidValueError(
             field,
-            f"a duration of at most {MAX_DURATION_SECONDS:.0f} seconds "
-            "(the span of datetime's range)",
+            f"<= {MAX_DURATION_SECONDS:.0f}",
             value,
+            kind="seconds, at most the span of datetime's range",
         )
     return seconds
 

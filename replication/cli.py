@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from replication.conformance.concurrent_report import ConcurrentReport
+    from replication.conformance.runner import Report
+
 __all__ = ["main"]
 
 
@@ -22,6 +25,8 @@ def _demo(_arguments: argparse.Namespace) -> int:
 
 
 def _conformance(arguments: argparse.Namespace) -> int:
+    if arguments.concurrent:
+        return _concurrent(arguments)
     from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
 
     try:
@@ -37,10 +42,30 @@ def _conformance(arguments: argparse.Namespace) -> int:
     except SetupError as error:
         print(f"replication conformance: {error}", file=sys.stderr)
         return 2
-    if arguments.json:
-        Path(arguments.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return _emit(report, arguments.json)
+
+
+def _emit(report: Report | ConcurrentReport, json_path: str | None) -> int:
+    """Print a conformance report (and write it as JSON); return the exit code."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(report.to_json(), indent=2) + "\n")
     print(report.render())
     return 0 if report.conformant else 1
+
+
+def _concurrent(arguments: argparse.Namespace) -> int:
+    from replication.conformance.concurrent import run_concurrent  # noqa: PLC0415
+
+    try:
+        report = run_concurrent(
+            arguments.target, mode=arguments.mode, threads=arguments.threads,
+            processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
+            histories=arguments.histories,
+        )  # fmt: skip
+    except (ImportError, AttributeError, ValueError, TypeError) as error:
+        print(f"replication conformance: {error}", file=sys.stderr)
+        return 2
+    return _emit(report, arguments.json)
 
 
 def _vectors_export(arguments: argparse.Namespace) -> int:
@@ -113,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="report a divergence as found, without shrinking it (faster, longer program)",
     )  # fmt: skip
     conformance.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    concurrent = conformance.add_argument_group(
+        "concurrent mode", "overlapping calls from several clients, checked for linearizability"
+    )
+    concurrent.add_argument(
+        "--concurrent", action="store_true",
+        help="drive the implementation from several clients at once and check every history "
+        "for linearizability against the model",
+    )  # fmt: skip
+    concurrent.add_argument("--threads", type=int, default=3, help="client threads (default: 3)")
+    concurrent.add_argument(
+        "--processes", type=int, default=0, metavar="N",
+        help="make the calls from N client processes instead of threads (the adapter needs "
+        "connection() and attach())",
+    )  # fmt: skip
+    concurrent.add_argument(
+        "--histories", type=int, default=None, help="override the profile's history count"
+    )
     conformance.set_defaults(run=_conformance)
 
     vectors = commands.add_parser(

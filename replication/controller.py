@@ -57,6 +57,7 @@ from replication.model import (
 )
 from replication.observability import StructuredLogger
 from replication.orchestrator import SandboxOrchestrator
+from replication.signer import ManifestSigner, signing_key_from_secret
 from replication.signing import SigningKey, VerifyingKey, generate_signing_key, sign_manifest
 from replication.signing import verify_manifest as _verify_manifest
 
@@ -80,8 +81,12 @@ class Controller:
     """Tracks workers, enforces the contract and signs manifests; thread-safe.
 
     ``signing_key`` is the Ed25519 key manifests are signed with (a new one is
-    generated when omitted); ``clock`` supplies ``now`` for every transition
-    (default: the process-wide monotonic clock). ``journal``, a path or a
+    generated when omitted). Code written for the older, HMAC-based API may
+    pass its ``secret`` instead (by keyword, or as the second positional
+    argument): the secret derives the Ed25519 key (R-MIGRATE-1, R-MIGRATE-2).
+    ``signer`` signs and verifies with that key, as the older API's did.
+    ``clock`` supplies ``now`` for every transition (default: the process-wide
+    monotonic clock). ``journal``, a path or a
     :class:`~replication.journal.Journal`, makes every decision durable and
     shared with the other processes that open it (specs/07-journal.md).
     """
@@ -89,28 +94,40 @@ class Controller:
     def __init__(
         self,
         contract: ReplicationContract,
-        signing_key: SigningKey | None = None,
+        signing_key: SigningKey | str | None = None,
         logger: StructuredLogger | None = None,
         *,
+        secret: str | None = None,
         orchestrator: SandboxOrchestrator | None = None,
         clock: Clock | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(contract, ReplicationContract):
             raise InvalidTypeError("contract", "a ReplicationContract", contract)
-        if isinstance(signing_key, str | bytes):
+        if isinstance(signing_key, str):  # the older positional form: Controller(contract, secret)
+            if secret is not None:
+                raise InvalidValueError("secret", "given once", "<a secret, withheld>")
+            signing_key, secret = None, signing_key
+        if secret is not None:
+            if signing_key is not None:
+                raise InvalidValueError(
+                    "secret", "absent when a signing_key is given", "<a secret, withheld>"
+                )
+            signing_key = signing_key_from_secret(secret)
+        given: object = signing_key  # any object may arrive here, whatever the annotation says
+        if given is not None and not isinstance(given, SigningKey):
+            withheld = "<bytes, withheld>" if isinstance(given, bytes) else given
             raise InvalidTypeError(
                 "signing_key",
-                "a replication.signing.SigningKey (manifests are signed with Ed25519; "
-                "HMAC secrets are no longer accepted)",
-                "<a secret, withheld>",
+                "a replication.signing.SigningKey (or an older HMAC secret as secret=...)",
+                withheld,
             )
-        if signing_key is not None and not isinstance(signing_key, SigningKey):
-            raise InvalidTypeError("signing_key", "a replication.signing.SigningKey", signing_key)
         self.signing_key = signing_key or generate_signing_key()
+        #: The older API's signer: ``signer.sign(m)`` and ``signer.verify(m)`` with this key.
+        self.signer = ManifestSigner.from_signing_key(self.signing_key)
         self.orchestrator: SandboxOrchestrator | None = None
         self.clock: Clock = clock or DEFAULT_CLOCK
-        self.logger = logger or StructuredLogger(clock=self.clock)
+        self.logger = logger or StructuredLogger()
         self._controller = ControllerState(contract, self.signing_key.verifying_key)
         #: The orchestrator's part while no orchestrator is bound (a journal may hold containers).
         self._containers = _NO_CONTAINERS
@@ -185,8 +202,21 @@ class Controller:
 
     @property
     def kill_switch_engaged(self) -> bool:
-        """Whether the kill switch has been engaged (it cannot be disengaged)."""
+        """Whether the kill switch has been engaged (it cannot be disengaged).
+
+        Assigning ``True`` engages it, exactly as :meth:`kill_switch` does (the
+        older API's flag); assigning anything else is refused: nothing can
+        disengage it (R-KILLSWITCH-2).
+        """
         return self._controller.kill_switch_engaged
+
+    @kill_switch_engaged.setter
+    def kill_switch_engaged(self, value: bool) -> None:
+        if value is not True:
+            raise InvalidValueError(
+                "kill_switch_engaged", "True (the kill switch is never disengaged)", value
+            )
+        self.kill_switch()
 
     # -- applying transitions -----------------------------------------------------
 
@@ -267,7 +297,7 @@ class Controller:
                 # lock, with whatever other processes appended meanwhile.
                 with contextlib.suppress(ReplicationError):
                     self._catch_up(journal, orchestrator)
-            self._record_decision(decision, base.containers, logger or self.logger)
+            self._record_decision(decision, base, decision.state or base, logger or self.logger)
         if decision.denial is not None:
             raise decision.denial
         return decision.outcome
@@ -301,11 +331,15 @@ class Controller:
         self._controller = state.controller
 
     def _record_decision(
-        self, decision: Decision, containers: Mapping[str, object], logger: StructuredLogger
+        self,
+        decision: Decision,
+        before: State | None,
+        after: State | None,
+        logger: StructuredLogger,
     ) -> None:
         for event in decision.events:
             try:
-                logger.record(event, containers)  # type: ignore[arg-type]
+                logger.record(event, before, after)
             except Exception as error:
                 raise AuditError(
                     event,
@@ -368,7 +402,7 @@ class Controller:
                 str(error),
             )
             denied = ReplicationDenied(ReasonCode.BAD_SIGNATURE, str(error), event=event)
-            self._record_decision(Decision(None, (event,), None, denied), {}, self.logger)
+            self._record_decision(Decision(None, (event,), None, denied), None, None, self.logger)
             raise denied from None
 
     def issue_manifest(
@@ -400,6 +434,14 @@ class Controller:
         if outcome.manifest is None:  # pragma: no cover - issue always returns one
             raise AssertionError("issue_manifest returned no manifest")
         return outcome.manifest
+
+    def can_spawn(self, parent_id: str | None) -> None:
+        """Return if a child of ``parent_id`` (a root when ``None``) may be issued now.
+
+        Raises ``ReplicationDenied`` with the reason ``issue_manifest`` would
+        give; changes nothing either way, and the answer is audited (R-SPAWN-1).
+        """
+        self._apply(transitions.may_spawn, parent_id=parent_id)
 
     # -- lifecycle ----------------------------------------------------------------
 

@@ -136,14 +136,19 @@ class StopConditionTriggered(ReplicationDenied):
 class InvalidInputError(ReplicationError):
     """Bad input: names the field, what was expected and what was received; changes nothing.
 
-    The message reads ``cpu_limit must be a finite number > 0, got nan``.
+    The message reads ``cpu_limit must be > 0, got nan (a finite number)``:
+    the field, the bound it missed, the value, and, when given, the ``kind``
+    of value the field takes. The bound comes first so that the older API's
+    phrases (``cpu_limit must be > 0``) still read as they did.
     """
 
-    def __init__(self, field: str, expected: str, got: object) -> None:
+    def __init__(self, field: str, expected: str, got: object, *, kind: str | None = None) -> None:
         self.field = field
         self.expected = expected
         self.got = got
-        super().__init__(f"{field} must be {expected}, got {got!r}")
+        self.kind = kind
+        message = f"{field} must be {expected}, got {got!r}"
+        super().__init__(f"{message} ({kind})" if kind else message)
 
 
 class InvalidValueError(InvalidInputError, ValueError):

@@ -76,7 +76,7 @@ def _to_cpu_limit(value: object) -> float:
 
 
 def _to_memory_limit_mb(value: object) -> int:
-    return v.check_int("memory_limit_mb", value, minimum=1)
+    return v.check_int("memory_limit_mb", value, minimum=1, bound="> 0")
 
 
 def _to_network_policy(value: object) -> NetworkPolicy:
@@ -293,7 +293,7 @@ def _to_max_depth(value: object) -> int:
 
 
 def _to_max_replicas(value: object) -> int:
-    return v.check_int("max_replicas", value, minimum=0)
+    return v.check_int("max_replicas", value, minimum=1)
 
 
 def _to_cooldown_seconds(value: object) -> float:

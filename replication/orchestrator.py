@@ -21,7 +21,7 @@ from replication.model import ContainerRecord, Manifest, OrchestratorState
 from replication.observability import StructuredLogger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     import immutables
 
@@ -42,7 +42,7 @@ class SandboxOrchestrator:
 
     def __init__(self, logger: StructuredLogger | None = None, *, clock: Clock | None = None):
         self.clock: Clock = clock or DEFAULT_CLOCK
-        self.logger = logger or StructuredLogger(clock=self.clock)
+        self.logger = logger or StructuredLogger()
         self._state = OrchestratorState()
         # Reentrant: a Controller holding it may call back into this object.
         self._lock = threading.RLock()
@@ -85,16 +85,20 @@ class SandboxOrchestrator:
         with self._lock:
             controller = self._controller
             if controller is None or controller.journal is None:
+                # The clock first: it may call back into a bound controller and change
+                # this state; the transition below is pure and calls nothing back, so
+                # the state it reads is the one it commits over (R-FACADE-1).
+                now = self.clock()
                 before = self._state
                 try:
-                    outcome = transition(before, **arguments, now=self.clock())
+                    outcome = transition(before, **arguments, now=now)
                 except ReplicationDenied as denied:
                     if denied.event is not None:
-                        _record(self.logger, denied.event, before.containers, denial=denied)
+                        _record(self.logger, denied.event, before, before, denial=denied)
                     raise
                 if outcome.state is not before:
                     self._install(outcome.state)
-                _record(self.logger, outcome.event, before.containers, applied=True)
+                _record(self.logger, outcome.event, before, outcome.state, applied=True)
                 return
         # Bound to a journaled controller, the containers are shared state: the
         # controller decides and journals the change (outside our lock, which it
@@ -145,13 +149,14 @@ class SandboxOrchestrator:
 def _record(
     logger: StructuredLogger,
     event: Event,
-    containers: Mapping[str, ContainerRecord],
+    before: OrchestratorState,
+    after: OrchestratorState,
     *,
     applied: bool = False,
     denial: ReplicationDenied | None = None,
 ) -> None:
     """Record ``event``; a failing sink raises :class:`AuditError` (R-FACADE-3)."""
     try:
-        logger.record(event, containers)
+        logger.record(event, before, after)
     except Exception as error:
         raise AuditError(event, applied=applied, denial=denial) from error

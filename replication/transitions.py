@@ -23,19 +23,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import attrgetter
-from typing import TYPE_CHECKING, Generic, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 import immutables
 
 from replication import _validation as v
+from replication import rules
 from replication._frozen import EMPTY, FrozenDict
 from replication.errors import (
     BadSignatureError,
     InvalidTypeError,
     InvalidValueError,
     ReasonCode,
-    ReplicationDenied,
-    StopConditionTriggered,
 )
 from replication.model import (
     ControllerState,
@@ -43,7 +42,6 @@ from replication.model import (
     Manifest,
     NetworkPolicy,
     OrchestratorState,
-    ReplicationContext,
     ResourceSpec,
     State,
     _compose,
@@ -52,6 +50,7 @@ from replication.model import (
     _manifest,
     _registry_entry,
 )
+from replication.rules import deny as _deny
 from replication.signing import SigningKey, _sign_new, verify_manifest
 
 if TYPE_CHECKING:
@@ -73,6 +72,7 @@ __all__ = [
     "kill_worker",
     "launch_container",
     "launch_worker",
+    "may_spawn",
     "quarantine_worker",
     "reap_stale_workers",
     "register_worker",
@@ -130,17 +130,6 @@ def _with(record: _T, name: str, value: object) -> _T:
 def _outcome(state: _S, event: Event, manifest: Manifest | None = None) -> Outcome[_S]:
     # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function.
     return _tuple_new(Outcome, (state, event, manifest))
-
-
-def _deny(
-    action: str,
-    reason: ReasonCode,
-    now: datetime,
-    worker_id: str | None,
-    detail: str,
-) -> NoReturn:
-    event = _event(action, now, False, reason.value, worker_id, (), detail)
-    raise ReplicationDenied(reason, detail, event=event)
 
 
 def _check_state(state: object) -> State:
@@ -290,7 +279,6 @@ def issue_manifest(
     state = _check_state(state)
     now = _check_now(now)
     controller = state.controller
-    contract = controller.contract
     key = v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
     if key.verifying_key is not controller.verifying_key and (
         key.verifying_key != controller.verifying_key
@@ -307,61 +295,8 @@ def issue_manifest(
     if depth is not None:
         depth = v.check_int("depth", depth, minimum=0)
 
-    # Nothing is issued once the kill switch is engaged.
-    if controller.kill_switch_engaged:
-        _deny(action, ReasonCode.KILL_SWITCH, now, worker_id, "the kill switch is engaged")
-    # A full registry cannot take the worker this manifest would create.
-    if len(controller.registry) >= contract.max_replicas:
-        _deny(
-            action,
-            ReasonCode.QUOTA,
-            now,
-            worker_id,
-            f"registry holds {len(controller.registry)} of max_replicas {contract.max_replicas}",
-        )
-    child_depth = 0
-    if parent_id is not None:
-        parent = controller.registry.get(parent_id)
-        # Only a registered worker can be a parent.
-        if parent is None:
-            _deny(
-                action,
-                ReasonCode.PARENT_UNKNOWN,
-                now,
-                worker_id,
-                f"parent {parent_id!r} is not registered",
-            )
-        # A quarantined worker never spawns.
-        if parent_id in controller.quarantined:
-            _deny(
-                action,
-                ReasonCode.PARENT_QUARANTINED,
-                now,
-                worker_id,
-                f"parent {parent_id!r} is quarantined",
-            )
-        child_depth = parent.manifest.depth + 1
-        # The lineage may not grow deeper than max_depth.
-        if child_depth > contract.max_depth:
-            _deny(
-                action,
-                ReasonCode.DEPTH_EXCEEDED,
-                now,
-                worker_id,
-                f"child depth {child_depth} > max_depth {contract.max_depth}",
-            )
-        # A parent's children are at least cooldown_seconds apart.
-        last_spawn = controller.spawn_times.get(parent_id)
-        if last_spawn is not None and now - last_spawn < contract.cooldown:
-            _deny(
-                action,
-                ReasonCode.COOLDOWN,
-                now,
-                worker_id,
-                f"parent {parent_id!r} registered a child "
-                f"{(now - last_spawn).total_seconds()}s ago, cooldown is "
-                f"{contract.cooldown_seconds}s",
-            )
+    # The kill switch, the quota, the parent, the depth limit, the cooldown (R-ISSUE-1).
+    child_depth = rules.check_may_spawn(action, controller, parent_id, now, worker_id)
     # A claimed depth must be the derived one.
     if depth is not None and depth != child_depth:
         _deny(
@@ -392,6 +327,23 @@ def issue_manifest(
     return _outcome(_compose(new_controller, state.orchestrator), event, manifest)
 
 
+def may_spawn(state: State, *, now: datetime, parent_id: str | None = None) -> Outcome[State]:
+    """Say whether a child of ``parent_id`` (a root when ``None``) may be issued now.
+
+    The checks of :func:`issue_manifest` before it looks at the requested id,
+    in its order (R-SPAWN-1); nothing changes. Allowed, the event is
+    ``may_spawn`` about the parent; denied, the denial is the one
+    ``issue_manifest`` would give. The older API's ``can_spawn``.
+    """
+    action = "may_spawn"
+    state = _check_state(state)
+    now = _check_now(now)
+    if parent_id is not None:
+        parent_id = v.check_identifier("parent_id", parent_id)
+    rules.check_may_spawn(action, state.controller, parent_id, now, parent_id)
+    return _outcome(state, _event(action, now, True, OK, parent_id))
+
+
 def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outcome[State]:
     """Register the worker a signed manifest describes, if every rule allows it."""
     action = "register_worker"
@@ -404,8 +356,7 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
     worker_id = manifest.worker_id
 
     # Nothing is registered once the kill switch is engaged.
-    if controller.kill_switch_engaged:
-        _deny(action, ReasonCode.KILL_SWITCH, now, worker_id, "the kill switch is engaged")
+    rules.check_kill_switch(action, controller, now, worker_id)
     # Only a manifest signed by this controller's key, unchanged since, is read further.
     try:
         verify_manifest(manifest, controller.verifying_key)
@@ -433,25 +384,8 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
     parent_id = manifest.parent_id
     expected_depth = 0
     if parent_id is not None:
-        parent = registry.get(parent_id)
-        # Only a registered worker can be a parent.
-        if parent is None:
-            _deny(
-                action,
-                ReasonCode.PARENT_UNKNOWN,
-                now,
-                worker_id,
-                f"parent {parent_id!r} is not registered",
-            )
-        # A quarantined worker never spawns.
-        if parent_id in controller.quarantined:
-            _deny(
-                action,
-                ReasonCode.PARENT_QUARANTINED,
-                now,
-                worker_id,
-                f"parent {parent_id!r} is quarantined",
-            )
+        # Only a registered, unquarantined worker can be a parent.
+        parent = rules.get_parent(action, controller, parent_id, now, worker_id)
         expected_depth = parent.manifest.depth + 1
     # The depth is the registry's, whatever the manifest says.
     if manifest.depth != expected_depth:
@@ -463,39 +397,15 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
             f"manifest depth {manifest.depth}, derived depth {expected_depth}",
         )
     # The lineage may not grow deeper than max_depth.
-    if expected_depth > contract.max_depth:
-        _deny(
-            action,
-            ReasonCode.DEPTH_EXCEEDED,
-            now,
-            worker_id,
-            f"depth {expected_depth} > max_depth {contract.max_depth}",
-        )
+    rules.check_depth_limit(action, contract, expected_depth, now, worker_id)
     # The registry never holds more than max_replicas workers.
-    if len(registry) >= contract.max_replicas:
-        _deny(
-            action,
-            ReasonCode.QUOTA,
-            now,
-            worker_id,
-            f"registry holds {len(registry)} of max_replicas {contract.max_replicas}",
-        )
+    rules.check_quota(action, controller, now, worker_id)
     # A parent's children register at least cooldown_seconds apart.
     if parent_id is not None:
-        last_spawn = controller.spawn_times.get(parent_id)
-        if last_spawn is not None and now - last_spawn < contract.cooldown:
-            _deny(
-                action,
-                ReasonCode.COOLDOWN,
-                now,
-                worker_id,
-                f"parent {parent_id!r} registered a child "
-                f"{(now - last_spawn).total_seconds()}s ago, cooldown is "
-                f"{contract.cooldown_seconds}s",
-            )
+        rules.check_cooldown(action, controller, parent_id, now, worker_id)
     # The contract's stop conditions run last, in order; the first that fires decides.
     if contract.stop_conditions:
-        _check_stop_conditions(state, manifest, now)
+        rules.check_stop_conditions(controller, manifest, now)
 
     entry = _registry_entry(manifest, now, now)
     spawn_times = controller.spawn_times
@@ -509,29 +419,6 @@ def register_worker(state: State, manifest: Manifest, *, now: datetime) -> Outco
     )
     event = _event(action, now, True, OK, worker_id, (("worker_registered", worker_id),))
     return _outcome(_compose(new_controller, state.orchestrator), event)
-
-
-def _check_stop_conditions(state: State, manifest: Manifest, now: datetime) -> None:
-    controller = state.controller
-    context = ReplicationContext(manifest, len(controller.registry), controller.contract)
-    for condition in controller.contract.stop_conditions:
-        try:
-            fired = condition.is_triggered(context)
-            detail = condition.name
-        except Exception as error:  # noqa: BLE001 - a predicate that fails, fails closed
-            fired = True
-            detail = f"{condition.name} raised {error!r}"
-        if fired:
-            event = _event(
-                "register_worker",
-                now,
-                False,
-                ReasonCode.STOP_CONDITION.value,
-                manifest.worker_id,
-                (),
-                detail,
-            )
-            raise StopConditionTriggered(condition.name, detail, event=event)
 
 
 # -- containers ---------------------------------------------------------------------

@@ -99,13 +99,16 @@ class Worker:
         raises ``ReplicationDenied``; a task that raises shuts the worker down
         and the exception propagates.
         """
-        now = self.controller.clock()
-        if self.state.expires_at is not None and now > self.state.expires_at:
+        if self._expired():
             self.shutdown("expired")
-            raise ReplicationDenied(ReasonCode.EXPIRED, f"worker {self.worker_id!r} expired")
+            raise ReplicationDenied(
+                ReasonCode.EXPIRED, f"Worker expired: worker {self.worker_id!r} expired"
+            )
         if self.controller.kill_switch_engaged:
             self.shutdown("kill_switch")
-            raise ReplicationDenied(ReasonCode.KILL_SWITCH, "the kill switch is engaged")
+            raise ReplicationDenied(
+                ReasonCode.KILL_SWITCH, "Kill switch engaged: the kill switch is engaged"
+            )
         try:
             task(self)
         except Exception:
@@ -116,7 +119,26 @@ class Worker:
         self.orchestrator.enforce_resource_bounds(self.worker_id)
 
     def maybe_replicate(self, reason: str, state_snapshot: Mapping[str, Any]) -> Worker | None:
-        """Ask the controller for a child; return it, or ``None`` if the policy refused."""
+        """Ask the controller for a child; return it, or ``None`` if the policy refused.
+
+        An expired worker does not replicate: it shuts down (R-EXPIRE-2); nor
+        does any worker once the kill switch is engaged. Each refusal is
+        logged as ``replication_denied`` with the older API's ``reason``.
+        """
+        if self._expired():
+            self.logger.log(
+                "replication_denied", parent_id=self.worker_id, reason="expired", code="expired"
+            )
+            self.shutdown("expired")
+            return None
+        if self.controller.kill_switch_engaged:
+            self.logger.log(
+                "replication_denied",
+                parent_id=self.worker_id,
+                reason="kill_switch",
+                code="kill_switch",
+            )
+            return None
         try:
             manifest = self.controller.issue_manifest(
                 self.worker_id, None, state_snapshot, self.manifest.resources
@@ -138,6 +160,11 @@ class Worker:
             reason=reason,
         )
         return child
+
+    def _expired(self) -> bool:
+        """Whether this worker outlived the contract's expiration (R-EXPIRE-2)."""
+        expires_at = self.state.expires_at
+        return expires_at is not None and self.controller.clock() > expires_at
 
     def heartbeat(self) -> None:
         """Tell the controller this worker is alive."""

@@ -279,6 +279,33 @@ class TestReentrancy:
             controller.register_worker(manifest)
         assert "root" not in controller.registry
 
+    # Spec: R-FACADE-1, R-KILLSWITCH-2.
+    def test_a_clock_that_engages_the_kill_switch_during_a_kill_resurrects_nothing(self):
+        """A standalone kill reads its clock before the state it commits over."""
+        holder: dict[str, Controller] = {}
+        ticks = ManualClock(T0)
+
+        def clock():
+            if holder.pop("armed", None):
+                holder["c"].kill_switch()
+            return ticks()
+
+        orchestrator = SandboxOrchestrator(clock=clock)
+        controller = Controller(
+            ReplicationContract(max_depth=1, max_replicas=5, cooldown_seconds=0),
+            KEY,
+            orchestrator=orchestrator,
+            clock=ticks,
+        )
+        holder["c"] = controller
+        for _ in range(2):
+            controller.start_worker(controller.issue_manifest(None, None, {}, RESOURCES))
+        holder["armed"] = controller  # the next orchestrator clock reading engages it
+        orchestrator.kill_worker("w1", "done")
+        assert controller.kill_switch_engaged
+        assert not orchestrator.containers
+        assert check_state(controller.state) == []
+
 
 class TestBinding:
     # Spec: R-FACADE-4.
@@ -371,7 +398,7 @@ class TestWorker:
 
 
 class FailingLogger(StructuredLogger):
-    def record(self, event, containers=None):
+    def record(self, event, before=None, after=None):
         raise OSError("the audit disk is full")
 
 

@@ -255,8 +255,8 @@ class RowCounter(StructuredLogger):
         self.path = path
         self.seen: list[tuple[str, int]] = []
 
-    def record(self, event, containers=None) -> None:
-        super().record(event, containers)
+    def record(self, event, before=None, after=None) -> None:
+        super().record(event, before, after)
         connection = raw(self.path)
         ((count,),) = connection.execute("SELECT count(*) FROM journal_rows").fetchall()
         connection.close()
@@ -561,8 +561,8 @@ class TestReentrancy:
         path = tmp_path / "j.db"
 
         class Echo(StructuredLogger):
-            def record(self, event, containers=None):
-                super().record(event, containers)
+            def record(self, event, before=None, after=None):
+                super().record(event, before, after)
                 if event.action == "register_worker":
                     controller.heartbeat(event.worker_id)
 

@@ -49,17 +49,17 @@ class TestValidationMessages:
             (
                 lambda: ResourceSpec(float("nan"), 1),
                 InvalidValueError,
-                "cpu_limit must be a finite number > 0, got nan",
+                "cpu_limit must be > 0, got nan (a finite number)",
             ),
             (
                 lambda: ResourceSpec(0, 1),
                 InvalidValueError,
-                "cpu_limit must be a finite number > 0, got 0",
+                "cpu_limit must be > 0, got 0 (a finite number)",
             ),
             (
                 lambda: ResourceSpec(float("inf"), 1),
                 InvalidValueError,
-                "cpu_limit must be a finite number > 0, got inf",
+                "cpu_limit must be > 0, got inf (a finite number)",
             ),
             (
                 lambda: ResourceSpec("1", 1),
@@ -74,7 +74,7 @@ class TestValidationMessages:
             (
                 lambda: ResourceSpec(1.0, 0),
                 InvalidValueError,
-                "memory_limit_mb must be an integer >= 1, got 0",
+                "memory_limit_mb must be > 0, got 0 (an integer)",
             ),
             (
                 lambda: ResourceSpec(1.0, 1.5),
@@ -118,7 +118,7 @@ class TestValidationMessages:
             (
                 lambda: manifest(depth=-1),
                 InvalidValueError,
-                "depth must be an integer >= 0, got -1",
+                "depth must be >= 0, got -1 (an integer)",
             ),
             (
                 lambda: manifest(depth=False),
@@ -190,17 +190,17 @@ class TestValidationMessages:
             (
                 lambda: ReplicationContract(-1, 1, 0),
                 InvalidValueError,
-                "max_depth must be an integer >= 0, got -1",
+                "max_depth must be >= 0, got -1 (an integer)",
             ),
             (
                 lambda: ReplicationContract(1, 1, -0.5),
                 InvalidValueError,
-                "cooldown_seconds must be a finite number >= 0, got -0.5",
+                "cooldown_seconds must be >= 0, got -0.5 (a finite number)",
             ),
             (
                 lambda: ReplicationContract(1, 1, 0, expiration_seconds=0),
                 InvalidValueError,
-                "expiration_seconds must be a finite number > 0, got 0",
+                "expiration_seconds must be > 0, got 0 (a finite number)",
             ),
             (
                 lambda: ReplicationContract(1, 1, 0, stop_conditions=[lambda c: True]),
@@ -242,11 +242,9 @@ class TestValidationMessages:
     def test_errors_carry_their_parts_as_attributes(self):
         with pytest.raises(InvalidValueError) as caught:
             ResourceSpec(-2.0, 1)
-        assert (caught.value.field, caught.value.expected, caught.value.got) == (
-            "cpu_limit",
-            "a finite number > 0",
-            -2.0,
-        )
+        assert (
+            caught.value.field, caught.value.expected, caught.value.got, caught.value.kind
+        ) == ("cpu_limit", "> 0", -2.0, "a finite number")  # fmt: skip
         assert isinstance(caught.value, ValueError)
 
     def test_stop_condition_names_are_distinct(self):

@@ -20,6 +20,7 @@ CORE = {
     "errors",
     "_validation",
     "_frozen",
+    "rules",
     "_ed25519",
     "invariants",
 }
@@ -39,12 +40,15 @@ FACADE = {
 def test_the_top_level_exports_are_exactly_these():
     assert sorted(replication.__all__) == sorted(
         [
+            "AuditError",
             "BadSignatureError",
             "ContainerRecord",
             "Controller",
             "ControllerState",
             "Effect",
             "Event",
+            "FrozenDict",
+            "FrozenList",
             "ImmutableError",
             "InvalidInputError",
             "InvalidKeyError",
@@ -58,6 +62,7 @@ def test_the_top_level_exports_are_exactly_these():
             "OrchestratorState",
             "Outcome",
             "ReasonCode",
+            "ReentrancyError",
             "RegistryEntry",
             "ReplicationContext",
             "ReplicationContract",

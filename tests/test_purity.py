@@ -100,6 +100,8 @@ CALLS = {
     "issue_manifest (denied)": lambda s: transitions.issue_manifest(
         s, KEY, parent_id="ghost", resources=RESOURCES, now=T1
     ),
+    "may_spawn": lambda s: transitions.may_spawn(s, parent_id=W["root"].worker_id, now=T1),
+    "may_spawn (denied)": lambda s: transitions.may_spawn(s, parent_id="ghost", now=T1),
     "register_worker": lambda s: transitions.register_worker(s, W["pending"], now=T1),
     "register_worker (denied)": lambda s: transitions.register_worker(s, W["root"], now=T1),
     "launch_worker": lambda s: transitions.launch_worker(s, W["idle"], now=T1),
@@ -154,7 +156,9 @@ def test_a_transition_leaves_its_arguments_untouched(name):
         outcome = None
     assert fingerprint(S) == before
     assert {key: fingerprint(manifest) for key, manifest in W.items()} == manifests_before
-    if outcome is not None and not name.startswith(("kill_worker", "enforce", "expire")):
+    if outcome is not None and not name.startswith(
+        ("kill_worker", "enforce", "expire", "may_spawn")
+    ):
         assert outcome.state is not S
         assert outcome.state is not S.orchestrator
 

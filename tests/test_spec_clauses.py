@@ -67,9 +67,10 @@ class TestCheckOrder:
     # Spec: R-ISSUE-1, R-AUDIT-2.
     def test_issue_manifest_checks_run_in_the_specified_order(self):
         """Where two checks of issue_manifest fail together, the earlier one decides."""
-        # kill_switch before quota: nothing fits a zero quota, and the switch is engaged.
-        state, _, _ = engage_kill_switch(fresh(max_replicas=0), now=T0)
-        assert reason_of(issue, state) is ReasonCode.KILL_SWITCH
+        # kill_switch before every other check (here parent_unknown: the switch empties the
+        # registry, so with max_replicas >= 1 it never coincides with a full quota).
+        state, _, _ = engage_kill_switch(fresh(max_replicas=1), now=T0)
+        assert reason_of(issue, state, parent_id="ghost") is ReasonCode.KILL_SWITCH
         # quota before parent_unknown.
         state, _ = spawn(fresh(max_replicas=1))
         assert reason_of(issue, state, parent_id="ghost") is ReasonCode.QUOTA

@@ -447,7 +447,7 @@ class TestRegisterWorker:
             register_worker(state, manifest, now=T0)
         assert caught.value.reason is ReasonCode.STOP_CONDITION
         assert caught.value.condition == "no_more_than_one"
-        assert caught.value.event.detail == "no_more_than_one"
+        assert caught.value.event.detail == "Stop condition triggered: no_more_than_one"
         assert seen == [("w1", 0), ("w2", 1)]
 
     # Spec: R-REGISTER-5.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -34,7 +35,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime, timedelta
 
-    from replication.model import Manifest, ReplicationContract, ResourceSpec
+    from replication.model import (
+        Event,
+        Manifest,
+        OrchestratorState,
+        ReplicationContract,
+        ResourceSpec,
+    )
     from replication.signing import SigningKey
     from replication.transitions import Outcome
 
@@ -199,30 +206,60 @@ class ReferenceImplementation:
         return observe(self.state)
 
 
+class _ThreadTrail(StructuredLogger):
+    """The facade's logger, also keeping each thread's own decisions.
+
+    Calls from several threads overlap (the concurrent mode), so a call reads
+    the decisions its own thread recorded, not the shared trail.
+    """
+
+    def __init__(self, *, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self._local = threading.local()
+
+    def record(
+        self,
+        event: Event,
+        before: State | OrchestratorState | None = None,
+        after: State | OrchestratorState | None = None,
+    ) -> None:
+        super().record(event, before, after)
+        self.mine().append(event)
+
+    def mine(self) -> list[Event]:
+        """Return the decisions recorded by the calling thread."""
+        if not hasattr(self._local, "events"):
+            self._local.events = []
+        events: list[Event] = self._local.events
+        return events
+
+
 class FacadeImplementation:
     """The seed's imperative API (``Controller`` and ``SandboxOrchestrator``) as an adapter.
 
     Where the seed stays silent on a refusal (a heartbeat from an unknown
-    worker), the decision is read from the audit trail, as an operator would.
+    worker), the decision is read from the audit trail, as an operator would
+    (from the decisions the calling thread recorded, so overlapping calls do
+    not read each other's).
     """
 
     gaps: frozenset[str] = frozenset()
 
     def start(self, contract: ReplicationContract, key: SigningKey, clock: Clock) -> None:
-        self.logger = StructuredLogger(clock=clock)
+        self.logger = _ThreadTrail(clock=clock)
         self.orchestrator = SandboxOrchestrator(self.logger, clock=clock)
         self.controller = Controller(
             contract, key, self.logger, orchestrator=self.orchestrator, clock=clock
         )
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        decisions = len(self.logger.trail)
+        mine = self.logger.mine()
+        decisions = len(mine)
         try:
             result = method(*args, **kwargs)
         except ReplicationDenied as denied:
             raise Denied(denied.reason.value) from None
-        trail = list(self.logger.trail)[decisions:]
-        refused = [event for event in trail if not event.allowed]
+        refused = [event for event in mine[decisions:] if not event.allowed]
         if refused:  # refused, but the seed's API stayed silent about it
             raise Denied(ReasonCode(refused[-1].reason).value)
         return result

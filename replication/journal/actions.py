@@ -52,7 +52,7 @@ ACTIONS: dict[str, Callable[[State, datetime, Mapping[str, Any]], Decision]] = {
     **{
         name: partial(decide, getattr(transitions, name))
         for name in (
-            "register_worker", "launch_worker", "heartbeat", "release_worker",
+            "may_spawn", "register_worker", "launch_worker", "heartbeat", "release_worker",
             "enforce_resource_bounds", "kill_worker", "deregister_worker",
             "quarantine_worker", "engage_kill_switch", "reap_stale_workers",
             "expire_workers",

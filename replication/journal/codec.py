@@ -348,6 +348,7 @@ ACTION_ARGUMENTS: dict[str, dict[str, Codec]] = {
         "state_snapshot": (_snapshot_to_json, _snapshot_from_json),
         "worker_id": _ID,
     },
+    "may_spawn": {"parent_id": _ID},
     "register_worker": {"manifest": _MANIFEST},
     "launch_worker": {"manifest": _MANIFEST},
     "start_worker": {"manifest": _MANIFEST},
@@ -369,6 +370,7 @@ ACTION_ARGUMENTS: dict[str, dict[str, Codec]] = {
 _DEFAULTS: dict[str, dict[str, object]] = {
     "issue_manifest": {"depth": None, "parent_id": None, "state_snapshot": None, "worker_id": None},
     "engage_kill_switch": {"reason": "kill_switch"},
+    "may_spawn": {"parent_id": None},
 }
 #: Python keyword -> JSON name, where they differ.
 _RENAMED = {"timeout": "timeout_seconds"}
