@@ -162,7 +162,11 @@ def test_callbacks_that_call_back_never_lose_the_kill_switch_or_orphan_a_contain
     schedules, program
 ):
     """Whatever callbacks do, from inside any call, nothing is undone and invariants hold."""
-    harness = Harness(schedules)
+    play(Harness(schedules), program)
+
+
+def play(harness: Harness, program: list[tuple[str, int]]) -> None:
+    """Run a drawn program on a harness, checking that nothing is undone after every move."""
     for move, target in program:
         if move == "tick":
             harness.ticks.advance(3)
@@ -206,13 +210,7 @@ def test_on_a_journal_callbacks_lose_nothing_and_the_rows_replay_to_the_state(sc
     scratch = Path(scratch_directory(fallback))  # a fresh directory either way
     try:
         harness = Harness(schedules, journal=scratch / "journal.db")
-        for move, target in program:
-            if move == "tick":
-                harness.ticks.advance(3)
-                continue
-            with contextlib.suppress(ReplicationError, RuntimeError):
-                harness.move(move, target)
-            harness.check()
+        play(harness, program)
         harness.controller.journal.close()  # type: ignore[union-attr]
         verified = verify_journal(scratch / "journal.db", contract=QUIET)
         assert fingerprint(verified.state) == fingerprint(harness.controller.state)

@@ -636,39 +636,31 @@ class TestFailClosed:
 
     # Spec: R-JOURNAL-10.
     @LINUX_FDS
-    def test_a_disk_that_refuses_writes_fails_the_action_and_changes_nothing(
-        self, opened, tmp_path
+    @pytest.mark.parametrize(
+        ("fault", "error", "code"),
+        [
+            (lambda wal: os.open("/dev/full", os.O_WRONLY), JournalFullError, "SQLITE_FULL"),
+            (lambda wal: os.open(wal, os.O_RDONLY), JournalUnavailableError, "SQLITE_IOERR"),
+        ],
+        ids=["disk-full", "io-error"],
+    )
+    def test_a_storage_fault_fails_the_action_and_changes_nothing(
+        self, opened, tmp_path, fault, error, code
     ):
-        """The write-ahead log's descriptor pointed at /dev/full (ENOSPC) for one action."""
-        path = tmp_path / "j.db"
-        controller = opened(path)
-        controller.register_worker(hand_signed("a"))
-        before = controller.controller_state
-        with (
-            swapped(fd_of(Path(f"{path}-wal")), os.open("/dev/full", os.O_WRONLY)),
-            pytest.raises(JournalFullError),
-        ):
-            controller.register_worker(hand_signed("b"))
-        self.assert_unchanged_and_journaled(controller, before, path)
-        controller.register_worker(hand_signed("c"))
-        assert set(verify_journal(path).state.registry) == {"a", "c"}
-
-    # Spec: R-JOURNAL-10.
-    @LINUX_FDS
-    def test_an_io_error_fails_the_action_and_changes_nothing(self, opened, tmp_path):
-        """The write-ahead log's descriptor made read-only (EBADF on write) for one action."""
+        """The write-ahead log's descriptor swapped, for one action, for /dev/full (ENOSPC)
+        or for a read-only one (EBADF): a typed error, nothing changed, and then the chain
+        simply continues."""
         path = tmp_path / "j.db"
         controller = opened(path)
         controller.register_worker(hand_signed("a"))
         before = controller.controller_state
         wal = Path(f"{path}-wal")
-        with (
-            swapped(fd_of(wal), os.open(wal, os.O_RDONLY)),
-            pytest.raises(JournalUnavailableError) as failed,
-        ):
+        with swapped(fd_of(wal), fault(wal)), pytest.raises(error) as failed:
             controller.register_worker(hand_signed("b"))
-        assert failed.value.code.startswith("SQLITE_IOERR")
+        assert failed.value.code.startswith(code)
         self.assert_unchanged_and_journaled(controller, before, path)
+        controller.register_worker(hand_signed("c"))
+        assert set(verify_journal(path).state.registry) == {"a", "c"}
 
     # Spec: R-JOURNAL-10.
     def test_a_lock_held_beyond_the_timeout_fails_the_action_and_changes_nothing(
