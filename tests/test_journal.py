@@ -508,6 +508,26 @@ class TestContainers:
         assert summary(path)[-1] == ("launch_worker", "denied", "already_running")
 
 
+class TestWorker:
+    # Spec: R-JOURNAL-6, R-KILLSWITCH-2.
+    def test_a_worker_stops_before_its_next_task_once_another_process_engaged_the_switch(
+        self, opened, tmp_path
+    ):
+        from replication import Worker
+
+        path = tmp_path / "j.db"
+        here = opened(path)
+        worker = Worker(hand_signed("a"), here.contract, here, here.orchestrator)
+        elsewhere = opened(path, orchestrator=False)
+        elsewhere.kill_switch()
+        ran = []
+        with pytest.raises(ReplicationDenied) as stopped:
+            worker.perform_task(ran.append)
+        assert stopped.value.reason is ReasonCode.KILL_SWITCH
+        assert ran == []
+        assert not here.orchestrator.containers
+
+
 class TestReentrancy:
     # Spec: R-JOURNAL-12, R-FACADE-2.
     def test_a_kill_switch_engaged_from_a_predicate_is_journaled_before_the_outer_decision(
