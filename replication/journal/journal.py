@@ -291,21 +291,26 @@ class Journal:
     def _catch_up(self, state: State, *, write: bool = True) -> State | None:
         """Apply the rows other processes appended since this one's head; ``None`` if none.
 
-        With ``write``, first take the write lock, unless this thread holds it
-        already, and keep it; without, read one consistent snapshot. A row that
-        does not verify raises :class:`JournalCorruptError`, and nothing is applied.
+        With ``write``, take the write lock, unless this thread holds it
+        already, and keep it: the rows readable without it are applied first,
+        from a snapshot, so that a long backlog never holds the other processes
+        up; under the lock only what came since remains. Without ``write``,
+        read one snapshot. A row that does not verify raises
+        :class:`JournalCorruptError`, and nothing is applied.
         """
         store = self._open_store()
         if store.in_transaction:
             return self._read_after(state)
-        if write:
-            store.begin()
-            return self._read_after(state)
         store.begin_read()
         try:
-            return self._read_after(state)
+            backlog = self._read_after(state)
         finally:
             store.release()
+        if not write:
+            return backlog
+        store.begin()
+        rest = self._read_after(state if backlog is None else backlog)
+        return backlog if rest is None else rest
 
     def _read_after(self, state: State) -> State | None:
         store = self._open_store()
