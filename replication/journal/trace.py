@@ -30,7 +30,13 @@ from replication.journal.codec import (
     contract_from_json,
     parse_time,
 )
-from replication.journal.replay import Divergence, describe_outcome, load_json, step
+from replication.journal.replay import (
+    Divergence,
+    Manifests,
+    describe_outcome,
+    load_json,
+    step,
+)
 from replication.model import State
 from replication.signing import VerifyingKey
 
@@ -282,6 +288,7 @@ def _check_lines(
 ) -> TraceReport:
     state: State | None = None
     count = 0
+    manifests = Manifests()
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             raise TraceFormatError(path, number, "an empty line")
@@ -298,7 +305,13 @@ def _check_lines(
             raise TraceFormatError(path, number, str(error)) from None
         try:
             state, _ = step(
-                state, value["action"], now, value["args"], value["outcome"], complete=False
+                state,
+                value["action"],
+                now,
+                value["args"],
+                value["outcome"],
+                complete=False,
+                manifests=manifests,
             )
         except Divergence as divergence:
             found = TraceDivergence(
