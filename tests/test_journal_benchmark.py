@@ -8,7 +8,7 @@ from benchmarks import journal as bench
 
 
 def test_a_tiny_run_reports_every_figure_and_a_verdict(tmp_path):
-    results = bench.run(actions=300, appended=3, directory=tmp_path, racing=False)
+    results = bench.run(actions=80, appended=2, directory=tmp_path, racing=False)
     figures = [
         results["in_memory"]["us"],
         results["journaled_tmpfs_program"]["us"],
