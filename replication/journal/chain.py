@@ -77,16 +77,36 @@ def _times(entries: Any) -> list[list[str]]:
     return [[key, _time(entries[key])] for key in sorted(entries)]
 
 
-def state_summary(state: State) -> dict[str, Any]:
-    """Return the JSON summary of a state that its fingerprint covers."""
+#: Manifest digests by the manifest's identity, kept with the manifest (so its id is not reused).
+Digests = dict[int, tuple["Manifest", str]]
+
+
+def state_summary(state: State, digests: Digests | None = None) -> dict[str, Any]:
+    """Return the JSON summary of a state that its fingerprint covers.
+
+    ``digests`` carries the manifests' digests from one fingerprint to the
+    next: a manifest's digest costs its signed bytes and a hash, and most
+    manifests outlive many checkpoints. It keeps only the manifests this state
+    holds.
+    """
+    known = digests if digests is not None else {}
+    used: Digests = {}
+
+    def digest_of(manifest: Manifest) -> str:
+        key = id(manifest)
+        hit = known.get(key)
+        value = hit[1] if hit is not None and hit[0] is manifest else _manifest_digest(manifest)
+        used[key] = (manifest, value)
+        return value
+
     controller = state.controller
     registry = controller.registry
     containers = state.orchestrator.containers
-    return {
+    summary = {
         "containers": [
             [
                 worker_id,
-                _manifest_digest(record.manifest),
+                digest_of(record.manifest),
                 record.status,
                 _time(record.started_at),
                 record.reason,
@@ -100,7 +120,7 @@ def state_summary(state: State) -> dict[str, Any]:
         "registry": [
             [
                 worker_id,
-                _manifest_digest(entry.manifest),
+                digest_of(entry.manifest),
                 _time(entry.registered_at),
                 _time(entry.last_heartbeat),
             ]
@@ -108,6 +128,10 @@ def state_summary(state: State) -> dict[str, Any]:
         ],
         "spawn_times": _times(controller.spawn_times),
     }
+    if digests is not None:
+        digests.clear()
+        digests.update(used)
+    return summary
 
 
 def fingerprint_bytes(summary: dict[str, Any]) -> bytes:
@@ -122,9 +146,9 @@ def fingerprint_bytes(summary: dict[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def fingerprint(state: State) -> str:
+def fingerprint(state: State, digests: Digests | None = None) -> str:
     """Return the fingerprint of a whole state (see the module's docstring)."""
-    return digest(STATE_TYPE, fingerprint_bytes(state_summary(state)))
+    return digest(STATE_TYPE, fingerprint_bytes(state_summary(state, digests)))
 
 
 def checkpoint_body(genesis: str, sequence: int, head: str, state_fingerprint: str) -> bytes:

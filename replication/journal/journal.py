@@ -379,7 +379,10 @@ class Journal:
         checkpoint = None
         if sequence % self._replay.interval == 0:
             signed = chain.checkpoint_body(
-                self._replay.genesis, sequence, digest, chain.fingerprint(after)
+                self._replay.genesis,
+                sequence,
+                digest,
+                chain.fingerprint(after, self._replay.digests),
             )
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)

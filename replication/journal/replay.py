@@ -48,9 +48,11 @@ __all__ = [
 ]
 
 ROW_KEYS = ("action", "args", "now", "outcome", "prev", "sequence")
-_OUTCOME_KEYS = {"decision", "events", "reason"}
+_ROW_KEY_SET = frozenset(ROW_KEYS)
+_OUTCOME_KEYS = frozenset({"decision", "events", "reason"})
+_ISSUE_OUTCOME_KEYS = _OUTCOME_KEYS | {"manifest"}
 #: What a trace must record of an outcome; the events and the manifest may be left out.
-_TRACE_OUTCOME_KEYS = {"decision", "reason"}
+_TRACE_OUTCOME_KEYS = frozenset({"decision", "reason"})
 
 
 class Head(NamedTuple):
@@ -129,6 +131,7 @@ def step(
     complete: bool = True,
     issuer: SigningKey | None = None,
     manifests: Manifests | None = None,
+    at: str | None = None,
 ) -> tuple[State, Issued]:
     """Decide one recorded step again; raise :class:`Divergence` unless it is what was recorded.
 
@@ -147,7 +150,7 @@ def step(
         issued = decide_recorded(state, action, now, decoded, issuer)
     except InvalidInputError as error:
         raise Divergence(f"the model refuses its arguments as bad input: {error}") from None
-    problem = _difference(issued, recorded, state, now, complete=complete, issuer=issuer)
+    problem = _difference(issued, recorded, state, now, complete=complete, issuer=issuer, at=at)
     if problem is not None:
         raise Divergence(problem, _expected(issued, issuer))
     if manifests is not None and issuer is not None and issued.manifest is not None:
@@ -206,26 +209,26 @@ def _difference(
     *,
     complete: bool,
     issuer: SigningKey | None,
+    at: str | None,
 ) -> str | None:
-    """Return how ``recorded`` differs from the model's decision, or ``None``."""
+    """Return how ``recorded`` differs from the model's decision, or ``None``.
+
+    ``at`` is ``now`` as the step recorded it, if the caller has it.
+    """
     decision, reason = _decision_of(issued)
     gives_manifest = issued.manifest is not None
     if type(recorded) is not dict:
         return "its outcome is not an object"
-    required = (
-        (_OUTCOME_KEYS | ({"manifest"} if gives_manifest else set()))
-        if complete
-        else (_TRACE_OUTCOME_KEYS)
-    )
-    allowed_keys = _OUTCOME_KEYS | ({"manifest"} if gives_manifest else set())
-    if not required <= set(recorded) <= allowed_keys:
+    allowed_keys = _ISSUE_OUTCOME_KEYS if gives_manifest else _OUTCOME_KEYS
+    required = allowed_keys if complete else _TRACE_OUTCOME_KEYS
+    if not required <= recorded.keys() <= allowed_keys:
         names = ", ".join(sorted(required))
         return f"its outcome must hold {names} (and nothing the model does not give)"
     said = (recorded["decision"], recorded["reason"])
     if said != (decision, reason):
         shown = "allowed" if said[0] == "allowed" else f"{said[0]} ({said[1]})"
         return f"recorded {shown}, the model gives {describe_outcome(expected_outcome(issued))}"
-    at = format_timestamp(now)
+    at = at or format_timestamp(now)
     if "events" in recorded and not same_events(
         recorded["events"], issued.decision.events, now, at
     ):
@@ -267,6 +270,7 @@ class Replay:
         # replaying its own journal, every row under the chain) is four times faster.
         self._load = load_json if strict else json.loads
         self._manifests = Manifests()
+        self.digests: chain.Digests = {}
 
     def start(self) -> Head:
         """Return the head of an empty journal."""
@@ -286,7 +290,7 @@ class Replay:
             body = self._load(row.body)
         except (ValueError, UnicodeDecodeError) as error:
             raise self._corrupt(sequence, f"is not strict JSON ({error})") from None
-        if type(body) is not dict or sorted(body) != list(ROW_KEYS):
+        if type(body) is not dict or body.keys() != _ROW_KEY_SET:
             raise self._corrupt(sequence, f"is not an object with exactly {', '.join(ROW_KEYS)}")
         if body["sequence"] != sequence or type(body["sequence"]) is not int:
             raise self._corrupt(sequence, f"records sequence {body['sequence']!r}")
@@ -314,6 +318,7 @@ class Replay:
                 body["outcome"],
                 issuer=self.issuer,
                 manifests=self._manifests,
+                at=body["now"],
             )
         except Divergence as divergence:
             raise self._corrupt(sequence, f"{body['action']}: {divergence.problem}") from None
@@ -333,7 +338,7 @@ class Replay:
                 head.sequence, f"has a checkpoint, but checkpoints are every {self.interval} rows"
             )
         expected = chain.checkpoint_body(
-            self.genesis, head.sequence, head.hash, chain.fingerprint(state)
+            self.genesis, head.sequence, head.hash, chain.fingerprint(state, self.digests)
         )
         if checkpoint.body != expected:
             raise self._corrupt(
