@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
@@ -329,9 +329,12 @@ class TestReplayOnStart:
         connection = raw(other)
         connection.execute("CREATE TABLE notes(text TEXT)")
         connection.close()
+        before = other.read_bytes()
         with pytest.raises(JournalMismatchError) as refused:
             Controller(make_contract(), KEY, journal=other)
         assert refused.value.field == "format"
+        assert other.read_bytes() == before
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["other.db"]
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"not a database at all" * 100)
         with pytest.raises(JournalCorruptError):
@@ -761,6 +764,7 @@ class TestJournalObject:
 
 class TestFingerprint:
     # Spec: R-JOURNAL-8, R-ID-1, R-ID-2.
+    @settings(max_examples=max(10, settings.default.max_examples // 4))
     @given(
         st.dictionaries(
             st.sampled_from(["containers", "issued_ids", "registry", "kill_switch_engaged"]),

@@ -254,6 +254,9 @@ class Journal:
     def _load_or_create(
         self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
     ) -> dict[str, Any]:
+        # What the file is, first: one that is not a journal is refused untouched.
+        store.header()
+        store.use_wal()
         store.begin()
         try:
             stored = store.header()

@@ -112,8 +112,15 @@ class Store:
         if salvage:
             self._run("open the database", "PRAGMA writable_schema = ON")
         if not read_only:
-            self._run("open the database", "PRAGMA journal_mode = WAL")
+            # A setting of this connection: the file is not touched until use_wal().
             self._run("open the database", "PRAGMA synchronous = FULL")
+
+    def use_wal(self) -> None:
+        """Put the file in WAL mode (kept in the file); only once it is known to be a journal.
+
+        A file that is not a journal is refused before this, and left as it was.
+        """
+        self._run("open the database", "PRAGMA journal_mode = WAL")
 
     # -- errors ------------------------------------------------------------------------------
 
