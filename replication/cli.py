@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="grow a replication tree, show denials, engage the kill switch"
     )
     demo.set_defaults(run=_demo)
+    from replication.processes.demo import add_demo_options  # noqa: PLC0415
+
+    add_demo_options(demo, fallback=_demo)  # --processes: the process backend's own demo
 
     from replication.conformance.runner import DEFAULT_TARGET  # noqa: PLC0415
 

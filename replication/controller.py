@@ -227,6 +227,8 @@ class Controller:
             raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
         with self._lock:
             if self.orchestrator is None:
+                if self._journal is not None:
+                    _check_adopts(orchestrator)
                 _claim(orchestrator, self)
                 with orchestrator._lock:
                     # The containers a journal holds were launched by this or another
@@ -553,6 +555,28 @@ class _Unknown(Exception):  # noqa: N818 - private control flow
 
 def _deregistered(event: Event) -> list[str]:
     return [worker_id for kind, worker_id in event.effects if kind == "worker_deregistered"]
+
+
+def _check_adopts(orchestrator: SandboxOrchestrator) -> None:
+    """Refuse, for a journal, a backend that acts on containers but cannot adopt a decision.
+
+    With a shared journal, another process's decision (a kill switch, say)
+    reaches this orchestrator through ``_adopt``, which must stop what it runs
+    and the new state no longer holds (R-JOURNAL-11). A backend that overrides
+    ``_install`` (it acts on real containers) and not ``_adopt`` would only
+    update its record, and its processes would outlive the decision.
+    """
+    kind = type(orchestrator)
+    if (
+        kind._install is not SandboxOrchestrator._install
+        and kind._adopt is SandboxOrchestrator._adopt
+    ):
+        raise InvalidValueError(
+            "orchestrator",
+            "an orchestrator that adopts another process's decisions (a backend that "
+            "overrides _install must override _adopt to be used with a journal)",
+            kind.__name__,
+        )
 
 
 def _claim(orchestrator: SandboxOrchestrator, controller: Controller) -> None:

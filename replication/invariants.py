@@ -88,6 +88,8 @@ class Observation:
     quarantined: frozenset[str] | None = None
     #: Every worker id ever registered, when known (replay protection is checked with it).
     registered_ever: frozenset[str] | None = None
+    #: Ids of the workers with a live process, as the kernel reports it (real backends).
+    live_processes: frozenset[str] | None = None
 
 
 @immutable
@@ -174,6 +176,8 @@ STATEMENTS: dict[str, str] = {
     "INV-DENIAL-NO-CHANGE": "A denied action leaves the state exactly as it was.",
     "INV-AUDIT": "Every action produces exactly one audit event naming its decision and "
     "reason, whose effects account for every worker and container that came or went.",
+    "INV-PROCESSES": "A worker without a running container has no live process, and once "
+    "the kill switch is engaged no process of any worker is alive.",
 }
 
 _STATE_CHECKS: dict[str, StateCheck] = {}
@@ -454,6 +458,19 @@ def check_audit(
                 f"{step.action}: effects say {kind} {sorted(claimed)}, "
                 f"the state says {sorted(expected)}"
             )
+
+
+# Spec: R-PROC-9, R-KILLSWITCH-1.
+@on_state("INV-PROCESSES")
+def check_processes(observation: Observation, policy: Policy) -> Iterator[str]:
+    """A record that says dead while a process lives makes the kill switch a lie."""
+    if observation.live_processes is None:
+        return
+    stray = observation.live_processes - observation.containers
+    if stray:
+        yield f"workers {sorted(stray)} have live processes but no running container"
+    if observation.kill_switch_engaged and observation.live_processes:
+        yield f"kill switch engaged but {sorted(observation.live_processes)} have live processes"
 
 
 # -- the catalogue and running it ---------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import fresh
+from tests.process_helpers import orchestrators  # noqa: F401 - the process tests' fixture
 
 if TYPE_CHECKING:
     from replication.model import State
@@ -15,3 +16,18 @@ if TYPE_CHECKING:
 @pytest.fixture
 def state() -> State:
     return fresh()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_worker_process_survives_the_session():
+    """After every test, no process launched by this session's process backend is alive.
+
+    Worker processes carry a marker naming the pid of the orchestrator's process
+    (replication.processes.sandbox.MARKER); any such process still alive at the
+    end is a leak: it is killed, and the session fails.
+    """
+    yield
+    from tests.process_helpers import kill_strays
+
+    strays = kill_strays()
+    assert not strays, f"worker processes outlived the test session: {strays}"

@@ -31,6 +31,7 @@ from replication.errors import ReasonCode, ReplicationDenied
 from replication.model import ReplicationContract, State, StopCondition
 from replication.signing import sign_manifest
 from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, seconds
+from tests.process_helpers import needs_full_isolation
 
 # -- the benchmark runs and reports every figure --------------------------------------------
 
@@ -430,3 +431,22 @@ def test_the_baseline_refuses_the_same_bad_input(call, error):
     for side in (CoreSide(), BaselineSide()):
         with pytest.raises(error):
             call(side)
+
+
+# -- the process backend's benchmark ----------------------------------------------------------
+
+
+@needs_full_isolation
+def test_the_process_benchmark_runs_and_leaves_nothing_alive(tmp_path, capsys):
+    """`benchmarks/processes.py --quick` reports every figure and counts no survivor."""
+    from benchmarks import processes
+
+    assert processes.main(["--quick", "--json", str(tmp_path / "figures.json")]) == 0
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert set(figures) == {"isolation", "load_before", "rates", "kill_switch", "faults",
+                            "load_after"}  # fmt: skip
+    assert figures["kill_switch"]["processes_after"] == 0
+    assert figures["kill_switch"]["processes_before"] == 10 * 5
+    assert figures["faults"]["processes_left_alive"] == 0
+    assert all(rate > 0 for rate in figures["rates"].values())
+    assert "kill switch over 10 workers" in capsys.readouterr().out

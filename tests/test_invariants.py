@@ -71,7 +71,14 @@ class TestCatalogue:
             "INV-IDS",
             "INV-DENIAL-NO-CHANGE",
             "INV-AUDIT",
+            "INV-PROCESSES",
         }
+
+    # Spec: R-INV-2, R-PROC-9.
+    def test_live_processes_within_running_containers_break_nothing(self):
+        running = obs(view("a"), containers={"a"}, live_processes=frozenset({"a"}))
+        assert check_observation(running, POLICY) == []
+        assert check_observation(obs(view("a"), containers={"a"}), POLICY) == []
 
     # Spec: R-INV-1.
     def test_a_reachable_state_violates_nothing(self):
@@ -112,6 +119,12 @@ class TestStateForms:
             ),
             ({"INV-QUARANTINE"}, obs(view("a"), quarantined=frozenset({"ghost"}))),
             ({"INV-IDS"}, obs(view("a"), registered_ever=frozenset())),
+            ({"INV-PROCESSES"}, obs(view("a"), live_processes=frozenset({"a"}))),
+            ({"INV-PROCESSES"}, obs(live_processes=frozenset({"departed"}))),
+            (
+                {"INV-PROCESSES", "INV-KILL-SWITCH", "INV-NO-ORPHANS"},
+                obs(containers={"a"}, kill_switch=True, live_processes=frozenset({"a"})),
+            ),
         ],
     )
     def test_violation_is_detected(self, expected, observation):

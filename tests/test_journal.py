@@ -511,6 +511,35 @@ class TestContainers:
         assert summary(path)[-1] == ("launch_worker", "denied", "already_running")
 
 
+class TestBackends:
+    # Spec: R-JOURNAL-11.
+    def test_a_backend_that_cannot_adopt_another_processs_decision_is_refused(
+        self, opened, tmp_path
+    ):
+        """A backend acting on real containers must stop, on catching up, what another
+        process's decision removed: without an ``_adopt`` of its own, a journaled controller
+        refuses it; with one, it is bound and told of the journal's containers."""
+
+        class Acting(SandboxOrchestrator):
+            def _install(self, state):
+                super()._install(state)
+
+        adopted: list[set[str]] = []
+
+        class Adopting(Acting):
+            def _adopt(self, state):
+                adopted.append(set(state.containers))
+                super()._adopt(state)
+
+        with pytest.raises(InvalidValueError) as refused:
+            opened(tmp_path / "j.db", orchestrator=False).launch_worker(hand_signed("a"), Acting())
+        assert refused.value.got == "Acting"
+        Controller(make_contract(), KEY, orchestrator=Acting())  # no journal: nothing to adopt
+        controller = opened(tmp_path / "k.db", orchestrator=False)
+        controller.start_worker(hand_signed("a"), Adopting())
+        assert adopted == [set()]
+
+
 class TestWorker:
     # Spec: R-JOURNAL-6, R-KILLSWITCH-2.
     def test_a_worker_stops_before_its_next_task_once_another_process_engaged_the_switch(

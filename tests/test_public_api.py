@@ -130,8 +130,22 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", sorted(CORE))
 def test_the_core_never_imports_the_facade(module):
-    rooms = {"conformance", "journal"}
-    assert imported_modules(PACKAGE / f"{module}.py") & (FACADE | rooms) == set()
+    assert (
+        imported_modules(PACKAGE / f"{module}.py")
+        & (FACADE | {"conformance", "journal", "processes"})
+        == set()
+    )
+
+
+def test_only_the_command_line_imports_the_process_backend():
+    """The process backend is a room of its own: the CLI opens its door, nothing else does."""
+    importers = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "processes" not in path.relative_to(PACKAGE).parts
+        and "processes" in imported_modules(path)
+    )
+    assert importers == ["cli.py"]
 
 
 def test_the_layer_lists_cover_every_module():

@@ -111,7 +111,7 @@ class RunStats:
 
     def note_reported(self, observation: Observation) -> None:
         """Remember which optional data an observation carries."""
-        for name in ("quarantined", "registered_ever"):
+        for name in ("quarantined", "registered_ever", "live_processes"):
             if getattr(observation, name) is not None:
                 self.reported.add(name)
         for worker in observation.workers.values():

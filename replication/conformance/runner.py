@@ -44,6 +44,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "INV-QUARANTINE": ("quarantined",),
     "INV-IDS": ("registered_ever",),
     "INV-AUDIT": ("audit events",),
+    "INV-PROCESSES": ("live_processes",),
 }
 
 #: Every method an adapter must have unless it declares the action a gap.

@@ -1,0 +1,554 @@
+"""``ProcessOrchestrator``: the seed's orchestrator over real, isolated Linux processes.
+
+It is a :class:`~replication.orchestrator.SandboxOrchestrator` whose state is
+backed by processes: every change of its containers, whether its own call or
+its controller's commit, goes through :meth:`ProcessOrchestrator._install`,
+which starts the sandboxes of the containers that appear and kills those of the
+containers that go, before the new state is committed (R-PROC-1). So the
+policy stays the core's, unchanged, and the conformance kit checks this backend
+exactly as it checks the simulation, plus one invariant about real processes
+(INV-PROCESSES).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import attrs
+import immutables
+
+from replication import _validation as v
+from replication._frozen import FrozenList
+from replication._validation import immutable
+from replication.errors import InvalidTypeError, InvalidValueError
+from replication.model import OrchestratorState
+from replication.orchestrator import SandboxOrchestrator
+from replication.processes.cgroups import CgroupSet, Limits, Usage, make_parent, sanitize
+from replication.processes.errors import (
+    IsolationUnavailable,
+    KillUnconfirmed,
+    LaunchError,
+    ProcessBackendError,
+)
+from replication.processes.isolation import Isolation, cached_isolation
+from replication.processes.sandbox import (
+    WORKER_PATH,
+    Sandbox,
+    kill_sandboxes,
+    live_members,
+    set_child_subreaper,
+    start_sandbox,
+)
+from replication.processes.statefile import StateFile, process_identity, recover
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from replication.clock import Clock
+    from replication.model import ContainerRecord, Manifest
+    from replication.observability import StructuredLogger
+    from replication.processes.statefile import Record
+
+__all__ = [
+    "DEFAULT_MAX_PROCESSES",
+    "ProcessOrchestrator",
+    "WeakerIsolationWarning",
+    "WorkerStatus",
+    "command_from_snapshot",
+]
+
+#: Tasks (processes and threads) a worker may hold at once, unless told otherwise.
+DEFAULT_MAX_PROCESSES = 64
+
+
+class WeakerIsolationWarning(UserWarning):
+    """Workers run with weaker isolation than a PID and network namespace with cgroup limits."""
+
+
+@immutable
+@attrs.frozen
+class WorkerStatus:
+    """What the kernel says about one worker now, and under which isolation it runs.
+
+    ``state`` is ``running`` until its main process has exited and been reaped,
+    then ``exited``, with its ``exit_status``; ``processes`` counts its live
+    processes; ``memory_bytes`` and ``tasks`` come from its cgroups (``None``
+    without them). ``isolation`` names every mechanism in force (R-PROC-3).
+    """
+
+    worker_id: str
+    state: str
+    pid: int | None
+    processes: int
+    memory_bytes: int | None
+    tasks: int | None
+    isolation: str
+    exit_status: int | None = None
+
+
+def command_from_snapshot(manifest: Manifest) -> list[str]:
+    """Return the argv in ``state_snapshot["command"]``, a list of strings (the default launcher).
+
+    The manifest is signed, so the command is what the controller issued. A
+    program named without a ``/`` is looked up on the worker's ``PATH``
+    (``/usr/local/bin:/usr/bin:/bin``).
+    """
+    command = manifest.state_snapshot.get("command")
+    if not isinstance(command, FrozenList | list | tuple) or not command:
+        raise InvalidValueError(
+            "state_snapshot['command']", "a non-empty list of strings (the argv)", command
+        )
+    argv = [str(part) for part in command if isinstance(part, str)]
+    if len(argv) != len(command):
+        raise InvalidTypeError("state_snapshot['command']", "a list of strings", command)
+    return argv
+
+
+class ProcessOrchestrator(SandboxOrchestrator):
+    """Runs each container as a real process tree in its own namespaces and cgroups.
+
+    ``launcher`` turns a manifest into the argv to run (default:
+    :func:`command_from_snapshot`). Construction probes the kernel and raises
+    :class:`IsolationUnavailable` unless full isolation is granted or
+    ``accept_weaker_isolation`` is true (then it warns, and says so in every
+    status). ``max_processes`` bounds each worker's tasks; ``state_file``
+    records the sandboxes, and at construction kills those a previous
+    orchestrator left there; ``kill_timeout`` is how long a kill waits for the
+    kernel's confirmation; ``output`` is a directory for each worker's
+    stdout and stderr (default: discarded). Call :meth:`close` (or use ``with``)
+    to kill whatever still runs.
+    """
+
+    def __init__(
+        self,
+        logger: StructuredLogger | None = None,
+        *,
+        clock: Clock | None = None,
+        launcher: Callable[[Manifest], Sequence[str]] | None = None,
+        accept_weaker_isolation: bool = False,
+        isolation: Isolation | None = None,
+        max_processes: int = DEFAULT_MAX_PROCESSES,
+        state_file: str | os.PathLike[str] | None = None,
+        kill_timeout: float = 10.0,
+        output: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(logger, clock=clock)
+        self.max_processes = v.check_int("max_processes", max_processes, minimum=1)
+        self.kill_timeout = v.check_number("kill_timeout", kill_timeout, minimum=0, inclusive=False)
+        accept_weaker = v.check_bool("accept_weaker_isolation", accept_weaker_isolation)
+        if launcher is not None and not callable(launcher):
+            raise InvalidTypeError("launcher", "a callable taking a Manifest", launcher)
+        if isolation is not None and type(isolation) is not Isolation:
+            raise InvalidTypeError("isolation", "an Isolation (from probe_isolation)", isolation)
+        self.isolation = isolation if isolation is not None else cached_isolation()
+        if not self.isolation.full and not accept_weaker:
+            raise IsolationUnavailable(self.isolation)
+        self.launcher = launcher or command_from_snapshot
+        self.output = Path(output) if output is not None else None
+        self.token = secrets.token_hex(6)
+        # Markers are read only from processes started after this (a second's margin
+        # for the coarse start times of /proc).
+        self._since = time.time() - 1.0
+        self._weaker = not self.isolation.pid_namespace
+        self._sandboxes: dict[str, Sandbox] = {}
+        #: marker -> worker id of every sandbox ever started here (for INV-PROCESSES).
+        self._markers: dict[str, str] = {}
+        self._records: dict[str, Record] = {}
+        #: Workers whose death the kernel did not confirm: no launch until it does.
+        self._unconfirmed: frozenset[str] = frozenset()
+        self._serial = 0
+        self._state_file = StateFile(Path(state_file)) if state_file is not None else None
+        self.recovered = self._recover()
+        try:
+            self._parents = make_parent(dict(self.isolation.cgroups), f"replication-{self.token}")
+        except OSError as error:
+            message = f"cannot create the orchestrator's cgroups: {error}"
+            raise ProcessBackendError(message) from error
+        self._subreaping = self._weaker
+        if self._subreaping:
+            _subreaper.acquire()
+        self.logger.log(
+            "process_isolation",
+            level=self.isolation.level,
+            detail=self.isolation.describe(),
+            refused=list(self.isolation.refused),
+        )
+        if not self.isolation.full:
+            warnings.warn(
+                f"ProcessOrchestrator runs with {self.isolation.describe()} "
+                f"({'; '.join(self.isolation.refused)})",
+                WeakerIsolationWarning,
+                stacklevel=2,
+            )
+
+    # -- the extension point -----------------------------------------------------------
+
+    def _install(self, state: OrchestratorState) -> None:
+        """Start and stop processes until they match ``state``, then make it current.
+
+        Kills first: each removed container's sandbox is killed and confirmed
+        dead; survivors stay recorded and :class:`KillUnconfirmed` is raised
+        (R-PROC-6). Then launches: if any fails, those started here are killed
+        and :class:`LaunchError` is raised with nothing changed (R-PROC-4).
+        """
+        current = self._state.containers
+        target = state.containers
+        gone = [worker_id for worker_id in current if worker_id not in target]
+        added = [record for worker_id, record in target.items() if worker_id not in current]
+        if gone:
+            self._kill(gone, state, current)
+            if added:  # no transition both kills and launches; if one did, kills stand
+                self._state = OrchestratorState(
+                    immutables.Map({w: r for w, r in target.items() if w in current})
+                )
+        if added:
+            self._launch(added)
+        self._state = state
+
+    def _kill(
+        self,
+        worker_ids: list[str],
+        state: OrchestratorState,
+        current: immutables.Map[str, ContainerRecord],
+    ) -> None:
+        sandboxes = [self._sandboxes[w] for w in worker_ids if w in self._sandboxes]
+        children = {s.supervisor.pid for s in self._sandboxes.values()}
+        elsewhere = frozenset(
+            s.pid_namespace
+            for w, s in self._sandboxes.items()
+            if s.pid_namespace and w not in worker_ids
+        )
+        survivors = kill_sandboxes(
+            sandboxes,
+            weaker=self._weaker,
+            timeout=self.kill_timeout,
+            children=children,
+            since=self._since,
+            elsewhere=elsewhere,
+        )
+        for worker_id in worker_ids:
+            if worker_id not in survivors:
+                self._forget(worker_id)
+        self._unconfirmed = frozenset(survivors) | (self._unconfirmed - set(worker_ids))
+        self._save()
+        for worker_id in worker_ids:
+            event = "process_survived" if worker_id in survivors else "process_killed"
+            self.logger.log(event, worker_id=worker_id, pids=list(survivors.get(worker_id, ())))
+        if survivors:
+            # The truth: what the kernel did not confirm dead is still running.
+            kept = state.containers.update({w: current[w] for w in survivors})
+            self._state = OrchestratorState(kept)
+            raise KillUnconfirmed(survivors)
+
+    def _forget(self, worker_id: str) -> None:
+        sandbox = self._sandboxes.pop(worker_id)
+        self._records.pop(worker_id, None)
+        if sandbox.cgroups is not None:
+            with contextlib.suppress(OSError):
+                sandbox.cgroups.remove()
+
+    def _launch(self, records: list[ContainerRecord]) -> None:
+        started: list[Sandbox] = []
+        try:
+            for record in records:
+                started.append(self._start(record.manifest))
+        except BaseException as error:
+            if isinstance(error, LaunchError):
+                self.logger.log("process_launch_failed", worker_id=error.worker_id,
+                                error=error.reason)  # fmt: skip
+            children = {s.supervisor.pid for s in self._sandboxes.values()}
+            kill_sandboxes(started, weaker=self._weaker, timeout=self.kill_timeout,
+                           children=children, since=self._since)  # fmt: skip
+            for sandbox in started:
+                self._forget(sandbox.worker_id)
+            self._save()
+            raise
+
+    def _start(self, manifest: Manifest) -> Sandbox:
+        worker_id = manifest.worker_id
+        if self._unconfirmed:
+            raise LaunchError(
+                worker_id,
+                f"the death of {sorted(self._unconfirmed)} is unconfirmed: nothing is launched "
+                "until a kill confirms it",
+            )
+        argv = self._argv(manifest)
+        self._serial += 1
+        name = f"{self._serial}-{sanitize(worker_id)}"
+        marker = f"{os.getpid()}:{self.token}:{self._serial}"
+        cgroups = self._cgroups(worker_id, name, manifest)
+        self._records[worker_id] = {"marker": marker, "cgroups": _dirs(cgroups)}
+        self._markers[marker] = worker_id
+        self._save()  # before the start: a crash in between still leaves a trace to sweep
+        try:
+            with self._output(name) as output:
+                sandbox = start_sandbox(
+                    worker_id,
+                    marker,
+                    argv,
+                    unshare=self.isolation.unshare if not self._weaker else None,
+                    isolate_network=self._isolates_network(manifest),
+                    cgroups=cgroups,
+                    output=output,
+                )
+        except (OSError, RuntimeError) as error:
+            self._records.pop(worker_id, None)
+            if cgroups is not None:
+                with contextlib.suppress(OSError):
+                    cgroups.remove()
+            self._save()
+            raise LaunchError(worker_id, str(error)) from error
+        self._sandboxes[worker_id] = sandbox
+        self._records[worker_id].update(
+            supervisor=process_identity(sandbox.supervisor.pid),
+            init=process_identity(sandbox.init),
+        )
+        self._save()
+        self.logger.log("process_started", worker_id=worker_id, pid=sandbox.init,
+                        isolation=self.isolation.describe())  # fmt: skip
+        return sandbox
+
+    def _argv(self, manifest: Manifest) -> list[str]:
+        worker_id = manifest.worker_id
+        try:
+            argv = [str.__str__(part) for part in self.launcher(manifest)]
+        except Exception as error:  # a launcher is user code: whatever it raises, fail closed
+            raise LaunchError(worker_id, f"no command: {error!r}") from error
+        if not argv:
+            raise LaunchError(worker_id, "the launcher returned an empty command")
+        program = shutil.which(argv[0], path=WORKER_PATH)
+        if program is None:
+            raise LaunchError(worker_id, f"{argv[0]!r} is not an executable on {WORKER_PATH}")
+        return [program, *argv[1:]]
+
+    def _isolates_network(self, manifest: Manifest) -> bool:
+        """No network unless the policy allows external egress (R-PROC-2)."""
+        return self.isolation.network_namespace and not (
+            manifest.resources.network_policy.allow_external
+        )
+
+    def _cgroups(self, worker_id: str, name: str, manifest: Manifest) -> CgroupSet | None:
+        if not self._parents or self.isolation.cgroup_version is None:
+            return None
+        resources = manifest.resources
+        # unshare itself sits in the cgroups too: one task more than the worker's own.
+        limits = Limits(
+            memory_bytes=resources.memory_limit_mb * 1024 * 1024,
+            max_tasks=self.max_processes + (0 if self._weaker else 1),
+            cpus=resources.cpu_limit,
+        )
+        try:
+            cgroups = CgroupSet.create(self.isolation.cgroup_version, self._parents, name)
+        except OSError as error:
+            raise LaunchError(worker_id, f"cannot create its cgroups: {error}") from error
+        try:
+            cgroups.apply(limits)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                cgroups.remove()
+            raise LaunchError(worker_id, f"the kernel refused its limits: {error}") from error
+        return cgroups
+
+    @contextlib.contextmanager
+    def _output(self, name: str) -> Iterator[IO[bytes] | int]:
+        if self.output is None:
+            yield subprocess.DEVNULL
+            return
+        self.output.mkdir(parents=True, exist_ok=True)
+        with (self.output / f"{name}.log").open("ab") as stream:
+            yield stream
+
+    def _save(self) -> None:
+        if self._state_file is not None:
+            self._state_file.write(self._records)
+
+    def _recover(self) -> dict[str, int]:
+        if self._state_file is None:
+            return {}
+        records = self._state_file.read()
+        if not records:
+            return {}
+        killed = recover(records, timeout=self.kill_timeout)
+        self._state_file.write({})
+        for worker_id, count in sorted(killed.items()):
+            self.logger.log("process_recovered", worker_id=worker_id, killed=count)
+        return killed
+
+    # -- reading the kernel ------------------------------------------------------------
+
+    def usage(self, worker_id: str) -> Usage | None:
+        """Return the worker's usage and limit hits from its cgroups (``None`` without them)."""
+        with self._lock:
+            sandbox = self._sandboxes.get(worker_id)
+            cgroups = sandbox.cgroups if sandbox is not None else None
+            return cgroups.usage() if cgroups is not None else None
+
+    def live_processes(self) -> dict[str, frozenset[int]]:
+        """Return the live processes of every worker ever launched here, by worker id.
+
+        Read from the kernel (PID namespaces, cgroups, markers), never from
+        this orchestrator's records: this is what INV-PROCESSES checks.
+        """
+        with self._lock:
+            sandboxes = list(self._sandboxes.values())
+            markers = dict(self._markers)
+        found = live_members(sandboxes, markers, weaker=self._weaker, since=self._since)
+        return {worker_id: frozenset(pids) for worker_id, pids in found.items()}
+
+    def live_workers(self) -> frozenset[str]:
+        """Return the ids of the workers in :meth:`live_processes`."""
+        return frozenset(self.live_processes())
+
+    def _members(self, sandbox: Sandbox) -> set[int]:
+        elsewhere = frozenset(
+            s.pid_namespace for s in self._sandboxes.values() if s.pid_namespace
+        ) - {sandbox.pid_namespace}
+        found = live_members([sandbox], weaker=self._weaker, since=self._since,
+                             elsewhere=elsewhere)  # fmt: skip
+        return found.get(sandbox.worker_id, set())
+
+    def status(self, worker_id: str) -> WorkerStatus | None:
+        """Return what the kernel says about a running container's worker (``None`` if none)."""
+        with self._lock:
+            sandbox = self._sandboxes.get(worker_id)
+            if sandbox is None:
+                return None
+            members = self._members(sandbox)
+            usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
+            # The supervisor exits as soon as the worker's main process has (unshare
+            # passes its status on): its exit is the worker's, status and all.
+            exit_status = sandbox.supervisor.poll()
+            return WorkerStatus(
+                worker_id=worker_id,
+                state="running" if exit_status is None else "exited",
+                pid=sandbox.init,
+                processes=len(members),
+                memory_bytes=usage.memory_bytes if usage else None,
+                tasks=usage.tasks if usage else None,
+                isolation=self.isolation.describe(),
+                exit_status=exit_status,
+            )
+
+    def statuses(self) -> dict[str, WorkerStatus]:
+        """Return the status of every running container's worker."""
+        with self._lock:
+            return {w: s for w in sorted(self._sandboxes) if (s := self.status(w)) is not None}
+
+    def enforce_resource_bounds(self, worker_id: str) -> None:
+        """Read the worker's real usage; kill it if it went over its bounds, saying why.
+
+        Over its bounds means: the kernel's OOM killer fired in its memory
+        cgroup (``memory_limit_exceeded``), a fork was refused at its process
+        limit (``process_limit_exceeded``), or, without cgroups, its processes'
+        resident memory or count exceeds the limits. Otherwise the seed's
+        ``resource_enforced`` record is made (R-PROC-7).
+        """
+        with self._lock:
+            breach = self._breach(worker_id)
+        if breach is None:
+            super().enforce_resource_bounds(worker_id)
+            return
+        reason, detail = breach
+        self.logger.log("resource_bounds_exceeded", worker_id=worker_id, reason=reason,
+                        detail=detail)  # fmt: skip
+        self.kill_worker(worker_id, reason=reason)
+
+    def _breach(self, worker_id: str) -> tuple[str, str] | None:
+        sandbox = self._sandboxes.get(worker_id)
+        record = self._state.containers.get(worker_id)
+        if sandbox is None or record is None:
+            return None
+        limit = record.resources.memory_limit_mb * 1024 * 1024
+        if sandbox.cgroups is not None:
+            usage = sandbox.cgroups.usage()
+            if usage.oom_kills:
+                return "memory_limit_exceeded", (
+                    f"the kernel's OOM killer fired {usage.oom_kills} times at {limit} bytes"
+                )
+            if usage.task_limit_hits:
+                return "process_limit_exceeded", (
+                    f"{usage.task_limit_hits} forks refused at {self.max_processes} tasks"
+                )
+            return None
+        return self._breach_without_cgroups(sandbox, limit)
+
+    def _breach_without_cgroups(self, sandbox: Sandbox, limit: int) -> tuple[str, str] | None:
+        import psutil  # noqa: PLC0415 - only the weaker path reads per-process memory
+
+        members = self._members(sandbox)
+        resident = 0
+        for pid in members:
+            with contextlib.suppress(psutil.Error):
+                resident += psutil.Process(pid).memory_info().rss
+        if resident > limit:
+            return "memory_limit_exceeded", f"{resident} bytes resident > {limit} bytes"
+        if len(members) > self.max_processes:
+            return "process_limit_exceeded", f"{len(members)} processes > {self.max_processes}"
+        return None
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Kill every container still running, confirmed, and release what the backend holds.
+
+        The kill is the seed's ``kill_all`` (reason ``orchestrator_closed``), so it
+        is in the audit trail; if the kernel does not confirm it,
+        :class:`KillUnconfirmed` propagates and nothing is released.
+        """
+        with self._lock:
+            if self._state.containers:
+                self.kill_all("orchestrator_closed")
+            if self._subreaping:
+                self._subreaping = False
+                _subreaper.release()
+            for parent in self._parents.values():
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+
+    def __enter__(self) -> ProcessOrchestrator:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ProcessOrchestrator containers={len(self._state.containers)} "
+            f"{self.isolation.describe()}>"
+        )
+
+
+def _dirs(cgroups: CgroupSet | None) -> list[str]:
+    return [str(directory) for directory in cgroups.directories] if cgroups else []
+
+
+class _Subreaper:
+    """Counts the orchestrators that need this process to be a child subreaper."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                set_child_subreaper(enabled=True)
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                set_child_subreaper(enabled=False)
+
+
+_subreaper = _Subreaper()
