@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
@@ -189,16 +189,28 @@ def test_a_kill_switch_engaged_from_any_callback_stays_engaged(where):
     assert not harness.orchestrator.containers
 
 
-#: The harness's contract as a reader of its journal sees it: the meddler's predicate
-#: always answers False; replay must not call back into a controller.
-QUIET = ReplicationContract(
-    max_depth=2, max_replicas=4, cooldown_seconds=0,
-    stop_conditions=[StopCondition("meddler", "calls back in", lambda context: False)],
-)  # fmt: skip
+def as_replayed(harness: Harness) -> ReplicationContract:
+    """The harness's contract as a reader of its journal needs it, with a pure predicate.
+
+    The meddler answers False, but raises when its schedule says so, and a
+    predicate that raises denies (fails closed, R-REGISTER-5); replay must not
+    call back into a controller. So the replayed predicate fires for exactly
+    the registrations the audit trail records as refused by it.
+    """
+    trail = harness.controller.logger.trail
+    fired = {event.worker_id for event in trail if event.reason == "stop_condition"}
+    return ReplicationContract(
+        max_depth=2, max_replicas=4, cooldown_seconds=0,
+        stop_conditions=[StopCondition(
+            "meddler", "calls back in", lambda context: context.manifest.worker_id in fired
+        )],
+    )  # fmt: skip
 
 
 @PROGRAMS
 @given(schedules=schedules, program=programs)
+# A predicate that raises denies the registration it was asked about (found by this test).
+@example(schedules={"predicate": [("raise", 0)], "clock": [], "sink": []}, program=[("start", 0)])
 def test_on_a_journal_callbacks_lose_nothing_and_the_rows_replay_to_the_state(schedules, program):
     """The same schedules on a journaled controller: nothing is undone, invariants hold, and
     the journal, replayed from scratch, gives exactly the state in memory (R-JOURNAL-12)."""
@@ -212,7 +224,7 @@ def test_on_a_journal_callbacks_lose_nothing_and_the_rows_replay_to_the_state(sc
         harness = Harness(schedules, journal=scratch / "journal.db")
         play(harness, program)
         harness.controller.journal.close()  # type: ignore[union-attr]
-        verified = verify_journal(scratch / "journal.db", contract=QUIET)
+        verified = verify_journal(scratch / "journal.db", contract=as_replayed(harness))
         assert fingerprint(verified.state) == fingerprint(harness.controller.state)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
