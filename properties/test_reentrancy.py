@@ -7,17 +7,21 @@ heartbeats, quarantine, deregistration, reaping, a kill through the
 orchestrator. Whatever they do, an engaged kill switch is never disengaged, no
 container runs without a registered worker, and every invariant of the
 catalogue holds after every call (specs/01-transitions.md, R-FACADE-1 to
-R-FACADE-3).
+R-FACADE-3). The same holds of a controller on a journal, whose rows then
+replay to exactly the state in memory (specs/07-journal.md, R-JOURNAL-12).
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
@@ -43,7 +47,9 @@ PROGRAMS = settings(max_examples=max(10, settings.default.max_examples // 5))
 class Harness:
     """A controller whose predicate, clock and sink each follow a drawn schedule of moves."""
 
-    def __init__(self, schedules: dict[str, list[tuple[str, int]]]) -> None:
+    def __init__(
+        self, schedules: dict[str, list[tuple[str, int]]], journal: Path | None = None
+    ) -> None:
         self.schedules = {where: iter(moves) for where, moves in schedules.items()}
         self.depth = 0
         self.engaged_seen = False
@@ -61,8 +67,9 @@ class Harness:
         )  # fmt: skip
         self.orchestrator = SandboxOrchestrator(clock=self.clock)
         self.controller = Controller(
-            contract, KEY, Sink(self), orchestrator=self.orchestrator, clock=self.clock
-        )
+            contract, KEY, Sink(self), orchestrator=self.orchestrator, clock=self.clock,
+            journal=journal,
+        )  # fmt: skip
 
     # -- the callbacks -------------------------------------------------------------------
 
@@ -155,7 +162,11 @@ def test_callbacks_that_call_back_never_lose_the_kill_switch_or_orphan_a_contain
     schedules, program
 ):
     """Whatever callbacks do, from inside any call, nothing is undone and invariants hold."""
-    harness = Harness(schedules)
+    play(Harness(schedules), program)
+
+
+def play(harness: Harness, program: list[tuple[str, int]]) -> None:
+    """Run a drawn program on a harness, checking that nothing is undone after every move."""
     for move, target in program:
         if move == "tick":
             harness.ticks.advance(3)
@@ -176,3 +187,45 @@ def test_a_kill_switch_engaged_from_any_callback_stays_engaged(where):
     harness.check()
     assert harness.controller.kill_switch_engaged
     assert not harness.orchestrator.containers
+
+
+def as_replayed(harness: Harness) -> ReplicationContract:
+    """The harness's contract as a reader of its journal needs it, with a pure predicate.
+
+    The meddler answers False, but raises when its schedule says so, and a
+    predicate that raises denies (fails closed, R-REGISTER-5); replay must not
+    call back into a controller. So the replayed predicate fires for exactly
+    the registrations the audit trail records as refused by it.
+    """
+    trail = harness.controller.logger.trail
+    fired = {event.worker_id for event in trail if event.reason == "stop_condition"}
+    return ReplicationContract(
+        max_depth=2, max_replicas=4, cooldown_seconds=0,
+        stop_conditions=[StopCondition(
+            "meddler", "calls back in", lambda context: context.manifest.worker_id in fired
+        )],
+    )  # fmt: skip
+
+
+@PROGRAMS
+@given(schedules=schedules, program=programs)
+# A predicate that raises denies the registration it was asked about (found by this test).
+@example(schedules={"predicate": [("raise", 0)], "clock": [], "sink": []}, program=[("start", 0)])
+def test_on_a_journal_callbacks_lose_nothing_and_the_rows_replay_to_the_state(schedules, program):
+    """The same schedules on a journaled controller: nothing is undone, invariants hold, and
+    the journal, replayed from scratch, gives exactly the state in memory (R-JOURNAL-12)."""
+    from replication.journal import verify_journal
+    from replication.journal.chain import fingerprint
+    from tests.journal_support import scratch_directory
+
+    fallback = tempfile.mkdtemp()
+    scratch = Path(scratch_directory(fallback))  # a fresh directory either way
+    try:
+        harness = Harness(schedules, journal=scratch / "journal.db")
+        play(harness, program)
+        harness.controller.journal.close()  # type: ignore[union-attr]
+        verified = verify_journal(scratch / "journal.db", contract=as_replayed(harness))
+        assert fingerprint(verified.state) == fingerprint(harness.controller.state)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(fallback, ignore_errors=True)

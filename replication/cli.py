@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     from replication.explore.cli import add_explore_command  # noqa: PLC0415
 
     add_explore_command(commands)
+    from replication.journal.cli import add_journal_commands  # noqa: PLC0415
+
+    add_journal_commands(commands)
     return parser
 
 

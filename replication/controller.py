@@ -15,17 +15,24 @@ Differences from the seed, each deliberate:
 * a ``depth`` passed to :meth:`Controller.issue_manifest` must equal the depth
   derived from the registry (the seed ignored it for children);
 * deregistration and reaping kill the worker's container in the same step.
+
+With ``journal=`` the controller records every decision in a durable journal
+(:mod:`replication.journal`) before it applies it, rebuilds its state from the
+journal on start, and shares one policy with every other process that opens
+the same journal (specs/07-journal.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from replication import transitions
-from replication._validation import check_record
+from replication._validation import check_record, freeze_json
 from replication.clock import DEFAULT_CLOCK
+from replication.decisions import Decision, decide_on_containers, decide_start
+from replication.decisions import decide as decide_transition
 from replication.errors import (
     AuditError,
     BadSignatureError,
@@ -34,6 +41,7 @@ from replication.errors import (
     ReasonCode,
     ReentrancyError,
     ReplicationDenied,
+    ReplicationError,
 )
 from replication.model import (
     ControllerState,
@@ -54,12 +62,14 @@ from replication.signing import SigningKey, VerifyingKey, generate_signing_key, 
 from replication.signing import verify_manifest as _verify_manifest
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Mapping
     from datetime import datetime, timedelta
 
     import immutables
 
     from replication.clock import Clock
+    from replication.journal import Journal
     from replication.transitions import Outcome
 
 __all__ = ["Controller", "RegistryEntry", "ReplicationDenied"]
@@ -76,7 +86,9 @@ class Controller:
     argument): the secret derives the Ed25519 key (R-MIGRATE-1, R-MIGRATE-2).
     ``signer`` signs and verifies with that key, as the older API's did.
     ``clock`` supplies ``now`` for every transition (default: the process-wide
-    monotonic clock).
+    monotonic clock). ``journal``, a path or a
+    :class:`~replication.journal.Journal`, makes every decision durable and
+    shared with the other processes that open it (specs/07-journal.md).
     """
 
     def __init__(
@@ -88,6 +100,7 @@ class Controller:
         secret: str | None = None,
         orchestrator: SandboxOrchestrator | None = None,
         clock: Clock | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(contract, ReplicationContract):
             raise InvalidTypeError("contract", "a ReplicationContract", contract)
@@ -116,7 +129,17 @@ class Controller:
         self.clock: Clock = clock or DEFAULT_CLOCK
         self.logger = logger or StructuredLogger()
         self._controller = ControllerState(contract, self.signing_key.verifying_key)
+        #: The orchestrator's part while no orchestrator is bound (a journal may hold containers).
+        self._containers = _NO_CONTAINERS
         self._lock = threading.RLock()
+        self._journal: Journal | None = None
+        if journal is not None:
+            # Imported here: the journal is an optional room the core never needs.
+            from replication.journal import Journal  # noqa: PLC0415
+
+            opened = journal if isinstance(journal, Journal) else Journal(journal)
+            self._adopt(opened._attach(self._current(None), self.signing_key), None)
+            self._journal = opened
         self._bind(orchestrator)
 
     # -- reading the state --------------------------------------------------------
@@ -140,8 +163,27 @@ class Controller:
     def state(self) -> State:
         """The whole system as it is now (with the bound orchestrator's part, if any)."""
         with self._lock:
-            orchestrator = self.orchestrator
-            return State(self._controller, orchestrator.state if orchestrator else _NO_CONTAINERS)
+            return self._current(self.orchestrator)
+
+    @property
+    def journal(self) -> Journal | None:
+        """The journal this controller records its decisions in, if any."""
+        return self._journal
+
+    def refresh(self) -> None:
+        """Catch up with the decisions other processes appended to the journal.
+
+        Every action catches up before it decides; reads (``registry``,
+        ``state``, ...) show the state as of this process's last action or
+        refresh. Without a journal there is nothing to catch up with.
+        """
+        with self._lock:
+            journal = self._journal
+            if journal is not None:
+                orchestrator = self.orchestrator
+                caught_up = journal._catch_up(self._current(orchestrator), write=False)
+                if caught_up is not None:
+                    self._adopt(caught_up, orchestrator)
 
     @property
     def registry(self) -> immutables.Map[str, RegistryEntry]:
@@ -185,8 +227,15 @@ class Controller:
             raise InvalidTypeError("orchestrator", "a SandboxOrchestrator", orchestrator)
         with self._lock:
             if self.orchestrator is None:
+                if self._journal is not None:
+                    _check_adopts(orchestrator)
                 _claim(orchestrator, self)
+                with orchestrator._lock:
+                    # The containers a journal holds were launched by this or another
+                    # process; the newly bound orchestrator records them (R-JOURNAL-11).
+                    orchestrator._adopt(self._containers)
                 self.orchestrator = orchestrator
+                self._containers = _NO_CONTAINERS
             elif orchestrator is not self.orchestrator:
                 raise InvalidValueError(
                     "orchestrator", "the orchestrator this controller is bound to", orchestrator
@@ -194,18 +243,19 @@ class Controller:
         return orchestrator
 
     def _current(self, orchestrator: SandboxOrchestrator | None) -> State:
-        return _compose(self._controller, orchestrator._state if orchestrator else _NO_CONTAINERS)
+        return _compose(self._controller, orchestrator._state if orchestrator else self._containers)
 
     def _unchanged_since(self, base: State, orchestrator: SandboxOrchestrator | None) -> bool:
-        return self._controller is base.controller and (
-            orchestrator is None or orchestrator._state is base.orchestrator
-        )
+        containers = orchestrator._state if orchestrator else self._containers
+        return self._controller is base.controller and containers is base.orchestrator
 
     def _decide(
         self,
         action: str,
-        decide: Callable[[State, datetime], _Decision],
+        arguments: Mapping[str, object],
+        decide: Callable[[State, datetime], Decision],
         orchestrator: SandboxOrchestrator | None,
+        logger: StructuredLogger | None = None,
     ) -> Any:
         """Decide ``action`` on the current state and commit over exactly that state.
 
@@ -216,36 +266,82 @@ class Controller:
         decision is made again over the new state, at most ``_ATTEMPTS`` times
         (R-FACADE-1, R-FACADE-2). The decision's events are recorded after the
         commit (R-FACADE-3). Returns the outcome, or raises the denial.
+
+        With a journal, each attempt holds the journal's write lock and first
+        applies what other processes appended; ``now`` is never earlier than the
+        journal's last row; the decision's row (``action``, its ``arguments``
+        by name, ``now``, the decision) is committed before the state is
+        installed (R-JOURNAL-5, R-JOURNAL-6).
         """
+        journal = self._journal
         with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            for _ in range(_ATTEMPTS):
-                now = self.clock()  # the clock may call back in: read it before the state
-                base = self._current(orchestrator)
-                decision = decide(base, now)
-                if self._unchanged_since(base, orchestrator):
-                    break
-            else:
-                raise ReentrancyError(action, _ATTEMPTS)
-            if decision.state is not None:
-                self._commit(decision.state, orchestrator)
-            self._record_decision(decision, base, decision.state or base)
+            with journal._writing() if journal else contextlib.nullcontext():
+                for _ in range(_ATTEMPTS):
+                    if journal is not None:
+                        self._catch_up(journal, orchestrator)
+                    now = self.clock()  # the clock may call back in: read it before the state
+                    if journal is not None:
+                        now = journal._clamp(now)
+                    base = self._current(orchestrator)
+                    decision = decide(base, now)
+                    if self._unchanged_since(base, orchestrator) and (
+                        journal is None or journal._holds(now)
+                    ):
+                        break
+                else:
+                    raise ReentrancyError(action, _ATTEMPTS)
+                if journal is not None:
+                    journal._append(action, arguments, now, decision, decision.state or base)
+                if decision.state is not None:
+                    self._commit(decision.state, orchestrator)
+            if journal is not None and journal._nested:
+                # An outer call on this thread is deciding: give it back the write
+                # lock, with whatever other processes appended meanwhile.
+                with contextlib.suppress(ReplicationError):
+                    self._catch_up(journal, orchestrator)
+            self._record_decision(decision, base, decision.state or base, logger or self.logger)
         if decision.denial is not None:
             raise decision.denial
         return decision.outcome
 
+    def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
+        caught_up = journal._catch_up(self._current(orchestrator))
+        if caught_up is not None:
+            self._adopt(caught_up, orchestrator)
+
     def _commit(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
         # The orchestrator first: a real backend acts on its containers there, and
         # if it cannot, nothing is committed.
-        if orchestrator is not None and state.orchestrator is not orchestrator._state:
-            orchestrator._install(state.orchestrator)
+        if orchestrator is None:
+            self._containers = state.orchestrator
+        elif state.orchestrator is not orchestrator._state:
+            try:
+                orchestrator._install(state.orchestrator)
+            except BaseException:
+                if self._journal is not None:
+                    # The journal already holds the decision, and it is the truth.
+                    self._adopt(state, orchestrator)
+                raise
+        self._controller = state.controller
+
+    def _adopt(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
+        """Make ``state``, decided by another process or read back from the journal, current."""
+        if orchestrator is None:
+            self._containers = state.orchestrator
+        elif state.orchestrator is not orchestrator._state:
+            orchestrator._adopt(state.orchestrator)
         self._controller = state.controller
 
     def _record_decision(
-        self, decision: _Decision, before: State | None, after: State | None
+        self,
+        decision: Decision,
+        before: State | None,
+        after: State | None,
+        logger: StructuredLogger,
     ) -> None:
         for event in decision.events:
             try:
-                self.logger.record(event, before, after)
+                logger.record(event, before, after)
             except Exception as error:
                 raise AuditError(
                     event,
@@ -257,20 +353,34 @@ class Controller:
     def _apply(
         self,
         transition: Callable[..., Outcome[State]],
-        *args: object,
+        *,
         orchestrator: SandboxOrchestrator | None = None,
-        **kwargs: object,
+        **arguments: object,
     ) -> Outcome[State]:
-        def decide(state: State, now: datetime) -> _Decision:
-            try:
-                outcome = transition(state, *args, now=now, **kwargs)
-            except ReplicationDenied as denied:
-                return _Decision(None, _events(denied), None, denied)
-            return _Decision(outcome.state, (outcome.event,), outcome, None)
+        def decide(state: State, now: datetime) -> Decision:
+            return decide_transition(transition, state, now, arguments)
 
         bound = self._bind(orchestrator)
-        outcome: Outcome[State] = self._decide(transition.__name__, decide, bound)
+        outcome: Outcome[State] = self._decide(transition.__name__, arguments, decide, bound)
         return outcome
+
+    def _apply_to_containers(
+        self,
+        transition: Callable[..., Outcome[OrchestratorState]],
+        orchestrator: SandboxOrchestrator,
+        arguments: Mapping[str, object],
+    ) -> None:
+        """Decide a transition of the bound orchestrator's own part, as a journaled action.
+
+        With a journal the containers are shared state (R-JOURNAL-11), so the
+        orchestrator's kills and enforcements are decided here, recorded in the
+        journal, and audited in the orchestrator's own logger as before.
+        """
+
+        def decide(state: State, now: datetime) -> Decision:
+            return decide_on_containers(transition, state, now, arguments)
+
+        self._decide(transition.__name__, arguments, decide, orchestrator, orchestrator.logger)
 
     # -- manifests ----------------------------------------------------------------
 
@@ -294,7 +404,7 @@ class Controller:
                 str(error),
             )
             denied = ReplicationDenied(ReasonCode.BAD_SIGNATURE, str(error), event=event)
-            self._record_decision(_Decision(None, (event,), None, denied), None, None)
+            self._record_decision(Decision(None, (event,), None, denied), None, None, self.logger)
             raise denied from None
 
     def issue_manifest(
@@ -313,10 +423,13 @@ class Controller:
         """
         outcome = self._apply(
             transitions.issue_manifest,
-            self.signing_key,
+            key=self.signing_key,
             parent_id=parent_id,
             depth=depth,
-            state_snapshot=state_snapshot,
+            # Frozen once, here: what the transition reads is what a journal records.
+            state_snapshot=None
+            if state_snapshot is None
+            else freeze_json("state_snapshot", state_snapshot),
             resources=resources,
             worker_id=worker_id,
         )
@@ -336,13 +449,15 @@ class Controller:
 
     def register_worker(self, manifest: Manifest) -> None:
         """Register the worker ``manifest`` describes; raise ``ReplicationDenied`` if refused."""
-        self._apply(transitions.register_worker, manifest)
+        self._apply(transitions.register_worker, manifest=manifest)
 
     def launch_worker(
         self, manifest: Manifest, orchestrator: SandboxOrchestrator | None = None
     ) -> None:
         """Launch a registered worker's container in the (bound) orchestrator."""
-        self._apply(transitions.launch_worker, manifest, orchestrator=self._require(orchestrator))
+        self._apply(
+            transitions.launch_worker, manifest=manifest, orchestrator=self._require(orchestrator)
+        )
 
     def start_worker(
         self, manifest: Manifest, orchestrator: SandboxOrchestrator | None = None
@@ -353,22 +468,10 @@ class Controller:
         audit trail; the worker id stays spent (a manifest registers once).
         """
 
-        def decide(state: State, now: datetime) -> _Decision:
-            try:
-                registered = transitions.register_worker(state, manifest, now=now)
-            except ReplicationDenied as denied:
-                return _Decision(None, _events(denied), None, denied)
-            try:
-                launched = transitions.launch_worker(registered.state, manifest, now=now)
-            except ReplicationDenied as denied:
-                released = transitions.deregister_worker(
-                    registered.state, manifest.worker_id, reason="launch_failed", now=now
-                )
-                events = (registered.event, *_events(denied), released.event)
-                return _Decision(released.state, events, None, denied)
-            return _Decision(launched.state, (registered.event, launched.event), launched, None)
+        def decide(state: State, now: datetime) -> Decision:
+            return decide_start(state, now, manifest)
 
-        self._decide("start_worker", decide, self._require(orchestrator))
+        self._decide("start_worker", {"manifest": manifest}, decide, self._require(orchestrator))
 
     def _require(self, orchestrator: SandboxOrchestrator | None) -> SandboxOrchestrator:
         bound = self._bind(orchestrator)
@@ -384,7 +487,7 @@ class Controller:
         A quarantined worker's heartbeat raises ``ReplicationDenied(quarantined)``.
         """
         with contextlib.suppress(_Unknown):
-            self._apply_known(transitions.heartbeat, worker_id)
+            self._apply_known(transitions.heartbeat, worker_id=worker_id)
 
     def deregister(
         self, worker_id: str, reason: str, orchestrator: SandboxOrchestrator | None = None
@@ -392,14 +495,15 @@ class Controller:
         """Deregister a worker and kill its container; an unknown id is audited, not raised."""
         with contextlib.suppress(_Unknown):
             self._apply_known(
-                transitions.deregister_worker, worker_id, reason=reason, orchestrator=orchestrator
+                transitions.deregister_worker,
+                worker_id=worker_id,
+                reason=reason,
+                orchestrator=orchestrator,
             )
 
-    def _apply_known(
-        self, transition: Callable[..., Outcome[State]], *args: object, **kwargs: object
-    ) -> None:
+    def _apply_known(self, transition: Callable[..., Outcome[State]], **kwargs: Any) -> None:
         try:
-            self._apply(transition, *args, **kwargs)  # type: ignore[arg-type]
+            self._apply(transition, **kwargs)
         except ReplicationDenied as denied:
             if denied.reason is ReasonCode.UNKNOWN_WORKER:
                 raise _Unknown from None
@@ -428,11 +532,11 @@ class Controller:
 
     def quarantine(self, worker_id: str, reason: str) -> None:
         """Quarantine a worker: no more heartbeats, children or launches."""
-        self._apply(transitions.quarantine_worker, worker_id, reason=reason)
+        self._apply(transitions.quarantine_worker, worker_id=worker_id, reason=reason)
 
     def release(self, worker_id: str) -> None:
         """Release a worker from quarantine."""
-        self._apply(transitions.release_worker, worker_id)
+        self._apply(transitions.release_worker, worker_id=worker_id)
 
     def __repr__(self) -> str:
         return (
@@ -445,25 +549,34 @@ class Controller:
 _ATTEMPTS = 3
 
 
-class _Decision(NamedTuple):
-    """What one facade call decided: the state to commit, its events, and its result."""
-
-    state: State | None
-    events: tuple[Event, ...]
-    outcome: Any
-    denial: ReplicationDenied | None
-
-
-def _events(denied: ReplicationDenied) -> tuple[Event, ...]:
-    return () if denied.event is None else (denied.event,)
-
-
 class _Unknown(Exception):  # noqa: N818 - private control flow
     """An unknown worker id where the seed stayed silent (already audited)."""
 
 
 def _deregistered(event: Event) -> list[str]:
     return [worker_id for kind, worker_id in event.effects if kind == "worker_deregistered"]
+
+
+def _check_adopts(orchestrator: SandboxOrchestrator) -> None:
+    """Refuse, for a journal, a backend that acts on containers but cannot adopt a decision.
+
+    With a shared journal, another process's decision (a kill switch, say)
+    reaches this orchestrator through ``_adopt``, which must stop what it runs
+    and the new state no longer holds (R-JOURNAL-11). A backend that overrides
+    ``_install`` (it acts on real containers) and not ``_adopt`` would only
+    update its record, and its processes would outlive the decision.
+    """
+    kind = type(orchestrator)
+    if (
+        kind._install is not SandboxOrchestrator._install
+        and kind._adopt is SandboxOrchestrator._adopt
+    ):
+        raise InvalidValueError(
+            "orchestrator",
+            "an orchestrator that adopts another process's decisions (a backend that "
+            "overrides _install must override _adopt to be used with a journal)",
+            kind.__name__,
+        )
 
 
 def _claim(orchestrator: SandboxOrchestrator, controller: Controller) -> None:

@@ -15,9 +15,11 @@ The exception tree::
     │                                         allowed), but the audit sink failed to record it
     ├── ReentrancyError                       a facade call was not applied: the state kept
     │                                         changing under it (callbacks calling back in)
-    └── SignatureError                        signing and key problems
-        ├── InvalidKeyError (also ValueError) a key that must not be used (small order, ...)
-        └── BadSignatureError                 a signature that does not verify
+    ├── SignatureError                        signing and key problems
+    │   ├── InvalidKeyError (also ValueError) a key that must not be used (small order, ...)
+    │   └── BadSignatureError                 a signature that does not verify
+    └── JournalError                          the durable journal could not be used; its
+                                              own tree is in replication.journal.errors
 
 A *denial* is the normal outcome of a request the policy refuses; it is a value
 with a stable reason code, never a crash. Bad input (a negative CPU limit, a

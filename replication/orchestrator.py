@@ -68,24 +68,42 @@ class SandboxOrchestrator:
         """
         self._state = state
 
+    def _adopt(self, state: OrchestratorState) -> None:
+        """Make ``state`` current where this process did not decide it (a shared journal).
+
+        Another process's decision, or the journal read back on start: the
+        extension point of a real backend that stops what it runs and ``state``
+        no longer holds, and starts nothing, since a container runs where it was
+        launched (specs/07-journal.md, R-JOURNAL-11). Called with this
+        orchestrator's lock held.
+        """
+        self._state = state
+
     def _apply(
-        self, transition: Callable[..., Outcome[OrchestratorState]], *args: object, **kwargs: object
+        self, transition: Callable[..., Outcome[OrchestratorState]], **arguments: object
     ) -> None:
         with self._lock:
-            # The clock first: it may call back into a bound controller and change
-            # this state; the transition below is pure and calls nothing back, so
-            # the state it reads is the one it commits over (R-FACADE-1).
-            now = self.clock()
-            before = self._state
-            try:
-                outcome = transition(before, *args, now=now, **kwargs)
-            except ReplicationDenied as denied:
-                if denied.event is not None:
-                    _record(self.logger, denied.event, before, before, denial=denied)
-                raise
-            if outcome.state is not before:
-                self._install(outcome.state)
-            _record(self.logger, outcome.event, before, outcome.state, applied=True)
+            controller = self._controller
+            if controller is None or controller.journal is None:
+                # The clock first: it may call back into a bound controller and change
+                # this state; the transition below is pure and calls nothing back, so
+                # the state it reads is the one it commits over (R-FACADE-1).
+                now = self.clock()
+                before = self._state
+                try:
+                    outcome = transition(before, **arguments, now=now)
+                except ReplicationDenied as denied:
+                    if denied.event is not None:
+                        _record(self.logger, denied.event, before, before, denial=denied)
+                    raise
+                if outcome.state is not before:
+                    self._install(outcome.state)
+                _record(self.logger, outcome.event, before, outcome.state, applied=True)
+                return
+        # Bound to a journaled controller, the containers are shared state: the
+        # controller decides and journals the change (outside our lock, which it
+        # takes after its own, R-JOURNAL-11).
+        controller._apply_to_containers(transition, self, arguments)
 
     def launch_worker(self, manifest: Manifest) -> None:
         """Start a container for ``manifest``; denied if that worker id already runs.
@@ -100,13 +118,13 @@ class SandboxOrchestrator:
         with self._lock:
             controller = self._controller
             if controller is None:
-                self._apply(transitions.launch_container, manifest)
+                self._apply(transitions.launch_container, manifest=manifest)
                 return
         controller.launch_worker(manifest, self)
 
     def kill_worker(self, worker_id: str, reason: str) -> None:
         """Stop and remove a container; an unknown id is logged as ``container_kill_skipped``."""
-        self._apply(transitions.kill_container, worker_id, reason=reason)
+        self._apply(transitions.kill_container, worker_id=worker_id, reason=reason)
 
     def kill_all(self, reason: str) -> None:
         """Terminate every running container."""
@@ -119,7 +137,7 @@ class SandboxOrchestrator:
         denial is logged in the audit trail).
         """
         try:
-            self._apply(transitions.enforce_container_bounds, worker_id)
+            self._apply(transitions.enforce_container_bounds, worker_id=worker_id)
         except ReplicationDenied as denied:
             if denied.reason is not ReasonCode.NOT_RUNNING:
                 raise

@@ -104,6 +104,9 @@ class Worker:
             raise ReplicationDenied(
                 ReasonCode.EXPIRED, f"Worker expired: worker {self.worker_id!r} expired"
             )
+        # With a journal, another process may have engaged the switch since this
+        # one last acted: read the journal first (specs/07-journal.md, R-JOURNAL-6).
+        self.controller.refresh()
         if self.controller.kill_switch_engaged:
             self.shutdown("kill_switch")
             raise ReplicationDenied(

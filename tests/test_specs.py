@@ -34,6 +34,7 @@ ORDER = (
     "04-conformance.md",
     "05-vectors.md",
     "06-exploration.md",
+    "07-journal.md",
     "08-process-backend.md",
 )
 

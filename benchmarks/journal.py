@@ -1,0 +1,390 @@
+"""Benchmark of the durable journal, each figure beside the in-memory cost of the same actions.
+
+Run from the repository root::
+
+    python benchmarks/journal.py                  # 10^5 actions replayed (a few minutes)
+    python benchmarks/journal.py --quick          # 10^4 actions, fewer appends (under a minute)
+    python benchmarks/journal.py --json out.json  # also write every figure as JSON
+
+What it measures, all in one run:
+
+* the **in-memory cost**: the same program of facade calls on a controller
+  without a journal (and its pure transitions alone), per action;
+* **acknowledged appends**: calls on a journal-backed controller, each returning
+  only once its row is committed with ``synchronous=FULL``, per second, on the
+  disk of ``--dir`` (default: the system's temporary directory) and on tmpfs
+  (``/dev/shm``, where a commit's fsync costs nothing: the difference is the
+  disk's);
+* **contention**: 8 processes racing 50 registrations each on one journal;
+* **replay**: a controller starting on a journal of ``--actions`` rows (header
+  check, hash chain, every decision decided again, checkpoints), and the offline
+  ``verify_journal`` (which also checks canonical bytes), in actions per second;
+* **trace check**: the journal's export checked step by step, in steps per second.
+
+Group commit is not implemented: every acknowledged action is its own
+transaction and its own fsync, because the acknowledgement rule
+(specs/07-journal.md, R-JOURNAL-5) is per call. The machine's load (from
+``os.getloadavg``) is printed with the figures: this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `replication` importable
+    sys.path.insert(0, str(ROOT))
+
+from replication import Controller, ManualClock, SandboxOrchestrator  # noqa: E402
+from replication.errors import ReplicationDenied  # noqa: E402
+from replication.journal import Journal, verify_journal  # noqa: E402
+from replication.journal.trace import check_trace  # noqa: E402
+from replication.journal.verify import reading  # noqa: E402
+from replication.model import Manifest, ReplicationContract, ResourceSpec  # noqa: E402
+from replication.signing import SigningKey, sign_manifest  # noqa: E402
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+RESOURCES = ResourceSpec(0.5, 256)
+CONTRACT = ReplicationContract(max_depth=3, max_replicas=1000, cooldown_seconds=0)
+RACE_CONTRACT = ReplicationContract(max_depth=2, max_replicas=10, cooldown_seconds=0)
+#: Room for every registration the append figures make.
+ROOMY_CONTRACT = ReplicationContract(max_depth=2, max_replicas=10**6, cooldown_seconds=0)
+
+#: The replay target: 10^5 actions in under 10 s.
+REPLAY_TARGET_SECONDS = 10.0
+
+
+# -- the program ------------------------------------------------------------------------
+
+
+def program(actions: int, seed: int = 7) -> list[tuple[str, int]]:
+    """A fleet's life: 1,000 workers started, then mostly heartbeats, with churn and reaps."""
+    draw = random.Random(seed)
+    moves: list[tuple[str, int]] = [("start", index) for index in range(500)]
+    while len(moves) < actions:
+        roll = draw.random()
+        if roll < 0.80:
+            moves.append(("heartbeat", draw.randrange(1 << 30)))
+        elif roll < 0.86:
+            moves.append(("start", len(moves)))
+        elif roll < 0.90:
+            moves.append(("quarantine", draw.randrange(1 << 30)))
+        elif roll < 0.93:
+            moves.append(("release", draw.randrange(1 << 30)))
+        elif roll < 0.96:
+            moves.append(("kill", draw.randrange(1 << 30)))
+        elif roll < 0.98:
+            moves.append(("deregister", draw.randrange(1 << 30)))
+        else:
+            moves.append(("reap", 0))
+    return moves[:actions]
+
+
+class Runner:
+    """Applies a program to one controller: each move is one facade call (two for a start)."""
+
+    def __init__(self, journal: Journal | None, contract: ReplicationContract = CONTRACT) -> None:
+        self.clock = ManualClock()
+        self.orchestrator = SandboxOrchestrator(clock=self.clock)
+        self.controller = Controller(
+            contract, KEY, orchestrator=self.orchestrator, clock=self.clock, journal=journal
+        )
+        self.ids: list[str] = []
+        self.calls = 0
+
+    def pick(self, number: int) -> str:
+        return self.ids[number % len(self.ids)] if self.ids else "nobody"
+
+    def step(self, move: str, number: int) -> None:
+        controller = self.controller
+        self.clock.advance(0.01)
+        self.calls += 1
+        with contextlib.suppress(ReplicationDenied):
+            if move == "start":
+                manifest = controller.issue_manifest(None, None, {"n": number}, RESOURCES)
+                self.calls += 1
+                controller.start_worker(manifest)
+                self.ids.append(manifest.worker_id)
+            elif move == "heartbeat":
+                controller.heartbeat(self.pick(number))
+            elif move == "quarantine":
+                controller.quarantine(self.pick(number), "suspect")
+            elif move == "release":
+                controller.release(self.pick(number))
+            elif move == "kill":
+                self.orchestrator.kill_worker(self.pick(number), "done")
+            elif move == "deregister":
+                controller.deregister(self.pick(number), "done")
+                self.ids = [worker for worker in self.ids if worker in controller.registry]
+            elif move == "reap":
+                self.controller.reap_stale_workers(timedelta(seconds=120))
+                self.ids = [worker for worker in self.ids if worker in controller.registry]
+
+
+def run_program(moves: list[tuple[str, int]], journal: Journal | None) -> tuple[float, Runner]:
+    runner = Runner(journal)
+    started = time.perf_counter()
+    for move, number in moves:
+        runner.step(move, number)
+    return time.perf_counter() - started, runner
+
+
+# -- measurements -------------------------------------------------------------------------
+
+
+def fsync_filesystem(directory: Path) -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount, kind, *_ = line.split()
+            if str(directory.resolve()).startswith(mount) and mount != "/":
+                return kind
+    return "the root filesystem"
+
+
+def appends(directory: Path, count: int) -> dict[str, Any]:
+    """Acknowledged heartbeats (the cheapest decision) and registrations, per second."""
+    path = directory / "appends.db"
+    with Journal(path) as journal:
+        runner = Runner(journal, ROOMY_CONTRACT)
+        names = [f"a{index}" for index in range(count)]
+        manifests = [
+            sign_manifest(Manifest(name, None, 0, {}, runner.clock(), RESOURCES), KEY)
+            for name in names
+        ]
+        started = time.perf_counter()
+        for manifest in manifests:
+            runner.controller.register_worker(manifest)
+        registered = time.perf_counter() - started
+        started = time.perf_counter()
+        for name in names:
+            runner.controller.heartbeat(name)
+        beats = time.perf_counter() - started
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return {
+        "register_per_s": count / registered,
+        "register_ms": registered / count * 1000,
+        "heartbeat_per_s": count / beats,
+        "heartbeat_ms": beats / count * 1000,
+    }
+
+
+def _racer(path: str, process: int, count: int, barrier: Any, results: Any) -> None:
+    controller = Controller(RACE_CONTRACT, KEY, journal=path)
+    manifests = [
+        sign_manifest(Manifest(f"p{process}-{i}", None, 0, {}, controller.clock(), RESOURCES), KEY)
+        for i in range(count)
+    ]
+    admitted = 0
+    barrier.wait()
+    for manifest in manifests:
+        try:
+            controller.register_worker(manifest)
+            admitted += 1
+        except ReplicationDenied:
+            pass
+    controller.journal.close()  # type: ignore[union-attr]
+    results.put(admitted)
+
+
+def race(directory: Path, processes: int = 8, count: int = 50) -> dict[str, Any]:
+    """``processes`` processes racing ``count`` registrations each for 10 slots."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["replication", "replication.journal"])
+    path = str(directory / "race.db")
+    barrier, results = context.Barrier(processes + 1), context.Queue()
+    children = [
+        context.Process(target=_racer, args=(path, number, count, barrier, results))
+        for number in range(processes)
+    ]
+    for child in children:
+        child.start()
+    barrier.wait()
+    started = time.perf_counter()
+    admitted = sum(results.get(timeout=600) for _ in children)
+    elapsed = time.perf_counter() - started
+    for child in children:
+        child.join(60)
+    decisions = processes * count
+    return {
+        "admitted": admitted,
+        "decisions": decisions,
+        "seconds": elapsed,
+        "decisions_per_s": decisions / elapsed,
+    }
+
+
+def replays(path: Path, rows: int, state_fingerprint: str) -> dict[str, Any]:
+    from replication.journal.chain import fingerprint
+
+    started = time.perf_counter()
+    controller = Controller(CONTRACT, KEY, journal=path)
+    start_seconds = time.perf_counter() - started
+    assert controller.journal.head.sequence == rows  # type: ignore[union-attr]
+    assert fingerprint(controller.state) == state_fingerprint
+    controller.journal.close()  # type: ignore[union-attr]
+    started = time.perf_counter()
+    verified = verify_journal(path)
+    verify_seconds = time.perf_counter() - started
+    assert verified.head.sequence == rows
+    return {
+        "start_seconds": start_seconds,
+        "start_actions_per_s": rows / start_seconds,
+        "start_us": start_seconds / rows * 1e6,
+        "verify_seconds": verify_seconds,
+        "verify_actions_per_s": rows / verify_seconds,
+        "checkpoints": verified.checkpoints,
+    }
+
+
+def trace_check(path: Path, directory: Path, rows: int) -> dict[str, Any]:
+    from replication.encoding import canonical_json
+    from replication.journal.trace import trace_header
+    from replication.signing import VerifyingKey
+
+    trace = directory / "export.jsonl"
+    with reading(path) as (header, stored), trace.open("wb") as out:
+        key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
+        out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
+        for row in stored:
+            out.write(row.body + b"\n")
+    started = time.perf_counter()
+    report = check_trace(trace)
+    seconds = time.perf_counter() - started
+    assert report.ok, report.render()
+    assert report.steps == rows
+    return {"seconds": seconds, "steps_per_s": rows / seconds, "us": seconds / rows * 1e6}
+
+
+def run(actions: int, appended: int, directory: Path, *, racing: bool = True) -> dict[str, Any]:
+    """Measure everything; return the figures."""
+    from replication.journal.chain import fingerprint
+
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(),
+            "load_before": os.getloadavg(),
+        }
+    }
+    moves = program(actions)
+    memory_seconds, memory = run_program(moves, None)
+    calls = memory.calls
+    results["in_memory"] = {"calls": calls, "us": memory_seconds / calls * 1e6}
+
+    shm = Path("/dev/shm")  # noqa: S108 - a fresh subdirectory is made inside it
+    fast = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else None, prefix="journal-bench-"))
+    disk = Path(tempfile.mkdtemp(dir=directory, prefix="journal-bench-"))
+    try:
+        results["filesystems"] = {"disk": fsync_filesystem(disk), "fast": fsync_filesystem(fast)}
+        results["appends_disk"] = appends(disk, appended)
+        results["appends_tmpfs"] = appends(fast, appended * 5)
+        if racing:
+            results["race_disk"] = race(disk)
+            results["race_tmpfs"] = race(fast)
+        path = fast / "replay.db"
+        with Journal(path) as journal:
+            build_seconds, built = run_program(moves, journal)
+            rows = journal.head.sequence
+        assert rows == calls
+        assert fingerprint(built.controller.state) == fingerprint(memory.controller.state)
+        results["journaled_tmpfs_program"] = {"us": build_seconds / rows * 1e6}
+        results["replay"] = {
+            "rows": rows,
+            **replays(path, rows, fingerprint(memory.controller.state)),
+        }
+        results["trace_check"] = trace_check(path, fast, rows)
+    finally:
+        shutil.rmtree(fast, ignore_errors=True)
+        shutil.rmtree(disk, ignore_errors=True)
+    results["machine"]["load_after"] = os.getloadavg()
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    memory_us = results["in_memory"]["us"]
+    machine = results["machine"]
+    load = ", ".join(f"{value:.1f}" for value in machine["load_before"])
+    load_after = ", ".join(f"{value:.1f}" for value in machine["load_after"])
+    lines = [
+        (
+            f"Python {machine['python']}, SQLite {machine['sqlite']}, {machine['cpus']} CPUs; "
+            f"load average {load} before, {load_after} after"
+        ),
+        "",
+        f"{'what':<54}{'per action':>12}{'per second':>12}{'x memory':>10}",
+    ]
+
+    def row(label: str, microseconds: float) -> None:
+        ratio = microseconds / memory_us
+        lines.append(
+            f"{label:<54}{microseconds:>10,.1f}us{1e6 / microseconds:>12,.0f}{ratio:>9,.1f}x"
+        )
+
+    row(f"in memory: the program's calls ({results['in_memory']['calls']:,})", memory_us)
+    row("journaled, tmpfs: the same program", results["journaled_tmpfs_program"]["us"])
+    for where in ("disk", "tmpfs"):
+        figures = results[f"appends_{where}"]
+        row(f"acknowledged register_worker, {where}, FULL", figures["register_ms"] * 1000)
+        row(f"acknowledged heartbeat, {where}, FULL", figures["heartbeat_ms"] * 1000)
+    replay = results["replay"]
+    row(f"replay on start, {replay['rows']:,} rows", replay["start_us"])
+    row("verify_journal (adds canonical bytes)", replay["verify_seconds"] / replay["rows"] * 1e6)
+    row("trace check of the export", results["trace_check"]["us"])
+    for where in ("disk", "tmpfs"):
+        figures = results.get(f"race_{where}")
+        if figures:
+            lines.append(
+                f"race, {where}: 8 processes x 50 registrations, {figures['admitted']} admitted "
+                f"of 10, {figures['decisions_per_s']:,.0f} decisions/s ({figures['seconds']:.2f} s)"
+            )
+    lines.append(
+        f"filesystems: disk = {results['filesystems']['disk']}, "
+        f"fast = {results['filesystems']['fast']}"
+    )
+    verdict = "PASS" if replay["start_seconds"] < REPLAY_TARGET_SECONDS else "MISS"
+    limit = f"{REPLAY_TARGET_SECONDS:g} s"
+    target = (
+        f"  {verdict}  replay of {replay['rows']:,} actions on start < {limit}: "
+        f"measured {replay['start_seconds']:.2f} s ({replay['start_actions_per_s']:,.0f} "
+        f"actions/s, {replay['checkpoints']} checkpoints checked)"
+    )
+    lines += ["", "Targets", target]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10^4 actions, fewer appends")
+    parser.add_argument("--actions", type=int, default=None, help="rows to replay (10^5)")
+    parser.add_argument("--appends", type=int, default=None, help="acknowledged calls timed")
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the disk runs go")
+    parser.add_argument("--no-race", action="store_true", help="skip the 8-process race")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    arguments = parser.parse_args(argv)
+    actions = arguments.actions or (10_000 if arguments.quick else 100_000)
+    appended = arguments.appends or (50 if arguments.quick else 300)
+    results = run(actions, appended, Path(arguments.dir), racing=not arguments.no_race)
+    print(render(results))
+    if arguments.json:
+        Path(arguments.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

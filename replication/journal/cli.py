@@ -1,0 +1,259 @@
+"""``replication journal verify|show|export`` and ``replication trace check``.
+
+Exit codes: 0, the journal verifies (or the trace's every step is one the
+model gives; ``show`` and ``export`` read every row); 1, a row, checkpoint or
+step fails, named in one line; 2, the command cannot run (no such file, not a
+journal or a trace, a stop condition it cannot evaluate, a bad option).
+Errors are one line on stderr; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from replication.model import ReplicationContract
+    from replication.signing import VerifyingKey
+
+__all__ = ["EXIT_CODES", "add_journal_commands"]
+
+#: What each exit code means.
+EXIT_CODES = {
+    0: "verified (every step is the model's)",
+    1: "a row, checkpoint or step fails, and the first is named",
+    2: "cannot run: no such file, not a journal or trace, or an unusable option",
+}
+
+
+class _UsageError(Exception):
+    """An option that cannot be used: one line, exit code 2."""
+
+
+def _load_contract(spec: str | None) -> ReplicationContract | None:
+    """Load ``module:attribute``, a ReplicationContract carrying stop conditions' predicates."""
+    if spec is None:
+        return None
+    from replication.model import ReplicationContract  # noqa: PLC0415 - keep start-up light
+
+    module, _, attribute = spec.partition(":")
+    if not module or not attribute:
+        message = f"--contract must be 'module:attribute', got {spec!r}"
+        raise _UsageError(message)
+    try:
+        contract = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        message = f"--contract {spec}: {error}"
+        raise _UsageError(message) from None
+    if type(contract) is not ReplicationContract:
+        message = f"--contract {spec} is a {type(contract).__name__}, not a ReplicationContract"
+        raise _UsageError(message)
+    return contract
+
+
+def _load_key(path: str | None) -> VerifyingKey | None:
+    if path is None:
+        return None
+    from replication.errors import InvalidKeyError  # noqa: PLC0415
+    from replication.signing import VerifyingKey  # noqa: PLC0415
+
+    try:
+        return VerifyingKey.from_pem(Path(path).read_bytes())
+    except (OSError, InvalidKeyError) as error:
+        message = f"--key {path}: {error}"
+        raise _UsageError(message) from None
+
+
+def _verify(arguments: argparse.Namespace) -> int:
+    from replication.journal.verify import verify_journal  # noqa: PLC0415
+
+    verified = verify_journal(
+        arguments.path,
+        checkpoint_key=_load_key(arguments.key),
+        contract=_load_contract(arguments.contract),
+    )
+    head, state, header = verified.head, verified.state, verified.header
+    pinned = (
+        "given with --key"
+        if verified.key_pinned
+        else "named by the journal's own header; pass --key to pin it"
+    )
+    switch = "engaged" if state.controller.kill_switch_engaged else "not engaged"
+    print(f"journal {arguments.path}: verified")
+    print(f"  rows: {head.sequence}, head {head.hash}")
+    print(
+        f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
+        f"under key {_key_id(header)} ({pinned})"
+    )
+    print("  replay: every decision and event is the one the model gives")
+    print(
+        f"  state: {len(state.registry)} registered, {len(state.containers)} containers, "
+        f"kill switch {switch}"
+    )
+    return 0
+
+
+def _key_id(header: dict[str, Any]) -> str:
+    from replication.signing import VerifyingKey  # noqa: PLC0415
+
+    return VerifyingKey(bytes.fromhex(header["checkpoint_key"])).key_id
+
+
+def _mentions(row: dict[str, Any], worker_id: str) -> bool:
+    """Whether a row's arguments or events name ``worker_id``."""
+    args = row.get("args")
+    if isinstance(args, dict):
+        manifest = args.get("manifest")
+        named = {args.get("worker_id"), args.get("parent_id")}
+        if isinstance(manifest, dict):
+            named |= {manifest.get("worker_id"), manifest.get("parent_id")}
+        if worker_id in named:
+            return True
+    outcome = row.get("outcome")
+    events = outcome.get("events", []) if isinstance(outcome, dict) else []
+    for event in events if isinstance(events, list) else []:
+        if not isinstance(event, dict):
+            continue
+        effects = event.get("effects") or []
+        if event.get("worker_id") == worker_id or any(
+            isinstance(effect, list) and worker_id in effect[1:] for effect in effects
+        ):
+            return True
+    return False
+
+
+def _show_row(row: dict[str, Any]) -> str:
+    outcome: dict[str, Any] = row["outcome"] if isinstance(row.get("outcome"), dict) else {}
+    decision = outcome.get("decision")
+    said = "allowed" if decision == "allowed" else f"{decision} ({outcome.get('reason')})"
+    effects = [
+        f"{kind} {worker}"
+        for event in outcome.get("events", [])
+        for kind, worker in event.get("effects", [])
+    ]
+    args: dict[str, Any] = row["args"] if isinstance(row.get("args"), dict) else {}
+    subject = args.get("worker_id") or (args.get("manifest") or {}).get("worker_id") or ""
+    shown = ", ".join(effects[:6]) + (f", ... {len(effects) - 6} more" if len(effects) > 6 else "")
+    return (
+        f"#{row.get('sequence')} {row.get('now')} {row.get('action')} {subject}".rstrip()
+        + f": {said}"
+        + (f" [{shown}]" if shown else "")
+    )
+
+
+def _show(arguments: argparse.Namespace) -> int:
+    from replication.journal.replay import load_json  # noqa: PLC0415
+    from replication.journal.verify import reading  # noqa: PLC0415
+
+    with reading(arguments.path) as (_, rows):
+        for row in rows:
+            try:
+                body = load_json(row.body)
+            except (ValueError, UnicodeDecodeError) as error:
+                print(f"journal {arguments.path}: row {row.sequence}: not JSON ({error})",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            if arguments.worker is None or _mentions(body, arguments.worker):
+                print(_show_row(body))
+    return 0
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    from replication.encoding import canonical_json  # noqa: PLC0415
+    from replication.journal.trace import trace_header  # noqa: PLC0415
+    from replication.journal.verify import reading  # noqa: PLC0415
+    from replication.signing import VerifyingKey  # noqa: PLC0415
+
+    out = sys.stdout.buffer
+    with reading(arguments.path) as (header, rows):
+        key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
+        out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
+        for row in rows:
+            out.write(row.body + b"\n")
+    out.flush()
+    return 0
+
+
+def _trace_check(arguments: argparse.Namespace) -> int:
+    from replication.journal.trace import check_trace  # noqa: PLC0415
+
+    report = check_trace(arguments.path, contract=_load_contract(arguments.contract))
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run ``command``, turning every known failure into one line and its exit code."""
+
+    def run(arguments: argparse.Namespace) -> int:
+        from replication.errors import ReplicationError  # noqa: PLC0415
+        from replication.journal.errors import JournalCorruptError  # noqa: PLC0415
+
+        try:
+            return command(arguments)
+        except (JournalCorruptError, _UsageError, ReplicationError, OSError) as error:
+            if arguments.debug:
+                traceback.print_exc()
+            code = 1 if isinstance(error, JournalCorruptError) else 2
+            print(f"replication {arguments.command}: {error}", file=sys.stderr)
+            return code
+
+    return run
+
+
+def add_journal_commands(commands: Any) -> None:
+    """Add ``journal`` and ``trace`` to the ``replication`` command's subparsers."""
+    codes = "; ".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
+    journal = commands.add_parser(
+        "journal",
+        help="verify, show or export a durable journal",
+        description=f"Read a controller's journal (specs/07-journal.md). Exit codes: {codes}.",
+    ).add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+
+    def command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int]) -> None:
+        # Accepted before and after the command: the top level's default stands.
+        parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
+        parser.set_defaults(run=_guarded(run))
+
+    verify = journal.add_parser(
+        "verify",
+        help="check the chain, the checkpoints and that replay reproduces every decision",
+    )
+    verify.add_argument("path")
+    verify.add_argument(
+        "--key", metavar="PEM", help="the checkpoint key's public PEM (pins it; default: the "
+        "key the journal's header names)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(verify, _verify)
+    show = journal.add_parser("show", help="what happened, in order, to one worker or all")
+    show.add_argument("path")
+    show.add_argument("--worker", metavar="ID", help="only the rows that name this worker")
+    command(show, _show)
+    export = journal.add_parser("export", help="write the journal as a trace (JSON Lines)")
+    export.add_argument("path")
+    command(export, _export)
+
+    trace = commands.add_parser(
+        "trace",
+        help="check a recorded trace of any implementation against the model",
+        description=f"Check a JSON Lines trace step by step. Exit codes: {codes}.",
+    ).add_subparsers(dest="trace_command", required=True, metavar="ACTION")
+    check = trace.add_parser("check", help="report the first step the model would not give")
+    check.add_argument("path")
+    check.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates the check needs",
+    )  # fmt: skip
+    command(check, _trace_check)

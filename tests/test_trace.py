@@ -1,0 +1,367 @@
+"""Traces: the format, its schema, the samples, the checker, and the journal and trace commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from replication import Controller, ManualClock, SandboxOrchestrator
+from replication.cli import main
+from replication.encoding import canonical_json
+from replication.journal import Journal
+from replication.journal.codec import contract_to_json, manifest_to_json
+from replication.journal.trace import (
+    SCHEMA_PATH,
+    TraceFormatError,
+    check_trace,
+    trace_header,
+)
+from replication.journal.verify import reading
+from replication.model import ReplicationContract, ResourceSpec
+from tests import trace_samples
+from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, make_contract
+from tests.journal_support import hand_signed
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = trace_samples.DIRECTORY
+
+
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def write(path: Path, lines: list) -> Path:
+    path.write_bytes(b"".join(canonical_json(line) + b"\n" for line in lines))
+    return path
+
+
+def good() -> list[dict]:
+    return lines_of(SAMPLES / "lifecycle.jsonl")
+
+
+class TestSamples:
+    # Spec: R-TRACE-4.
+    def test_the_checked_in_samples_are_exactly_what_the_code_makes(self):
+        made = {name: trace_samples.render(s.lines) for name, s in trace_samples.samples().items()}
+        on_disk = {path.name: path.read_bytes() for path in SAMPLES.glob("*.jsonl")}
+        assert made == on_disk, (
+            "specs/vectors/traces drifted: run `python -m tests.trace_samples` and review the diff"
+        )
+
+    # Spec: R-TRACE-1, R-TRACE-2, R-TRACE-4.
+    def test_every_line_of_every_sample_follows_the_published_schema(self):
+        jsonschema.Draft202012Validator.check_schema(schema())
+        validator = jsonschema.Draft202012Validator(schema())
+        for path in SAMPLES.glob("*.jsonl"):
+            for number, line in enumerate(lines_of(path), start=1):
+                errors = [error.message for error in validator.iter_errors(line)]
+                assert not errors, f"{path.name}, line {number}: {errors}"
+
+    # Spec: R-TRACE-3, R-TRACE-4.
+    @pytest.mark.parametrize("name", sorted(trace_samples.samples()))
+    def test_each_sample_checks_as_documented(self, name):
+        sample = trace_samples.samples()[name]
+        report = check_trace(SAMPLES / name)
+        if sample.divergence is None:
+            assert report.ok, report.render()
+            assert report.steps == len(sample.lines) - 1
+        else:
+            step, words = sample.divergence
+            assert not report.ok
+            assert report.divergence.step == step
+            assert report.divergence.line == step + 1
+            assert words in report.divergence.problem
+            assert report.steps == step - 1
+
+    # Spec: R-TRACE-4.
+    def test_the_samples_are_listed_in_the_specification(self):
+        text = (ROOT / "specs" / "07-journal.md").read_text(encoding="utf-8")
+        for name, sample in trace_samples.samples().items():
+            assert f"`{name}`" in text
+            if sample.divergence is not None:
+                assert re.search(rf"`{re.escape(name)}` \| [^|]* \| step {sample.divergence[0]}\b",
+                                 text), name  # fmt: skip
+
+
+class TestChecker:
+    # Spec: R-TRACE-3.
+    def test_a_denial_with_another_reason_diverges(self, tmp_path):
+        lines = good()
+        step = next(n for n, line in enumerate(lines) if n and line["outcome"]["reason"])
+        lines[step] = {**lines[step], "outcome": {"decision": "denied", "reason": "cooldown"}}
+        report = check_trace(write(tmp_path / "t.jsonl", lines))
+        assert report.divergence.step == step
+        assert (
+            "recorded denied (cooldown), the model gives denied (quota" in report.divergence.problem
+        )
+        rendered = report.render().splitlines()
+        assert "  recorded: denied (cooldown)" in rendered
+        assert any(line.startswith("  the model gives: denied (quota: ") for line in rendered)
+
+    # Spec: R-TRACE-3, R-AUDIT-1, R-AUDIT-3.
+    def test_events_are_compared_without_detail_and_effects_in_any_order(self, tmp_path):
+        lines = good()
+        reap = next(n for n, line in enumerate(lines) if line.get("action") == "reap_stale_workers")
+        event = lines[reap]["outcome"]["events"][0]
+        assert event["effects"] == [["container_killed", "w1"], ["worker_deregistered", "w1"]]
+        lines[reap]["outcome"]["events"][0] = {
+            **event, "detail": "said otherwise", "effects": list(reversed(event["effects"])),
+        }  # fmt: skip
+        assert check_trace(write(tmp_path / "same.jsonl", lines)).ok
+        lines[reap]["outcome"]["events"][0]["effects"] = event["effects"][1:]
+        report = check_trace(write(tmp_path / "other.jsonl", lines))
+        assert report.divergence.step == reap
+        assert "but: its events are not the model's" in report.render()
+
+    # Spec: R-TRACE-3.
+    def test_an_issued_manifest_not_signed_by_the_controller_diverges(self, tmp_path):
+        lines = good()
+        manifest = lines[1]["outcome"]["manifest"]
+        other = OTHER_KEY.sign(b"anything").hex()
+        lines[1]["outcome"]["manifest"] = {**manifest, "signature": f"ed25519:{'0' * 16}:{other}"}
+        report = check_trace(write(tmp_path / "t.jsonl", lines))
+        assert report.divergence.step == 1
+        assert "signature is not the controller's" in report.divergence.problem
+
+    # Spec: R-TRACE-3, R-INPUT-1.
+    def test_arguments_the_model_refuses_as_bad_input_diverge(self, tmp_path):
+        lines = good()
+        lines[1] = {**lines[1], "args": {**lines[1]["args"], "worker_id": "w\u202e1"}}
+        report = check_trace(write(tmp_path / "t.jsonl", lines))
+        assert report.divergence.expected is None
+        assert "refuses its arguments as bad input" in report.render()
+
+    # Spec: R-TRACE-3, R-TIME-4.
+    def test_a_trace_may_step_its_clock_back(self, tmp_path):
+        """Unlike a journal's rows, a trace's now need not increase: the model decides at
+        whatever now each step recorded."""
+        header = good()[0]
+        steps = []
+        for now, name in (
+            ("2026-01-01T00:01:00.000000Z", "a"),
+            ("2026-01-01T00:00:00.000000Z", "b"),
+        ):
+            arguments = {"manifest": manifest_to_json(hand_signed(name))}
+            steps.append({
+                "action": "register_worker", "args": arguments, "now": now,
+                "outcome": {"decision": "allowed", "reason": None},
+            })  # fmt: skip
+        assert check_trace(write(tmp_path / "t.jsonl", [header, *steps])).ok
+
+    # Spec: R-TRACE-1, R-REGISTER-5.
+    def test_the_standard_stop_condition_is_known_and_others_need_their_contract(self, tmp_path):
+        from replication.conformance.fixtures import NO_EXTERNAL_NETWORK
+
+        contract = ReplicationContract(1, 2, 0, stop_conditions=[NO_EXTERNAL_NETWORK])
+        header = trace_header(contract_to_json(contract), KEY.verifying_key)
+        step = {
+            "action": "issue_manifest", "now": "2026-01-01T00:00:00.000000Z",
+            "args": {"depth": None, "parent_id": None, "resources": {
+                "cpu_limit": 1, "memory_limit_mb": 512,
+                "network_policy": {"allow_controller": True, "allow_external": True}},
+                "state_snapshot": None, "worker_id": None},
+            "outcome": {"decision": "allowed", "reason": None},
+        }  # fmt: skip
+        assert check_trace(write(tmp_path / "std.jsonl", [header, step])).ok
+        register = {
+            "action": "register_worker", "now": "2026-01-01T00:00:00.000000Z",
+            "args": {"manifest": manifest_to_json(open_network_manifest())},
+            "outcome": {"decision": "denied", "reason": "stop_condition"},
+        }  # fmt: skip
+        assert check_trace(write(tmp_path / "fires.jsonl", [header, register])).ok
+        header["contract"]["stop_conditions"] = ["custom"]
+        with pytest.raises(TraceFormatError) as unknown:
+            check_trace(write(tmp_path / "custom.jsonl", [header, step]))
+        assert unknown.value.line == 1
+        assert "custom" in str(unknown.value)
+
+
+def open_network_manifest():
+    from replication.model import Manifest, NetworkPolicy
+    from replication.signing import sign_manifest
+
+    resources = ResourceSpec(1.0, 512, NetworkPolicy(allow_external=True))
+    return sign_manifest(Manifest("open", None, 0, {}, T0, resources), KEY)
+
+
+class TestFormat:
+    # Spec: R-TRACE-1, R-TRACE-2.
+    @pytest.mark.parametrize(
+        ("mangle", "line"),
+        [
+            (lambda lines: [], 1),
+            (lambda lines: [{"format": "other"}, *lines[1:]], 1),
+            (lambda lines: [{**lines[0], "format": "replication.trace.v0"}, *lines[1:]], 1),
+            (lambda lines: [lines[0], {"action": "heartbeat"}], 2),
+            (lambda lines: [lines[0], lines[1], {**lines[2], "action": "teleport"}], 3),
+            (lambda lines: [lines[0], {**lines[1], "now": "yesterday"}], 2),
+            (lambda lines: [lines[0], {**lines[1], "extra": 1}], 2),
+        ],
+        ids=["empty", "no-header", "wrong-version", "step-fields", "action", "now", "extra"],
+    )
+    def test_a_trace_not_in_the_format_is_refused_naming_the_line(self, tmp_path, mangle, line):
+        path = write(tmp_path / "t.jsonl", mangle(good()))
+        with pytest.raises(TraceFormatError) as refused:
+            check_trace(path)
+        assert refused.value.line == line
+
+    # Spec: R-TRACE-1.
+    def test_lines_that_are_not_strict_json_are_refused(self, tmp_path):
+        header = json.dumps(good()[0])
+        for text in ('{"a": 1, "a": 2}', '{"a": NaN}', "[1]", ""):
+            path = tmp_path / "t.jsonl"
+            path.write_text(f"{header}\n{text}\n", encoding="utf-8")
+            with pytest.raises(TraceFormatError) as refused:
+                check_trace(path)
+            assert refused.value.line == 2
+
+
+@pytest.fixture
+def journal_path(tmp_path) -> Path:
+    """A closed journal with containers, denials, a quarantine and the kill switch."""
+    path = tmp_path / "journal.db"
+    clock = ManualClock(T0)
+    orchestrator = SandboxOrchestrator(clock=clock)
+    controller = Controller(
+        make_contract(cooldown_seconds=0),
+        KEY,
+        orchestrator=orchestrator,
+        clock=clock,
+        journal=Journal(path, checkpoint_interval=3),
+    )
+    manifest = controller.issue_manifest(None, None, {"n": 1}, RESOURCES)
+    controller.start_worker(manifest)
+    controller.start_worker(hand_signed("solo"))
+    controller.heartbeat("ghost")
+    controller.quarantine("solo", "suspect")
+    orchestrator.kill_worker("w1", "done")
+    controller.kill_switch()
+    controller.journal.close()  # type: ignore[union-attr]
+    return path
+
+
+class TestExport:
+    # Spec: R-TRACE-2, R-JOURNAL-13.
+    def test_a_journals_export_is_a_trace_that_checks(self, journal_path, tmp_path, capsysbinary):
+        assert main(["journal", "export", str(journal_path)]) == 0
+        exported = capsysbinary.readouterr().out
+        with reading(journal_path) as (header, rows):
+            bodies = [row.body for row in rows]
+        lines = exported.splitlines()
+        assert lines[1:] == bodies  # the rows' own bytes: their chain can be checked offline
+        assert json.loads(lines[0])["journal"] == header
+        validator = jsonschema.Draft202012Validator(schema())
+        assert all(not list(validator.iter_errors(json.loads(line))) for line in lines)
+        path = tmp_path / "export.jsonl"
+        path.write_bytes(exported)
+        report = check_trace(path)
+        assert report.ok, report.render()
+        assert report.steps == 7
+
+
+class TestCommands:
+    # Spec: R-JOURNAL-13.
+    def test_journal_verify_reports_what_it_checked(self, journal_path, capsys):
+        assert main(["journal", "verify", str(journal_path)]) == 0
+        out = capsys.readouterr().out
+        assert f"journal {journal_path}: verified" in out
+        assert "rows: 7" in out
+        assert "checkpoints: 2, one every 3 rows" in out
+        assert "pass --key to pin it" in out
+        assert "kill switch engaged" in out
+
+    # Spec: R-JOURNAL-13.
+    def test_journal_verify_pins_the_checkpoint_key(self, journal_path, tmp_path, capsys):
+        right, wrong = tmp_path / "right.pem", tmp_path / "wrong.pem"
+        right.write_bytes(KEY.verifying_key.to_pem())
+        wrong.write_bytes(OTHER_KEY.verifying_key.to_pem())
+        assert main(["journal", "verify", str(journal_path), "--key", str(right)]) == 0
+        assert "given with --key" in capsys.readouterr().out
+        assert main(["journal", "verify", str(journal_path), "--key", str(wrong)]) == 2
+        assert "checkpoint_key" in capsys.readouterr().err
+
+    # Spec: R-JOURNAL-13.
+    def test_journal_verify_names_the_first_bad_row_and_exits_1(self, journal_path, capsys):
+        import sqlite3
+
+        connection = sqlite3.connect(journal_path, isolation_level=None)
+        connection.execute("DELETE FROM journal_rows WHERE sequence = 4")
+        connection.close()
+        assert main(["journal", "verify", str(journal_path)]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.strip().endswith("row 4: is missing (the next row stored is 5)")
+        assert "Traceback" not in captured.err
+        assert main(["journal", "verify", str(journal_path), "--debug"]) == 1
+        assert "Traceback" in capsys.readouterr().err
+
+    # Spec: R-JOURNAL-13.
+    @pytest.mark.parametrize("command", ["verify", "show", "export"])
+    def test_a_missing_or_foreign_file_exits_2_in_one_line(self, tmp_path, capsys, command):
+        assert main(["journal", command, str(tmp_path / "missing.db")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert not (tmp_path / "missing.db").exists()
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"x" * 4096)
+        assert main(["journal", command, str(junk)]) in {1, 2}
+        assert capsys.readouterr().err.count("\n") == 1
+
+    # Spec: R-JOURNAL-13.
+    def test_journal_show_tells_one_workers_story(self, journal_path, capsys):
+        assert main(["journal", "show", str(journal_path), "--worker", "solo"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [re.split(r"[ :]", line)[4] for line in out] == [
+            "start_worker", "quarantine_worker", "engage_kill_switch",
+        ]  # fmt: skip
+        assert out[0].startswith("#3 2026-01-01T00:00:00.000000Z start_worker solo: allowed")
+        assert main(["journal", "show", str(journal_path)]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 7
+
+    # Spec: R-TRACE-3.
+    def test_trace_check_exit_codes(self, tmp_path, capsys):
+        assert main(["trace", "check", str(SAMPLES / "lifecycle.jsonl")]) == 0
+        assert "16 steps, each one the model gives" in capsys.readouterr().out
+        assert main(["trace", "check", str(SAMPLES / "quota-ignored.jsonl")]) == 1
+        assert "step 6 (line 7)" in capsys.readouterr().out
+        assert main(["trace", "check", str(tmp_path / "missing.jsonl")]) == 2
+        assert "cannot be read" in capsys.readouterr().err
+        assert main(["trace", "check", str(SAMPLES / "lifecycle.jsonl"), "--contract", "nope"]) == 2
+        assert "--contract must be 'module:attribute'" in capsys.readouterr().err
+
+    # Spec: R-TRACE-3.
+    def test_the_readme_shows_the_real_report_of_a_bad_sample(self, capsys, monkeypatch):
+        monkeypatch.chdir(ROOT)
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = re.search(
+            r"```text\n\$ replication trace check (specs/vectors/traces/\S+)\n(.*?)```",
+            readme,
+            flags=re.S,
+        )
+        assert block, "README.md shows no `replication trace check` run"
+        code = main(["trace", "check", block.group(1)])
+        shown = block.group(2)
+        assert shown == capsys.readouterr().out
+        assert f"(exit code {code})" in readme
+
+
+class TestSchema:
+    # Spec: R-TRACE-2, R-JOURNAL-3.
+    def test_the_schema_names_exactly_the_actions_and_arguments_of_the_format(self):
+        from replication.journal.codec import ACTION_ARGUMENTS
+
+        step = schema()["$defs"]["step"]
+        assert step["properties"]["action"]["enum"] == list(ACTION_ARGUMENTS)
+        cases = {case["if"]["properties"]["action"]["const"]: case for case in step["allOf"]}
+        assert set(cases) == set(ACTION_ARGUMENTS)
+        for action, codecs in ACTION_ARGUMENTS.items():
+            arguments = cases[action]["then"]["properties"]["args"]
+            assert sorted(arguments["required"]) == sorted(codecs)
+            assert set(arguments["properties"]) == set(codecs)
