@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from replication import Controller, ManualClock, SandboxOrchestrator, StopCondition
 from replication.conformance.fixtures import KEY
 from replication.conformance.strategies import CLOCK_START
-from replication.errors import ReplicationError
+from replication.errors import ReplicationDenied, ReplicationError
 from replication.invariants import check_state
 from replication.model import ReplicationContract, ResourceSpec
 from replication.observability import StructuredLogger
@@ -226,6 +226,104 @@ def test_on_a_journal_callbacks_lose_nothing_and_the_rows_replay_to_the_state(sc
         harness.controller.journal.close()  # type: ignore[union-attr]
         verified = verify_journal(scratch / "journal.db", contract=as_replayed(harness))
         assert fingerprint(verified.state) == fingerprint(harness.controller.state)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(fallback, ignore_errors=True)
+
+
+#: How a re-entrant predicate treats what its call back into the controller raises.
+STYLES = ("swallow", "let_through", "denials_only", "fire_on_failure")
+#: What it calls, in turn, every time it is asked (the same manifest again, another, ...).
+CALLS = ("register_same", "register_other", "issue", "heartbeat", "kill_switch", "nothing")
+
+
+class Meddler:
+    """A predicate whose answer is always no, and which calls back in every time it is asked,
+    with no limit of its own: only the controller's bound on nesting stops it."""
+
+    def __init__(self, style: str, calls: list[str]) -> None:
+        self.style = style
+        self.calls = calls
+        self.turn = 0
+        self.controller: Controller | None = None
+        self.asked: Any = None
+
+    def __call__(self, context: Any) -> bool:
+        controller = self.controller
+        if controller is None:  # replay: the answer, without the calls
+            return False
+        self.turn += 1
+        call = self.calls[self.turn % len(self.calls)]
+        try:
+            self.call(controller, call, context.manifest)
+        except ReplicationError as error:
+            if self.style == "let_through" or (
+                self.style == "denials_only" and not isinstance(error, ReplicationDenied)
+            ):
+                raise
+            if self.style == "fire_on_failure" and not isinstance(error, ReplicationDenied):
+                return True
+        return False
+
+    def call(self, controller: Controller, call: str, manifest: Any) -> None:
+        if call == "register_same":
+            controller.register_worker(manifest)
+        elif call == "register_other":
+            controller.register_worker(controller.issue_manifest(None, None, {}, RESOURCES))
+        elif call == "issue":
+            controller.issue_manifest(None, None, {}, RESOURCES)
+        elif call == "heartbeat":
+            controller.heartbeat(manifest.worker_id)
+        elif call == "kill_switch":
+            controller.kill_switch()
+
+
+@PROGRAMS
+@given(
+    style=st.sampled_from(STYLES),
+    calls=st.lists(st.sampled_from(CALLS), min_size=1, max_size=5),
+    registrations=st.integers(1, 3),
+)
+@example(style="swallow", calls=["register_same"], registrations=1)
+@example(style="let_through", calls=["register_same"], registrations=1)
+@example(style="fire_on_failure", calls=["register_same"], registrations=1)
+def test_a_journaled_controller_driven_by_re_entrant_predicates_always_replays(
+    style, calls, registrations
+):
+    """However a predicate that calls back without end treats what its calls raise, the
+    nesting is bounded (ReentrancyError, no row), no decision rests on a call that failed or
+    on what it let through, and the journal replays, by a new controller and by verify, to
+    the state in memory (R-FACADE-2, R-JOURNAL-12)."""
+    from replication.errors import ReentrancyError
+    from replication.journal import verify_journal
+    from replication.journal.chain import fingerprint
+    from tests.journal_support import scratch_directory
+
+    fallback = tempfile.mkdtemp()
+    scratch = Path(scratch_directory(fallback))
+    meddler = Meddler(style, calls)
+    contract = ReplicationContract(
+        max_depth=2, max_replicas=3, cooldown_seconds=0,
+        stop_conditions=[StopCondition("meddler", "calls back in", meddler)],
+    )  # fmt: skip
+    path = scratch / "journal.db"
+    try:
+        controller = Controller(contract, KEY, clock=ManualClock(CLOCK_START), journal=path)
+        meddler.controller = controller
+        for _ in range(registrations):
+            with contextlib.suppress(ReplicationError):
+                controller.register_worker(controller.issue_manifest(None, None, {}, RESOURCES))
+        with contextlib.suppress(ReentrancyError):
+            controller.kill_switch()  # still decided: the journal is usable
+        meddler.controller = None
+        assert check_state(controller.state) == []
+        controller.journal.close()  # type: ignore[union-attr]
+        again = Controller(contract, KEY, journal=path)
+        assert fingerprint(again.state) == fingerprint(controller.state)
+        again.journal.close()  # type: ignore[union-attr]
+        verified = verify_journal(path, contract=contract)
+        assert fingerprint(verified.state) == fingerprint(controller.state)
+        assert controller.kill_switch_engaged
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(fallback, ignore_errors=True)

@@ -36,6 +36,7 @@ from replication.decisions import decide as decide_transition
 from replication.errors import (
     AuditError,
     BadSignatureError,
+    InvalidInputError,
     InvalidTypeError,
     InvalidValueError,
     ReasonCode,
@@ -132,6 +133,10 @@ class Controller:
         #: The orchestrator's part while no orchestrator is bound (a journal may hold containers).
         self._containers = _NO_CONTAINERS
         self._lock = threading.RLock()
+        #: Facade calls in progress on the thread holding the lock, and what the calls made
+        #: from their callbacks raised (R-FACADE-2).
+        self._nesting = 0
+        self._raised_inside: list[BaseException] = []
         self._journal: Journal | None = None
         if journal is not None:
             # Imported here: the journal is an optional room the core never needs.
@@ -273,36 +278,84 @@ class Controller:
         by name, ``now``, the decision) is committed before the state is
         installed (R-JOURNAL-5, R-JOURNAL-6).
         """
-        journal = self._journal
         with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            with journal._writing() if journal else contextlib.nullcontext():
-                for _ in range(_ATTEMPTS):
-                    if journal is not None:
-                        self._catch_up(journal, orchestrator)
-                    now = self.clock()  # the clock may call back in: read it before the state
-                    if journal is not None:
-                        now = journal._clamp(now)
-                    base = self._current(orchestrator)
-                    decision = decide(base, now)
-                    if self._unchanged_since(base, orchestrator) and (
-                        journal is None or journal._holds(now)
-                    ):
-                        break
-                else:
-                    raise ReentrancyError(action, _ATTEMPTS)
-                if journal is not None:
-                    journal._append(action, arguments, now, decision, decision.state or base)
-                if decision.state is not None:
-                    self._commit(decision.state, orchestrator)
-            if journal is not None and journal._nested:
-                # An outer call on this thread is deciding: give it back the write
-                # lock, with whatever other processes appended meanwhile.
-                with contextlib.suppress(ReplicationError):
-                    self._catch_up(journal, orchestrator)
-            self._record_decision(decision, base, decision.state or base, logger or self.logger)
-        if decision.denial is not None:
-            raise decision.denial
+            self._nesting += 1
+            try:
+                if self._nesting > _MAX_NESTING:
+                    raise ReentrancyError(
+                        action,
+                        0,
+                        why=f"calls nested {_MAX_NESTING} deep inside callbacks (a stop "
+                        "condition, clock or logger calling back into the controller, again "
+                        "and again)",
+                    )
+                decision = self._decide_now(action, arguments, decide, orchestrator, logger)
+                if decision.denial is not None:
+                    raise decision.denial
+            except BaseException as error:
+                if self._nesting > 1:
+                    # Made from a callback of an outer call, which must not decide on it.
+                    self._raised_inside.append(error)
+                raise
+            finally:
+                self._nesting -= 1
+                if self._nesting == 0:
+                    self._raised_inside.clear()
         return decision.outcome
+
+    def _decide_now(
+        self,
+        action: str,
+        arguments: Mapping[str, object],
+        decide: Callable[[State, datetime], Decision],
+        orchestrator: SandboxOrchestrator | None,
+        logger: StructuredLogger | None,
+    ) -> Decision:
+        """:meth:`_decide` under the locks: decide, commit, and record the events.
+
+        A decision is not committed (:class:`ReentrancyError`) if a call made
+        from one of its callbacks meanwhile failed (anything but its own denial
+        or bad input), or if the decision follows from what such a call raised
+        (a predicate that let an inner denial through): a callback that did not
+        call back, as on replay, would not have led to it (R-FACADE-2).
+        """
+        journal = self._journal
+        inside = len(self._raised_inside)
+        with journal._writing() if journal else contextlib.nullcontext():
+            for _ in range(_ATTEMPTS):
+                if journal is not None:
+                    self._catch_up(journal, orchestrator)
+                now = self.clock()  # the clock may call back in: read it before the state
+                if journal is not None:
+                    now = journal._clamp(now)
+                base = self._current(orchestrator)
+                decision = decide(base, now)
+                if self._unchanged_since(base, orchestrator) and (
+                    journal is None or journal._holds(now)
+                ):
+                    break
+            else:
+                raise ReentrancyError(action, _ATTEMPTS)
+            failure = _failure_inside(decision, self._raised_inside[inside:])
+            if failure is not None:
+                raise ReentrancyError(
+                    action,
+                    0,
+                    why="a call made from inside it (a stop condition, clock or logger calling "
+                    f"back into the controller) raised {type(failure).__name__} while it was "
+                    "decided",
+                ) from failure
+            if journal is not None:
+                journal._append(action, arguments, now, decision, decision.state or base)
+            if decision.state is not None:
+                self._commit(decision.state, orchestrator)
+        if journal is not None and journal._nested:
+            # An outer call on this thread is deciding: give it back the write
+            # lock, with whatever other processes appended meanwhile.
+            with contextlib.suppress(ReplicationError):
+                self._catch_up(journal, orchestrator)
+        self._record_decision(decision, base, decision.state or base, logger or self.logger)
+        return decision
 
     def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
         caught_up = journal._catch_up(self._current(orchestrator))
@@ -547,10 +600,32 @@ class Controller:
 
 #: How many times a facade call is decided before it gives up (R-FACADE-2).
 _ATTEMPTS = 3
+#: How deeply facade calls may nest inside callbacks; one more is refused (R-FACADE-2).
+_MAX_NESTING = 8
 
 
 class _Unknown(Exception):  # noqa: N818 - private control flow
     """An unknown worker id where the seed stayed silent (already audited)."""
+
+
+def _failure_inside(decision: Decision, raised: list[BaseException]) -> BaseException | None:
+    """Return what, raised by calls from callbacks, a decision must not be committed over.
+
+    Any failure but a denial or bad input, which a callback that did not call
+    back would not have met; or what the decision's denial follows from (a
+    predicate fails closed on what it raises, and so on what it let through).
+    """
+    for error in raised:
+        if not isinstance(error, ReplicationDenied | InvalidInputError):
+            return error
+    cause: BaseException | None = decision.denial
+    for _ in range(_MAX_NESTING * 4):  # a chain of contexts is short; never loop on a cycle
+        if cause is None:
+            return None
+        if any(cause is error for error in raised):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _deregistered(event: Event) -> list[str]:

@@ -207,21 +207,25 @@ class AuditError(ReplicationError):
 
 
 class ReentrancyError(ReplicationError):
-    """A facade call was not applied: the state changed every time it was decided.
+    """A facade call was not applied: callbacks calling back into the controller prevented it.
 
     Only a callback running inside the call (a stop condition's predicate, the
     clock, a logger) can change the state under a facade call, which holds the
     controller's lock; the call is decided again over the new state, and after
-    ``attempts`` tries it gives up and changes nothing (R-FACADE-2).
+    ``attempts`` tries it gives up and changes nothing (R-FACADE-2). It also
+    gives up, before deciding, when calls nest too deeply inside callbacks, and
+    without committing when a call made from one of its callbacks failed
+    (``why`` then says which).
     """
 
-    def __init__(self, action: str, attempts: int) -> None:
+    def __init__(self, action: str, attempts: int, *, why: str | None = None) -> None:
         self.action = action
         self.attempts = attempts
-        super().__init__(
-            f"{action} was not applied: the state changed under it {attempts} times "
+        self.why = why or (
+            f"the state changed under it {attempts} times "
             "(a stop condition, clock or logger called back into the controller)"
         )
+        super().__init__(f"{action} was not applied: {self.why}")
 
 
 class SignatureError(ReplicationError):

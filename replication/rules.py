@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
-from replication.errors import ReasonCode, ReplicationDenied, StopConditionTriggered
+from replication.errors import (
+    ReasonCode,
+    ReentrancyError,
+    ReplicationDenied,
+    StopConditionTriggered,
+)
 from replication.model import ReplicationContext, _event
 
 if TYPE_CHECKING:
@@ -166,18 +171,29 @@ def check_may_spawn(
     return depth
 
 
+#: What a predicate may raise that is not its answer about a registration (R-REGISTER-5).
+_NOT_AN_ANSWER = (RecursionError, MemoryError, ReentrancyError)
+
+
 def check_stop_conditions(controller: ControllerState, manifest: Manifest, now: datetime) -> None:
     """Deny a registration a stop condition fires for; the first decides (R-REGISTER-5).
 
-    A predicate that raises has fired: a check that fails, fails closed.
+    A predicate that raises has fired: a check that fails, fails closed. What
+    says nothing about the registration is not an answer, and propagates: the
+    stack or memory ran out (``RecursionError``, ``MemoryError``, which replay,
+    deeper or shallower, may not meet), or a call the predicate made back into a
+    controller was given up (``ReentrancyError``).
     """
     context = ReplicationContext(manifest, len(controller.registry), controller.contract)
     for condition in controller.contract.stop_conditions:
+        failure: Exception | None = None
         try:
             fired = condition.is_triggered(context)
             why = condition.name
+        except _NOT_AN_ANSWER:
+            raise
         except Exception as error:  # noqa: BLE001 - a predicate that fails, fails closed
-            fired = True
+            fired, failure = True, error
             why = f"{condition.name} raised {error!r}"
         if fired:
             detail = f"{OLDER_SENTENCES[ReasonCode.STOP_CONDITION]}: {why}"
@@ -190,4 +206,5 @@ def check_stop_conditions(controller: ControllerState, manifest: Manifest, now: 
                 (),
                 detail,
             )
-            raise StopConditionTriggered(condition.name, detail, event=event)
+            # The denial names what the predicate raised: the facade must know (R-FACADE-2).
+            raise StopConditionTriggered(condition.name, detail, event=event) from failure

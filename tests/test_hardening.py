@@ -306,6 +306,56 @@ class TestReentrancy:
         assert not orchestrator.containers
         assert check_state(controller.state) == []
 
+    # Spec: R-FACADE-2, R-REGISTER-5.
+    def test_a_predicate_that_calls_back_without_end_gives_up_at_the_nesting_bound(self):
+        """Each evaluation registers the same manifest again: the calls nest until the bound
+        refuses one (ReentrancyError), and no decision rests on it, so nothing is registered
+        and no RecursionError is ever taken for the predicate's answer."""
+        holder: dict[str, object] = {}
+
+        def again(context):
+            with contextlib.suppress(ReplicationDenied):
+                holder["c"].register_worker(holder["m"])  # type: ignore[attr-defined]
+            return False
+
+        contract = ReplicationContract(
+            max_depth=2, max_replicas=5, cooldown_seconds=0,
+            stop_conditions=[StopCondition("again", "registers again", again)],
+        )  # fmt: skip
+        controller, _, _ = facade(contract)
+        holder["c"] = controller
+        holder["m"] = controller.issue_manifest(None, None, {}, RESOURCES)
+        with pytest.raises(ReentrancyError) as refused:
+            controller.register_worker(holder["m"])  # type: ignore[arg-type]
+        assert "calls nested 8 deep" in str(refused.value.__cause__ or refused.value)
+        assert not controller.registry
+        trail = controller.logger.trail
+        assert [event.action for event in trail] == ["issue_manifest"]
+
+    # Spec: R-REGISTER-5.
+    @pytest.mark.parametrize("exhausted", [RecursionError, MemoryError])
+    def test_a_predicate_that_runs_out_of_stack_or_memory_denies_nothing(self, exhausted):
+        """Running out of stack or memory says nothing about the registration (replay, deeper
+        or shallower, may not run out): it propagates, and nothing is decided or audited."""
+
+        def exhausts(context):
+            raise exhausted
+
+        contract = ReplicationContract(
+            max_depth=2, max_replicas=5, cooldown_seconds=0,
+            stop_conditions=[StopCondition("exhausts", "runs out", exhausts)],
+        )  # fmt: skip
+        controller, _, _ = facade(contract)
+        manifest = controller.issue_manifest(None, None, {}, RESOURCES)
+        with pytest.raises(exhausted):
+            controller.register_worker(manifest)
+        assert not controller.registry
+        assert [event.action for event in controller.logger.trail] == ["issue_manifest"]
+        with pytest.raises(exhausted):
+            transitions.register_worker(
+                State.initial(contract, KEY.verifying_key), manifest, now=T0
+            )
+
 
 class TestBinding:
     # Spec: R-FACADE-4.
