@@ -337,8 +337,9 @@ class TestReplayOnStart:
         assert sorted(path.name for path in tmp_path.iterdir()) == ["other.db"]
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"not a database at all" * 100)
-        with pytest.raises(JournalCorruptError):
+        with pytest.raises(JournalMismatchError) as refused:
             Controller(make_contract(), KEY, journal=junk)
+        assert "not a database" in str(refused.value)
         assert junk.read_bytes() == b"not a database at all" * 100
 
     # Spec: R-JOURNAL-9, R-REGISTER-5.
@@ -470,8 +471,9 @@ class TestCheckpoints:
             controller.register_worker(hand_signed(name))
         controller.journal.close()
         assert verify_journal(path, checkpoint_key=OTHER_KEY.verifying_key).key_pinned
-        with pytest.raises(JournalMismatchError):
+        with pytest.raises(JournalCorruptError) as pinned:
             verify_journal(path, checkpoint_key=KEY.verifying_key)
+        assert pinned.value.sequence == 0  # the header names another key than the pinned one
         with pytest.raises(JournalMismatchError) as refused:
             Controller(make_contract(cooldown_seconds=0), KEY, journal=path)
         assert refused.value.field == "checkpoint_key"
@@ -605,6 +607,36 @@ class TestReentrancy:
             ("heartbeat", "denied", "unknown_worker"),
             ("register_worker", "allowed", None),
         ]
+
+    # Spec: R-JOURNAL-12, R-JOURNAL-2, R-FACADE-2.
+    def test_a_predicate_that_calls_back_without_end_writes_no_row_and_bricks_nothing(
+        self, opened, tmp_path
+    ):
+        """A stop condition that registers the manifest it is asked about again, every time:
+        the nesting is bounded, the call given up writes no row (nor does any call under it
+        decide on the failure), and every process, and a restart, can go on."""
+        path = tmp_path / "j.db"
+        live: dict[str, object] = {}
+
+        def again(context):
+            controller = live.get("c")
+            if controller is not None:
+                with contextlib.suppress(ReplicationDenied):
+                    controller.register_worker(live["m"])  # type: ignore[attr-defined]
+            return False
+
+        contract = make_contract(stop_conditions=[StopCondition("again", "again", again)])
+        first, other = opened(path, contract), opened(path, contract)
+        live["m"] = first.issue_manifest(None, None, {}, RESOURCES)
+        live["c"] = first
+        with pytest.raises(ReentrancyError):
+            first.register_worker(live["m"])  # type: ignore[arg-type]
+        live.clear()  # replay asks the predicate without calling back
+        assert summary(path) == [("issue_manifest", "allowed", None)]
+        other.kill_switch()
+        restarted = opened(path, contract)
+        assert restarted.kill_switch_engaged
+        assert verify_journal(path, contract=contract).head.sequence == 2
 
     # Spec: R-JOURNAL-12, R-FACADE-3.
     def test_a_sink_that_calls_back_does_so_after_the_commit_in_a_transaction_of_its_own(
@@ -775,6 +807,45 @@ class TestJournalObject:
         with pytest.raises((InvalidTypeError, InvalidValueError)) as refused:
             Journal(arguments.pop("path"), **arguments)
         assert refused.value.field == field
+
+    # Spec: R-JOURNAL-1.
+    @pytest.mark.parametrize(
+        "name", ["", ":memory:", "file:j.db", "FILE:j.db?mode=memory", "file::memory:"]
+    )
+    def test_a_path_sqlite_would_not_keep_as_one_durable_file_is_refused(self, tmp_path, name):
+        with pytest.raises(InvalidValueError) as refused:
+            Controller(make_contract(), KEY, journal=name)
+        assert refused.value.field == "path"
+        with pytest.raises(InvalidValueError):
+            Journal(name)
+
+    # Spec: R-JOURNAL-1.
+    def test_a_directory_is_refused_saying_so(self, tmp_path):
+        with pytest.raises(InvalidValueError) as refused:
+            Journal(tmp_path)
+        assert refused.value.field == "path"
+        assert "not a directory" in str(refused.value)
+
+    # Spec: R-JOURNAL-1.
+    def test_a_file_sqlite_does_not_put_in_wal_mode_is_refused(self, tmp_path, monkeypatch):
+        """SQLite answers ``PRAGMA journal_mode = WAL`` with the mode it kept when it cannot
+        change it (a VFS without shared memory, an in-memory file): that answer is checked."""
+        from replication.journal import store
+
+        class NoWal(sqlite3.Connection):
+            def execute(self, sql, *args):
+                if sql == "PRAGMA journal_mode = WAL":
+                    sql = "PRAGMA journal_mode"  # what SQLite answers when it keeps the mode
+                return super().execute(sql, *args)
+
+        connect = sqlite3.connect
+        monkeypatch.setattr(
+            store.sqlite3, "connect", lambda *a, **k: connect(*a, **k, factory=NoWal)
+        )
+        with pytest.raises(InvalidValueError) as refused:
+            Controller(make_contract(), KEY, journal=tmp_path / "j.db")
+        assert refused.value.field == "path"
+        assert "journal_mode delete" in str(refused.value)
 
     def test_a_journal_serves_one_controller(self, opened, tmp_path):
         journal = Journal(tmp_path / "j.db")

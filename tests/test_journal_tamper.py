@@ -18,6 +18,7 @@ from replication import Controller, ManualClock
 from replication.encoding import canonical_json
 from replication.journal import Journal, JournalCorruptError, verify_journal
 from replication.journal.chain import checkpoint_body, sign_checkpoint
+from replication.journal.codec import contract_to_json
 from replication.journal.replay import load_json
 from tests.helpers import KEY, OTHER_KEY, make_contract
 from tests.journal_support import hand_signed
@@ -188,8 +189,8 @@ class TestTamper:
         assert error.sequence == 10
         assert "a checkpoint covers row 12" in str(error)
 
-    # Spec: R-JOURNAL-13, R-JOURNAL-4.
-    def test_a_header_changed_breaks_the_link_to_row_one(self, journal):
+    # Spec: R-JOURNAL-13, R-JOURNAL-4, R-JOURNAL-1.
+    def test_a_header_changed_no_longer_verifies_under_its_signature(self, journal):
         connection = sqlite3.connect(journal)
         (header,) = connection.execute(
             "SELECT value FROM journal_meta WHERE key = 'header'"
@@ -200,8 +201,8 @@ class TestTamper:
         execute(journal, ("UPDATE journal_meta SET value = ? WHERE key = 'header'",
                           (canonical_json(edited),)))  # fmt: skip
         error = refused(journal)
-        assert error.sequence == 1
-        assert "does not follow the header" in str(error)
+        assert error.sequence == 0
+        assert "its signature does not verify under the checkpoint key" in str(error)
 
     # Spec: R-JOURNAL-13, R-JOURNAL-8.
     def test_a_checkpoint_for_a_row_that_is_not_due_is_named(self, journal):
@@ -226,3 +227,152 @@ class TestTamper:
         with pytest.raises(JournalCorruptError) as verified:
             verify_journal(journal)
         assert verified.value.sequence == ROWS
+
+
+def header_of(path: Path) -> dict:
+    connection = sqlite3.connect(path)
+    (header,) = connection.execute("SELECT value FROM journal_meta WHERE key = 'header'").fetchone()
+    connection.close()
+    return load_json(header)
+
+
+def rechain(path: Path, header: dict, *, drop_row: int | None = None) -> None:
+    """Store ``header`` and rewrite every row's chain under it, as a forger without a key can."""
+    from replication.journal.chain import HEADER_TYPE, ROW_TYPE, digest
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("BEGIN")
+    body = canonical_json(header)
+    connection.execute("UPDATE journal_meta SET value = ? WHERE key = 'header'", (body,))
+    rows = [load_json(stored) for (stored,) in
+            connection.execute("SELECT body FROM journal_rows ORDER BY sequence")]  # fmt: skip
+    connection.execute("DELETE FROM journal_rows")
+    previous = digest(HEADER_TYPE, body)
+    kept = [row for row in rows if row["sequence"] != drop_row]
+    for sequence, row in enumerate(kept, start=1):
+        row["sequence"], row["prev"] = sequence, previous
+        stored = canonical_json(row)
+        previous = digest(ROW_TYPE, stored)
+        connection.execute(
+            "INSERT INTO journal_rows VALUES (?, ?, ?)", (sequence, stored, previous)
+        )
+    connection.execute("COMMIT")
+    connection.close()
+
+
+class TestForgery:
+    """What someone who can write the file but does not hold the checkpoint key can do."""
+
+    # Spec: R-JOURNAL-1, R-JOURNAL-8, R-JOURNAL-13.
+    def test_raising_the_interval_to_drop_every_checkpoint_is_refused(self, journal):
+        """The header's interval is signed: a forger cannot make checkpoints never due, delete
+        them, and rewrite the chain without the row they want gone (here row 3, a denial)."""
+        header = header_of(journal)
+        header["checkpoint_interval"] = 2**53 - 1
+        execute(journal, ("DELETE FROM journal_checkpoints", ()))
+        rechain(journal, header, drop_row=3)
+        error = refused(journal)
+        assert error.sequence == 0
+        assert "its signature does not verify under the checkpoint key" in str(error)
+        with pytest.raises(JournalCorruptError) as pinned:
+            verify_journal(journal, checkpoint_key=KEY.verifying_key)
+        assert pinned.value.sequence == 0
+
+    # Spec: R-JOURNAL-1, R-JOURNAL-13.
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"checkpoint_interval": 8},
+            {"journal_id": "0" * 32},
+            {"verifying_key": OTHER_KEY.verifying_key.raw.hex()},
+            {"contract": contract_to_json(make_contract(cooldown_seconds=0, max_replicas=9))},
+        ],
+        ids=["interval", "journal_id", "verifying_key", "contract"],
+    )  # fmt: skip
+    def test_no_field_of_the_header_can_be_changed_without_the_key(self, journal, change):
+        rechain(journal, {**header_of(journal), **change})
+        with pytest.raises(JournalCorruptError) as pinned:
+            verify_journal(journal, checkpoint_key=KEY.verifying_key)
+        assert pinned.value.sequence == 0
+        assert "its signature does not verify" in str(pinned.value)
+
+    # Spec: R-JOURNAL-8, R-JOURNAL-13.
+    @pytest.mark.parametrize("sequence", [4, 8, 12])
+    def test_a_deleted_checkpoint_is_named(self, journal, sequence):
+        execute(journal, ("DELETE FROM journal_checkpoints WHERE sequence = ?", (sequence,)))
+        error = refused(journal)
+        assert error.sequence == sequence
+        assert "has no checkpoint" in str(error)
+
+    # Spec: R-JOURNAL-1.
+    def test_a_header_without_its_signature_is_refused(self, journal):
+        execute(journal, ("DELETE FROM journal_meta WHERE key = 'header_signature'", ()))
+        error = refused(journal)
+        assert error.sequence == 0
+        assert "journal_meta holds ['header', 'schema_version']" in str(error)
+
+    # Spec: R-JOURNAL-1.
+    def test_a_journal_of_the_first_format_is_refused_as_another_version(self, journal):
+        from replication.journal import JournalMismatchError
+
+        execute(journal, ("PRAGMA user_version = 1", ()))
+        before = journal.read_bytes()
+        with pytest.raises(JournalMismatchError) as verified:
+            verify_journal(journal)
+        with pytest.raises(JournalMismatchError) as started:
+            Controller(CONTRACT, KEY, journal=Journal(journal))
+        assert verified.value.field == started.value.field == "schema_version"
+        assert "start a new journal" in str(started.value)
+        assert journal.read_bytes() == before
+
+
+#: A trigger that makes every row vanish as it is inserted.
+VANISH = (
+    "CREATE TRIGGER vanish AFTER INSERT ON journal_rows BEGIN "
+    "DELETE FROM journal_rows WHERE sequence = new.sequence; END"
+)
+
+
+class TestSchema:
+    """A journal's file holds its three tables and nothing else (R-JOURNAL-1)."""
+
+    # Spec: R-JOURNAL-1, R-JOURNAL-9, R-JOURNAL-13.
+    @pytest.mark.parametrize(
+        ("statement", "named"),
+        [
+            (VANISH, "trigger 'vanish'"),
+            ("CREATE VIEW rows AS SELECT * FROM journal_rows", "view 'rows'"),
+            ("CREATE INDEX by_hash ON journal_rows(hash)", "index 'by_hash'"),
+            ("CREATE TABLE notes(text)", "table 'notes'"),
+            ("INSERT INTO journal_meta VALUES ('note', x'00')", "journal_meta holds"),
+            ("INSERT INTO journal_rows VALUES (0, x'7b7d', 'h')", "a row numbered 0"),
+            ("INSERT INTO journal_rows VALUES (-7, x'7b7d', 'h')", "a row numbered -7"),
+            ("INSERT INTO journal_checkpoints VALUES (0, x'7b7d', 's')", "a checkpoint numbered 0"),
+            ("INSERT INTO journal_checkpoints VALUES (-1, x'7b7d', 's')",
+             "a checkpoint numbered -1"),
+        ],
+        ids=["trigger", "view", "index", "table", "meta-key", "row-0", "row-negative",
+             "checkpoint-0", "checkpoint-negative"],
+    )  # fmt: skip
+    def test_anything_added_to_the_schema_or_numbered_below_one_is_refused(
+        self, journal, statement, named
+    ):
+        execute(journal, (statement, ()))
+        error = refused(journal)
+        assert error.sequence == 0
+        assert named in str(error)
+
+    # Spec: R-JOURNAL-1, R-JOURNAL-5, R-JOURNAL-10.
+    def test_a_trigger_planted_while_a_controller_runs_stops_its_next_action(self, journal):
+        """A trigger that deletes every row as it is inserted would make acknowledged calls
+        vanish: the schema's change is seen when the next action takes the lock, and the
+        action fails unacknowledged, changing nothing."""
+        controller = Controller(CONTRACT, KEY, journal=Journal(journal))
+        execute(journal, (VANISH, ()))
+        with pytest.raises(JournalCorruptError) as refused_action:
+            controller.kill_switch()
+        assert "trigger 'vanish'" in str(refused_action.value)
+        assert not controller.kill_switch_engaged
+        controller.journal.close()  # type: ignore[union-attr]
+        execute(journal, ("DROP TRIGGER vanish", ()))
+        assert verify_journal(journal).head.sequence == ROWS

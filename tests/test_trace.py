@@ -224,6 +224,110 @@ class TestFormat:
             assert refused.value.line == 2
 
 
+def numbered_snapshot(tmp_path: Path) -> list[dict]:
+    """A trace of a manifest issued with ``state_snapshot`` ``{"n": 1}``, then registered."""
+    path = tmp_path / "numbered.db"
+    controller = Controller(
+        make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=path
+    )
+    controller.register_worker(controller.issue_manifest(None, None, {"n": 1}, RESOURCES))
+    controller.journal.close()  # type: ignore[union-attr]
+    with reading(path) as (header, rows):
+        steps = [json.loads(row.body) for row in rows]
+    return [trace_header(header["contract"], KEY.verifying_key), *steps]
+
+
+class TestStrictness:
+    # Spec: R-TRACE-3, R-JOURNAL-9.
+    def test_a_boolean_is_never_the_number_a_manifest_was_signed_with(self, tmp_path):
+        """``true`` where the issued manifest holds ``1`` (Python's ``True == 1``) is another
+        manifest: its canonical bytes differ, and so does what the signature covers."""
+        lines = numbered_snapshot(tmp_path)
+        assert check_trace(write(tmp_path / "good.jsonl", lines)).ok
+        issued = lines[1]["outcome"]["manifest"]
+        lines[1]["outcome"]["manifest"] = {**issued, "state_snapshot": {"n": True}}
+        report = check_trace(write(tmp_path / "issued.jsonl", lines))
+        assert report.divergence.step == 1
+        assert "its issued manifest is not the one the model issues" in report.divergence.problem
+        lines = numbered_snapshot(tmp_path)
+        registered = lines[2]["args"]["manifest"]
+        lines[2]["args"]["manifest"] = {**registered, "state_snapshot": {"n": True}}
+        report = check_trace(write(tmp_path / "registered.jsonl", lines))
+        assert report.divergence.step == 2  # not the manifest step 1 issued, cached or not
+        assert "bad_signature" in report.divergence.problem
+
+    # Spec: R-TRACE-3.
+    def test_a_number_written_with_a_fraction_is_the_same_number(self, tmp_path):
+        lines = numbered_snapshot(tmp_path)
+        manifest = lines[1]["outcome"]["manifest"]
+        resources = {**manifest["resources"], "memory_limit_mb": 512.0}
+        lines[1]["outcome"]["manifest"] = {**manifest, "resources": resources}
+        assert check_trace(write(tmp_path / "t.jsonl", lines)).ok  # RFC 8785 writes 512
+
+    # Spec: R-TRACE-1, R-TRACE-2.
+    @pytest.mark.parametrize(
+        ("mangle", "line", "words"),
+        [
+            (lambda lines: [lines[0], {**lines[1], "sequence": "garbage"}], 2,
+             'sequence: "garbage" is not of type "integer"'),
+            (lambda lines: [lines[0], {**lines[1], "prev": {"a": [1]}}], 2, "prev: "),
+            (lambda lines: [{**lines[0], "verifying_key": lines[0]["verifying_key"].upper()},
+                            *lines[1:]], 1, "verifying_key: "),
+            (lambda lines: [lines[0], {**lines[1], "outcome": {**lines[1]["outcome"], "events": [
+                {**lines[1]["outcome"]["events"][0], "effects": [["a", "b", "c"]]}]}}], 2,
+             "outcome/events/0/effects/0: "),
+            (lambda lines: [lines[0], {**lines[1], "outcome": {**lines[1]["outcome"], "manifest": {
+                **lines[1]["outcome"]["manifest"], "depth": False}}}], 2,
+             "outcome/manifest/depth: false is not of type"),
+            (lambda lines: [{**lines[0], "journal": {"format": "replication.journal.v2"}},
+                            *lines[1:]], 1, "journal: "),
+        ],
+        ids=["sequence", "prev", "key-upper", "effect-of-three", "depth-false", "journal"],
+    )  # fmt: skip
+    def test_every_line_is_validated_against_the_schema_naming_where(
+        self, tmp_path, mangle, line, words
+    ):
+        path = write(tmp_path / "t.jsonl", mangle(good()))
+        with pytest.raises(TraceFormatError) as refused:
+            check_trace(path)
+        assert refused.value.line == line
+        assert words in refused.value.problem
+
+    # Spec: R-TRACE-1, R-TRACE-3.
+    @pytest.mark.parametrize(
+        ("text", "line"),
+        [
+            (lambda lines: [lines[0], {**lines[1], "action": ["issue_manifest"]}], 2),
+            (lambda lines: [lines[0], {**lines[1], "action": {"a": 1}}], 2),
+            (lambda lines: [lines[0], "[" * 100_000 + "]" * 100_000], 2),
+            (lambda lines: ["[" * 100_000 + "]" * 100_000, *lines[1:]], 1),
+            (lambda lines: [lines[0], json.dumps(lines[1]).replace(
+                '{"task": "root"}', "[" * 90 + "]" * 90)], 2),
+            (lambda lines: [lines[0], {**lines[1], "args": {**lines[1]["args"],
+                                                           "parent_id": "\ud800"}}], 2),
+            (lambda lines: [lines[0], {**lines[1], "outcome": {**lines[1]["outcome"],
+                                                              "decision": "\ud800"}}], 2),
+            (lambda lines: [lines[0], json.dumps(lines[1]).replace(
+                '"cpu_limit": 1', '"cpu_limit": 1e999')], 2),
+        ],
+        ids=["action-list", "action-object", "deep-line", "deep-header", "deep-snapshot",
+             "surrogate-parent", "surrogate-decision", "infinity"],
+    )  # fmt: skip
+    def test_crafted_lines_end_in_exit_code_2_and_one_line_naming_it(
+        self, tmp_path, capsys, text, line
+    ):
+        lines = [item if isinstance(item, str) else json.dumps(item) for item in text(good())]
+        path = tmp_path / "t.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(TraceFormatError) as refused:
+            check_trace(path)
+        assert refused.value.line == line
+        assert main(["trace", "check", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"line {line}: " in err
+
+
 @pytest.fixture
 def journal_path(tmp_path) -> Path:
     """A closed journal with containers, denials, a quarantine and the kill switch."""
@@ -285,8 +389,10 @@ class TestCommands:
         wrong.write_bytes(OTHER_KEY.verifying_key.to_pem())
         assert main(["journal", "verify", str(journal_path), "--key", str(right)]) == 0
         assert "given with --key" in capsys.readouterr().out
-        assert main(["journal", "verify", str(journal_path), "--key", str(wrong)]) == 2
-        assert "checkpoint_key" in capsys.readouterr().err
+        assert main(["journal", "verify", str(journal_path), "--key", str(wrong)]) == 1
+        err = capsys.readouterr().err
+        assert "header: it names the checkpoint key 56475aa75463474c, not the pinned key" in err
+        assert err.count("\n") == 1
 
     # Spec: R-JOURNAL-13.
     def test_journal_verify_names_the_first_bad_row_and_exits_1(self, journal_path, capsys):

@@ -6,7 +6,10 @@ kind can never be taken for another: a row for a header, a checkpoint for a
 manifest.
 
 * The **genesis** is the hash of the header's canonical JSON under
-  ``replication.journal.header.v1``.
+  ``replication.journal.header.v1``; the header's **signature** is the
+  checkpoint key's Ed25519 signature over the same encoding, so no field of
+  the header (the keys, the contract, the checkpoint interval) can be changed
+  without that key.
 * A **row's hash** is the hash of its canonical JSON, which holds the previous
   row's hash (the genesis for row 1), under ``replication.journal.row.v1``.
 * The **state fingerprint** is the hash of a canonical JSON summary of the
@@ -44,7 +47,10 @@ __all__ = [
     "digest",
     "fingerprint",
     "fingerprint_bytes",
+    "is_valid_checkpoint",
+    "is_valid_header",
     "sign_checkpoint",
+    "sign_header",
     "verify_checkpoint",
 ]
 
@@ -172,8 +178,25 @@ def verify_checkpoint(body: bytes, signature: str, key: VerifyingKey) -> None:
 
 def is_valid_checkpoint(body: bytes, signature: object, key: VerifyingKey) -> bool:
     """Whether ``signature`` is ``key``'s over the checkpoint ``body``."""
+    return _is_valid(CHECKPOINT_TYPE, body, signature, key)
+
+
+def sign_header(header: bytes, key: SigningKey) -> str:
+    """Return the signature string of a journal's header (its canonical JSON)."""
+    return format_signature(key.verifying_key.key_id, key.sign(pae(HEADER_TYPE, header)))
+
+
+def is_valid_header(header: object, signature: object, key: VerifyingKey) -> bool:
+    """Whether ``signature`` is ``key``'s over the header's bytes ``header``."""
+    return type(header) is bytes and _is_valid(HEADER_TYPE, header, signature, key)
+
+
+def _is_valid(payload_type: str, body: bytes, signature: object, key: VerifyingKey) -> bool:
+    if type(signature) is not str:
+        return False
     try:
-        verify_checkpoint(body, signature, key)  # type: ignore[arg-type]
+        _, raw = parse_signature(signature)
+        key.verify(raw, pae(payload_type, body))
     except BadSignatureError:
         return False
     return True

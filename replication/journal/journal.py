@@ -33,8 +33,16 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
-from replication.journal.replay import Head, Replay, load_json
-from replication.journal.store import SCHEMA_VERSION, Checkpoint, Row, Store
+from replication.journal.replay import Head, Replay
+from replication.journal.schema import journal_header_problem, load_json, same_json
+from replication.journal.store import (
+    SCHEMA_VERSION,
+    Checkpoint,
+    Row,
+    Store,
+    StoredHeader,
+    check_path,
+)
 from replication.signing import SigningKey, VerifyingKey
 
 if TYPE_CHECKING:
@@ -48,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_LOCK_TIMEOUT", "FORMAT", "Journal"]
 
 #: The header's format tag.
-FORMAT = "replication.journal.v1"
+FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
 #: Rows between two checkpoints of a new journal.
 DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
@@ -79,20 +87,37 @@ _HEADER_KEYS = [
 ]  # fmt: skip
 
 
-def read_header(path: str, stored: bytes) -> dict[str, Any]:
-    """Parse and check a stored header's shape (not what it says)."""
+def read_header(path: str, stored: object) -> dict[str, Any]:
+    """Parse and check a stored header's shape (not what it says, nor its signature).
+
+    The shape is the schema's ``journal_header`` (trace.schema.json), which a
+    journal's export carries too.
+    """
+    if type(stored) is not bytes:
+        raise JournalCorruptError(path, 0, "the header is not stored as bytes")
     try:
         header = load_json(stored)
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:
         raise JournalCorruptError(path, 0, f"the header is not strict JSON ({error})") from None
     if type(header) is not dict or sorted(header) != _HEADER_KEYS:
         raise JournalCorruptError(path, 0, f"the header must hold exactly {_HEADER_KEYS}")
     if header["format"] != FORMAT:
         raise JournalMismatchError(path, "format", FORMAT, header["format"])
-    interval = header["checkpoint_interval"]
-    if type(interval) is not int or interval < 1:
-        raise JournalCorruptError(path, 0, f"checkpoint_interval {interval!r} is not >= 1")
+    problem = journal_header_problem(header)
+    if problem is not None:
+        raise JournalCorruptError(path, 0, f"the header is not in the format: {problem}")
     return header
+
+
+def check_header_signature(path: str, stored: StoredHeader, key: VerifyingKey) -> None:
+    """Refuse a header the checkpoint key ``key`` did not sign (R-JOURNAL-1)."""
+    if not chain.is_valid_header(stored.body, stored.signature, key):
+        raise JournalCorruptError(
+            path,
+            0,
+            f"its signature does not verify under the checkpoint key {key.key_id}: the header "
+            "was changed, or signed with another key",
+        )
 
 
 def header_key(path: str, header: dict[str, Any], field: str) -> VerifyingKey:
@@ -101,6 +126,19 @@ def header_key(path: str, header: dict[str, Any], field: str) -> VerifyingKey:
         return VerifyingKey(bytes.fromhex(header[field]))
     except (ValueError, TypeError) as error:
         raise JournalCorruptError(path, 0, f"{field} is not a usable key ({error})") from None
+
+
+def _check_path(path: str) -> str:
+    """Refuse a path that would not be one durable file of its own (R-JOURNAL-1)."""
+    if not path or path == ":memory:":
+        raise InvalidValueError("path", "a file path (SQLite keeps this one in memory)", path)
+    if path[:5].lower() == "file:":
+        raise InvalidValueError("path", "a file path, not an SQLite URI", path)
+    try:
+        check_path(path)
+    except JournalMismatchError:
+        raise InvalidValueError("path", "a journal file, not a directory", path) from None
+    return path
 
 
 def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
@@ -135,9 +173,9 @@ class Journal:
         checkpoint_interval: int | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidTypeError("path", "a file path (str or os.PathLike)", path)
-        self.path = os.fspath(path)
+        if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
+            raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
+        self.path = _check_path(str.__str__(os.fspath(path)))
         if key is not None:
             v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
         self._given_key = key
@@ -225,8 +263,9 @@ class Journal:
         try:
             key = self._given_key or signing_key
             contract_json = contract_to_json(state.contract)
-            header = self._load_or_create(store, contract_json, state, key)
+            header, stored = self._load_or_create(store, contract_json, state, key)
             self._check(header, contract_json, state.controller.verifying_key, key)
+            check_header_signature(self.path, stored, key.verifying_key)
             self._replay = Replay(
                 self.path,
                 chain.digest(chain.HEADER_TYPE, canonical_json(header)),
@@ -253,7 +292,7 @@ class Journal:
 
     def _load_or_create(
         self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], StoredHeader]:
         # What the file is, first: one that is not a journal is refused untouched.
         store.header()
         store.use_wal()
@@ -262,16 +301,18 @@ class Journal:
             stored = store.header()
             if stored is None:
                 interval = self._interval or DEFAULT_CHECKPOINT_INTERVAL
-                stored = canonical_json(
+                body = canonical_json(
                     make_header(
                         contract_json, state.controller.verifying_key, key.verifying_key, interval
                     )
                 )
-                store.create(stored)
+                signature = chain.sign_header(body, key)
+                store.create(body, signature)
+                stored = StoredHeader(body, signature)
                 store.commit()
         finally:
             store.release()
-        return read_header(self.path, stored)
+        return read_header(self.path, stored.body), stored
 
     def _check(
         self,
@@ -288,7 +329,7 @@ class Journal:
         if self._interval is not None:
             expected["checkpoint_interval"] = self._interval
         for field, value in expected.items():
-            if header[field] != value:
+            if not same_json(header[field], value):
                 raise JournalMismatchError(self.path, field, value, header[field])
 
     def _catch_up(self, state: State, *, write: bool = True) -> State | None:
@@ -318,7 +359,7 @@ class Journal:
     def _read_after(self, state: State) -> State | None:
         store = self._open_store()
         head = self._head
-        checkpoints = store.checkpoints_after(head.sequence)
+        checkpoints = store.checkpoints_after(head.sequence, self._replay.interval)
         for row in store.rows_after(head.sequence):
             state, head = self._replay.apply(state, head, row)
             self._replay.check_checkpoint(state, head, checkpoints.get(head.sequence))

@@ -11,7 +11,6 @@ the reason code of a denial, the audit events (compared without their
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication.encoding import format_timestamp
@@ -26,6 +25,7 @@ from replication.journal.codec import (
     same_events,
 )
 from replication.journal.errors import JournalCorruptError
+from replication.journal.schema import load_json, same_json, step_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -74,24 +74,6 @@ class Divergence(Exception):  # noqa: N818 - a finding, not a failure of the cod
         self.problem = problem
         self.expected = expected
         super().__init__(problem)
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        keys = [key for key, _ in pairs]
-        duplicated = sorted({key for key in keys if keys.count(key) > 1})
-        raise ValueError(f"duplicate keys {duplicated}")
-    return result
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def load_json(text: str | bytes) -> Any:
-    """Parse JSON strictly: no duplicate keys, no NaN or infinities (raises ``ValueError``)."""
-    return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
 
 
 def expected_outcome(issued: Issued) -> dict[str, Any]:
@@ -184,7 +166,7 @@ class Manifests:
             recorded = arguments["manifest"]
             if type(recorded) is dict:
                 known = self._known.get(recorded.get("worker_id"))
-                if known is not None and known[0] == recorded:
+                if known is not None and same_json(known[0], recorded):
                     return {"manifest": known[1]}
                 decoded = decode_arguments(action, arguments)
                 self.remember(decoded["manifest"], recorded)
@@ -235,9 +217,8 @@ def _difference(
         return "its events are not the model's"
     if "manifest" in recorded:
         manifest = recorded["manifest"]
-        if (
-            type(manifest) is not dict
-            or {key: value for key, value in manifest.items() if key != "signature"} != issued.body
+        if type(manifest) is not dict or not same_json(
+            {key: value for key, value in manifest.items() if key != "signature"}, issued.body
         ):
             return "its issued manifest is not the one the model issues"
         return check_issued_signature(issued, manifest.get("signature"), state, issuer)
@@ -268,7 +249,7 @@ class Replay:
         self.issuer = issuer
         # A strict reader refuses duplicate keys; the plain one (a controller
         # replaying its own journal, every row under the chain) is four times faster.
-        self._load = load_json if strict else json.loads
+        self._strict = strict
         self._manifests = Manifests()
         self.digests: chain.Digests = {}
 
@@ -284,11 +265,15 @@ class Replay:
         sequence = head.sequence + 1
         if row.sequence != sequence:
             raise self._corrupt(sequence, f"is missing (the next row stored is {row.sequence})")
+        if type(row.body) is not bytes or type(row.hash) is not str:
+            raise self._corrupt(
+                sequence, "is not stored as a row is (its body bytes, its hash text)"
+            )
         if chain.digest(chain.ROW_TYPE, row.body) != row.hash:
             raise self._corrupt(sequence, "its hash does not match its bytes")
         try:
-            body = self._load(row.body)
-        except (ValueError, UnicodeDecodeError) as error:
+            body = load_json(row.body, strict_keys=self._strict)
+        except ValueError as error:
             raise self._corrupt(sequence, f"is not strict JSON ({error})") from None
         if type(body) is not dict or body.keys() != _ROW_KEY_SET:
             raise self._corrupt(sequence, f"is not an object with exactly {', '.join(ROW_KEYS)}")
@@ -301,6 +286,9 @@ class Replay:
                 f"does not follow {previous}: it names {body['prev']!r} as the hash before it, "
                 f"which is {head.hash}",
             )
+        problem = step_problem(body)
+        if problem is not None:
+            raise self._corrupt(sequence, f"is not a step of the trace format: {problem}")
         try:
             now = parse_time("now", body["now"])
         except InvalidInputError as error:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -30,12 +29,12 @@ from replication.journal.codec import (
     contract_from_json,
     parse_time,
 )
-from replication.journal.replay import (
-    Divergence,
-    Manifests,
-    describe_outcome,
+from replication.journal.replay import Divergence, Manifests, describe_outcome, step
+from replication.journal.schema import (
+    SCHEMA_PATH,
+    header_problem,
     load_json,
-    step,
+    step_problem,
 )
 from replication.model import State
 from replication.signing import VerifyingKey
@@ -58,8 +57,6 @@ __all__ = [
 
 #: The trace format's tag.
 TRACE_FORMAT = "replication.trace.v1"
-#: The JSON Schema every line of a trace follows.
-SCHEMA_PATH = Path(__file__).with_name("trace.schema.json")
 
 _HEADER_REQUIRED = {"format", "contract", "verifying_key"}
 _HEADER_OPTIONAL = {"journal"}
@@ -228,6 +225,12 @@ def _read_line(path: str, number: int, text: str) -> dict[str, Any]:
     return value
 
 
+def _follows_schema(path: str, number: int, problem: str | None) -> None:
+    """Refuse a line the shipped schema refuses (R-TRACE-1), naming it and where it fails."""
+    if problem is not None:
+        raise TraceFormatError(path, number, problem)
+
+
 def _keys(
     path: str, number: int, value: dict[str, Any], required: set[str], optional: set[str]
 ) -> None:
@@ -249,6 +252,7 @@ def _initial_state(
         raise TraceFormatError(
             path, 1, f"format must be {TRACE_FORMAT!r}, got {header['format']!r}"
         )
+    _follows_schema(path, 1, header_problem(header))
     try:
         names = contract_fields("contract", header["contract"])["stop_conditions"]
         known: dict[str, StopCondition] = {}
@@ -277,7 +281,8 @@ def check_trace(
     """
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as lines:  # noqa: PTH123 - a text stream, line by line
+        # Lines end at "\n" only (JSON Lines); a "\r" before it is JSON's whitespace.
+        with open(name, encoding="utf-8", newline="\n") as lines:  # noqa: PTH123 - line by line
             return _check_lines(name, lines, contract)
     except (OSError, UnicodeDecodeError) as error:
         raise TraceFormatError(name, 0, f"cannot be read ({error})") from None
@@ -297,8 +302,10 @@ def _check_lines(
             state = _initial_state(path, value, contract)
             continue
         _keys(path, number, value, _STEP_REQUIRED, _STEP_OPTIONAL)
-        if value["action"] not in ACTION_ARGUMENTS:
-            raise TraceFormatError(path, number, f"no action {value['action']!r} in the format")
+        action = value["action"]
+        if type(action) is not str or action not in ACTION_ARGUMENTS:
+            raise TraceFormatError(path, number, f"no action {_compact(action)} in the format")
+        _follows_schema(path, number, step_problem(value))
         try:
             now = parse_time("now", value["now"])
         except InvalidInputError as error:

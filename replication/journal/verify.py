@@ -7,14 +7,17 @@ it, that every row is stored in its canonical bytes. It raises
 :class:`~replication.journal.errors.JournalCorruptError` naming the first row
 that fails (specs/07-journal.md, R-JOURNAL-9, R-JOURNAL-13).
 
-The checkpoints verify under the key the header names, unless a key is given:
-a journal rewritten whole, header included, by someone holding another key
-verifies under its own header, and only a pinned key tells it apart.
+The header's signature and the checkpoints verify under the key the header
+names, unless a key is given: a journal rewritten whole, header included, by
+someone holding another key verifies under its own header, and only a pinned
+key tells it apart (a header naming another key than the pinned one is refused,
+naming the header).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication.encoding import canonical_json
@@ -22,20 +25,25 @@ from replication.errors import InvalidInputError
 from replication.journal import chain
 from replication.journal.codec import contract_fields, contract_from_json
 from replication.journal.errors import JournalCorruptError, JournalMismatchError
-from replication.journal.journal import DEFAULT_LOCK_TIMEOUT, header_key, read_header
-from replication.journal.replay import Head, Replay, load_json
-from replication.journal.store import Store
+from replication.journal.journal import (
+    DEFAULT_LOCK_TIMEOUT,
+    check_header_signature,
+    header_key,
+    read_header,
+)
+from replication.journal.replay import ROW_KEYS, Head, Replay
+from replication.journal.schema import load_json, step_problem
+from replication.journal.store import Store, StoredHeader, check_path
 from replication.model import State
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterator
 
     from replication.journal.store import Row
     from replication.model import ReplicationContract
     from replication.signing import VerifyingKey
 
-__all__ = ["Verified", "open_journal", "reading", "verify_journal"]
+__all__ = ["Opened", "Verified", "open_journal", "read_row", "reading", "verify_journal"]
 
 
 class Verified(NamedTuple):
@@ -54,28 +62,38 @@ class Verified(NamedTuple):
     key_pinned: bool
 
 
-def open_journal(path: str | os.PathLike[str]) -> tuple[Store, dict[str, Any]]:
-    """Open a journal read-only and return its store (in a read transaction) and header.
+class Opened(NamedTuple):
+    """A journal opened for reading: its store (in a read transaction) and its header."""
+
+    store: Store
+    header: dict[str, Any]
+    stored: StoredHeader
+
+
+def open_journal(path: str | os.PathLike[str]) -> Opened:
+    """Open a journal read-only; return its store, in a read transaction, and its header.
 
     A file SQLite calls malformed is opened again in salvage mode, so that
     what remains of it is read and the first row lost is named.
     """
+    name = os.fspath(path)
+    check_path(name)
     try:
-        return _open(str(path), salvage=False)
+        return _open(name, salvage=False)
     except JournalCorruptError as error:
         if error.sequence != 0 or "SQLITE_CORRUPT" not in error.problem:
             raise
-    return _open(str(path), salvage=True)
+    return _open(name, salvage=True)
 
 
-def _open(path: str, *, salvage: bool) -> tuple[Store, dict[str, Any]]:
+def _open(path: str, *, salvage: bool) -> Opened:
     store = Store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
     try:
         store.begin_read()
         stored = store.header()
         if stored is None:
             raise JournalMismatchError(store.path, "format", "a replication journal", "no tables")
-        return store, read_header(store.path, stored)
+        return Opened(store, read_header(store.path, stored.body), stored)
     except BaseException:
         store.close()
         raise
@@ -111,49 +129,112 @@ def verify_journal(
 ) -> Verified:
     """Verify a whole journal; raise :class:`JournalCorruptError` naming the first bad row.
 
-    ``checkpoint_key`` pins the key the checkpoints must verify under;
+    ``checkpoint_key`` pins the key the header and the checkpoints must be
+    signed with: a header that names another is refused (sequence 0);
     ``contract`` supplies the predicates of the stop conditions the header
     names (its fields must equal the header's).
     """
-    store, header = open_journal(path)
+    store, header, stored = open_journal(path)
     try:
         name = store.path
         key = header_key(name, header, "checkpoint_key")
         if checkpoint_key is not None and checkpoint_key != key:
-            raise JournalMismatchError(
-                name, "checkpoint_key", checkpoint_key.raw.hex(), key.raw.hex()
+            raise JournalCorruptError(
+                name,
+                0,
+                f"it names the checkpoint key {key.key_id}, not the pinned key "
+                f"{checkpoint_key.key_id}: the journal was rewritten with another key, or is "
+                "not the one the pinned key signs",
             )
+        check_header_signature(name, stored, key)
         state = State.initial(
             _contract(name, header, contract), header_key(name, header, "verifying_key")
         )
-        replay = Replay(
-            name,
-            chain.digest(chain.HEADER_TYPE, canonical_json(header)),
-            key,
-            header["checkpoint_interval"],
-        )
+        interval = header["checkpoint_interval"]
+        replay = Replay(name, chain.digest(chain.HEADER_TYPE, stored.body), key, interval)
         head = replay.start()
-        checkpoints = store.checkpoints_after(0)
+        checkpoints = store.checkpoints_after(0, interval)
         checked = len(checkpoints)
-        for row in store.rows_after(0):
-            state, head = replay.apply(state, head, row)
-            if canonical_json(load_json(row.body)) != row.body:
-                raise JournalCorruptError(name, head.sequence, "is not in canonical JSON")
-            replay.check_checkpoint(state, head, checkpoints.get(head.sequence))
+        unreadable: JournalCorruptError | None = None
+        try:
+            for row in store.rows_after(0):
+                state, head = replay.apply(state, head, row)
+                _check_canonical(name, head.sequence, row.body)
+                try:
+                    checkpoint = checkpoints.get(head.sequence)
+                except JournalCorruptError as error:
+                    # A damaged file: read on, to name the first row lost (R-JOURNAL-13).
+                    unreadable = unreadable or error
+                    continue
+                replay.check_checkpoint(state, head, checkpoint)
+        except JournalCorruptError as error:
+            if unreadable is None or error.sequence <= unreadable.sequence:
+                raise
+            raise JournalCorruptError(
+                name,
+                error.sequence,
+                f"{error.problem}; and the checkpoints from row "
+                f"{unreadable.sequence} on cannot be read",
+            ) from error
+        if unreadable is not None:
+            raise unreadable
         replay.check_no_checkpoint_beyond(head, checkpoints)
+        store.check_unchanged()
         return Verified(header, head, checked, state, checkpoint_key is not None)
     finally:
         store.close()
+
+
+def _check_canonical(path: str, sequence: int, body: bytes) -> None:
+    """Refuse a row not stored in its RFC 8785 canonical bytes (it was not written by us)."""
+    try:
+        canonical = canonical_json(load_json(body))
+    except (ValueError, InvalidInputError) as error:
+        raise JournalCorruptError(path, sequence, f"has no canonical form ({error})") from None
+    if canonical != body:
+        raise JournalCorruptError(path, sequence, "is not in canonical JSON")
 
 
 @contextlib.contextmanager
 def reading(path: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any], Iterator[Row]]]:
     """Open a journal read-only and give its header and its rows as stored, unverified.
 
-    For ``journal show`` and ``journal export``: what is stored, in order.
+    For ``journal show`` and ``journal export``: what is stored, in order. A
+    journal read without locks (its directory is not writable) that changed
+    meanwhile is refused when the rows end.
     """
-    store, header = open_journal(path)
+    store, header, _ = open_journal(path)
     try:
-        yield header, store.rows_after(0)
+        yield header, _rows_then_check(store)
     finally:
         store.close()
+
+
+def _rows_then_check(store: Store) -> Iterator[Row]:
+    yield from store.rows_after(0)
+    store.check_unchanged()
+
+
+def read_row(path: str, row: Row) -> dict[str, Any]:
+    """Return a stored row's body if it has a row's shape (the schema's step, R-JOURNAL-2).
+
+    Its hash and its decision are not checked (``verify`` does): for ``show``
+    and ``export``, which read what is stored. Raises
+    :class:`JournalCorruptError` naming the row.
+    """
+    try:
+        body = load_json(row.body) if type(row.body) is bytes else None
+    except ValueError as error:
+        raise JournalCorruptError(path, row.sequence, f"is not strict JSON ({error})") from None
+    if type(body) is not dict or body.keys() != set(ROW_KEYS):
+        raise JournalCorruptError(
+            path, row.sequence, f"is not an object with exactly {', '.join(ROW_KEYS)}"
+        )
+    problem = step_problem(body)
+    if problem is not None:
+        raise JournalCorruptError(
+            path, row.sequence, f"is not a step of the trace format: {problem}"
+        )
+    if body["sequence"] != row.sequence:
+        raise JournalCorruptError(path, row.sequence, f"records sequence {body['sequence']}")
+    return body
