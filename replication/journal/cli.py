@@ -86,6 +86,7 @@ def _verify(arguments: argparse.Namespace) -> int:
     )
     switch = "engaged" if state.controller.kill_switch_engaged else "not engaged"
     print(f"journal {arguments.path}: verified")
+    print(f"  header: journal {header['journal_id']}, signed with the checkpoint key")
     print(f"  rows: {head.sequence}, head {head.hash}")
     print(
         f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
@@ -129,16 +130,18 @@ def _mentions(row: dict[str, Any], worker_id: str) -> bool:
 
 
 def _show_row(row: dict[str, Any]) -> str:
-    outcome: dict[str, Any] = row["outcome"] if isinstance(row.get("outcome"), dict) else {}
-    decision = outcome.get("decision")
-    said = "allowed" if decision == "allowed" else f"{decision} ({outcome.get('reason')})"
+    """One line for a row of the schema's shape (:func:`~replication.journal.verify.read_row`)."""
+    outcome: dict[str, Any] = row["outcome"]
+    decision = outcome["decision"]
+    said = "allowed" if decision == "allowed" else f"{decision} ({outcome['reason']})"
     effects = [
         f"{kind} {worker}"
         for event in outcome.get("events", [])
-        for kind, worker in event.get("effects", [])
+        for kind, worker in event["effects"]
     ]
-    args: dict[str, Any] = row["args"] if isinstance(row.get("args"), dict) else {}
-    subject = args.get("worker_id") or (args.get("manifest") or {}).get("worker_id") or ""
+    args: dict[str, Any] = row["args"]
+    manifest = args.get("manifest")
+    subject = args.get("worker_id") or (manifest["worker_id"] if manifest else "")
     shown = ", ".join(effects[:6]) + (f", ... {len(effects) - 6} more" if len(effects) > 6 else "")
     return (
         f"#{row.get('sequence')} {row.get('now')} {row.get('action')} {subject}".rstrip()
@@ -148,17 +151,11 @@ def _show_row(row: dict[str, Any]) -> str:
 
 
 def _show(arguments: argparse.Namespace) -> int:
-    from replication.journal.replay import load_json  # noqa: PLC0415
-    from replication.journal.verify import reading  # noqa: PLC0415
+    from replication.journal.verify import read_row, reading  # noqa: PLC0415
 
     with reading(arguments.path) as (_, rows):
         for row in rows:
-            try:
-                body = load_json(row.body)
-            except (ValueError, UnicodeDecodeError) as error:
-                print(f"journal {arguments.path}: row {row.sequence}: not JSON ({error})",
-                      file=sys.stderr)  # fmt: skip
-                return 1
+            body = read_row(arguments.path, row)
             if arguments.worker is None or _mentions(body, arguments.worker):
                 print(_show_row(body))
     return 0
@@ -167,7 +164,7 @@ def _show(arguments: argparse.Namespace) -> int:
 def _export(arguments: argparse.Namespace) -> int:
     from replication.encoding import canonical_json  # noqa: PLC0415
     from replication.journal.trace import trace_header  # noqa: PLC0415
-    from replication.journal.verify import reading  # noqa: PLC0415
+    from replication.journal.verify import read_row, reading  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     out = sys.stdout.buffer
@@ -175,6 +172,7 @@ def _export(arguments: argparse.Namespace) -> int:
         key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
         out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
         for row in rows:
+            read_row(arguments.path, row)  # a trace's step: what is not one is not exported
             out.write(row.body + b"\n")
     out.flush()
     return 0
@@ -196,13 +194,18 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         from replication.journal.errors import JournalCorruptError  # noqa: PLC0415
 
         try:
-            return command(arguments)
+            code = command(arguments)
+            # Written now, not at exit: a reader that went away (| head) is seen here.
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (| head): the command line stops quietly
         except (JournalCorruptError, _UsageError, ReplicationError, OSError) as error:
             if arguments.debug:
                 traceback.print_exc()
             code = 1 if isinstance(error, JournalCorruptError) else 2
             print(f"replication {arguments.command}: {error}", file=sys.stderr)
             return code
+        return code
 
     return run
 
