@@ -339,7 +339,7 @@ class TestReplayOnStart:
         junk.write_bytes(b"not a database at all" * 100)
         with pytest.raises(JournalMismatchError) as refused:
             Controller(make_contract(), KEY, journal=junk)
-        assert "not a database" in str(refused.value)
+        assert "not an SQLite database" in str(refused.value)
         assert junk.read_bytes() == b"not a database at all" * 100
 
     # Spec: R-JOURNAL-9, R-REGISTER-5.

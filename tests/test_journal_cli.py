@@ -165,7 +165,7 @@ class TestFiles:
         text.write_text("a text file, not a database\n" * 200, encoding="utf-8")
         code, _, err = run(capsys, command, str(text))
         assert (code, err.count("\n")) == (2, 1)
-        assert "not a database" in err
+        assert "not an SQLite database" in err
 
     # Spec: R-JOURNAL-13.
     @pytest.mark.parametrize("command", COMMANDS)

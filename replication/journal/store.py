@@ -237,7 +237,7 @@ class Store:
             raise JournalFullError(self.path, operation, name, detail) from error
         if name == "SQLITE_NOTADB":
             raise JournalMismatchError(
-                self.path, "format", "a replication journal", "a file that is not a database"
+                self.path, "format", "a replication journal", "not an SQLite database"
             ) from error
         if name.startswith("SQLITE_CORRUPT"):
             raise JournalCorruptError(

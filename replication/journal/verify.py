@@ -168,14 +168,10 @@ def verify_journal(
                     continue
                 replay.check_checkpoint(state, head, checkpoint)
         except JournalCorruptError as error:
-            if unreadable is None or error.sequence <= unreadable.sequence:
+            described = _damage(name, error, unreadable, salvaged=store.salvage)
+            if described is error:
                 raise
-            raise JournalCorruptError(
-                name,
-                error.sequence,
-                f"{error.problem}; and the checkpoints from row "
-                f"{unreadable.sequence} on cannot be read",
-            ) from error
+            raise described from error
         if unreadable is not None:
             raise unreadable
         replay.check_no_checkpoint_beyond(head, checkpoints)
@@ -183,6 +179,18 @@ def verify_journal(
         return Verified(header, head, checked, state, checkpoint_key is not None)
     finally:
         store.close()
+
+
+def _damage(
+    path: str, error: JournalCorruptError, unreadable: JournalCorruptError | None, *, salvaged: bool
+) -> JournalCorruptError:
+    """``error``, saying that the file is damaged, and which checkpoints were lost before it."""
+    problem = error.problem
+    if salvaged and "malformed" not in problem:  # its bytes come from what remains of the file
+        problem += " (SQLite calls the file malformed: damaged or truncated)"
+    if unreadable is not None and error.sequence > unreadable.sequence:
+        problem += f"; and the checkpoints from row {unreadable.sequence} on cannot be read"
+    return error if problem == error.problem else JournalCorruptError(path, error.sequence, problem)
 
 
 def _check_canonical(path: str, sequence: int, body: bytes) -> None:
