@@ -173,11 +173,25 @@ class Result(NamedTuple):
 
 
 def resolve_transitions(reference: str) -> ModuleType | Any:
-    """Return the transitions named ``"package.module"`` or ``"package.module:attribute"``."""
+    """Return the transitions named ``"package.module"`` or ``"package.module:attribute"``.
+
+    Raises ``ImportError`` or ``AttributeError`` when the name does not resolve,
+    and ``ValueError`` when what it names lacks a transition the explorer calls
+    (every one of :data:`CORE_TRANSITION`'s, as functions).
+    """
     module_name, _, attribute = reference.partition(":")
     found: Any = importlib.import_module(module_name)
     for part in filter(None, attribute.split(".")):
         found = getattr(found, part)
+    missing = sorted(
+        name for name in set(CORE_TRANSITION.values()) if not callable(getattr(found, name, None))
+    )
+    if missing:
+        message = (
+            f"not a set of transitions: it lacks {', '.join(missing)} "
+            "(the explored transitions have the public functions of replication.transitions)"
+        )
+        raise ValueError(message)
     return found
 
 
