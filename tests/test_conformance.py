@@ -262,6 +262,17 @@ def test_max_time_stops_the_search_and_the_run_is_inconclusive():
     assert "  stopped at --max-time after " in report.render()
 
 
+# Spec: R-KIT-7.
+def test_max_time_never_blames_a_correct_implementation():
+    """The stop may end a test case where an earlier one went on: Hypothesis's data tree calls
+    that flaky, and the kit must not turn its own stop into a "flaky" divergence."""
+    # Stopped at eight different moments of the same search (the old kit: about half FAIL).
+    reports = [run_conformance(ReferenceImplementation, seed=4, max_time=0.5) for _ in range(8)]
+    assert [(report.verdict, report.stopped) for report in reports] == [
+        ("INCONCLUSIVE", "max-time")
+    ] * 8
+
+
 def test_progress_goes_to_a_stream_as_plain_lines_when_it_is_not_a_terminal():
     stream = io.StringIO()
     run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False,

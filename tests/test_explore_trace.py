@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,9 +52,13 @@ def found():
 def run_program(source: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "counterexample.py"
     path.write_text(source, encoding="utf-8")
+    # The program imports the broken fixtures from tests/: on the path however the
+    # project was installed (editable or not).
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(  # noqa: S603 - our own interpreter on a file we just wrote
-        [sys.executable, str(path)], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+        [sys.executable, str(path)], capture_output=True, text=True, cwd=ROOT, check=False,
+        env=environment,
+    )  # fmt: skip
 
 
 class BrokenHeartbeat(ReferenceImplementation):

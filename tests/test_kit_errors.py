@@ -349,6 +349,27 @@ class TestImplementationsThatMisbehave:
         assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
 
     # Spec: R-KIT-6.
+    def test_an_interrupt_lost_in_a_long_call_is_sent_again(self, capsys, adapter):
+        """As when Python drops it in a garbage-collector callback: the call sleeps on."""
+        name = adapter("""
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def heartbeat(self, worker_id):
+                    try:
+                        time.sleep(30)
+                    except BaseException:
+                        time.sleep(30)
+                    super().heartbeat(worker_id)
+        """)
+        started = time.monotonic()
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert code == 1
+        assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
+        assert time.monotonic() - started < 20
+
+    # Spec: R-KIT-6.
     def test_a_crash_points_into_the_adapter(self, capsys, adapter):
         name = adapter("""
             from tests.toy_implementation import ToyImplementation

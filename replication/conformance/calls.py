@@ -57,6 +57,10 @@ _OWN_FILES = frozenset(
 )
 
 
+#: Seconds between the watchdog's interrupts of a call that is still overdue.
+_REFIRE = 1.0
+
+
 class CallTimeout(BaseException):
     """A call into the adapter did not return within the time limit.
 
@@ -169,6 +173,10 @@ class Watchdog:
         self._started = 0.0
         self._current: Callable[[], str] = lambda: "a call"
         self.fired: str | None = None
+        #: Set just before the watchdog's own ``SIGINT``: the interrupt is a timeout, not Ctrl-C.
+        self.signalled = False
+        self._fired_serial = -1
+        self._fired_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._interruptible = threading.current_thread() is threading.main_thread()
@@ -192,9 +200,19 @@ class Watchdog:
         main = threading.main_thread().ident
         while not self._stop.wait(period):
             serial, started = self._serial, self._started
-            overdue = time.monotonic() - started > self.timeout
-            if serial % 2 and overdue and self._serial == serial and self.fired is None:
-                self.fired = self._current()
+            now = time.monotonic()
+            overdue = now - started > self.timeout
+            if not (serial % 2 and overdue and self._serial == serial):
+                continue
+            # The first interrupt of an overdue call, and again every second while it
+            # still runs: Python drops an exception raised while a garbage-collector
+            # callback runs, and a sleep interrupted that way simply resumes.
+            first = self.fired is None
+            if first or (self._fired_serial == serial and now - self._fired_at >= _REFIRE):
+                if first:
+                    self.fired = self._current()
+                self._fired_serial, self._fired_at = serial, now
+                self.signalled = True
                 if hasattr(signal, "pthread_kill") and main is not None:
                     # A real signal: it also breaks a sleep or a wait in the adapter.
                     signal.pthread_kill(main, signal.SIGINT)

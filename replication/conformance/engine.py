@@ -85,6 +85,8 @@ class RunControl:
     watchdog: Watchdog = attrs.field(factory=lambda: Watchdog(None))
     #: ``time.monotonic()`` after which the search stops (``--max-time``); ``None``: no limit.
     deadline: float | None = None
+    #: Set by Ctrl-C: the next step stops the run, even if the interrupt itself was lost.
+    interrupted: bool = False
     #: Called after every step with the run's statistics (progress on stderr).
     on_step: Callable[[RunStats], None] | None = None
     #: ``(action, expected decision)`` pairs skipped on both sides (``--keep-going``).
@@ -198,6 +200,8 @@ class Engine(RuleBasedStateMachine):
         when the step was set aside) and what the implementation returned.
         """
         control = self.control
+        if control.interrupted:
+            raise KeyboardInterrupt
         if (
             control.deadline is not None
             and self.stats.first_failure is None

@@ -16,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import signal
+import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -285,11 +288,76 @@ class _Round:
         while remaining > 0:
             size = min(CHUNK, remaining)
             seeded = hypothesis.seed(self.seed + chunk)(machine)
-            run_state_machine_as_test(
-                seeded, settings=hypothesis.settings(self.settings, max_examples=size)
-            )
+            try:
+                run_state_machine_as_test(
+                    seeded, settings=hypothesis.settings(self.settings, max_examples=size)
+                )
+            except Flaky as flaky:
+                own = _own_stop(flaky)
+                if own is None:
+                    raise
+                raise own from None
             remaining -= size
             chunk += 1
+
+
+@contextlib.contextmanager
+def _remembering_ctrl_c(control: RunControl) -> Iterator[None]:
+    """Make Ctrl-C stop the run even when its ``KeyboardInterrupt`` is lost.
+
+    Python drops an exception raised while a garbage-collector callback runs
+    (Hypothesis installs one), so a Ctrl-C can vanish and the run go on to a
+    verdict. The handler remembers it (``control.interrupted``), and the next
+    step raises it again; the lost exception is not printed as "ignored". The
+    watchdog's own ``SIGINT`` is a timeout, not Ctrl-C. Only on the main thread,
+    and only over Python's own or a Python handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler installed from C: leave it alone
+        yield
+        return
+
+    def on_sigint(_signal: int, _frame: object) -> None:
+        if control.watchdog.signalled:
+            control.watchdog.signalled = False
+        else:
+            control.interrupted = True
+        raise KeyboardInterrupt
+
+    def unraisable(report: Any) -> None:
+        # The lost interrupt itself: remembered above, not worth a traceback.
+        if not isinstance(report.exc_value, KeyboardInterrupt):
+            previous_hook(report)
+
+    previous_hook = sys.unraisablehook
+    signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+
+
+#: The kit's own ways of ending a test case early. Hypothesis may report one as a
+#: flaky data tree (the case stopped drawing where an earlier one with the same
+#: prefix went on), which would blame a correct implementation for the kit's stop.
+_OWN_STOPS = (StopRun, SetAside, CallTimeout, KeyboardInterrupt)
+
+
+def _own_stop(flaky: Flaky) -> BaseException | None:
+    """Return the kit's own stop that ``flaky`` was raised while handling, if any."""
+    seen: set[int] = set()
+    context = flaky.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, _OWN_STOPS):
+            return context
+        seen.add(id(context))
+        context = context.__context__
+    return None
 
 
 def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergence:
@@ -470,13 +538,14 @@ def run_conformance(
     )
     run_seed = seed if seed is not None else random.randrange(2**32)  # noqa: S311 - not a secret
     known_signatures = frozenset() if known is None or strict else known.signatures
-    with Watchdog(timeout) as watchdog:
+    with Watchdog(timeout) as watchdog, contextlib.ExitStack() as stack:
         adapter = load_adapter(target, strict=strict, watchdog=watchdog)
         control = RunControl(
             watchdog=watchdog,
             deadline=None if max_time is None else time.monotonic() + max_time,
             on_step=progress.step if progress is not None else None,
         )
+        stack.enter_context(_remembering_ctrl_c(control))
         rounds = _Round(adapter, mode=mode, strict=strict, settings=run_settings, seed=run_seed,
                         shrink_time=shrink_time, control=control)  # fmt: skip
         searches: list[_Search] = []
