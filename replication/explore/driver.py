@@ -120,6 +120,8 @@ class Driver:
         self.world = initial_world(bound)
         self.issued: dict[str, Manifest | None] = {}
         self.observed: Observation | None = None
+        #: The step whose call into the adapter runs, or ran last (the core transition).
+        self.calling = "start"
 
     def clock(self) -> Any:
         """Return the time both sides read: only the tour moves it."""
@@ -159,17 +161,14 @@ class Driver:
         def describe() -> str:
             return f"{method}({shown})" if shown is not None else describe_call(method, *arguments)
 
+        self.calling = action
+
         try:
             return self.watchdog.call(describe, function, *arguments)
         except (Denied, ReplicationDenied):
             raise
         except CallTimeout as timeout:
-            limit = f"{timeout.seconds:g} s"
-            raise ConformanceFailure(
-                "timeout", action, f"a return within {limit}", "no return",
-                [f"{timeout.call} did not return within {limit} (--timeout)"],
-                decision=expected, at=self.world.now,
-            ) from None  # fmt: skip
+            raise self.timed_out(timeout.call, timeout.seconds) from None
         except (Exception, SystemExit) as error:
             # The first frame is this method's: the report starts in the adapter.
             if error.__traceback__ is not None and error.__traceback__.tb_next is not None:
@@ -179,6 +178,14 @@ class Driver:
                 f"{describe()} raised {type(error).__name__}: {error}", locate(error),
                 decision=expected, at=self.world.now, cause=error,
             ) from error  # fmt: skip
+
+    def timed_out(self, call: str, seconds: float) -> ConformanceFailure:
+        """Return the divergence of ``call``, which did not return within ``seconds``."""
+        limit = f"{seconds:g} s"
+        return ConformanceFailure(
+            "timeout", self.calling, f"a return within {limit}", "no return",
+            [f"{call} did not return within {limit} (--timeout)"], at=self.world.now,
+        )  # fmt: skip
 
     def _observe(self, action: str) -> Observation:
         """Call ``observe()`` and check what it returned against the protocol."""

@@ -370,6 +370,14 @@ def tour(
             except ConformanceFailure as failure:
                 divergence = Divergence(failure, driver.steps, paths, tuple(actions))
                 break
+            except KeyboardInterrupt:  # pragma: no cover - a race of a few microseconds
+                # The watchdog's interrupt, landing just after the call it stopped
+                # returned: a timeout all the same. Anything else is Ctrl-C.
+                if watchdog.fired is None or watchdog.timeout is None:
+                    raise
+                stopped_call = driver.timed_out(watchdog.fired, watchdog.timeout)
+                divergence = Divergence(stopped_call, driver.steps, paths, tuple(actions))
+                break
             if stopped is not None:
                 break
     reporting = driver.reporting
