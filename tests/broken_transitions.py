@@ -22,6 +22,7 @@ __all__ = [
     "CRASHING_HEARTBEAT",
     "IGNORES_COOLDOWN",
     "KILL_SWITCH_SURVIVOR",
+    "MALFORMED_HEARTBEAT",
     "QUARANTINED_HEARTBEAT",
     "REFUSES_ALL",
     "STUCK_AFTER_ISSUE",
@@ -106,6 +107,14 @@ def _refusing(name: str, *, after_issue: bool) -> Any:
 
 #: A registered worker's heartbeat raises (CRASH).
 CRASHING_HEARTBEAT = broken_copy(heartbeat=_heartbeat_crashing)
+#: A registered worker's heartbeat returns nothing at all, not an outcome (CRASH).
+MALFORMED_HEARTBEAT = broken_copy(
+    heartbeat=lambda state, worker_id, *, now: (
+        None
+        if worker_id in state.controller.registry
+        else transitions.heartbeat(state, worker_id, now=now)
+    )
+)
 #: Every transition is refused, from the initial state on (DEADLOCK in a state, after 0 steps).
 REFUSES_ALL = broken_copy(
     **{name: _refusing(name, after_issue=False) for name in set(CORE_TRANSITION.values())}

@@ -132,6 +132,8 @@ class TestUnrulyImplementations:
             (unruly.ObservesNothingLater, "protocol", "register_worker", "a protocol violation"),
             (unruly.DeniesWithoutACode, "protocol", "register_worker", "a protocol violation"),
             (unruly.StartFailsLater, "crash", "start", "raised RuntimeError: start failed"),
+            (unruly.AbortsOnHeartbeat, "crash", "heartbeat", "heartbeat('w1') raised Abort: w1"),
+            (unruly.DeniesWhenObserved, "crash", "register_worker", "observe() raised Denied"),
         ],
         ids=lambda value: getattr(value, "__name__", None),
     )

@@ -21,6 +21,7 @@ from tests.broken_transitions import (
     CRASHING_HEARTBEAT,
     IGNORES_COOLDOWN,
     KILL_SWITCH_SURVIVOR,
+    MALFORMED_HEARTBEAT,
     QUARANTINED_HEARTBEAT,
     REFUSES_ALL,
     STUCK_AFTER_ISSUE,
@@ -124,6 +125,8 @@ class TestPrograms:
         ("name", "transitions", "shown", "refuted"),
         [
             ("CRASHING_HEARTBEAT", CRASHING_HEARTBEAT, "raised: RuntimeError('boom')",
+             "heartbeat(w1) was expected to raise"),
+            ("MALFORMED_HEARTBEAT", MALFORMED_HEARTBEAT, "raised: TypeError(",
              "heartbeat(w1) was expected to raise"),
             ("REFUSES_ALL", REFUSES_ALL, "allowed in this state: []",
              "every transition was expected to be refused"),

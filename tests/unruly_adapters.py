@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from replication.model import Manifest, ResourceSpec
 
 __all__ = [
+    "AbortsOnHeartbeat",
     "BeforeDeregister",
     "CrashesOnRegister",
+    "DeniesWhenObserved",
     "DeniesWithoutACode",
     "ExitsOnKill",
     "HangsInKill",
@@ -50,6 +52,27 @@ class ExitsOnKill(PlainModel):
 
     def kill(self, worker_id: str) -> None:
         raise SystemExit(0)
+
+
+class Abort(BaseException):
+    """Not an ``Exception``: what ``except Exception`` lets through."""
+
+
+class AbortsOnHeartbeat(PlainModel):
+    """``heartbeat`` raises a ``BaseException`` of its own."""
+
+    def heartbeat(self, worker_id: str) -> None:
+        raise Abort(worker_id)
+
+
+class DeniesWhenObserved(PlainModel):
+    """``observe`` raises ``Denied`` once a worker is registered: only actions may refuse."""
+
+    def observe(self) -> Observation:
+        observed: Observation = super().observe()
+        if observed.workers:
+            raise Denied("quota")
+        return observed
 
 
 class IssuesAString(PlainModel):

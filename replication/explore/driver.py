@@ -148,14 +148,17 @@ class Driver:
         function: Callable[..., Any],
         expected: str | None = None,
         *,
+        denials: bool = False,
         shown: str | None = None,
     ) -> Any:
-        """Return ``function(*arguments)``; a denial propagates, anything else is a divergence.
+        """Return ``function(*arguments)``; anything it raises is a divergence.
 
         ``action`` names the step for the report (the core transition, or
         ``start``), ``method`` the adapter's method, ``expected`` the
-        reference's decision, ``shown`` the arguments as the report shows them
-        (by default, each one's short form).
+        reference's decision, ``denials`` whether the call may refuse (an
+        action may; ``start`` and ``observe`` may not: their ``Denied`` is a
+        crash), ``shown`` the arguments as the report shows them (by default,
+        each one's short form). Only Ctrl-C goes through.
         """
 
         def describe() -> str:
@@ -165,11 +168,15 @@ class Driver:
 
         try:
             return self.watchdog.call(describe, function, *arguments)
-        except (Denied, ReplicationDenied):
+        except KeyboardInterrupt:
             raise
         except CallTimeout as timeout:
             raise self.timed_out(timeout.call, timeout.seconds) from None
-        except (Exception, SystemExit) as error:
+        except BaseException as error:
+            # Anything else the adapter raised, ``SystemExit`` and other
+            # ``BaseException`` subclasses included, is the implementation's crash.
+            if denials and isinstance(error, Denied | ReplicationDenied):
+                raise
             # The first frame is this method's: the report starts in the adapter.
             if error.__traceback__ is not None and error.__traceback__.tb_next is not None:
                 error = error.with_traceback(error.__traceback__.tb_next)
@@ -239,17 +246,15 @@ class Driver:
         assert self.implementation is not None  # noqa: S101 - start() builds it first
         function = getattr(self.implementation, method)
         try:
-            returned = self._call(name, method, arguments, function, want)
+            returned = self._call(name, method, arguments, function, want, denials=True)
             allowed, reason = True, None
-        except Denied as denied:
+        except (Denied, ReplicationDenied) as denied:
             returned, allowed = None, False
             try:
                 reason = reason_of(denied.reason, method)
             except ContractViolation as violation:
                 expected_reason = "a reason code or None"
                 raise _protocol(name, expected_reason, violation.message, world.now) from None
-        except ReplicationDenied as denied:
-            returned, allowed, reason = None, False, denied.reason.value
         if method == "issue" and allowed:
             if not isinstance(returned, Manifest):
                 got = f"{type(returned).__name__} {returned!r}"[:120]

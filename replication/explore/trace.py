@@ -291,13 +291,13 @@ def _in_state(
         "allowed = []",
         "for name, attempt in attempts.items():",
         "    try:",
-        "        attempt()",
+        "        _, event, _ = attempt()",
+        "        if event.allowed:",
+        "            allowed.append(name)",
         "    except ReplicationDenied:",
         "        continue",
         "    except Exception as error:  # a crash is no transition allowed (it is a CRASH)",
         '        print(name, "raised", repr(error))',
-        "        continue",
-        "    allowed.append(name)",
         'print("allowed in this state:", allowed)',
         'assert not allowed, "every transition was expected to be refused"',
     ]
@@ -309,12 +309,16 @@ def _last_step(
     """Return the lines of the trace's last step, checked as the explorer checked it."""
     call = _call_source(action, world, bound)
     if counterexample.check == CRASH:
+        # As the explorer read it: an outcome's state and event, or a denial's reason code.
         return [
             "crash = None",
             "try:",
-            f"    {call}",
-            "except ReplicationDenied:",
-            "    pass",
+            "    try:",
+            f"        state, event, _ = {call}",
+            "    except ReplicationDenied as denied:",
+            "        denied.reason.value, denied.event",
+            "    else:",
+            "        event.allowed, event.reason",
             "except Exception as error:  # the crash the explorer found",
             "    crash = error",
             'print("raised:", repr(crash))',
