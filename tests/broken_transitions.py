@@ -7,6 +7,7 @@ trace, and the trace must replay.
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,11 +21,14 @@ from replication.rules import deny
 
 __all__ = [
     "CRASHING_HEARTBEAT",
+    "EXITING_HEARTBEAT",
+    "EXITS",
     "IGNORES_COOLDOWN",
     "KILL_SWITCH_SURVIVOR",
     "MALFORMED_HEARTBEAT",
     "QUARANTINED_HEARTBEAT",
     "REFUSES_ALL",
+    "STATELESS_HEARTBEAT",
     "STUCK_AFTER_ISSUE",
     "Nested",
     "broken_copy",
@@ -115,6 +119,22 @@ MALFORMED_HEARTBEAT = broken_copy(
         else transitions.heartbeat(state, worker_id, now=now)
     )
 )
+#: A registered worker's heartbeat exits the process (CRASH: it must not end the explorer).
+EXITING_HEARTBEAT = broken_copy(
+    heartbeat=lambda state, worker_id, *, now: (
+        sys.exit(0)
+        if worker_id in state.controller.registry
+        else transitions.heartbeat(state, worker_id, now=now)
+    )
+)
+#: A registered worker's heartbeat returns no state with its event (CRASH, not a traceback).
+STATELESS_HEARTBEAT = broken_copy(
+    heartbeat=lambda state, worker_id, *, now: (
+        (None, transitions.heartbeat(state, worker_id, now=now).event, None)
+        if worker_id in state.controller.registry
+        else transitions.heartbeat(state, worker_id, now=now)
+    )
+)
 #: Every transition is refused, from the initial state on (DEADLOCK in a state, after 0 steps).
 REFUSES_ALL = broken_copy(
     **{name: _refusing(name, after_issue=False) for name in set(CORE_TRANSITION.values())}
@@ -123,6 +143,17 @@ REFUSES_ALL = broken_copy(
 STUCK_AFTER_ISSUE = broken_copy(
     **{name: _refusing(name, after_issue=True) for name in set(CORE_TRANSITION.values())}
 )
+
+
+class _Exits:
+    @property
+    def inner(self) -> Any:
+        """Looking the transitions up exits the process (``module:EXITS.inner``)."""
+        sys.exit(0)
+
+
+#: Transitions whose lookup calls ``sys.exit``: the explorer must not exit with its code.
+EXITS = _Exits()
 
 
 class Nested:

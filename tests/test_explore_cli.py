@@ -220,6 +220,7 @@ class TestErrors:
             (["--no-time-abstraction"], "max_ticks"),
             (["--transitions", "json"], "cannot load json: not a set of transitions: it lacks"),
             (["--transitions", "tests.no_such_module"], "ModuleNotFoundError"),
+            (["--transitions", "tests.broken_transitions:EXITS.inner"], "SystemExit: 0"),
             (["--timeout", "3"], "--timeout does not apply without --impl"),
             ([*CRASHES, "--program", "p.py"], "--program does not apply with --impl"),
             ([*CRASHES, "--transitions", "replication.transitions"],

@@ -19,7 +19,12 @@ from replication.explore.crypto import KEY, VERIFICATION_CACHED, VERIFYING_KEY, 
 from replication.explore.expand import ALLOWED
 from replication.model import Manifest
 from replication.signing import SigningKey, sign_manifest, verify_manifest
-from tests.broken_transitions import KILL_SWITCH_SURVIVOR, QUARANTINED_HEARTBEAT
+from tests.broken_transitions import (
+    EXITING_HEARTBEAT,
+    KILL_SWITCH_SURVIVOR,
+    QUARANTINED_HEARTBEAT,
+    STATELESS_HEARTBEAT,
+)
 
 #: One worker at most: 20 states, explored in a blink.
 ONE = Bound(
@@ -115,6 +120,15 @@ class TestBrokenTransitions:
         ]
         assert {"INV-NO-ORPHANS", "INV-AUDIT"} <= set(counterexample.others)
         assert not result.complete
+
+    @pytest.mark.parametrize("broken", [EXITING_HEARTBEAT, STATELESS_HEARTBEAT],
+                             ids=["exits", "stateless"])  # fmt: skip
+    def test_a_transition_that_exits_or_returns_no_outcome_is_a_crash(self, broken):
+        """R-EXPLORE-7: whatever the explored code raises or returns, it is a CRASH finding."""
+        result = explore(ONE, transitions=broken, processes=1)
+        assert result.verdict == "FAIL"
+        assert result.counterexample.check == "CRASH"
+        assert [str(action) for action in result.counterexample.actions][-1] == "heartbeat(w1)"
 
     def test_going_on_after_a_violation_collects_every_failed_check(self):
         """R-EXPLORE-8: unless asked to stop, the search goes on and reports every failed check."""

@@ -19,11 +19,13 @@ from replication.explore.actions import Action, resolve_transitions
 from replication.explore.trace import ExportError, vector_scenario
 from tests.broken_transitions import (
     CRASHING_HEARTBEAT,
+    EXITING_HEARTBEAT,
     IGNORES_COOLDOWN,
     KILL_SWITCH_SURVIVOR,
     MALFORMED_HEARTBEAT,
     QUARANTINED_HEARTBEAT,
     REFUSES_ALL,
+    STATELESS_HEARTBEAT,
     STUCK_AFTER_ISSUE,
 )
 
@@ -127,6 +129,10 @@ class TestPrograms:
             ("CRASHING_HEARTBEAT", CRASHING_HEARTBEAT, "raised: RuntimeError('boom')",
              "heartbeat(w1) was expected to raise"),
             ("MALFORMED_HEARTBEAT", MALFORMED_HEARTBEAT, "raised: TypeError(",
+             "heartbeat(w1) was expected to raise"),
+            ("EXITING_HEARTBEAT", EXITING_HEARTBEAT, "raised: SystemExit(0)",
+             "heartbeat(w1) was expected to raise"),
+            ("STATELESS_HEARTBEAT", STATELESS_HEARTBEAT, "raised: TypeError('not an outcome",
              "heartbeat(w1) was expected to raise"),
             ("REFUSES_ALL", REFUSES_ALL, "allowed in this state: []",
              "every transition was expected to be refused"),

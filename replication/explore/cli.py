@@ -309,7 +309,10 @@ def _explore(arguments: argparse.Namespace) -> int:
         transitions = resolve_transitions(reference)
     except ValueError as error:  # not a set of transitions
         raise _UsageError(f"cannot load {reference}: {error}") from None
-    except Exception as error:  # noqa: BLE001 - importing the user's code may raise anything
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001 - importing the user's code may raise anything
+        # SystemExit included: a module that exits must not end the command with its code.
         message = f"cannot load {reference}: {type(error).__name__}: {error}"
         raise _UsageError(message) from None
     progress = None if arguments.quiet else _Progress()

@@ -201,7 +201,14 @@ from datetime import UTC, datetime, timedelta
 from replication.conformance.fixtures import NO_EXTERNAL_NETWORK, tamper
 from replication.errors import ReplicationDenied
 from replication.invariants import Policy, Step, check_observation, check_step, observe
-from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec, State
+from replication.model import (
+    Event,
+    Manifest,
+    NetworkPolicy,
+    ReplicationContract,
+    ResourceSpec,
+    State,
+)
 from replication.signing import SigningKey, sign_manifest
 {import_lines}
 
@@ -296,7 +303,9 @@ def _in_state(
         "            allowed.append(name)",
         "    except ReplicationDenied:",
         "        continue",
-        "    except Exception as error:  # a crash is no transition allowed (it is a CRASH)",
+        "    except KeyboardInterrupt:",
+        "        raise",
+        "    except BaseException as error:  # a crash is no transition allowed (it is a CRASH)",
         '        print(name, "raised", repr(error))',
         'print("allowed in this state:", allowed)',
         'assert not allowed, "every transition was expected to be refused"',
@@ -318,8 +327,12 @@ def _last_step(
             "    except ReplicationDenied as denied:",
             "        denied.reason.value, denied.event",
             "    else:",
+            "        if not isinstance(state, State) or not isinstance(event, Event):",
+            '            raise TypeError("not an outcome (a State, an Event, a Manifest)")',
             "        event.allowed, event.reason",
-            "except Exception as error:  # the crash the explorer found",
+            "except KeyboardInterrupt:",
+            "    raise",
+            "except BaseException as error:  # the crash the explorer found: anything but a denial",
             "    crash = error",
             'print("raised:", repr(crash))',
             f"assert crash is not None, {f'{action} was expected to raise'!r}",
