@@ -27,7 +27,7 @@ EXPLORER_CHECKS = {
     "transition is allowed in every state",
     HOSTILE: "every hostile move (replayed, tampered, forged, future-dated manifests; unknown "
     "parents, reused ids, claimed depths, substituted manifests) is refused",
-    CRASH: "no transition raises anything but a denial",
+    CRASH: "no transition raises anything but a denial, or returns anything but an outcome",
 }
 
 
