@@ -195,6 +195,10 @@ def _left_out(tour: Tour) -> list[str]:
         lines.append(
             f"  never compared (no value to compare yet): {', '.join(sorted(tour.unseen))}"
         )
+    lines.append(
+        "  in no tour: generated ids, claimed depths, resource enforcement (the tour names "
+        "every worker; `replication conformance` checks generated ids)"
+    )
     return lines
 
 
