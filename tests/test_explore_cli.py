@@ -163,6 +163,12 @@ class TestTour:
             .startswith("NOT CONFORMANT: crash divergence at register_worker after ")
         )
 
+    def test_a_report_that_cannot_be_encoded_is_printed_escaped(self, capsys):
+        """R-EXPLORE-12: what the adapter said cannot cost the report (exit 1, not 2)."""
+        code, out, _ = explore(capsys, *ONE, "--impl", "tests.unruly_adapters:CrashesUnprintably")
+        assert code == 1
+        assert "raised RuntimeError: bad \\ud800 byte" in out
+
     def test_a_hanging_implementation_is_stopped_by_the_timeout(self, capsys):
         """R-EXPLORE-13: --timeout limits each call; a hang is a divergence (exit 1)."""
         code, out, _ = explore(

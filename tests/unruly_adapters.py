@@ -23,6 +23,7 @@ __all__ = [
     "AbortsOnHeartbeat",
     "BeforeDeregister",
     "CrashesOnRegister",
+    "CrashesUnprintably",
     "DeniesWhenObserved",
     "DeniesWithoutACode",
     "ExitsOnKill",
@@ -38,6 +39,13 @@ class CrashesOnRegister(PlainModel):
 
     def register(self, manifest: Manifest) -> None:
         raise KeyError("boom")
+
+
+class CrashesUnprintably(PlainModel):
+    """``register`` raises with a lone surrogate in its message, which no encoder can write."""
+
+    def register(self, manifest: Manifest) -> None:
+        raise RuntimeError("bad \ud800 byte")
 
 
 class HangsInKill(PlainModel):

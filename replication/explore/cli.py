@@ -420,7 +420,13 @@ def _tour(arguments: argparse.Namespace) -> int:
 
 
 def _print_report(text: str) -> None:
-    """Print the report; if the reader has gone (``| head``), stop printing quietly."""
+    """Print the report; if the reader has gone (``| head``), stop printing quietly.
+
+    What an adapter or explored code said may hold what the output's encoding
+    cannot (a lone surrogate): it is printed escaped, never at the report's cost.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = text.encode(encoding, "backslashreplace").decode(encoding)
     try:
         print(text)
         sys.stdout.flush()
