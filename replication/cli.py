@@ -284,7 +284,8 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
     )  # fmt: skip
     conformance.add_argument(
         "--seed", type=int, default=None,
-        help="make the run repeatable (the report always shows its seed)",
+        help="repeat a search: the same seed finds the same divergence (shrinking is "
+        "time-boxed, so the printed steps before it may differ); the report shows its seed",
     )  # fmt: skip
     conformance.add_argument(
         "--max-examples", type=_positive_int, default=None, metavar="N",
