@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `replication` and `tests`
 
 import attrs  # noqa: E402
 
+from replication.conformance.preflight import load_adapter  # noqa: E402
 from replication.conformance.runner import run_conformance  # noqa: E402
 from replication.explore import BOUNDS, DEFAULT, Bound, explore  # noqa: E402
 from replication.explore.tour import TOUR_BOUND, reference_graph, tour, tour_kinds  # noqa: E402
@@ -140,7 +141,7 @@ def measure_tours(seeds: range, bound: Bound = TOUR_BOUND) -> list[dict[str, Any
     """Tour each faulty implementation and run the random kit on it; return the steps of each."""
     from tests import toy_implementation as toys
 
-    graph = reference_graph(bound, tour_kinds(toys.ToyImplementation()))
+    graph = reference_graph(bound, tour_kinds(load_adapter(toys.ToyImplementation).gaps))
     rows = []
     for name in FAULTY:
         factory = getattr(toys, name)

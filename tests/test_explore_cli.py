@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from replication.cli import main
+from replication.conformance.adapter import ReferenceImplementation
+from replication.conformance.vectors import check_vectors
+from replication.explore import trace as trace_module
 from replication.explore.cli import EXIT_CODES
+from tests import toy_implementation as toys
 
 #: Arguments for a bound of one worker: explored in a blink.
 ONE = ["--max-depth", "0", "--max-replicas", "1", "--max-issued", "1", "--expiration", "none",
        "--quiet"]  # fmt: skip
 BROKEN = ["--transitions", "tests.broken_transitions:KILL_SWITCH_SURVIVOR"]
+#: A tour of an adapter that crashes at its first registration.
+CRASHES = ["--impl", "tests.unruly_adapters:CrashesOnRegister"]
 
 
 def explore(capsys, *arguments):
@@ -92,6 +99,123 @@ class TestFiles:
         assert report["verdict"] == "FAIL"
         assert report["counterexample"]["check"] == "INV-KILL-SWITCH"
 
+    @pytest.mark.parametrize(
+        ("arguments", "problem"),
+        [
+            (["--json", "{tmp}/missing/run.json"], "--json {tmp}/missing/run.json: the directory"),
+            (["--program", "{tmp}"], "--program {tmp}: is a directory, not a file"),
+            (["--export-vector", "{tmp}"], "--export-vector {tmp}: {tmp} is not empty"),
+        ],
+    )
+    def test_output_paths_are_checked_before_the_search(self, capsys, tmp_path, arguments,
+                                                        problem):  # fmt: skip
+        """R-EXPLORE-12: a path that cannot be written stops the command before any work."""
+        (tmp_path / "index.json").write_text("{}", encoding="utf-8")
+        given = [argument.format(tmp=tmp_path) for argument in arguments]
+        code, out, err = explore(capsys, *ONE, *BROKEN, *given)
+        assert (code, out) == (2, "")
+        assert len(err.splitlines()) == 1
+        assert err.startswith(f"replication explore: {problem.format(tmp=tmp_path)}")
+
+    def test_the_report_is_printed_before_the_files_are_written(self, capsys, monkeypatch,
+                                                                tmp_path):  # fmt: skip
+        """R-EXPLORE-12: a file that cannot be written loses nothing: the FAIL stands (exit 1)."""
+
+        def full_disk(*_arguments, **_options):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(trace_module, "write_vector", full_disk)
+        code, out, err = explore(capsys, *ONE, *BROKEN, "--export-vector", str(tmp_path / "v"),
+                                 "--json", str(tmp_path / "run.json"))  # fmt: skip
+        assert code == 1
+        assert "COUNTEREXAMPLE (INV-KILL-SWITCH, 4 steps, a shortest trace)" in out
+        assert err == (
+            "replication explore: --export-vector: nothing written: No space left on device\n"
+        )
+        assert json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["verdict"] == "FAIL"
+
+    def test_a_crash_is_a_failure_with_its_program(self, capsys, tmp_path):
+        """R-EXPLORE-7, R-EXPLORE-9: a transition that raises fails the run (1), with a program."""
+        crashing = ["--transitions", "tests.broken_transitions:CRASHING_HEARTBEAT"]
+        code, out, _ = explore(capsys, *ONE, *crashing, "--program", str(tmp_path / "crash.py"))
+        assert code == 1
+        assert out.rstrip("\n").splitlines()[-1].startswith("FAIL (CRASH after 3 steps): ")
+        assert "assert crash is not None, 'heartbeat(w1) was expected to raise'" in out
+        assert (tmp_path / "crash.py").read_text(encoding="utf-8") in out
+
+    def test_nothing_to_write_is_said(self, capsys, tmp_path):
+        """R-EXPLORE-12: a run without a counterexample says that --program wrote nothing."""
+        code, _, err = explore(capsys, *ONE, "--program", str(tmp_path / "none.py"))
+        assert code == 0
+        assert err == "replication explore: no counterexample: --program wrote nothing\n"
+        assert not (tmp_path / "none.py").exists()
+
+
+class TestTour:
+    def test_a_crashing_implementation_is_not_conformant(self, capsys):
+        """R-EXPLORE-13: the implementation's crash is its divergence (exit 1), with the path."""
+        code, out, err = explore(capsys, *ONE, *CRASHES)
+        assert (code, err) == (1, "")
+        assert "raised at tests/unruly_adapters.py:" in out
+        assert (
+            out.rstrip("\n")
+            .splitlines()[-1]
+            .startswith("NOT CONFORMANT: crash divergence at register_worker after ")
+        )
+
+    def test_a_report_that_cannot_be_encoded_is_printed_escaped(self, capsys):
+        """R-EXPLORE-12: what the adapter said cannot cost the report (exit 1, not 2)."""
+        code, out, _ = explore(capsys, *ONE, "--impl", "tests.unruly_adapters:CrashesUnprintably")
+        assert code == 1
+        assert "raised RuntimeError: bad \\ud800 byte" in out
+
+    def test_a_hanging_implementation_is_stopped_by_the_timeout(self, capsys):
+        """R-EXPLORE-13: --timeout limits each call; a hang is a divergence (exit 1)."""
+        code, out, _ = explore(
+            capsys, *ONE, "--impl", "tests.unruly_adapters:HangsInKill", "--timeout", "0.2"
+        )
+        assert code == 1
+        assert "  - kill('w1') did not return within 0.2 s (--timeout)" in out.splitlines()
+
+    @pytest.mark.parametrize(
+        ("limit", "stopped"),
+        [
+            (["--max-time", "0.001"], "--max-time (0.001 s)"),
+            (["--max-states", "3"], "--max-states (3)"),
+        ],
+    )
+    def test_the_limits_make_a_tour_incomplete(self, capsys, limit, stopped):
+        """R-EXPLORE-13: --max-time and --max-states bound the tour (exit 3)."""
+        code, out, _ = explore(
+            capsys, *ONE, "--impl", "replication.conformance.adapter:FacadeImplementation", *limit
+        )
+        assert code == 3
+        assert out.rstrip("\n").splitlines()[-1].startswith(f"INCOMPLETE (stopped by {stopped}): ")
+
+    def test_the_divergence_is_written_as_json_and_as_a_vector(self, capsys, tmp_path):
+        """R-EXPLORE-13, R-EXPLORE-9: the divergent path replays as a test vector."""
+        vector, report = tmp_path / "vector", tmp_path / "tour.json"
+        code, _, _ = explore(
+            capsys, *ONE, "--impl", "tests.toy_implementation:KillSwitchSurvivor",
+            "--export-vector", str(vector), "--json", str(report),
+        )  # fmt: skip
+        assert code == 1
+        data = json.loads(report.read_text(encoding="utf-8"))
+        assert (data["verdict"], data["divergence"]["kind"]) == ("NOT CONFORMANT", "invariant")
+        assert check_vectors(vector, ReferenceImplementation).ok
+        assert not check_vectors(vector, toys.KillSwitchSurvivor).ok
+
+
+class TestPipes:
+    def test_a_reader_that_leaves_early_changes_nothing(self, monkeypatch, capsys):
+        """R-EXPLORE-12: ``explore | head`` stops quietly with the verdict's exit code."""
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the report is written
+        with open(write, "w", buffering=1, encoding="utf-8") as stdout:  # noqa: PTH123 - a pipe
+            monkeypatch.setattr(sys, "stdout", stdout)
+            code = main(["explore", *ONE])
+        assert (code, capsys.readouterr().err) == (0, "")
+
 
 class TestErrors:
     @pytest.mark.parametrize(
@@ -100,9 +224,15 @@ class TestErrors:
             (["--transitions", "tests.broken_transitions:NOPE"], "cannot load"),
             (["--impl", "tests.toy_implementation:NoSuchThing"], "cannot load"),
             (["--no-time-abstraction"], "max_ticks"),
-            (["--max-issued", "-1"], "max_issued must be an int >= 0"),
+            (["--transitions", "json"], "cannot load json: not a set of transitions: it lacks"),
+            (["--transitions", "tests.no_such_module"], "ModuleNotFoundError"),
+            (["--transitions", "tests.broken_transitions:EXITS.inner"], "SystemExit: 0"),
+            (["--timeout", "3"], "--timeout does not apply without --impl"),
+            ([*CRASHES, "--program", "p.py"], "--program does not apply with --impl"),
+            ([*CRASHES, "--transitions", "replication.transitions"],
+             "--transitions does not apply with --impl"),
         ],
-    )
+    )  # fmt: skip
     def test_errors_are_one_line_with_exit_code_2(self, capsys, arguments, message):
         """R-EXPLORE-12: a command that cannot run says why in one line and exits with 2."""
         code, out, err = explore(capsys, *ONE, *arguments)
@@ -112,14 +242,49 @@ class TestErrors:
         assert err.startswith("replication explore: ")
         assert message in err
 
-    def test_an_unexpected_error_is_one_line_unless_debug(self, capsys, tmp_path):
+    @pytest.mark.parametrize(
+        ("option", "value", "expected"),
+        [
+            ("--max-time", "nan", "a finite number of seconds above 0"),
+            ("--max-time", "-1", "a finite number of seconds above 0"),
+            ("--max-time", "0", "a finite number of seconds above 0"),
+            ("--max-states", "0", "a whole number >= 1"),
+            ("--max-states", "-5", "a whole number >= 1"),
+            ("--processes", "0", "a whole number from 1 to 256"),
+            ("--processes", "-3", "a whole number from 1 to 256"),
+            ("--heartbeat-timeout", "99999999999999", "a whole number from 0 to 1,000,000"),
+            ("--cooldown", "-1", "a whole number from 0 to 1,000,000"),
+            ("--max-issued", "-1", "a whole number from 0 to 1,000,000"),
+            ("--max-replicas", "0", "a whole number from 1 to 1,000,000"),
+            ("--max-depth", "two", "a whole number, got 'two'"),
+            ("--expiration", "0", "a whole number from 1 to 1,000,000"),
+            ("--max-ticks", "0", "a whole number from 1 to 1,000,000"),
+            ("--timeout", "inf", "a finite number of seconds above 0"),
+        ],
+    )
+    def test_every_number_is_checked_when_the_arguments_are_parsed(
+        self, capsys, option, value, expected
+    ):
+        """R-EXPLORE-12: a number out of range is refused at once, naming the option (exit 2)."""
+        with pytest.raises(SystemExit) as stopped:
+            main(["explore", *ONE, option, value])
+        captured = capsys.readouterr()
+        assert stopped.value.code == 2
+        assert captured.out == ""
+        assert f"argument {option}: expected {expected}" in captured.err
+
+    def test_an_unexpected_error_is_one_line_unless_debug(self, capsys, monkeypatch):
         """R-EXPLORE-12: tracebacks only with --debug."""
-        unwritable = str(tmp_path / "missing" / "trace.py")
-        code, _, err = explore(capsys, *ONE, *BROKEN, "--program", unwritable)
+
+        def broken(*_arguments, **_options):
+            message = "a bug"
+            raise RuntimeError(message)
+
+        monkeypatch.setattr("replication.explore.search.explore", broken)
+        code, _, err = explore(capsys, *ONE)
         assert code == 2
-        assert "FileNotFoundError" in err
-        assert "Traceback" not in err
-        code, _, err = explore(capsys, *ONE, *BROKEN, "--program", unwritable, "--debug")
+        assert err == "replication explore: RuntimeError: a bug (--debug shows where)\n"
+        code, _, err = explore(capsys, *ONE, "--debug")
         assert code == 2
         assert "Traceback (most recent call last)" in err
 

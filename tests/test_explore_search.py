@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import attrs
 import pytest
 
@@ -9,11 +14,17 @@ from replication.errors import BadSignatureError, ReasonCode
 from replication.explore import BOUNDS, DEFAULT, KINDS, Bound, explore
 from replication.explore import search as search_module
 from replication.explore.actions import HOSTILE_KINDS, NORMAL, initial_world
+from replication.explore.bounds import MAX_TICKS
 from replication.explore.crypto import KEY, VERIFICATION_CACHED, VERIFYING_KEY, cache_sizes
 from replication.explore.expand import ALLOWED
 from replication.model import Manifest
 from replication.signing import SigningKey, sign_manifest, verify_manifest
-from tests.broken_transitions import KILL_SWITCH_SURVIVOR, QUARANTINED_HEARTBEAT
+from tests.broken_transitions import (
+    EXITING_HEARTBEAT,
+    KILL_SWITCH_SURVIVOR,
+    QUARANTINED_HEARTBEAT,
+    STATELESS_HEARTBEAT,
+)
 
 #: One worker at most: 20 states, explored in a blink.
 ONE = Bound(
@@ -26,6 +37,16 @@ TWO = BOUNDS["tour"]
 @pytest.fixture(scope="module")
 def tiny():
     return explore(BOUNDS["tiny"])
+
+
+def _interrupted_part(part):
+    """A worker's part, as Ctrl-C at a terminal meets it: SIGINT, then (ignored) work."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(2)
+    return _EXPAND_PART(part)
+
+
+_EXPAND_PART = search_module._expand_part
 
 
 def counts(exploration, kind):
@@ -100,6 +121,15 @@ class TestBrokenTransitions:
         assert {"INV-NO-ORPHANS", "INV-AUDIT"} <= set(counterexample.others)
         assert not result.complete
 
+    @pytest.mark.parametrize("broken", [EXITING_HEARTBEAT, STATELESS_HEARTBEAT],
+                             ids=["exits", "stateless"])  # fmt: skip
+    def test_a_transition_that_exits_or_returns_no_outcome_is_a_crash(self, broken):
+        """R-EXPLORE-7: whatever the explored code raises or returns, it is a CRASH finding."""
+        result = explore(ONE, transitions=broken, processes=1)
+        assert result.verdict == "FAIL"
+        assert result.counterexample.check == "CRASH"
+        assert [str(action) for action in result.counterexample.actions][-1] == "heartbeat(w1)"
+
     def test_going_on_after_a_violation_collects_every_failed_check(self):
         """R-EXPLORE-8: unless asked to stop, the search goes on and reports every failed check."""
         result = explore(ONE, transitions=QUARANTINED_HEARTBEAT, stop_at_violation=False)
@@ -120,6 +150,25 @@ class TestParallel:
         for field in ("states", "transitions", "levels", "coverage", "witnesses", "violated"):
             assert getattr(serial, field) == getattr(parallel, field), field
         assert serial.counterexample == parallel.counterexample
+
+    def test_ctrl_c_stops_the_workers_without_a_word(self, monkeypatch, capfd):
+        """R-EXPLORE-12: Ctrl-C reaches every worker; they ignore it, the parent stops them.
+
+        Each worker is sent SIGINT as a terminal's Ctrl-C would, and so is the
+        parent a moment later: the parent raises ``KeyboardInterrupt`` (the
+        command turns it into one line and exit code 130), and no worker prints
+        a traceback.
+        """
+        monkeypatch.setattr(search_module, "PARALLEL_THRESHOLD", 1)
+        monkeypatch.setattr(search_module, "_expand_part", _interrupted_part)
+        ctrl_c = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        ctrl_c.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                explore(ONE, processes=2)
+        finally:
+            ctrl_c.cancel()
+        assert "Traceback" not in capfd.readouterr().err
 
 
 class TestLimits:
@@ -185,8 +234,18 @@ class TestBounds:
     def test_bounds_refuse_negative_sizes(self):
         with pytest.raises(ValueError, match="max_issued must be an int >= 0"):
             Bound(max_issued=-1)
-        with pytest.raises(ValueError, match="expiration must be an int >= 1"):
+        with pytest.raises(ValueError, match="expiration must be None or an int from 1 to "):
             Bound(expiration=0)
+        with pytest.raises(ValueError, match="max_replicas must be an int >= 1"):
+            Bound(max_replicas=0)
+
+    @pytest.mark.parametrize("field", ["cooldown", "heartbeat_timeout", "expiration", "clock_skew",
+                                       "max_ticks"])  # fmt: skip
+    def test_bounds_refuse_durations_the_clock_cannot_hold(self, field):
+        """R-EXPLORE-1: a duration of more than MAX_TICKS ticks is refused, naming it."""
+        assert attrs.evolve(DEFAULT, **{field: MAX_TICKS})
+        with pytest.raises(ValueError, match=f"{field} must be .*an int from [01] to 1000000"):
+            attrs.evolve(DEFAULT, **{field: 99_999_999_999_999})
 
 
 class TestCachedKey:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
+from replication.conformance.preflight import SetupError, load_adapter
 from replication.explore import Bound
+from replication.explore.report import render_tour, tour_json
 from replication.explore.tour import TOUR_BOUND, plan_paths, reference_graph, tour, tour_kinds
 from tests import toy_implementation as toys
+from tests import unruly_adapters as unruly
 
 #: A smaller graph for the tours that must take every edge.
 SMALL = Bound(
@@ -72,7 +75,7 @@ class TestFaultyImplementations:
         divergence = result.divergence
         assert (kind, action) == (divergence.failure.kind, divergence.failure.action)
         assert divergence.steps == result.steps
-        assert divergence.actions[0] == "issue"
+        assert str(divergence.actions[0]) == "issue"
 
 
 class TestConformingImplementations:
@@ -89,7 +92,8 @@ class TestConformingImplementations:
 
     def test_declared_gaps_leave_their_actions_out_of_the_graph(self):
         """R-EXPLORE-13, R-KIT-4: without quarantine, no quarantine or release edge is explored."""
-        assert not {"quarantine", "release"} & set(tour_kinds(toys.WithoutQuarantine()))
+        gaps = load_adapter(toys.WithoutQuarantine).gaps
+        assert not {"quarantine", "release"} & set(tour_kinds(gaps))
         result = tour(toys.WithoutQuarantine, SMALL)
         assert result.verdict == "CONFORMANT"
         assert not {"quarantine", "release"} & set(result.exploration.kinds)
@@ -99,8 +103,110 @@ class TestConformingImplementations:
             tour(toys.WithoutQuarantine, explored=graph)
 
     def test_unknown_gaps_are_refused(self):
+        """R-EXPLORE-13: the kit's preflight loads the adapter, and refuses unknown gaps."""
+
         class Flying(ReferenceImplementation):
             gaps = frozenset({"fly"})
 
-        with pytest.raises(ValueError, match="gaps may only name"):
+        with pytest.raises(SetupError, match="gaps may only name"):
             tour(Flying, SMALL)
+        with pytest.raises(ValueError, match="gaps may only name"):
+            tour_kinds({"fly"})
+
+
+#: The smallest bound with a kill, a heartbeat and a second path: the unruly adapters'.
+ONE = Bound(
+    max_depth=0, max_replicas=1, cooldown=1, heartbeat_timeout=0, expiration=None, max_issued=1
+)
+
+
+class TestUnrulyImplementations:
+    """R-EXPLORE-13: whatever the adapter does, the verdict is the implementation's."""
+
+    @pytest.mark.parametrize(
+        ("factory", "kind", "action", "got"),
+        [
+            (unruly.CrashesOnRegister, "crash", "register_worker", "raised KeyError: 'boom'"),
+            (unruly.ExitsOnKill, "crash", "kill_worker", "kill('w1') raised SystemExit: 0"),
+            (unruly.IssuesAString, "protocol", "issue_manifest", "a protocol violation"),
+            (unruly.ObservesNothingLater, "protocol", "register_worker", "a protocol violation"),
+            (unruly.DeniesWithoutACode, "protocol", "register_worker", "a protocol violation"),
+            (unruly.StartFailsLater, "crash", "start", "raised RuntimeError: start failed"),
+            (unruly.AbortsOnHeartbeat, "crash", "heartbeat", "heartbeat('w1') raised Abort: w1"),
+            (unruly.DeniesWhenObserved, "crash", "register_worker", "observe() raised Denied"),
+        ],
+        ids=lambda value: getattr(value, "__name__", None),
+    )
+    def test_a_misbehaving_adapter_is_not_conformant(self, factory, kind, action, got):
+        """A crash, an exit, a wrong return type, a failing start(): a divergence, with its path."""
+        result = tour(factory, ONE)
+        assert result.verdict == "NOT CONFORMANT"
+        failure = result.divergence.failure
+        assert (kind, action) == (failure.kind, failure.action)
+        assert got in failure.got
+        if action == "start":
+            assert result.divergence.actions == ()
+            assert result.divergence.path == 2
+        else:
+            assert str(result.divergence.actions[-1]).startswith(action.split("_")[0])
+
+    def test_a_crash_is_located_in_the_adapter(self):
+        """R-EXPLORE-13: the report points at the adapter's own line, as the kit's does."""
+        failure = tour(unruly.CrashesOnRegister, ONE).divergence.failure
+        assert failure.details[0].startswith("raised at tests/unruly_adapters.py:")
+        assert failure.details[1].strip() == 'raise KeyError("boom")'
+
+    def test_a_hang_is_a_timeout_divergence(self):
+        """R-EXPLORE-13: every call runs under the kit's per-call time limit."""
+        result = tour(unruly.HangsInKill, ONE, timeout=0.2)
+        assert result.verdict == "NOT CONFORMANT"
+        failure = result.divergence.failure
+        assert (failure.kind, failure.action) == ("timeout", "kill_worker")
+        assert failure.details == ["kill('w1') did not return within 0.2 s (--timeout)"]
+
+    def test_max_time_stops_the_tour_inconclusive(self):
+        """R-EXPLORE-13: --max-time bounds the exploration and the tour; the verdict says so."""
+        result = tour(FacadeImplementation, SMALL, max_seconds=0.001)
+        assert result.verdict == "INCOMPLETE"
+        assert result.stopped == "--max-time (0.001 s)"
+        assert (
+            render_tour(result)
+            .splitlines()[-1]
+            .startswith("INCOMPLETE (stopped by --max-time (0.001 s)): ")
+        )
+
+    def test_an_adapter_before_deregister_is_toured_without_it(self):
+        """R-EXPLORE-13, R-KIT-4: actions not provided are gaps, and the report says so."""
+        result = tour(unruly.BeforeDeregister, ONE)
+        assert result.verdict == "CONFORMANT"
+        assert {"deregister", "expire"} <= result.not_provided
+        assert not {"deregister", "expire"} & set(result.exploration.kinds)
+        report = render_tour(result)
+        assert "; not provided: deregister, expire" in report
+        assert "(left out: not provided deregister, expire" in report.splitlines()[-1]
+
+    def test_gaps_and_unreported_fields_are_reported(self):
+        """R-EXPLORE-13, R-KIT-4: a conformant tour says what it left out, in its verdict line."""
+
+        class Sparse(toys.ToyImplementation):
+            gaps = frozenset({"kill_switch", "quarantine", "release"})
+            unreported = frozenset({"manifest"})
+
+        result = tour(Sparse, ONE)
+        assert result.verdict == "CONFORMANT"
+        lines = render_tour(result).splitlines()
+        gaps = "kill_switch, quarantine, release"
+        assert f"  declared gaps: {gaps} (their actions are not in the graph)" in lines
+        assert "  not reported (declared): manifest" in lines
+        assert lines[-1].startswith(
+            "CONFORMANT (left out: declared gaps kill_switch, quarantine, release; "
+            "not reported manifest): "
+        )
+        data = tour_json(result)
+        assert (data["gaps"], data["unreported"]) == (["kill_switch", "quarantine", "release"],
+                                                      ["manifest"])  # fmt: skip
+
+    def test_an_adapter_that_signs_is_refused(self):
+        """R-EXPLORE-13: the tour's manifests are signed with the reference's key."""
+        with pytest.raises(SetupError, match="signs with its own scheme"):
+            tour(toys.HmacSigning, ONE)

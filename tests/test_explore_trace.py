@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,19 @@ import pytest
 from replication.conformance.adapter import ReferenceImplementation
 from replication.conformance.vectors import check_vectors
 from replication.explore import Bound, Counterexample, explore, program, replay, write_vector
-from replication.explore.actions import Action
+from replication.explore.actions import Action, resolve_transitions
 from replication.explore.trace import ExportError, vector_scenario
-from tests.broken_transitions import IGNORES_COOLDOWN, KILL_SWITCH_SURVIVOR, QUARANTINED_HEARTBEAT
+from tests.broken_transitions import (
+    CRASHING_HEARTBEAT,
+    EXITING_HEARTBEAT,
+    IGNORES_COOLDOWN,
+    KILL_SWITCH_SURVIVOR,
+    MALFORMED_HEARTBEAT,
+    QUARANTINED_HEARTBEAT,
+    REFUSES_ALL,
+    STATELESS_HEARTBEAT,
+    STUCK_AFTER_ISSUE,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE = Bound(
@@ -112,6 +123,63 @@ class TestPrograms:
         with pytest.raises(AssertionError, match="INV-KILL-SWITCH was expected to fail"):
             exec(compile(source, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
 
+    @pytest.mark.parametrize(
+        ("name", "transitions", "shown", "refuted"),
+        [
+            ("CRASHING_HEARTBEAT", CRASHING_HEARTBEAT, "raised: RuntimeError('boom')",
+             "heartbeat(w1) was expected to raise"),
+            ("MALFORMED_HEARTBEAT", MALFORMED_HEARTBEAT, "raised: TypeError(",
+             "heartbeat(w1) was expected to raise"),
+            ("EXITING_HEARTBEAT", EXITING_HEARTBEAT, "raised: SystemExit(0)",
+             "heartbeat(w1) was expected to raise"),
+            ("STATELESS_HEARTBEAT", STATELESS_HEARTBEAT, "raised: TypeError('not an outcome",
+             "heartbeat(w1) was expected to raise"),
+            ("REFUSES_ALL", REFUSES_ALL, "allowed in this state: []",
+             "every transition was expected to be refused"),
+            ("STUCK_AFTER_ISSUE", STUCK_AFTER_ISSUE, "allowed in this state: []",
+             "every transition was expected to be refused"),
+        ],
+    )  # fmt: skip
+    def test_crashes_and_deadlocks_in_a_state_have_their_own_program(
+        self, name, transitions, shown, refuted, capsys
+    ):
+        """R-EXPLORE-9: a crash, and a state where nothing is allowed (even the first), replay.
+
+        Each program shows its violation on the broken copy, and asserts on the core.
+        """
+        counterexample = explore(ONE, transitions=transitions).counterexample
+        source = program(ONE, counterexample, f"tests.broken_transitions:{name}")
+        exec(compile(source, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+        assert shown in capsys.readouterr().out
+        on_the_core = source.replace(
+            f"from tests.broken_transitions import {name} as transitions",
+            "from replication import transitions",
+        )
+        with pytest.raises(AssertionError, match=re.escape(refuted)):
+            exec(compile(on_the_core, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+
+    def test_a_dotted_attribute_is_imported_then_looked_up(self, found, capsys):
+        """R-EXPLORE-9: ``module:Holder.inner`` imports the module, then takes the attribute."""
+        reference = "tests.broken_transitions:Nested.inner"
+        source = program(ONE, found["KILL_SWITCH_SURVIVOR"].counterexample, reference)
+        assert "transitions = getattr(transitions, 'Nested')" in source
+        exec(compile(source, "counterexample.py", "exec"), {"__name__": "__main__"})  # noqa: S102
+        assert "INV-KILL-SWITCH:" in capsys.readouterr().out
+
+    def test_any_message_makes_a_program(self, found):
+        """R-EXPLORE-9: what the explored code said is a comment; quotes, NUL, surrogates too."""
+        actions = found["KILL_SWITCH_SURVIVOR"].counterexample.actions
+        said = 'raised Error("""\\N\x00\ud800\n""")'
+        counterexample = Counterexample("INV-KILL-SWITCH", said, actions, in_state=False)
+        source = program(ONE, counterexample, "tests.broken_transitions:KILL_SWITCH_SURVIVOR")
+        compile(source.encode(), "counterexample.py", "exec")
+        assert "\\x00\\ud800" in source
+
+    def test_a_module_without_the_transitions_is_refused(self):
+        """R-EXPLORE-1: what is explored must have every transition the explorer calls."""
+        with pytest.raises(ValueError, match="not a set of transitions: it lacks deregister_"):
+            resolve_transitions("json")
+
 
 class TestVectors:
     def test_a_counterexample_becomes_a_vector_directory_that_validates(self, found, tmp_path):
@@ -143,6 +211,22 @@ class TestVectors:
         assert [step["action"] for step in scenario["steps"]][-2:] == ["deregister", "expire"]
         write_vector(tmp_path, ONE, Counterexample("INV-AUDIT", "made up", actions, False))
         assert check_vectors(tmp_path, ReferenceImplementation).ok
+
+    def test_a_directory_in_use_is_refused(self, found, tmp_path):
+        """R-EXPLORE-9: a vector directory is written whole, never into another one."""
+        (tmp_path / "index.json").write_text("{}", encoding="utf-8")
+        with pytest.raises(ExportError, match="is not empty"):
+            write_vector(tmp_path, ONE, found["QUARANTINED_HEARTBEAT"].counterexample)
+        assert [path.name for path in tmp_path.iterdir()] == ["index.json"]
+
+    def test_an_empty_directory_is_filled_whole(self, found, tmp_path):
+        """R-EXPLORE-9: an empty directory becomes the vector; nothing is left beside it."""
+        target = tmp_path / "vector"
+        target.mkdir()
+        written = write_vector(target, ONE, found["QUARANTINED_HEARTBEAT"].counterexample)
+        assert {path.parent for path in written} <= {target, target / "scenarios"}
+        assert [path.name for path in tmp_path.iterdir()] == ["vector"]
+        assert check_vectors(target, ReferenceImplementation).ok
 
     def test_actions_vectors_cannot_express_are_refused(self):
         """R-EXPLORE-9: enforce and claimed depths have no vector form."""

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from replication.model import Event
     from replication.transitions import Outcome
 
-__all__ = ["GENERATED", "MODES", "Engine", "RunControl", "SetAside", "StopRun"]
+__all__ = ["GENERATED", "MODES", "Engine", "RunControl", "SetAside", "StopRun", "reason_of"]
 
 #: The ``subject`` of an issue whose worker id the controller generates.
 GENERATED = "<generated>"
@@ -317,7 +317,7 @@ class Engine(RuleBasedStateMachine):
         try:
             result = self.control.watchdog.call(describe, implementation, target)
         except Denied as denied:
-            allowed, reason = False, _reason_of(denied.reason, method)
+            allowed, reason = False, reason_of(denied.reason, method)
         except ReplicationDenied as denied:
             allowed, reason = False, denied.reason.value
         except Exception as error:
@@ -423,7 +423,7 @@ class Engine(RuleBasedStateMachine):
         return failure
 
 
-def _reason_of(reason: object, method: str) -> str | None:
+def reason_of(reason: object, method: str) -> str | None:
     """Return a ``Denied``'s reason as an exact ``str``, or raise :class:`ContractViolation`."""
     if reason is None:
         return None

@@ -24,7 +24,7 @@ from replication.conformance.fixtures import tamper
 from replication.errors import ReplicationDenied
 from replication.explore.bounds import EPOCH, TICK
 from replication.explore.crypto import KEY
-from replication.model import Manifest, NetworkPolicy, ResourceSpec, State
+from replication.model import Event, Manifest, NetworkPolicy, ResourceSpec, State
 from replication.signing import sign_manifest
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from replication.explore.bounds import Bound
-    from replication.model import Event
 
 __all__ = [
     "ADAPTER_KINDS",
@@ -173,11 +172,25 @@ class Result(NamedTuple):
 
 
 def resolve_transitions(reference: str) -> ModuleType | Any:
-    """Return the transitions named ``"package.module"`` or ``"package.module:attribute"``."""
+    """Return the transitions named ``"package.module"`` or ``"package.module:attribute"``.
+
+    Raises ``ImportError`` or ``AttributeError`` when the name does not resolve,
+    and ``ValueError`` when what it names lacks a transition the explorer calls
+    (every one of :data:`CORE_TRANSITION`'s, as functions).
+    """
     module_name, _, attribute = reference.partition(":")
     found: Any = importlib.import_module(module_name)
     for part in filter(None, attribute.split(".")):
         found = getattr(found, part)
+    missing = sorted(
+        name for name in set(CORE_TRANSITION.values()) if not callable(getattr(found, name, None))
+    )
+    if missing:
+        message = (
+            f"not a set of transitions: it lacks {', '.join(missing)} "
+            "(the explored transitions have the public functions of replication.transitions)"
+        )
+        raise ValueError(message)
     return found
 
 
@@ -368,7 +381,9 @@ def apply(
 
     ``core`` is any object with the public transitions of
     :mod:`replication.transitions` (a deliberately broken copy, in the tests).
-    Exceptions other than a denial propagate: the explorer reports them.
+    Exceptions other than a denial propagate, and so does a ``TypeError`` for a
+    transition that returns something other than an outcome: the explorer
+    reports them.
     """
     if action.kind == "tick":
         ticked = World(world.state, world.now + TICK, world.manifests)
@@ -378,6 +393,13 @@ def apply(
     except ReplicationDenied as denied:
         return Result(world, event=denied.event, allowed=False, reason=denied.reason.value)
     state, event, manifest = outcome
+    if not (
+        isinstance(state, State)
+        and isinstance(event, Event)
+        and (manifest is None or isinstance(manifest, Manifest))
+    ):
+        message = f"{action} returned {outcome!r:.200}, not an outcome (State, Event, Manifest)"
+        raise TypeError(message)
     manifests = world.manifests if manifest is None else (*world.manifests, manifest)
     if state is world.state and manifests is world.manifests:
         return Result(world, event, event.allowed, event.reason)

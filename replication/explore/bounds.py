@@ -23,12 +23,15 @@ from replication.model import ReplicationContract
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["BOUNDS", "DEFAULT", "EPOCH", "FACADE_ONLY_CODES", "TICK", "Bound"]
+__all__ = ["BOUNDS", "DEFAULT", "EPOCH", "FACADE_ONLY_CODES", "MAX_TICKS", "TICK", "Bound"]
 
 #: One clock tick. Contract durations are whole numbers of ticks.
 TICK: Final = timedelta(seconds=1)
 #: The clock at the start of every exploration.
 EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
+#: The longest duration a bound may name, in ticks (about 11.6 days): far beyond what can be
+#: explored, and far within what the clock can hold.
+MAX_TICKS: Final = 1_000_000
 #: Reason codes no core transition produces (only the facade's ``Worker`` does).
 FACADE_ONLY_CODES: Final = frozenset({ReasonCode.EXPIRED})
 
@@ -45,9 +48,16 @@ def _natural(_instance: object, attribute: attrs.Attribute[int], value: int) -> 
         raise ValueError(message)
 
 
-def _optional_positive(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _positive(instance, attribute, value)  # type: ignore[arg-type]
+def _ticks(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if type(value) is not int or not 0 <= value <= MAX_TICKS:
+        message = f"{attribute.name} must be an int from 0 to {MAX_TICKS}, got {value!r}"
+        raise ValueError(message)
+
+
+def _optional_ticks(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= MAX_TICKS):
+        message = f"{attribute.name} must be None or an int from 1 to {MAX_TICKS}, got {value!r}"
+        raise ValueError(message)
 
 
 @attrs.frozen
@@ -61,14 +71,14 @@ class Bound:
     """
 
     max_depth: int = attrs.field(default=2, validator=_natural)
-    max_replicas: int = attrs.field(default=3, validator=_natural)
-    cooldown: int = attrs.field(default=2, validator=_natural)
-    heartbeat_timeout: int = attrs.field(default=2, validator=_natural)
-    expiration: int | None = attrs.field(default=4, validator=_optional_positive)
-    clock_skew: int = attrs.field(default=1, validator=_natural)
+    max_replicas: int = attrs.field(default=3, validator=_positive)
+    cooldown: int = attrs.field(default=2, validator=_ticks)
+    heartbeat_timeout: int = attrs.field(default=2, validator=_ticks)
+    expiration: int | None = attrs.field(default=4, validator=_optional_ticks)
+    clock_skew: int = attrs.field(default=1, validator=_ticks)
     stop_on_external_network: bool = True
     max_issued: int = attrs.field(default=4, validator=_natural)
-    max_ticks: int | None = attrs.field(default=None, validator=_optional_positive)
+    max_ticks: int | None = attrs.field(default=None, validator=_optional_ticks)
 
     @property
     def contract(self) -> ReplicationContract:

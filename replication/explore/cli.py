@@ -2,52 +2,99 @@
 
 Exit codes: 0, every check held over the whole bound and every reason code the
 bound allows was reached (with ``--impl``: the implementation took every edge
-without a divergence); 1, a check failed (with ``--impl``: a divergence); 2,
-the command cannot run (bad arguments, an adapter or transitions that cannot
-be loaded); 3, inconclusive (stopped by ``--max-states`` or ``--max-time``, or a
-reason code the bound allows was never reached). Errors are one line on
-stderr; ``--debug`` shows the traceback.
+without a divergence); 1, a check failed (with ``--impl``: a divergence, a
+crash or a hang of the implementation included); 2, the command cannot run (bad
+arguments, an adapter or transitions that cannot be loaded, an output path
+that cannot be written); 3, inconclusive (stopped by ``--max-states`` or
+``--max-time``, or a reason code the bound allows was never reached); 130,
+interrupted. Errors are one line on stderr; ``--debug`` shows the traceback.
+
+Every option is checked before anything runs: numbers when the arguments are
+parsed, options that do not apply (``--program`` and ``--transitions`` with
+``--impl``, ``--timeout`` without it) and every output path before the
+search. The report is printed before any file is written, so a failure is
+never lost to a file that could not be written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["EXIT_CODES", "add_explore_command", "run"]
 
 #: What each exit code of ``replication explore`` means.
 EXIT_CODES = {
     0: "every check held and every reachable reason code was covered (or: conformant)",
-    1: "a check failed (or: the implementation diverged)",
-    2: "cannot run: bad arguments, or an adapter or transitions that cannot be loaded",
+    1: "a check failed (or: the implementation diverged, crashed or hung)",
+    2: "cannot run: bad arguments, an adapter or transitions that cannot be loaded, or an "
+    "output path that cannot be written",
     3: "inconclusive: stopped by a limit, or a reason code the bound allows was never reached",
+    130: "interrupted (Ctrl-C)",
 }
-_VERDICT_CODES = {"PASS": 0, "CONFORMANT": 0, "FAIL": 1, "NOT CONFORMANT": 1, "INCOMPLETE": 3}
+_VERDICT_CODES = {
+    "PASS": 0,
+    "CONFORMANT": 0,
+    "FAIL": 1,
+    "NOT CONFORMANT": 1,
+    "INCOMPLETE": 3,
+}
+#: The transitions explored when ``--transitions`` is not given.
+CORE = "replication.transitions"
+#: The most worker processes ``--processes`` may ask for.
+MAX_PROCESSES = 256
 
 
 class _UsageError(Exception):
     """A bad argument the parser could not catch; reported in one line, exit code 2."""
 
 
+def _whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """Return an argparse type: a whole number from ``minimum`` (to ``maximum``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            span = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {text}")
+        return value
+
+    return parse
+
+
 def _ticks(text: str) -> int | None:
-    if text == "none":
-        return None
-    value = int(text)
-    if value < 1:
-        message = f"expected a number of ticks >= 1 or 'none', got {text}"
-        raise argparse.ArgumentTypeError(message)
+    from replication.explore.bounds import MAX_TICKS  # noqa: PLC0415 - keep start-up light
+
+    return None if text == "none" else _whole(1, MAX_TICKS)(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, got {text}")
     return value
 
 
 def add_explore_command(commands: Any) -> None:
     """Add ``explore`` to the ``replication`` command's subparsers."""
-    from replication.explore.bounds import BOUNDS  # noqa: PLC0415 - keep start-up light
+    from replication.conformance.runner import DEFAULT_TIMEOUT  # noqa: PLC0415
+    from replication.explore.bounds import BOUNDS, MAX_TICKS  # noqa: PLC0415
 
     codes = "; ".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
     parser = commands.add_parser(
@@ -64,18 +111,22 @@ def add_explore_command(commands: Any) -> None:
         default=None,
         help="a named bound (default: 'default'; with --impl: 'tour')",
     )
-    parser.add_argument("--max-depth", type=int, help="override the contract's max_depth")
-    parser.add_argument("--max-replicas", type=int, help="override the contract's max_replicas")
-    parser.add_argument("--cooldown", type=int, help="override the cooldown, in ticks")
-    parser.add_argument("--heartbeat-timeout", type=int, help="override the reap timeout, in ticks")
+    count, ticks = _whole(0, MAX_TICKS), _whole(0, MAX_TICKS)
+    parser.add_argument("--max-depth", type=count, help="override the contract's max_depth")
+    parser.add_argument("--max-replicas", type=_whole(1, MAX_TICKS),
+                        help="override the contract's max_replicas")  # fmt: skip
+    parser.add_argument("--cooldown", type=ticks, help="override the cooldown, in ticks")
+    parser.add_argument("--heartbeat-timeout", type=ticks,
+                        help="override the reap timeout, in ticks")  # fmt: skip
     parser.add_argument(
         "--expiration",
         type=_ticks,
         default=argparse.SUPPRESS,
         help="override the expiration, in ticks, or 'none'",
     )
-    parser.add_argument("--max-issued", type=int, help="override the bound on manifests issued")
-    parser.add_argument("--max-ticks", type=int, help="stop the clock after this many ticks")
+    parser.add_argument("--max-issued", type=count, help="override the bound on manifests issued")
+    parser.add_argument("--max-ticks", type=_whole(1, MAX_TICKS),
+                        help="stop the clock after this many ticks")  # fmt: skip
     parser.add_argument(
         "--no-stop-condition",
         action="store_true",
@@ -93,12 +144,16 @@ def add_explore_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=_whole(1, MAX_PROCESSES),
         default=None,
         help="worker processes (default: one per core; 1: no workers)",
     )
-    parser.add_argument("--max-states", type=int, default=None, help="stop after this many states")
-    parser.add_argument("--max-time", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument(
+        "--max-states", type=_whole(1), default=None, help="stop after this many states"
+    )
+    parser.add_argument(
+        "--max-time", type=_seconds, default=None, help="stop after this many seconds"
+    )
     parser.add_argument(
         "--impl",
         metavar="MODULE:FACTORY",
@@ -106,22 +161,31 @@ def add_explore_command(commands: Any) -> None:
         help="tour this adapter's implementation over every edge of the graph",
     )
     parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --impl: the longest one call into the adapter may take (default: "
+        f"{DEFAULT_TIMEOUT:g}, as `replication conformance`); a call that overruns is a divergence",
+    )
+    parser.add_argument(
         "--transitions",
         metavar="MODULE[:ATTRIBUTE]",
-        default="replication.transitions",
-        help="explore these transitions instead of the core's (same public functions)",
+        default=None,
+        help=f"explore these transitions instead of the core's ({CORE}); not with --impl",
     )
     parser.add_argument(
         "--program",
         metavar="PATH",
         default=None,
-        help="also write the counterexample's program to PATH",
+        help="also write the counterexample's program to PATH (not with --impl)",
     )
     parser.add_argument(
         "--export-vector",
         metavar="DIR",
         default=None,
-        help="write the counterexample as a test-vector directory",
+        help="write the counterexample (with --impl: the divergent path) as a test-vector "
+        "directory; DIR must be new or empty",
     )
     parser.add_argument(
         "--json",
@@ -137,13 +201,51 @@ def add_explore_command(commands: Any) -> None:
     parser.set_defaults(run=run)  # fmt: skip
 
 
+#: Options that apply only to an exploration, and only to a tour, with why.
+_EXPLORATION_ONLY = {
+    "transitions": "the tour compares the implementation with the reference core",
+    "program": "a tour reports its divergent path; --export-vector replays it against the adapter",
+}
+_TOUR_ONLY = {"timeout": "it limits each call into an adapter"}
+
+
+def _check_options(arguments: argparse.Namespace) -> None:
+    """Refuse an option that does not apply, naming it."""
+    touring = arguments.impl is not None
+    wrong = _EXPLORATION_ONLY if touring else _TOUR_ONLY
+    for name, why in wrong.items():
+        if getattr(arguments, name) is not None:
+            option = "--" + name.replace("_", "-")
+            where = "with --impl" if touring else "without --impl"
+            message = f"{option} does not apply {where} ({why})"
+            raise _UsageError(message)
+
+
+def _outputs(arguments: argparse.Namespace) -> None:
+    """Check every output path before anything runs: a result is never lost to a bad path."""
+    from replication.cli import UsageError, _writable  # noqa: PLC0415 - the shared check
+    from replication.explore.trace import ExportError, fresh_directory  # noqa: PLC0415
+
+    try:
+        for option in ("json", "program"):
+            path = getattr(arguments, option, None)
+            if path is not None:
+                _writable(path, f"--{option}")
+        if arguments.export_vector is not None:
+            fresh_directory(arguments.export_vector)
+    except UsageError as error:
+        raise _UsageError(str(error)) from None
+    except ExportError as error:
+        raise _UsageError(f"--export-vector {arguments.export_vector}: {error}") from None
+
+
 def _bound(arguments: argparse.Namespace) -> Any:
     import attrs  # noqa: PLC0415
 
     from replication.explore.bounds import BOUNDS  # noqa: PLC0415
     from replication.explore.tour import TOUR_BOUND  # noqa: PLC0415
 
-    default = TOUR_BOUND if arguments.impl else BOUNDS["default"]
+    default = TOUR_BOUND if arguments.impl is not None else BOUNDS["default"]
     bound = BOUNDS[arguments.bound] if arguments.bound else default
     changes: dict[str, Any] = {
         name: getattr(arguments, name)
@@ -198,13 +300,21 @@ def _explore(arguments: argparse.Namespace) -> int:
     from replication.explore.actions import resolve_transitions  # noqa: PLC0415
     from replication.explore.report import exploration_json, render_exploration  # noqa: PLC0415
     from replication.explore.search import explore  # noqa: PLC0415
-    from replication.explore.trace import ExportError, program, write_vector  # noqa: PLC0415
+    from replication.explore.trace import program, write_vector  # noqa: PLC0415
 
+    _outputs(arguments)
     bound = _bound(arguments)
+    reference = arguments.transitions or CORE
     try:
-        transitions = resolve_transitions(arguments.transitions)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise _UsageError(f"cannot load {arguments.transitions}: {error}") from None
+        transitions = resolve_transitions(reference)
+    except ValueError as error:  # not a set of transitions
+        raise _UsageError(f"cannot load {reference}: {error}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001 - importing the user's code may raise anything
+        # SystemExit included: a module that exits must not end the command with its code.
+        message = f"cannot load {reference}: {type(error).__name__}: {error}"
+        raise _UsageError(message) from None
     progress = None if arguments.quiet else _Progress()
     try:
         exploration = explore(
@@ -221,64 +331,136 @@ def _explore(arguments: argparse.Namespace) -> int:
         raise _UsageError(str(error)) from None
     if progress is not None:
         progress.finish(exploration.states, exploration.diameter, exploration.seconds)
-    source = None
     counterexample = exploration.counterexample
+    source = None
+    notes = []
     if counterexample is not None:
-        source = program(bound, counterexample, arguments.transitions)
-        if arguments.program:
-            Path(arguments.program).write_text(source, encoding="utf-8")
-        if arguments.export_vector:
-            try:
-                write_vector(Path(arguments.export_vector), bound, counterexample)
-            except ExportError as error:
-                print(f"replication explore: no vector written: {error}", file=sys.stderr)
-    if arguments.json:
-        Path(arguments.json).write_text(
-            json.dumps(exploration_json(exploration), indent=2) + "\n", encoding="utf-8"
-        )
-    print(render_exploration(exploration, source))
-    return _VERDICT_CODES[exploration.verdict]
+        try:
+            source = program(bound, counterexample, reference, exploration.kinds)
+        except Exception as error:  # noqa: BLE001 - the verdict stands without its program
+            notes.append(f"no program: {type(error).__name__}: {error}")
+    _print_report(render_exploration(exploration, source))
+    writes: list[tuple[str, Callable[[], object]]] = []
+    if counterexample is None:
+        asked = [f"--{name.replace('_', '-')}" for name in ("program", "export_vector")
+                 if getattr(arguments, name) is not None]  # fmt: skip
+        if asked:
+            notes.append(f"no counterexample: {' and '.join(asked)} wrote nothing")
+    else:
+        if arguments.program is not None and source is not None:
+            path, text = Path(arguments.program), source
+            writes.append(("--program", lambda: path.write_text(text, encoding="utf-8")))
+        if arguments.export_vector is not None:
+            writes.append((
+                "--export-vector",
+                lambda: write_vector(arguments.export_vector, bound, counterexample),
+            ))  # fmt: skip
+    if arguments.json is not None:
+        data = json.dumps(exploration_json(exploration), indent=2) + "\n"
+        writes.append(("--json", lambda: Path(arguments.json).write_text(data, encoding="utf-8")))
+    return _finish(_VERDICT_CODES[exploration.verdict], writes, notes)
 
 
 def _tour(arguments: argparse.Namespace) -> int:
-    from replication.conformance.preflight import SetupError, load_adapter  # noqa: PLC0415
-    from replication.explore.report import render_tour  # noqa: PLC0415
-    from replication.explore.tour import tour  # noqa: PLC0415
+    from replication.conformance.preflight import SetupError  # noqa: PLC0415
+    from replication.explore.report import render_tour, tour_json  # noqa: PLC0415
+    from replication.explore.results import Counterexample  # noqa: PLC0415
+    from replication.explore.tour import DEFAULT_TIMEOUT, tour  # noqa: PLC0415
+    from replication.explore.trace import write_vector  # noqa: PLC0415
 
-    try:
-        adapter = load_adapter(arguments.impl)
-    except SetupError as error:
-        where = f" (at {error.where})" if error.where else ""
-        raise _UsageError(f"cannot load {arguments.impl}: {error.message}{where}") from None
-    if adapter.signs:
-        # The tour hands the implementation manifests signed with the explorer's
-        # Ed25519 key (tampered, forged and future ones included); an adapter that
-        # signs with its own scheme is checked by `replication conformance`.
-        message = (
-            f"{arguments.impl} signs with its own scheme (sign, verify); the tour drives "
-            "manifests signed with the reference's Ed25519 key: use `replication conformance`"
-        )
-        raise _UsageError(message)
+    _outputs(arguments)
+    bound = _bound(arguments)
+    progress = None if arguments.quiet else _Progress()
     try:
         result = tour(
-            adapter.factory,
-            _bound(arguments),
-            target=arguments.impl,
+            arguments.impl,
+            bound,
+            timeout=arguments.timeout or DEFAULT_TIMEOUT,
+            max_seconds=arguments.max_time,
+            max_states=arguments.max_states,
             time_abstraction=not arguments.no_time_abstraction,
             symmetry=not arguments.no_symmetry,
             processes=arguments.processes,
-            unreported=adapter.unreported,
+            progress=progress,
         )
+    except SetupError as error:
+        where = f" (at {error.where})" if error.where else ""
+        raise _UsageError(f"cannot load {arguments.impl}: {error.message}{where}") from None
     except ValueError as error:
         raise _UsageError(str(error)) from None
-    print(render_tour(result))
-    return _VERDICT_CODES[result.verdict]
+    if progress is not None:
+        exploration = result.exploration
+        progress.finish(exploration.states, exploration.diameter, exploration.seconds)
+    _print_report(render_tour(result))
+    writes: list[tuple[str, Callable[[], object]]] = []
+    notes = []
+    divergence = result.divergence
+    if arguments.export_vector is not None:
+        if divergence is None:
+            notes.append("no divergence: --export-vector wrote nothing")
+        elif not divergence.actions:
+            notes.append("the divergence is at start(), before any step: --export-vector "
+                         "wrote nothing")  # fmt: skip
+        else:
+            failure = divergence.failure
+            trace = Counterexample(failure.kind, failure.got, divergence.actions, in_state=False)
+            description = (
+                f"A {failure.kind} divergence of {result.target} at {failure.action}, found by "
+                f"the transition tour ({bound.describe()})."
+            )
+            writes.append((
+                "--export-vector",
+                lambda: write_vector(arguments.export_vector, bound, trace,
+                                     description=description),
+            ))  # fmt: skip
+    if arguments.json is not None:
+        data = json.dumps(tour_json(result), indent=2) + "\n"
+        writes.append(("--json", lambda: Path(arguments.json).write_text(data, encoding="utf-8")))
+    return _finish(_VERDICT_CODES[result.verdict], writes, notes)
+
+
+def _print_report(text: str) -> None:
+    """Print the report; if the reader has gone (``| head``), stop printing quietly.
+
+    What an adapter or explored code said may hold what the output's encoding
+    cannot (a lone surrogate): it is printed escaped, never at the report's cost.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = text.encode(encoding, "backslashreplace").decode(encoding)
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # As Python's documentation advises: the rest of the output goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _finish(code: int, writes: list[tuple[str, Callable[[], object]]], notes: list[str]) -> int:
+    """Write the files asked for, after the report; return the exit code.
+
+    The verdict's code stands, so that a failure is never hidden; a file that
+    could not be written turns only a pass (0) into 2.
+    """
+    from replication.explore.trace import ExportError  # noqa: PLC0415
+
+    failed = False
+    for option, write in writes:
+        try:
+            write()
+        except (OSError, ExportError) as error:
+            failed = True
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            notes.append(f"{option}: nothing written: {reason}")
+    for note in notes:
+        print(f"replication explore: {note}", file=sys.stderr)
+    return 2 if failed and code == 0 else code
 
 
 def run(arguments: argparse.Namespace) -> int:
     """Run ``replication explore``; return its exit code (see :data:`EXIT_CODES`)."""
     try:
-        return _tour(arguments) if arguments.impl else _explore(arguments)
+        _check_options(arguments)
+        return _tour(arguments) if arguments.impl is not None else _explore(arguments)
     except _UsageError as error:
         print(f"replication explore: {error}", file=sys.stderr)
         return 2

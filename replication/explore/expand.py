@@ -159,7 +159,11 @@ class _Expander:
         for number, action in enumerate(actions):
             try:
                 outcome = apply(world, action, bound, core)
-            except Exception as error:  # noqa: BLE001 - a crash of the explored code is a finding
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # noqa: BLE001 - a crash of the explored code is a finding
+                # SystemExit and the like too: in a worker process it would end the
+                # worker, and the pool would wait for its part for ever.
                 result.findings.append(Finding(index, number, CRASH, f"{action} raised {error!r}"))
                 continue
             verdict = ALLOWED if outcome.allowed else outcome.reason

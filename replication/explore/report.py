@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from replication.explore.results import Exploration
     from replication.explore.tour import Tour
 
-__all__ = ["exploration_json", "render_exploration", "render_tour", "verdict_line"]
+__all__ = ["exploration_json", "render_exploration", "render_tour", "tour_json", "verdict_line"]
 
 #: What the explorer's own checks state.
 EXPLORER_CHECKS = {
@@ -27,7 +27,7 @@ EXPLORER_CHECKS = {
     "transition is allowed in every state",
     HOSTILE: "every hostile move (replayed, tampered, forged, future-dated manifests; unknown "
     "parents, reused ids, claimed depths, substituted manifests) is refused",
-    CRASH: "no transition raises anything but a denial",
+    CRASH: "no transition raises anything but a denial, or returns anything but an outcome",
 }
 
 
@@ -176,6 +176,32 @@ def exploration_json(exploration: Exploration) -> dict[str, Any]:
     }
 
 
+def _left_out(tour: Tour) -> list[str]:
+    """Return the report's lines on what the tour left out, as the kit's report words them."""
+    declared = sorted(tour.gaps - tour.not_provided)
+    lines = [
+        f"  declared gaps: {', '.join(declared) or 'none'}"
+        + (f"; not provided: {', '.join(sorted(tour.not_provided))}" if tour.not_provided else "")
+        + (" (their actions are not in the graph)" if tour.gaps else "")
+    ]
+    if tour.unreported:
+        how = (
+            "declared"
+            if tour.unreported_declared
+            else "learnt at first sight; declare `unreported` in the adapter to fix it"
+        )
+        lines.append(f"  not reported ({how}): {', '.join(sorted(tour.unreported))}")
+    if tour.unseen:
+        lines.append(
+            f"  never compared (no value to compare yet): {', '.join(sorted(tour.unseen))}"
+        )
+    lines.append(
+        "  in no tour: generated ids, claimed depths, resource enforcement (the tour names "
+        "every worker; `replication conformance` checks generated ids)"
+    )
+    return lines
+
+
 def render_tour(tour: Tour) -> str:
     """Return the report of a transition tour, ending with its verdict line."""
     exploration = tour.exploration
@@ -191,27 +217,73 @@ def render_tour(tour: Tour) -> str:
             f"{tour.steps:,} implementation steps, {tour.seconds:.1f} s"
         ),
     ]
+    if tour.stopped is not None:
+        lines.append(f"  stopped by {tour.stopped}: the edges not taken were not checked")
+    lines += ["", "left out of the tour:", *_left_out(tour)]
     divergence = tour.divergence
     if divergence is not None:
         lines += [
             "",
             f"FIRST DIVERGENCE (after {divergence.steps:,} steps, path {divergence.path}):",
             divergence.failure.render(),
-            "the path from the initial state:",
         ]
-        lines += [f"  {n + 1}. {action}" for n, action in enumerate(divergence.actions)]
-    if divergence is None:
-        detail = f"{tour.covered:,} of {tour.edges:,} edges"
-    else:
+        if divergence.actions:
+            lines.append("the path from the initial state (the divergent step last):")
+            lines += [f"  {n + 1}. {action}" for n, action in enumerate(divergence.actions)]
+        else:
+            lines.append("the path had not begun: start() itself failed")
+    if divergence is not None:
         detail = (
             f"{divergence.failure.kind} divergence at {divergence.failure.action} after "
             f"{divergence.steps:,} steps"
         )
+    else:
+        detail = f"{tour.covered:,} of {tour.edges:,} edges"
+    qualifiers = ([f"stopped by {tour.stopped}"] if tour.stopped else []) + (
+        [f"left out: {'; '.join(tour.left_out)}"] if tour.left_out else []
+    )
+    qualified = f" ({'; '.join(qualifiers)})" if qualifiers else ""
     lines += [
         "",
         (
-            f"{tour.verdict}: {detail}, {tour.paths:,} paths, {tour.steps:,} steps, "
+            f"{tour.verdict}{qualified}: {detail}, {tour.paths:,} paths, {tour.steps:,} steps, "
             f"{exploration.seconds + tour.seconds:.1f} s"
         ),
     ]
     return "\n".join(lines)
+
+
+def tour_json(tour: Tour) -> dict[str, Any]:
+    """Return a tour's figures, what it left out, its divergence and its verdict as JSON data."""
+    divergence = tour.divergence
+    failure = None if divergence is None else divergence.failure
+    return {
+        "version": __version__,
+        "target": tour.target,
+        "bound": tour.exploration.bound.describe(),
+        "reference_states": tour.exploration.states,
+        "edges": tour.edges,
+        "covered": tour.covered,
+        "paths": tour.paths,
+        "steps": tour.steps,
+        "seconds": tour.exploration.seconds + tour.seconds,
+        "gaps": sorted(tour.gaps - tour.not_provided),
+        "not_provided": sorted(tour.not_provided),
+        "unreported": sorted(tour.unreported),
+        "unreported_declared": tour.unreported_declared,
+        "unseen": sorted(tour.unseen),
+        "stopped": tour.stopped,
+        "divergence": None
+        if divergence is None or failure is None
+        else {
+            "kind": failure.kind,
+            "action": failure.action,
+            "expected": failure.expected,
+            "got": failure.got,
+            "details": list(failure.details),
+            "steps": divergence.steps,
+            "path": divergence.path,
+            "actions": [str(action) for action in divergence.actions],
+        },
+        "verdict": tour.verdict,
+    }

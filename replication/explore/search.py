@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import time
 from collections import Counter
@@ -70,6 +71,11 @@ def _expand_part(part: int) -> ChunkResult:
     return expand_chunk(config, frontier, parts[part], deadline)
 
 
+def _ignore_interrupts() -> None:
+    """Start a worker deaf to Ctrl-C: the parent alone stops the pool, and says so in one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _fork_context() -> Any:
     try:
         return multiprocessing.get_context("fork")
@@ -113,7 +119,9 @@ class _Search:
             global _LEVEL  # noqa: PLW0603 - the one way to hand a forked worker its level
             _LEVEL = (self.config, self.frontier, parts, deadline)
             try:
-                with context.Pool(self.processes) as pool:
+                # Ctrl-C reaches the whole process group: the workers ignore it, and the
+                # parent's KeyboardInterrupt leaves this block, which terminates them.
+                with context.Pool(self.processes, initializer=_ignore_interrupts) as pool:
                     for part in pool.imap_unordered(_expand_part, range(count)):
                         results.append(part)
                         self._absorb(part)

@@ -1,12 +1,16 @@
 """The transition tour: bounded, exhaustive conformance of an implementation.
 
-The reference graph is explored first (in the adapter's vocabulary, less the
-actions the implementation declares as gaps); then the implementation is
-driven along paths from the initial state that together take every edge of
-the reachable, reduced graph at least once, restarted with ``start()``
-between paths, and compared with the reference at every step
-(:mod:`replication.explore.driver`). Every edge: every allowed action and
-every refusal, in every reachable state, up to the bound.
+The adapter is loaded and probed by the kit's preflight
+(:func:`~replication.conformance.preflight.load_adapter`), which also says
+what it leaves out: the actions it declares as gaps, the later actions it
+does not provide, the observation fields it does not report. The reference
+graph is explored next (in the adapter's vocabulary, less those actions);
+then the implementation is driven along paths from the initial state that
+together take every edge of the reachable, reduced graph at least once,
+restarted with ``start()`` between paths, and compared with the reference at
+every step (:mod:`replication.explore.driver`), every call under the kit's
+per-call time limit. Every edge: every allowed action and every refusal, in
+every reachable state, up to the bound.
 
 The paths are planned greedily: from the current state take an edge not yet
 taken (of the kind of action taken least so far, so that every kind is met
@@ -27,7 +31,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from replication.conformance.adapter import OPTIONAL_ACTIONS
+from replication.conformance.calls import Watchdog, where_defined
+from replication.conformance.observations import OPTIONAL_FIELDS
+from replication.conformance.preflight import Adapter, SetupError, load_adapter
 from replication.conformance.results import ConformanceFailure
+from replication.conformance.runner import DEFAULT_TIMEOUT
 from replication.explore.actions import ADAPTER_KINDS, KINDS
 from replication.explore.bounds import BOUNDS
 from replication.explore.canonical import Reductions
@@ -35,14 +43,16 @@ from replication.explore.driver import GAP_KINDS, Driver
 from replication.explore.search import explore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from replication.conformance.adapter import Implementation
+    from replication.explore.actions import Action
     from replication.explore.bounds import Bound
     from replication.explore.expand import Edge
     from replication.explore.results import Exploration
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "TOUR_BOUND",
     "Divergence",
     "Tour",
@@ -67,13 +77,14 @@ class Divergence:
     #: Implementation steps driven up to and including the divergent one.
     steps: int
     path: int
-    #: The concrete actions of the divergent path, from the initial state.
-    actions: tuple[str, ...]
+    #: The concrete actions of the divergent path, from the initial state, the divergent
+    #: one last (none when ``start()`` itself failed).
+    actions: tuple[Action, ...]
 
 
 @attrs.frozen
 class Tour:
-    """The outcome of a transition tour."""
+    """The outcome of a transition tour, and what the adapter left out of it."""
 
     target: str
     exploration: Exploration
@@ -83,13 +94,47 @@ class Tour:
     steps: int
     seconds: float
     divergence: Divergence | None
+    #: The actions the tour left out: declared gaps and, among them, the later
+    #: actions the adapter does not provide (R-KIT-4).
+    gaps: frozenset[str] = frozenset()
+    not_provided: frozenset[str] = frozenset()
+    #: The optional observation fields never compared when the implementation said
+    #: ``None``: declared (``unreported_declared``) or learnt at first sight.
+    unreported: frozenset[str] = frozenset()
+    unreported_declared: bool = True
+    #: The optional fields the reference never had a value for (so never compared).
+    unseen: frozenset[str] = frozenset()
+    #: Why the tour stopped before taking every edge (``--max-time``), if it did.
+    stopped: str | None = None
 
     @property
     def verdict(self) -> str:
-        """``CONFORMANT`` (every edge taken, no difference) or ``NOT CONFORMANT``."""
-        if self.divergence is None and self.covered == self.edges:
-            return "CONFORMANT"
-        return "NOT CONFORMANT"
+        """``NOT CONFORMANT``, ``INCOMPLETE`` (stopped, or a partial graph) or ``CONFORMANT``.
+
+        ``CONFORMANT`` is over the vocabulary the adapter supports: a tour with
+        gaps may be conformant, as a kit run may (R-KIT-4), and its report and
+        verdict line say what was left out (:attr:`left_out`).
+        """
+        if self.divergence is not None:
+            return "NOT CONFORMANT"
+        if self.stopped is not None or not self.exploration.complete:
+            return "INCOMPLETE"
+        if self.covered != self.edges:
+            return "INCOMPLETE"
+        return "CONFORMANT"
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        """What the verdict does not cover, one phrase each (empty: nothing)."""
+        declared = sorted(self.gaps - self.not_provided)
+        phrases = []
+        if declared:
+            phrases.append(f"declared gaps {', '.join(declared)}")
+        if self.not_provided:
+            phrases.append(f"not provided {', '.join(sorted(self.not_provided))}")
+        if self.unreported:
+            phrases.append(f"not reported {', '.join(sorted(self.unreported))}")
+        return tuple(phrases)
 
 
 def plan_paths(
@@ -201,9 +246,13 @@ def _nearest(
     return None
 
 
-def tour_kinds(implementation: object) -> tuple[str, ...]:
-    """Return the explorer's kinds an implementation can be driven with (its gaps left out)."""
-    gaps = frozenset(getattr(implementation, "gaps", frozenset()))
+def tour_kinds(gaps: Iterable[str] = ()) -> tuple[str, ...]:
+    """Return the explorer's kinds an adapter with ``gaps`` can be driven with.
+
+    ``gaps`` are the actions the preflight found left out (``Adapter.gaps``:
+    declared gaps and later actions not provided).
+    """
+    gaps = frozenset(gaps)
     unknown = gaps - OPTIONAL_ACTIONS
     if unknown:
         message = f"gaps may only name {sorted(OPTIONAL_ACTIONS)}, got {sorted(unknown)}"
@@ -219,6 +268,9 @@ def reference_graph(
     time_abstraction: bool = True,
     symmetry: bool = True,
     processes: int | None = 1,
+    max_states: int | None = None,
+    max_seconds: float | None = None,
+    progress: Callable[[int, int, int, float], None] | None = None,
 ) -> Exploration:
     """Explore ``bound`` in ``kinds`` (the whole adapter vocabulary by default), recording edges."""
     return explore(
@@ -228,33 +280,60 @@ def reference_graph(
         processes=processes,
         kinds=kinds or tuple(kind for kind in KINDS if kind in ADAPTER_KINDS),
         record_graph=True,
+        max_states=max_states,
+        max_seconds=max_seconds,
+        progress=progress,
     )
 
 
+def _load(target: str | Callable[[], Implementation], timeout: float | None) -> Adapter:
+    """Run the kit's preflight on ``target`` under the per-call time limit."""
+    with Watchdog(timeout) as watchdog:
+        return load_adapter(target, watchdog=watchdog)
+
+
 def tour(
-    factory: Callable[[], Implementation],
+    target: Adapter | str | Callable[[], Implementation],
     bound: Bound = TOUR_BOUND,
     *,
-    target: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    max_seconds: float | None = None,
+    max_states: int | None = None,
     time_abstraction: bool = True,
     symmetry: bool = True,
     processes: int | None = 1,
     explored: Exploration | None = None,
-    unreported: frozenset[str] | None = None,
+    progress: Callable[[int, int, int, float], None] | None = None,
 ) -> Tour:
     """Explore ``bound`` in the adapter's vocabulary, then drive the implementation over every edge.
 
-    ``explored`` is an exploration to reuse instead (one made by :func:`reference_graph`
-    for an implementation with the same gaps). ``unreported`` names the optional
-    observation fields the adapter does not report (``None``: learnt at first
-    sight, as the differential kit does). Stops at the first divergence.
-    Raises ``ValueError`` for an adapter that declares unknown gaps, or a graph
-    explored for another bound or vocabulary.
+    ``target`` is an adapter the preflight passed, or what to load
+    (``"module:factory"`` or the factory): it is loaded with the kit's
+    preflight, which raises :class:`~replication.conformance.preflight.SetupError`
+    for an adapter that cannot be run (as for one that signs with its own
+    scheme: the tour hands it manifests signed with the reference's key).
+    ``timeout`` is the longest one call into the adapter may take (``None``: no
+    limit), ``max_seconds`` the longest the whole tour may take (exploration
+    included; the tour is then ``INCOMPLETE``), ``max_states`` a limit on the
+    reference graph. ``explored`` is an exploration to reuse instead (one
+    made by :func:`reference_graph` for the same bound and vocabulary). Stops at
+    the first divergence; a crash, a hang or a protocol violation of the
+    implementation is a divergence, never an exception.
     """
-    kinds = tour_kinds(factory())
+    started = time.monotonic()
+    deadline = None if max_seconds is None else started + max_seconds
+    adapter = target if isinstance(target, Adapter) else _load(target, timeout)
+    if adapter.signs:
+        message = (
+            "the adapter signs with its own scheme (sign, verify); the tour drives manifests "
+            "signed with the reference's Ed25519 key: use `replication conformance`"
+        )
+        raise SetupError(message, where=where_defined(adapter.factory))
+    kinds = tour_kinds(adapter.gaps)
     exploration = explored or reference_graph(
-        bound, kinds, time_abstraction=time_abstraction, symmetry=symmetry, processes=processes
-    )
+        bound, kinds, time_abstraction=time_abstraction, symmetry=symmetry, processes=processes,
+        max_states=max_states, max_seconds=max_seconds, progress=progress,
+    )  # fmt: skip
     if exploration.graph is None or (exploration.bound, exploration.kinds) != (bound, kinds):
         message = "the graph given was not explored for this bound and this adapter's vocabulary"
         raise ValueError(message)
@@ -266,30 +345,55 @@ def tour(
     reductions = Reductions.of(
         bound, time=exploration.time_abstraction, symmetry=exploration.symmetry
     )
-    driver = Driver(factory, bound, reductions, unreported=unreported)
-    started = time.monotonic()
+    driving = time.monotonic()
     taken: set[tuple[int, int]] = set()
     paths = 0
     divergence = None
-    for path in plan_paths(graph, initial, parents):
-        paths += 1
-        driver.start()
-        actions: list[str] = []
-        try:
-            for state, number in path:
-                kind, name, successor, _ = graph[state][number]
-                actions.append(str(driver.step(kind, name, successor)))
-                taken.add((state, number))
-        except ConformanceFailure as failure:
-            divergence = Divergence(failure, driver.steps, paths, tuple(actions))
-            break
+    stopped = None
+    with Watchdog(timeout) as watchdog:
+        driver = Driver(adapter.factory, bound, reductions, unreported=adapter.unreported,
+                        watchdog=watchdog)  # fmt: skip
+        for path in plan_paths(graph, initial, parents):
+            paths += 1
+            actions: list[Action] = []
+            try:
+                driver.start()
+                for state, number in path:
+                    if deadline is not None and time.monotonic() > deadline:
+                        stopped = f"--max-time ({max_seconds:g} s)"
+                        break
+                    kind, name, successor, _ = graph[state][number]
+                    action = driver.action(kind, name)
+                    actions.append(action)
+                    driver.take(action, successor)
+                    taken.add((state, number))
+            except ConformanceFailure as failure:
+                divergence = Divergence(failure, driver.steps, paths, tuple(actions))
+                break
+            except KeyboardInterrupt:  # pragma: no cover - a race of a few microseconds
+                # The watchdog's interrupt, landing just after the call it stopped
+                # returned: a timeout all the same. Anything else is Ctrl-C.
+                if watchdog.fired is None or watchdog.timeout is None:
+                    raise
+                stopped_call = driver.timed_out(watchdog.fired, watchdog.timeout)
+                divergence = Divergence(stopped_call, driver.steps, paths, tuple(actions))
+                break
+            if stopped is not None:
+                break
+    reporting = driver.reporting
     return Tour(
-        target=target or f"{factory.__module__}:{getattr(factory, '__qualname__', factory)}",
+        target=adapter.name,
         exploration=exploration,
         edges=sum(len(edges) for edges in graph.values()),
         covered=len(taken),
         paths=paths,
         steps=driver.steps,
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - driving,
         divergence=divergence,
+        gaps=adapter.gaps,
+        not_provided=adapter.not_provided,
+        unreported=frozenset(OPTIONAL_FIELDS - reporting.reported - reporting.unseen),
+        unreported_declared=reporting.declared,
+        unseen=reporting.unseen,
+        stopped=stopped or exploration.stopped,
     )

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import keyword
+import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,8 +29,10 @@ from replication.explore.actions import (
     ADAPTER_KINDS,
     CORE_TRANSITION,
     GHOST,
+    KINDS,
     REASON,
     apply,
+    enabled_actions,
     forged_manifest,
     future_manifest,
     initial_world,
@@ -36,8 +42,10 @@ from replication.explore.actions import (
     too_deep_manifest,
 )
 from replication.explore.bounds import TICK
+from replication.explore.expand import CRASH, DEADLOCK, HOSTILE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import ModuleType
 
     from replication.explore.actions import Action, Result, World
@@ -45,11 +53,14 @@ if TYPE_CHECKING:
     from replication.explore.results import Counterexample
     from replication.model import Manifest
 
-__all__ = ["ExportError", "TraceStep", "program", "replay", "write_vector"]
+__all__ = ["ExportError", "TraceStep", "fresh_directory", "program", "replay", "write_vector"]
 
 
 class ExportError(ValueError):
-    """A trace uses an action the test-vector format cannot express."""
+    """A vector cannot be written: an action the format cannot express, or a directory in use.
+
+    The directory must be new or empty, and creatable (:func:`fresh_directory`).
+    """
 
 
 class TraceStep(NamedTuple):
@@ -90,21 +101,45 @@ def _contract_source(bound: Bound) -> str:
     )
 
 
-def _import_line(reference: str) -> str:
+def _import_lines(reference: str) -> str:
+    """Return the lines that bind the explored transitions to the name ``transitions``.
+
+    ``"package.module"`` and ``"package.module:attribute"`` are imported
+    directly; a dotted attribute (``module:Holder.inner``) or a name that is not
+    a Python identifier is reached by importing the module, then ``getattr``.
+    """
     module, _, attribute = reference.partition(":")
-    if not attribute:
+    parts = [part for part in attribute.split(".") if part]
+    plain = all(_identifier(name) for name in module.split("."))
+    if plain and not parts:
         package, _, name = module.rpartition(".")
         if not package:
             return f"import {module} as transitions"
         return f"from {package} import {name}" + (
             "" if name == "transitions" else " as transitions"
         )
-    return f"from {module} import {attribute} as transitions"
+    if plain and len(parts) == 1 and _identifier(parts[0]):
+        return f"from {module} import {parts[0]} as transitions"
+    lines = ["import importlib", "", f"transitions = importlib.import_module({module!r})"]
+    lines += [f"transitions = getattr(transitions, {part!r})" for part in parts]
+    return "\n".join(lines)
 
 
-def _manifest_source(step: TraceStep, bound: Bound) -> str:
+def _identifier(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _comment(text: str) -> str:
+    """Return ``text`` as comment lines, escaping what a program cannot hold (NUL, surrogates)."""
+    safe = "".join(
+        character if character.isprintable() or character == "\n" else ascii(character)[1:-1]
+        for character in text
+    )
+    return "\n".join(f"# {line}".rstrip() for line in safe.splitlines() or [""])
+
+
+def _manifest_source(kind: str, subject: str | None, bound: Bound) -> str:
     """Return the expression a program uses for the manifest a register or launch step sends."""
-    kind, subject = step.action
     worker = f"manifests[{subject!r}]"
     registered = f"state.registry[{subject!r}].manifest"
     deep = f"{subject}.deep"
@@ -127,12 +162,12 @@ def _manifest_source(step: TraceStep, bound: Bound) -> str:
     }[kind]
 
 
-def _call_source(step: TraceStep, bound: Bound) -> str:
-    """Return the call of the core transition one step makes."""
-    kind, subject = step.action
+def _call_source(action: Action, before: World, bound: Bound) -> str:
+    """Return the call of the core transition ``action`` makes from the world ``before``."""
+    kind, subject = action
     name = CORE_TRANSITION[kind]
-    next_id = f"w{len(step.before.manifests) + 1}"
-    first = step.before.manifests[0].worker_id if step.before.manifests else ""
+    next_id = f"w{len(before.manifests) + 1}"
+    first = before.manifests[0].worker_id if before.manifests else ""
     if kind.startswith("issue"):
         arguments = {
             "issue": f"parent_id={subject!r}, worker_id={next_id!r}, resources=NORMAL",
@@ -143,7 +178,7 @@ def _call_source(step: TraceStep, bound: Bound) -> str:
         }[kind]
         return f"transitions.{name}(state, KEY, {arguments}, now=now)"
     if kind.startswith(("register", "launch")):
-        return f"transitions.{name}(state, {_manifest_source(step, bound)}, now=now)"
+        return f"transitions.{name}(state, {_manifest_source(kind, subject, bound)}, now=now)"
     if kind in {"kill", "quarantine", "deregister"}:
         return f"transitions.{name}(state, {subject!r}, reason={REASON!r}, now=now)"
     if kind in {"heartbeat", "release", "enforce"}:
@@ -156,19 +191,26 @@ def _call_source(step: TraceStep, bound: Bound) -> str:
 _HEADER = '''\
 """{title}
 
-{message}
-
 Generated by `replication explore`; run it with `python` from the repository root.
 """
+
+{message}
 
 from datetime import UTC, datetime, timedelta
 
 from replication.conformance.fixtures import NO_EXTERNAL_NETWORK, tamper
 from replication.errors import ReplicationDenied
 from replication.invariants import Policy, Step, check_observation, check_step, observe
-from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec, State
+from replication.model import (
+    Event,
+    Manifest,
+    NetworkPolicy,
+    ReplicationContract,
+    ResourceSpec,
+    State,
+)
 from replication.signing import SigningKey, sign_manifest
-{import_line}
+{import_lines}
 
 KEY = SigningKey.from_seed(bytes(range(32)))
 NORMAL = ResourceSpec(0.5, 256)
@@ -183,74 +225,145 @@ manifests = {{}}
 
 
 def program(
-    bound: Bound, counterexample: Counterexample, transitions: str = "replication.transitions"
+    bound: Bound,
+    counterexample: Counterexample,
+    transitions: str = "replication.transitions",
+    kinds: Iterable[str] = KINDS,
 ) -> str:
     """Return a Python program that reproduces ``counterexample`` through the public API.
 
     ``transitions`` names what was explored, ``"package.module"`` or
     ``"package.module:attribute"``; the program imports it as ``transitions``.
-    Every step but the last was allowed (a denial changes nothing, so a
-    shortest trace never passes through one); the last is checked the way the
-    explorer checked it, and the program fails unless it shows the violation.
+    ``kinds`` is the vocabulary explored (a deadlock is "no action of it
+    allowed"). Every step but the last was allowed (a denial changes nothing,
+    so a shortest trace never passes through one); the last is checked the way
+    the explorer checked it: a step's invariants, a crash, a refused kill
+    switch, or, for a violation in a state, the state's invariants or every
+    transition refused. The program fails unless it shows the violation.
     """
     explored = resolve_transitions(transitions)
-    steps = replay(bound, counterexample.actions, explored)
-    count = len(steps)
+    actions = counterexample.actions
+    leading = actions if counterexample.in_state else actions[:-1]
+    steps = replay(bound, leading, explored)
     lines = [
         _HEADER.format(
             title=f"A counterexample to {counterexample.check}, found by exhaustive exploration.",
-            message=counterexample.message,
-            import_line=_import_line(transitions),
+            message=_comment(counterexample.message),
+            import_lines=_import_lines(transitions),
             timeout=bound.timeout.total_seconds(),
             contract=_contract_source(bound),
         )
     ]
-    last = None if counterexample.in_state else count - 1
     for number, step in enumerate(steps):
         lines.append(f"# {number + 1}. {step.action}")
         if step.action.kind == "tick":
             lines.append(f"now += timedelta(seconds={TICK.total_seconds():g})")
             continue
-        call = _call_source(step, bound)
-        if number != last:
-            target = (
-                f"manifests[{step.result.world.manifests[-1].worker_id!r}]"
-                if step.action.kind.startswith("issue")
-                else "_"
-            )
-            lines.append(f"state, event, {target} = {call}")
-            continue
-        timeout = "TIMEOUT" if step.action.kind == "reap" else "None"
-        lines += [
-            "before = observe(state)",
-            "try:",
-            f"    state, event, _ = {call}",
-            "except ReplicationDenied as denied:",
-            "    event = denied.event",
-            (
-                f"step = Step({CORE_TRANSITION[step.action.kind]!r}, now, event.allowed, "
-                f"event.reason, event.worker_id, (event,), {timeout})"
-            ),
-            'print("decision:", "allowed" if event.allowed else f"denied ({event.reason})")',
-            "violations = check_step(before, step, observe(state), policy)",
-        ]
-    if last is None:
-        lines.append("violations = []")
-    lines += [
-        "violations += check_observation(observe(state), policy)",
-        "for violation in violations:",
-        "    print(violation)",
-        _final_assertion(counterexample),
-    ]
+        target = (
+            f"manifests[{step.result.world.manifests[-1].worker_id!r}]"
+            if step.action.kind.startswith("issue")
+            else "_"
+        )
+        lines.append(f"state, event, {target} = {_call_source(step.action, step.before, bound)}")
+    world = steps[-1].result.world if steps else initial_world(bound)
+    if counterexample.in_state:
+        lines += _in_state(counterexample, world, bound, kinds)
+    else:
+        lines.append(f"# {len(actions)}. {actions[-1]}")
+        lines += _last_step(counterexample, actions[-1], world, bound)
     return "\n".join(lines) + "\n"
 
 
-def _final_assertion(counterexample: Counterexample) -> str:
-    check = counterexample.check
-    if check == "DEADLOCK":
-        return 'assert not event.allowed, "the kill switch was expected to be refused"'
-    if check == "HOSTILE":
-        return 'assert event.allowed, "the hostile move was expected to be allowed"'
+def _in_state(
+    counterexample: Counterexample, world: World, bound: Bound, kinds: Iterable[str]
+) -> list[str]:
+    """Return the lines that show a violation in the state the trace reached."""
+    if counterexample.check != DEADLOCK:
+        return [
+            "violations = check_observation(observe(state), policy)",
+            "for violation in violations:",
+            "    print(violation)",
+            _invariant_assertion(counterexample.check),
+        ]
+    attempts = [
+        f"    {str(action)!r}: lambda: {_call_source(action, world, bound)},"
+        for action in enabled_actions(world, bound, kinds)
+        if action.kind != "tick"
+    ]
+    return [
+        "# In this state, every transition is tried (the clock's tick aside): all are refused.",
+        "attempts = {",
+        *attempts,
+        "}",
+        "allowed = []",
+        "for name, attempt in attempts.items():",
+        "    try:",
+        "        _, event, _ = attempt()",
+        "        if event.allowed:",
+        "            allowed.append(name)",
+        "    except ReplicationDenied:",
+        "        continue",
+        "    except KeyboardInterrupt:",
+        "        raise",
+        "    except BaseException as error:  # a crash is no transition allowed (it is a CRASH)",
+        '        print(name, "raised", repr(error))',
+        'print("allowed in this state:", allowed)',
+        'assert not allowed, "every transition was expected to be refused"',
+    ]
+
+
+def _last_step(
+    counterexample: Counterexample, action: Action, world: World, bound: Bound
+) -> list[str]:
+    """Return the lines of the trace's last step, checked as the explorer checked it."""
+    call = _call_source(action, world, bound)
+    if counterexample.check == CRASH:
+        # As the explorer read it: an outcome's state and event, or a denial's reason code.
+        return [
+            "crash = None",
+            "try:",
+            "    try:",
+            f"        state, event, _ = {call}",
+            "    except ReplicationDenied as denied:",
+            "        denied.reason.value, denied.event",
+            "    else:",
+            "        if not isinstance(state, State) or not isinstance(event, Event):",
+            '            raise TypeError("not an outcome (a State, an Event, a Manifest)")',
+            "        event.allowed, event.reason",
+            "except KeyboardInterrupt:",
+            "    raise",
+            "except BaseException as error:  # the crash the explorer found: anything but a denial",
+            "    crash = error",
+            'print("raised:", repr(crash))',
+            f"assert crash is not None, {f'{action} was expected to raise'!r}",
+        ]
+    timeout = "TIMEOUT" if action.kind == "reap" else "None"
+    lines = [
+        "before = observe(state)",
+        "try:",
+        f"    state, event, _ = {call}",
+        "except ReplicationDenied as denied:",
+        "    event = denied.event",
+        (
+            f"step = Step({CORE_TRANSITION[action.kind]!r}, now, event.allowed, "
+            f"event.reason, event.worker_id, (event,), {timeout})"
+        ),
+        'print("decision:", "allowed" if event.allowed else f"denied ({event.reason})")',
+        "violations = check_step(before, step, observe(state), policy)",
+        "violations += check_observation(observe(state), policy)",
+        "for violation in violations:",
+        "    print(violation)",
+    ]
+    if counterexample.check == DEADLOCK:
+        lines.append('assert not event.allowed, "the kill switch was expected to be refused"')
+    elif counterexample.check == HOSTILE:
+        lines.append('assert event.allowed, "the hostile move was expected to be allowed"')
+    else:
+        lines.append(_invariant_assertion(counterexample.check))
+    return lines
+
+
+def _invariant_assertion(check: str) -> str:
     return (
         f'assert any(v.invariant == {check!r} for v in violations), "{check} was expected to fail"'
     )
@@ -297,25 +410,30 @@ def _record(recorder: Recorder, step: TraceStep, bound: Bound, issued: dict[str,
 
 
 def vector_scenario(
-    bound: Bound, counterexample: Counterexample, name: str = "counterexample"
+    bound: Bound,
+    counterexample: Counterexample,
+    name: str = "counterexample",
+    *,
+    description: str | None = None,
 ) -> dict[str, Any]:
     """Return the counterexample's actions as a vector scenario, recorded on the reference core.
 
     The expectations are what the reference core does (R-VECTOR-3), so an
     implementation that behaves as the explored transitions did fails it.
-    Raises :class:`ExportError` when the trace uses an action vectors cannot
-    express (enforce, a claimed depth).
+    ``description`` replaces the scenario's description (a tour's divergence
+    says so). Raises :class:`ExportError` when the trace uses an action vectors
+    cannot express (enforce, a claimed depth).
     """
     unexpressible = sorted({a.kind for a in counterexample.actions} - ADAPTER_KINDS)
     if unexpressible:
         message = f"the test-vector format cannot express {unexpressible}"
         raise ExportError(message)
-    description = (
+    described = description or (
         f"A counterexample to {counterexample.check} found by exhaustive exploration "
-        f"({bound.describe()}): {counterexample.message}. The expectations are the "
-        "reference core's."
+        f"({bound.describe()}): {counterexample.message}."
     )
-    recorder = Recorder(name, description, bound.contract)
+    recorder = Recorder(name, f"{described} The expectations are the reference core's.",
+                        bound.contract)  # fmt: skip
     issued: dict[str, Manifest] = {}
     for step in replay(bound, counterexample.actions):
         _record(recorder, step, bound, issued)
@@ -326,18 +444,50 @@ def _dump(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
 
 
+def fresh_directory(directory: Path | str) -> Path:
+    """Return ``directory`` if a vector directory can be made there, or raise :class:`ExportError`.
+
+    It must be new or empty, in a directory that exists: a vector directory
+    is written whole, never merged with files already there (their index
+    would no longer list them all).
+    """
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        message = f"{target} exists and is not a directory"
+        raise ExportError(message)
+    if target.is_dir() and any(target.iterdir()):
+        message = f"{target} is not empty: give a new or empty directory"
+        raise ExportError(message)
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        message = f"cannot create {target}: the directory {parent} does not exist"
+        raise ExportError(message)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        message = f"cannot create {target}: {parent} is not writable"
+        raise ExportError(message)
+    return target
+
+
 def write_vector(
-    directory: Path, bound: Bound, counterexample: Counterexample, name: str = "counterexample"
+    directory: Path | str,
+    bound: Bound,
+    counterexample: Counterexample,
+    name: str = "counterexample",
+    *,
+    description: str | None = None,
 ) -> list[Path]:
-    """Write a vector directory holding the counterexample as its one scenario.
+    """Write a new vector directory holding the counterexample as its one scenario.
 
     Besides the scenario, the directory holds every other file a vector
     directory must (specs/05-vectors.md: the signing vectors, the schema, ...,
     taken from a fresh export, so that what the format requires is decided in
     one place) and an index with every file's SHA-256, so ``replication vectors
-    check DIR --impl ...`` replays it as it is.
+    check DIR --impl ...`` replays it as it is. ``directory`` must be new or
+    empty (:func:`fresh_directory`); the files are written beside it and moved
+    into place at once, so it is complete or not there at all.
     """
-    scenario = vector_scenario(bound, counterexample, name)
+    target = fresh_directory(directory)
+    scenario = vector_scenario(bound, counterexample, name, description=description)
     files = {f"scenarios/{name}.json": _dump(scenario)}
     exercises = {f"scenarios/{name}.json": sorted(scenario["exercises"])}
     with tempfile.TemporaryDirectory() as scratch:
@@ -360,10 +510,15 @@ def write_vector(
         "rules": {rule: sorted(names) for rule, names in sorted(rules.items())},
     }
     files["index.json"] = _dump(index)
-    written = []
-    for file, content in files.items():
-        path = Path(directory) / file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        written.append(path)
-    return written
+    partial = target.absolute().parent / f".{target.name}.{secrets.token_hex(6)}.partial"
+    partial.mkdir()
+    try:
+        for file, content in files.items():
+            path = partial / file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        partial.replace(target)  # onto a new or empty directory: all at once
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return [target / file for file in files]
