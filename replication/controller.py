@@ -601,7 +601,7 @@ class Controller:
 #: How many times a facade call is decided before it gives up (R-FACADE-2).
 _ATTEMPTS = 3
 #: How deeply facade calls may nest inside callbacks; one more is refused (R-FACADE-2).
-_MAX_NESTING = 8
+_MAX_NESTING = 4
 
 
 class _Unknown(Exception):  # noqa: N818 - private control flow

@@ -327,7 +327,7 @@ class TestReentrancy:
         holder["m"] = controller.issue_manifest(None, None, {}, RESOURCES)
         with pytest.raises(ReentrancyError) as refused:
             controller.register_worker(holder["m"])  # type: ignore[arg-type]
-        assert "calls nested 8 deep" in str(refused.value.__cause__ or refused.value)
+        assert "calls nested 4 deep" in str(refused.value.__cause__ or refused.value)
         assert not controller.registry
         trail = controller.logger.trail
         assert [event.action for event in trail] == ["issue_manifest"]
