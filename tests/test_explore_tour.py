@@ -128,6 +128,7 @@ class TestUnrulyImplementations:
         [
             (unruly.CrashesOnRegister, "crash", "register_worker", "raised KeyError: 'boom'"),
             (unruly.ExitsOnKill, "crash", "kill_worker", "kill('w1') raised SystemExit: 0"),
+            (unruly.InterruptsOnRegister, "crash", "register_worker", "raised KeyboardInterrupt"),
             (unruly.IssuesAString, "protocol", "issue_manifest", "a protocol violation"),
             (unruly.ObservesNothingLater, "protocol", "register_worker", "a protocol violation"),
             (unruly.DeniesWithoutACode, "protocol", "register_worker", "a protocol violation"),

@@ -370,6 +370,46 @@ class TestImplementationsThatMisbehave:
         assert time.monotonic() - started < 20
 
     # Spec: R-KIT-6.
+    def test_an_adapter_that_ignores_sigint_is_still_stopped(self, capsys, adapter):
+        """SIGINT ignored in start(): the kit puts its handler back after each call."""
+        name = adapter("""
+            import signal
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def start(self, contract, key, clock):
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    super().start(contract, key, clock)
+
+                def heartbeat(self, worker_id):
+                    time.sleep(30)
+        """)
+        started = time.monotonic()
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert code == 1
+        assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
+        assert time.monotonic() - started < 20
+
+    # Spec: R-KIT-6.
+    @pytest.mark.parametrize("raised", ["SystemExit(0)", "KeyboardInterrupt", "GeneratorExit"])
+    def test_a_base_exception_the_adapter_raises_is_its_crash(self, capsys, adapter, raised):
+        """Not the end of the run: SystemExit(0) once ended it silently with exit code 0,
+        and the adapter's own KeyboardInterrupt passed for Ctrl-C (130)."""
+        name = adapter(f"""
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def heartbeat(self, worker_id):
+                    raise {raised}
+        """)
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--no-shrink")
+        assert code == 1, out
+        assert "crash divergence at heartbeat" in out
+        assert f"raised {raised.partition('(')[0]}: " in out
+        assert out.rstrip().endswith("NOT CONFORMANT")
+
+    # Spec: R-KIT-6.
     def test_a_crash_points_into_the_adapter(self, capsys, adapter):
         name = adapter("""
             from tests.toy_implementation import ToyImplementation

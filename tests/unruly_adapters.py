@@ -41,6 +41,13 @@ class CrashesOnRegister(PlainModel):
         raise KeyError("boom")
 
 
+class InterruptsOnRegister(PlainModel):
+    """``register`` raises ``KeyboardInterrupt`` itself: its crash, not the user's Ctrl-C."""
+
+    def register(self, manifest: Manifest) -> None:
+        raise KeyboardInterrupt
+
+
 class CrashesUnprintably(PlainModel):
     """``register`` raises with a lone surrogate in its message, which no encoder can write."""
 

@@ -17,8 +17,10 @@ reported when it finally returns.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import inspect
 import signal
+import sys
 import sysconfig
 import threading
 import time
@@ -28,15 +30,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "CallTimeout",
     "ContractViolation",
+    "RaisedBaseException",
     "Watchdog",
     "describe_call",
     "locate",
     "shown",
+    "unwrapped",
     "where_defined",
 ]
 
@@ -59,6 +63,24 @@ _OWN_FILES = frozenset(
 
 #: Seconds between the watchdog's interrupts of a call that is still overdue.
 _REFIRE = 1.0
+
+
+class RaisedBaseException(Exception):  # noqa: N818 - it names what the adapter did
+    """The adapter raised a ``BaseException`` that is not an ``Exception``: a crash.
+
+    ``SystemExit``, ``GeneratorExit``, or a ``KeyboardInterrupt`` of its own (not
+    Ctrl-C, not the watchdog's): left to propagate, it would end the run without
+    a verdict (``SystemExit(0)``: exit code 0) or as if the user had stopped it.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        super().__init__(f"{type(error).__name__}({error})" if str(error) else type(error).__name__)
+
+
+def unwrapped(error: BaseException) -> BaseException:
+    """Return what the adapter raised: ``error``, or what a :class:`RaisedBaseException` holds."""
+    return error.error if isinstance(error, RaisedBaseException) else error
 
 
 class CallTimeout(BaseException):
@@ -175,6 +197,11 @@ class Watchdog:
         self.fired: str | None = None
         #: Set just before the watchdog's own ``SIGINT``: the interrupt is a timeout, not Ctrl-C.
         self.signalled = False
+        #: Whether the user pressed Ctrl-C: ``None`` while no handler of ours tells
+        #: (:meth:`handling_ctrl_c`), so any ``KeyboardInterrupt`` is taken for one.
+        self.ctrl_c: bool | None = None
+        # Our SIGINT handler while one is installed: put back after a call that replaced it.
+        self._handler: Callable[[int, Any], None] | None = None
         self._fired_serial = -1
         self._fired_at = 0.0
         self._stop = threading.Event()
@@ -193,6 +220,49 @@ class Watchdog:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    @contextlib.contextmanager
+    def handling_ctrl_c(self, on_ctrl_c: Callable[[], None] | None = None) -> Iterator[None]:
+        """Tell Ctrl-C from the watchdog's and the adapter's interrupts, and never lose it.
+
+        Python drops an exception raised while a garbage-collector callback runs
+        (Hypothesis installs one), so a Ctrl-C can vanish: the handler calls
+        ``on_ctrl_c`` (the kit then stops at its next step) and sets
+        :attr:`ctrl_c`, and the dropped exception is not printed as "ignored".
+        Only on the main thread, and only over Python's own or a Python handler.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is None:  # a handler installed from C: leave it alone
+            yield
+            return
+
+        def on_sigint(_signal: int, _frame: object) -> None:
+            if self.signalled:
+                self.signalled = False
+            else:
+                self.ctrl_c = True
+                if on_ctrl_c is not None:
+                    on_ctrl_c()
+            raise KeyboardInterrupt
+
+        def unraisable(report: Any) -> None:
+            # A lost interrupt: remembered by the handler, not worth a traceback.
+            if not isinstance(report.exc_value, KeyboardInterrupt):
+                previous_hook(report)
+
+        previous_hook = sys.unraisablehook
+        signal.signal(signal.SIGINT, on_sigint)
+        sys.unraisablehook = unraisable
+        self.ctrl_c, self._handler = False, on_sigint
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = previous_hook
+            self.ctrl_c, self._handler = None, None
 
     def _watch(self) -> None:
         assert self.timeout is not None  # noqa: S101 - only started with a limit
@@ -229,12 +299,20 @@ class Watchdog:
         self._serial += 1
         try:
             result = function(*args)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as error:
             if self.fired is not None and self.timeout is not None:
                 raise CallTimeout(self.fired, self.timeout) from None
+            if self.ctrl_c is False:  # neither Ctrl-C nor the watchdog: the adapter's own
+                raise RaisedBaseException(error).with_traceback(error.__traceback__) from error
             raise
+        except (SystemExit, GeneratorExit) as error:
+            raise RaisedBaseException(error).with_traceback(error.__traceback__) from error
         finally:
             self._serial += 1
+            if self._handler is not None and signal.getsignal(signal.SIGINT) is not self._handler:
+                # The adapter took SIGINT (ignored it, say): the next call it makes could
+                # then never be interrupted, by the watchdog or by Ctrl-C.
+                signal.signal(signal.SIGINT, self._handler)
         if self.timeout is not None and (
             self.fired is not None  # the adapter swallowed the interrupt, or has its own handler
             or (not self._interruptible and time.monotonic() - self._started > self.timeout)

@@ -30,6 +30,7 @@ from replication.conformance.calls import (
     Watchdog,
     describe_call,
     locate,
+    unwrapped,
     where_defined,
 )
 from replication.conformance.clauses import cite
@@ -160,9 +161,10 @@ class Engine(RuleBasedStateMachine):
         try:
             return self.control.watchdog.call(describe, function, *args)
         except Exception as error:
+            raised = unwrapped(error)
             raise self._found(ConformanceFailure(
                 "crash", describe().partition("(")[0], "no exception",
-                f"{type(error).__name__}: {error}", locate(error), cause=error,
+                f"{type(raised).__name__}: {raised}", locate(error), cause=error,
             )) from error  # fmt: skip
 
     def _observe(self) -> Observation:
@@ -321,9 +323,10 @@ class Engine(RuleBasedStateMachine):
         except ReplicationDenied as denied:
             allowed, reason = False, denied.reason.value
         except Exception as error:
+            raised = unwrapped(error)
             raise self._found(ConformanceFailure(
                 "crash", expected.action, expected_decision,
-                f"{describe()} raised {type(error).__name__}: {error}", locate(error),
+                f"{describe()} raised {type(raised).__name__}: {raised}", locate(error),
                 decision=expected_decision, at=self.now, clauses=cite(expected.action),
                 cause=error,
             )) from error  # fmt: skip

@@ -16,9 +16,6 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-import signal
-import sys
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +27,13 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
-from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, where_defined
+from replication.conformance.calls import (
+    CallTimeout,
+    ContractViolation,
+    RaisedBaseException,
+    Watchdog,
+    where_defined,
+)
 from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
 from replication.conformance.machine import DifferentialMachine, differential_machine
 from replication.conformance.observations import PROCESS_FIELD, qualified
@@ -268,7 +271,10 @@ class _Round:
                         budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
                     )  # fmt: skip
                 except KeyboardInterrupt:  # Ctrl-C while minimising: the program as shrunk
-                    replayed, search.stopped = None, "interrupted"
+                    replayed = None
+                    if self.control.watchdog.ctrl_c is not False:
+                        search.stopped = "interrupted"
+                    # else the adapter's own interrupt, in a replay: the program stays
                 search.failure = replayed or search.failure
             search.divergence = _divergence(
                 search.failure, program, stats, known=False, started=started
@@ -301,47 +307,6 @@ class _Round:
             chunk += 1
 
 
-@contextlib.contextmanager
-def _remembering_ctrl_c(control: RunControl) -> Iterator[None]:
-    """Make Ctrl-C stop the run even when its ``KeyboardInterrupt`` is lost.
-
-    Python drops an exception raised while a garbage-collector callback runs
-    (Hypothesis installs one), so a Ctrl-C can vanish and the run go on to a
-    verdict. The handler remembers it (``control.interrupted``), and the next
-    step raises it again; the lost exception is not printed as "ignored". The
-    watchdog's own ``SIGINT`` is a timeout, not Ctrl-C. Only on the main thread,
-    and only over Python's own or a Python handler.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # a handler installed from C: leave it alone
-        yield
-        return
-
-    def on_sigint(_signal: int, _frame: object) -> None:
-        if control.watchdog.signalled:
-            control.watchdog.signalled = False
-        else:
-            control.interrupted = True
-        raise KeyboardInterrupt
-
-    def unraisable(report: Any) -> None:
-        # The lost interrupt itself: remembered above, not worth a traceback.
-        if not isinstance(report.exc_value, KeyboardInterrupt):
-            previous_hook(report)
-
-    previous_hook = sys.unraisablehook
-    signal.signal(signal.SIGINT, on_sigint)
-    sys.unraisablehook = unraisable
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = previous_hook
-
-
 #: The kit's own ways of ending a test case early. Hypothesis may report one as a
 #: flaky data tree (the case stopped drawing where an earlier one with the same
 #: prefix went on), which would blame a correct implementation for the kit's stop.
@@ -353,6 +318,8 @@ def _own_stop(flaky: Flaky) -> BaseException | None:
     seen: set[int] = set()
     context = flaky.__context__
     while context is not None and id(context) not in seen:
+        if isinstance(context, RaisedBaseException):
+            return None  # what it wraps is the adapter's, not the kit's
         if isinstance(context, _OWN_STOPS):
             return context
         seen.add(id(context))
@@ -545,7 +512,8 @@ def run_conformance(
             deadline=None if max_time is None else time.monotonic() + max_time,
             on_step=progress.step if progress is not None else None,
         )
-        stack.enter_context(_remembering_ctrl_c(control))
+        # Ctrl-C remembered, so the next step stops the run even if its interrupt was lost.
+        stack.enter_context(watchdog.handling_ctrl_c(lambda: setattr(control, "interrupted", True)))
         rounds = _Round(adapter, mode=mode, strict=strict, settings=run_settings, seed=run_seed,
                         shrink_time=shrink_time, control=control)  # fmt: skip
         searches: list[_Search] = []

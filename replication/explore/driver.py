@@ -32,6 +32,7 @@ from replication.conformance.calls import (
     Watchdog,
     describe_call,
     locate,
+    unwrapped,
 )
 from replication.conformance.engine import decision_text, reason_of
 from replication.conformance.observations import (
@@ -177,6 +178,7 @@ class Driver:
             # ``BaseException`` subclasses included, is the implementation's crash.
             if denials and isinstance(error, Denied | ReplicationDenied):
                 raise
+            error = unwrapped(error)  # SystemExit and the like, as the adapter raised them
             # The first frame is this method's: the report starts in the adapter.
             if error.__traceback__ is not None and error.__traceback__.tb_next is not None:
                 error = error.with_traceback(error.__traceback__.tb_next)

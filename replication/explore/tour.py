@@ -350,7 +350,8 @@ def tour(
     paths = 0
     divergence = None
     stopped = None
-    with Watchdog(timeout) as watchdog:
+    # The adapter's own KeyboardInterrupt is its crash; only Ctrl-C stops the tour.
+    with Watchdog(timeout) as watchdog, watchdog.handling_ctrl_c():
         driver = Driver(adapter.factory, bound, reductions, unreported=adapter.unreported,
                         watchdog=watchdog)  # fmt: skip
         for path in plan_paths(graph, initial, parents):
