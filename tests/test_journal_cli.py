@@ -157,6 +157,45 @@ class TestMalformedRows:
         assert refused.value.sequence == 1
 
 
+class TestAnchor:
+    """A head kept elsewhere catches what the chain alone cannot: a journal cut short."""
+
+    # Spec: R-JOURNAL-13.
+    def test_the_journal_holds_the_anchored_row(self, capsys, journal):
+        sequence, _, digest_ = last_row(journal)
+        code, out, _ = run(capsys, "verify", str(journal), "--head", f"{sequence}:{digest_}")
+        assert code == 0
+        assert f"  anchor: row {sequence} holds the anchored hash" in out
+
+    # Spec: R-JOURNAL-13.
+    def test_a_journal_cut_short_is_caught_only_with_the_anchor(self, capsys, journal):
+        sequence, _, digest_ = last_row(journal)
+        connection = sqlite3.connect(journal, isolation_level=None)
+        connection.execute("DELETE FROM journal_rows WHERE sequence >= ?", (sequence - 1,))
+        connection.close()
+        assert run(capsys, "verify", str(journal))[0] == 0  # a shorter, valid journal
+        code, out, err = run(capsys, "verify", str(journal), "--head", f"{sequence}:{digest_}")
+        assert (code, out) == (1, "")
+        assert f"row {sequence - 1}: the journal ends at row {sequence - 2}, before row " in err
+        assert "rows were removed from its end" in err
+
+    # Spec: R-JOURNAL-13.
+    def test_another_hash_at_the_anchored_row_is_caught(self, capsys, journal):
+        sequence, _, digest_ = last_row(journal)
+        code, _, err = run(capsys, "verify", str(journal), "--head", f"{sequence - 1}:{digest_}")
+        assert code == 1
+        assert f"row {sequence - 1}: its hash is " in err
+        assert f"not the anchored {digest_}" in err
+
+    # Spec: R-JOURNAL-13.
+    @pytest.mark.parametrize("anchor", ["0:" + "a" * 64, "3:" + "A" * 64, "3:abc", "three", "3"])
+    def test_a_malformed_anchor_cannot_run(self, capsys, journal, anchor):
+        with pytest.raises(SystemExit) as exit_:
+            run(capsys, "verify", str(journal), "--head", anchor)
+        assert exit_.value.code == 2
+        assert "expected SEQUENCE:HASH" in capsys.readouterr().err
+
+
 class TestFiles:
     # Spec: R-JOURNAL-13.
     @pytest.mark.parametrize("command", COMMANDS)

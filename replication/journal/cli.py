@@ -70,6 +70,23 @@ def _load_key(path: str | None) -> VerifyingKey | None:
         raise _UsageError(message) from None
 
 
+def _anchor(text: str) -> tuple[int, str]:
+    sequence, _, digest = text.partition(":")
+    if not (sequence.isdecimal() and sequence.isascii() and int(sequence) >= 1) or not (
+        len(digest) == _DIGEST_LENGTH and all(c in "0123456789abcdef" for c in digest)
+    ):
+        message = (
+            f"expected SEQUENCE:HASH (a row number >= 1 and its 64 lowercase hex digits, as "
+            f"verify prints them), got {text!r}"
+        )
+        raise argparse.ArgumentTypeError(message)
+    return int(sequence), digest
+
+
+#: Hex digits of a row's SHA-256 hash.
+_DIGEST_LENGTH = 64
+
+
 def _verify(arguments: argparse.Namespace) -> int:
     from replication.journal.verify import verify_journal  # noqa: PLC0415
 
@@ -77,6 +94,7 @@ def _verify(arguments: argparse.Namespace) -> int:
         arguments.path,
         checkpoint_key=_load_key(arguments.key),
         contract=_load_contract(arguments.contract),
+        anchor=arguments.head,
     )
     head, state, header = verified.head, verified.state, verified.header
     pinned = (
@@ -88,6 +106,8 @@ def _verify(arguments: argparse.Namespace) -> int:
     print(f"journal {arguments.path}: verified")
     print(f"  header: journal {header['journal_id']}, signed with the checkpoint key")
     print(f"  rows: {head.sequence}, head {head.hash}")
+    if arguments.head is not None:
+        print(f"  anchor: row {arguments.head[0]} holds the anchored hash")
     print(
         f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
         f"under key {_key_id(header)} ({pinned})"
@@ -238,6 +258,11 @@ def add_journal_commands(commands: Any) -> None:
     verify.add_argument(
         "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
         "predicates replay needs",
+    )  # fmt: skip
+    verify.add_argument(
+        "--head", metavar="SEQUENCE:HASH", type=_anchor, default=None,
+        help="a head kept elsewhere (as verify prints it): the journal must still hold that "
+        "row with that hash, so a journal cut short or replaced is caught",
     )  # fmt: skip
     command(verify, _verify)
     show = journal.add_parser("show", help="what happened, in order, to one worker or all")

@@ -126,14 +126,19 @@ def verify_journal(
     *,
     checkpoint_key: VerifyingKey | None = None,
     contract: ReplicationContract | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> Verified:
     """Verify a whole journal; raise :class:`JournalCorruptError` naming the first bad row.
 
     ``checkpoint_key`` pins the key the header and the checkpoints must be
     signed with: a header that names another is refused (sequence 0);
     ``contract`` supplies the predicates of the stop conditions the header
-    names (its fields must equal the header's).
+    names (its fields must equal the header's); ``anchor`` is a head kept
+    elsewhere, ``(sequence, hash)`` of a row the journal once held: the
+    journal must still hold that row with that hash (it may have grown since),
+    which catches a journal cut short or replaced (R-JOURNAL-13).
     """
+    anchor = None if anchor is None else (int(anchor[0]), str(anchor[1]))
     store, header, stored = open_journal(path)
     try:
         name = store.path
@@ -160,6 +165,13 @@ def verify_journal(
             for row in store.rows_after(0):
                 state, head = replay.apply(state, head, row)
                 _check_canonical(name, head.sequence, row.body)
+                if anchor is not None and head.sequence == anchor[0] and head.hash != anchor[1]:
+                    raise JournalCorruptError(
+                        name,
+                        head.sequence,
+                        f"its hash is {head.hash}, not the anchored {anchor[1]}: the journal "
+                        "was rewritten from this row on, or is another journal",
+                    )
                 try:
                     checkpoint = checkpoints.get(head.sequence)
                 except JournalCorruptError as error:
@@ -175,6 +187,13 @@ def verify_journal(
         if unreadable is not None:
             raise unreadable
         replay.check_no_checkpoint_beyond(head, checkpoints)
+        if anchor is not None and head.sequence < anchor[0]:
+            raise JournalCorruptError(
+                name,
+                head.sequence + 1,
+                f"the journal ends at row {head.sequence}, before row {anchor[0]} the anchor "
+                "names: rows were removed from its end",
+            )
         store.check_unchanged()
         return Verified(header, head, checked, state, checkpoint_key is not None)
     finally:
