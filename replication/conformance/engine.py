@@ -412,8 +412,11 @@ class Engine(RuleBasedStateMachine):
         ]  # fmt: skip
 
     def verifies(self, manifest: Manifest) -> bool:
-        """Whether the adapter's ``verify`` accepts ``manifest`` (see ``ManifestSources``)."""
-        raise NotImplementedError
+        """Whether the adapter's own ``verify`` accepts ``manifest`` (adapter-owned signing)."""
+        target: Any = getattr(self.implementation, "verify")  # noqa: B009 - a protocol method
+        return bool(
+            self.control.watchdog.call(lambda: describe_call("verify", manifest), target, manifest)
+        )
 
     def _found(self, failure: ConformanceFailure) -> ConformanceFailure:
         """Remember the run's first failure and when it was found; return it to be raised."""

@@ -13,11 +13,11 @@ signature rules included, checks an implementation with any scheme.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from replication.conformance.calls import ContractViolation, describe_call, locate
+from replication.conformance.calls import ContractViolation, describe_call, locate, unwrapped
 from replication.conformance.engine import Engine
 from replication.conformance.fixtures import KEY, OTHER_KEY
 from replication.conformance.results import ConformanceFailure
@@ -32,9 +32,6 @@ __all__ = ["ManifestSources"]
 
 class ManifestSources(Engine):
     """Makes each manifest a rule needs, for the reference and for the implementation."""
-
-    #: Whether the adapter signs with its own scheme.
-    signs: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,9 +48,10 @@ class ManifestSources(Engine):
         try:
             made = self.control.watchdog.call(describe, target, manifest)
         except Exception as error:  # an implementation's crash is a finding
+            raised = unwrapped(error)
             raise self._found(ConformanceFailure(
-                "crash", method, "a manifest", f"{describe()} raised {type(error).__name__}: "
-                f"{error}", locate(error), at=self.now, cause=error,
+                "crash", method, "a manifest", f"{describe()} raised {type(raised).__name__}: "
+                f"{raised}", locate(error), at=self.now, cause=error,
             )) from error  # fmt: skip
         if not isinstance(made, Manifest):
             message = f"{method}() must return a Manifest, got {type(made).__name__}"
@@ -81,10 +79,3 @@ class ManifestSources(Engine):
     def registered_with(self, worker_id: str, reference: Manifest) -> Manifest:
         """Return the manifest the implementation registered ``worker_id`` with."""
         return self.registered_manifests.get(worker_id, reference)
-
-    def verifies(self, manifest: Manifest) -> bool:
-        """Whether the adapter's own ``verify`` accepts ``manifest`` (adapter-owned signing)."""
-        target: Any = getattr(self.implementation, "verify")  # noqa: B009 - a protocol method
-        return bool(
-            self.control.watchdog.call(lambda: describe_call("verify", manifest), target, manifest)
-        )
