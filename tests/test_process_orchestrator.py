@@ -69,11 +69,12 @@ class TestConstruction:
 class TestIsolation:
     # Spec: R-PROC-3.
     def test_a_kernel_that_refuses_namespaces_is_named_and_refused(self):
-        """A probe whose unshare fails reports the refusal; construction raises unless told."""
-        refused = probe_isolation(unshare="/bin/false")
+        """A probe whose bwrap fails reports the refusal; construction raises unless told."""
+        refused = probe_isolation(bwrap="/bin/false")
         assert not refused.pid_namespace
         assert not refused.full
-        assert any(reason.startswith("pid namespace") for reason in refused.refused)
+        assert any(reason.startswith("user namespace") for reason in refused.refused)
+        assert "user namespace (unprivileged host uid)" in refused.missing
         with pytest.raises(IsolationUnavailable, match="accept_weaker_isolation=True") as caught:
             ProcessOrchestrator(isolation=refused)
         assert isinstance(caught.value, ReplicationError)
@@ -103,7 +104,9 @@ class TestIsolation:
     def test_this_machine_grants_full_isolation(self):
         """Where the kernel grants it, the probe says full and names every mechanism."""
         assert ISOLATION.full
-        assert ISOLATION.describe().startswith("full isolation: pid namespace + network namespace")
+        assert ISOLATION.describe().startswith("full isolation: bubblewrap sandbox (user, pid")
+        assert ISOLATION.missing == ()
+        assert "MISSING" not in ISOLATION.describe()
         assert {"memory", "pids"} <= ISOLATION.controllers
 
 
@@ -132,7 +135,7 @@ class TestLaunch:
         assert (environment["PATH"], environment["PWD"]) == (WORKER_PATH, "/")
         limits = {
             "memory": ("memory.limit_in_bytes", str(32 * 1024 * 1024)),
-            "pids": ("pids.max", "11"),
+            "pids": ("pids.max", "12"),
             "cpu": ("cpu.cfs_quota_us", "25000"),
         }
         cgroups = orchestrator._sandboxes[worker].cgroups
@@ -277,7 +280,7 @@ class TestResources:
         orchestrator = orchestrators(launcher=lambda manifest: bomb, max_processes=12)
         worker = start(bound(orchestrator), ResourceSpec(0.5, 256))
         wait_until(lambda: (orchestrator.usage(worker).task_limit_hits or 0) > 0)
-        assert orchestrator.usage(worker).tasks <= 12 + 1  # the supervisor is the one more
+        assert orchestrator.usage(worker).tasks <= 12 + 2  # bwrap and its init are two more
         orchestrator.enforce_resource_bounds(worker)
         assert worker not in orchestrator.containers
         assert orchestrator.live_workers() == frozenset()
@@ -315,9 +318,9 @@ class TestResources:
         assert worker in orchestrator.containers
         assert orchestrator.logger.trail[-1].action == "enforce_container_bounds"
         assert orchestrator.live_workers() == {worker}
+        wait_until(lambda: orchestrator.usage(worker).tasks == 3)  # bwrap, its init, sleep
         usage = orchestrator.usage(worker)
         assert usage is not None
-        assert usage.tasks == 2
         assert usage.memory_bytes > 0
         orchestrator.enforce_resource_bounds("ghost")  # not running: audited, not raised
         assert orchestrator.logger.trail[-1].reason == "not_running"

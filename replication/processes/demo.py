@@ -144,9 +144,9 @@ def _settle(orchestrator: ProcessOrchestrator, worker_id: str, timeout: float = 
     """Wait until the worker's processes all exist (the shell forks them at once).
 
     They are the shell, its child, the ``setsid`` shell and its child, and with a
-    PID namespace the sandbox's supervisor (``unshare``).
+    sandbox ``bwrap`` and its init.
     """
-    expected = 5 if orchestrator.isolation.pid_namespace else 4
+    expected = 6 if orchestrator.isolation.bwrap else 4
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = orchestrator.status(worker_id)
