@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from replication.errors import ReasonCode, ReplicationDenied
-from replication.processes import KillUnconfirmed, LaunchError, ProcessOrchestrator
+from replication.processes import LaunchError, ProcessOrchestrator
 from replication.processes import orchestrator as orchestrator_module
 from replication.processes.statefile import FORMAT
 from tests.process_helpers import (

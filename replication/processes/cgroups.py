@@ -78,7 +78,7 @@ def sanitize(worker_id: str) -> str:
 
 
 def start_ticks(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    """Return a process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
@@ -88,7 +88,7 @@ def start_ticks(pid: int) -> int | None:
 
 
 def owner_name(token: str) -> str:
-    """The name of this orchestrator's cgroup directory: whose it is, for a successor."""
+    """Return the name of this orchestrator's cgroup directory: whose it is, for a successor."""
     pid = os.getpid()
     return f"{PREFIX}{pid}-{start_ticks(pid)}-{token}"
 
@@ -101,9 +101,7 @@ def _owner_alive(name: str) -> bool:
     return start_ticks(pid) == started
 
 
-def sweep_orphans(
-    roots: dict[str, str], *, version: int, timeout: float = 10.0
-) -> dict[str, int]:
+def sweep_orphans(roots: dict[str, str], *, version: int, timeout: float = 10.0) -> dict[str, int]:
     """Kill what is left in cgroups of orchestrators that died; return kills by directory.
 
     Walks every controller's hierarchy from ``roots`` (controller -> mount
@@ -264,7 +262,7 @@ class CgroupSet:
 
     def kill(self) -> bool:
         """Kill every process at once where the kernel can (v2 ``cgroup.kill``)."""
-        if self.version != 2:  # noqa: PLR2004
+        if self.version != 2:
             return False
         for directory in self.directories:
             with contextlib.suppress(FileNotFoundError):

@@ -66,7 +66,7 @@ _serials = itertools.count(1)
 
 
 def next_sandbox_uid() -> int:
-    """A host uid for the next worker: its own, unprivileged, and unlikely to be anyone's.
+    """Return a host uid for the next worker: its own, unprivileged, unlikely to be anyone's.
 
     Distinct per worker of this process (so ``RLIMIT_NPROC``, counted per uid,
     is per worker) and, with the process id in it, across orchestrator processes.
@@ -74,10 +74,8 @@ def next_sandbox_uid() -> int:
     return SANDBOX_UID_BASE + (os.getpid() % 100_000) * 1_000 + next(_serials) % 1_000
 
 
-def wrapper_argv(
-    procs_files: Sequence[str], *, max_tasks: str, then: Sequence[str]
-) -> list[str]:
-    """The root shell that joins the cgroups and sets the rlimits, then execs ``then``."""
+def wrapper_argv(procs_files: Sequence[str], *, max_tasks: str, then: Sequence[str]) -> list[str]:
+    """Return the root shell that joins the cgroups, sets the rlimits, then execs ``then``."""
     return [
         "/bin/sh", "-c", _WRAPPER, "sh", str(len(procs_files)), *procs_files,
         str(_MAX_OPEN_FILES), max_tasks, *then,
@@ -115,7 +113,7 @@ def bwrap_argv(
     for directory in _SYSTEM_DIRECTORIES:
         path = Path(directory)
         if path.is_symlink():
-            command += ["--symlink", os.readlink(path), directory]
+            command += ["--symlink", str(path.readlink()), directory]
         elif path.is_dir():
             command += ["--ro-bind", directory, directory]
     for name in (*_ETC, *(_ETC_NETWORK if network else ())):
@@ -123,8 +121,10 @@ def bwrap_argv(
     for name in read_only:
         command += ["--ro-bind", name, name]
     command += [
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SCRATCH,
-        "--chdir", "/",
+        # The sandbox's own /tmp and scratch directory: private tmpfs, nothing on the host.
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", SCRATCH,  # noqa: S108
+        # The root (bwrap's own tmpfs, holding /etc's mount points) read-only too.
+        "--remount-ro", "/", "--chdir", "/",
     ]  # fmt: skip
     if seccomp_fd is not None:
         command += ["--seccomp", str(seccomp_fd)]

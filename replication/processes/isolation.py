@@ -77,7 +77,7 @@ class Isolation:
     @property
     def freezer(self) -> bool:
         """Whether a worker's cgroup can be frozen (v1 controller, v2 ``cgroup.freeze``)."""
-        return self.cgroup_version == 2 or "freezer" in self.controllers  # noqa: PLR2004
+        return self.cgroup_version == 2 or "freezer" in self.controllers
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -104,7 +104,7 @@ class Isolation:
         return "full" if self.full else "weaker"
 
     def describe(self) -> str:
-        """One line naming every fence in force, and every fence missing, for statuses and reports."""
+        """One line naming every fence in force and every fence missing, for statuses."""
         parts = []
         if self.bwrap is not None and self.pid_namespace:
             namespaces = "user, pid, mount, ipc, uts, cgroup" + (
@@ -214,24 +214,24 @@ def _probe_sandbox(binary: str, setpriv: str | None, refused: list[str]) -> tupl
 
     try:
         fd: int | None = filter_fd()
-    except (SeccompUnavailable, OSError) as error:
-        refused.append(f"seccomp filter: {error}")
+    except (SeccompUnavailable, OSError) as problem:
+        refused.append(f"seccomp filter: {problem}")
         fd = None
     try:
-        code, error = attempt(fd)
+        code, stderr = attempt(fd)
     finally:
         if fd is not None:
             os.close(fd)
     if code == 0:
         return True, fd is not None
     if fd is not None:
-        code_plain, error_plain = attempt(None)
+        code_plain, stderr_plain = attempt(None)
         if code_plain == 0:
-            refused.append(f"seccomp filter: bwrap --seccomp failed ({error or code})")
+            refused.append(f"seccomp filter: bwrap --seccomp failed ({stderr or code})")
             return True, False
-        error = error_plain or error
+        stderr = stderr_plain or stderr
     refused.append(
-        f"user namespace: bwrap --unshare-all as an unprivileged uid failed ({error or code})"
+        f"user namespace: bwrap --unshare-all as an unprivileged uid failed ({stderr or code})"
     )
     return False, False
 
@@ -312,7 +312,7 @@ def _can_create_under(base: Path, refused: list[str]) -> bool:
 
 
 def cgroup_roots(isolation: Isolation) -> dict[str, str]:
-    """The mount point of each controller ``isolation`` uses (for the orphan sweep)."""
+    """Return the mount point of each controller ``isolation`` uses (for the orphan sweep)."""
     roots: dict[str, str] = {}
     try:
         mounts = psutil.disk_partitions(all=True)
@@ -323,6 +323,6 @@ def cgroup_roots(isolation: Isolation) -> dict[str, str]:
         for controller in isolation.controllers:
             if isolation.cgroup_version == 1 and mount.fstype == "cgroup" and controller in options:
                 roots[controller] = mount.mountpoint
-            elif isolation.cgroup_version == 2 and mount.fstype == "cgroup2":  # noqa: PLR2004
+            elif isolation.cgroup_version == 2 and mount.fstype == "cgroup2":
                 roots.setdefault(controller, mount.mountpoint)
     return roots

@@ -23,13 +23,10 @@ import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import attrs
 import immutables
 
 from replication import _validation as v
-from replication._frozen import FrozenList
-from replication._validation import immutable
-from replication.errors import InvalidTypeError, InvalidValueError
+from replication.errors import InvalidTypeError
 from replication.model import OrchestratorState
 from replication.orchestrator import SandboxOrchestrator
 from replication.processes.cgroups import (
@@ -54,10 +51,18 @@ from replication.processes.sandbox import (
     Sandbox,
     kill_sandboxes,
     live_members,
-    set_child_subreaper,
     start_sandbox,
 )
 from replication.processes.statefile import StateFile, process_identity, recover
+from replication.processes.workers import (
+    WeakerIsolationWarning,
+    WorkerStatus,
+    absolute_paths,
+    cgroup_breach,
+    command_from_snapshot,
+    process_breach,
+    subreaper,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -82,52 +87,6 @@ _SANDBOX_TASKS = 2
 #: RLIMIT_NPROC, the second fence, sits this far above the cgroup's pids.max, so that the
 #: first fence is the one that refuses a fork and its counter (pids.events) records it.
 _RLIMIT_MARGIN = 16
-
-
-class WeakerIsolationWarning(UserWarning):
-    """Workers run with weaker isolation than a PID and network namespace with cgroup limits."""
-
-
-@immutable
-@attrs.frozen
-class WorkerStatus:
-    """What the kernel says about one worker now, and under which isolation it runs.
-
-    ``state`` is ``running`` until its main process has exited and been reaped,
-    then ``exited``, with its ``exit_status``; ``processes`` counts its live
-    processes; ``memory_bytes`` and ``tasks`` come from its cgroups (``None``
-    without them). ``isolation`` names every mechanism in force, and
-    ``missing_fences`` each fence of full isolation that is not (R-PROC-3).
-    A worker whose kill the kernel has not confirmed is ``kill_unconfirmed``.
-    """
-
-    worker_id: str
-    state: str
-    pid: int | None
-    processes: int
-    memory_bytes: int | None
-    tasks: int | None
-    isolation: str
-    exit_status: int | None = None
-    missing_fences: tuple[str, ...] = ()
-
-
-def command_from_snapshot(manifest: Manifest) -> list[str]:
-    """Return the argv in ``state_snapshot["command"]``, a list of strings (the default launcher).
-
-    The manifest is signed, so the command is what the controller issued. A
-    program named without a ``/`` is looked up on the worker's ``PATH``
-    (``/usr/local/bin:/usr/bin:/bin``).
-    """
-    command = manifest.state_snapshot.get("command")
-    if not isinstance(command, FrozenList | list | tuple) or not command:
-        raise InvalidValueError(
-            "state_snapshot['command']", "a non-empty list of strings (the argv)", command
-        )
-    argv = [str(part) for part in command if isinstance(part, str)]
-    if len(argv) != len(command):
-        raise InvalidTypeError("state_snapshot['command']", "a list of strings", command)
-    return argv
 
 
 class ProcessOrchestrator(SandboxOrchestrator):
@@ -174,7 +133,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
         if not self.isolation.full and not accept_weaker:
             raise IsolationUnavailable(self.isolation)
         self.launcher = launcher or command_from_snapshot
-        self.read_only = _paths("read_only", read_only)
+        self.read_only = absolute_paths("read_only", read_only)
         self.output = Path(output) if output is not None else None
         self.token = secrets.token_hex(6)
         # Markers are read only from processes started after this (a second's margin
@@ -200,7 +159,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             raise ProcessBackendError(message) from error
         self._subreaping = self._weaker
         if self._subreaping:
-            _subreaper.acquire()
+            subreaper.acquire()
         self.logger.log(
             "process_isolation",
             level=self.isolation.level,
@@ -275,7 +234,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
 
     def _kill_sandboxes(self, sandboxes: list[Sandbox]) -> dict[str, tuple[int, ...]]:
         killing = {s.worker_id for s in sandboxes}
-        children = {s.supervisor.pid for s in (*self._sandboxes.values(), *self._unconfirmed.values())}
+        children = {
+            s.supervisor.pid for s in (*self._sandboxes.values(), *self._unconfirmed.values())
+        }
         elsewhere = frozenset(
             s.pid_namespace
             for s in (*self._sandboxes.values(), *self._unconfirmed.values())
@@ -592,31 +553,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
             return None
         limit = record.resources.memory_limit_mb * 1024 * 1024
         if sandbox.cgroups is not None:
-            usage = sandbox.cgroups.usage()
-            if usage.oom_kills:
-                return "memory_limit_exceeded", (
-                    f"the kernel's OOM killer fired {usage.oom_kills} times at {limit} bytes"
-                )
-            if usage.task_limit_hits:
-                return "process_limit_exceeded", (
-                    f"{usage.task_limit_hits} forks refused at {self.max_processes} tasks"
-                )
-            return None
-        return self._breach_without_cgroups(sandbox, limit)
-
-    def _breach_without_cgroups(self, sandbox: Sandbox, limit: int) -> tuple[str, str] | None:
-        import psutil  # noqa: PLC0415 - only the weaker path reads per-process memory
-
-        members = self._members(sandbox)
-        resident = 0
-        for pid in members:
-            with contextlib.suppress(psutil.Error):
-                resident += psutil.Process(pid).memory_info().rss
-        if resident > limit:
-            return "memory_limit_exceeded", f"{resident} bytes resident > {limit} bytes"
-        if len(members) > self.max_processes:
-            return "process_limit_exceeded", f"{len(members)} processes > {self.max_processes}"
-        return None
+            return cgroup_breach(sandbox.cgroups.usage(), limit, self.max_processes)
+        return process_breach(self._members(sandbox), limit, self.max_processes)
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -637,7 +575,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             self._closed = True
             if self._subreaping:
                 self._subreaping = False
-                _subreaper.release()
+                subreaper.release()
             for parent in self._parents.values():
                 with contextlib.suppress(OSError):
                     parent.rmdir()
@@ -655,40 +593,5 @@ class ProcessOrchestrator(SandboxOrchestrator):
         )
 
 
-def _paths(field: str, paths: Sequence[str]) -> tuple[str, ...]:
-    """Absolute host paths as exact strings (a ``str`` subclass could lie about its value)."""
-    if isinstance(paths, str | bytes) or not isinstance(paths, list | tuple):
-        raise InvalidTypeError(field, "a list of absolute paths", paths)
-    checked = []
-    for path in paths:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidValueError(field, "absolute paths (strings starting with /)", path)
-        checked.append(str.__str__(path))
-    return tuple(checked)
-
-
 def _dirs(cgroups: CgroupSet | None) -> list[str]:
     return [str(directory) for directory in cgroups.directories] if cgroups else []
-
-
-class _Subreaper:
-    """Counts the orchestrators that need this process to be a child subreaper."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                set_child_subreaper(enabled=True)
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                set_child_subreaper(enabled=False)
-
-
-_subreaper = _Subreaper()

@@ -122,7 +122,7 @@ class Sandbox:
         return f"<Sandbox {self.worker_id} init={self.init} supervisor={self.supervisor.pid}>"
 
 
-def start_sandbox(  # noqa: PLR0913 - every fence is a parameter, all keyword-only
+def start_sandbox(
     worker_id: str,
     marker: str,
     argv: Sequence[str],
