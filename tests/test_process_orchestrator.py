@@ -94,6 +94,9 @@ class TestIsolation:
             status = weak.status(worker)
             assert status is not None
             assert status.isolation.startswith("weaker isolation: process group + child subreaper")
+            assert "MISSING: bubblewrap sandbox, user namespace" in status.isolation
+            assert "seccomp filter" in status.missing_fences
+            assert status.missing_fences == weak.isolation.missing
             assert "weaker" in repr(weak)
             (logged,) = [e for e in weak.logger.events if e["event"] == "process_isolation"]
             assert logged["level"] == "weaker"
@@ -337,5 +340,9 @@ class TestDemo:
         assert before is not None, out
         assert int(before.group(1)) >= 7 * 3
         assert "after the kill switch: 0 workers, 0 processes" in out
+        assert "fences around w1, read from the host's /proc:" in out
+        assert "capabilities 0000000000000000, no_new_privs 1, seccomp mode 2" in out
+        assert "namespaces of its own: pid yes, net yes, user yes; own session: yes" in out
+        assert "missing fences: none" in out
         assert "depth_exceeded" in out
         assert "quota" in out
