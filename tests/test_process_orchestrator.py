@@ -80,6 +80,30 @@ class TestIsolation:
         assert isinstance(caught.value, ReplicationError)
         assert caught.value.isolation is refused
 
+    # Spec: R-PROC-3, R-PROC-10.
+    @pytest.mark.parametrize(
+        ("switched_off", "named"),
+        [
+            ({"seccomp": False}, ["seccomp filter"]),
+            ({"cgroups": False}, ["cgroup limits on memory and processes", "cgroup freezer"]),
+            (
+                {"pid_namespace": False},
+                ["bubblewrap sandbox", "user namespace (unprivileged host uid)", "pid namespace"],
+            ),
+        ],
+    )
+    def test_each_missing_fence_is_named_and_refused_unless_accepted(self, switched_off, named):
+        """Without seccomp, cgroups or the sandbox, construction raises naming exactly the
+        missing fences, and starts nothing."""
+        options = {"pid_namespace": True, "network_namespace": True, "cgroups": True}
+        isolation = ISOLATION.weakened(**{**options, **switched_off})
+        for fence in named:
+            assert fence in isolation.missing
+        with pytest.raises(IsolationUnavailable) as caught:
+            ProcessOrchestrator(isolation=isolation)
+        assert f"missing {', '.join(isolation.missing)}" in str(caught.value)
+        assert f"MISSING: {', '.join(isolation.missing)}" in isolation.describe()
+
     # Spec: R-PROC-3.
     def test_weaker_isolation_warns_and_names_itself_in_every_status(self, orchestrators):
         """Accepted weaker isolation warns at construction, logs it, and every status says so."""
