@@ -50,7 +50,7 @@ class TestPrivilege:
     ):
         """Root inside, it is an unprivileged host uid with no capabilities, no_new_privs and
         seccomp, as the host's /proc says; and a worker with the filter switched off could
-        make a user namespace, which the filter refuses."""
+        make a user namespace, which the filter refuses (R-PROC-10, R-PROC-11)."""
         code = "import time\nreport('ready')\ntime.sleep(60)\n"
         orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
         wait_until(lambda: "ready" in next(tmp_path.glob(f"*-{worker}.log")).read_text())
@@ -74,7 +74,8 @@ class TestPrivilege:
     # Spec: R-PROC-11.
     @pytest.mark.skipif(platform.machine() != "x86_64", reason="system call numbers of x86-64")
     def test_the_seccomp_filter_refuses_every_listed_call(self, orchestrators, tmp_path):
-        """Each denied call, made with zero arguments, fails with EPERM (clone3 with ENOSYS)."""
+        """Each denied call, made with zero arguments, fails with EPERM (clone3 with ENOSYS)
+        Spec: R-PROC-11."""
         numbers = {
             "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272,
             "setns": 308, "bpf": 321, "keyctl": 250, "add_key": 248, "request_key": 249,
@@ -99,7 +100,7 @@ class TestPrivilege:
         self, orchestrators, tmp_path
     ):
         """The filter is what refuses unshare: a sandbox with it switched off lets it through
-        (so the refusal above is the filter's, not an accident of the kernel)."""
+        (so the refusal above is the filter's, not an accident of the kernel) (R-PROC-11)."""
         code = "report('unshare', result=outcome(libc.unshare(0x10000000)))\n"  # CLONE_NEWUSER
         unfiltered = ISOLATION.weakened(pid_namespace=True, network_namespace=True,
                                         cgroups=True, seccomp=False)  # fmt: skip
@@ -122,7 +123,8 @@ class TestUsermodeHelpers:
     def test_release_agent_core_pattern_and_modprobe_cannot_be_set(self, orchestrators, tmp_path):
         """Mounting a cgroup v1 hierarchy (to set release_agent) is refused, also after an
         unshare; /proc/sys/kernel/{core_pattern,modprobe} cannot be written; /sys is not there.
-        The host's values are unchanged and the helper's marker file never appears."""
+        The host's values are unchanged and the helper's marker file never appears
+        Spec: R-PROC-10, R-PROC-11, R-PROC-12."""
         marker = tmp_path / "escaped"
         helper = f"|/bin/sh -c 'touch {marker}'"
         code = (
@@ -164,7 +166,8 @@ class TestSignals:
         self, orchestrators, tmp_path
     ):
         """kill(0, SIGSTOP) stops only its own group; the orchestrator's group, its pid, a
-        dummy host process and pid 1 are out of reach (not in its PID namespace)."""
+        dummy host process and pid 1 are out of reach (not in its PID namespace)
+        Spec: R-PROC-14, R-PROC-12."""
         dummy = subprocess.Popen(["sleep", "60"], process_group=0)  # noqa: S607 - on PATH
         try:
             targets = {"orchestrator": os.getpid(), "dummy": dummy.pid}
@@ -199,7 +202,8 @@ class TestFreezer:
     # Spec: R-PROC-16, R-PROC-13.
     def test_a_frozen_worker_is_killed_all_the_same(self, orchestrators, tmp_path):
         """The worker cannot reach a freezer; and frozen from outside (the adversary's best
-        case), its processes are still killed and the kill switch confirms it."""
+        case), its processes are still killed and the kill switch confirms it
+        Spec: R-PROC-16, R-PROC-13."""
         code = (
             "report('freezer', result=attempt(lambda: open('/sys/fs/cgroup/freezer/freezer.state',"
             " 'w').write('FROZEN')))\n"
@@ -230,7 +234,8 @@ class TestLimits:
     # Spec: R-PROC-13.
     def test_the_worker_cannot_lift_its_own_limits(self, orchestrators, tmp_path):
         """Its cgroup files are not in its mount namespace, a cgroup mount is refused, its
-        rlimits cannot be raised; and even given the host path, its uid cannot write them."""
+        rlimits cannot be raised; and even given the host path, its uid cannot write them
+        Spec: R-PROC-13."""
         code = (
             "import resource\n"
             "report('uid', host=int(open('/proc/self/uid_map').read().split()[1]))\n"
@@ -270,7 +275,8 @@ class TestNetwork:
     # Spec: R-PROC-2, R-PROC-11, R-PROC-12.
     def test_no_path_to_host_sockets_tcp_or_host_namespaces(self, orchestrators, tmp_path):
         """setns/nsenter into /proc/1/ns/* is refused; a host TCP listener on 127.0.0.1, a
-        pathname and an abstract Unix socket the test opened are unreachable: nothing arrives."""
+        pathname and an abstract Unix socket the test opened are unreachable: nothing arrives
+        Spec: R-PROC-2, R-PROC-11, R-PROC-12."""
         tcp = socket.socket()
         pathname = socket.socket(socket.AF_UNIX)
         abstract = socket.socket(socket.AF_UNIX)
@@ -322,7 +328,8 @@ class TestFilesystem:
     # Spec: R-PROC-12.
     def test_the_worker_cannot_write_mount_or_read_on_the_host(self, orchestrators, tmp_path):
         """Writes to /usr and /etc fail, /tmp and /scratch are private, the test's directory is
-        not there, a mount is refused, and the host's /proc (its processes) is not visible."""
+        not there, a mount is refused, and the host's /proc (its processes) is not visible
+        Spec: R-PROC-12."""
         mount_name = f"replication-hostile-{secrets.token_hex(4)}"
         code = (
             "def write(path):\n"
@@ -361,7 +368,8 @@ class TestEscapingTheKill:
         self, orchestrators, tmp_path
     ):
         """Double-forked setsid daemons ignoring every catchable signal, forking on: after the
-        kill switch the independent scan finds none, and none was reported unconfirmed."""
+        kill switch the independent scan finds none, and none was reported unconfirmed
+        Spec: R-PROC-5, R-PROC-16."""
         code = (
             "import time\n"
             "for number in range(1, 32):\n"
@@ -393,7 +401,7 @@ class TestOrchestratorDeath:
     # Spec: R-PROC-15.
     def test_workers_die_with_an_orchestrator_killed_without_close(self, tmp_path):
         """An orchestrator process SIGKILLed with three sandboxed workers running: the
-        parent-death signal takes every process of them, by an independent scan."""
+        parent-death signal takes every process of them, by an independent scan (R-PROC-15)."""
         script = (
             "import sys, time\n"
             "from replication import Controller, ReplicationContract, ResourceSpec\n"
@@ -433,7 +441,7 @@ class TestOrchestratorDeath:
     ):
         """Processes left in the cgroups of an orchestrator that died (here: weaker isolation,
         no parent-death signal, no state file) are found from the cgroup names and killed by
-        the next orchestrator's construction."""
+        the next orchestrator's construction (R-PROC-15)."""
         from tests.test_process_faults import RECORDING_ORCHESTRATOR
 
         script = RECORDING_ORCHESTRATOR.format(
