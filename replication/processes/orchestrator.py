@@ -359,11 +359,12 @@ class ProcessOrchestrator(SandboxOrchestrator):
             self._save()
             raise LaunchError(worker_id, str(error)) from error
         self._sandboxes[worker_id] = sandbox
-        self._records[worker_id].update(
-            supervisor=process_identity(sandbox.supervisor.pid),
-            init=process_identity(sandbox.init),
-        )
-        self._save()
+        if self._state_file is not None:  # start times cost a read each: only for a successor
+            self._records[worker_id].update(
+                supervisor=process_identity(sandbox.supervisor.pid),
+                init=process_identity(sandbox.init),
+            )
+            self._save()
         self.logger.log("process_started", worker_id=worker_id, pid=sandbox.init,
                         isolation=self.isolation.describe())  # fmt: skip
         return sandbox

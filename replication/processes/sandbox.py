@@ -214,7 +214,7 @@ def _find_init(
             message = f"no namespace init appeared within {_START_TIMEOUT} s"
             raise RuntimeError(message)
         time.sleep(pause)
-        pause = min(pause * 2, 0.005)
+        pause = min(pause * 2, 0.001)
     init = int(found[0])
     try:
         pidfd = os.pidfd_open(init)
