@@ -31,7 +31,7 @@ from tests.hostile_helpers import (
     run_attack,
     survivors,
 )
-from tests.process_helpers import ISOLATION, wait_until
+from tests.process_helpers import ISOLATION, bound, start, wait_until
 
 pytestmark = needs_sandbox
 
@@ -469,3 +469,15 @@ class TestOrchestratorDeath:
                 predecessor.wait()
             if predecessor.stdout is not None:
                 predecessor.stdout.close()
+
+    # Spec: R-PROC-15.
+    def test_a_new_orchestrator_leaves_a_live_ones_workers_alone(self, orchestrators):
+        """The sweep judges owners by pid and start time: a live orchestrator's workers and
+        cgroups are untouched by another's construction. Spec: R-PROC-15."""
+        first = orchestrators()
+        worker = start(bound(first))
+        directories = {str(d) for d in first._sandboxes[worker].cgroups.directories}
+        second = orchestrators()
+        assert directories.isdisjoint(second.recovered)
+        assert first.live_workers() == {worker}
+        assert first.status(worker).state == "running"
