@@ -506,7 +506,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 return None
             members = self._members(sandbox)
             usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
-            # The supervisor exits as soon as the worker's main process has (unshare
+            # The supervisor exits as soon as the worker's main process has (bwrap
             # passes its status on): its exit is the worker's, status and all.
             exit_status = sandbox.supervisor.poll()
             state = "running" if exit_status is None else "exited"
