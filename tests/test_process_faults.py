@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from replication.errors import ReasonCode, ReplicationDenied
-from replication.processes import LaunchError, ProcessOrchestrator
+from replication.processes import KillUnconfirmed, LaunchError, ProcessOrchestrator
 from replication.processes import orchestrator as orchestrator_module
 from replication.processes.statefile import FORMAT
 from tests.process_helpers import (
@@ -135,6 +135,31 @@ class TestKill:
         assert orchestrator.unconfirmed == {}
         assert orchestrator.live_workers() == frozenset()
         assert {second, third}.isdisjoint(orchestrator.live_workers())
+
+
+    # Spec: R-PROC-6.
+    def test_close_raises_kill_unconfirmed_while_a_survivor_remains(
+        self, orchestrators, monkeypatch
+    ):
+        """close() retries, and names the survivor and its pids if the kernel still does not
+        confirm; once it does, close() succeeds."""
+        orchestrator = orchestrators()
+        worker = start(bound(orchestrator))
+        real = orchestrator_module.kill_sandboxes
+
+        def the_kernel_does_not_confirm(sandboxes, **options):
+            real(sandboxes, **options)
+            return {worker: (54321,)} if sandboxes else {}
+
+        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", the_kernel_does_not_confirm)
+        with pytest.raises(KillUnconfirmed, match=r"pids \[54321\]") as caught:
+            orchestrator.close()
+        assert caught.value.survivors == {worker: (54321,)}
+        assert not orchestrator.containers  # the kill stands in the state
+        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", real)
+        orchestrator.close()
+        assert orchestrator.unconfirmed == {}
+        assert orchestrator.live_workers() == frozenset()
 
 
 class TestWeakerIsolation:
