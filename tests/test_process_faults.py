@@ -136,7 +136,6 @@ class TestKill:
         assert orchestrator.live_workers() == frozenset()
         assert {second, third}.isdisjoint(orchestrator.live_workers())
 
-
     # Spec: R-PROC-6.
     def test_close_raises_kill_unconfirmed_while_a_survivor_remains(
         self, orchestrators, monkeypatch

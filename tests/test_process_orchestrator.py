@@ -20,6 +20,7 @@ from replication.processes import (
     command_from_snapshot,
     probe_isolation,
 )
+from replication.processes import orchestrator as orchestrator_module
 from replication.processes.sandbox import MARKER, WORKER_PATH
 from tests.process_helpers import (
     ISOLATION,
@@ -370,3 +371,18 @@ class TestDemo:
         assert "missing fences: none" in out
         assert "depth_exceeded" in out
         assert "quota" in out
+
+    # Spec: R-PROC-3.
+    def test_the_weaker_demo_names_every_missing_fence(self, capsys, monkeypatch):
+        """With the sandbox switched off, the demo's output says weaker, lists each missing
+        fence, and shows the worker as root in the host's namespaces; nothing survives."""
+        monkeypatch.setattr(orchestrator_module, "cached_isolation", weaker_isolation)
+        assert main(["demo", "--processes", "--accept-weaker-isolation"]) == 0
+        out = capsys.readouterr().out
+        missing = ", ".join(weaker_isolation().missing)
+        assert "isolation: weaker isolation: process group + child subreaper" in out
+        assert f"MISSING: {missing}" in out
+        assert f"    missing fences: {missing}" in out
+        assert "host uid 0 (ROOT)" in out
+        assert "namespaces of its own: pid NO, net NO, user NO" in out
+        assert "after the kill switch: 0 workers, 0 processes" in out
