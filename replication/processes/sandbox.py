@@ -148,16 +148,18 @@ def start_sandbox(
     procs = [str(path) for path in cgroups.procs_files] if cgroups else []
     weaker = bwrap is None
     fd = filter_fd() if seccomp and not weaker else None
+    # RLIMIT_NPROC counts the processes of a uid: it bounds the worker only where the
+    # worker has a uid of its own (setpriv); as root it does not bind, and as the
+    # orchestrator's own user it would count the orchestrator's processes too.
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    kept = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
     try:
         if bwrap is not None:
             inner = bwrap_argv(bwrap=bwrap, setpriv=setpriv, uid=uid, network=not isolate_network,
                                seccomp_fd=fd, read_only=read_only, argv=argv)  # fmt: skip
-            command = wrapper_argv(procs, max_tasks=str(max_tasks), then=inner)
+            tasks = str(max_tasks) if setpriv is not None else kept
+            command = wrapper_argv(procs, max_tasks=tasks, then=inner)
         else:
-            # As root RLIMIT_NPROC does not bind, and as another user it counts all its
-            # processes: the weaker path keeps the orchestrator's own.
-            soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-            kept = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
             command = wrapper_argv(procs, max_tasks=kept, then=argv)
         supervisor = subprocess.Popen(  # noqa: S603 - argv built above, no shell string from input
             command,
