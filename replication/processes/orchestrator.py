@@ -191,7 +191,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
         gone = [worker_id for worker_id in current if worker_id not in target]
         added = [record for worker_id, record in target.items() if worker_id not in current]
         if gone:
-            self._kill(gone, state, current)
+            self._kill(gone)
             if added:  # no transition both kills and launches; if one did, kills stand
                 self._state = OrchestratorState(
                     immutables.Map({w: r for w, r in target.items() if w in current})
@@ -200,12 +200,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             self._launch(added)
         self._state = state
 
-    def _kill(
-        self,
-        worker_ids: list[str],
-        state: OrchestratorState,
-        current: immutables.Map[str, ContainerRecord],
-    ) -> None:
+    def _kill(self, worker_ids: list[str]) -> None:
         """Kill the sandboxes of ``worker_ids``; quarantine the unconfirmed, never raise.
 
         The policy's decision stands whatever the kernel says: a kill switch is
@@ -214,7 +209,6 @@ class ProcessOrchestrator(SandboxOrchestrator):
         :attr:`unconfirmed`, :meth:`live_processes`) and killed again until the
         kernel confirms it; until then nothing is launched.
         """
-        del state, current  # the target is committed as it is, survivors or not
         sandboxes = [self._sandboxes[w] for w in worker_ids if w in self._sandboxes]
         survivors = self._kill_sandboxes(sandboxes)
         for worker_id in worker_ids:
