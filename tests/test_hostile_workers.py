@@ -179,12 +179,17 @@ class TestSignals:
                 "    report(name, stop=attempt(lambda: os.kill(pid, signal.SIGSTOP)),"
                 " kill=attempt(lambda: os.kill(pid, signal.SIGKILL)))\n"
                 "report('own_group', result=attempt(lambda: os.kill(0, signal.SIGCONT)))\n"
+                "report('pid1', cmdline=open('/proc/1/cmdline').read().split('\\0')[0],"
+                " stop=attempt(lambda: os.kill(1, signal.SIGSTOP)))\n"
                 "report('pids_seen', pids=sorted(int(p) for p in os.listdir('/proc')"
                 " if p.isdigit()))\n"
             )
             orchestrator, _, reports = run_attack(orchestrators, tmp_path, hostile(code))
             results = by_attack(reports)
             assert results["killpg_orchestrator"]["result"] == "ESRCH"
+            # Its pid 1 is the sandbox's own init (bubblewrap), not the host's.
+            assert results["pid1"]["cmdline"].endswith("bwrap")
+            assert Path("/proc/1/status").read_text().split("State:")[1].split()[0] != "T"
             for name, pid in targets.items():
                 if pid not in results["pids_seen"]["pids"]:
                     assert results[name] == {"stop": "ESRCH", "kill": "ESRCH"}
