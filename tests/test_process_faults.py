@@ -186,7 +186,10 @@ from replication.processes.isolation import cached_isolation
 warnings.simplefilter("ignore")
 stubborn = {stubborn!r}
 # Weaker isolation: no sandbox, no parent-death signal, so its workers outlive it.
-weaker = cached_isolation().weakened(pid_namespace=False, network_namespace=False, cgroups=True)
+# Without cgroups when recording: another orchestrator's sweep (R-PROC-15) would find them.
+cgroups = sys.argv[2] == 'cgroups'
+weaker = cached_isolation().weakened(pid_namespace=False, network_namespace=False,
+                                     cgroups=cgroups)
 orchestrator = ProcessOrchestrator(
     state_file=sys.argv[1] if sys.argv[1] != "-" else None, launcher=lambda manifest: stubborn,
     isolation=weaker, accept_weaker_isolation=True,
@@ -211,7 +214,9 @@ class TestRecovery:
         state_file = tmp_path / "workers.json"
         script = RECORDING_ORCHESTRATOR.format(stubborn=STUBBORN)
         predecessor = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
-            [sys.executable, "-c", script, str(state_file)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, str(state_file), "no-cgroups"],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         prefix = f"{predecessor.pid}:"
         try:

@@ -151,7 +151,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
         self._serial = 0
         self._state_file = StateFile(Path(state_file)) if state_file is not None else None
         self.recovered = self._recover()
-        self.recovered.update(self._sweep_orphans())
+        #: What was left in the cgroups of dead orchestrators and killed, by cgroup directory.
+        self.swept = self._sweep_orphans()
         try:
             self._parents = make_parent(dict(self.isolation.cgroups), owner_name(self.token))
         except OSError as error:
