@@ -45,13 +45,13 @@ def kill_switch(orchestrator) -> None:
 
 
 class TestPrivilege:
-    # Spec: R-PROC-10, R-PROC-11.
+    # Spec: R-PROC-10, R-PROC-11, R-PROC-14.
     def test_the_worker_is_unprivileged_on_the_host_whatever_it_is_inside(
         self, orchestrators, tmp_path
     ):
-        """Root inside, it is an unprivileged host uid with no capabilities, no_new_privs and
-        seccomp, as the host's /proc says; and a worker with the filter switched off could
-        make a user namespace, which the filter refuses (R-PROC-10, R-PROC-11)."""
+        """Root inside (uid map 0 -> its host uid), it is an unprivileged host uid with no
+        capabilities, no_new_privs and seccomp, in a session and group of its own, as the
+        host's /proc says (R-PROC-10, R-PROC-11, R-PROC-14)."""
         code = "import time\nreport('ready')\ntime.sleep(60)\n"
         orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
         wait_until(lambda: "ready" in next(tmp_path.glob(f"*-{worker}.log")).read_text())
@@ -62,7 +62,9 @@ class TestPrivilege:
             line.split(":\t", 1)
             for line in Path(f"/proc/{python[0]}/status").read_text().splitlines()
         )
-        assert int(status["Uid"].split()[0]) >= 1_500_000_000
+        host_uid = int(status["Uid"].split()[0])
+        assert host_uid >= 1_500_000_000
+        assert Path(f"/proc/{python[0]}/uid_map").read_text().split() == ["0", str(host_uid), "1"]
         assert status["CapEff"].strip() == status["CapPrm"].strip() == "0000000000000000"
         assert status["CapBnd"].strip() == "0000000000000000"
         assert (status["NoNewPrivs"].strip(), status["Seccomp"].strip()) == ("1", "2")
