@@ -205,6 +205,32 @@ class TestSignals:
             dummy.kill()
             dummy.wait()
 
+    # Spec: R-PROC-14.
+    def test_kill_zero_sigstop_stops_only_the_worker_itself(self, orchestrators, tmp_path):
+        """The issue's attack as it was: kill(0, SIGSTOP). A dummy in the orchestrator's own
+        process group is not stopped; the worker stopped itself, and the kill switch still
+        kills it, stopped. Spec: R-PROC-14."""
+        dummy = subprocess.Popen(["sleep", "60"])  # noqa: S607 - in this test's process group
+        try:
+            assert os.getpgid(dummy.pid) == os.getpgid(0)
+            code = "report('stopping')\nos.kill(0, signal.SIGSTOP)\nreport('resumed')\n"
+            orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
+            log = lambda: next(tmp_path.glob(f"*-{worker}.log")).read_text()  # noqa: E731
+            wait_until(lambda: "stopping" in log())
+            members = orchestrator.live_processes()[worker]
+            wait_until(
+                lambda: any(
+                    psutil.Process(pid).status() == psutil.STATUS_STOPPED for pid in members
+                )
+            )
+            assert psutil.Process(dummy.pid).status() != psutil.STATUS_STOPPED
+            assert psutil.Process().status() != psutil.STATUS_STOPPED
+            kill_switch(orchestrator)
+            assert "resumed" not in log()
+        finally:
+            dummy.kill()
+            dummy.wait()
+
 
 class TestFreezer:
     # Spec: R-PROC-16, R-PROC-13.
