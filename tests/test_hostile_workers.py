@@ -98,13 +98,21 @@ class TestPrivilege:
         assert expected == results
         kill_switch(orchestrator)
 
-    # Spec: R-PROC-11.
+    # Spec: R-PROC-10, R-PROC-11.
     def test_without_the_filter_the_same_worker_could_nest_a_user_namespace(
         self, orchestrators, tmp_path
     ):
         """The filter is what refuses unshare: a sandbox with it switched off lets it through
-        (so the refusal above is the filter's, not an accident of the kernel) (R-PROC-11)."""
-        code = "report('unshare', result=outcome(libc.unshare(0x10000000)))\n"  # CLONE_NEWUSER
+        (so the refusal above is the filter's, not an accident of the kernel); and even then,
+        in its own nested user and mount namespaces, the kernel refuses it a cgroup v1 mount
+        (the release_agent route): two fences, each enough (R-PROC-10, R-PROC-11)."""
+        code = (
+            "os.makedirs('/tmp/cg', exist_ok=True)\n"
+            # CLONE_NEWUSER | CLONE_NEWNS
+            "report('unshare', result=outcome(libc.unshare(0x10000000 | 0x20000)))\n"
+            "report('mount_cgroup', result=outcome(libc.mount(b'cgroup', b'/tmp/cg', b'cgroup',"
+            " 0, b'memory')))\n"
+        )
         unfiltered = ISOLATION.weakened(pid_namespace=True, network_namespace=True,
                                         cgroups=True, seccomp=False)  # fmt: skip
         guardless = hostile(code)
@@ -114,10 +122,16 @@ class TestPrivilege:
             accept_weaker_isolation=True, full=False,
         )  # fmt: skip
         assert orchestrator.isolation.missing == ("seccomp filter",)
-        assert by_attack(reports)["unshare"]["result"] == "ok"
+        assert by_attack(reports) == {
+            "unshare": {"result": "ok"},
+            "mount_cgroup": {"result": "EPERM"},
+        }
         kill_switch(orchestrator)
         orchestrator, _, reports = run_attack(orchestrators, tmp_path / "on", hostile(code))
-        assert by_attack(reports)["unshare"]["result"] == "EPERM"
+        assert by_attack(reports) == {
+            "unshare": {"result": "EPERM"},
+            "mount_cgroup": {"result": "EPERM"},
+        }
         kill_switch(orchestrator)
 
 
