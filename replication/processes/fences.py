@@ -43,12 +43,15 @@ SCRATCH = "/scratch"
 JOIN_FAILED = 125
 #: Open files a worker may hold (RLIMIT_NOFILE).
 _MAX_OPEN_FILES = 1024
+#: The unit of the shell's ``ulimit -f``.
+_FILE_BLOCK = 512
 
 #: Joins the cgroups named by its arguments (their count first), sets the rlimits
-#: (no core dump, open files, processes of its uid), then becomes the rest.
+#: (no core dump, open files, processes of its uid, file size in 512-byte blocks: dash's
+#: unit), then becomes the rest.
 _WRAPPER = (
     'n=$1; shift; while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n - 1)); done; '
-    'ulimit -c 0 && ulimit -n "$1" && ulimit -p "$2" || exit 125; shift 2; '
+    'ulimit -c 0 && ulimit -n "$1" && ulimit -p "$2" && ulimit -f "$3" || exit 125; shift 3; '
     'exec "$@"'
 )
 #: Top-level directories that are symbolic links into /usr on a merged-/usr system,
@@ -74,11 +77,19 @@ def next_sandbox_uid() -> int:
     return SANDBOX_UID_BASE + (os.getpid() % 100_000) * 1_000 + next(_serials) % 1_000
 
 
-def wrapper_argv(procs_files: Sequence[str], *, max_tasks: str, then: Sequence[str]) -> list[str]:
-    """Return the root shell that joins the cgroups, sets the rlimits, then execs ``then``."""
+def wrapper_argv(
+    procs_files: Sequence[str], *, max_tasks: str, max_file_bytes: int, then: Sequence[str]
+) -> list[str]:
+    """Return the root shell that joins the cgroups, sets the rlimits, then execs ``then``.
+
+    ``max_file_bytes`` becomes ``RLIMIT_FSIZE`` (rounded down to whole 512-byte blocks, at
+    least one): the largest file the worker may write or allocate, its output log on the
+    host included, so that it cannot fill the host's disk (R-PROC-17).
+    """
+    blocks = max(1, max_file_bytes // _FILE_BLOCK)
     return [
         "/bin/sh", "-c", _WRAPPER, "sh", str(len(procs_files)), *procs_files,
-        str(_MAX_OPEN_FILES), max_tasks, *then,
+        str(_MAX_OPEN_FILES), max_tasks, str(blocks), *then,
     ]  # fmt: skip
 
 

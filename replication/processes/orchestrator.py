@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -47,13 +46,13 @@ from replication.processes.errors import (
 from replication.processes.fences import next_sandbox_uid
 from replication.processes.isolation import Isolation, cached_isolation, cgroup_roots
 from replication.processes.sandbox import (
-    WORKER_PATH,
     Sandbox,
     kill_sandboxes,
     live_members,
     start_sandbox,
 )
 from replication.processes.statefile import StateFile, process_identity, recover
+from replication.processes.watchdog import Watchdog
 from replication.processes.workers import (
     WeakerIsolationWarning,
     WorkerStatus,
@@ -61,6 +60,7 @@ from replication.processes.workers import (
     cgroup_breach,
     command_from_snapshot,
     process_breach,
+    resolve_program,
     subreaper,
 )
 
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from replication.processes.statefile import Record
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PROCESSES",
     "ProcessOrchestrator",
     "WeakerIsolationWarning",
@@ -82,6 +83,8 @@ __all__ = [
 
 #: Tasks (processes and threads) a worker may hold at once, unless told otherwise.
 DEFAULT_MAX_PROCESSES = 64
+#: The largest file a worker may write, its output log on the host included (RLIMIT_FSIZE).
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: The sandbox's own tasks in the worker's cgroups and uid: bwrap and its init (pid 1).
 _SANDBOX_TASKS = 2
 #: RLIMIT_NPROC, the second fence, sits this far above the cgroup's pids.max, so that the
@@ -100,7 +103,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
     records the sandboxes, and at construction kills those a previous
     orchestrator left there; ``kill_timeout`` is how long a kill waits for the
     kernel's confirmation; ``output`` is a directory for each worker's
-    stdout and stderr (default: discarded); ``read_only`` names host paths
+    stdout and stderr (default: discarded), and ``max_file_bytes`` the largest
+    file a worker may write there or anywhere (``RLIMIT_FSIZE``, so that a
+    worker cannot fill the host's disk); ``read_only`` names host paths
     bound read-only inside every sandbox, beside ``/usr`` (a program outside
     them is refused at launch). Construction also kills whatever is left in
     the cgroups of orchestrators that died (R-PROC-15). Call :meth:`close` (or
@@ -120,9 +125,11 @@ class ProcessOrchestrator(SandboxOrchestrator):
         kill_timeout: float = 10.0,
         output: str | os.PathLike[str] | None = None,
         read_only: Sequence[str] = (),
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         super().__init__(logger, clock=clock)
         self.max_processes = v.check_int("max_processes", max_processes, minimum=1)
+        self.max_file_bytes = v.check_int("max_file_bytes", max_file_bytes, minimum=512)
         self.kill_timeout = v.check_number("kill_timeout", kill_timeout, minimum=0, inclusive=False)
         accept_weaker = v.check_bool("accept_weaker_isolation", accept_weaker_isolation)
         if launcher is not None and not callable(launcher):
@@ -147,6 +154,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
         #: Workers whose death the kernel did not confirm, kept to retry: no launch until it does.
         self._unconfirmed: dict[str, Sandbox] = {}
         self._retrier: threading.Thread | None = None
+        #: Kills the workers when this process dies, however (R-PROC-15); started at the
+        #: first launch with cgroups, stopped by a close() that confirmed every death.
+        self._watchdog: Watchdog | None = None
         self._closed = False
         self._serial = 0
         self._state_file = StateFile(Path(state_file)) if state_file is not None else None
@@ -327,6 +337,13 @@ class ProcessOrchestrator(SandboxOrchestrator):
         name = f"{self._serial}-{sanitize(worker_id)}"
         marker = f"{os.getpid()}:{self.token}:{self._serial}"
         cgroups = self._cgroups(worker_id, name, manifest)
+        if cgroups is not None and self._watchdog is None:
+            try:
+                self._watchdog = Watchdog(cgroups.version, list(self._parents.values()))
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    cgroups.remove()
+                raise LaunchError(worker_id, f"cannot start the watchdog: {error}") from error
         self._records[worker_id] = {"marker": marker, "cgroups": _dirs(cgroups)}
         self._markers[marker] = worker_id
         self._save()  # before the start: a crash in between still leaves a trace to sweep
@@ -344,6 +361,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
                     read_only=self.read_only,
                     cgroups=cgroups,
                     max_tasks=self.max_processes + _SANDBOX_TASKS + _RLIMIT_MARGIN,
+                    max_file_bytes=self.max_file_bytes,
                     output=output,
                 )
         except (OSError, RuntimeError) as error:
@@ -370,23 +388,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             argv = [str.__str__(part) for part in self.launcher(manifest)]
         except Exception as error:  # a launcher is user code: whatever it raises, fail closed
             raise LaunchError(worker_id, f"no command: {error!r}") from error
-        if not argv:
-            raise LaunchError(worker_id, "the launcher returned an empty command")
-        program = shutil.which(argv[0], path=WORKER_PATH)
-        if program is None:
-            raise LaunchError(worker_id, f"{argv[0]!r} is not an executable on {WORKER_PATH}")
-        if not self._weaker and not self._visible(program):
-            raise LaunchError(
-                worker_id,
-                f"{program!r} is not inside the sandbox's read-only view (/usr, /bin, /lib*, "
-                f"and read_only={list(self.read_only)})",
-            )
-        return [program, *argv[1:]]
-
-    def _visible(self, program: str) -> bool:
-        resolved = Path(program).resolve()
-        roots = [Path("/usr"), *(Path(path).resolve() for path in self.read_only)]
-        return any(resolved.is_relative_to(root) for root in roots)
+        return resolve_program(worker_id, argv, read_only=None if self._weaker else self.read_only)
 
     def _isolates_network(self, manifest: Manifest) -> bool:
         """No network unless the policy allows external egress (R-PROC-2)."""
@@ -569,6 +571,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
             if survivors:
                 raise KillUnconfirmed(survivors)
             self._closed = True
+            if self._watchdog is not None:
+                self._watchdog.stop()
+                self._watchdog = None
             if self._subreaping:
                 self._subreaping = False
                 subreaper.release()

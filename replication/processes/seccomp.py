@@ -58,6 +58,8 @@ _NAMESPACE_FLAGS = (
 #: Terminal ioctls that push input into another process's terminal.
 _TIOCSTI = 0x5412
 _TIOCLINUX = 0x541C
+#: The part of a 64-bit argument that the kernel keeps when the call declares it an ``int``.
+_LOW_32_BITS = 0xFFFF_FFFF
 
 
 class SeccompUnavailable(RuntimeError):  # noqa: N818 - it names a state, like the backend's errors
@@ -85,7 +87,9 @@ def compiled_filter() -> bytes:
                 rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, 1 << bit, 1 << bit))
         rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
         for request in (_TIOCSTI, _TIOCLINUX):
-            rules.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.EQ, request))
+            # The kernel reads ioctl's request as a 32-bit int, the filter sees 64 bits: match
+            # the low half only, or the request with a high bit set (0x1_0000_5412) slips past.
+            rules.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, _LOW_32_BITS, request))
         with tempfile.TemporaryFile() as out:
             rules.export_bpf(out)
             out.seek(0)
