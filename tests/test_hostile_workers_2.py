@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import sys
 import psutil
 import pytest
 
+from replication.processes.seccomp import DENIED_SYSCALLS, NEWER_SYSCALLS
 from tests.hostile_helpers import by_attack, hostile, needs_sandbox, no_survivors, run_attack
 from tests.hostile_helpers import survivors as scan
 from tests.process_helpers import SMALL, wait_until
@@ -141,6 +143,62 @@ class TestSeccompArguments:
         }
         assert expected == results
         kill_switch(orchestrator)
+
+
+class TestDenyList:
+    # Spec: R-PROC-11.
+    def test_every_call_of_the_deny_list_is_refused_by_number(self, orchestrators, tmp_path):
+        """Every call in DENIED_SYSCALLS and NEWER_SYSCALLS, numbered by libseccomp for this
+        machine and made with zero arguments, fails with EPERM: the first suite tried a part
+        of the list; open_tree_attr (Linux 6.15) was missing from the filter, which
+        libseccomp 2.5 cannot name. Spec: R-PROC-11."""
+        import pyseccomp
+
+        names = [*DENIED_SYSCALLS, *NEWER_SYSCALLS]
+        numbers = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in names}
+        if platform.machine() in {"x86_64", "aarch64"}:
+            numbers |= {n: number for n, number in NEWER_SYSCALLS.items() if numbers[n] < 0}
+        numbers = {name: number for name, number in numbers.items() if number >= 0}
+        code = (
+            "for name, number in json.loads(sys.argv[1]).items():\n"
+            "    report(name, result=outcome(libc.syscall(number, 0, 0, 0, 0, 0)))\n"
+        )
+        argv = hostile(code, json.dumps(numbers))
+        orchestrator, _, reports = run_attack(orchestrators, tmp_path, argv)
+        results = {name: facts["result"] for name, facts in by_attack(reports).items()}
+        assert dict.fromkeys(numbers, "EPERM") == results
+        assert set(DENIED_SYSCALLS) <= set(results)
+        kill_switch(orchestrator)
+
+
+class TestMemory:
+    # Spec: R-PROC-7, R-PROC-13.
+    def test_memory_held_in_socket_buffers_is_charged_and_enforced(self, orchestrators, tmp_path):
+        """A worker fills Unix socket buffers (kernel memory, not its own pages) toward 400 MiB
+        under a 64 MiB limit: the kernel charges them to its memory cgroup, the OOM killer
+        fires there, and enforce_resource_bounds kills it as memory_limit_exceeded.
+        Spec: R-PROC-7, R-PROC-13."""
+        code = (
+            "pairs, total, chunk = [], 0, b'x' * 65536\n"
+            "while total < 400 * 1024 * 1024:\n"
+            "    a, b = socket.socketpair()\n"
+            "    a.setblocking(False)\n"
+            "    pairs.append((a, b))\n"
+            "    while True:\n"
+            "        try:\n"
+            "            total += a.send(chunk)\n"
+            "        except BlockingIOError:\n"
+            "            break\n"
+            "report('queued', megabytes=total // (1024 * 1024))\n"
+        )
+        orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
+        wait_until(lambda: orchestrator.status(worker).state == "exited", timeout=60)
+        assert '"queued"' not in log_of(tmp_path)  # it never got there
+        usage = orchestrator.usage(worker)
+        assert usage.oom_kills >= 1
+        orchestrator.enforce_resource_bounds(worker)
+        assert worker not in orchestrator.containers
+        no_survivors()
 
 
 class TestOutput:
@@ -342,6 +400,27 @@ class TestHostView:
         assert results["mknod"]["result"] == "EPERM"
         for path in ("/proc/sysrq-trigger", "/dev/kmsg", "/proc/kcore"):
             assert results[path]["result"] in {"ENOENT", "EACCES"}, path
+        kill_switch(orchestrator)
+
+
+class TestOrchestratorFiles:
+    # Spec: R-PROC-12, R-PROC-17.
+    def test_the_state_file_and_the_orchestrator_are_out_of_reach(self, orchestrators, tmp_path):
+        """The orchestrator's state file, its directory and its process are not there for the
+        worker, by host path or by host pid. Spec: R-PROC-12, R-PROC-17."""
+        state = tmp_path / "state.json"
+        code = (
+            "report('state', result=attempt(lambda: open(sys.argv[1]).read()))\n"
+            "report('directory', result=attempt(lambda: os.listdir(sys.argv[2])))\n"
+            "report('root', result=attempt(lambda: os.listdir(f'/proc/{sys.argv[3]}/root')))\n"
+        )
+        argv = hostile(code, str(state), str(tmp_path), str(os.getpid()))
+        orchestrator, _, reports = run_attack(
+            orchestrators, tmp_path / "out", argv, state_file=state
+        )
+        assert state.exists()
+        results = {name: facts["result"] for name, facts in by_attack(reports).items()}
+        assert dict.fromkeys(("state", "directory", "root"), "ENOENT") == results
         kill_switch(orchestrator)
 
 

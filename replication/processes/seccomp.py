@@ -22,9 +22,10 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import platform
 import tempfile
 
-__all__ = ["DENIED_SYSCALLS", "SeccompUnavailable", "compiled_filter", "filter_fd"]
+__all__ = ["DENIED_SYSCALLS", "NEWER_SYSCALLS", "SeccompUnavailable", "compiled_filter", "filter_fd"]
 
 #: Every call the filter refuses with ``EPERM``, by name.
 DENIED_SYSCALLS = (
@@ -44,6 +45,12 @@ DENIED_SYSCALLS = (
     # Asynchronous rings that bypass per-call filtering.
     "io_uring_setup", "io_uring_enter", "io_uring_register",
 )  # fmt: skip
+
+#: Calls newer than some libseccomp releases (2.5 knows no ``open_tree_attr``, Linux 6.15):
+#: refused by number where the library cannot name them, on the architectures that share
+#: the kernel's unified numbering of new calls (from 424 on).
+NEWER_SYSCALLS = {"open_tree_attr": 467}
+_UNIFIED_NUMBERING = frozenset({"x86_64", "aarch64"})
 
 #: ``clone`` flags that make a namespace: refused (``unshare`` and ``setns`` are refused above).
 _NAMESPACE_FLAGS = (
@@ -82,6 +89,11 @@ def compiled_filter() -> bytes:
         deny = seccomp.ERRNO(errno.EPERM)
         for name in DENIED_SYSCALLS:
             rules.add_rule(deny, name)
+        for name, number in NEWER_SYSCALLS.items():
+            if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:
+                rules.add_rule(deny, name)
+            elif platform.machine() in _UNIFIED_NUMBERING:
+                rules.add_rule(deny, number)
         for bit in range(32):
             if _NAMESPACE_FLAGS & (1 << bit):
                 rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, 1 << bit, 1 << bit))
