@@ -25,7 +25,13 @@ import os
 import platform
 import tempfile
 
-__all__ = ["DENIED_SYSCALLS", "NEWER_SYSCALLS", "SeccompUnavailable", "compiled_filter", "filter_fd"]
+__all__ = [
+    "DENIED_SYSCALLS",
+    "NEWER_SYSCALLS",
+    "SeccompUnavailable",
+    "compiled_filter",
+    "filter_fd",
+]
 
 #: Every call the filter refuses with ``EPERM``, by name.
 DENIED_SYSCALLS = (
