@@ -10,6 +10,7 @@ way to break it is to move the type, not to hide the import).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import replication
 
 PACKAGE = Path(replication.__file__).parent
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 #: The core: the model, the pure transitions and what they are made of.
 CORE = {
@@ -295,3 +297,58 @@ class TestModuleSize:
             for path in PACKAGE.rglob("*.py")
         }
         assert {path: length for path, length in lengths.items() if length > LONGEST} == {}
+
+
+def floor_plan(text: str) -> set[str]:
+    """Return every path the floor plan of docs/architecture.md names (``replication/x/``).
+
+    The plan is the ``text`` block after the "The floor plan" heading: a tree
+    whose entries are indented four characters per level, each entry's first
+    word a file or a folder (ending in ``/``).
+    """
+    block = text.split("## The floor plan", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    named: set[str] = set()
+    path: list[str] = []
+    for line in block.splitlines():
+        match = re.match(r"([│├└─ ]*)(\S+)", line)
+        assert match is not None, f"not an entry of the floor plan: {line!r}"
+        drawing, name = match.groups()
+        path = [*path[: len(drawing) // 4], name]
+        named.add("".join(path))
+    return named
+
+
+class TestTheFloorPlan:
+    """docs/architecture.md draws the package as it is: it cannot go stale unseen."""
+
+    def test_the_plan_is_read_as_drawn(self):
+        """A nested entry is read under the folder above it."""
+        text = (
+            "## The floor plan\n\n```text\nreplication/\n├── a.py   one\n"
+            "└── room/       two\n    └── seam/    three\n```\n"
+        )
+        assert floor_plan(text) == {
+            "replication/",
+            "replication/a.py",
+            "replication/room/",
+            "replication/room/seam/",
+        }
+
+    def test_everything_named_exists(self):
+        """Every module and folder the plan names is in the package."""
+        named = floor_plan(ARCHITECTURE.read_text(encoding="utf-8"))
+        assert sorted(path for path in named if not (PACKAGE.parent / path).exists()) == []
+
+    def test_every_folder_and_top_level_module_is_named(self):
+        """Every sub-package, and every module at the top of the package, is in the plan."""
+        named = floor_plan(ARCHITECTURE.read_text(encoding="utf-8"))
+        packages = {
+            init.parent.relative_to(PACKAGE.parent).as_posix() + "/"
+            for init in PACKAGE.rglob("__init__.py")
+        }
+        modules = {
+            path.relative_to(PACKAGE.parent).as_posix()
+            for path in PACKAGE.glob("*.py")
+            if path.stem not in {"__init__", "__main__"}
+        }
+        assert sorted((packages | modules) - named) == []
