@@ -302,6 +302,14 @@ while True:
 """
 
 
+#: As INJECT_INTO_INIT, and the init also tells bwrap outside that the command exited with
+#: 42 (write(4, 43, 8) on the eventfd bwrap's init reports the exit status on).
+FORGE_EXIT = INJECT_INTO_INIT.replace(
+    "'0f05' 'b822000000'",
+    "'0f05' '6a2b' '4889e6' 'bf04000000' 'ba08000000' 'b801000000' '0f05' 'b822000000'",
+)
+
+
 class TestInitTampering:
     # Spec: R-PROC-15.
     @x86_64
@@ -335,6 +343,28 @@ class TestInitTampering:
             for pid in scan(orchestrator.pid):
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).kill()
+
+    # Spec: R-PROC-16, R-PROC-5.
+    @x86_64
+    def test_an_exit_forged_through_the_init_is_not_believed(self, orchestrators, tmp_path):
+        """The worker makes its rewritten init tell bwrap outside that the command exited with
+        42, and bwrap exits so; the worker's processes run on. Its status stays running with
+        no exit status (the init's pidfd, not bwrap, says when it exited), and the kill switch
+        kills it all the same (before the fix: state exited, exit status 42).
+        Spec: R-PROC-16, R-PROC-5."""
+        orchestrator, worker, _ = run_attack(
+            orchestrators, tmp_path, hostile(FORGE_EXIT), wait=False
+        )
+        wait_until(lambda: '"injected"' in log_of(tmp_path), timeout=60)
+        supervisor = orchestrator._sandboxes[worker].supervisor
+        wait_until(lambda: supervisor.poll() is not None)
+        assert supervisor.returncode == 42  # the forgery reached bwrap
+        status = orchestrator.status(worker)
+        assert (status.state, status.exit_status) == ("running", None)
+        assert status.processes >= 2
+        assert orchestrator.live_workers() == {worker}
+        kill_switch(orchestrator)
+        assert orchestrator.unconfirmed == {}
 
     # Spec: R-PROC-15.
     def test_close_stops_the_watchdog_and_leaves_no_process(self, orchestrators, tmp_path):

@@ -503,9 +503,10 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 return None
             members = self._members(sandbox)
             usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
-            # The supervisor exits as soon as the worker's main process has (bwrap
-            # passes its status on): its exit is the worker's, status and all.
-            exit_status = sandbox.supervisor.poll()
+            # The supervisor exits as soon as the worker's main process has (bwrap passes
+            # its status on), but it learns both from the sandbox's init, which the worker
+            # can rewrite: only the init's pidfd, the kernel's word, makes it final.
+            exit_status = sandbox.supervisor.poll() if sandbox.exited else None
             state = "running" if exit_status is None else "exited"
             return WorkerStatus(
                 worker_id=worker_id,
