@@ -19,10 +19,13 @@ import platform
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import psutil
 import pytest
 
+from replication import ResourceSpec
 from replication.processes.seccomp import DENIED_SYSCALLS, NEWER_SYSCALLS
 from tests.hostile_helpers import by_attack, hostile, needs_sandbox, no_survivors, run_attack
 from tests.hostile_helpers import survivors as scan
@@ -201,6 +204,47 @@ class TestMemory:
         no_survivors()
 
 
+class TestCpu:
+    # Spec: R-PROC-2, R-PROC-13.
+    def test_spinning_processes_get_no_more_than_their_cpu_quota(self, orchestrators, tmp_path):
+        """Four processes spin for three seconds under a quota of 0.05 CPU (low enough to bind on
+        a busy machine too): the kernel throttles the worker's cgroup, and the CPU time its
+        processes got, read from the host's /proc, stays within the quota (with a margin of a
+        few periods). Spec: R-PROC-2, R-PROC-13."""
+        code = (
+            "import time\n"
+            "for _ in range(3):\n"
+            "    if os.fork() == 0:\n"
+            "        break\n"
+            "report('ready')\n"
+            "deadline = time.monotonic() + 60\n"
+            "while time.monotonic() < deadline:\n"
+            "    pass\n"
+        )
+        orchestrator, worker, _ = run_attack(
+            orchestrators, tmp_path, hostile(code), wait=False, resources=ResourceSpec(0.05, 64)
+        )
+        wait_until(lambda: log_of(tmp_path).count('"ready"') == 4, timeout=60)
+        cpu = orchestrator._sandboxes[worker].cgroups.paths["cpu"]
+
+        def used() -> float:
+            ticks = 0
+            for pid in orchestrator.live_processes()[worker]:
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+                    fields = stat.rsplit(")", 1)[1].split()
+                    ticks += int(fields[11]) + int(fields[12])
+            return ticks / os.sysconf("SC_CLK_TCK")
+
+        start, began = used(), time.monotonic()
+        time.sleep(3)
+        spent, elapsed = used() - start, time.monotonic() - began
+        stat = dict(line.split() for line in (cpu / "cpu.stat").read_text().splitlines())
+        assert int(stat["nr_throttled"]) > 0
+        assert spent <= 0.05 * elapsed + 0.2, (spent, elapsed)
+        kill_switch(orchestrator)
+
+
 class TestOutput:
     # Spec: R-PROC-17.
     def test_the_worker_cannot_fill_the_host_disk_through_its_output(self, orchestrators, tmp_path):
@@ -210,6 +254,9 @@ class TestOutput:
         Spec: R-PROC-17."""
         limit = 1024 * 1024
         code = (
+            "import resource\n"
+            "report('raise', result=attempt(lambda: resource.setrlimit(resource.RLIMIT_FSIZE,"
+            " (resource.RLIM_INFINITY, resource.RLIM_INFINITY))))\n"
             "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
             "libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]\n"
             "report('fallocate', result=outcome(libc.fallocate(1, 0, 0, 64 * 1024 * 1024)))\n"
@@ -229,6 +276,7 @@ class TestOutput:
         assert log.stat().st_size <= limit
         assert log.stat().st_blocks * 512 <= limit + 64 * 1024  # no preallocated disk either
         # The last report may not fit: the first line, written before the flood, does.
+        assert '"attack": "raise", "result": "ValueError"' in log.read_text()  # EPERM
         assert '"attack": "fallocate", "result": "EFBIG"' in log.read_text()
         kill_switch(orchestrator)
 
