@@ -13,6 +13,7 @@ parent-death signal and outlive a SIGKILLed orchestrator.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -26,10 +27,13 @@ import psutil
 import pytest
 
 from replication import ResourceSpec
+from replication.processes import fences
 from replication.processes.seccomp import DENIED_SYSCALLS, NEWER_SYSCALLS
 from tests.hostile_helpers import by_attack, hostile, needs_sandbox, no_survivors, run_attack
 from tests.hostile_helpers import survivors as scan
 from tests.process_helpers import SMALL, wait_until
+from tests.process_helpers import bound as bound_controller
+from tests.process_helpers import start as start_worker
 
 pytestmark = needs_sandbox
 x86_64 = pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 machine code")
@@ -499,6 +503,27 @@ class TestOrchestratorFiles:
         assert state.exists()
         results = {name: facts["result"] for name, facts in by_attack(reports).items()}
         assert dict.fromkeys(("state", "directory", "root"), "ENOENT") == results
+        kill_switch(orchestrator)
+
+
+class TestUids:
+    # Spec: R-PROC-10.
+    def test_no_two_live_sandboxes_share_a_host_uid(self, orchestrators):
+        """The uid serial wraps (here: rewound by one, as after 600 launches): a worker still
+        alive keeps its uid, the next gets another, so RLIMIT_NPROC stays per worker; and the
+        blocks of pids 100,000 apart (once the same) are disjoint. Spec: R-PROC-10."""
+        orchestrator = orchestrators(launcher=lambda manifest: ["sleep", "60"])
+        controller = bound_controller(orchestrator)
+
+        def host_uids(worker: str) -> set[int]:
+            return {psutil.Process(p).uids().real for p in orchestrator.live_processes()[worker]}
+
+        first = start_worker(controller)
+        fences._serials = itertools.count(next(fences._serials) - 1)  # the next is first's
+        second = start_worker(controller)
+        assert host_uids(first).isdisjoint(host_uids(second))
+        assert set(fences.uid_block(12_345)).isdisjoint(fences.uid_block(112_345))
+        assert fences.uid_block(1 << 22).stop <= 2**32 - 1
         kill_switch(orchestrator)
 
 

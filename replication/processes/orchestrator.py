@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import immutables
 
@@ -43,7 +42,7 @@ from replication.processes.errors import (
     LaunchError,
     ProcessBackendError,
 )
-from replication.processes.fences import next_sandbox_uid
+from replication.processes.fences import next_sandbox_uid, release_sandbox_uid
 from replication.processes.isolation import Isolation, cached_isolation, cgroup_roots
 from replication.processes.sandbox import (
     Sandbox,
@@ -59,13 +58,14 @@ from replication.processes.workers import (
     absolute_paths,
     cgroup_breach,
     command_from_snapshot,
+    output_stream,
     process_breach,
     resolve_program,
     subreaper,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from replication.clock import Clock
     from replication.model import ContainerRecord, Manifest
@@ -151,6 +151,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
         #: marker -> worker id of every sandbox ever started here (for INV-PROCESSES).
         self._markers: dict[str, str] = {}
         self._records: dict[str, Record] = {}
+        #: worker id -> its host uid, held until its death is confirmed (R-PROC-10).
+        self._uids: dict[str, int] = {}
         #: Workers whose death the kernel did not confirm, kept to retry: no launch until it does.
         self._unconfirmed: dict[str, Sandbox] = {}
         self._retrier: threading.Thread | None = None
@@ -303,6 +305,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
     def _forget(self, worker_id: str) -> None:
         sandbox = self._sandboxes.pop(worker_id)
         self._records.pop(worker_id, None)
+        if worker_id in self._uids:
+            release_sandbox_uid(self._uids.pop(worker_id))
         if sandbox.cgroups is not None:
             with contextlib.suppress(OSError):
                 sandbox.cgroups.remove()
@@ -348,7 +352,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
         self._markers[marker] = worker_id
         self._save()  # before the start: a crash in between still leaves a trace to sweep
         try:
-            with self._output(name) as output:
+            self._uids[worker_id] = uid = next_sandbox_uid()
+            with output_stream(self.output, name) as output:
                 sandbox = start_sandbox(
                     worker_id,
                     marker,
@@ -356,7 +361,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
                     bwrap=self.isolation.bwrap,
                     setpriv=self.isolation.setpriv,
                     seccomp=self.isolation.seccomp,
-                    uid=next_sandbox_uid(),
+                    uid=uid,
                     isolate_network=self._isolates_network(manifest),
                     read_only=self.read_only,
                     cgroups=cgroups,
@@ -366,6 +371,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 )
         except (OSError, RuntimeError) as error:
             self._records.pop(worker_id, None)
+            if worker_id in self._uids:
+                release_sandbox_uid(self._uids.pop(worker_id))
             if cgroups is not None:
                 with contextlib.suppress(OSError):
                     cgroups.remove()
@@ -417,15 +424,6 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 cgroups.remove()
             raise LaunchError(worker_id, f"the kernel refused its limits: {error}") from error
         return cgroups
-
-    @contextlib.contextmanager
-    def _output(self, name: str) -> Iterator[IO[bytes] | int]:
-        if self.output is None:
-            yield subprocess.DEVNULL
-            return
-        self.output.mkdir(parents=True, exist_ok=True)
-        with (self.output / f"{name}.log").open("ab") as stream:
-            yield stream
 
     def _save(self) -> None:
         if self._state_file is not None:

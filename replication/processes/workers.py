@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import attrs
 import psutil
@@ -23,7 +24,7 @@ from replication.processes.errors import LaunchError
 from replication.processes.sandbox import WORKER_PATH, set_child_subreaper
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from replication.model import Manifest
     from replication.processes.cgroups import Usage
@@ -34,6 +35,7 @@ __all__ = [
     "absolute_paths",
     "cgroup_breach",
     "command_from_snapshot",
+    "output_stream",
     "process_breach",
     "resolve_program",
     "subreaper",
@@ -109,6 +111,17 @@ def resolve_program(
                 f"and read_only={list(read_only)})",
             )
     return [program, *argv[1:]]
+
+
+@contextlib.contextmanager
+def output_stream(directory: Path | None, name: str) -> Iterator[IO[bytes] | int]:
+    """Yield a worker's stdout and stderr: ``directory/name.log`` (appended), or discarded."""
+    if directory is None:
+        yield subprocess.DEVNULL
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{name}.log").open("ab") as stream:
+        yield stream
 
 
 def absolute_paths(field: str, paths: Sequence[str]) -> tuple[str, ...]:
