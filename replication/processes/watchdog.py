@@ -111,12 +111,14 @@ def sweep(version: int, roots: list[Path], *, give_up_after: float = _GIVE_UP_AF
     state = "freezer.state" if version == 1 else "cgroup.freeze"
     deadline = time.monotonic() + give_up_after
     pause, sent = 0.005, 0
-    while (groups := _groups(roots)) and (pids := _tasks(groups)):
-        if time.monotonic() > deadline:
-            break
+    while (groups := _groups(roots)) and time.monotonic() < deadline:
+        # Frozen first, then read: a frozen task cannot exit, so its pid cannot be reused
+        # by another process of the host before the SIGKILL lands.
         for group in groups:
             _write(group / state, frozen)
-            if version == 2:
+        pids = _tasks(groups)
+        if pids and version == 2:
+            for group in groups:
                 _write(group / "cgroup.kill", "1")
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -124,6 +126,8 @@ def sweep(version: int, roots: list[Path], *, give_up_after: float = _GIVE_UP_AF
                 sent += 1
         for group in groups:
             _write(group / state, thawed)
+        if not pids:
+            break
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
     for group in reversed(_groups(roots)):
