@@ -108,8 +108,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
     worker cannot fill the host's disk); ``read_only`` names host paths
     bound read-only inside every sandbox, beside ``/usr`` (a program outside
     them is refused at launch). Construction also kills whatever is left in
-    the cgroups of orchestrators that died (R-PROC-15). Call :meth:`close` (or
-    use ``with``) to kill whatever still runs.
+    the cgroups of orchestrators that died, and a watchdog process kills this
+    one's workers if this process dies (R-PROC-15). Call :meth:`close` (or use
+    ``with``) to kill whatever still runs.
     """
 
     def __init__(
