@@ -109,9 +109,22 @@ def _demo(_arguments: argparse.Namespace) -> int:
 # -- conformance ----------------------------------------------------------------------------
 
 
+def _target(arguments: argparse.Namespace) -> str:
+    """Return the target: ``--exec COMMAND`` (specs/09), the positional one, or the default."""
+    from replication.conformance.runner import DEFAULT_TARGET  # noqa: PLC0415
+    from replication.conformance.wire.options import exec_target  # noqa: PLC0415
+
+    try:
+        chosen = exec_target(arguments.exec_command, arguments.target, other_option="a target")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return chosen or DEFAULT_TARGET
+
+
 def _conformance(arguments: argparse.Namespace) -> int:
     if arguments.concurrent:
         return _concurrent(arguments)
+    target = _target(arguments)
     from replication.conformance.known import KnownDivergences  # noqa: PLC0415
     from replication.conformance.progress import Progress  # noqa: PLC0415
     from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
@@ -120,7 +133,7 @@ def _conformance(arguments: argparse.Namespace) -> int:
     try:
         known = KnownDivergences.load(Path(arguments.known)) if arguments.known else None
         report = run_conformance(
-            arguments.target,
+            target,
             mode=arguments.mode,
             profile=arguments.profile,
             seed=arguments.seed,
@@ -137,6 +150,10 @@ def _conformance(arguments: argparse.Namespace) -> int:
     except SetupError as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
     print(report.render(debug=arguments.debug))
+    from replication.conformance.wire.options import after_run  # noqa: PLC0415
+
+    for line in after_run(target, report, arguments.replay_file):
+        print(line)
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -155,7 +172,7 @@ def _concurrent(arguments: argparse.Namespace) -> int:
     json_path = _writable(arguments.json, "--json") if arguments.json else None
     try:
         report = run_concurrent(
-            arguments.target, mode=arguments.mode, threads=arguments.threads,
+            _target(arguments), mode=arguments.mode, threads=arguments.threads,
             processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
             histories=arguments.histories,
         )  # fmt: skip
@@ -189,7 +206,13 @@ def _vectors_check(arguments: argparse.Namespace) -> int:
     from replication.conformance.vectors import VectorError, check_vectors  # noqa: PLC0415
 
     try:
-        adapter = load_adapter(arguments.impl) if arguments.impl else None
+        from replication.conformance.wire.options import exec_target  # noqa: PLC0415
+
+        try:
+            target = exec_target(arguments.exec_command, arguments.impl, other_option="--impl")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        adapter = load_adapter(target) if target else None
         result = check_vectors(Path(arguments.directory), adapter)
     except (SetupError, VectorError) as error:
         return _cannot_run("vectors", error, debug=arguments.debug)
@@ -238,8 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--impl", metavar="MODULE:FACTORY", default=None,
                        help="replay the scenarios against this adapter (default: only verify "
                        "the index and the signing vectors)")  # fmt: skip
+    from replication.conformance.wire.options import add_exec_option  # noqa: PLC0415
+    from replication.conformance.wire.replay import add_wire_command  # noqa: PLC0415
+
+    add_exec_option(check)
     _add_debug(check)
     check.set_defaults(run=_vectors_check)
+    add_wire_command(commands, _Parser)
 
     from replication.explore.cli import add_explore_command  # noqa: PLC0415
 
@@ -267,10 +295,13 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
         "cannot be used; 130: interrupted (the partial report is printed).",
     )
     conformance.add_argument(
-        "target", nargs="?", default=DEFAULT_TARGET,
+        "target", nargs="?", default=None,
         help="the adapter factory, 'package.module:factory' "
-        "(default: the bundled seed facade, checked against the pure core)",
+        f"(default: {DEFAULT_TARGET}, the bundled seed facade, checked against the pure core)",
     )  # fmt: skip
+    from replication.conformance.wire.options import add_exec_option  # noqa: PLC0415
+
+    add_exec_option(conformance, replay=True)
     conformance.add_argument(
         "--mode", choices=("decision", "reason", "observation"), default="observation",
         help="what must agree: decisions, decisions and reason codes, or also the "

@@ -183,10 +183,11 @@ class Connection:
             raise WireViolation(broken.message)
         raise WireCrash(f"{broken} before answering {request}")
 
-    def request(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def request(self, op: str, fields: dict[str, Any], *, errors: bool = True) -> dict[str, Any]:
         """Send one request and return its response (``ok`` or ``denied``).
 
-        Raises :class:`WireCrash` for an ``error`` response or a process that
+        Raises :class:`WireCrash` for an ``error`` response (returned instead
+        when ``errors`` is false) or a process that
         exited, :class:`WireViolation` when the protocol was broken. Interrupted
         while waiting (the kit's time limit, Ctrl-C), it ends the process: a
         late answer could only be mistaken for another's.
@@ -224,7 +225,7 @@ class Connection:
         assert response is not None  # noqa: S101 - set with the event
         if self.recording:
             self.transcript.append({"request": message, "response": response})
-        if response["status"] == "error":
+        if errors and response["status"] == "error":
             nature = (
                 "definite: it did nothing"
                 if response["definite"]
