@@ -64,17 +64,21 @@ def target_for(command: str) -> WireTarget:
 
 
 @atexit.register
-def _close_all() -> None:
-    for target in list(_TARGETS.values()):
+def close_all() -> None:
+    """Stop every implementation process this process started (the next load starts anew)."""
+    with _TARGETS_LOCK:
+        targets = list(_TARGETS.values())
+        _TARGETS.clear()
+    for target in targets:
         target.close()
 
 
-def with_tail(message: str, tail: list[str]) -> str:
+def with_tail(message: str, tail: list[str], *, whose: str = "the implementation's") -> str:
     """Return ``message`` followed by the implementation's last stderr lines, if it wrote any."""
     if not tail:
-        return f"{message}\n  (the implementation wrote nothing on stderr)"
+        return f"{message}\n  ({whose} stderr is empty)"
     lines = "\n".join(f"    {line}" for line in tail)
-    return f"{message}\n  the implementation's stderr ends with:\n{lines}"
+    return f"{message}\n  {whose} stderr ends with:\n{lines}"
 
 
 class WireTarget:

@@ -203,6 +203,10 @@ class Connection:
         if ident is None:
             self._raise_broken(op, None)
         message = {"id": ident, "op": op, **fields}
+        exchange: dict[str, Any] = {"request": message, "response": None}
+        if self.recording:
+            # Recorded when sent: a request the process died on belongs in a replay too.
+            self.transcript.append(exchange)
         line = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
         try:
             stdin: IO[bytes] | None = self.process.stdin
@@ -223,8 +227,7 @@ class Connection:
         if response is None:
             self._raise_broken(op, ident)
         assert response is not None  # noqa: S101 - set with the event
-        if self.recording:
-            self.transcript.append({"request": message, "response": response})
+        exchange["response"] = response
         if errors and response["status"] == "error":
             nature = (
                 "definite: it did nothing"

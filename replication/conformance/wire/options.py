@@ -82,7 +82,8 @@ def after_run(target: str, report: Report, replay_file: str | None) -> list[str]
     if not target.startswith(EXEC_PREFIX) or report.exit_code == 0:
         return []
     wire = target_for(target.removeprefix(EXEC_PREFIX))
-    lines = with_tail("", wire.stderr_tail()).splitlines()[1:]
+    whose = "the implementation's last process's"
+    lines = with_tail("", wire.stderr_tail(), whose=whose).splitlines()[1:]
     divergence = report.failures[0] if report.failures else None
     if divergence is None or divergence.program is None or divergence.kind in _NOT_REPLAYED:
         return lines
