@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `replication` importable
     sys.path.insert(0, str(ROOT))
 
-from replication.conformance.runner import run_conformance  # noqa: E402
+from replication.conformance.sequential.runner import run_conformance  # noqa: E402
 from replication.conformance.wire.client import close_all  # noqa: E402
 
-IN_PROCESS = "replication.conformance.adapter:ReferenceImplementation"
+IN_PROCESS = "replication.conformance.adapters:ReferenceImplementation"
 OVER_THE_WIRE = f"exec:{shlex.quote(sys.executable)} -m replication.conformance.wire.serve"
 JAVASCRIPT = f"exec:node {shlex.quote(str(ROOT / 'examples' / 'js' / 'impl.js'))}"
 #: The target: steps per second over the wire, as a share of in-process.

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from replication.conformance.adapter import Denied, ReferenceImplementation
+from replication.conformance.adapters.adapter import Denied, ReferenceImplementation
+from replication.conformance.adapters.preflight import SetupError, load_adapter
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.preflight import SetupError, load_adapter
 from replication.conformance.vectors import check_vectors
 from replication.conformance.wire.client import WireTarget, close_all
 from replication.conformance.wire.messages import (

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from replication.conformance.adapters.preflight import load_adapter
 from replication.conformance.concurrent import run_concurrent
-from replication.conformance.preflight import load_adapter
-from replication.conformance.runner import run_conformance
+from replication.conformance.sequential.runner import run_conformance
 from replication.conformance.vectors import check_vectors
 from replication.conformance.wire.client import close_all
 from replication.explore.tour import tour

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from replication.conformance.adapter import ReferenceImplementation
+from replication.conformance.adapters.adapter import ReferenceImplementation
 from replication.conformance.wire.serve import Server, _answer
 
 

@@ -3,13 +3,13 @@
 ``--exec "node impl.js"`` on the command line (the target ``exec:node impl.js``
 in Python) names a :class:`WireTarget`: loading it starts the command and makes
 the handshake (R-WIRE-2), so a process that does not start, exits, or speaks
-another version cannot run (a :class:`~replication.conformance.preflight.SetupError`,
+another version cannot run (a :class:`~replication.conformance.adapters.preflight.SetupError`,
 exit code 2). Calling it returns a :class:`WireImplementation`, the
-:class:`~replication.conformance.adapter.Implementation` protocol spoken over
+:class:`~replication.conformance.adapters.adapter.Implementation` protocol spoken over
 the wire: every method one request carrying the kit's clock, a ``denied``
-response raised as :class:`~replication.conformance.adapter.Denied`, an
+response raised as :class:`~replication.conformance.adapters.adapter.Denied`, an
 ``error`` or an exit raised as a crash, a broken protocol as a
-:class:`~replication.conformance.calls.ContractViolation`. One process serves a
+:class:`~replication.conformance.adapters.calls.ContractViolation`. One process serves a
 whole run: every ``start`` begins a fresh system in it (R-WIRE-3), and a
 process that died or was stopped is started again for the next test case.
 Methods are safe to call from several threads at once (the concurrent mode).
@@ -21,8 +21,8 @@ import atexit
 import threading
 from typing import TYPE_CHECKING, Any
 
-from replication.conformance.adapter import Denied
-from replication.conformance.preflight import SetupError
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.adapters.preflight import SetupError
 from replication.conformance.wire.connection import Connection, WireCrash
 from replication.conformance.wire.messages import (
     PROTOCOL,
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import timedelta
 
-    from replication.conformance.adapter import Clock
+    from replication.conformance.adapters.adapter import Clock
     from replication.invariants import Observation
     from replication.model import Manifest, ReplicationContract, ResourceSpec
     from replication.signing import SigningKey

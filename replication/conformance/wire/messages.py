@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from replication.conformance.calls import ContractViolation
+from replication.conformance.adapters.calls import ContractViolation
 from replication.conformance.fixtures import STOP_CONDITIONS
 from replication.encoding import format_timestamp, manifest_body
 from replication.errors import InvalidInputError

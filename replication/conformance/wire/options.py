@@ -23,7 +23,7 @@ from replication.conformance.wire.messages import PROTOCOL
 if TYPE_CHECKING:
     import argparse
 
-    from replication.conformance.report import Report
+    from replication.conformance.reports.report import Report
 
 __all__ = ["REPLAY_FORMAT", "add_exec_option", "after_run", "exec_target"]
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from replication.conformance.preflight import SetupError
+from replication.conformance.adapters.preflight import SetupError
 from replication.conformance.wire.client import WireTarget, with_tail
 from replication.conformance.wire.connection import WireCrash
 from replication.conformance.wire.messages import WireViolation

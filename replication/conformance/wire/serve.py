@@ -18,8 +18,8 @@ import sys
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from replication.conformance.adapter import Denied
-from replication.conformance.preflight import SetupError, load_factory
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.adapters.preflight import SetupError, load_factory
 from replication.conformance.wire.messages import (
     OPS,
     PROTOCOL,
@@ -38,12 +38,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
 
 __all__ = ["DEFAULT_ADAPTER", "Server", "main"]
 
 #: What the server wraps when given no adapter: the pure core.
-DEFAULT_ADAPTER = "replication.conformance.adapter:ReferenceImplementation"
+DEFAULT_ADAPTER = "replication.conformance.adapters:ReferenceImplementation"
 
 #: Requests that name one worker, and the adapter method each calls with it.
 _ON_WORKER = ("heartbeat", "kill", "quarantine", "release", "deregister")
