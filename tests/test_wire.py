@@ -17,6 +17,7 @@ import pytest
 from replication.conformance.adapters.adapter import Denied, ReferenceImplementation
 from replication.conformance.adapters.preflight import SetupError, load_adapter
 from replication.conformance.fixtures import KEY, contract_from
+from replication.conformance.sequential.runner import run_conformance
 from replication.conformance.vectors import check_vectors
 from replication.conformance.wire.client import WireTarget, close_all
 from replication.conformance.wire.messages import (
@@ -270,6 +271,20 @@ class TestClient:
         assert again.observe().workers == {}
         assert first != target.connection.process.pid
         target.close()
+
+    # Spec: R-WIRE-9, R-KIT-1.
+    def test_an_implementation_that_signs_with_its_own_scheme(self):
+        """signs: true in the handshake: the kit makes every manifest through sign and verify."""
+        hmac = f"exec:{SERVER} tests.toy_implementation:HmacSigning"
+        report = run_conformance(hmac, profile="dev", seed=4, max_examples=20, shrink=False)
+        assert report.adapter_signs
+        assert report.exit_code == 0, report.render()
+        # Its signature joins fields with ':': the kit's manifests, made through the
+        # wire's sign, catch it as in-process (tests/test_conformance.py).
+        joined = f"exec:{SERVER} tests.toy_implementation:HmacColonJoined"
+        report = run_conformance(joined, profile="ci", seed=2, shrink=False)
+        assert report.verdict == "NOT CONFORMANT"
+        assert "denied (bad_signature)  | denied (parent_unknown)" in (report.failure or "")
 
     # Spec: R-WIRE-2.
     def test_a_wire_target_loads_like_any_adapter(self):
