@@ -13,8 +13,9 @@ the kit cannot use is a :class:`WireViolation` naming the field.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ __all__ = [
     "schema_problem",
 ]
 
+#: A protocol timestamp, as R-SIGN-5 writes it.
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
 #: The version of the protocol the kit speaks (R-WIRE-2).
 PROTOCOL = 1
 #: The protocol's JSON Schema: ``$defs/<op>_request`` and ``$defs/<kind>_response``.
@@ -188,9 +191,17 @@ def observation_to_wire(observation: Observation) -> dict[str, Any]:
 # -- values from the wire ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def parse_time(text: str) -> datetime:
-    """Parse a protocol timestamp (RFC 3339, UTC, six fractional digits, ``Z``)."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """Parse a protocol timestamp (RFC 3339, UTC, six fractional digits, ``Z``).
+
+    A run repeats a few instants many times (every request of a step carries
+    the same ``now``): the parse is remembered.
+    """
+    if not _TIME.match(text):
+        message = f"expected 'YYYY-MM-DDTHH:MM:SS.ffffffZ', got {text!r}"
+        raise ValueError(message)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _time(text: str, field: str) -> datetime:

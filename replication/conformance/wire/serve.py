@@ -13,6 +13,7 @@ arrive.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from datetime import timedelta
@@ -23,8 +24,8 @@ from replication.conformance.adapters.preflight import SetupError, load_factory
 from replication.conformance.wire.messages import (
     OPS,
     PROTOCOL,
+    ManifestCache,
     contract_from_wire,
-    manifest_from_wire,
     manifest_to_wire,
     observation_to_wire,
     parse_time,
@@ -60,6 +61,7 @@ class Server:
         self.probe: Any = factory()
         self.adapter: Any = None
         self.now: datetime | None = None
+        self.manifests = ManifestCache()
 
     def _clock(self) -> datetime:
         assert self.now is not None  # noqa: S101 - set before every call
@@ -96,7 +98,7 @@ class Server:
             return {"status": "ok"}
         self.now = parse_time(request["now"])
         if op == "start":
-            key = SigningKey.from_seed(bytes.fromhex(request["signing_key"]))
+            key = _signing_key(request["signing_key"])
             if key.verifying_key.raw.hex() != request["verifying_key"]:
                 return _error("verifying_key is not the key of signing_key", definite=True)
             self.adapter = self.factory()
@@ -119,7 +121,7 @@ class Server:
         elif op == "reap":
             adapter.reap(timedelta(seconds=request["timeout_seconds"]))
         elif op in {"register", "launch"}:
-            getattr(adapter, op)(manifest_from_wire(request["manifest"]))
+            getattr(adapter, op)(self.manifests.get(request["manifest"], "manifest"))
         elif op == "issue":
             made = adapter.issue(
                 request["parent_id"],
@@ -129,16 +131,22 @@ class Server:
             )
             return {"status": "ok", "manifest": manifest_to_wire(made)}
         elif op in {"sign", "sign_with_another_key"}:
-            made = getattr(adapter, op)(manifest_from_wire(request["manifest"]))
+            made = getattr(adapter, op)(self.manifests.get(request["manifest"], "manifest"))
             return {"status": "ok", "manifest": manifest_to_wire(made)}
         elif op == "verify":
             return {
                 "status": "ok",
-                "valid": bool(adapter.verify(manifest_from_wire(request["manifest"]))),
+                "valid": bool(adapter.verify(self.manifests.get(request["manifest"], "manifest"))),
             }
         elif op == "observe":
             return {"status": "ok", "observation": observation_to_wire(adapter.observe())}
         return {"status": "ok"}
+
+
+@functools.lru_cache(maxsize=16)
+def _signing_key(seed: str) -> SigningKey:
+    """Return the key of a hex seed; the same one for every ``start`` (its checks cost)."""
+    return SigningKey.from_seed(bytes.fromhex(seed))
 
 
 def _error(message: str, *, definite: bool) -> dict[str, Any]:
