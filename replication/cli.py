@@ -166,19 +166,28 @@ def _conformance(arguments: argparse.Namespace) -> int:
 
 def _concurrent(arguments: argparse.Namespace) -> int:
     """Run the concurrent mode (R-LIN-*): overlapping calls, histories checked."""
+    from replication.conformance.adapters.calls import ContractViolation  # noqa: PLC0415
     from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
     from replication.conformance.concurrent.runner import run_concurrent  # noqa: PLC0415
 
     json_path = _writable(arguments.json, "--json") if arguments.json else None
+    target = _target(arguments)
     try:
         report = run_concurrent(
-            _target(arguments), mode=arguments.mode, threads=arguments.threads,
+            target, mode=arguments.mode, threads=arguments.threads,
             processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
             histories=arguments.histories,
         )  # fmt: skip
     except (SetupError, ImportError, AttributeError, ValueError, TypeError) as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
+    except ContractViolation as violation:  # an implementation that broke the protocol
+        return _cannot_run("conformance", violation, debug=arguments.debug)
     print(report.render())
+    if not report.conformant:
+        from replication.conformance.wire.options import stderr_lines  # noqa: PLC0415
+
+        for line in stderr_lines(target):
+            print(line)
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return 0 if report.conformant else 1

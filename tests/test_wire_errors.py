@@ -167,6 +167,41 @@ class TestNotConformant:
         # The kit's own frames are not the implementation's: no "raised at" into the client.
         assert "wire/client.py" not in result.stdout
 
+    # Spec: R-WIRE-10, R-LIN-7.
+    def test_the_concurrent_mode_gives_the_same_verdicts(self, tmp_path):
+        """With calls in flight: a crash is NOT CONFORMANT (1), a broken protocol cannot run (2)."""
+        crash = replication(
+            tmp_path,
+            "conformance",
+            "--exec",
+            f"{FAKE} exit-on-register",
+            "--concurrent",
+            "--histories",
+            "5",
+            "--seed",
+            "1",
+        )
+        assert crash.returncode == 1, crash.stdout + crash.stderr
+        assert "CRASH: history 0 of seed 1" in crash.stdout.splitlines()
+        assert "when it failed, the implementation's stderr ends with:" in crash.stdout
+        assert "    register: out of memory, giving up" in crash.stdout.splitlines()
+        broken = replication(
+            tmp_path,
+            "conformance",
+            "--exec",
+            f"{FAKE} log-on-register",
+            "--concurrent",
+            "--histories",
+            "5",
+            "--seed",
+            "1",
+        )
+        assert broken.returncode == 2, broken.stdout + broken.stderr
+        assert broken.stderr.startswith(
+            CANNOT_RUN + "the implementation wrote a line that is not JSON on stdout: "
+            "'DEBUG registering "
+        )
+
     # Spec: R-WIRE-11.
     def test_the_crash_is_written_as_protocol_messages_and_replays(self, tmp_path):
         """The replay file ends with the request the process died on; replaying it reproduces."""

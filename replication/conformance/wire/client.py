@@ -59,8 +59,15 @@ def target_for(command: str) -> WireTarget:
         target = _TARGETS.get(command)
         if target is None:
             target = _TARGETS[command] = WireTarget(command)
+    target.failure_tail = None  # a new run: what an earlier one saw is not this one's
     target.connect()
     return target
+
+
+def loaded(command: str) -> WireTarget | None:
+    """Return the target of ``command`` if this process loaded it, as it is (no new start)."""
+    with _TARGETS_LOCK:
+        return _TARGETS.get(command)
 
 
 @atexit.register
@@ -93,6 +100,8 @@ class WireTarget:
         self.connection: Connection | None = None
         self.hello: dict[str, Any] = {}
         self.manifests = ManifestCache()
+        #: The stderr tail of the process when a request last failed, in this run.
+        self.failure_tail: list[str] | None = None
         self._lock = threading.Lock()
 
     def connect(self) -> Connection:
@@ -170,10 +179,13 @@ class WireImplementation:
         try:
             response = self.connection.request(op, fields)
         except WireCrash as crash:
-            tail = self.connection.stderr_tail(wait=True)
-            raise WireCrash(with_tail(str(crash), tail)) from None
+            # One line here (a report may draw it in a timeline); the whole tail is
+            # kept for the lines printed after the report.
+            tail = self.target.failure_tail = self.connection.stderr_tail(wait=True)
+            last = f"; its stderr ends with {tail[-1]!r}" if tail else "; its stderr is empty"
+            raise WireCrash(f"{crash}{last}") from None
         except WireViolation as violation:
-            tail = self.connection.stderr_tail(wait=True)
+            tail = self.target.failure_tail = self.connection.stderr_tail(wait=True)
             raise WireViolation(with_tail(violation.message, tail)) from None
         if response["status"] == "denied":
             raise Denied(response["reason"])

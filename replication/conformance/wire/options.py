@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from replication.conformance.wire.client import EXEC_PREFIX, target_for, with_tail
+from replication.conformance.wire.client import EXEC_PREFIX, loaded, target_for, with_tail
 from replication.conformance.wire.messages import PROTOCOL
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from replication.conformance.reports.report import Report
 
-__all__ = ["REPLAY_FORMAT", "add_exec_option", "after_run", "exec_target"]
+__all__ = ["REPLAY_FORMAT", "add_exec_option", "after_run", "exec_target", "stderr_lines"]
 
 #: The name and version of a replay file's format (its first line says it).
 REPLAY_FORMAT = "replication.wire.replay/1"
@@ -74,16 +74,31 @@ def _transcript(target: str, program: str) -> list[dict[str, Any]] | None:
     return None if connection is None else list(connection.transcript)
 
 
+def stderr_lines(target: str) -> list[str]:
+    """Return the implementation's stderr tail, as lines to print after a report.
+
+    The tail of the process when a request last failed, else of the last process.
+    Nothing for a target that is not ``exec:``.
+    """
+    wire = loaded(target.removeprefix(EXEC_PREFIX)) if target.startswith(EXEC_PREFIX) else None
+    if wire is None:
+        return []
+    if wire.failure_tail is not None:
+        tail, whose = wire.failure_tail, "when it failed, the implementation's"
+    else:
+        tail, whose = wire.stderr_tail(), "the implementation's last process's"
+    return with_tail("", tail, whose=whose).splitlines()[1:]
+
+
 def after_run(target: str, report: Report, replay_file: str | None) -> list[str]:
     """Return the lines to print after a run against ``target`` (nothing unless ``exec:``).
 
     The stderr tail, and for a divergence the replay file written (R-WIRE-11).
     """
-    if not target.startswith(EXEC_PREFIX) or report.exit_code == 0:
+    lines = stderr_lines(target)
+    if not lines or report.exit_code == 0:
         return []
     wire = target_for(target.removeprefix(EXEC_PREFIX))
-    whose = "the implementation's last process's"
-    lines = with_tail("", wire.stderr_tail(), whose=whose).splitlines()[1:]
     divergence = report.failures[0] if report.failures else None
     if divergence is None or divergence.program is None or divergence.kind in _NOT_REPLAYED:
         return lines
