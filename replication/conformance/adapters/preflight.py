@@ -119,9 +119,12 @@ def load_factory(target: str) -> Callable[[], Implementation]:
     """
     if target.startswith("exec:"):
         # An implementation in any language, spoken to over the wire (specs/09).
-        from replication.conformance.wire.client import target_for  # noqa: PLC0415
+        from replication.conformance.wire.client import WireStartError, target_for  # noqa: PLC0415
 
-        return target_for(target.removeprefix("exec:"))  # type: ignore[return-value]
+        try:
+            return target_for(target.removeprefix("exec:"))  # type: ignore[return-value]
+        except WireStartError as error:
+            raise SetupError(error.message) from None
     if str(Path.cwd()) not in sys.path and "" not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     module_name, separator, attribute = target.partition(":")

@@ -3,8 +3,9 @@
 ``--exec "node impl.js"`` on the command line (the target ``exec:node impl.js``
 in Python) names a :class:`WireTarget`: loading it starts the command and makes
 the handshake (R-WIRE-2), so a process that does not start, exits, or speaks
-another version cannot run (a :class:`~replication.conformance.adapters.preflight.SetupError`,
-exit code 2). Calling it returns a :class:`WireImplementation`, the
+another version cannot run (:class:`WireStartError`, which the preflight turns
+into its ``SetupError``: exit code 2). Calling it returns a
+:class:`WireImplementation`, the
 :class:`~replication.conformance.adapters.adapter.Implementation` protocol spoken over
 the wire: every method one request carrying the kit's clock, a ``denied``
 response raised as :class:`~replication.conformance.adapters.adapter.Denied`, an
@@ -22,7 +23,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from replication.conformance.adapters.adapter import Denied
-from replication.conformance.adapters.preflight import SetupError
 from replication.conformance.wire.connection import Connection, WireCrash
 from replication.conformance.wire.messages import (
     PROTOCOL,
@@ -43,7 +43,20 @@ if TYPE_CHECKING:
     from replication.model import Manifest, ReplicationContract, ResourceSpec
     from replication.signing import SigningKey
 
-__all__ = ["EXEC_PREFIX", "WireImplementation", "WireTarget", "target_for"]
+__all__ = ["EXEC_PREFIX", "WireImplementation", "WireStartError", "WireTarget", "target_for"]
+
+
+class WireStartError(Exception):
+    """The implementation cannot be run: it does not start, or fails the handshake.
+
+    The preflight turns it into its ``SetupError`` (exit code 2); it is its own
+    class so that this package does not import the preflight, which imports it.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
 
 #: A target string ``exec:COMMAND`` names the implementation COMMAND runs (``--exec COMMAND``).
 EXEC_PREFIX = "exec:"
@@ -54,7 +67,7 @@ _TARGETS_LOCK = threading.Lock()
 
 
 def target_for(command: str) -> WireTarget:
-    """Return the target of ``command``, started and past its handshake (or raise SetupError)."""
+    """Return the target of ``command``, started, past its handshake; or raise WireStartError."""
     with _TARGETS_LOCK:
         target = _TARGETS.get(command)
         if target is None:
@@ -94,7 +107,7 @@ class WireTarget:
     def __init__(self, command: str) -> None:
         if not command.strip():
             message = "--exec needs a command, got an empty one"
-            raise SetupError(message)
+            raise WireStartError(message)
         self.command = command
         self.name = EXEC_PREFIX + command
         self.connection: Connection | None = None
@@ -115,7 +128,7 @@ class WireTarget:
                 connection = Connection(self.command)
             except OSError as error:
                 message = f"cannot start {self.command!r}: {error.strerror or error}"
-                raise SetupError(message) from None
+                raise WireStartError(message) from None
             self.connection = connection
             self.hello = self._handshake(connection)
             return connection
@@ -127,21 +140,21 @@ class WireTarget:
             text = error.message if isinstance(error, WireViolation) else str(error)
             tail = connection.stderr_tail(wait=True)
             connection.kill()
-            raise SetupError(with_tail(f"the handshake failed: {text}", tail)) from None
+            raise WireStartError(with_tail(f"the handshake failed: {text}", tail)) from None
         if hello["protocol"] != PROTOCOL:
             connection.kill()
             message = (
                 f"the implementation speaks protocol version {hello['protocol']}, and the kit "
                 f"speaks version {PROTOCOL} (specs/09-wire-protocol.md, R-WIRE-2)"
             )
-            raise SetupError(message)
+            raise WireStartError(message)
         return hello
 
     def __call__(self) -> WireImplementation:
         """Return an adapter on the running process (started again if it died)."""
         try:
             connection = self.connect()
-        except SetupError as error:
+        except WireStartError as error:
             raise WireCrash(error.message) from None
         kind = SigningWireImplementation if self.hello.get("signs") else WireImplementation
         return kind(self, connection)

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from replication.conformance.adapters.preflight import SetupError
-from replication.conformance.wire.client import WireTarget, with_tail
+from replication.conformance.wire.client import WireStartError, WireTarget, with_tail
 from replication.conformance.wire.connection import WireCrash
 from replication.conformance.wire.messages import WireViolation
 
@@ -98,8 +97,8 @@ def replay(path: Path, command: str, out: TextIO) -> int:
 def _run(arguments: argparse.Namespace) -> int:
     try:
         return replay(Path(arguments.file), arguments.exec_command, sys.stdout)
-    except (ReplayError, SetupError) as error:
-        message = error.message if isinstance(error, SetupError) else str(error)
+    except (ReplayError, WireStartError) as error:
+        message = error.message if isinstance(error, WireStartError) else str(error)
         print(f"replication wire: {message}", file=sys.stderr)
         return 2
 
