@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import wire as benchmark
 from replication.conformance.adapters.adapter import Denied, ReferenceImplementation
 from replication.conformance.adapters.preflight import SetupError, load_adapter
 from replication.conformance.fixtures import KEY, contract_from
@@ -393,3 +394,18 @@ class TestCommandLine:
         """check_vectors replays through a loaded exec: adapter as through any other."""
         result = check_vectors(ROOT / "specs" / "vectors", load_adapter(f"exec:{SERVER}"))
         assert result.ok
+
+
+class TestBenchmark:
+    def test_the_benchmark_runs_and_reports_its_targets(self, tmp_path, capsys):
+        """benchmarks/wire.py --quick measures both sides and says whether the target is met."""
+        written = tmp_path / "wire.json"
+        assert benchmark.main(["--quick", "--json", str(written)]) == 0
+        figures = json.loads(written.read_text(encoding="utf-8"))
+        steps = figures["steps per second (median)"]
+        assert steps["in-process"] > 0
+        assert steps["over the wire"] > 0
+        ratio = steps["over the wire"] / steps["in-process"]
+        assert figures["over the wire / in-process"] == pytest.approx(ratio)
+        assert figures["target met (over the wire >= 50% of in-process)"] is (ratio >= 0.5)
+        assert "over the wire / in-process:" in capsys.readouterr().out
