@@ -580,8 +580,17 @@ class Controller:
         return _deregistered(outcome.event)
 
     def kill_switch(self, orchestrator: SandboxOrchestrator | None = None) -> None:
-        """Kill every container, deregister every worker, and refuse all growth from now on."""
-        self._apply(transitions.engage_kill_switch, orchestrator=orchestrator)
+        """Kill every container, deregister every worker, and refuse all growth from now on.
+
+        The switch engages first, over the orchestrator already bound (if any),
+        and only then is ``orchestrator`` checked and bound: an emergency stop
+        is never refused on its argument. An argument that cannot be bound (not
+        an orchestrator, bound to another controller, one a journal cannot use)
+        raises after the switch is engaged (R-KILLSWITCH-3).
+        """
+        self._apply(transitions.engage_kill_switch)
+        if orchestrator is not None:
+            self._bind(orchestrator)
 
     def quarantine(self, worker_id: str, reason: str) -> None:
         """Quarantine a worker: no more heartbeats, children or launches."""
