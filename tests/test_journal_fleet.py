@@ -73,10 +73,10 @@ class TestKillSwitchFirst:
         controller.start_worker(hand_signed("a"))
         with pytest.raises(InvalidTypeError) as refused:
             controller.kill_switch(argument)
-        assert "orchestrator" == refused.value.field
+        assert refused.value.field == "orchestrator"
         assert controller.kill_switch_engaged
-        assert {} == dict(controller.registry)
-        assert ["start_worker", "engage_kill_switch"] == actions(path)
+        assert dict(controller.registry) == {}
+        assert actions(path) == ["start_worker", "engage_kill_switch"]
         reopened = Journal(path)
         try:
             again = Controller(make_contract(cooldown_seconds=0), KEY, journal=reopened)
@@ -95,9 +95,9 @@ class TestKillSwitchFirst:
         Controller(make_contract(), KEY, orchestrator=theirs, clock=clock)
         with pytest.raises(InvalidValueError) as refused:
             controller.kill_switch(theirs)
-        assert "orchestrator" == refused.value.field
+        assert refused.value.field == "orchestrator"
         assert controller.kill_switch_engaged
-        assert {} == dict(mine.containers)
+        assert dict(mine.containers) == {}
 
     def test_a_backend_a_journal_cannot_use_is_refused_after_the_switch_engaged(
         self, opened, tmp_path
@@ -108,9 +108,9 @@ class TestKillSwitchFirst:
         controller = opened(path, orchestrator=False)
         with pytest.raises(InvalidValueError) as refused:
             controller.kill_switch(_Acting())
-        assert "_Acting" == refused.value.got
+        assert refused.value.got == "_Acting"
         assert controller.kill_switch_engaged
-        assert ["engage_kill_switch"] == actions(path)
+        assert actions(path) == ["engage_kill_switch"]
 
     def test_a_usable_orchestrator_is_bound_after_the_switch_engaged(self, opened, tmp_path):
         """R-JOURNAL-14: an orchestrator that can be bound is bound, the switch already
@@ -120,4 +120,4 @@ class TestKillSwitchFirst:
         controller.kill_switch(fresh)
         assert fresh is controller.orchestrator
         assert controller.kill_switch_engaged
-        assert {} == dict(fresh.containers)
+        assert dict(fresh.containers) == {}

@@ -2,8 +2,10 @@
 
 Exit codes: 0, the journal verifies (or the trace's every step is one the
 model gives; ``show`` and ``export`` read every row); 1, a row, checkpoint or
-step fails, named in one line; 2, the command cannot run (no such file, not a
-journal or a trace, a stop condition it cannot evaluate, a bad option).
+step fails, named in one line, or ``show --worker ID`` found no row naming
+the worker; 2, the command cannot run (no such file, not a regular file, a
+file or line too large, not a journal or a trace, a stop condition it cannot
+evaluate, a bad option).
 Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
@@ -13,7 +15,6 @@ import argparse
 import importlib
 import sys
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ __all__ = ["EXIT_CODES", "add_journal_commands"]
 #: What each exit code means.
 EXIT_CODES = {
     0: "verified (every step is the model's)",
-    1: "a row, checkpoint or step fails, and the first is named",
-    2: "cannot run: no such file, not a journal or trace, or an unusable option",
+    1: "a row, checkpoint or step fails, and the first is named (show --worker: no row "
+    "names the worker)",
+    2: "cannot run: no such file, not a regular file, too large, not a journal or trace, or "
+    "an unusable option",
 }
 
 
@@ -60,12 +63,13 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
 def _load_key(path: str | None) -> VerifyingKey | None:
     if path is None:
         return None
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
     from replication.errors import InvalidKeyError  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     try:
-        return VerifyingKey.from_pem(Path(path).read_bytes())
-    except (OSError, InvalidKeyError) as error:
+        return VerifyingKey.from_pem(read_regular_file(path, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError) as error:
         message = f"--key {path}: {error}"
         raise _UsageError(message) from None
 
@@ -83,6 +87,8 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(sequence), digest
 
 
+#: The most a PEM key file may hold: an Ed25519 key's PEM is about 120 bytes.
+_PEM_LIMIT = 64 * 1024
 #: Hex digits of a row's SHA-256 hash.
 _DIGEST_LENGTH = 64
 
@@ -173,11 +179,20 @@ def _show_row(row: dict[str, Any]) -> str:
 def _show(arguments: argparse.Namespace) -> int:
     from replication.journal.verify import read_row, reading  # noqa: PLC0415
 
+    shown = 0
     with reading(arguments.path) as (_, rows):
         for row in rows:
             body = read_row(arguments.path, row)
             if arguments.worker is None or _mentions(body, arguments.worker):
                 print(_show_row(body))
+                shown += 1
+    if arguments.worker is not None and shown == 0:
+        # As grep: nothing matched is exit 1, so a script can ask whether a worker appears.
+        print(
+            f"replication journal: no row of {arguments.path} names worker {arguments.worker!r}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -19,6 +19,7 @@ import secrets
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
+from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
@@ -136,8 +137,12 @@ def _check_path(path: str) -> str:
         raise InvalidValueError("path", "a file path, not an SQLite URI", path)
     try:
         check_path(path)
-    except JournalMismatchError:
-        raise InvalidValueError("path", "a journal file, not a directory", path) from None
+    except InputFileError as error:
+        raise InvalidValueError(
+            "path",
+            "a journal file (a regular file), not a directory, FIFO, device or socket",
+            f"{path} ({error.problem})",
+        ) from None
     return path
 
 

@@ -26,11 +26,13 @@ benchmarks/journal.py's race). Every SQLite error becomes a
 :class:`~replication.journal.errors.JournalError`, and a failed write is
 rolled back.
 
-A reader opens the file read-only. In a directory it cannot write to, SQLite
-cannot create the shared-memory file a WAL database is read through; the file
-is then read as immutable (no locks), which is safe only while nothing writes
-it: so only when no ``-wal`` file exists (no connection has it open), and the
-read is refused if the file changed by the time it ends (:meth:`Store.check_unchanged`).
+A reader opens the file read-only. When no ``-wal`` file exists (no connection
+has it open), it reads the file as immutable (no locks, and no ``-wal`` or
+``-shm`` file left beside a journal it only read); that is safe only while
+nothing writes it, so the read is refused if the file changed, or a writer
+came, by the time it ends (:meth:`Store.check_unchanged`). With a ``-wal`` file
+there it reads with locks; in a directory it cannot write to, SQLite cannot
+then create the shared-memory file a WAL database is read through, and says why.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, NoReturn
 
+from replication._files import check_regular_file
 from replication.errors import InvalidValueError
 from replication.journal.errors import (
     JournalCorruptError,
@@ -111,9 +114,13 @@ class StoredHeader(NamedTuple):
 
 
 def check_path(path: str) -> None:
-    """Refuse what cannot be a journal's file: a directory (raises ``JournalMismatchError``)."""
-    if pathlib.Path(path).is_dir():
-        raise JournalMismatchError(path, "path", "a journal file", "a directory")
+    """Refuse what cannot be a journal's file, before SQLite opens it.
+
+    Anything but a regular file (a directory, a FIFO, a device, a socket, or a
+    symlink to one) raises :class:`~replication._files.InputFileError`. A
+    missing path is SQLite's to report.
+    """
+    check_regular_file(path, missing_ok=True)
 
 
 class Store:
@@ -137,8 +144,13 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
+        if self.read_only and not pathlib.Path(f"{path}-wal").exists():
+            # No connection has it open: read it as immutable, which leaves no -wal or
+            # -shm file beside a journal that was only read (R-JOURNAL-13).
+            with contextlib.suppress(OSError):
+                self._immutable = self._identity()
         self._connection = self._connect()
-        if self.read_only and not self._readable():
+        if self.read_only and self._immutable is None and not self._readable():
             self._connection.close()
             self._immutable = self._identity()
             self._connection = self._connect()
@@ -202,8 +214,8 @@ class Store:
                 self.path,
                 "read the journal",
                 "changed",
-                "it was read without locks (its directory is not writable) and changed "
-                "meanwhile: what was read may mix two states; read it again",
+                "it was read without locks (no process had it open) and changed meanwhile, "
+                "or a writer opened it: what was read may mix two states; read it again",
             )
 
     def use_wal(self) -> None:

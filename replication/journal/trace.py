@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._files import InputFileError, read_lines
 from replication._validation import immutable
 from replication.errors import InvalidInputError, ReplicationError
 from replication.journal.codec import (
@@ -40,7 +41,7 @@ from replication.model import State
 from replication.signing import VerifyingKey
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from replication.model import ReplicationContract, StopCondition
 
@@ -67,13 +68,17 @@ _SHOWN = 12
 
 
 class TraceFormatError(ReplicationError, ValueError):
-    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format."""
+    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format.
+
+    ``line`` is 0 when the file as a whole cannot be read (missing, not a regular file).
+    """
 
     def __init__(self, path: str, line: int, problem: str) -> None:
         self.path = path
         self.line = line
         self.problem = problem
-        super().__init__(f"trace {path}, line {line}: {problem}")
+        where = f", line {line}" if line else ""  # 0: the file as a whole
+        super().__init__(f"trace {path}{where}: {problem}")
 
 
 @immutable
@@ -281,11 +286,24 @@ def check_trace(
     """
     name = os.fspath(path)
     try:
-        # Lines end at "\n" only (JSON Lines); a "\r" before it is JSON's whitespace.
-        with open(name, encoding="utf-8", newline="\n") as lines:  # noqa: PTH123 - line by line
-            return _check_lines(name, lines, contract)
-    except (OSError, UnicodeDecodeError) as error:
+        return _check_lines(name, _text_lines(name), contract)
+    except InputFileError as error:
+        raise TraceFormatError(name, error.line, error.problem) from None
+    except OSError as error:
         raise TraceFormatError(name, 0, f"cannot be read ({error})") from None
+
+
+def _text_lines(path: str) -> Iterator[str]:
+    """Yield the lines of a regular file, each bounded (R-JOURNAL-15), decoded as UTF-8.
+
+    Lines end at a line feed only (JSON Lines); a carriage return before it is
+    JSON's whitespace.
+    """
+    for number, line in read_lines(path):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise TraceFormatError(path, number, f"not UTF-8 text ({error.reason})") from None
 
 
 def _check_lines(
