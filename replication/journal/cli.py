@@ -199,13 +199,15 @@ def _show(arguments: argparse.Namespace) -> int:
 def _export(arguments: argparse.Namespace) -> int:
     from replication.encoding import canonical_json  # noqa: PLC0415
     from replication.journal.trace import trace_header  # noqa: PLC0415
-    from replication.journal.verify import read_row, reading  # noqa: PLC0415
+    from replication.journal.verify import read_row, reading_signed  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     out = sys.stdout.buffer
-    with reading(arguments.path) as (header, rows):
+    with reading_signed(arguments.path) as (header, signature, rows):
         key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
-        out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
+        signed = signature if type(signature) is str else None
+        line = trace_header(header["contract"], key, header, signed)
+        out.write(canonical_json(line) + b"\n")
         for row in rows:
             read_row(arguments.path, row)  # a trace's step: what is not one is not exported
             out.write(row.body + b"\n")

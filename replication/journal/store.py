@@ -1,13 +1,24 @@
 """The journal's storage: one SQLite database in WAL mode with ``synchronous=FULL``.
 
-The schema, version 2 (specs/07-journal.md, R-JOURNAL-1)::
+The schema, version 3 (specs/07-journal.md, R-JOURNAL-1)::
 
     journal_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)
-        'schema_version' -> '2'; 'header' -> the header's canonical JSON;
+        'schema_version' -> '3'; 'header' -> the header's canonical JSON;
         'header_signature' -> the checkpoint key's signature over the header
     journal_rows(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, hash TEXT NOT NULL)
     journal_checkpoints(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL,
                         signature TEXT NOT NULL)
+    journal_snapshots(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL,
+                      signature TEXT NOT NULL)
+
+The store holds bytes and runs transactions; what the bytes mean (the chain,
+the checkpoints, the snapshots' state, replay, group commit's batching) is the
+journal's, above it, the same for every store. A store's interface: ``begin``
+(take the write lock), ``begin_read``, ``commit``, ``release``; ``header`` and
+``create``; ``rows_after``, ``row_at``, ``checkpoints_after``,
+``checkpoint_at``, ``latest_snapshot``, ``snapshots``; ``write`` (a row, its
+checkpoint and snapshot, in the open transaction), ``append`` (``write`` then
+``commit``) and ``add_snapshot``.
 
 ``PRAGMA application_id`` marks the file as a journal and ``PRAGMA
 user_version`` repeats the schema version. Nothing else may be in the file:
@@ -56,9 +67,17 @@ from replication.journal.errors import (
     JournalUnavailableError,
 )
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Checkpoint", "Row", "Store", "StoredHeader"]
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "Checkpoint",
+    "Row",
+    "Snapshot",
+    "Store",
+    "StoredHeader",
+]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: "rJNL": marks a SQLite file as a replication journal.
 APPLICATION_ID = 0x724A4E4C
 
@@ -72,8 +91,12 @@ _TABLES = {
         "CREATE TABLE journal_checkpoints("
         "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
     ),
+    "journal_snapshots": (
+        "CREATE TABLE journal_snapshots("
+        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
+    ),
 }
-#: Every object of a journal's schema, as ``sqlite_master`` lists it: the three tables, and
+#: Every object of a journal's schema, as ``sqlite_master`` lists it: the four tables, and
 #: the index SQLite makes for journal_meta's text primary key.
 _OBJECTS = frozenset(
     {("table", name, name, sql) for name, sql in _TABLES.items()}
@@ -100,6 +123,14 @@ class Row(NamedTuple):
 
 class Checkpoint(NamedTuple):
     """One stored checkpoint: the row it covers, its canonical JSON, its signature."""
+
+    sequence: int
+    body: bytes
+    signature: str
+
+
+class Snapshot(NamedTuple):
+    """One stored snapshot: the row it follows, its canonical JSON, its signature."""
 
     sequence: int
     body: bytes
@@ -357,7 +388,7 @@ class Store:
                 self.path,
                 0,
                 f"the database {what} the {kind} {name!r} on {table}: a journal's schema is "
-                "exactly its three tables",
+                "exactly its four tables",
             )
         meta = dict(self._run("read the header", "SELECT key, value FROM journal_meta"))
         if sorted(meta) != list(_META_KEYS):
@@ -376,13 +407,13 @@ class Store:
 
     def _refuse_unnumbered(self) -> None:
         """Refuse rows and checkpoints numbered below 1: no reader, in order, would see them."""
-        for table in ("journal_rows", "journal_checkpoints"):
+        for table in ("journal_rows", "journal_checkpoints", "journal_snapshots"):
             ((lowest,),) = self._run(
                 "read the schema",
                 f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
             )
             if lowest is not None and lowest < 1:
-                kind = "row" if table == "journal_rows" else "checkpoint"
+                kind = table.removeprefix("journal_").removesuffix("s")
                 raise JournalCorruptError(
                     self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
                 )
@@ -501,9 +532,48 @@ class Store:
             ) from error
         return Checkpoint(*found[0]) if found else None
 
-    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
-        """Insert a row (and its checkpoint) and commit; on any failure, nothing is kept."""
-        operation = f"append row {row.sequence}"
+    def row_at(self, sequence: int) -> Row | None:
+        """Return row ``sequence`` as stored, if there is one."""
+        found = self._run(
+            f"read row {sequence}",
+            "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
+            (sequence,),
+        )
+        return Row(*found[0]) if found else None
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """Return the snapshot of the highest row, if there is one."""
+        found = self._run(
+            "read the latest snapshot",
+            "SELECT sequence, body, signature FROM journal_snapshots "
+            "ORDER BY sequence DESC LIMIT 1",
+        )
+        return Snapshot(*found[0]) if found else None
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        """Yield every snapshot, in the order of the rows they follow, one at a time."""
+        last = 0
+        while True:
+            found = self._run(
+                "read the snapshots",
+                "SELECT sequence, body, signature FROM journal_snapshots WHERE sequence > ? "
+                "ORDER BY sequence LIMIT 1",
+                (last,),
+            )
+            if not found:
+                return
+            snapshot = Snapshot(*found[0])
+            yield snapshot
+            last = snapshot.sequence
+
+    def write(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) in the open write transaction.
+
+        Nothing is durable until :meth:`commit`; on failure the transaction is
+        rolled back (nothing of it is kept) and the journal error raised.
+        """
         try:
             self._connection.execute(
                 "INSERT INTO journal_rows(sequence, body, hash) VALUES (?, ?, ?)", row
@@ -513,9 +583,31 @@ class Store:
                     "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (?, ?, ?)",
                     checkpoint,
                 )
+            if snapshot is not None:
+                self._connection.execute(
+                    "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
+                    snapshot,
+                )
+        except sqlite3.Error as error:
+            self._fail(f"append row {row.sequence}", error)
+
+    def append(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) and commit; on failure nothing is kept."""
+        self.write(row, checkpoint, snapshot)
+        try:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
-            self._fail(operation, error)
+            self._fail(f"append row {row.sequence}", error)
+
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Insert (or replace) the snapshot of a row, in the open write transaction."""
+        self._run(
+            f"write the snapshot of row {snapshot.sequence}",
+            "INSERT OR REPLACE INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
+            snapshot,
+        )
 
 
 class _LookedUp(Mapping[int, Checkpoint]):

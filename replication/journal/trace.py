@@ -60,7 +60,7 @@ __all__ = [
 TRACE_FORMAT = "replication.trace.v1"
 
 _HEADER_REQUIRED = {"format", "contract", "verifying_key"}
-_HEADER_OPTIONAL = {"journal"}
+_HEADER_OPTIONAL = {"journal", "journal_signature"}
 _STEP_REQUIRED = {"now", "action", "args", "outcome"}
 _STEP_OPTIONAL = {"sequence", "prev"}
 #: How many ids a rendered state lists before it counts the rest.
@@ -199,9 +199,17 @@ def describe_state(state: State) -> list[str]:
 
 
 def trace_header(
-    contract_json: dict[str, Any], verifying_key: VerifyingKey, journal: object = None
+    contract_json: dict[str, Any],
+    verifying_key: VerifyingKey,
+    journal: object = None,
+    journal_signature: str | None = None,
 ) -> dict[str, Any]:
-    """Return a trace's header line; ``journal`` is a journal's own header, for its export."""
+    """Return a trace's header line.
+
+    For a journal's export, ``journal`` is the journal's own header and
+    ``journal_signature`` the checkpoint key's signature over it, so that the
+    export carries what the journal signed (R-TRACE-1).
+    """
     header: dict[str, Any] = {
         "contract": contract_json,
         "format": TRACE_FORMAT,
@@ -209,6 +217,8 @@ def trace_header(
     }
     if journal is not None:
         header["journal"] = journal
+    if journal_signature is not None:
+        header["journal_signature"] = journal_signature
     return header
 
 

@@ -43,7 +43,15 @@ if TYPE_CHECKING:
     from replication.model import ReplicationContract
     from replication.signing import VerifyingKey
 
-__all__ = ["Opened", "Verified", "open_journal", "read_row", "reading", "verify_journal"]
+__all__ = [
+    "Opened",
+    "Verified",
+    "open_journal",
+    "read_row",
+    "reading",
+    "reading_signed",
+    "verify_journal",
+]
 
 
 class Verified(NamedTuple):
@@ -227,12 +235,20 @@ def reading(path: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any], Iter
     """Open a journal read-only and give its header and its rows as stored, unverified.
 
     For ``journal show`` and ``journal export``: what is stored, in order. A
-    journal read without locks (its directory is not writable) that changed
-    meanwhile is refused when the rows end.
+    journal read without locks that changed meanwhile is refused when the rows end.
     """
-    store, header, _ = open_journal(path)
+    with reading_signed(path) as (header, _, rows):
+        yield header, rows
+
+
+@contextlib.contextmanager
+def reading_signed(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[dict[str, Any], object, Iterator[Row]]]:
+    """As :func:`reading`, with the header's stored signature (unverified), for the export."""
+    store, header, stored = open_journal(path)
     try:
-        yield header, _rows_then_check(store)
+        yield header, stored.signature, _rows_then_check(store)
     finally:
         store.close()
 
