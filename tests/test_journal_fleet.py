@@ -6,11 +6,14 @@ tests/test_input_files.py; real processes crashing in tests/test_journal_process
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.errors import InvalidTypeError, InvalidValueError
-from replication.journal import Journal
+from replication.journal import Journal, JournalClockError
+from replication.journal.journal import DEFAULT_MAX_CLOCK_JUMP
 from replication.journal.replay import load_json
 from replication.journal.verify import reading
 from replication.observability import StructuredLogger
@@ -121,3 +124,73 @@ class TestKillSwitchFirst:
         assert fresh is controller.orchestrator
         assert controller.kill_switch_engaged
         assert dict(fresh.containers) == {}
+
+
+class SettableClock:
+    """A clock set by hand, forwards or backwards (a clock that jumps)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class TestClockJumps:
+    def test_a_clock_that_jumped_to_9999_is_refused_naming_both_times(self, opened, tmp_path):
+        """R-JOURNAL-16: a decision whose now is far ahead of the journal's last row is
+        refused with a JournalClockError naming both times; no row is written, and the
+        next decision at the right time is made as if nothing happened."""
+        path = tmp_path / "j.db"
+        clock = SettableClock()
+        controller = opened(path, clock=clock)
+        controller.start_worker(hand_signed("a"))
+        clock.now = datetime(9999, 12, 31, tzinfo=UTC)
+        with pytest.raises(JournalClockError) as refused:
+            controller.expire_workers()
+        assert refused.value.now == "9999-12-31T00:00:00.000000Z"
+        assert refused.value.last == "2026-01-01T00:00:00.000000Z"
+        assert "9999-12-31T00:00:00.000000Z" in str(refused.value)
+        assert actions(path) == ["start_worker"]
+        clock.now = T0 + timedelta(hours=1)
+        controller.heartbeat("a")
+        assert actions(path) == ["start_worker", "heartbeat"]
+        assert list(controller.registry) == ["a"]
+
+    def test_a_jump_within_the_bound_is_decided(self, opened, tmp_path):
+        """R-JOURNAL-16: the default bound is a week: six days ahead is decided."""
+        clock = ManualClock(T0)
+        controller = opened(tmp_path / "j.db", clock=clock)
+        controller.start_worker(hand_signed("a"))
+        assert controller.journal.max_clock_jump == DEFAULT_MAX_CLOCK_JUMP == timedelta(days=7)
+        clock.advance(6 * 86400)
+        controller.heartbeat("a")
+        assert controller.journal.head.sequence == 2
+
+    def test_the_time_this_process_saw_pass_counts_toward_the_bound(self, opened, tmp_path):
+        """R-JOURNAL-16: a process idle for ten days (its monotonic clock says so) decides
+        ten days after the last row without an operator's say."""
+        clock = ManualClock(T0)
+        controller = opened(tmp_path / "j.db", clock=clock)
+        controller.start_worker(hand_signed("a"))
+        controller.journal._head_since -= 10 * 86400  # as if ten days passed since the row
+        clock.advance(12 * 86400)
+        controller.heartbeat("a")
+        assert controller.journal.head.sequence == 2
+
+    @pytest.mark.parametrize("bound", [None, timedelta(days=400)])
+    def test_an_operator_may_allow_a_jump_explicitly(self, opened, tmp_path, bound):
+        """R-JOURNAL-16: ``max_clock_jump=None`` (or a bound large enough) allows the jump."""
+        clock = ManualClock(T0)
+        controller = opened(tmp_path / "j.db", clock=clock, max_clock_jump=bound)
+        controller.start_worker(hand_signed("a"))
+        clock.advance(365 * 86400)
+        controller.heartbeat("a")
+        assert controller.journal.head.now == T0 + timedelta(days=365)
+
+    @pytest.mark.parametrize("bound", [timedelta(days=-1), 86400, "1 day"])
+    def test_a_bound_that_is_not_a_duration_is_refused_naming_the_field(self, tmp_path, bound):
+        """R-JOURNAL-16: the bound is a non-negative timedelta, or None."""
+        with pytest.raises(InvalidValueError) as refused:
+            Journal(tmp_path / "j.db", max_clock_jump=bound)
+        assert refused.value.field == "max_clock_jump"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
@@ -30,6 +32,7 @@ from replication.journal.codec import (
     manifest_to_json,
 )
 from replication.journal.errors import (
+    JournalClockError,
     JournalCorruptError,
     JournalMismatchError,
     JournalUnavailableError,
@@ -54,7 +57,13 @@ if TYPE_CHECKING:
     from replication.decisions import Decision
     from replication.model import State
 
-__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_LOCK_TIMEOUT", "FORMAT", "Journal"]
+__all__ = [
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MAX_CLOCK_JUMP",
+    "FORMAT",
+    "Journal",
+]
 
 #: The header's format tag.
 FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
@@ -62,6 +71,10 @@ FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
 DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
 DEFAULT_LOCK_TIMEOUT = 10.0
+#: How far ahead of the journal's last row a decision's ``now`` may be, beyond the time this
+#: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
+#: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
+DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
 
 
 def make_header(
@@ -168,6 +181,10 @@ class Journal:
     between checkpoints of a new journal (an existing journal keeps its own);
     ``lock_timeout`` is how long, in seconds, an action waits for another
     process's write to finish before failing with ``JournalLockedError``.
+    ``max_clock_jump`` bounds how far ahead of the journal's last row a
+    decision's ``now`` may be (beyond the time this process has seen pass
+    since that row): further is refused with ``JournalClockError``; ``None``
+    allows any jump, an operator's explicit choice (R-JOURNAL-16).
     """
 
     def __init__(
@@ -177,6 +194,7 @@ class Journal:
         key: SigningKey | None = None,
         checkpoint_interval: int | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        max_clock_jump: timedelta | None = DEFAULT_MAX_CLOCK_JUMP,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
             raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
@@ -190,6 +208,15 @@ class Journal:
             else v.check_int("checkpoint_interval", checkpoint_interval, minimum=1)
         )
         self.lock_timeout = v.check_number("lock_timeout", lock_timeout, minimum=0, inclusive=False)
+        if max_clock_jump is not None and (
+            type(max_clock_jump) is not timedelta or max_clock_jump < timedelta(0)
+        ):
+            raise InvalidValueError(
+                "max_clock_jump", "a datetime.timedelta of at least 0, or None", max_clock_jump
+            )
+        self.max_clock_jump = max_clock_jump
+        #: When (``time.monotonic()``) this process first saw the journal end at its head.
+        self._head_since = time.monotonic()
         self._store: Store | None = None
         self._closed = False
         self._depth = 0
@@ -372,6 +399,7 @@ class Journal:
         if head == self._head:
             return None
         self._head = head
+        self._head_since = time.monotonic()
         return state
 
     @contextlib.contextmanager
@@ -391,10 +419,27 @@ class Journal:
         return self._depth > 0
 
     def _clamp(self, now: datetime) -> datetime:
-        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7)."""
+        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7).
+
+        Refuses a ``now`` further ahead of the last row than ``max_clock_jump``
+        plus the time this process has seen pass since that row was last
+        (``JournalClockError``, R-JOURNAL-16): one clock that jumped would
+        otherwise move every process on the journal there.
+        """
         now = v.check_aware_datetime("now", now)
         last = self._head.now
-        return now if last is None or now >= last else last
+        if last is None:
+            return now
+        if now < last:
+            return last
+        bound = self.max_clock_jump
+        if bound is not None:
+            elapsed = timedelta(seconds=time.monotonic() - self._head_since)
+            if now - last > bound + elapsed:
+                raise JournalClockError(
+                    self.path, format_timestamp(now), format_timestamp(last), str(bound + elapsed)
+                )
+        return now
 
     def _holds(self, now: datetime) -> bool:
         """Whether the write lock is still held and ``now`` still comes last."""
@@ -437,3 +482,4 @@ class Journal:
             checkpoint = Checkpoint(sequence, signed, signature)
         store.append(Row(sequence, body, digest), checkpoint)
         self._head = Head(sequence, digest, now)
+        self._head_since = time.monotonic()
