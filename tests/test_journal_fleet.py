@@ -6,18 +6,32 @@ tests/test_input_files.py; real processes crashing in tests/test_journal_process
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from replication import Controller, ManualClock, SandboxOrchestrator
+from replication.cli import main
+from replication.encoding import canonical_json
 from replication.errors import InvalidTypeError, InvalidValueError
-from replication.journal import Journal, JournalClockError
+from replication.journal import (
+    Head,
+    Journal,
+    JournalClockError,
+    JournalCorruptError,
+    verify_journal,
+)
+from replication.journal.chain import HEADER_TYPE, digest
 from replication.journal.journal import DEFAULT_MAX_CLOCK_JUMP
 from replication.journal.replay import load_json
+from replication.journal.snapshot import make_snapshot
 from replication.journal.verify import reading
+from replication.model import Manifest
 from replication.observability import StructuredLogger
-from tests.helpers import KEY, T0, make_contract
+from replication.signing import sign_manifest
+from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
 
 
@@ -194,3 +208,223 @@ class TestClockJumps:
         with pytest.raises(InvalidValueError) as refused:
             Journal(tmp_path / "j.db", max_clock_jump=bound)
         assert refused.value.field == "max_clock_jump"
+
+
+def grow(controller: Controller, count: int, *, prefix: str = "w") -> None:
+    """``count`` rows: registrations, then heartbeats of the first worker."""
+    for number in range(count):
+        if number % 3 == 0:
+            controller.register_worker(hand_signed(f"{prefix}{number}"))
+        else:
+            controller.heartbeat(f"{prefix}0")
+
+
+def stored_snapshots(path) -> list[int]:
+    connection = sqlite3.connect(path)
+    try:
+        return [n for (n,) in connection.execute("SELECT sequence FROM journal_snapshots")]
+    finally:
+        connection.close()
+
+
+def execute(path, sql: str, parameters: tuple = ()) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(sql, parameters)
+    finally:
+        connection.close()
+
+
+def start(path, **options) -> Controller:
+    """A controller started on ``path`` (its journal closed by the caller)."""
+    return Controller(
+        make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=Journal(path),
+        **options,
+    )  # fmt: skip
+
+
+class TestSnapshots:
+    def test_every_interval_rows_a_signed_snapshot_is_written(self, opened, tmp_path):
+        """R-JOURNAL-17: every ``snapshot_interval`` rows, in the row's transaction, the state
+        after it is stored, signed with the checkpoint key."""
+        path = tmp_path / "j.db"
+        grow(opened(path, snapshot_interval=5), 12)
+        assert stored_snapshots(path) == [5, 10]
+        assert verify_journal(path).snapshots == 2
+
+    def test_a_controller_starts_from_the_latest_snapshot_with_the_state_replay_gives(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-17: a controller starts from the latest snapshot, replays only the rows
+        after it, and has exactly the state a full replay from row 1 gives."""
+        path = tmp_path / "j.db"
+        writer = opened(path, snapshot_interval=5)
+        grow(writer, 12)
+        again = start(path)
+        try:
+            assert again.journal.started_from == 10
+            assert again.journal.head == writer.journal.head
+            assert again.state == verify_journal(path).state == writer.state
+            again.heartbeat("w0")  # and it goes on writing from there
+        finally:
+            again.journal.close()
+        assert verify_journal(path).head.sequence == 13
+
+    def test_snapshot_bytes_are_rfc_8785_canonical(self, opened, tmp_path):
+        """R-JOURNAL-17: a snapshot is the canonical JSON of its fields, exactly as
+        RFC 8785 encodes it, floats and astral characters in a manifest included."""
+        path = tmp_path / "j.db"
+        controller = opened(path, snapshot_interval=3)
+        controller.start_worker(sign_manifest(
+            Manifest("é\U0001f600", None, 0, {"x": 1.5, "k\U0001f600": [1e21, 0.1, -0.0]}, T0,
+                     RESOURCES), KEY))  # fmt: skip
+        controller.heartbeat("é\U0001f600")
+        controller.quarantine("é\U0001f600", "suspect \U0001f600")
+        connection = sqlite3.connect(path)
+        ((body,),) = connection.execute("SELECT body FROM journal_snapshots").fetchall()
+        connection.close()
+        assert canonical_json(json.loads(body)) == body
+
+    @pytest.mark.parametrize(
+        ("sql", "words"),
+        [
+            ("UPDATE journal_snapshots SET signature = 'ed25519:x:AAAA'", "does not verify"),
+            (
+                "UPDATE journal_snapshots SET body = CAST(replace(body, 'w0', 'w1') AS BLOB)",
+                "does not verify",
+            ),
+            ("UPDATE journal_rows SET hash = 'ab' WHERE sequence = 10", "has the hash ab"),
+            ("DELETE FROM journal_rows WHERE sequence >= 10", "is missing"),
+        ],
+        ids=["signature", "state", "row-hash", "rows-removed"],
+    )
+    def test_a_snapshot_that_does_not_verify_refuses_the_start(
+        self, opened, tmp_path, sql, words
+    ):
+        """R-JOURNAL-17: a snapshot whose signature, state or row does not verify refuses the
+        controller's start, naming its row (no silent full replay), and fails verify."""
+        path = tmp_path / "j.db"
+        writer = opened(path, snapshot_interval=5)
+        grow(writer, 12)
+        writer.register_worker(hand_signed("x"))
+        writer.kill_switch()
+        writer.journal.close()
+        execute(path, sql)
+        with pytest.raises(JournalCorruptError) as refused:
+            start(path)
+        assert refused.value.sequence == 10
+        assert words in str(refused.value)
+        with pytest.raises(JournalCorruptError):
+            verify_journal(path)
+
+    def test_a_snapshot_signed_with_the_key_but_not_the_replayed_state_fails_verify(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-17: verify replays from row 1 and compares every snapshot with the state
+        replay gives: one that holds another state is named, even signed with the key."""
+        path = tmp_path / "j.db"
+        grow(opened(path, snapshot_interval=5), 7)
+        verified = verify_journal(path)
+        connection = sqlite3.connect(path)
+        ((header,),) = connection.execute(
+            "SELECT value FROM journal_meta WHERE key = 'header'"
+        ).fetchall()
+        ((row_hash,),) = connection.execute(
+            "SELECT hash FROM journal_rows WHERE sequence = 5"
+        ).fetchall()
+        connection.close()
+        genesis = digest(HEADER_TYPE, header)
+        forged = make_snapshot(genesis, Head(5, row_hash, T0), verified.state, KEY)
+        execute(path, "UPDATE journal_snapshots SET body = ?, signature = ? WHERE sequence = 5",
+                (forged.body, forged.signature))  # fmt: skip
+        with pytest.raises(JournalCorruptError) as refused:
+            verify_journal(path)
+        assert refused.value.sequence == 5
+        assert "not the state replay gives" in str(refused.value)
+
+    def test_journal_snapshot_writes_a_verified_snapshot_at_the_head(
+        self, opened, tmp_path, capsys
+    ):
+        """R-JOURNAL-17: ``replication journal snapshot PATH --key PEM`` verifies the journal
+        from row 1, then stores a signed snapshot of its head; a controller starts from it."""
+        path = tmp_path / "j.db"
+        grow(opened(path, snapshot_interval=None), 7)
+        pem = tmp_path / "key.pem"
+        pem.write_bytes(KEY.to_pem())
+        assert main(["journal", "snapshot", str(path), "--key", str(pem)]) == 0
+        assert "snapshot of row 7 written and signed" in capsys.readouterr().out
+        again = start(path)
+        try:
+            assert again.journal.started_from == 7
+        finally:
+            again.journal.close()
+        other = tmp_path / "other.pem"
+        other.write_bytes(OTHER_KEY.to_pem())
+        assert main(["journal", "snapshot", str(path), "--key", str(other)]) == 1
+        assert "not the pinned key" in capsys.readouterr().err
+
+    def test_export_carries_the_header_and_its_signature(self, opened, tmp_path, capsysbinary):
+        """R-TRACE-1: a journal's export carries its header and the header's signature."""
+        path = tmp_path / "j.db"
+        grow(opened(path), 2)
+        assert main(["journal", "export", str(path)]) == 0
+        first = json.loads(capsysbinary.readouterr().out.splitlines()[0])
+        connection = sqlite3.connect(path)
+        ((signature,),) = connection.execute(
+            "SELECT value FROM journal_meta WHERE key = 'header_signature'"
+        ).fetchall()
+        connection.close()
+        assert first["journal_signature"] == signature
+        assert first["journal"]["format"] == "replication.journal.v3"
+
+
+class TestStartingAgainstAHead:
+    def test_a_head_the_journal_reaches_starts_the_controller(self, opened, tmp_path):
+        """R-JOURNAL-18: ``head="SEQUENCE:HASH"`` of a row the journal holds (before the
+        snapshot started from, or after it) lets the controller start."""
+        path = tmp_path / "j.db"
+        writer = opened(path, snapshot_interval=5)
+        grow(writer, 3)
+        early = writer.journal.head
+        grow(writer, 9, prefix="x")
+        late = writer.journal.head
+        for head in (early, late):
+            again = start(path, head=f"{head.sequence}:{head.hash}")
+            again.journal.close()
+
+    def test_a_journal_cut_short_or_rewritten_is_refused_at_start(self, opened, tmp_path):
+        """R-JOURNAL-18: a journal that ends before the anchored row, or holds another hash
+        there, or whose chain from it to the snapshot breaks, refuses the start."""
+        path = tmp_path / "j.db"
+        writer = opened(path, snapshot_interval=5)
+        grow(writer, 8)
+        head = writer.journal.head
+        writer.journal.close()
+        with pytest.raises(JournalCorruptError) as refused:
+            start(path, head=f"{head.sequence + 1}:{head.hash}")
+        assert "before row 9 the anchor names" in str(refused.value)
+        with pytest.raises(JournalCorruptError) as refused:
+            start(path, head=f"{head.sequence}:{'0' * 64}")
+        assert "not the anchored" in str(refused.value)
+        connection = sqlite3.connect(path)
+        ((anchored,),) = connection.execute(
+            "SELECT hash FROM journal_rows WHERE sequence = 2"
+        ).fetchall()
+        connection.close()
+        execute(path, "UPDATE journal_rows SET body = body || ' ' WHERE sequence = 3")
+        with pytest.raises(JournalCorruptError) as refused:
+            start(path, head=f"2:{anchored}")
+        assert refused.value.sequence == 3
+
+    @pytest.mark.parametrize("head", ["7", "0:" + "a" * 64, "1:" + "A" * 64, 7])
+    def test_a_malformed_head_is_refused_naming_it(self, tmp_path, head):
+        """R-JOURNAL-18: a head that is not ``SEQUENCE:HASH`` is bad input naming ``head``."""
+        with pytest.raises(InvalidValueError) as refused:
+            start(tmp_path / "j.db", head=head)
+        assert refused.value.field == "head"
+
+    def test_a_head_without_a_journal_is_refused(self):
+        """R-JOURNAL-18: a head is a journal's: without one it is refused."""
+        with pytest.raises(InvalidValueError) as refused:
+            Controller(make_contract(), KEY, head="1:" + "a" * 64)
+        assert refused.value.field == "head"

@@ -118,11 +118,29 @@ def _verify(arguments: argparse.Namespace) -> int:
         f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
         f"under key {_key_id(header)} ({pinned})"
     )
+    print(f"  snapshots: {verified.snapshots}, each the state replay gives at its row")
     print("  replay: every decision and event is the one the model gives")
     print(
         f"  state: {len(state.registry)} registered, {len(state.containers)} containers, "
         f"kill switch {switch}"
     )
+    return 0
+
+
+def _snapshot(arguments: argparse.Namespace) -> int:
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
+    from replication.errors import InvalidKeyError  # noqa: PLC0415
+    from replication.journal.verify import write_snapshot  # noqa: PLC0415
+    from replication.signing import SigningKey  # noqa: PLC0415
+
+    try:
+        key = SigningKey.from_pem(read_regular_file(arguments.key, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError, ValueError, TypeError) as error:
+        message = f"--key {arguments.key}: {error} (the checkpoint key's private PEM)"
+        raise _UsageError(message) from None
+    snapshot = write_snapshot(arguments.path, key, contract=_load_contract(arguments.contract))
+    print(f"journal {arguments.path}: snapshot of row {snapshot.sequence} written and signed")
+    print("  the journal was verified from its first row before it was written")
     return 0
 
 
@@ -282,6 +300,20 @@ def add_journal_commands(commands: Any) -> None:
         "row with that hash, so a journal cut short or replaced is caught",
     )  # fmt: skip
     command(verify, _verify)
+    snapshot = journal.add_parser(
+        "snapshot",
+        help="verify the journal, then store a signed snapshot of the state at its head",
+    )
+    snapshot.add_argument("path")
+    snapshot.add_argument(
+        "--key", metavar="PEM", required=True,
+        help="the checkpoint key's private PEM (unencrypted): the key the header names",
+    )  # fmt: skip
+    snapshot.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(snapshot, _snapshot)
     show = journal.add_parser("show", help="what happened, in order, to one worker or all")
     show.add_argument("path")
     show.add_argument("--worker", metavar="ID", help="only the rows that name this worker")

@@ -39,6 +39,13 @@ from replication.journal.errors import (
 )
 from replication.journal.replay import Head, Replay
 from replication.journal.schema import journal_header_problem, load_json, same_json
+from replication.journal.snapshot import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    Encoder,
+    check_anchor,
+    make_snapshot,
+    start_from_snapshot,
+)
 from replication.journal.store import (
     SCHEMA_VERSION,
     Checkpoint,
@@ -61,6 +68,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_INTERVAL",
     "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_MAX_CLOCK_JUMP",
+    "DEFAULT_SNAPSHOT_INTERVAL",
     "FORMAT",
     "Journal",
 ]
@@ -185,6 +193,9 @@ class Journal:
     decision's ``now`` may be (beyond the time this process has seen pass
     since that row): further is refused with ``JournalClockError``; ``None``
     allows any jump, an operator's explicit choice (R-JOURNAL-16).
+    ``snapshot_interval`` is the number of rows between two signed snapshots
+    of the state this process writes (``None``: it writes none); a controller
+    starts from the latest and replays only the rows after it (R-JOURNAL-17).
     """
 
     def __init__(
@@ -195,6 +206,7 @@ class Journal:
         checkpoint_interval: int | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         max_clock_jump: timedelta | None = DEFAULT_MAX_CLOCK_JUMP,
+        snapshot_interval: int | None = DEFAULT_SNAPSHOT_INTERVAL,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
             raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
@@ -215,6 +227,14 @@ class Journal:
                 "max_clock_jump", "a datetime.timedelta of at least 0, or None", max_clock_jump
             )
         self.max_clock_jump = max_clock_jump
+        self.snapshot_interval = (
+            None
+            if snapshot_interval is None
+            else v.check_int("snapshot_interval", snapshot_interval, minimum=1)
+        )
+        self._encoder = Encoder()
+        #: The row of the snapshot this journal started from (0: none, a full replay).
+        self.started_from = 0
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
         self._head_since = time.monotonic()
         self._store: Store | None = None
@@ -272,25 +292,31 @@ class Journal:
             )
         return self._store
 
-    def _attach(self, state: State, signing_key: SigningKey) -> State:
+    def _attach(
+        self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None = None
+    ) -> State:
         """Open (or create) the journal for a controller whose fresh state is ``state``.
 
-        Checks the header against the controller, replays every row and
-        checkpoint, and returns the state they give. A file SQLite calls
-        malformed is read again as far as it goes, to name the first row lost.
+        Checks the header against the controller, starts from the latest signed
+        snapshot (if any) and replays every row and checkpoint after it, and
+        returns the state they give; ``anchor``, a head kept elsewhere, must be
+        one the journal reaches (R-JOURNAL-18). A file SQLite calls malformed is
+        read again as far as it goes, to name the first row lost.
         """
         if self._store is not None or self._closed:
             raise InvalidValueError(
                 "journal", "a Journal not attached to another controller", self.path
             )
         try:
-            return self._open(state, signing_key)
+            return self._open(state, signing_key, anchor)
         except JournalCorruptError as error:
             if error.sequence == 0 and "SQLITE_CORRUPT" in error.problem:
                 self._name_the_damage()
             raise
 
-    def _open(self, state: State, signing_key: SigningKey) -> State:
+    def _open(
+        self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None
+    ) -> State:
         store = Store(self.path, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
@@ -309,12 +335,21 @@ class Journal:
             self._key = key
             self._head = self._replay.start()
             self._store = store
+            started = start_from_snapshot(
+                store, self._replay.genesis, self._replay.checkpoint_key, state
+            )
+            if started is not None:
+                self._head, state = started
+                self.started_from = self._head.sequence
             caught_up = self._catch_up(state, write=False)
+            state = state if caught_up is None else caught_up
+            if anchor is not None:
+                check_anchor(store, anchor, self._head, self.started_from)
         except BaseException:
             self._store = None
             store.close()
             raise
-        return state if caught_up is None else caught_up
+        return state
 
     def _name_the_damage(self) -> None:
         """Read a file SQLite calls malformed as far as it goes, to name the first row lost."""
@@ -480,6 +515,18 @@ class Journal:
             )
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)
-        store.append(Row(sequence, body, digest), checkpoint)
-        self._head = Head(sequence, digest, now)
+        head = Head(sequence, digest, now)
+        snapshot = None
+        if self.snapshot_interval is not None and sequence % self.snapshot_interval == 0:
+            snapshot = make_snapshot(
+                self._replay.genesis,
+                head,
+                after,
+                self._key,
+                digests=self._replay.digests,
+                encoder=self._encoder,
+            )
+        store.append(Row(sequence, body, digest), checkpoint, snapshot)
+        self._head = head
         self._head_since = time.monotonic()
+
