@@ -298,9 +298,7 @@ class TestSnapshots:
         ],
         ids=["signature", "state", "row-hash", "rows-removed"],
     )
-    def test_a_snapshot_that_does_not_verify_refuses_the_start(
-        self, opened, tmp_path, sql, words
-    ):
+    def test_a_snapshot_that_does_not_verify_refuses_the_start(self, opened, tmp_path, sql, words):
         """R-JOURNAL-17: a snapshot whose signature, state or row does not verify refuses the
         controller's start, naming its row (no silent full replay), and fails verify."""
         path = tmp_path / "j.db"

@@ -314,9 +314,7 @@ class Journal:
                 self._name_the_damage()
             raise
 
-    def _open(
-        self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None
-    ) -> State:
+    def _open(self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None) -> State:
         store = Store(self.path, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
@@ -529,4 +527,3 @@ class Journal:
         store.append(Row(sequence, body, digest), checkpoint, snapshot)
         self._head = head
         self._head_since = time.monotonic()
-

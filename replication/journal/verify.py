@@ -215,9 +215,7 @@ def verify_journal(
                 "names: rows were removed from its end",
             )
         store.check_unchanged()
-        return Verified(
-            header, head, checked, state, checkpoint_key is not None, snapshots.checked
-        )
+        return Verified(header, head, checked, state, checkpoint_key is not None, snapshots.checked)
     finally:
         store.close()
 
