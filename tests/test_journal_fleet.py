@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,12 +23,14 @@ from replication.journal import (
     Journal,
     JournalClockError,
     JournalCorruptError,
+    JournalUnavailableError,
     verify_journal,
 )
 from replication.journal.chain import HEADER_TYPE, digest
 from replication.journal.journal import DEFAULT_MAX_CLOCK_JUMP
 from replication.journal.replay import load_json
 from replication.journal.snapshot import make_snapshot
+from replication.journal.store import Store
 from replication.journal.verify import reading
 from replication.model import Manifest
 from replication.observability import StructuredLogger
@@ -426,3 +430,121 @@ class TestStartingAgainstAHead:
         with pytest.raises(InvalidValueError) as refused:
             Controller(make_contract(), KEY, head="1:" + "a" * 64)
         assert refused.value.field == "head"
+
+
+class SlowCommits:
+    """Wraps Store.commit: counts commits, makes each slow (a disk's fsync), fails on demand."""
+
+    def __init__(self, monkeypatch, *, pause: float = 0.005) -> None:
+        self.commits = 0
+        self.fail_next = False
+        self.pause = pause
+        real = Store.commit
+
+        def commit(store: Store) -> None:
+            time.sleep(self.pause)
+            if self.fail_next:
+                self.fail_next = False
+                store.release()
+                raise JournalUnavailableError(store.path, "commit", "SQLITE_IOERR", "injected")
+            real(store)
+            self.commits += 1
+
+        monkeypatch.setattr(Store, "commit", commit)
+
+
+def run_threads(count: int, work) -> list[BaseException]:
+    """Run ``work(number)`` on ``count`` threads started together; return what they raised."""
+    barrier = threading.Barrier(count)
+    raised: list[BaseException] = []
+
+    def body(number: int) -> None:
+        barrier.wait()
+        try:
+            work(number)
+        except BaseException as error:  # noqa: BLE001 - collected for the test to check
+            raised.append(error)
+
+    threads = [threading.Thread(target=body, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    return raised
+
+
+def row_count(path, worker_id: str) -> int:
+    """How many rows an independent reader sees that register ``worker_id``."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT body FROM journal_rows WHERE CAST(body AS TEXT) LIKE ?", (f'%"worker_id":"{worker_id}"%',)
+        ).fetchall()
+        return sum(json.loads(body)["action"] == "register_worker" for (body,) in rows)
+    finally:
+        connection.close()
+
+
+class TestGroupCommit:
+    def test_concurrent_callers_share_commits_and_each_returns_once_its_row_is_durable(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: eight threads' decisions share commits (fewer commits than rows),
+        each call returns only once an independent reader sees its row, and the journal
+        replays to the controller's state, its rows in the order decided."""
+        slow = SlowCommits(monkeypatch)
+        path = tmp_path / "j.db"
+        controller = opened(path, contract=make_contract(max_replicas=1000, cooldown_seconds=0))
+
+        def work(number: int) -> None:
+            for call in range(12):
+                worker_id = f"t{number}-{call}"
+                controller.register_worker(hand_signed(worker_id))
+                assert row_count(path, worker_id) == 1  # durable before the call returned
+                controller.heartbeat(worker_id)
+
+        assert run_threads(8, work) == []
+        verified = verify_journal(path)
+        assert verified.head.sequence == 8 * 12 * 2
+        assert slow.commits < verified.head.sequence
+        assert verified.state == controller.state
+        assert len(controller.registry) == 96
+
+    def test_a_failed_commit_fails_every_call_it_covered_and_installs_none(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-10: when a batch's commit fails, every call whose row it
+        held raises, none of their decisions is in memory, and every call that returned is
+        in the journal: the state in memory is the journal's."""
+        slow = SlowCommits(monkeypatch)
+        path = tmp_path / "j.db"
+        controller = opened(path, contract=make_contract(max_replicas=1000, cooldown_seconds=0))
+        controller.register_worker(hand_signed("first"))
+        returned: list[str] = []
+
+        def work(number: int) -> None:
+            for call in range(6):
+                worker_id = f"t{number}-{call}"
+                if number == 0 and call == 2:
+                    slow.fail_next = True
+                try:
+                    controller.register_worker(hand_signed(worker_id))
+                except JournalUnavailableError:
+                    continue
+                returned.append(worker_id)
+
+        assert run_threads(4, work) == []
+        verified = verify_journal(path)
+        assert verified.state == controller.state
+        in_journal = {worker for worker in verified.state.registry if worker != "first"}
+        assert in_journal == set(returned)
+        assert len(returned) < 24  # the failed commit failed at least its own caller
+
+    def test_a_lone_caller_commits_each_decision_at_once(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-19: one thread alone never waits for company: one commit per call."""
+        slow = SlowCommits(monkeypatch, pause=0)
+        controller = opened(tmp_path / "j.db")
+        slow.commits = 0  # the header's own commit
+        grow(controller, 6)
+        assert slow.commits == 6

@@ -37,6 +37,7 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.group import GroupCommit
 from replication.journal.replay import Head, Replay
 from replication.journal.schema import journal_header_problem, load_json, same_json
 from replication.journal.snapshot import (
@@ -233,6 +234,10 @@ class Journal:
             else v.check_int("snapshot_interval", snapshot_interval, minimum=1)
         )
         self._encoder = Encoder()
+        #: The open batch of decisions written and not yet committed (R-JOURNAL-19).
+        self._group = GroupCommit()
+        #: Whether the open write transaction holds rows not yet committed.
+        self._uncommitted = False
         #: The row of the snapshot this journal started from (0: none, a full replay).
         self.started_from = 0
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
@@ -331,13 +336,14 @@ class Journal:
                 strict=False,
             )
             self._key = key
-            self._head = self._replay.start()
+            self._head = self._durable_head = self._replay.start()
             self._store = store
             started = start_from_snapshot(
                 store, self._replay.genesis, self._replay.checkpoint_key, state
             )
             if started is not None:
                 self._head, state = started
+                self._durable_head = self._head
                 self.started_from = self._head.sequence
             caught_up = self._catch_up(state, write=False)
             state = state if caught_up is None else caught_up
@@ -431,7 +437,7 @@ class Journal:
         self._replay.check_no_checkpoint_beyond(head, checkpoints)
         if head == self._head:
             return None
-        self._head = head
+        self._head = self._durable_head = head
         self._head_since = time.monotonic()
         return state
 
@@ -443,7 +449,12 @@ class Journal:
             yield
         finally:
             self._depth -= 1
-            if self._depth == 0 and self._store is not None and not self._closed:
+            if (
+                self._depth == 0
+                and self._store is not None
+                and not self._closed
+                and not self._uncommitted  # a batch waits for its commit (R-JOURNAL-19)
+            ):
                 self._store.release()
 
     @property
@@ -480,6 +491,29 @@ class Journal:
         last = self._head.now
         return store.in_transaction and (last is None or now >= last)
 
+    def _commit(self) -> None:
+        """Commit the rows written since the last commit: durable once this returns.
+
+        On failure the store rolled them back: the head is the last one
+        committed again, and the error is raised (R-JOURNAL-10).
+        """
+        if not self._uncommitted:
+            return
+        try:
+            self._open_store().commit()
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = False
+        self._durable_head = self._head
+
+    def _rolled_back(self) -> None:
+        """Forget the rows written since the last commit: the store rolled them back."""
+        self._uncommitted = False
+        self._head = self._durable_head
+        if self._store is not None and not self._closed:
+            self._store.release()
+
     def _append(
         self,
         action: str,
@@ -488,7 +522,12 @@ class Journal:
         decision: Decision,
         after: State,
     ) -> None:
-        """Append the decision's row (and a checkpoint, when due) and commit it."""
+        """Write the decision's row (with its checkpoint and snapshot, when due), uncommitted.
+
+        The open write transaction holds it until :meth:`_commit` (group
+        commit, R-JOURNAL-19). On failure the store rolled back the whole
+        transaction, rows written before it included, and the error is raised.
+        """
         store = self._open_store()
         head = self._head
         sequence = head.sequence + 1
@@ -524,6 +563,11 @@ class Journal:
                 digests=self._replay.digests,
                 encoder=self._encoder,
             )
-        store.append(Row(sequence, body, digest), checkpoint, snapshot)
+        try:
+            store.write(Row(sequence, body, digest), checkpoint, snapshot)
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = True
         self._head = head
         self._head_since = time.monotonic()
