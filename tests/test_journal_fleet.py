@@ -479,7 +479,8 @@ def row_count(path, worker_id: str) -> int:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         rows = connection.execute(
-            "SELECT body FROM journal_rows WHERE CAST(body AS TEXT) LIKE ?", (f'%"worker_id":"{worker_id}"%',)
+            "SELECT body FROM journal_rows WHERE CAST(body AS TEXT) LIKE ?",
+            (f'%"worker_id":"{worker_id}"%',),
         ).fetchall()
         return sum(json.loads(body)["action"] == "register_worker" for (body,) in rows)
     finally:
