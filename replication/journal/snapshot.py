@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import immutables
 
-from replication.encoding import canonical_json, format_timestamp, pae
+from replication.encoding import format_timestamp, pae
 from replication.errors import InvalidInputError, InvalidTypeError, InvalidValueError
 from replication.journal import chain
 from replication.journal.codec import (
@@ -41,6 +41,7 @@ from replication.journal.codec import (
 )
 from replication.journal.errors import JournalCorruptError
 from replication.journal.replay import Head
+from replication.journal.schema import canonical_bytes
 from replication.journal.store import Snapshot, Store
 from replication.model import (
     ContainerRecord,
@@ -216,7 +217,7 @@ class Encoder:
         if hit is not None and hit[0] is record:
             text = hit[1]
         else:
-            text = canonical_json(value()).decode("utf-8")
+            text = canonical_bytes(value()).decode("utf-8")
         self._used[key] = (record, text)
         return text
 
