@@ -251,13 +251,17 @@ def start(path, **options) -> Controller:
 
 
 class TestSnapshots:
-    def test_every_interval_rows_a_signed_snapshot_is_written(self, opened, tmp_path):
+    def test_every_interval_rows_a_signed_snapshot_replaces_the_one_before(self, opened, tmp_path):
         """R-JOURNAL-17: every ``snapshot_interval`` rows, in the row's transaction, the state
-        after it is stored, signed with the checkpoint key."""
+        after it is stored, signed with the checkpoint key; the snapshots of earlier rows
+        are deleted (only the latest is started from)."""
         path = tmp_path / "j.db"
-        grow(opened(path, snapshot_interval=5), 12)
-        assert stored_snapshots(path) == [5, 10]
-        assert verify_journal(path).snapshots == 2
+        controller = opened(path, snapshot_interval=5)
+        grow(controller, 7)
+        assert stored_snapshots(path) == [5]
+        grow(controller, 5, prefix="x")
+        assert stored_snapshots(path) == [10]
+        assert verify_journal(path).snapshots == 1
 
     def test_a_controller_starts_from_the_latest_snapshot_with_the_state_replay_gives(
         self, opened, tmp_path

@@ -185,7 +185,7 @@ class TestCrashInjection:
         assert verified.state == controller.state
         # A controller starting on it trusts only a snapshot that verifies (R-JOURNAL-17):
         # the latest, and with it the rows after, give the state of the full replay.
-        assert verified.snapshots == rows // support.CRASH_SNAPSHOT_INTERVAL
+        assert verified.snapshots == min(1, rows // support.CRASH_SNAPSHOT_INTERVAL)
         started, _, _ = support.crash_controller(path)
         try:
             expected = rows - rows % support.CRASH_SNAPSHOT_INTERVAL

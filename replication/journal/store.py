@@ -17,8 +17,8 @@ journal's, above it, the same for every store. A store's interface: ``begin``
 (take the write lock), ``begin_read``, ``commit``, ``release``; ``header`` and
 ``create``; ``rows_after``, ``row_at``, ``checkpoints_after``,
 ``checkpoint_at``, ``latest_snapshot``, ``snapshots``; ``write`` (a row, its
-checkpoint and snapshot, in the open transaction), ``append`` (``write`` then
-``commit``) and ``add_snapshot``.
+checkpoint and snapshot, in the open transaction; a snapshot deletes those of
+earlier rows), ``append`` (``write`` then ``commit``) and ``add_snapshot``.
 
 ``PRAGMA application_id`` marks the file as a journal and ``PRAGMA
 user_version`` repeats the schema version. Nothing else may be in the file:
@@ -524,6 +524,11 @@ class Store:
                     "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
                     snapshot,
                 )
+                # Only the latest is ever started from: a journal keeps one, not one per
+                # interval (each holds the whole state), so its size follows its rows.
+                self._connection.execute(
+                    "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
+                )
         except sqlite3.Error as error:
             self._fail(f"append row {row.sequence}", error)
 
@@ -538,9 +543,17 @@ class Store:
             self._fail(f"append row {row.sequence}", error)
 
     def add_snapshot(self, snapshot: Snapshot) -> None:
-        """Insert (or replace) the snapshot of a row, in the open write transaction."""
+        """Insert (or replace) the snapshot of a row, in the open write transaction.
+
+        A snapshot of a later row stays; those of earlier rows are deleted (as
+        :meth:`write` does): only the latest is ever started from.
+        """
+        operation = f"write the snapshot of row {snapshot.sequence}"
         self._run(
-            f"write the snapshot of row {snapshot.sequence}",
+            operation,
             "INSERT OR REPLACE INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
             snapshot,
+        )
+        self._run(
+            operation, "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
         )
