@@ -441,7 +441,9 @@ def render(results: dict[str, Any]) -> str:
     def target(met: object, text: str) -> None:
         lines.append(f"  {'PASS' if met else 'MISS'}  {text}")
 
-    limit = START_TARGETS.get(replay["rows"])
+    # The target of the largest size the journal reaches (10^5 rows: 1 s; 10^6: 2 s).
+    reached = [size for size in START_TARGETS if replay["rows"] >= size]
+    limit = START_TARGETS[max(reached)] if reached else None
     if limit is not None:
         target(
             replay["start_seconds"] < limit,
