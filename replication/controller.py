@@ -29,7 +29,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from replication import transitions
-from replication._validation import check_record, freeze_json
+from replication._frozen import freeze_json
+from replication._validation import check_record
 from replication.clock import DEFAULT_CLOCK
 from replication.decisions import Decision, decide_on_containers, decide_start
 from replication.decisions import decide as decide_transition
