@@ -286,7 +286,9 @@ class Controller:
         applies what other processes appended; ``now`` is never earlier than the
         journal's last row; the decision's row (``action``, its ``arguments``
         by name, ``now``, the decision) is committed before the state is
-        installed (R-JOURNAL-5, R-JOURNAL-6).
+        installed (R-JOURNAL-5, R-JOURNAL-6). Concurrent callers share a commit:
+        the row is written under the locks, and the call waits outside them for
+        the commit that covers it, then records its events (R-JOURNAL-19).
         """
         group = None if self._journal is None else self._journal._group
         if group is not None:
