@@ -105,6 +105,11 @@ def _check_path(path: str) -> str:
             "a journal file (a regular file), not a directory, FIFO, device or socket",
             f"{path} ({error.problem})",
         ) from None
+    except (ValueError, OSError) as error:
+        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
+        raise InvalidValueError(
+            "path", "a path the system can open", f"{path!r} ({error})"
+        ) from None
     return path
 
 
@@ -419,9 +424,11 @@ class Journal:
         bound = self.max_clock_jump
         if bound is not None:
             elapsed = timedelta(seconds=time.monotonic() - self._head_since)
-            if now - last > bound + elapsed:
+            # Subtracted, not added to the bound: ``timedelta.max`` plus any time overflows.
+            if now - last - elapsed > bound:
+                allowed = str(bound + elapsed) if bound <= timedelta.max - elapsed else str(bound)
                 raise JournalClockError(
-                    self.path, format_timestamp(now), format_timestamp(last), str(bound + elapsed)
+                    self.path, format_timestamp(now), format_timestamp(last), allowed
                 )
         return now
 

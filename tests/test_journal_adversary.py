@@ -1,0 +1,125 @@
+"""Attacks on the journal's fleet features, each a defect once found and now pinned.
+
+Every test here failed on the code before its fix: a path SQLite cannot open
+raised a bare ``ValueError`` or ``OSError``; ``max_clock_jump=timedelta.max``
+overflowed on the second decision; a ``--contract`` module whose import raised
+anything but ``ImportError`` was reported as "a bug in replication"; a vector
+file holding a number of more digits than Python reads was an internal error;
+an index naming a file outside the vector directory had it read.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from replication import Controller, ManualClock
+from replication.cli import main
+from replication.conformance.vectors import export_vectors
+from replication.conformance.vectors.check import check_vectors
+from replication.errors import InvalidValueError
+from replication.journal import Journal
+from tests.helpers import KEY, T0, make_contract
+from tests.journal_support import hand_signed
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def run(capsys, *arguments: str) -> tuple[int, str]:
+    """Run a command line; return its exit code and what it wrote to stderr."""
+    code = main(list(arguments))
+    return code, capsys.readouterr().err
+
+
+class TestJournalPath:
+    @pytest.mark.parametrize("kind", ["nul", "loop"])
+    def test_a_path_no_file_can_have_is_refused_naming_path(self, tmp_path, kind):
+        """R-JOURNAL-15: a path with a NUL byte, or a symlink loop, is no journal's file:
+        ``InvalidValueError`` naming ``path``, never a bare ValueError or OSError."""
+        if kind == "nul":
+            path = str(tmp_path / "j\0.db")
+        else:
+            path = str(tmp_path / "loop")
+            (tmp_path / "loop").symlink_to(path)
+        with pytest.raises(InvalidValueError) as refused:
+            Journal(path)
+        assert refused.value.field == "path"
+
+
+class TestClockJumpBound:
+    def test_the_largest_bound_allows_any_jump_without_overflowing(self, tmp_path):
+        """R-JOURNAL-16: an operator may allow any jump with a bound as large as
+        ``timedelta.max``; the check never overflows adding the time seen pass."""
+        clock = ManualClock(T0)
+        journal = Journal(tmp_path / "j.db", max_clock_jump=timedelta.max)
+        controller = Controller(make_contract(cooldown_seconds=0), KEY, clock=clock,
+                                journal=journal)  # fmt: skip
+        try:
+            controller.register_worker(hand_signed("a"))
+            clock.advance(365 * 86400)
+            controller.heartbeat("a")
+            assert T0 + timedelta(days=365) == journal.head.now
+        finally:
+            journal.close()
+
+
+class TestContractOption:
+    @pytest.mark.parametrize(
+        ("spec", "words"),
+        [(".relative:CONTRACT", "TypeError"), ("raising_on_import:CONTRACT", "ValueError")],
+    )
+    def test_a_contract_module_that_cannot_be_imported_is_one_usage_line(
+        self, tmp_path, capsys, monkeypatch, spec, words
+    ):
+        """R-JOURNAL-15 (every CLI path): ``--contract`` naming what cannot be imported (a
+        relative name, a module raising as it is imported) is exit 2 and one line naming
+        the option, never "internal error ... a bug in replication"."""
+        (tmp_path / "raising_on_import.py").write_text("raise ValueError('no contract here')\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        trace = tmp_path / "t.jsonl"
+        trace.write_text("{}\n")
+        code, err = run(capsys, "trace", "check", str(trace), "--contract", spec)
+        assert code == 2
+        assert err.startswith(f"replication trace: --contract {spec}: ")
+        assert words in err
+        assert "internal error" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def vectors(tmp_path) -> Path:
+    directory = tmp_path / "vectors"
+    export_vectors(directory)
+    return directory
+
+
+class TestVectorFiles:
+    def test_a_number_of_more_digits_than_python_reads_is_not_valid_json(self, vectors, capsys):
+        """R-JOURNAL-15: a vector file holding a 5,000-digit number is refused in one line,
+        exit 2, as not valid JSON, never an internal error."""
+        (vectors / "signing.json").write_text('{"format": ' + "1" * 5000 + "}")
+        code, err = run(capsys, "vectors", "check", str(vectors))
+        assert code == 2
+        assert "signing.json: not valid JSON" in err
+        assert "internal error" not in err
+        assert len(err.strip().splitlines()) == 1
+
+    @pytest.mark.parametrize("name", ["../outside.json", "scenarios/../../outside.json", "/x"])
+    def test_an_index_naming_a_file_outside_the_directory_never_reads_it(self, vectors, name):
+        """R-JOURNAL-15: only the vector directory's own files are read: an index naming
+        one outside it (``..``, an absolute path) is a failure, and that file is not read,
+        neither hashed nor loaded as a scenario."""
+        outside = vectors.parent / "outside.json"
+        outside.write_text("this file must not be read")
+        index = json.loads((vectors / "index.json").read_text())
+        first = next(iter(index["files"]))
+        index["files"][name] = index["files"].pop(first)
+        (vectors / "index.json").write_text(json.dumps(index))
+        result = check_vectors(vectors)
+        assert f"{name!r}: not a path inside the vector directory" in result.failures
+        assert not any("SHA-256 differs" in failure and name in failure
+                       for failure in result.failures)  # fmt: skip
