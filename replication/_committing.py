@@ -192,7 +192,8 @@ class Committer:
                     self._catch_up(journal, orchestrator)
                 now = self.clock()  # the clock may call back in: read it before the state
                 if journal is not None:
-                    now = journal._clamp(now)
+                    # The kill switch engages whatever the clock says (R-JOURNAL-14).
+                    now = journal._clamp(now, emergency=action == "engage_kill_switch")
                 base = self._base(orchestrator)
                 decision = decide(base, now)
                 # The pending state is one object; the installed one is composed anew.

@@ -11,17 +11,18 @@ an index naming a file outside the vector directory had it read.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 
-from replication import Controller, ManualClock
+from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.cli import main
 from replication.conformance.vectors import export_vectors
 from replication.conformance.vectors.check import check_vectors
 from replication.errors import InvalidValueError
-from replication.journal import Journal
+from replication.journal import Journal, JournalClockError, verify_journal
+from replication.observability import StructuredLogger
 from tests.helpers import KEY, T0, make_contract
 from tests.journal_support import hand_signed
 
@@ -65,6 +66,42 @@ class TestClockJumpBound:
             assert T0 + timedelta(days=365) == journal.head.now
         finally:
             journal.close()
+
+
+class _SettableClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class TestKillSwitchOnABadClock:
+    def test_the_kill_switch_engages_though_the_clock_jumped_beyond_the_bound(self, tmp_path):
+        """R-JOURNAL-14, R-JOURNAL-16: an emergency stop is never refused on the clock: with
+        the clock at 9999-12-31 the switch engages, decided at the journal's last row's time
+        (which moves no process's clock), every container is killed, the journal verifies,
+        and any other decision on that clock is still refused."""
+        clock = _SettableClock()
+        logger = StructuredLogger(clock=clock)
+        journal = Journal(tmp_path / "j.db")
+        controller = Controller(make_contract(cooldown_seconds=0), KEY, logger, clock=clock,
+                                orchestrator=SandboxOrchestrator(logger, clock=clock),
+                                journal=journal)  # fmt: skip
+        try:
+            controller.start_worker(hand_signed("a"))
+            clock.now = datetime(9999, 12, 31, tzinfo=UTC)
+            with pytest.raises(JournalClockError):
+                controller.heartbeat("a")
+            controller.kill_switch()
+            assert controller.kill_switch_engaged
+            assert list(controller.orchestrator._state.containers) == []  # type: ignore[union-attr]
+            assert journal.head.now == T0
+            with pytest.raises(JournalClockError):
+                controller.heartbeat("a")
+        finally:
+            journal.close()
+        assert verify_journal(tmp_path / "j.db").state.controller.kill_switch_engaged
 
 
 class TestContractOption:

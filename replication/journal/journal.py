@@ -407,13 +407,15 @@ class Journal:
         """Whether a controller call on this thread is still deciding (we were called from it)."""
         return self._depth > 0
 
-    def _clamp(self, now: datetime) -> datetime:
+    def _clamp(self, now: datetime, *, emergency: bool = False) -> datetime:
         """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7).
 
         Refuses a ``now`` further ahead of the last row than ``max_clock_jump``
         plus the time this process has seen pass since that row was last
         (``JournalClockError``, R-JOURNAL-16): one clock that jumped would
-        otherwise move every process on the journal there.
+        otherwise move every process on the journal there. An ``emergency``
+        (the kill switch, R-JOURNAL-14) is never refused on its clock: it is
+        decided at the last row's time instead, which moves no one's clock.
         """
         now = v.check_aware_datetime("now", now)
         last = self._head.now
@@ -426,6 +428,8 @@ class Journal:
             elapsed = timedelta(seconds=time.monotonic() - self._head_since)
             # Subtracted, not added to the bound: ``timedelta.max`` plus any time overflows.
             if now - last - elapsed > bound:
+                if emergency:
+                    return last
                 allowed = str(bound + elapsed) if bound <= timedelta.max - elapsed else str(bound)
                 raise JournalClockError(
                     self.path, format_timestamp(now), format_timestamp(last), allowed
