@@ -221,12 +221,15 @@ class Committer:
 
                 try:
                     journal._append(action, arguments, now, decision, decision.state or base)
+                    entry = Entry(decision, base, orchestrator, logger or self.logger)
+                    journal._group.add(entry)
                 except BaseException as error:
-                    # The batch's transaction was rolled back: its other rows with it.
+                    # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
+                    # memory), the batch's transaction is rolled back, its other rows with
+                    # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
+                    journal._rolled_back()
                     journal._group.fail(error)
                     raise
-                entry = Entry(decision, base, orchestrator, logger or self.logger)
-                journal._group.add(entry)
                 if self._nesting == 1:
                     return decision, entry
                 self._flush(entry)

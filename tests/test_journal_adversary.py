@@ -11,6 +11,7 @@ an index naming a file outside the vector directory had it read.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ from replication.conformance.vectors import export_vectors
 from replication.conformance.vectors.check import check_vectors
 from replication.errors import InvalidValueError
 from replication.journal import Journal, JournalClockError, verify_journal
+from replication.journal import journal as journal_module
+from replication.journal.group import GroupCommit
 from replication.observability import StructuredLogger
 from tests.helpers import KEY, T0, make_contract
 from tests.journal_support import hand_signed
@@ -102,6 +105,57 @@ class TestKillSwitchOnABadClock:
         finally:
             journal.close()
         assert verify_journal(tmp_path / "j.db").state.controller.kill_switch_engaged
+
+
+class TestGroupCommitFailure:
+    def test_a_row_that_fails_before_the_store_rolls_back_the_whole_batch(
+        self, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: when writing a later row of the open batch fails (here its
+        encoding, as Ctrl-C or running out of memory would), every call of the batch fails
+        and none of their rows is ever committed: a later decision's commit does not make
+        durable a registration whose caller was told it failed."""
+        path = tmp_path / "j.db"
+        journal = Journal(path)
+        controller = Controller(make_contract(cooldown_seconds=0), KEY,
+                                clock=ManualClock(T0), journal=journal)  # fmt: skip
+        controller.register_worker(hand_signed("a"))
+        written, release = threading.Event(), threading.Event()
+        wait = GroupCommit.wait
+
+        def held(self, entry, flush):  # the first caller's row waits in the open batch
+            if threading.current_thread().name == "first":
+                written.set()
+                release.wait(30)
+            return wait(self, entry, flush)
+
+        monkeypatch.setattr(GroupCommit, "wait", held)
+        failed: list[BaseException] = []
+
+        def first() -> None:
+            try:
+                controller.register_worker(hand_signed("b"))
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                failed.append(error)
+
+        thread = threading.Thread(target=first, name="first")
+        thread.start()
+        assert written.wait(30)
+
+        def interrupted(value):
+            raise MemoryError("while encoding the row")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(journal_module, "canonical_bytes", interrupted)
+            with pytest.raises(MemoryError):
+                controller.heartbeat("a")
+        release.set()
+        thread.join(30)
+        assert [MemoryError] == [type(error) for error in failed]
+        controller.heartbeat("a")  # commits whatever the open transaction still held
+        journal.close()
+        assert sorted(controller.registry) == ["a"]
+        assert sorted(verify_journal(path).state.controller.registry) == ["a"]
 
 
 class TestContractOption:
