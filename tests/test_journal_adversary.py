@@ -79,6 +79,30 @@ class _SettableClock:
         return self.now
 
 
+class TestClockCredit:
+    def test_a_journal_made_long_before_it_is_opened_earns_no_credit(self, tmp_path):
+        """R-JOURNAL-16: the time credited is what this process saw pass since it first saw
+        the journal end at its row, not since the ``Journal`` object was made: one made
+        thirty days before a controller opens it (on a snapshot of its last row, so no row
+        is replayed) does not let a twenty-day jump through."""
+        path = tmp_path / "j.db"
+        first = Journal(path, snapshot_interval=1)  # started from: no row replayed
+        Controller(make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0),
+                   journal=first).register_worker(hand_signed("a"))  # fmt: skip
+        first.close()
+        journal = Journal(path)
+        journal._head_since -= 30 * 86400  # as if made thirty days ago
+        clock = ManualClock(T0)
+        controller = Controller(make_contract(cooldown_seconds=0), KEY, clock=clock,
+                                journal=journal)  # fmt: skip
+        try:
+            clock.advance(20 * 86400)
+            with pytest.raises(JournalClockError):
+                controller.heartbeat("a")
+        finally:
+            journal.close()
+
+
 class TestKillSwitchOnABadClock:
     def test_the_kill_switch_engages_though_the_clock_jumped_beyond_the_bound(self, tmp_path):
         """R-JOURNAL-14, R-JOURNAL-16: an emergency stop is never refused on the clock: with

@@ -282,6 +282,8 @@ class Journal:
             )
             self._key = key
             self._head = self._durable_head = self._replay.start()
+            # Seen from now on: not from when this object was made (R-JOURNAL-16).
+            self._head_since = time.monotonic()
             self._store = store
             started = start_from_snapshot(
                 store, self._replay.genesis, self._replay.checkpoint_key, state
