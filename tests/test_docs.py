@@ -58,6 +58,12 @@ class TestTheSite:
         invariants = (site / "specs" / "02-invariants.html").read_text(encoding="utf-8")
         assert 'id="INV-DEPTH"' in invariants
 
+    def test_a_markdown_link_to_a_clause_reaches_its_anchor(self, site):
+        """[text](specs/01-transitions.md#R-QUOTA-1) on the index, through docs/specs -> specs/."""
+        index = (site / "index.html").read_text(encoding="utf-8")
+        assert 'href="specs/01-transitions.html#R-QUOTA-1"' in index
+        assert 'href="specs/02-invariants.html#INV-KILL-SWITCH">INV-KILL-SWITCH</a>' in index
+
     def test_the_api_reference_is_read_from_the_docstrings(self, site):
         """A transition's docstring appears on the core's API page."""
         from replication import transitions
