@@ -53,7 +53,10 @@ class TestTheSite:
         """R-QUOTA-1 is defined in 01-transitions.md: its paragraph carries the id, and
         a mention of R-TIME-1 there links to 00-overview.md's definition."""
         transitions = (site / "specs" / "01-transitions.html").read_text(encoding="utf-8")
-        assert '<p id="R-QUOTA-1"><strong>R-QUOTA-1</strong>:' in transitions
+        assert (
+            '<p id="R-QUOTA-1"><strong><a class="reference internal" href="#R-QUOTA-1">'
+            "R-QUOTA-1</a></strong>:"
+        ) in transitions
         assert 'href="00-overview.html#R-TIME-1">R-TIME-1</a>' in transitions
         invariants = (site / "specs" / "02-invariants.html").read_text(encoding="utf-8")
         assert 'id="INV-DEPTH"' in invariants

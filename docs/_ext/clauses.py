@@ -4,9 +4,10 @@ The specification defines a clause by a paragraph that opens with its bold id
 and a colon (``**R-QUOTA-1**: ...``), and an invariant by a heading that is its
 id (``### INV-DEPTH``); 00-overview.md, "How to read this specification". This
 extension gives each definition its id as an HTML anchor (``#R-QUOTA-1``),
-registers it as a label (``{ref}`R-QUOTA-1``` links to it from any page), and
-turns every plain mention of a defined id, on every page, into a link to its
-definition. An id defined twice is a warning, so ``-W`` fails the build.
+registers it as a label (``{ref}`R-QUOTA-1``` links to it from any page), makes
+the bold id a link to itself (an address to copy), and turns every plain
+mention of a defined id, on every page, into a link to its definition. An id
+defined twice is a warning, so ``-W`` fails the build.
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ def record_definitions(app: Sphinx, doctree: nodes.document) -> None:
         clauses[name] = env.docname
         if name not in node["ids"]:
             node["ids"].insert(0, name)
+        if isinstance(node, nodes.paragraph):
+            # The bold id links to itself, so a reader can copy the clause's address.
+            strong = next(child for child in node.children if isinstance(child, nodes.strong))
+            strong.children = []
+            strong += nodes.reference(name, name, internal=True, refid=name)
         # Sphinx's {ref} role looks labels up in lower case.
         labels[name.lower()] = (env.docname, name, name)
         anonlabels[name.lower()] = (env.docname, name)
