@@ -7,7 +7,8 @@ extension gives each definition its id as an HTML anchor (``#R-QUOTA-1``),
 registers it as a label (``{ref}`R-QUOTA-1``` links to it from any page), makes
 the bold id a link to itself (an address to copy), and turns every plain
 mention of a defined id, on every page, into a link to its definition. An id
-defined twice is a warning, so ``-W`` fails the build.
+defined twice, or a mention of one that is not defined, is a warning, so
+``-W`` fails the build.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ LOGGER = logging.getLogger(__name__)
 #: A clause or invariant id: upper-case words joined by hyphens, a clause's
 #: ending in its number (R-QUOTA-1, PB-KILL-3, INV-NO-ORPHANS).
 CLAUSE_ID = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+")
+#: What a mention of a clause or an invariant looks like: one that names
+#: nothing defined is a warning (a typo, or a clause renumbered under it).
+MENTION = re.compile(r"(?<![\w-])(?:R-[A-Z]+(?:-[A-Z]+)*-\d+|INV-[A-Z]+(?:-[A-Z]+)*)(?![\w-])")
 #: Where a mention is not turned into a link: code, links, headings, and the
 #: definition itself.
 NOT_LINKED = (nodes.literal, nodes.literal_block, nodes.reference, nodes.title, nodes.strong)
@@ -112,6 +116,8 @@ def link_mentions(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             isinstance(ancestor, NOT_LINKED) for ancestor in _ancestors(parent)
         ):
             continue
+        for unknown in set(MENTION.findall(str(text))) - set(clauses):
+            LOGGER.warning("%s names no clause of the specification", unknown, location=parent)
         pieces = pattern.split(str(text))
         if len(pieces) == 1:
             continue
