@@ -37,13 +37,11 @@ pytest_collect_file = (
         parsers=PARSERS,
         patterns=["README.md", "specs/*.md", "docs/*.md", "docs/*/*.md"],
         excludes=["docs/specs/*.md", "docs/tutorials/*.md"],
-        name="documents",
     )
     + Sybil(
         parsers=PARSERS,
         patterns=["docs/tutorials/*.md"],
         setup=_enter_a_scratch_directory,
         teardown=_leave_the_scratch_directory,
-        name="tutorials",
     )
 ).pytest()

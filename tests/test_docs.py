@@ -62,7 +62,7 @@ class TestTheSite:
         assert 'id="INV-DEPTH"' in invariants
 
     def test_a_mention_of_a_clause_that_does_not_exist_fails_the_build(self, tmp_path):
-        """A page that cites R-QUOTA-99 (a typo, or a clause renumbered) does not build."""
+        """A page that names INV-NOWHERE (a typo, or an id renamed) does not build."""
         source = tmp_path / "docs"
         source.mkdir()
         (source / "conf.py").write_text(
@@ -70,7 +70,7 @@ class TestTheSite:
             'extensions = ["myst_parser", "clauses"]\n'
         )
         (source / "index.md").write_text(
-            "# Index\n\n**R-QUOTA-1**: the quota.\n\nAs R-QUOTA-1 says, and R-QUOTA-99 does not.\n"
+            "# Index\n\n**R-QUOTA-1**: the quota.\n\nAs R-QUOTA-1 says, and INV-NOWHERE does not.\n"
         )
         result = subprocess.run(  # noqa: S603 - our interpreter, a page of our own
             [sys.executable, "-m", "sphinx", "-W", "-b", "html", "-q", str(source),
@@ -78,7 +78,7 @@ class TestTheSite:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert result.returncode != 0
-        assert "R-QUOTA-99 names no clause of the specification" in result.stderr
+        assert "INV-NOWHERE names no clause of the specification" in result.stderr
         assert "R-QUOTA-1 names" not in result.stderr
 
     def test_a_markdown_link_to_a_clause_reaches_its_anchor(self, site):
