@@ -234,6 +234,12 @@ class TestImports:
         found = circles(GRAPH)
         assert found == [], "\n\n".join(describe(GRAPH, circle) for circle in found)
 
+    def test_no_import_circle_in_the_benchmarks(self):
+        """The benchmarks' modules import one way too (bench.py on top, config.py below)."""
+        graph = import_graph(PACKAGE.parent / "benchmarks")
+        found = circles(graph)
+        assert found == [], "\n\n".join(describe(graph, circle) for circle in found)
+
     def test_the_layer_lists_cover_every_top_level_module(self):
         """Every top-level module is classified as core or facade, every folder as a room."""
         modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
