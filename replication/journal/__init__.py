@@ -20,6 +20,7 @@ header), :mod:`~replication.journal.journal` (the live journal),
 """
 
 from replication.journal.errors import (
+    JournalClockError,
     JournalCorruptError,
     JournalError,
     JournalFullError,
@@ -34,6 +35,7 @@ from replication.journal.verify import Verified, verify_journal
 __all__ = [
     "Head",
     "Journal",
+    "JournalClockError",
     "JournalCorruptError",
     "JournalError",
     "JournalFullError",
