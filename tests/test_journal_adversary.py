@@ -5,12 +5,17 @@ raised a bare ``ValueError`` or ``OSError``; ``max_clock_jump=timedelta.max``
 overflowed on the second decision; a ``--contract`` module whose import raised
 anything but ``ImportError`` was reported as "a bug in replication"; a vector
 file holding a number of more digits than Python reads was an internal error;
-an index naming a file outside the vector directory had it read.
+an index naming a file outside the vector directory had it read; the kill
+switch was refused on a clock that jumped; a row of a group-commit batch
+failing before the store left the batch's other rows to be committed; the
+clock credit counted from the object's making. One test pins a guarantee that
+held (the ``fstat`` re-check of an opened file).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from replication import Controller, ManualClock, SandboxOrchestrator
+from replication import _files as files
 from replication.cli import main
 from replication.conformance.vectors import export_vectors
 from replication.conformance.vectors.check import check_vectors
@@ -238,3 +244,18 @@ class TestVectorFiles:
         assert f"{name!r}: not a path inside the vector directory" in result.failures
         assert not any("SHA-256 differs" in failure and name in failure
                        for failure in result.failures)  # fmt: skip
+
+
+class TestSwappedBetweenStatAndOpen:
+    def test_a_fifo_swapped_in_after_the_stat_is_refused_on_the_open_descriptor(
+        self, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-15: the file is checked again on the descriptor it opened (``fstat``),
+        so a FIFO put in the path's place after the ``stat`` is refused, never waited on.
+        (Held on review; pinned here: the ``stat`` is made to see a regular file.)"""
+        fifo = tmp_path / "swapped"
+        os.mkfifo(fifo)
+        monkeypatch.setattr(files, "check_regular_file", lambda path, **_: True)
+        with pytest.raises(files.InputFileError) as refused:
+            files.read_regular_file(str(fifo))
+        assert refused.value.problem == "is a FIFO, not a regular file"
