@@ -39,9 +39,14 @@ from replication.journal.store import (
     SCHEMA_VERSION,
     Checkpoint,
     Row,
-    Store,
     StoredHeader,
     check_path,
+)
+from replication.journal.stores import (
+    JournalStore,
+    display_location,
+    is_postgresql_url,
+    open_store,
 )
 from replication.signing import SigningKey, VerifyingKey
 
@@ -174,8 +179,14 @@ class Journal:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
-            raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
-        self.path = _check_path(str.__str__(os.fspath(path)))
+            raise InvalidTypeError(
+                "path", "a file path or a postgresql:// URL (str or os.PathLike of str)", path
+            )
+        location = str.__str__(os.fspath(path))
+        #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-JOURNAL-14).
+        self._location = location if is_postgresql_url(location) else _check_path(location)
+        #: The location as messages show it (a URL without its password).
+        self.path = display_location(self._location)
         if key is not None:
             v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
         self._given_key = key
@@ -185,7 +196,7 @@ class Journal:
             else v.check_int("checkpoint_interval", checkpoint_interval, minimum=1)
         )
         self.lock_timeout = v.check_number("lock_timeout", lock_timeout, minimum=0, inclusive=False)
-        self._store: Store | None = None
+        self._store: JournalStore | None = None
         self._closed = False
         self._depth = 0
 
@@ -231,7 +242,7 @@ class Journal:
 
     # -- the controller's side -----------------------------------------------------------
 
-    def _open_store(self) -> Store:
+    def _open_store(self) -> JournalStore:
         if self._closed:
             raise JournalUnavailableError(self.path, "use the journal", "closed", "it was closed")
         if self._store is None:
@@ -259,7 +270,7 @@ class Journal:
             raise
 
     def _open(self, state: State, signing_key: SigningKey) -> State:
-        store = Store(self.path, lock_timeout=self.lock_timeout)
+        store = open_store(self._location, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
             contract_json = contract_to_json(state.contract)
@@ -291,7 +302,7 @@ class Journal:
         verify_journal(self.path)
 
     def _load_or_create(
-        self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
+        self, store: JournalStore, contract_json: dict[str, Any], state: State, key: SigningKey
     ) -> tuple[dict[str, Any], StoredHeader]:
         # What the file is, first: one that is not a journal is refused untouched.
         store.header()

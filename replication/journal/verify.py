@@ -33,7 +33,8 @@ from replication.journal.journal import (
 )
 from replication.journal.replay import ROW_KEYS, Head, Replay
 from replication.journal.schema import load_json, step_problem
-from replication.journal.store import Store, StoredHeader, check_path
+from replication.journal.store import StoredHeader, check_path
+from replication.journal.stores import JournalStore, is_postgresql_url, open_store
 from replication.model import State
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class Verified(NamedTuple):
 class Opened(NamedTuple):
     """A journal opened for reading: its store (in a read transaction) and its header."""
 
-    store: Store
+    store: JournalStore
     header: dict[str, Any]
     stored: StoredHeader
 
@@ -73,10 +74,13 @@ class Opened(NamedTuple):
 def open_journal(path: str | os.PathLike[str]) -> Opened:
     """Open a journal read-only; return its store, in a read transaction, and its header.
 
-    A file SQLite calls malformed is opened again in salvage mode, so that
-    what remains of it is read and the first row lost is named.
+    ``path`` is an SQLite file or a ``postgresql://`` URL. A file SQLite calls
+    malformed is opened again in salvage mode, so that what remains of it is
+    read and the first row lost is named.
     """
     name = os.fspath(path)
+    if is_postgresql_url(name):
+        return _open(name, salvage=False)
     check_path(name)
     try:
         return _open(name, salvage=False)
@@ -87,7 +91,7 @@ def open_journal(path: str | os.PathLike[str]) -> Opened:
 
 
 def _open(path: str, *, salvage: bool) -> Opened:
-    store = Store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
+    store = open_store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
     try:
         store.begin_read()
         stored = store.header()
@@ -237,7 +241,7 @@ def reading(path: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any], Iter
         store.close()
 
 
-def _rows_then_check(store: Store) -> Iterator[Row]:
+def _rows_then_check(store: JournalStore) -> Iterator[Row]:
     yield from store.rows_after(0)
     store.check_unchanged()
 

@@ -1,0 +1,120 @@
+"""Where a journal is kept: an SQLite file (the default) or a PostgreSQL database.
+
+One format, two stores (specs/07-journal.md, R-JOURNAL-1, R-JOURNAL-14): the
+rows, the hash chain, the signed header and the checkpoints are made and
+checked by the store-neutral modules (:mod:`~replication.journal.journal`,
+:mod:`~replication.journal.replay`, :mod:`~replication.journal.verify`); a
+store only keeps bytes and runs transactions. :func:`open_store` picks one by
+the location: a ``postgresql://`` (or ``postgres://``) URL opens
+:class:`~replication.journal.stores.postgres.PostgresStore`, which imports
+psycopg; anything else is a path to an SQLite file
+(:class:`~replication.journal.store.Store`). Nothing imports psycopg unless a
+URL is given.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from replication.journal.store import Checkpoint, Row, StoredHeader
+
+__all__ = ["JournalStore", "display_location", "is_postgresql_url", "open_store"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+class JournalStore(Protocol):
+    """What the journal asks of a store: bytes kept, and one write transaction at a time.
+
+    :meth:`begin` takes the journal's write lock and opens the transaction in
+    which an action reads what the others appended, decides and appends;
+    :meth:`append` inserts a row (and its checkpoint) and commits, durable when
+    it returns; :meth:`release` rolls back whatever is still open.
+    """
+
+    path: str
+    salvage: bool
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this connection holds an open write transaction."""
+
+    def header(self) -> StoredHeader | None:
+        """Return the stored header (``None``: no journal yet), the schema checked."""
+
+    def use_wal(self) -> None:
+        """Make the storage durable before the first write (SQLite: WAL mode)."""
+
+    def create(self, header: bytes, signature: str) -> None:
+        """Create the schema and store the header, in the open transaction."""
+
+    def begin(self) -> None:
+        """Take the write lock and open the write transaction."""
+
+    def begin_read(self) -> None:
+        """Open a read transaction: one snapshot until :meth:`release`."""
+
+    def commit(self) -> None:
+        """Commit the open transaction (durable once this returns)."""
+
+    def release(self) -> None:
+        """Roll back the open transaction, if any."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+    def rows_after(self, sequence: int) -> Iterator[Row]:
+        """Yield the rows after ``sequence``, in order."""
+
+    def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
+        """Return the checkpoints after ``sequence``, by the row they cover."""
+
+    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
+        """Insert a row (and its checkpoint) and commit."""
+
+    def check_unchanged(self) -> None:
+        """Refuse a read made without locks if the storage changed meanwhile."""
+
+
+def is_postgresql_url(location: str) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than an SQLite file."""
+    return location[:13].lower().startswith(_SCHEMES)
+
+
+def display_location(location: str) -> str:
+    """``location`` as messages may show it: a URL's password replaced by ``***``.
+
+    A journal's location appears in every error it raises; a password in a
+    URL (``postgresql://user:secret@host/db`` or ``?password=``) must not.
+    """
+    if not is_postgresql_url(location):
+        return location
+    parts = urlsplit(location)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, _, hosts = netloc.rpartition("@")
+        user, has_password, _ = credentials.partition(":")
+        netloc = f"{user}:***@{hosts}" if has_password else netloc
+    query = "&".join(
+        "password=***" if pair.partition("=")[0] == "password" else pair
+        for pair in parts.query.split("&")
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def open_store(
+    location: str, *, lock_timeout: float, read_only: bool = False, salvage: bool = False
+) -> JournalStore:
+    """Open the store ``location`` names (see the module's docstring)."""
+    if is_postgresql_url(location):
+        # Imported here: only a journal on PostgreSQL needs psycopg.
+        from replication.journal.stores.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore(location, lock_timeout=lock_timeout, read_only=read_only)
+    from replication.journal.store import Store  # noqa: PLC0415
+
+    return Store(location, lock_timeout=lock_timeout, read_only=read_only, salvage=salvage)

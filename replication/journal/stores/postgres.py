@@ -1,0 +1,480 @@
+"""The journal's storage on PostgreSQL: the same rows, shared by controllers on several hosts.
+
+The schema, in the schema the connection's ``search_path`` names first
+(``public`` by default; specs/07-journal.md, R-JOURNAL-14)::
+
+    journal_meta(key text PRIMARY KEY, value bytea NOT NULL)
+        'schema_version' -> '2'; 'header' -> the header's canonical JSON;
+        'header_signature' -> the checkpoint key's signature over the header
+    journal_rows(sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)
+    journal_checkpoints(sequence bigint PRIMARY KEY, body bytea NOT NULL,
+                        signature text NOT NULL)
+
+The transaction rule (R-JOURNAL-15): every write is one ``READ COMMITTED``
+transaction that first takes an explicit lock, ``pg_advisory_xact_lock`` on a
+key of this journal (the application id and the schema's oid), so the
+decisions of every host are made one after the other, each over every row
+committed before it, exactly as SQLite's ``BEGIN IMMEDIATE`` does for
+processes on one host. Then ``LOCK TABLE ... IN SHARE MODE`` on the three
+tables keeps any change of their definition (a trigger, a rule) out until the
+commit, and the schema is checked again; then the rows after this process's
+head are read (a statement after the lock sees every commit before it), the
+decision is made, its row inserted and committed. ``synchronous_commit`` is
+set ``on`` for the session: a commit returns once its WAL is flushed, so an
+acknowledged row survives a crash of the server. Serializable isolation was
+not chosen: every decision reads the head every other one writes, so under
+contention nearly every transaction would fail with 40001 and be decided
+again, while the lock makes them wait their turn, once.
+
+Failures (R-JOURNAL-16): every psycopg error becomes a
+:class:`~replication.journal.errors.JournalError` naming the operation and
+the SQLSTATE (or ``connection`` when the server cannot be reached): the lock
+not obtained within ``lock_timeout`` (55P03) is ``JournalLockedError``; a full
+disk (53100) ``JournalFullError``; a connection cut (the server stopped or
+restarted, ``pg_terminate_backend``, the network), a statement timeout
+(57014), a serialization failure (40001) or a deadlock (40P01)
+``JournalUnavailableError``. A connection that failed is closed and made again
+by the next transaction. A host cut off while it holds the lock is ended by
+the server after ``idle_in_transaction_session_timeout`` (set to
+``lock_timeout`` unless the server or the URL sets one), so the others wait
+at most that long; a host whose server went silent gives up after TCP
+keepalives and ``tcp_user_timeout`` (a few seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
+
+from replication.journal.errors import (
+    JournalCorruptError,
+    JournalFullError,
+    JournalLockedError,
+    JournalMismatchError,
+    JournalUnavailableError,
+)
+from replication.journal.store import APPLICATION_ID, SCHEMA_VERSION, Checkpoint, Row, StoredHeader
+from replication.journal.stores import display_location
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+
+__all__ = ["PostgresStore"]
+
+_TABLES = ("journal_checkpoints", "journal_meta", "journal_rows")
+_CREATE = (
+    "CREATE TABLE journal_meta(key text PRIMARY KEY, value bytea NOT NULL)",
+    (
+        "CREATE TABLE journal_rows("
+        "sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)"
+    ),
+    (
+        "CREATE TABLE journal_checkpoints("
+        "sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)"
+    ),
+)
+#: Every column of a journal's tables: (table, column, type, not null).
+_COLUMNS = frozenset(
+    {
+        ("journal_meta", "key", "text", True),
+        ("journal_meta", "value", "bytea", True),
+        ("journal_rows", "sequence", "bigint", True),
+        ("journal_rows", "body", "bytea", True),
+        ("journal_rows", "hash", "text", True),
+        ("journal_checkpoints", "sequence", "bigint", True),
+        ("journal_checkpoints", "body", "bytea", True),
+        ("journal_checkpoints", "signature", "text", True),
+    }
+)
+#: The columns of the three tables and anything attached to them that a journal never has:
+#: a trigger, a rule, a row security policy, an index but the primary key, a child table, a
+#: constraint but the primary key and NOT NULL, another kind of relation than a plain table.
+_DESCRIBE = """
+WITH ours AS (
+    SELECT c.oid, c.relname, c.relkind, c.relrowsecurity
+    FROM pg_class c
+    WHERE c.relnamespace = %(namespace)s AND c.relname = ANY(%(tables)s)
+)
+SELECT 'column', o.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+FROM ours o JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL SELECT 'kind', o.relname, o.relkind::text FROM ours o WHERE o.relkind <> 'r'
+UNION ALL SELECT 'row security', o.relname, 'enabled' FROM ours o WHERE o.relrowsecurity
+UNION ALL SELECT 'trigger', o.relname, t.tgname
+    FROM ours o JOIN pg_trigger t ON t.tgrelid = o.oid AND NOT t.tgisinternal
+UNION ALL SELECT 'rule', o.relname, r.rulename FROM ours o JOIN pg_rewrite r ON r.ev_class = o.oid
+UNION ALL SELECT 'policy', o.relname, p.polname FROM ours o JOIN pg_policy p ON p.polrelid = o.oid
+UNION ALL SELECT 'index', o.relname, i.indexrelid::regclass::text
+    FROM ours o JOIN pg_index i ON i.indrelid = o.oid AND NOT i.indisprimary
+UNION ALL SELECT 'child table', o.relname, h.inhrelid::regclass::text
+    FROM ours o JOIN pg_inherits h ON h.inhparent = o.oid
+UNION ALL SELECT 'constraint', o.relname, k.conname
+    FROM ours o JOIN pg_constraint k ON k.conrelid = o.oid AND k.contype NOT IN ('p', 'n')
+"""
+_META_KEYS = ("header", "header_signature", "schema_version")
+#: Seconds a connection attempt may take.
+_CONNECT_TIMEOUT = 5
+#: TCP keepalives and the time unacknowledged data may wait: a silent server is given up
+#: in seconds, not after the kernel's two hours.
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "2",
+    "keepalives_interval": "1",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "5000",
+}
+#: The SQLSTATEs and what each means, for the messages.
+_MEANINGS = {
+    "40001": "serialization failure",
+    "40P01": "deadlock detected",
+    "57014": "statement timeout (or the statement was cancelled)",
+    "57P01": "the server ended the connection (pg_terminate_backend, or it is shutting down)",
+    "57P02": "the server crashed",
+    "57P03": "the server is starting up or shutting down",
+    "25P03": "idle in transaction for longer than idle_in_transaction_session_timeout",
+    "53100": "the server's disk is full",
+    "23505": "another writer appended this row without the journal's lock",
+}
+
+
+def _key(namespace: int) -> int:
+    """Return the advisory lock's key: the journal's application id, then the schema's oid."""
+    key = (APPLICATION_ID << 32) | namespace
+    return key - (1 << 64) if key >= 1 << 63 else key
+
+
+class PostgresStore:
+    """One connection to a journal's tables in a PostgreSQL database.
+
+    ``location`` is a libpq URL (``postgresql://user@host:port/db?...``);
+    messages name it without its password. ``lock_timeout`` bounds the wait for
+    the journal's lock, in seconds. ``read_only`` reads one snapshot and never
+    writes (``journal verify|show|export``).
+    """
+
+    salvage = False
+
+    def __init__(self, location: str, *, lock_timeout: float, read_only: bool = False) -> None:
+        self.location = location
+        self.path = display_location(location)
+        self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._namespace = 0
+        self._tables_exist = False
+        self._connect()
+
+    # -- the connection ----------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        self._connection = None
+        try:
+            given = conninfo_to_dict(self.location)
+            # What the URL sets stays; what it leaves out gets ours.
+            ours = {"connect_timeout": str(_CONNECT_TIMEOUT), **_KEEPALIVES}
+            extra = {name: value for name, value in ours.items() if name not in given}
+            connection = psycopg.connect(self.location, autocommit=True, **extra)  # type: ignore[arg-type]
+        except psycopg.Error as error:
+            self._fail("connect to the server", error)
+        try:
+            self._configure(connection)
+        except psycopg.Error as error:
+            connection.close()
+            self._fail("configure the session", error)
+        self._connection = connection
+        return connection
+
+    def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+        milliseconds = max(1, round(self.lock_timeout * 1000))
+        # Durability is not the server's choice: every commit waits for its WAL flush.
+        connection.execute("SET synchronous_commit = on")
+        connection.execute(f"SET lock_timeout = {milliseconds}")
+        for setting, value in (
+            ("idle_in_transaction_session_timeout", milliseconds),
+            ("statement_timeout", 6 * milliseconds),
+        ):
+            # A timeout the server, the role or the URL sets stays; none gets ours.
+            row = connection.execute(
+                "SELECT setting FROM pg_settings WHERE name = %s", (setting,)
+            ).fetchone()
+            if row is not None and row[0] == "0":
+                connection.execute(f"SET {setting} = {value}")
+        row = connection.execute(
+            "SELECT oid::bigint FROM pg_namespace WHERE nspname = current_schema()"
+        ).fetchone()
+        if row is None:
+            raise JournalUnavailableError(
+                self.path,
+                "configure the session",
+                "3F000",
+                "no schema of the search_path exists: create one, or name one in the URL "
+                "(options=-csearch_path=NAME)",
+            )
+        self._namespace = int(row[0])
+
+    def _execute(
+        self,
+        operation: str,
+        sql: LiteralString,
+        parameters: Mapping[str, Any] | tuple[Any, ...] = (),
+    ) -> list[tuple[Any, ...]]:
+        connection = self._connect()
+        try:
+            cursor = connection.execute(sql, parameters or None)
+            return cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as error:
+            self._fail(operation, error)
+
+    def _fail(self, operation: str, error: psycopg.Error) -> NoReturn:
+        """Close a connection that can no longer be trusted, and raise the journal error."""
+        connection = self._connection
+        state = getattr(error, "sqlstate", None)
+        broken = isinstance(error, psycopg.OperationalError) and not isinstance(
+            error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled
+        )
+        if connection is not None:
+            if broken or connection.broken:
+                # The server may hold what was sent: it rolls back an open transaction when
+                # the connection ends, and a commit whose answer was lost is read back later.
+                connection.close()
+                self._connection = None
+            elif connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                try:
+                    connection.execute("ROLLBACK")
+                except psycopg.Error:
+                    connection.close()
+                    self._connection = None
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if state in _MEANINGS:
+            detail = f"{_MEANINGS[state]}: {detail}"
+        if operation == "commit" and (state is None or broken):
+            detail += "; the commit could not be confirmed: if the server kept it, the next "
+            detail += "action reads it back"
+        code = state or "connection"
+        if isinstance(error, pg_errors.LockNotAvailable):
+            raise JournalLockedError(self.path, operation, self.lock_timeout, code) from error
+        if isinstance(error, pg_errors.DiskFull):
+            raise JournalFullError(self.path, operation, code, detail) from error
+        raise JournalUnavailableError(self.path, operation, code, detail) from error
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this connection holds an open transaction."""
+        connection = self._connection
+        return (
+            connection is not None
+            and not connection.closed
+            and connection.info.transaction_status == pq.TransactionStatus.INTRANS
+        )
+
+    def use_wal(self) -> None:
+        """Nothing to do: PostgreSQL always writes ahead, and the session commits synchronously."""
+
+    def begin(self) -> None:
+        """Open the write transaction and take the journal's lock, waiting at most ``lock_timeout``.
+
+        A connection found cut before anything was sent (the server restarted
+        since the last action) is made again once. Then the tables are locked
+        against any change of their definition, and checked again.
+        """
+        self._begin_fresh("take the write lock", "BEGIN ISOLATION LEVEL READ COMMITTED")
+        try:
+            self._execute(
+                "take the write lock", "SELECT pg_advisory_xact_lock(%s)", (_key(self._namespace),)
+            )
+            if self._tables_exist:
+                self._execute(
+                    "take the write lock",
+                    "LOCK TABLE journal_meta, journal_rows, journal_checkpoints IN SHARE MODE",
+                )
+                self._check_schema()
+        except BaseException:
+            self.release()
+            raise
+
+    def _begin_fresh(self, operation: str, sql: str) -> None:
+        try:
+            self._connect().execute(sql)
+        except psycopg.OperationalError:
+            # Nothing of this transaction reached the server: a new connection may begin it.
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            self._execute(operation, sql)
+        except psycopg.Error as error:
+            self._fail(operation, error)
+
+    def begin_read(self) -> None:
+        """Open a read-only transaction over one snapshot."""
+        self._begin_fresh("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def commit(self) -> None:
+        """Commit the open transaction: durable once this returns (``synchronous_commit``)."""
+        self._execute("commit", "COMMIT")
+
+    def release(self) -> None:
+        """Roll back the open transaction, if any; a cut connection is simply closed."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return
+        if connection.info.transaction_status == pq.TransactionStatus.IDLE:
+            return
+        try:
+            connection.execute("ROLLBACK")
+        except psycopg.Error:
+            # The server rolls back what a closed connection left open.
+            connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        """Close the connection; an open transaction is rolled back by the server."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def check_unchanged(self) -> None:
+        """Nothing to do: a read transaction sees one snapshot."""
+
+    # -- the schema and the header -----------------------------------------------------------
+
+    def _describe(self) -> set[tuple[str, str, str]]:
+        found = self._execute(
+            "read the schema",
+            _DESCRIBE,
+            {"namespace": self._namespace, "tables": list(_TABLES)},
+        )
+        return {(str(kind), str(table), str(what)) for kind, table, what in found}
+
+    def _check_schema(self) -> bool:
+        """Check the three tables are exactly a journal's; ``False`` if none exists."""
+        described = self._describe()
+        if not described:
+            return False
+        columns = {entry for entry in described if entry[0] == "column"}
+        tables = {table for _, table, _ in columns}
+        expected = {
+            ("column", table, f"{name} {kind}{' not null' if not_null else ''}")
+            for table, name, kind, not_null in _COLUMNS
+        }
+        if "journal_meta" not in tables or (columns - expected and not columns & expected):
+            raise JournalMismatchError(
+                self.path,
+                "format",
+                "a replication journal",
+                f"tables named like a journal's that are not one ({sorted(tables)})",
+            )
+        extra = sorted(described - expected)
+        missing = sorted(expected - described)
+        if extra or missing:
+            kind, table, what = (extra or missing)[0]
+            how = "holds" if extra else "lacks"
+            raise JournalCorruptError(
+                self.path,
+                0,
+                f"the database {how} the {kind} {what!r} on {table}: a journal's schema is "
+                "exactly its three tables",
+            )
+        self._tables_exist = True
+        return True
+
+    def header(self) -> StoredHeader | None:
+        """Return the stored header, or ``None`` when the schema holds no journal yet."""
+        if not self._check_schema():
+            return None
+        meta = {
+            str(key): bytes(value)
+            for key, value in self._execute(
+                "read the header", "SELECT key, value FROM journal_meta"
+            )
+        }
+        if sorted(meta) != list(_META_KEYS):
+            raise JournalCorruptError(
+                self.path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(_META_KEYS)}"
+            )
+        if meta["schema_version"] != str(SCHEMA_VERSION).encode():
+            raise JournalMismatchError(
+                self.path, "schema_version", str(SCHEMA_VERSION), meta["schema_version"]
+            )
+        for table in ("journal_rows", "journal_checkpoints"):
+            ((lowest,),) = self._execute(
+                "read the schema",
+                f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
+            )
+            if lowest is not None and lowest < 1:
+                kind = "row" if table == "journal_rows" else "checkpoint"
+                raise JournalCorruptError(
+                    self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
+                )
+        signature: object = meta["header_signature"]
+        # Bytes that are not ASCII stay bytes: refused as a signature that does not verify.
+        with contextlib.suppress(UnicodeDecodeError):
+            signature = meta["header_signature"].decode("ascii")
+        return StoredHeader(meta["header"], signature)
+
+    def create(self, header: bytes, signature: str) -> None:
+        """Create the tables and store ``header`` and its signature (in the open transaction)."""
+        for statement in _CREATE:
+            self._execute("create the journal", statement)
+        self._execute(
+            "create the journal",
+            "INSERT INTO journal_meta(key, value) VALUES "
+            "('schema_version', %s), ('header', %s), ('header_signature', %s)",
+            (str(SCHEMA_VERSION).encode(), header, signature.encode("ascii")),
+        )
+        self._tables_exist = True
+
+    # -- rows and checkpoints ----------------------------------------------------------------
+
+    def rows_after(self, sequence: int) -> Iterator[Row]:
+        """Yield the rows after ``sequence``, in order."""
+        for stored, body, digest in self._execute(
+            f"read the rows after {sequence}",
+            "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s ORDER BY sequence",
+            (sequence,),
+        ):
+            yield Row(int(stored), bytes(body), str(digest))
+
+    def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
+        """Return the checkpoints after ``sequence`` by the row they cover."""
+        del interval  # every checkpoint can be listed: nothing here is damaged storage
+        return {
+            int(stored): Checkpoint(int(stored), bytes(body), str(signature))
+            for stored, body, signature in self._execute(
+                "read the checkpoints",
+                "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence > %s "
+                "ORDER BY sequence",
+                (sequence,),
+            )
+        }
+
+    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
+        """Insert a row (and its checkpoint) and commit; on any failure nothing is acknowledged."""
+        operation = f"append row {row.sequence}"
+        inserted = self._execute(
+            operation,
+            "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
+            "RETURNING sequence, body, hash",
+            tuple(row),
+        )
+        if checkpoint is not None:
+            self._execute(
+                operation,
+                "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (%s, %s, %s)",
+                tuple(checkpoint),
+            )
+        if [(int(s), bytes(b), str(h)) for s, b, h in inserted] != [tuple(row)]:
+            self.release()
+            raise JournalCorruptError(
+                self.path, row.sequence, "the database did not store the row as written"
+            )
+        self.commit()
