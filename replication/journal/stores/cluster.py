@@ -70,8 +70,10 @@ class Cluster:
 
     ``listen`` is the TCP address it listens on (``127.0.0.1``; a test that
     runs hosts in network namespaces adds the bridge's address with
-    ``extra_listen``). ``fsync`` stays on unless told: a journal is acknowledged
-    after a durable commit, and a benchmark of that must measure one.
+    ``extra_listen``, and lets its subnet in with ``trusted_networks``: initdb's
+    trust authentication covers only loopback). ``fsync`` stays on unless told:
+    a journal is acknowledged after a durable commit, and a benchmark of that
+    must measure one.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Cluster:
         *,
         binaries: Path | None = None,
         extra_listen: tuple[str, ...] = (),
+        trusted_networks: tuple[str, ...] = (),
         settings: dict[str, str] | None = None,
     ) -> None:
         found = binaries or find_binaries()
@@ -91,6 +94,7 @@ class Cluster:
         self.user = _server_user()
         self.port = _free_port()
         self.extra_listen = extra_listen
+        self.trusted_networks = trusted_networks
         self.settings = dict(settings or {})
         self.root = Path(tempfile.mkdtemp(prefix="replication-pg-"))
         self.data = self.root / "data"
@@ -153,6 +157,12 @@ class Cluster:
             "--locale=C",
             "--no-instructions",
         )
+        if self.trusted_networks:
+            # Appending keeps the file's owner: the server still reads it.
+            with (self.data / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+                hba.writelines(
+                    f"host all all {network} trust\n" for network in self.trusted_networks
+                )
 
     def _options(self) -> str:
         addresses = ",".join(("127.0.0.1", *self.extra_listen))
