@@ -67,7 +67,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStore"]
 
-_TABLES = ("journal_checkpoints", "journal_meta", "journal_rows")
+#: Transaction states in which nothing of a new transaction has reached the server yet.
+_FRESH = frozenset({pq.TransactionStatus.IDLE, pq.TransactionStatus.UNKNOWN})
 _CREATE = (
     "CREATE TABLE journal_meta(key text PRIMARY KEY, value bytea NOT NULL)",
     (
@@ -99,7 +100,8 @@ _DESCRIBE = """
 WITH ours AS (
     SELECT c.oid, c.relname, c.relkind, c.relrowsecurity
     FROM pg_class c
-    WHERE c.relnamespace = %(namespace)s AND c.relname = ANY(%(tables)s)
+    WHERE c.relnamespace = {namespace}
+      AND c.relname IN ('journal_checkpoints', 'journal_meta', 'journal_rows')
 )
 SELECT 'column', o.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
@@ -143,6 +145,15 @@ _MEANINGS = {
 }
 
 
+def _is_cut(error: psycopg.OperationalError) -> bool:
+    """Whether ``error`` says the connection is gone (not a timeout the server answered)."""
+    return not isinstance(error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
+
+
+def _described(found: list[tuple[Any, ...]]) -> set[tuple[str, str, str]]:
+    return {(str(kind), str(table), str(what)) for kind, table, what in found}
+
+
 def _key(namespace: int) -> int:
     """Return the advisory lock's key: the journal's application id, then the schema's oid."""
     key = (APPLICATION_ID << 32) | namespace
@@ -168,6 +179,8 @@ class PostgresStore:
         self._connection: psycopg.Connection[tuple[Any, ...]] | None = None
         self._namespace = 0
         self._tables_exist = False
+        #: The rows read with the last checkpoints, for the rows_after() that follows.
+        self._pending: tuple[int, list[Row]] | None = None
         self._connect()
 
     # -- the connection ----------------------------------------------------------------------
@@ -226,12 +239,27 @@ class PostgresStore:
         sql: LiteralString,
         parameters: Mapping[str, Any] | tuple[Any, ...] = (),
     ) -> list[tuple[Any, ...]]:
-        connection = self._connect()
-        try:
-            cursor = connection.execute(sql, parameters or None)
-            return cursor.fetchall() if cursor.description is not None else []
-        except psycopg.Error as error:
-            self._fail(operation, error)
+        """Run one statement and return its rows.
+
+        Outside a transaction (a read ahead of the lock), a connection found
+        cut is made again once and the statement sent again: nothing depended
+        on the old one.
+        """
+        for attempt in (1, 2):
+            connection = self._connect()
+            fresh = connection.info.transaction_status in _FRESH
+            try:
+                cursor = connection.execute(sql, parameters or None)
+                return cursor.fetchall() if cursor.description is not None else []
+            except psycopg.OperationalError as error:
+                if attempt == 1 and fresh and _is_cut(error):
+                    connection.close()
+                    self._connection = None
+                    continue
+                self._fail(operation, error)
+            except psycopg.Error as error:
+                self._fail(operation, error)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _fail(self, operation: str, error: psycopg.Error) -> NoReturn:
         """Close a connection that can no longer be trusted, and raise the journal error."""
@@ -255,7 +283,7 @@ class PostgresStore:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if state in _MEANINGS:
             detail = f"{_MEANINGS[state]}: {detail}"
-        if operation == "commit" and (state is None or broken):
+        if operation.startswith(("commit", "append")) and (state is None or broken):
             detail += "; the commit could not be confirmed: if the server kept it, the next "
             detail += "action reads it back"
         code = state or "connection"
@@ -285,38 +313,62 @@ class PostgresStore:
 
         A connection found cut before anything was sent (the server restarted
         since the last action) is made again once. Then the tables are locked
-        against any change of their definition, and checked again.
+        against any change of their definition, and checked again. All of it is
+        one round trip: one string of statements, run in order.
         """
-        self._begin_fresh("take the write lock", "BEGIN ISOLATION LEVEL READ COMMITTED")
-        try:
-            self._execute(
-                "take the write lock", "SELECT pg_advisory_xact_lock(%s)", (_key(self._namespace),)
-            )
-            if self._tables_exist:
-                self._execute(
-                    "take the write lock",
-                    "LOCK TABLE journal_meta, journal_rows, journal_checkpoints IN SHARE MODE",
-                )
-                self._check_schema()
-        except BaseException:
-            self.release()
-            raise
+        statements = [
+            "BEGIN ISOLATION LEVEL READ COMMITTED",
+            f"SELECT pg_advisory_xact_lock({_key(self._namespace)})",
+        ]
+        if self._tables_exist:
+            statements += [
+                "LOCK TABLE journal_meta, journal_rows, journal_checkpoints IN SHARE MODE",
+                _DESCRIBE.format(namespace=self._namespace),
+            ]
+        described = self._statements("take the write lock", "; ".join(statements))
+        if self._tables_exist:
+            try:
+                self._check_schema(_described(described))
+            except BaseException:
+                self.release()
+                raise
 
-    def _begin_fresh(self, operation: str, sql: str) -> None:
-        try:
-            self._connect().execute(sql)
-        except psycopg.OperationalError:
-            # Nothing of this transaction reached the server: a new connection may begin it.
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = None
-            self._execute(operation, sql)
-        except psycopg.Error as error:
-            self._fail(operation, error)
+    def _statements(self, operation: str, sql: str) -> list[tuple[Any, ...]]:
+        """Run a string of statements (no parameters) and return the last one's rows.
+
+        If the connection turns out to be cut when the string is sent, nothing
+        of it reached the server: it is sent once more on a new connection.
+        """
+        for attempt in (1, 2):
+            connection = self._connect()
+            fresh = connection.info.transaction_status in _FRESH
+            try:
+                cursor = connection.execute(sql.encode())
+                rows: list[tuple[Any, ...]] = []
+                while True:
+                    if cursor.description is not None:
+                        rows = cursor.fetchall()
+                    if not cursor.nextset():
+                        return rows
+            except psycopg.OperationalError as error:
+                if attempt == 1 and fresh and _is_cut(error):
+                    connection.close()
+                    self._connection = None
+                    continue
+                self._fail(operation, error)
+            except psycopg.Error as error:
+                self._fail(operation, error)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def begin_read(self) -> None:
-        """Open a read-only transaction over one snapshot."""
-        self._begin_fresh("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        """Start reading one snapshot.
+
+        A reader (``journal verify``) opens a read-only repeatable-read
+        transaction. A controller reading ahead of the lock needs none: it reads
+        the checkpoints and rows in one statement, which sees one snapshot.
+        """
+        if self.read_only:
+            self._statements("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
         """Commit the open transaction: durable once this returns (``synchronous_commit``)."""
@@ -347,17 +399,8 @@ class PostgresStore:
 
     # -- the schema and the header -----------------------------------------------------------
 
-    def _describe(self) -> set[tuple[str, str, str]]:
-        found = self._execute(
-            "read the schema",
-            _DESCRIBE,
-            {"namespace": self._namespace, "tables": list(_TABLES)},
-        )
-        return {(str(kind), str(table), str(what)) for kind, table, what in found}
-
-    def _check_schema(self) -> bool:
+    def _check_schema(self, described: set[tuple[str, str, str]]) -> bool:
         """Check the three tables are exactly a journal's; ``False`` if none exists."""
-        described = self._describe()
         if not described:
             return False
         columns = {entry for entry in described if entry[0] == "column"}
@@ -389,7 +432,8 @@ class PostgresStore:
 
     def header(self) -> StoredHeader | None:
         """Return the stored header, or ``None`` when the schema holds no journal yet."""
-        if not self._check_schema():
+        described = self._statements("read the schema", _DESCRIBE.format(namespace=self._namespace))
+        if not self._check_schema(_described(described)):
             return None
         meta = {
             str(key): bytes(value)
@@ -436,7 +480,15 @@ class PostgresStore:
     # -- rows and checkpoints ----------------------------------------------------------------
 
     def rows_after(self, sequence: int) -> Iterator[Row]:
-        """Yield the rows after ``sequence``, in order."""
+        """Yield the rows after ``sequence``, in order.
+
+        Right after :meth:`checkpoints_after` of the same ``sequence``, these
+        are the rows its statement read, in the same snapshot.
+        """
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == sequence:
+            yield from pending[1]
+            return
         for stored, body, digest in self._execute(
             f"read the rows after {sequence}",
             "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s ORDER BY sequence",
@@ -445,36 +497,56 @@ class PostgresStore:
             yield Row(int(stored), bytes(body), str(digest))
 
     def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
-        """Return the checkpoints after ``sequence`` by the row they cover."""
+        """Return the checkpoints after ``sequence`` by the row they cover.
+
+        The rows after ``sequence`` are read by the same statement, so that
+        both are one snapshot even outside a transaction (the read ahead of
+        the lock), and kept for the :meth:`rows_after` that follows.
+        """
         del interval  # every checkpoint can be listed: nothing here is damaged storage
-        return {
-            int(stored): Checkpoint(int(stored), bytes(body), str(signature))
-            for stored, body, signature in self._execute(
-                "read the checkpoints",
-                "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence > %s "
-                "ORDER BY sequence",
-                (sequence,),
-            )
-        }
+        checkpoints: dict[int, Checkpoint] = {}
+        rows: list[Row] = []
+        for kind, stored, body, text in self._execute(
+            f"read the rows after {sequence}",
+            "SELECT 'r', sequence, body, hash FROM journal_rows WHERE sequence > %(after)s "
+            "UNION ALL SELECT 'c', sequence, body, signature FROM journal_checkpoints "
+            "WHERE sequence > %(after)s ORDER BY 1, 2",
+            {"after": sequence},
+        ):
+            if kind == "r":
+                rows.append(Row(int(stored), bytes(body), str(text)))
+            else:
+                checkpoints[int(stored)] = Checkpoint(int(stored), bytes(body), str(text))
+        self._pending = (sequence, rows)
+        return checkpoints
 
     def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
-        """Insert a row (and its checkpoint) and commit; on any failure nothing is acknowledged."""
+        """Insert a row (and its checkpoint) and commit, in one round trip (a pipeline).
+
+        On any failure nothing is acknowledged. The row must come back from
+        the insert as written (the schema check rules out a trigger or rule
+        that would change it; this is the last word).
+        """
         operation = f"append row {row.sequence}"
-        inserted = self._execute(
-            operation,
-            "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
-            "RETURNING sequence, body, hash",
-            tuple(row),
-        )
-        if checkpoint is not None:
-            self._execute(
-                operation,
-                "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (%s, %s, %s)",
-                tuple(checkpoint),
-            )
-        if [(int(s), bytes(b), str(h)) for s, b, h in inserted] != [tuple(row)]:
-            self.release()
+        connection = self._connect()
+        try:
+            with connection.pipeline():
+                inserted = connection.execute(
+                    "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
+                    "RETURNING sequence, body, hash",
+                    tuple(row),
+                )
+                if checkpoint is not None:
+                    connection.execute(
+                        "INSERT INTO journal_checkpoints(sequence, body, signature) "
+                        "VALUES (%s, %s, %s)",
+                        tuple(checkpoint),
+                    )
+                connection.execute("COMMIT")
+            stored = [(int(s), bytes(b), str(h)) for s, b, h in inserted.fetchall()]
+        except psycopg.Error as error:
+            self._fail(operation, error)
+        if stored != [tuple(row)]:
             raise JournalCorruptError(
                 self.path, row.sequence, "the database did not store the row as written"
             )
-        self.commit()
