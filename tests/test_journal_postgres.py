@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from replication import Controller, ManualClock, SandboxOrchestrator
+from replication.cli import main
 from replication.errors import ReasonCode, ReplicationDenied
 from replication.journal import (
     Journal,
@@ -29,7 +31,7 @@ from replication.journal.verify import reading
 from replication.observability import StructuredLogger
 from tests.helpers import KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
-from tests.postgres_support import admin
+from tests.postgres_support import admin, fresh_schema
 
 
 @pytest.fixture
@@ -327,3 +329,75 @@ class TestLocation:
             [sys.executable, "-c", code], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, done.stderr
+
+
+class TestCommands:
+    """``replication journal verify|show|export|copy`` on a PostgreSQL URL."""
+
+    @pytest.fixture
+    def written(self, opened, pg_url):
+        controller = opened(pg_url, checkpoint_interval=2)
+        program(controller)
+        return pg_url
+
+    # Spec: R-JOURNAL-13, R-JOURNAL-14.
+    def test_verify_show_and_export_read_a_postgresql_journal(self, written, capsys):
+        assert main(["journal", "verify", written]) == 0
+        said = capsys.readouterr().out
+        assert "verified" in said
+        assert "rows: 7," in said
+        assert main(["journal", "show", written, "--worker", "b"]) == 0
+        shown = capsys.readouterr().out.splitlines()
+        # Its start, and the kill switch that killed its container.
+        assert [line.split()[2] for line in shown] == ["start_worker", "engage_kill_switch:"]
+        assert main(["journal", "export", written]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [load_json(line) for line in lines[1:]] == bodies(written)
+
+    # Spec: R-JOURNAL-13, R-JOURNAL-14.
+    def test_copy_moves_a_journal_to_sqlite_and_back_keeping_its_chain(
+        self, written, tmp_path, postgres_cluster, capsys
+    ):
+        """SQLite <- PostgreSQL -> a second PostgreSQL schema: the same bytes, head and
+        checkpoints everywhere, each copy verified; a controller goes on on the last one."""
+        path = str(tmp_path / "copy.db")
+        assert main(["journal", "copy", written, path]) == 0
+        assert "copied" in capsys.readouterr().out
+        back = fresh_schema(postgres_cluster)
+        assert main(["journal", "copy", path, back]) == 0
+        heads = [verify_journal(where).head for where in (written, path, back)]
+        assert heads[0] == heads[1] == heads[2]
+        assert bodies(back) == bodies(written)
+        controller = Controller(make_contract(cooldown_seconds=0), KEY, journal=back)
+        with pytest.raises(ReplicationDenied) as refused:
+            controller.register_worker(hand_signed("late"))
+        controller.journal.close()
+        assert refused.value.reason == ReasonCode.KILL_SWITCH
+
+    # Spec: R-JOURNAL-13.
+    def test_copy_into_a_journal_is_refused_and_changes_nothing(self, written, tmp_path, capsys):
+        path = str(tmp_path / "copy.db")
+        assert main(["journal", "copy", written, path]) == 0
+        before = Path(path).read_bytes()
+        assert main(["journal", "copy", written, path]) == 2
+        assert "destination must be 'an empty file or schema'" in capsys.readouterr().err
+        assert Path(path).read_bytes() == before
+
+    # Spec: R-JOURNAL-13.
+    def test_copy_of_a_journal_that_does_not_verify_writes_nothing(
+        self, written, tmp_path, postgres_cluster, capsys
+    ):
+        schema = written.rpartition("%3D")[2]
+        with admin(postgres_cluster) as connection:
+            connection.execute(f"DELETE FROM {schema}.journal_rows WHERE sequence = 4")  # noqa: S608
+        path = tmp_path / "copy.db"
+        assert main(["journal", "copy", written, str(path)]) == 1
+        assert "row 4" in capsys.readouterr().err
+        assert not path.exists()
+
+    def test_a_server_that_cannot_be_reached_is_one_line_and_exit_2(self, capsys):
+        assert main(["journal", "verify", "postgresql://me:hunter2@127.0.0.1:1/db"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1
+        assert "could not connect to the server" in error
+        assert "hunter2" not in error

@@ -41,7 +41,7 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, NoReturn
 
 from replication.errors import InvalidValueError
@@ -504,6 +504,19 @@ class Store:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
             self._fail(operation, error)
+
+    def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
+        """Insert rows and checkpoints in the open transaction, not committing (a copy)."""
+        try:
+            self._connection.executemany(
+                "INSERT INTO journal_rows(sequence, body, hash) VALUES (?, ?, ?)", rows
+            )
+            self._connection.executemany(
+                "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (?, ?, ?)",
+                checkpoints,
+            )
+        except sqlite3.Error as error:
+            self._fail("copy the rows", error)
 
 
 class _LookedUp(Mapping[int, Checkpoint]):

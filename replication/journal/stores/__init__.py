@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from replication.journal.store import Checkpoint, Row, StoredHeader
 
@@ -72,6 +72,9 @@ class JournalStore(Protocol):
 
     def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
         """Return the checkpoints after ``sequence``, by the row they cover."""
+
+    def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
+        """Insert stored rows and checkpoints as they are, in the open transaction (a copy)."""
 
     def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
         """Insert a row (and its checkpoint) and commit."""

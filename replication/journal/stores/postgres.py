@@ -62,7 +62,7 @@ from replication.journal.store import APPLICATION_ID, SCHEMA_VERSION, Checkpoint
 from replication.journal.stores import display_location
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
 
 __all__ = ["PostgresStore"]
@@ -519,6 +519,23 @@ class PostgresStore:
                 checkpoints[int(stored)] = Checkpoint(int(stored), bytes(body), str(text))
         self._pending = (sequence, rows)
         return checkpoints
+
+    def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
+        """Insert rows and checkpoints in the open transaction, not committing (a copy)."""
+        connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s)",
+                    [tuple(row) for row in rows],
+                )
+                cursor.executemany(
+                    "INSERT INTO journal_checkpoints(sequence, body, signature) "
+                    "VALUES (%s, %s, %s)",
+                    [tuple(checkpoint) for checkpoint in checkpoints],
+                )
+        except psycopg.Error as error:
+            self._fail("copy the rows", error)
 
     def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
         """Insert a row (and its checkpoint) and commit, in one round trip (a pipeline).
