@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
     from replication.clock import Clock
     from replication.journal import Journal
+    from replication.journal.group import Entry
     from replication.transitions import Outcome
 
 __all__ = ["Controller", "RegistryEntry", "ReplicationDenied"]
@@ -89,7 +90,10 @@ class Controller:
     ``clock`` supplies ``now`` for every transition (default: the process-wide
     monotonic clock). ``journal``, a path or a
     :class:`~replication.journal.Journal`, makes every decision durable and
-    shared with the other processes that open it (specs/07-journal.md).
+    shared with the other processes that open it (specs/07-journal.md);
+    ``head``, ``"SEQUENCE:HASH"`` as ``journal verify`` prints it, is a head
+    kept elsewhere that the journal must still reach, or the controller
+    refuses to start (R-JOURNAL-18).
     """
 
     def __init__(
@@ -102,6 +106,7 @@ class Controller:
         orchestrator: SandboxOrchestrator | None = None,
         clock: Clock | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
+        head: str | None = None,
     ) -> None:
         if not isinstance(contract, ReplicationContract):
             raise InvalidTypeError("contract", "a ReplicationContract", contract)
@@ -141,10 +146,14 @@ class Controller:
         if journal is not None:
             # Imported here: the journal is an optional room the core never needs.
             from replication.journal import Journal  # noqa: PLC0415
+            from replication.journal.snapshot import parse_anchor  # noqa: PLC0415
 
+            anchor = None if head is None else parse_anchor(head)
             opened = journal if isinstance(journal, Journal) else Journal(journal)
-            self._adopt(opened._attach(self._current(None), self.signing_key), None)
+            self._adopt(opened._attach(self._current(None), self.signing_key, anchor), None)
             self._journal = opened
+        elif head is not None:
+            raise InvalidValueError("head", "None without a journal (a head is a journal's)", head)
         self._bind(orchestrator)
 
     # -- reading the state --------------------------------------------------------
@@ -278,30 +287,64 @@ class Controller:
         by name, ``now``, the decision) is committed before the state is
         installed (R-JOURNAL-5, R-JOURNAL-6).
         """
-        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            self._nesting += 1
-            try:
-                if self._nesting > _MAX_NESTING:
-                    raise ReentrancyError(
-                        action,
-                        0,
-                        why=f"calls nested {_MAX_NESTING} deep inside callbacks (a stop "
-                        "condition, clock or logger calling back into the controller, again "
-                        "and again)",
+        group = None if self._journal is None else self._journal._group
+        if group is not None:
+            group.arrive()
+        try:
+            with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+                self._nesting += 1
+                try:
+                    if self._nesting > _MAX_NESTING:
+                        raise ReentrancyError(
+                            action,
+                            0,
+                            why=f"calls nested {_MAX_NESTING} deep inside callbacks (a stop "
+                            "condition, clock or logger calling back into the controller, "
+                            "again and again)",
+                        )
+                    decision, entry = self._decide_now(
+                        action, arguments, decide, orchestrator, logger
                     )
-                decision = self._decide_now(action, arguments, decide, orchestrator, logger)
-                if decision.denial is not None:
-                    raise decision.denial
-            except BaseException as error:
-                if self._nesting > 1:
-                    # Made from a callback of an outer call, which must not decide on it.
-                    self._raised_inside.append(error)
-                raise
-            finally:
-                self._nesting -= 1
-                if self._nesting == 0:
-                    self._raised_inside.clear()
+                    if entry is None and decision.denial is not None:
+                        raise decision.denial
+                except BaseException as error:
+                    if self._nesting > 1:
+                        # Made from a callback of an outer call, which must not decide on it.
+                        self._raised_inside.append(error)
+                    raise
+                finally:
+                    self._nesting -= 1
+                    if self._nesting == 0:
+                        self._raised_inside.clear()
+        finally:
+            if group is not None:
+                group.leave()
+        if entry is not None and group is not None:
+            # Acknowledged only once the commit covering its row returned (R-JOURNAL-19).
+            group.wait(entry, self._flush)
+            self._record_decision(decision, entry.base, entry.after, entry.logger)
+            if decision.denial is not None:
+                raise decision.denial
         return decision.outcome
+
+    def _flush(self) -> None:
+        """Commit the journal's open batch, one fsync, and install its decisions in order."""
+        journal = self._journal
+        orchestrator = self.orchestrator
+        if journal is None:
+            return
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            journal._group.flush(journal._commit, self._install)
+
+    def _install(self, entry: Entry) -> None:
+        """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
+        if entry.decision.state is not None:
+            self._commit(entry.decision.state, entry.orchestrator)
+
+    def _base(self, orchestrator: SandboxOrchestrator | None) -> State:
+        """Return the state to decide over: after the decisions written, not yet durable."""
+        pending = None if self._journal is None else self._journal._group.pending
+        return self._current(orchestrator) if pending is None else pending
 
     def _decide_now(
         self,
@@ -310,8 +353,14 @@ class Controller:
         decide: Callable[[State, datetime], Decision],
         orchestrator: SandboxOrchestrator | None,
         logger: StructuredLogger | None,
-    ) -> Decision:
+    ) -> tuple[Decision, Entry | None]:
         """:meth:`_decide` under the locks: decide, commit, and record the events.
+
+        With a journal, the row is written into the open batch, and a call not
+        made from inside another returns its entry, to wait outside the locks
+        for the commit that covers it (group commit, R-JOURNAL-19); a call made
+        from inside another commits the batch at once, as the outer call must
+        decide again over what it did.
 
         A decision is not committed (:class:`ReentrancyError`) if a call made
         from one of its callbacks meanwhile failed (anything but its own denial
@@ -328,11 +377,13 @@ class Controller:
                 now = self.clock()  # the clock may call back in: read it before the state
                 if journal is not None:
                     now = journal._clamp(now)
-                base = self._current(orchestrator)
+                base = self._base(orchestrator)
                 decision = decide(base, now)
-                if self._unchanged_since(base, orchestrator) and (
-                    journal is None or journal._holds(now)
-                ):
+                # The pending state is one object; the installed one is composed anew.
+                unchanged = self._base(orchestrator) is base or self._unchanged_since(
+                    base, orchestrator
+                )
+                if unchanged and (journal is None or journal._holds(now)):
                     break
             else:
                 raise ReentrancyError(action, _ATTEMPTS)
@@ -345,17 +396,32 @@ class Controller:
                     f"back into the controller) raised {type(failure).__name__} while it was "
                     "decided",
                 ) from failure
-            if journal is not None:
-                journal._append(action, arguments, now, decision, decision.state or base)
-            if decision.state is not None:
-                self._commit(decision.state, orchestrator)
+            if journal is None:
+                if decision.state is not None:
+                    self._commit(decision.state, orchestrator)
+            else:
+                from replication.journal.group import Entry  # noqa: PLC0415 - a journal's
+
+                try:
+                    journal._append(action, arguments, now, decision, decision.state or base)
+                except BaseException as error:
+                    # The batch's transaction was rolled back: its other rows with it.
+                    journal._group.fail(error)
+                    raise
+                entry = Entry(decision, base, orchestrator, logger or self.logger)
+                journal._group.add(entry)
+                if self._nesting == 1:
+                    return decision, entry
+                self._flush()
+                if entry.error is not None:
+                    raise entry.error
         if journal is not None and journal._nested:
             # An outer call on this thread is deciding: give it back the write
             # lock, with whatever other processes appended meanwhile.
             with contextlib.suppress(ReplicationError):
                 self._catch_up(journal, orchestrator)
         self._record_decision(decision, base, decision.state or base, logger or self.logger)
-        return decision
+        return decision, None
 
     def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
         caught_up = journal._catch_up(self._current(orchestrator))
@@ -580,8 +646,17 @@ class Controller:
         return _deregistered(outcome.event)
 
     def kill_switch(self, orchestrator: SandboxOrchestrator | None = None) -> None:
-        """Kill every container, deregister every worker, and refuse all growth from now on."""
-        self._apply(transitions.engage_kill_switch, orchestrator=orchestrator)
+        """Kill every container, deregister every worker, and refuse all growth from now on.
+
+        The switch engages first, over the orchestrator already bound (if any),
+        and only then is ``orchestrator`` checked and bound: an emergency stop
+        is never refused on its argument. An argument that cannot be bound (not
+        an orchestrator, bound to another controller, one a journal cannot use)
+        raises after the switch is engaged (R-KILLSWITCH-3).
+        """
+        self._apply(transitions.engage_kill_switch)
+        if orchestrator is not None:
+            self._bind(orchestrator)
 
     def quarantine(self, worker_id: str, reason: str) -> None:
         """Quarantine a worker: no more heartbeats, children or launches."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.errors import ReplicationDenied
+from replication.journal import Journal
 from replication.model import Manifest, ReplicationContract
 from replication.signing import sign_manifest
 from tests.helpers import KEY, RESOURCES, T0
@@ -112,11 +113,16 @@ def crash_program(seed: int, length: int) -> list[tuple[str, Any]]:
     return program
 
 
+#: The crash program's snapshot interval: a snapshot every few rows, so kills land in them.
+CRASH_SNAPSHOT_INTERVAL = 5
+
+
 def crash_controller(path: str | None) -> tuple[Controller, SandboxOrchestrator, ManualClock]:
     clock = ManualClock(T0)
     orchestrator = SandboxOrchestrator(clock=clock)
+    journal = None if path is None else Journal(path, snapshot_interval=CRASH_SNAPSHOT_INTERVAL)
     controller = Controller(
-        CRASH_CONTRACT, KEY, orchestrator=orchestrator, clock=clock, journal=path
+        CRASH_CONTRACT, KEY, orchestrator=orchestrator, clock=clock, journal=journal
     )
     return controller, orchestrator, clock
 

@@ -336,7 +336,7 @@ class TestCommands:
 
     @pytest.fixture
     def written(self, opened, pg_url):
-        controller = opened(pg_url, checkpoint_interval=2)
+        controller = opened(pg_url, checkpoint_interval=2, snapshot_interval=3)
         program(controller)
         return pg_url
 
@@ -368,7 +368,10 @@ class TestCommands:
         heads = [verify_journal(where).head for where in (written, path, back)]
         assert heads[0] == heads[1] == heads[2]
         assert bodies(back) == bodies(written)
-        controller = Controller(make_contract(cooldown_seconds=0), KEY, journal=back)
+        assert verify_journal(back).snapshots == 2  # rows 3 and 6, copied and checked
+        controller = Controller(
+            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=back
+        )
         with pytest.raises(ReplicationDenied) as refused:
             controller.register_worker(hand_signed("late"))
         controller.journal.close()

@@ -128,7 +128,7 @@ class TestKillSwitch:
 
 
 class TestCrashInjection:
-    # Spec: R-JOURNAL-5, R-JOURNAL-9, R-JOURNAL-10.
+    # Spec: R-JOURNAL-5, R-JOURNAL-9, R-JOURNAL-10, R-JOURNAL-17.
     @pytest.mark.parametrize("seed", range(12))
     def test_a_writer_killed_at_a_random_point_loses_no_acknowledged_action(self, tmp_path, seed):
         """SIGKILL at a random moment of a writing process: every acknowledged action is in
@@ -182,3 +182,13 @@ class TestCrashInjection:
         assert written == rows
         assert fingerprint(verified.state) == fingerprint(controller.state)
         assert verified.state == controller.state
+        # A controller starting on it trusts only a snapshot that verifies (R-JOURNAL-17):
+        # the latest, and with it the rows after, give the state of the full replay.
+        assert verified.snapshots == rows // support.CRASH_SNAPSHOT_INTERVAL
+        started, _, _ = support.crash_controller(path)
+        try:
+            expected = rows - rows % support.CRASH_SNAPSHOT_INTERVAL
+            assert started.journal.started_from == expected  # type: ignore[union-attr]
+            assert started.state == verified.state
+        finally:
+            started.journal.close()  # type: ignore[union-attr]

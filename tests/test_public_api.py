@@ -20,6 +20,7 @@ CORE = {
     "errors",
     "_validation",
     "_frozen",
+    "_files",
     "rules",
     "_ed25519",
     "invariants",

@@ -19,6 +19,7 @@ journal), :mod:`~replication.journal.verify` (reading one offline),
 """
 
 from replication.journal.errors import (
+    JournalClockError,
     JournalCorruptError,
     JournalError,
     JournalFullError,
@@ -33,6 +34,7 @@ from replication.journal.verify import Verified, verify_journal
 __all__ = [
     "Head",
     "Journal",
+    "JournalClockError",
     "JournalCorruptError",
     "JournalError",
     "JournalFullError",

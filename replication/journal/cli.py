@@ -5,8 +5,10 @@ Every ``journal`` command takes an SQLite file or a ``postgresql://`` URL
 
 Exit codes: 0, the journal verifies (or the trace's every step is one the
 model gives; ``show`` and ``export`` read every row); 1, a row, checkpoint or
-step fails, named in one line; 2, the command cannot run (no such file, not a
-journal or a trace, a stop condition it cannot evaluate, a bad option).
+step fails, named in one line, or ``show --worker ID`` found no row naming
+the worker; 2, the command cannot run (no such file, not a regular file, a
+file or line too large, not a journal or a trace, a stop condition it cannot
+evaluate, a bad option).
 Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
@@ -16,7 +18,6 @@ import argparse
 import importlib
 import sys
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,8 +31,10 @@ __all__ = ["EXIT_CODES", "add_journal_commands"]
 #: What each exit code means.
 EXIT_CODES = {
     0: "verified (every step is the model's)",
-    1: "a row, checkpoint or step fails, and the first is named",
-    2: "cannot run: no such file, not a journal or trace, or an unusable option",
+    1: "a row, checkpoint or step fails, and the first is named (show --worker: no row "
+    "names the worker)",
+    2: "cannot run: no such file, not a regular file, too large, not a journal or trace, or "
+    "an unusable option",
 }
 
 
@@ -63,12 +66,13 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
 def _load_key(path: str | None) -> VerifyingKey | None:
     if path is None:
         return None
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
     from replication.errors import InvalidKeyError  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     try:
-        return VerifyingKey.from_pem(Path(path).read_bytes())
-    except (OSError, InvalidKeyError) as error:
+        return VerifyingKey.from_pem(read_regular_file(path, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError) as error:
         message = f"--key {path}: {error}"
         raise _UsageError(message) from None
 
@@ -88,6 +92,8 @@ def _anchor(text: str) -> tuple[int, str]:
 
 #: What a journal argument may be.
 _WHERE = "an SQLite journal file, or a postgresql:// URL of the database holding one"
+#: The most a PEM key file may hold: an Ed25519 key's PEM is about 120 bytes.
+_PEM_LIMIT = 64 * 1024
 #: Hex digits of a row's SHA-256 hash.
 _DIGEST_LENGTH = 64
 
@@ -117,6 +123,7 @@ def _verify(arguments: argparse.Namespace) -> int:
         f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
         f"under key {_key_id(header)} ({pinned})"
     )
+    print(f"  snapshots: {verified.snapshots}, each the state replay gives at its row")
     print("  replay: every decision and event is the one the model gives")
     print(
         f"  state: {len(state.registry)} registered, {len(state.containers)} containers, "
@@ -143,8 +150,25 @@ def _copy(arguments: argparse.Namespace) -> int:
     )
     print(f"journal {_shown(arguments.source)} -> {_shown(arguments.destination)}: copied")
     print(f"  rows: {copied.head.sequence}, head {copied.head.hash} (the same in both)")
-    print(f"  checkpoints: {copied.checkpoints}")
+    print(f"  checkpoints: {copied.checkpoints}, snapshots: {copied.snapshots}")
     print("  verified: the source before the copy, the copy after it")
+    return 0
+
+
+def _snapshot(arguments: argparse.Namespace) -> int:
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
+    from replication.errors import InvalidKeyError  # noqa: PLC0415
+    from replication.journal.verify import write_snapshot  # noqa: PLC0415
+    from replication.signing import SigningKey  # noqa: PLC0415
+
+    try:
+        key = SigningKey.from_pem(read_regular_file(arguments.key, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError, ValueError, TypeError) as error:
+        message = f"--key {arguments.key}: {error} (the checkpoint key's private PEM)"
+        raise _UsageError(message) from None
+    snapshot = write_snapshot(arguments.path, key, contract=_load_contract(arguments.contract))
+    print(f"journal {arguments.path}: snapshot of row {snapshot.sequence} written and signed")
+    print("  the journal was verified from its first row before it was written")
     return 0
 
 
@@ -201,24 +225,35 @@ def _show_row(row: dict[str, Any]) -> str:
 def _show(arguments: argparse.Namespace) -> int:
     from replication.journal.verify import read_row, reading  # noqa: PLC0415
 
+    shown = 0
     with reading(arguments.path) as (_, rows):
         for row in rows:
             body = read_row(arguments.path, row)
             if arguments.worker is None or _mentions(body, arguments.worker):
                 print(_show_row(body))
+                shown += 1
+    if arguments.worker is not None and shown == 0:
+        # As grep: nothing matched is exit 1, so a script can ask whether a worker appears.
+        print(
+            f"replication journal: no row of {arguments.path} names worker {arguments.worker!r}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def _export(arguments: argparse.Namespace) -> int:
     from replication.encoding import canonical_json  # noqa: PLC0415
     from replication.journal.trace import trace_header  # noqa: PLC0415
-    from replication.journal.verify import read_row, reading  # noqa: PLC0415
+    from replication.journal.verify import read_row, reading_signed  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     out = sys.stdout.buffer
-    with reading(arguments.path) as (header, rows):
+    with reading_signed(arguments.path) as (header, signature, rows):
         key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
-        out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
+        signed = signature if type(signature) is str else None
+        line = trace_header(header["contract"], key, header, signed)
+        out.write(canonical_json(line) + b"\n")
         for row in rows:
             read_row(arguments.path, row)  # a trace's step: what is not one is not exported
             out.write(row.body + b"\n")
@@ -293,6 +328,20 @@ def add_journal_commands(commands: Any) -> None:
         "row with that hash, so a journal cut short or replaced is caught",
     )  # fmt: skip
     command(verify, _verify)
+    snapshot = journal.add_parser(
+        "snapshot",
+        help="verify the journal, then store a signed snapshot of the state at its head",
+    )
+    snapshot.add_argument("path")
+    snapshot.add_argument(
+        "--key", metavar="PEM", required=True,
+        help="the checkpoint key's private PEM (unencrypted): the key the header names",
+    )  # fmt: skip
+    snapshot.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(snapshot, _snapshot)
     show = journal.add_parser("show", help="what happened, in order, to one worker or all")
     show.add_argument("path", help=_WHERE)
     show.add_argument("--worker", metavar="ID", help="only the rows that name this worker")

@@ -1,7 +1,8 @@
 """Copying a journal between stores: an SQLite file and a PostgreSQL database, either way.
 
 :func:`copy_journal` verifies the source (everything ``journal verify``
-checks), copies its header, signature, rows and checkpoints byte for byte into
+checks), copies its header, signature, rows, checkpoints and snapshots byte
+for byte into
 an empty destination in one transaction (all of it or nothing), then verifies
 the copy and checks that it ends at the source's head. The bytes are the same,
 so the chain, the header's signature and every checkpoint are too: a journal
@@ -28,10 +29,11 @@ __all__ = ["Copied", "copy_journal"]
 
 
 class Copied(NamedTuple):
-    """What was copied: the head both journals end at, and how many checkpoints came along."""
+    """What was copied: the head both journals end at, and the checkpoints and snapshots."""
 
     head: Head
     checkpoints: int
+    snapshots: int
 
 
 def copy_journal(
@@ -76,6 +78,8 @@ def copy_journal(
                 writer.create(stored.body, stored.signature)
                 checkpoints = reader.checkpoints_after(0, verified.header["checkpoint_interval"])
                 writer.insert_many(reader.rows_after(0), checkpoints.values())
+                for snapshot in reader.snapshots():
+                    writer.add_snapshot(snapshot)
                 writer.commit()
             finally:
                 writer.release()
@@ -89,4 +93,4 @@ def copy_journal(
     copied = verify_journal(
         destination_name, checkpoint_key=checkpoint_key, contract=contract, anchor=anchor
     )
-    return Copied(copied.head, copied.checkpoints)
+    return Copied(copied.head, copied.checkpoints, copied.snapshots)

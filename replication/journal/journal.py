@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
+from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
@@ -29,12 +32,21 @@ from replication.journal.codec import (
     manifest_to_json,
 )
 from replication.journal.errors import (
+    JournalClockError,
     JournalCorruptError,
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.group import GroupCommit
 from replication.journal.replay import Head, Replay
 from replication.journal.schema import journal_header_problem, load_json, same_json
+from replication.journal.snapshot import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    Encoder,
+    check_anchor,
+    make_snapshot,
+    start_from_snapshot,
+)
 from replication.journal.store import (
     SCHEMA_VERSION,
     Checkpoint,
@@ -58,7 +70,14 @@ if TYPE_CHECKING:
     from replication.decisions import Decision
     from replication.model import State
 
-__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_LOCK_TIMEOUT", "FORMAT", "Journal"]
+__all__ = [
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MAX_CLOCK_JUMP",
+    "DEFAULT_SNAPSHOT_INTERVAL",
+    "FORMAT",
+    "Journal",
+]
 
 #: The header's format tag.
 FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
@@ -66,6 +85,10 @@ FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
 DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
 DEFAULT_LOCK_TIMEOUT = 10.0
+#: How far ahead of the journal's last row a decision's ``now`` may be, beyond the time this
+#: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
+#: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
+DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
 
 
 def make_header(
@@ -141,8 +164,12 @@ def _check_path(path: str) -> str:
         raise InvalidValueError("path", "a file path, not an SQLite URI", path)
     try:
         check_path(path)
-    except JournalMismatchError:
-        raise InvalidValueError("path", "a journal file, not a directory", path) from None
+    except InputFileError as error:
+        raise InvalidValueError(
+            "path",
+            "a journal file (a regular file), not a directory, FIFO, device or socket",
+            f"{path} ({error.problem})",
+        ) from None
     return path
 
 
@@ -168,6 +195,13 @@ class Journal:
     between checkpoints of a new journal (an existing journal keeps its own);
     ``lock_timeout`` is how long, in seconds, an action waits for another
     process's write to finish before failing with ``JournalLockedError``.
+    ``max_clock_jump`` bounds how far ahead of the journal's last row a
+    decision's ``now`` may be (beyond the time this process has seen pass
+    since that row): further is refused with ``JournalClockError``; ``None``
+    allows any jump, an operator's explicit choice (R-JOURNAL-16).
+    ``snapshot_interval`` is the number of rows between two signed snapshots
+    of the state this process writes (``None``: it writes none); a controller
+    starts from the latest and replays only the rows after it (R-JOURNAL-17).
     """
 
     def __init__(
@@ -177,6 +211,8 @@ class Journal:
         key: SigningKey | None = None,
         checkpoint_interval: int | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        max_clock_jump: timedelta | None = DEFAULT_MAX_CLOCK_JUMP,
+        snapshot_interval: int | None = DEFAULT_SNAPSHOT_INTERVAL,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
             raise InvalidTypeError(
@@ -196,6 +232,27 @@ class Journal:
             else v.check_int("checkpoint_interval", checkpoint_interval, minimum=1)
         )
         self.lock_timeout = v.check_number("lock_timeout", lock_timeout, minimum=0, inclusive=False)
+        if max_clock_jump is not None and (
+            type(max_clock_jump) is not timedelta or max_clock_jump < timedelta(0)
+        ):
+            raise InvalidValueError(
+                "max_clock_jump", "a datetime.timedelta of at least 0, or None", max_clock_jump
+            )
+        self.max_clock_jump = max_clock_jump
+        self.snapshot_interval = (
+            None
+            if snapshot_interval is None
+            else v.check_int("snapshot_interval", snapshot_interval, minimum=1)
+        )
+        self._encoder = Encoder()
+        #: The open batch of decisions written and not yet committed (R-JOURNAL-19).
+        self._group = GroupCommit()
+        #: Whether the open write transaction holds rows not yet committed.
+        self._uncommitted = False
+        #: The row of the snapshot this journal started from (0: none, a full replay).
+        self.started_from = 0
+        #: When (``time.monotonic()``) this process first saw the journal end at its head.
+        self._head_since = time.monotonic()
         self._store: JournalStore | None = None
         self._closed = False
         self._depth = 0
@@ -251,25 +308,29 @@ class Journal:
             )
         return self._store
 
-    def _attach(self, state: State, signing_key: SigningKey) -> State:
+    def _attach(
+        self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None = None
+    ) -> State:
         """Open (or create) the journal for a controller whose fresh state is ``state``.
 
-        Checks the header against the controller, replays every row and
-        checkpoint, and returns the state they give. A file SQLite calls
-        malformed is read again as far as it goes, to name the first row lost.
+        Checks the header against the controller, starts from the latest signed
+        snapshot (if any) and replays every row and checkpoint after it, and
+        returns the state they give; ``anchor``, a head kept elsewhere, must be
+        one the journal reaches (R-JOURNAL-18). A file SQLite calls malformed is
+        read again as far as it goes, to name the first row lost.
         """
         if self._store is not None or self._closed:
             raise InvalidValueError(
                 "journal", "a Journal not attached to another controller", self.path
             )
         try:
-            return self._open(state, signing_key)
+            return self._open(state, signing_key, anchor)
         except JournalCorruptError as error:
             if error.sequence == 0 and "SQLITE_CORRUPT" in error.problem:
                 self._name_the_damage()
             raise
 
-    def _open(self, state: State, signing_key: SigningKey) -> State:
+    def _open(self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None) -> State:
         store = open_store(self._location, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
@@ -286,14 +347,24 @@ class Journal:
                 strict=False,
             )
             self._key = key
-            self._head = self._replay.start()
+            self._head = self._durable_head = self._replay.start()
             self._store = store
+            started = start_from_snapshot(
+                store, self._replay.genesis, self._replay.checkpoint_key, state
+            )
+            if started is not None:
+                self._head, state = started
+                self._durable_head = self._head
+                self.started_from = self._head.sequence
             caught_up = self._catch_up(state, write=False)
+            state = state if caught_up is None else caught_up
+            if anchor is not None:
+                check_anchor(store, anchor, self._head, self.started_from)
         except BaseException:
             self._store = None
             store.close()
             raise
-        return state if caught_up is None else caught_up
+        return state
 
     def _name_the_damage(self) -> None:
         """Read a file SQLite calls malformed as far as it goes, to name the first row lost."""
@@ -377,7 +448,8 @@ class Journal:
         self._replay.check_no_checkpoint_beyond(head, checkpoints)
         if head == self._head:
             return None
-        self._head = head
+        self._head = self._durable_head = head
+        self._head_since = time.monotonic()
         return state
 
     @contextlib.contextmanager
@@ -388,7 +460,12 @@ class Journal:
             yield
         finally:
             self._depth -= 1
-            if self._depth == 0 and self._store is not None and not self._closed:
+            if (
+                self._depth == 0
+                and self._store is not None
+                and not self._closed
+                and not self._uncommitted  # a batch waits for its commit (R-JOURNAL-19)
+            ):
                 self._store.release()
 
     @property
@@ -397,16 +474,56 @@ class Journal:
         return self._depth > 0
 
     def _clamp(self, now: datetime) -> datetime:
-        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7)."""
+        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7).
+
+        Refuses a ``now`` further ahead of the last row than ``max_clock_jump``
+        plus the time this process has seen pass since that row was last
+        (``JournalClockError``, R-JOURNAL-16): one clock that jumped would
+        otherwise move every process on the journal there.
+        """
         now = v.check_aware_datetime("now", now)
         last = self._head.now
-        return now if last is None or now >= last else last
+        if last is None:
+            return now
+        if now < last:
+            return last
+        bound = self.max_clock_jump
+        if bound is not None:
+            elapsed = timedelta(seconds=time.monotonic() - self._head_since)
+            if now - last > bound + elapsed:
+                raise JournalClockError(
+                    self.path, format_timestamp(now), format_timestamp(last), str(bound + elapsed)
+                )
+        return now
 
     def _holds(self, now: datetime) -> bool:
         """Whether the write lock is still held and ``now`` still comes last."""
         store = self._open_store()
         last = self._head.now
         return store.in_transaction and (last is None or now >= last)
+
+    def _commit(self) -> None:
+        """Commit the rows written since the last commit: durable once this returns.
+
+        On failure the store rolled them back: the head is the last one
+        committed again, and the error is raised (R-JOURNAL-10).
+        """
+        if not self._uncommitted:
+            return
+        try:
+            self._open_store().commit()
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = False
+        self._durable_head = self._head
+
+    def _rolled_back(self) -> None:
+        """Forget the rows written since the last commit: the store rolled them back."""
+        self._uncommitted = False
+        self._head = self._durable_head
+        if self._store is not None and not self._closed:
+            self._store.release()
 
     def _append(
         self,
@@ -416,7 +533,12 @@ class Journal:
         decision: Decision,
         after: State,
     ) -> None:
-        """Append the decision's row (and a checkpoint, when due) and commit it."""
+        """Write the decision's row (with its checkpoint and snapshot, when due), uncommitted.
+
+        The open write transaction holds it until :meth:`_commit` (group
+        commit, R-JOURNAL-19). On failure the store rolled back the whole
+        transaction, rows written before it included, and the error is raised.
+        """
         store = self._open_store()
         head = self._head
         sequence = head.sequence + 1
@@ -441,5 +563,22 @@ class Journal:
             )
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)
-        store.append(Row(sequence, body, digest), checkpoint)
-        self._head = Head(sequence, digest, now)
+        head = Head(sequence, digest, now)
+        snapshot = None
+        if self.snapshot_interval is not None and sequence % self.snapshot_interval == 0:
+            snapshot = make_snapshot(
+                self._replay.genesis,
+                head,
+                after,
+                self._key,
+                digests=self._replay.digests,
+                encoder=self._encoder,
+            )
+        try:
+            store.write(Row(sequence, body, digest), checkpoint, snapshot)
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = True
+        self._head = head
+        self._head_since = time.monotonic()

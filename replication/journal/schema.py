@@ -90,7 +90,7 @@ def load_json(text: str | bytes, *, strict_keys: bool = True) -> Any:
             parse_float=_finite,
         )
     except RecursionError:
-        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+        raise ValueError(f"nesting too deep: more than {MAX_DEPTH} levels") from None
     # Each walk only when the text could hold what it looks for: both are rare.
     if text.count("[") + text.count("{") > MAX_DEPTH:
         _check_depth(value)
@@ -107,7 +107,7 @@ def _check_depth(value: object) -> None:
         for child in children:
             if type(child) in {dict, list}:
                 if depth >= MAX_DEPTH:
-                    raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+                    raise ValueError(f"nesting too deep: more than {MAX_DEPTH} levels")
                 pending.append((child, depth + 1))
 
 

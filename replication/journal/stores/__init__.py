@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
-    from replication.journal.store import Checkpoint, Row, StoredHeader
+    from replication.journal.store import Checkpoint, Row, Snapshot, StoredHeader
 
 __all__ = ["JournalStore", "display_location", "is_postgresql_url", "open_store"]
 
@@ -31,9 +31,9 @@ class JournalStore(Protocol):
     """What the journal asks of a store: bytes kept, and one write transaction at a time.
 
     :meth:`begin` takes the journal's write lock and opens the transaction in
-    which an action reads what the others appended, decides and appends;
-    :meth:`append` inserts a row (and its checkpoint) and commits, durable when
-    it returns; :meth:`release` rolls back whatever is still open.
+    which an action reads what the others appended, decides and writes its row
+    (:meth:`write`, several for a group commit); :meth:`commit` makes them
+    durable; :meth:`release` rolls back whatever is still open.
     """
 
     path: str
@@ -76,8 +76,30 @@ class JournalStore(Protocol):
     def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
         """Insert stored rows and checkpoints as they are, in the open transaction (a copy)."""
 
-    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
-        """Insert a row (and its checkpoint) and commit."""
+    def row_at(self, sequence: int) -> Row | None:
+        """Return row ``sequence`` as stored, if there is one."""
+
+    def checkpoint_at(self, sequence: int) -> Checkpoint | None:
+        """Return the checkpoint of row ``sequence``, if there is one."""
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """Return the snapshot of the highest row, if there is one."""
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        """Yield every snapshot, in the order of the rows they follow."""
+
+    def write(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) in the open write transaction."""
+
+    def append(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) and commit."""
+
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Insert (or replace) the snapshot of a row, in the open write transaction."""
 
     def check_unchanged(self) -> None:
         """Refuse a read made without locks if the storage changed meanwhile."""

@@ -4,18 +4,20 @@ The schema, in the schema the connection's ``search_path`` names first
 (``public`` by default; specs/07-journal.md, R-JOURNAL-14)::
 
     journal_meta(key text PRIMARY KEY, value bytea NOT NULL)
-        'schema_version' -> '2'; 'header' -> the header's canonical JSON;
+        'schema_version' -> '3'; 'header' -> the header's canonical JSON;
         'header_signature' -> the checkpoint key's signature over the header
     journal_rows(sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)
     journal_checkpoints(sequence bigint PRIMARY KEY, body bytea NOT NULL,
                         signature text NOT NULL)
+    journal_snapshots(sequence bigint PRIMARY KEY, body bytea NOT NULL,
+                      signature text NOT NULL)
 
 The transaction rule (R-JOURNAL-15): every write is one ``READ COMMITTED``
 transaction that first takes an explicit lock, ``pg_advisory_xact_lock`` on a
 key of this journal (the application id and the schema's oid), so the
 decisions of every host are made one after the other, each over every row
 committed before it, exactly as SQLite's ``BEGIN IMMEDIATE`` does for
-processes on one host. Then ``LOCK TABLE ... IN SHARE MODE`` on the three
+processes on one host. Then ``LOCK TABLE ... IN SHARE MODE`` on the four
 tables keeps any change of their definition (a trigger, a rule) out until the
 commit, and the schema is checked again; then the rows after this process's
 head are read (a statement after the lock sees every commit before it), the
@@ -58,7 +60,14 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
-from replication.journal.store import APPLICATION_ID, SCHEMA_VERSION, Checkpoint, Row, StoredHeader
+from replication.journal.store import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    Checkpoint,
+    Row,
+    Snapshot,
+    StoredHeader,
+)
 from replication.journal.stores import display_location
 
 if TYPE_CHECKING:
@@ -79,6 +88,10 @@ _CREATE = (
         "CREATE TABLE journal_checkpoints("
         "sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)"
     ),
+    (
+        "CREATE TABLE journal_snapshots("
+        "sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)"
+    ),
 )
 #: Every column of a journal's tables: (table, column, type, not null).
 _COLUMNS = frozenset(
@@ -91,9 +104,12 @@ _COLUMNS = frozenset(
         ("journal_checkpoints", "sequence", "bigint", True),
         ("journal_checkpoints", "body", "bytea", True),
         ("journal_checkpoints", "signature", "text", True),
+        ("journal_snapshots", "sequence", "bigint", True),
+        ("journal_snapshots", "body", "bytea", True),
+        ("journal_snapshots", "signature", "text", True),
     }
 )
-#: The columns of the three tables and anything attached to them that a journal never has:
+#: The columns of the four tables and anything attached to them that a journal never has:
 #: a trigger, a rule, a row security policy, an index but the primary key, a child table, a
 #: constraint but the primary key and NOT NULL, another kind of relation than a plain table.
 _DESCRIBE = """
@@ -101,7 +117,7 @@ WITH ours AS (
     SELECT c.oid, c.relname, c.relkind, c.relrowsecurity
     FROM pg_class c
     WHERE c.relnamespace = {namespace}
-      AND c.relname IN ('journal_checkpoints', 'journal_meta', 'journal_rows')
+      AND c.relname IN ('journal_checkpoints', 'journal_meta', 'journal_rows', 'journal_snapshots')
 )
 SELECT 'column', o.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
@@ -322,7 +338,10 @@ class PostgresStore:
         ]
         if self._tables_exist:
             statements += [
-                "LOCK TABLE journal_meta, journal_rows, journal_checkpoints IN SHARE MODE",
+                (
+                    "LOCK TABLE journal_meta, journal_rows, journal_checkpoints, journal_snapshots "
+                    "IN SHARE MODE"
+                ),
                 _DESCRIBE.format(namespace=self._namespace),
             ]
         described = self._statements("take the write lock", "; ".join(statements))
@@ -425,7 +444,7 @@ class PostgresStore:
                 self.path,
                 0,
                 f"the database {how} the {kind} {what!r} on {table}: a journal's schema is "
-                "exactly its three tables",
+                "exactly its four tables",
             )
         self._tables_exist = True
         return True
@@ -449,13 +468,13 @@ class PostgresStore:
             raise JournalMismatchError(
                 self.path, "schema_version", str(SCHEMA_VERSION), meta["schema_version"]
             )
-        for table in ("journal_rows", "journal_checkpoints"):
+        for table in ("journal_rows", "journal_checkpoints", "journal_snapshots"):
             ((lowest,),) = self._execute(
                 "read the schema",
                 f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
             )
             if lowest is not None and lowest < 1:
-                kind = "row" if table == "journal_rows" else "checkpoint"
+                kind = table.removeprefix("journal_").removesuffix("s")
                 raise JournalCorruptError(
                     self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
                 )
@@ -537,12 +556,58 @@ class PostgresStore:
         except psycopg.Error as error:
             self._fail("copy the rows", error)
 
-    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
-        """Insert a row (and its checkpoint) and commit, in one round trip (a pipeline).
+    def row_at(self, sequence: int) -> Row | None:
+        """Return row ``sequence`` as stored, if there is one."""
+        found = self._execute(
+            f"read row {sequence}",
+            "SELECT sequence, body, hash FROM journal_rows WHERE sequence = %s",
+            (sequence,),
+        )
+        return Row(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
 
-        On any failure nothing is acknowledged. The row must come back from
-        the insert as written (the schema check rules out a trigger or rule
-        that would change it; this is the last word).
+    def checkpoint_at(self, sequence: int) -> Checkpoint | None:
+        """Return the checkpoint of row ``sequence``, if there is one."""
+        found = self._execute(
+            f"read the checkpoint of row {sequence}",
+            "SELECT sequence, body, signature FROM journal_checkpoints WHERE sequence = %s",
+            (sequence,),
+        )
+        return Checkpoint(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """Return the snapshot of the highest row, if there is one."""
+        found = self._execute(
+            "read the latest snapshot",
+            "SELECT sequence, body, signature FROM journal_snapshots "
+            "ORDER BY sequence DESC LIMIT 1",
+        )
+        return Snapshot(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        """Yield every snapshot, in the order of the rows they follow, one at a time."""
+        last = 0
+        while True:
+            found = self._execute(
+                "read the snapshots",
+                "SELECT sequence, body, signature FROM journal_snapshots WHERE sequence > %s "
+                "ORDER BY sequence LIMIT 1",
+                (last,),
+            )
+            if not found:
+                return
+            snapshot = Snapshot(int(found[0][0]), bytes(found[0][1]), str(found[0][2]))
+            yield snapshot
+            last = snapshot.sequence
+
+    def write(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) in the open write transaction.
+
+        One round trip (a pipeline). Nothing is durable until :meth:`commit`;
+        on failure the transaction is rolled back and the journal error raised.
+        The row must come back from the insert as written (the schema check
+        rules out a trigger or rule that would change it; this is the last word).
         """
         operation = f"append row {row.sequence}"
         connection = self._connect()
@@ -553,17 +618,38 @@ class PostgresStore:
                     "RETURNING sequence, body, hash",
                     tuple(row),
                 )
-                if checkpoint is not None:
-                    connection.execute(
-                        "INSERT INTO journal_checkpoints(sequence, body, signature) "
-                        "VALUES (%s, %s, %s)",
-                        tuple(checkpoint),
-                    )
-                connection.execute("COMMIT")
+                for table, extra in (
+                    ("journal_checkpoints", checkpoint),
+                    ("journal_snapshots", snapshot),
+                ):
+                    if extra is not None:
+                        connection.execute(
+                            f"INSERT INTO {table}(sequence, body, signature) "  # noqa: S608 - ours
+                            "VALUES (%s, %s, %s)",
+                            tuple(extra),
+                        )
             stored = [(int(s), bytes(b), str(h)) for s, b, h in inserted.fetchall()]
         except psycopg.Error as error:
             self._fail(operation, error)
         if stored != [tuple(row)]:
+            self.release()
             raise JournalCorruptError(
                 self.path, row.sequence, "the database did not store the row as written"
             )
+
+    def append(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) and commit; on failure nothing is kept."""
+        self.write(row, checkpoint, snapshot)
+        self.commit()
+
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Insert (or replace) the snapshot of a row, in the open write transaction."""
+        self._execute(
+            f"write the snapshot of row {snapshot.sequence}",
+            "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (%s, %s, %s) "
+            "ON CONFLICT (sequence) DO UPDATE SET body = EXCLUDED.body, "
+            "signature = EXCLUDED.signature",
+            tuple(snapshot),
+        )
