@@ -142,7 +142,7 @@ def assert_acknowledged_in_journal(acks, url) -> None:
 
 
 class TestRace:
-    # Spec: R-JOURNAL-6, R-JOURNAL-15.
+    # Spec: R-JOURNAL-6, R-STORE-2.
     def test_four_hosts_racing_fifty_registrations_admit_exactly_the_quota(self, hosts):
         """4 hosts x 50 registrations against max_replicas=10, sent to all at once: exactly
         10 admitted in all, every admission in the journal, which verifies."""
@@ -160,7 +160,7 @@ class TestRace:
 
 
 class TestKillSwitch:
-    # Spec: R-JOURNAL-6, R-JOURNAL-15.
+    # Spec: R-JOURNAL-6, R-STORE-2.
     def test_a_kill_switch_on_one_host_stops_the_launches_of_every_other(self, hosts):
         """Three hosts launch and release as fast as they can; a fourth engages the kill
         switch: each of the three stops on a kill_switch refusal, and no launch is allowed
@@ -189,7 +189,7 @@ class TestKillSwitch:
 
 
 class TestCrash:
-    # Spec: R-JOURNAL-5, R-JOURNAL-16.
+    # Spec: R-JOURNAL-5, R-STORE-3.
     def test_a_host_killed_mid_decision_loses_no_acknowledged_row_and_blocks_no_one(self, hosts):
         """A host registering and releasing as fast as it can is SIGKILLed: every row it
         acknowledged is in the journal, the journal verifies, and another host decides at
@@ -211,7 +211,7 @@ class TestCrash:
 
 
 class TestPartition:
-    # Spec: R-JOURNAL-16, R-JOURNAL-6.
+    # Spec: R-STORE-3, R-JOURNAL-6.
     def test_a_partitioned_host_fails_closed_and_after_healing_obeys_the_switch(
         self, hosts, network
     ):
@@ -230,7 +230,7 @@ class TestPartition:
         assert (refused.get("decision"), refused.get("reason")) == ("denied", "kill_switch")
         assert "b" not in verify_journal(hosts.url).state.registry
 
-    # Spec: R-JOURNAL-16.
+    # Spec: R-STORE-3.
     def test_a_host_cut_off_while_holding_the_lock_holds_up_the_others_a_bounded_time(
         self, hosts, network, server
     ):

@@ -81,7 +81,7 @@ def forget_chain(row: dict) -> dict:
 
 
 class TestOneFormatTwoStores:
-    # Spec: R-JOURNAL-14, R-JOURNAL-2.
+    # Spec: R-STORE-1, R-JOURNAL-2.
     def test_the_same_calls_write_the_same_rows_on_postgresql_as_on_sqlite(
         self, opened, pg_url, tmp_path
     ):
@@ -98,7 +98,7 @@ class TestOneFormatTwoStores:
         assert verified.state == on_postgres.state == on_sqlite.state
         assert (verified.head.sequence, verified.checkpoints) == (7, 2)  # rows 3 and 6
 
-    # Spec: R-JOURNAL-14, R-JOURNAL-9.
+    # Spec: R-STORE-1, R-JOURNAL-9.
     def test_a_controller_started_on_a_postgresql_journal_has_the_state_it_records(
         self, opened, pg_url
     ):
@@ -117,7 +117,7 @@ class TestOneFormatTwoStores:
 
 
 class TestSharedPolicy:
-    # Spec: R-JOURNAL-6, R-JOURNAL-15.
+    # Spec: R-JOURNAL-6, R-STORE-2.
     def test_a_kill_switch_engaged_through_one_controller_refuses_the_next_action_of_another(
         self, opened, pg_url
     ):
@@ -129,7 +129,7 @@ class TestSharedPolicy:
         assert refused.value.reason == ReasonCode.KILL_SWITCH
         assert one.state == other.state == verify_journal(pg_url).state
 
-    # Spec: R-JOURNAL-6, R-JOURNAL-15.
+    # Spec: R-JOURNAL-6, R-STORE-2.
     def test_the_quota_counts_what_every_controller_admitted(self, opened, pg_url):
         contract = make_contract(max_replicas=2, cooldown_seconds=0)
         one, other = opened(pg_url, contract), opened(pg_url, contract)
@@ -145,7 +145,7 @@ class TestFailClosed:
         assert controller.controller_state is before
         assert verify_journal(location).state == controller.state
 
-    # Spec: R-JOURNAL-16.
+    # Spec: R-STORE-3.
     def test_a_server_that_cannot_be_reached_fails_the_start_naming_the_connection(self):
         """Nothing listens on the port: the journal cannot open, and says it could not
         connect (with the URL's password withheld)."""
@@ -155,7 +155,7 @@ class TestFailClosed:
         assert failed.value.operation == "connect to the server"
         assert "hunter2" not in str(failed.value)
 
-    # Spec: R-JOURNAL-16, R-JOURNAL-5.
+    # Spec: R-STORE-3, R-JOURNAL-5.
     def test_a_server_down_fails_the_action_and_once_it_is_back_the_chain_continues(
         self, opened, pg_url, postgres_cluster
     ):
@@ -174,7 +174,7 @@ class TestFailClosed:
         controller.register_worker(hand_signed("c"))
         assert {"a", "c"} == set(verify_journal(pg_url).state.registry)
 
-    # Spec: R-JOURNAL-16, R-JOURNAL-5.
+    # Spec: R-STORE-3, R-JOURNAL-5.
     @pytest.mark.parametrize("cut", ["pg_terminate_backend", "restart"])
     def test_a_connection_cut_mid_transaction_fails_the_action_and_changes_nothing(
         self, opened, pg_url, postgres_cluster, cut
@@ -206,7 +206,7 @@ class TestFailClosed:
         controller.register_worker(hand_signed("c"))
         assert {"a", "c"} == set(verify_journal(pg_url).state.registry)
 
-    # Spec: R-JOURNAL-16.
+    # Spec: R-STORE-3.
     def test_a_lock_held_beyond_the_timeout_fails_the_action_and_changes_nothing(
         self, opened, pg_url, postgres_cluster
     ):
@@ -222,7 +222,7 @@ class TestFailClosed:
         self.assert_unchanged_and_journaled(controller, before, pg_url)
         controller.register_worker(hand_signed("b"))
 
-    # Spec: R-JOURNAL-16.
+    # Spec: R-STORE-3.
     def test_a_statement_timeout_fails_the_action_and_changes_nothing(
         self, opened, pg_url, postgres_cluster
     ):
@@ -242,7 +242,7 @@ class TestFailClosed:
         assert "statement timeout" in str(failed.value)
         self.assert_unchanged_and_journaled(controller, before, location)
 
-    # Spec: R-JOURNAL-16.
+    # Spec: R-STORE-3.
     def test_a_serialization_failure_is_a_journal_error_naming_it(self, pg_url):
         """The server answers 40001 (raised by the server itself, through the store's one
         path for every statement): JournalUnavailableError naming a serialization failure,
@@ -263,7 +263,7 @@ class TestFailClosed:
         finally:
             store.close()
 
-    # Spec: R-JOURNAL-14, R-JOURNAL-1.
+    # Spec: R-STORE-1, R-JOURNAL-1.
     def test_a_trigger_planted_on_the_rows_refuses_the_next_action(
         self, opened, pg_url, postgres_cluster
     ):
@@ -288,7 +288,7 @@ class TestFailClosed:
         assert "trigger 'vanish'" in str(refused.value)
         assert controller.controller_state is before
 
-    # Spec: R-JOURNAL-14.
+    # Spec: R-STORE-1.
     def test_tables_named_like_a_journals_that_are_not_one_are_refused_and_left_alone(
         self, pg_url, postgres_cluster
     ):
@@ -306,6 +306,7 @@ class TestFailClosed:
 
 
 class TestLocation:
+    # Spec: R-STORE-1.
     def test_a_password_never_appears_in_what_the_journal_shows(self):
         """The URL's password (in the authority or as a parameter) is withheld."""
         shown = display_location(
@@ -313,6 +314,7 @@ class TestLocation:
         )
         assert shown == "postgresql://me:***@db.example:5432/j?password=***&sslmode=require"
 
+    # Spec: R-STORE-1.
     def test_an_sqlite_journal_never_imports_psycopg(self, tmp_path):
         """psycopg is imported only when a postgresql:// URL is given."""
         path = str(tmp_path / "j.db")
@@ -340,7 +342,7 @@ class TestCommands:
         program(controller)
         return pg_url
 
-    # Spec: R-JOURNAL-13, R-JOURNAL-14.
+    # Spec: R-STORE-4, R-JOURNAL-13.
     def test_verify_show_and_export_read_a_postgresql_journal(self, written, capsys):
         assert main(["journal", "verify", written]) == 0
         said = capsys.readouterr().out
@@ -354,7 +356,7 @@ class TestCommands:
         lines = capsys.readouterr().out.splitlines()
         assert [load_json(line) for line in lines[1:]] == bodies(written)
 
-    # Spec: R-JOURNAL-13, R-JOURNAL-14.
+    # Spec: R-STORE-4.
     def test_copy_moves_a_journal_to_sqlite_and_back_keeping_its_chain(
         self, written, tmp_path, postgres_cluster, capsys
     ):
@@ -377,7 +379,7 @@ class TestCommands:
         controller.journal.close()
         assert refused.value.reason == ReasonCode.KILL_SWITCH
 
-    # Spec: R-JOURNAL-13.
+    # Spec: R-STORE-4.
     def test_copy_into_a_journal_is_refused_and_changes_nothing(self, written, tmp_path, capsys):
         path = str(tmp_path / "copy.db")
         assert main(["journal", "copy", written, path]) == 0
@@ -386,7 +388,7 @@ class TestCommands:
         assert "destination must be 'an empty file or schema'" in capsys.readouterr().err
         assert Path(path).read_bytes() == before
 
-    # Spec: R-JOURNAL-13.
+    # Spec: R-STORE-4.
     def test_copy_of_a_journal_that_does_not_verify_writes_nothing(
         self, written, tmp_path, postgres_cluster, capsys
     ):
@@ -398,6 +400,7 @@ class TestCommands:
         assert "row 4" in capsys.readouterr().err
         assert not path.exists()
 
+    # Spec: R-STORE-4, R-STORE-3.
     def test_a_server_that_cannot_be_reached_is_one_line_and_exit_2(self, capsys):
         assert main(["journal", "verify", "postgresql://me:hunter2@127.0.0.1:1/db"]) == 2
         error = capsys.readouterr().err

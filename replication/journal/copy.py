@@ -7,7 +7,7 @@ an empty destination in one transaction (all of it or nothing), then verifies
 the copy and checks that it ends at the source's head. The bytes are the same,
 so the chain, the header's signature and every checkpoint are too: a journal
 keeps its identity (``journal_id``, genesis, head) wherever it is kept
-(specs/07-journal.md, R-JOURNAL-13, R-JOURNAL-14).
+(specs/07-journal.md, R-STORE-4).
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ class Journal:
                 "path", "a file path or a postgresql:// URL (str or os.PathLike of str)", path
             )
         location = str.__str__(os.fspath(path))
-        #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-JOURNAL-14).
+        #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-STORE-1).
         self._location = location if is_postgresql_url(location) else _check_path(location)
         #: The location as messages show it (a URL without its password).
         self.path = display_location(self._location)

@@ -1,6 +1,6 @@
 """Where a journal is kept: an SQLite file (the default) or a PostgreSQL database.
 
-One format, two stores (specs/07-journal.md, R-JOURNAL-1, R-JOURNAL-14): the
+One format, two stores (specs/07-journal.md, R-JOURNAL-1, R-STORE-1): the
 rows, the hash chain, the signed header and the checkpoints are made and
 checked by the store-neutral modules (:mod:`~replication.journal.journal`,
 :mod:`~replication.journal.replay`, :mod:`~replication.journal.verify`); a

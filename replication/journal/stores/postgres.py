@@ -1,7 +1,7 @@
 """The journal's storage on PostgreSQL: the same rows, shared by controllers on several hosts.
 
 The schema, in the schema the connection's ``search_path`` names first
-(``public`` by default; specs/07-journal.md, R-JOURNAL-14)::
+(``public`` by default; specs/07-journal.md, R-STORE-1)::
 
     journal_meta(key text PRIMARY KEY, value bytea NOT NULL)
         'schema_version' -> '3'; 'header' -> the header's canonical JSON;
@@ -12,7 +12,7 @@ The schema, in the schema the connection's ``search_path`` names first
     journal_snapshots(sequence bigint PRIMARY KEY, body bytea NOT NULL,
                       signature text NOT NULL)
 
-The transaction rule (R-JOURNAL-15): every write is one ``READ COMMITTED``
+The transaction rule (R-STORE-2): every write is one ``READ COMMITTED``
 transaction that first takes an explicit lock, ``pg_advisory_xact_lock`` on a
 key of this journal (the application id and the schema's oid), so the
 decisions of every host are made one after the other, each over every row
@@ -28,7 +28,7 @@ not chosen: every decision reads the head every other one writes, so under
 contention nearly every transaction would fail with 40001 and be decided
 again, while the lock makes them wait their turn, once.
 
-Failures (R-JOURNAL-16): every psycopg error becomes a
+Failures (R-STORE-3): every psycopg error becomes a
 :class:`~replication.journal.errors.JournalError` naming the operation and
 the SQLSTATE (or ``connection`` when the server cannot be reached): the lock
 not obtained within ``lock_timeout`` (55P03) is ``JournalLockedError``; a full
