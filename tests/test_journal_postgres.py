@@ -26,7 +26,8 @@ from replication.journal import (
 )
 from replication.journal.replay import load_json
 from replication.journal.stores import display_location
-from replication.journal.stores.postgres import PostgresStore, _key
+from replication.journal.stores.postgres import PostgresStore
+from replication.journal.stores.postgres_sql import key as lock_key
 from replication.journal.verify import reading
 from replication.observability import StructuredLogger
 from tests.helpers import KEY, RESOURCES, T0, make_contract
@@ -215,7 +216,7 @@ class TestFailClosed:
         before = controller.controller_state
         store = controller.journal._store
         with admin(postgres_cluster) as holder:
-            holder.execute("SELECT pg_advisory_lock(%s)", (_key(store._namespace),))
+            holder.execute("SELECT pg_advisory_lock(%s)", (lock_key(store._namespace),))
             with pytest.raises(JournalLockedError) as locked:
                 controller.register_worker(hand_signed("b"))
         assert (locked.value.code, locked.value.timeout) == ("55P03", 0.2)

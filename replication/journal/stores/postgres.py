@@ -55,13 +55,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from replication.journal.errors import (
     JournalCorruptError,
-    JournalFullError,
-    JournalLockedError,
     JournalMismatchError,
     JournalUnavailableError,
 )
 from replication.journal.store import (
-    APPLICATION_ID,
     SCHEMA_VERSION,
     Checkpoint,
     Row,
@@ -69,111 +66,27 @@ from replication.journal.store import (
     StoredHeader,
 )
 from replication.journal.stores import display_location
+from replication.journal.stores.postgres_sql import (
+    AFTER,
+    AFTER_PARAMETER,
+    CONNECT_TIMEOUT,
+    CREATE,
+    DESCRIBE,
+    FRESH,
+    KEEPALIVES,
+    META_KEYS,
+    check_described,
+    found_objects,
+    is_cut,
+    key,
+    translate,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
 
 __all__ = ["PostgresStore"]
-
-#: Transaction states in which nothing of a new transaction has reached the server yet.
-_FRESH = frozenset({pq.TransactionStatus.IDLE, pq.TransactionStatus.UNKNOWN})
-_CREATE = (
-    "CREATE TABLE journal_meta(key text PRIMARY KEY, value bytea NOT NULL)",
-    (
-        "CREATE TABLE journal_rows("
-        "sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)"
-    ),
-    (
-        "CREATE TABLE journal_checkpoints("
-        "sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)"
-    ),
-    (
-        "CREATE TABLE journal_snapshots("
-        "sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)"
-    ),
-)
-#: Every column of a journal's tables: (table, column, type, not null).
-_COLUMNS = frozenset(
-    {
-        ("journal_meta", "key", "text", True),
-        ("journal_meta", "value", "bytea", True),
-        ("journal_rows", "sequence", "bigint", True),
-        ("journal_rows", "body", "bytea", True),
-        ("journal_rows", "hash", "text", True),
-        ("journal_checkpoints", "sequence", "bigint", True),
-        ("journal_checkpoints", "body", "bytea", True),
-        ("journal_checkpoints", "signature", "text", True),
-        ("journal_snapshots", "sequence", "bigint", True),
-        ("journal_snapshots", "body", "bytea", True),
-        ("journal_snapshots", "signature", "text", True),
-    }
-)
-#: The columns of the four tables and anything attached to them that a journal never has:
-#: a trigger, a rule, a row security policy, an index but the primary key, a child table, a
-#: constraint but the primary key and NOT NULL, another kind of relation than a plain table.
-_DESCRIBE = """
-WITH ours AS (
-    SELECT c.oid, c.relname, c.relkind, c.relrowsecurity
-    FROM pg_class c
-    WHERE c.relnamespace = {namespace}
-      AND c.relname IN ('journal_checkpoints', 'journal_meta', 'journal_rows', 'journal_snapshots')
-)
-SELECT 'column', o.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-FROM ours o JOIN pg_attribute a ON a.attrelid = o.oid AND a.attnum > 0 AND NOT a.attisdropped
-UNION ALL SELECT 'kind', o.relname, o.relkind::text FROM ours o WHERE o.relkind <> 'r'
-UNION ALL SELECT 'row security', o.relname, 'enabled' FROM ours o WHERE o.relrowsecurity
-UNION ALL SELECT 'trigger', o.relname, t.tgname
-    FROM ours o JOIN pg_trigger t ON t.tgrelid = o.oid AND NOT t.tgisinternal
-UNION ALL SELECT 'rule', o.relname, r.rulename FROM ours o JOIN pg_rewrite r ON r.ev_class = o.oid
-UNION ALL SELECT 'policy', o.relname, p.polname FROM ours o JOIN pg_policy p ON p.polrelid = o.oid
-UNION ALL SELECT 'index', o.relname, i.indexrelid::regclass::text
-    FROM ours o JOIN pg_index i ON i.indrelid = o.oid AND NOT i.indisprimary
-UNION ALL SELECT 'child table', o.relname, h.inhrelid::regclass::text
-    FROM ours o JOIN pg_inherits h ON h.inhparent = o.oid
-UNION ALL SELECT 'constraint', o.relname, k.conname
-    FROM ours o JOIN pg_constraint k ON k.conrelid = o.oid AND k.contype NOT IN ('p', 'n')
-"""
-_META_KEYS = ("header", "header_signature", "schema_version")
-#: Seconds a connection attempt may take.
-_CONNECT_TIMEOUT = 5
-#: TCP keepalives and the time unacknowledged data may wait: a silent server is given up
-#: in seconds, not after the kernel's two hours.
-_KEEPALIVES = {
-    "keepalives": "1",
-    "keepalives_idle": "2",
-    "keepalives_interval": "1",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "5000",
-}
-#: The SQLSTATEs and what each means, for the messages.
-_MEANINGS = {
-    "40001": "serialization failure",
-    "40P01": "deadlock detected",
-    "57014": "statement timeout (or the statement was cancelled)",
-    "57P01": "the server ended the connection (pg_terminate_backend, or it is shutting down)",
-    "57P02": "the server crashed",
-    "57P03": "the server is starting up or shutting down",
-    "25P03": "idle in transaction for longer than idle_in_transaction_session_timeout",
-    "53100": "the server's disk is full",
-    "23505": "another writer appended this row without the journal's lock",
-}
-
-
-def _is_cut(error: psycopg.OperationalError) -> bool:
-    """Whether ``error`` says the connection is gone (not a timeout the server answered)."""
-    return not isinstance(error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
-
-
-def _described(found: list[tuple[Any, ...]]) -> set[tuple[str, str, str]]:
-    return {(str(kind), str(table), str(what)) for kind, table, what in found}
-
-
-def _key(namespace: int) -> int:
-    """Return the advisory lock's key: the journal's application id, then the schema's oid."""
-    key = (APPLICATION_ID << 32) | namespace
-    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 class PostgresStore:
@@ -197,6 +110,12 @@ class PostgresStore:
         self._tables_exist = False
         #: The rows read with the last checkpoints, for the rows_after() that follows.
         self._pending: tuple[int, list[Row]] | None = None
+        #: The rows and checkpoints begin() read after the lock, and the row they follow.
+        self._prefetched: tuple[int, list[tuple[Any, ...]]] | None = None
+        #: The last row this store read or committed: begin() reads what came after it.
+        self._seen = 0
+        #: The rows written in the open transaction, sent with its COMMIT.
+        self._queued: list[tuple[Row, Checkpoint | None, Snapshot | None]] = []
         self._connect()
 
     # -- the connection ----------------------------------------------------------------------
@@ -208,7 +127,7 @@ class PostgresStore:
         try:
             given = conninfo_to_dict(self.location)
             # What the URL sets stays; what it leaves out gets ours.
-            ours = {"connect_timeout": str(_CONNECT_TIMEOUT), **_KEEPALIVES}
+            ours = {"connect_timeout": str(CONNECT_TIMEOUT), **KEEPALIVES}
             extra = {name: value for name, value in ours.items() if name not in given}
             connection = psycopg.connect(self.location, autocommit=True, **extra)  # type: ignore[arg-type]
         except psycopg.Error as error:
@@ -263,12 +182,12 @@ class PostgresStore:
         """
         for attempt in (1, 2):
             connection = self._connect()
-            fresh = connection.info.transaction_status in _FRESH
+            fresh = connection.info.transaction_status in FRESH
             try:
                 cursor = connection.execute(sql, parameters or None)
                 return cursor.fetchall() if cursor.description is not None else []
             except psycopg.OperationalError as error:
-                if attempt == 1 and fresh and _is_cut(error):
+                if attempt == 1 and fresh and is_cut(error):
                     connection.close()
                     self._connection = None
                     continue
@@ -280,7 +199,6 @@ class PostgresStore:
     def _fail(self, operation: str, error: psycopg.Error) -> NoReturn:
         """Close a connection that can no longer be trusted, and raise the journal error."""
         connection = self._connection
-        state = getattr(error, "sqlstate", None)
         broken = isinstance(error, psycopg.OperationalError) and not isinstance(
             error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled
         )
@@ -296,18 +214,7 @@ class PostgresStore:
                 except psycopg.Error:
                     connection.close()
                     self._connection = None
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if state in _MEANINGS:
-            detail = f"{_MEANINGS[state]}: {detail}"
-        if operation.startswith(("commit", "append")) and (state is None or broken):
-            detail += "; the commit could not be confirmed: if the server kept it, the next "
-            detail += "action reads it back"
-        code = state or "connection"
-        if isinstance(error, pg_errors.LockNotAvailable):
-            raise JournalLockedError(self.path, operation, self.lock_timeout, code) from error
-        if isinstance(error, pg_errors.DiskFull):
-            raise JournalFullError(self.path, operation, code, detail) from error
-        raise JournalUnavailableError(self.path, operation, code, detail) from error
+        raise translate(self.path, operation, error, self.lock_timeout, broken=broken) from error
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -329,48 +236,54 @@ class PostgresStore:
 
         A connection found cut before anything was sent (the server restarted
         since the last action) is made again once. Then the tables are locked
-        against any change of their definition, and checked again. All of it is
-        one round trip: one string of statements, run in order.
+        against any change of their definition and checked again, and the rows
+        and checkpoints after the last row this store saw are read (after the
+        lock: they include every commit before it), for the
+        :meth:`checkpoints_after` that follows. All of it is one round trip:
+        one string of statements, run in order.
         """
         statements = [
             "BEGIN ISOLATION LEVEL READ COMMITTED",
-            f"SELECT pg_advisory_xact_lock({_key(self._namespace)})",
+            f"SELECT pg_advisory_xact_lock({key(self._namespace)})",
         ]
+        after = self._seen
         if self._tables_exist:
             statements += [
                 (
                     "LOCK TABLE journal_meta, journal_rows, journal_checkpoints, journal_snapshots "
                     "IN SHARE MODE"
                 ),
-                _DESCRIBE.format(namespace=self._namespace),
+                DESCRIBE.format(namespace=self._namespace),
+                AFTER.format(after=after),
             ]
-        described = self._statements("take the write lock", "; ".join(statements))
+        results = self._statements("take the write lock", "; ".join(statements))
         if self._tables_exist:
             try:
-                self._check_schema(_described(described))
+                self._check_schema(found_objects(results[-2]))
             except BaseException:
                 self.release()
                 raise
+            self._prefetched = (after, results[-1])
 
-    def _statements(self, operation: str, sql: str) -> list[tuple[Any, ...]]:
-        """Run a string of statements (no parameters) and return the last one's rows.
+    def _statements(self, operation: str, sql: str) -> list[list[tuple[Any, ...]]]:
+        """Run a string of statements (no parameters) and return the rows of each query.
 
         If the connection turns out to be cut when the string is sent, nothing
         of it reached the server: it is sent once more on a new connection.
         """
         for attempt in (1, 2):
             connection = self._connect()
-            fresh = connection.info.transaction_status in _FRESH
+            fresh = connection.info.transaction_status in FRESH
             try:
                 cursor = connection.execute(sql.encode())
-                rows: list[tuple[Any, ...]] = []
+                results: list[list[tuple[Any, ...]]] = []
                 while True:
                     if cursor.description is not None:
-                        rows = cursor.fetchall()
+                        results.append(cursor.fetchall())
                     if not cursor.nextset():
-                        return rows
+                        return results
             except psycopg.OperationalError as error:
-                if attempt == 1 and fresh and _is_cut(error):
+                if attempt == 1 and fresh and is_cut(error):
                     connection.close()
                     self._connection = None
                     continue
@@ -390,11 +303,55 @@ class PostgresStore:
             self._statements("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
-        """Commit the open transaction: durable once this returns (``synchronous_commit``)."""
-        self._execute("commit", "COMMIT")
+        """Send the rows written, and commit: durable once this returns (``synchronous_commit``).
+
+        One round trip: the inserts and ``COMMIT`` in one pipeline. Each row
+        must come back from its insert as written (the schema check rules out
+        a trigger or a rule that would change it; this is the last word: such
+        a row is refused, unacknowledged, and every reader refuses it after).
+        """
+        queued, self._queued = self._queued, []
+        connection = self._connect()
+        try:
+            with connection.pipeline():
+                inserted = [
+                    connection.execute(
+                        "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
+                        "RETURNING sequence, body, hash",
+                        tuple(row),
+                    )
+                    for row, _, _ in queued
+                ]
+                for _, checkpoint, snapshot in queued:
+                    for table, extra in (
+                        ("journal_checkpoints", checkpoint),
+                        ("journal_snapshots", snapshot),
+                    ):
+                        if extra is not None:
+                            connection.execute(
+                                f"INSERT INTO {table}(sequence, body, signature) "  # noqa: S608
+                                "VALUES (%s, %s, %s)",
+                                tuple(extra),
+                            )
+                connection.execute("COMMIT")
+            stored = [
+                [(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted
+            ]
+        except psycopg.Error as error:
+            first = f"append row {queued[0][0].sequence}" if queued else "commit"
+            self._fail(first, error)
+        for (row, _, _), found in zip(queued, stored, strict=True):
+            if found != [tuple(row)]:
+                raise JournalCorruptError(
+                    self.path, row.sequence, "the database did not store the row as written"
+                )
+        if queued:
+            self._seen = max(self._seen, queued[-1][0].sequence)
 
     def release(self) -> None:
         """Roll back the open transaction, if any; a cut connection is simply closed."""
+        self._queued = []
+        self._prefetched = None
         connection = self._connection
         if connection is None or connection.closed:
             return
@@ -419,40 +376,18 @@ class PostgresStore:
     # -- the schema and the header -----------------------------------------------------------
 
     def _check_schema(self, described: set[tuple[str, str, str]]) -> bool:
-        """Check the three tables are exactly a journal's; ``False`` if none exists."""
-        if not described:
+        """Check the four tables are exactly a journal's; ``False`` if none exists."""
+        if not check_described(self.path, described):
             return False
-        columns = {entry for entry in described if entry[0] == "column"}
-        tables = {table for _, table, _ in columns}
-        expected = {
-            ("column", table, f"{name} {kind}{' not null' if not_null else ''}")
-            for table, name, kind, not_null in _COLUMNS
-        }
-        if "journal_meta" not in tables or (columns - expected and not columns & expected):
-            raise JournalMismatchError(
-                self.path,
-                "format",
-                "a replication journal",
-                f"tables named like a journal's that are not one ({sorted(tables)})",
-            )
-        extra = sorted(described - expected)
-        missing = sorted(expected - described)
-        if extra or missing:
-            kind, table, what = (extra or missing)[0]
-            how = "holds" if extra else "lacks"
-            raise JournalCorruptError(
-                self.path,
-                0,
-                f"the database {how} the {kind} {what!r} on {table}: a journal's schema is "
-                "exactly its four tables",
-            )
         self._tables_exist = True
         return True
 
     def header(self) -> StoredHeader | None:
         """Return the stored header, or ``None`` when the schema holds no journal yet."""
-        described = self._statements("read the schema", _DESCRIBE.format(namespace=self._namespace))
-        if not self._check_schema(_described(described)):
+        (described,) = self._statements(
+            "read the schema", DESCRIBE.format(namespace=self._namespace)
+        )
+        if not self._check_schema(found_objects(described)):
             return None
         meta = {
             str(key): bytes(value)
@@ -460,9 +395,9 @@ class PostgresStore:
                 "read the header", "SELECT key, value FROM journal_meta"
             )
         }
-        if sorted(meta) != list(_META_KEYS):
+        if sorted(meta) != list(META_KEYS):
             raise JournalCorruptError(
-                self.path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(_META_KEYS)}"
+                self.path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
             )
         if meta["schema_version"] != str(SCHEMA_VERSION).encode():
             raise JournalMismatchError(
@@ -486,7 +421,7 @@ class PostgresStore:
 
     def create(self, header: bytes, signature: str) -> None:
         """Create the tables and store ``header`` and its signature (in the open transaction)."""
-        for statement in _CREATE:
+        for statement in CREATE:
             self._execute("create the journal", statement)
         self._execute(
             "create the journal",
@@ -523,20 +458,23 @@ class PostgresStore:
         the lock), and kept for the :meth:`rows_after` that follows.
         """
         del interval  # every checkpoint can be listed: nothing here is damaged storage
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == sequence:
+            found = prefetched[1]  # read by begin(), after the lock
+        else:
+            found = self._execute(
+                f"read the rows after {sequence}", AFTER_PARAMETER, {"after": sequence}
+            )
         checkpoints: dict[int, Checkpoint] = {}
         rows: list[Row] = []
-        for kind, stored, body, text in self._execute(
-            f"read the rows after {sequence}",
-            "SELECT 'r', sequence, body, hash FROM journal_rows WHERE sequence > %(after)s "
-            "UNION ALL SELECT 'c', sequence, body, signature FROM journal_checkpoints "
-            "WHERE sequence > %(after)s ORDER BY 1, 2",
-            {"after": sequence},
-        ):
+        for kind, stored, body, text in found:
             if kind == "r":
                 rows.append(Row(int(stored), bytes(body), str(text)))
             else:
                 checkpoints[int(stored)] = Checkpoint(int(stored), bytes(body), str(text))
         self._pending = (sequence, rows)
+        if rows:
+            self._seen = max(self._seen, rows[-1].sequence)
         return checkpoints
 
     def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
@@ -602,40 +540,19 @@ class PostgresStore:
     def write(
         self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
     ) -> None:
-        """Insert a row (and its checkpoint and snapshot) in the open write transaction.
+        """Add a row (and its checkpoint and snapshot) to the open write transaction.
 
-        One round trip (a pipeline). Nothing is durable until :meth:`commit`;
-        on failure the transaction is rolled back and the journal error raised.
-        The row must come back from the insert as written (the schema check
-        rules out a trigger or rule that would change it; this is the last word).
+        It is sent with the others and ``COMMIT`` by :meth:`commit`, in one
+        round trip; nothing is durable, nor even sent, before.
         """
-        operation = f"append row {row.sequence}"
-        connection = self._connect()
-        try:
-            with connection.pipeline():
-                inserted = connection.execute(
-                    "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
-                    "RETURNING sequence, body, hash",
-                    tuple(row),
-                )
-                for table, extra in (
-                    ("journal_checkpoints", checkpoint),
-                    ("journal_snapshots", snapshot),
-                ):
-                    if extra is not None:
-                        connection.execute(
-                            f"INSERT INTO {table}(sequence, body, signature) "  # noqa: S608 - ours
-                            "VALUES (%s, %s, %s)",
-                            tuple(extra),
-                        )
-            stored = [(int(s), bytes(b), str(h)) for s, b, h in inserted.fetchall()]
-        except psycopg.Error as error:
-            self._fail(operation, error)
-        if stored != [tuple(row)]:
-            self.release()
-            raise JournalCorruptError(
-                self.path, row.sequence, "the database did not store the row as written"
+        if not self.in_transaction:
+            raise JournalUnavailableError(
+                self.path,
+                f"append row {row.sequence}",
+                "connection",
+                "no write transaction is open (the connection was cut)",
             )
+        self._queued.append((row, checkpoint, snapshot))
 
     def append(
         self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
