@@ -408,3 +408,30 @@ class TestCommands:
         assert error.count("\n") == 1
         assert "could not connect to the server" in error
         assert "hunter2" not in error
+
+
+class TestDemo:
+    # Spec: R-STORE-2.
+    def test_the_hosts_demo_shows_one_quota_and_one_switch_across_processes(self, postgres_cluster):
+        """``replication demo --hosts 2`` on the test server: 5 admitted across both hosts,
+        the other host refused by the switch, the journal verified, exit 0; its schema is
+        dropped at the end."""
+        from replication.journal.hosts_demo import run_hosts_demo
+
+        lines: list[str] = []
+        assert run_hosts_demo(2, database=postgres_cluster.url(), write=lines.append) == 0
+        assert "admitted across every host: 5 (the quota is 5)" in lines
+        assert "  host 1 tries again: denied (kill_switch)" in lines
+        assert lines[-1] == "every host shared one quota and one kill switch"
+        with admin(postgres_cluster) as connection:
+            left = connection.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'replication_demo_%'"
+            ).fetchone()
+        assert left == (0,)
+
+    def test_a_host_count_out_of_range_is_refused_with_exit_2(self):
+        lines: list[str] = []
+        from replication.journal.hosts_demo import run_hosts_demo
+
+        assert run_hosts_demo(1, write=lines.append) == 2
+        assert "--hosts must be from 2 to 16" in lines[0]
