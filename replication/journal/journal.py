@@ -187,12 +187,13 @@ def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
 
 
 class Journal:
-    """A durable journal of a controller's decisions, in one SQLite file.
+    """A durable journal of a controller's decisions, in one SQLite file or PostgreSQL database.
 
     Give one to a :class:`~replication.controller.Controller` (or give it the
-    path and it makes one). ``key`` signs the checkpoints (default: the
-    controller's signing key); ``checkpoint_interval`` is the number of rows
-    between checkpoints of a new journal (an existing journal keeps its own);
+    path, or the ``postgresql://`` URL, and it makes one). ``key`` signs the
+    checkpoints (default: the controller's signing key); ``checkpoint_interval``
+    is the number of rows between checkpoints of a new journal (an existing
+    journal keeps its own);
     ``lock_timeout`` is how long, in seconds, an action waits for another
     process's write to finish before failing with ``JournalLockedError``.
     ``max_clock_jump`` bounds how far ahead of the journal's last row a
