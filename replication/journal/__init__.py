@@ -7,7 +7,8 @@ by controllers on several hosts (give a ``postgresql://`` URL), as a hash
 chain with Ed25519-signed checkpoints; a controller given ``journal=``
 replays it on start and appends to it before every change it makes.
 :func:`verify_journal` checks a journal offline, and :func:`check_trace`
-checks a recorded history of any implementation against the model. The specification is specs/07-journal.md.
+checks a recorded history of any implementation against the model. The
+specification is specs/07-journal.md.
 
 The modules, in the order data flows: :mod:`~replication.journal.codec` (the
 JSON forms), :mod:`~replication.journal.actions` (deciding a recorded action
