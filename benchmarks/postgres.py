@@ -186,16 +186,26 @@ def _churner(location: str, cycle: int, acks: Any) -> None:
     acks.send(("ready", None))
     for number in range(10**9):
         worker = f"c{cycle}n{number}"
-        for call, argument in ((controller.register_worker, _signed(worker)),):
-            try:
-                call(argument)
-                acks.send((journal.head.sequence, journal.head.hash))
-                controller.deregister(worker, "done")
-                acks.send((journal.head.sequence, journal.head.hash))
-            except ReplicationDenied:
-                acks.send((journal.head.sequence, journal.head.hash))
-            except JournalError:
-                time.sleep(0.02)  # the server is restarting: try again
+        try:
+            controller.register_worker(_signed(worker))
+            acks.send((journal.head.sequence, journal.head.hash))
+            controller.deregister(worker, "done")
+            acks.send((journal.head.sequence, journal.head.hash))
+        except ReplicationDenied:
+            acks.send((journal.head.sequence, journal.head.hash))
+        except JournalError:
+            time.sleep(0.02)  # the server is restarting: try again
+
+
+def _collect(pipe: Any, acknowledged: list[tuple[int, str]], *, patience: float) -> None:
+    """Wait up to ``patience`` seconds for one more acknowledgement; keep every one sent."""
+    try:
+        if pipe.poll(patience):
+            acknowledged.append(pipe.recv())
+        while pipe.poll(0):
+            acknowledged.append(pipe.recv())
+    except EOFError:
+        return  # it died: what it sent before is kept
 
 
 def durability(cluster: Cluster, location: str, kills: int, restarts: int) -> dict[str, Any]:
@@ -215,12 +225,14 @@ def durability(cluster: Cluster, location: str, kills: int, restarts: int) -> di
             message = f"cycle {cycle}: the controller did not start"
             raise RuntimeError(message)
         mine.recv()
-        # Let it decide a random while: a kill lands anywhere in a decision.
-        time.sleep(draw.uniform(0.0, 0.05))
+        # Once it has acknowledged a decision, let it decide a random while more: the kill
+        # then lands anywhere in a decision (reading, deciding, writing, committing).
+        _collect(mine, acknowledged, patience=30)
         if every and cycle % every == every // 2 and restarted < restarts:
             cluster.restart(mode="immediate")
             restarted += 1
-            time.sleep(draw.uniform(0.05, 0.3))  # it reconnects and decides again
+            _collect(mine, acknowledged, patience=60)  # it reconnected and decided again
+        time.sleep(draw.uniform(0.0, 0.03))
         os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
         child.join(60)
         while mine.poll(0):
