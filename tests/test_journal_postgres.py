@@ -141,6 +141,35 @@ class TestSharedPolicy:
         assert refused.value.reason == ReasonCode.QUOTA
 
 
+class TestSession:
+    # Spec: R-STORE-2, R-STORE-3.
+    def test_every_commit_is_synchronous_and_every_wait_bounded_whatever_the_url_says(
+        self, opened, pg_url
+    ):
+        """The URL asks for asynchronous commits: the journal's session commits synchronously
+        anyway; with no timeouts set, idle-in-transaction and statement timeouts are its own
+        (lock_timeout, six times it) and lock_timeout is the journal's."""
+        location = f"{pg_url}%20-csynchronous_commit%3Doff"
+        controller = opened(location, lock_timeout=1.5)
+        controller.register_worker(hand_signed("a"))
+        connection = controller.journal._store._connection
+        settings = {
+            name: connection.execute(f"SHOW {name}").fetchone()[0]
+            for name in (
+                "synchronous_commit",
+                "lock_timeout",
+                "idle_in_transaction_session_timeout",
+                "statement_timeout",
+            )
+        }
+        assert settings == {
+            "synchronous_commit": "on",
+            "lock_timeout": "1500ms",
+            "idle_in_transaction_session_timeout": "1500ms",
+            "statement_timeout": "9s",
+        }
+
+
 class TestFailClosed:
     def assert_unchanged_and_journaled(self, controller, before, location):
         assert controller.controller_state is before
