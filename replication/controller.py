@@ -327,14 +327,18 @@ class Controller:
                 raise decision.denial
         return decision.outcome
 
-    def _flush(self) -> None:
-        """Commit the journal's open batch, one fsync, and install its decisions in order."""
+    def _flush(self, entry: Entry | None = None) -> None:
+        """Commit the journal's open batch, one fsync, and install its decisions in order.
+
+        With ``entry``, only if it is not yet done (another caller's flush may
+        have covered it); every caller's error is on its entry (R-JOURNAL-19).
+        """
         journal = self._journal
         orchestrator = self.orchestrator
         if journal is None:
             return
         with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            journal._group.flush(journal._commit, self._install)
+            journal._group.flush(journal._commit, self._install, entry)
 
     def _install(self, entry: Entry) -> None:
         """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
@@ -412,7 +416,7 @@ class Controller:
                 journal._group.add(entry)
                 if self._nesting == 1:
                     return decision, entry
-                self._flush()
+                self._flush(entry)
                 if entry.error is not None:
                     raise entry.error
         if journal is not None and journal._nested:

@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.cli import main
@@ -29,6 +31,7 @@ from replication.journal import (
 from replication.journal.chain import HEADER_TYPE, digest
 from replication.journal.journal import DEFAULT_MAX_CLOCK_JUMP
 from replication.journal.replay import load_json
+from replication.journal.schema import canonical_bytes
 from replication.journal.snapshot import make_snapshot
 from replication.journal.store import Store
 from replication.journal.verify import reading
@@ -248,13 +251,17 @@ def start(path, **options) -> Controller:
 
 
 class TestSnapshots:
-    def test_every_interval_rows_a_signed_snapshot_is_written(self, opened, tmp_path):
+    def test_every_interval_rows_a_signed_snapshot_replaces_the_one_before(self, opened, tmp_path):
         """R-JOURNAL-17: every ``snapshot_interval`` rows, in the row's transaction, the state
-        after it is stored, signed with the checkpoint key."""
+        after it is stored, signed with the checkpoint key; the snapshots of earlier rows
+        are deleted (only the latest is started from)."""
         path = tmp_path / "j.db"
-        grow(opened(path, snapshot_interval=5), 12)
-        assert stored_snapshots(path) == [5, 10]
-        assert verify_journal(path).snapshots == 2
+        controller = opened(path, snapshot_interval=5)
+        grow(controller, 7)
+        assert stored_snapshots(path) == [5]
+        grow(controller, 5, prefix="x")
+        assert stored_snapshots(path) == [10]
+        assert verify_journal(path).snapshots == 1
 
     def test_a_controller_starts_from_the_latest_snapshot_with_the_state_replay_gives(
         self, opened, tmp_path
@@ -549,3 +556,35 @@ class TestGroupCommit:
         slow.commits = 0  # the header's own commit
         grow(controller, 6)
         assert slow.commits == 6
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=("Cs",)), max_size=4), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+class TestCanonicalBytes:
+    @given(JSON_VALUES)
+    @settings(max_examples=300, deadline=None)
+    def test_the_fast_encoder_writes_exactly_rfc_8785s_bytes(self, value):
+        """R-JOURNAL-4, R-JOURNAL-19: rows are written by Python's encoder where it writes
+        RFC 8785's bytes, and by the RFC 8785 encoder everywhere else: the bytes are the same
+        (floats, exponents, astral keys, integers beyond 2^53 included)."""
+        try:
+            expected = canonical_json(value)
+        except InvalidValueError:
+            with pytest.raises(InvalidValueError):
+                canonical_bytes(value)
+            return
+        assert canonical_bytes(value) == expected

@@ -6,8 +6,9 @@ state the one before it gives (decided, written, not yet durable: the
 and the caller's :class:`Entry` joins the open batch; the caller then leaves
 the controller's lock and waits (:meth:`GroupCommit.wait`). The first waiter
 whose entry is not yet durable becomes the leader: it waits a moment for the
-callers deciding right now (at most :data:`GATHER_SECONDS`, and only while
-some are), takes the controller's lock, and commits the batch (one
+callers deciding right now and as many as the last batch held (at most
+:data:`GATHER_SECONDS`; a lone caller never waits), takes the controller's
+lock, and commits the batch (one
 ``COMMIT``, one fsync), then installs every decision of the batch in the order
 decided and wakes their callers. A caller is acknowledged (its call returns,
 or raises its denial) only once the commit that covers its row returned: what
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["GATHER_SECONDS", "Entry", "GroupCommit"]
 
-#: The longest a leader waits for callers deciding right now to join its batch (as
-#: PostgreSQL's ``commit_delay``, and only while some are: a lone caller never waits).
-GATHER_SECONDS = 0.002
+#: The longest a leader waits for other callers to join its batch (as PostgreSQL's
+#: ``commit_delay``, and only while some are expected: a lone caller never waits).
+GATHER_SECONDS = 0.01
 
 
 class Entry:
@@ -60,6 +61,8 @@ class GroupCommit:
     def __init__(self) -> None:
         self._entries: list[Entry] = []
         self._arriving = 0
+        #: How many decisions the last batch held: as many callers are likely to come again.
+        self._last_size = 0
         self._changed = threading.Condition()
 
     @property
@@ -80,27 +83,40 @@ class GroupCommit:
 
     def add(self, entry: Entry) -> None:
         """Add a written decision to the open batch (under the controller's lock)."""
-        self._entries.append(entry)
+        with self._changed:
+            self._entries.append(entry)
+            self._changed.notify_all()
 
-    def flush(self, commit: Callable[[], None], install: Callable[[Entry], None]) -> None:
+    def flush(
+        self,
+        commit: Callable[[], None],
+        install: Callable[[Entry], None],
+        entry: Entry | None = None,
+    ) -> None:
         """Commit the open batch and install its decisions in order (under the controller's lock).
 
         ``commit`` makes the batch durable; ``install`` makes one decision the
-        state in memory, and what it raises is that decision's caller's error.
+        state in memory. What either raises is the error of the callers it
+        concerns (``Entry.error``), never raised here: a caller whose ``entry``
+        another flush covered meanwhile must not receive a later batch's error,
+        so with ``entry`` given, nothing is done once it is done.
         """
+        if entry is not None and entry.done:
+            return
         entries, self._entries = self._entries, []
         if not entries:
             return
+        self._last_size = len(entries)
         try:
             commit()
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
             self._finish(entries, error)
-            raise
-        for entry in entries:
+            return
+        for written in entries:
             try:
-                install(entry)
+                install(written)
             except BaseException as error:  # noqa: BLE001 - the error is that caller's
-                entry.error = error
+                written.error = error
         self._finish(entries, None)
 
     def fail(self, error: BaseException) -> None:
@@ -116,21 +132,26 @@ class GroupCommit:
                 entry.done = True
             self._changed.notify_all()
 
-    def wait(self, entry: Entry, flush: Callable[[], None]) -> None:
+    def wait(self, entry: Entry, flush: Callable[[Entry], None]) -> None:
         """Return once ``entry`` is durable and installed; raise its error if it failed.
 
-        Waits a moment for the callers deciding now, then calls ``flush`` (which
-        takes the controller's lock and flushes the batch) unless another
-        caller's flush covered ``entry`` meanwhile.
+        Waits, at most :data:`GATHER_SECONDS`, for the callers deciding now and
+        for as many as the last batch held (they are likely to come again), then
+        calls ``flush`` (which takes the controller's lock and flushes the
+        batch) unless another caller's flush covered ``entry`` meanwhile. A
+        lone caller never waits: nobody is deciding, and the last batch was its own.
         """
         deadline = time.monotonic() + GATHER_SECONDS
         with self._changed:
-            while self._arriving > 0 and not entry.done:
+            while not entry.done:
+                written = len(self._entries)
+                if written >= max(self._last_size, written + self._arriving):
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
         if not entry.done:
-            flush()
+            flush(entry)
         if entry.error is not None:
             raise entry.error

@@ -39,7 +39,12 @@ from replication.journal.errors import (
 )
 from replication.journal.group import GroupCommit
 from replication.journal.replay import Head, Replay
-from replication.journal.schema import journal_header_problem, load_json, same_json
+from replication.journal.schema import (
+    canonical_bytes,
+    journal_header_problem,
+    load_json,
+    same_json,
+)
 from replication.journal.snapshot import (
     DEFAULT_SNAPSHOT_INTERVAL,
     Encoder,
@@ -543,7 +548,7 @@ class Journal:
         store = self._open_store()
         head = self._head
         sequence = head.sequence + 1
-        body = canonical_json(
+        body = canonical_bytes(
             {
                 "action": action,
                 "args": encode_arguments(action, arguments),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import immutables
 
-from replication.encoding import canonical_json, format_timestamp, pae
+from replication.encoding import format_timestamp, pae
 from replication.errors import InvalidInputError, InvalidTypeError, InvalidValueError
 from replication.journal import chain
 from replication.journal.codec import (
@@ -41,6 +41,7 @@ from replication.journal.codec import (
 )
 from replication.journal.errors import JournalCorruptError
 from replication.journal.replay import Head
+from replication.journal.schema import canonical_bytes, same_json
 from replication.journal.store import Snapshot
 from replication.model import (
     ContainerRecord,
@@ -48,6 +49,7 @@ from replication.model import (
     Manifest,
     OrchestratorState,
     RegistryEntry,
+    ResourceSpec,
     State,
 )
 from replication.signing import format_signature
@@ -147,7 +149,7 @@ def state_from_json(initial: State, value: object) -> State:
         # One object per worker's manifest, as in the state replay builds.
         worker_id = data.get("worker_id") if type(data) is dict else None
         known = manifests.get(worker_id) if type(worker_id) is str else None
-        if known is not None and known[0] == data:
+        if known is not None and same_json(known[0], data):
             return known[1]
         decoded = manifest_from_json(field, data)
         manifests[decoded.worker_id] = (data, decoded)
@@ -164,16 +166,21 @@ def state_from_json(initial: State, value: object) -> State:
         )
         for worker_id, data, registered, heartbeat in _list("state.registry", value["registry"], 4)
     )
+
+    def container(
+        worker_id: str, data: object, resources: object, status: object, started: object
+    ) -> tuple[Manifest, ResourceSpec, object, datetime]:
+        decoded = manifest(f"state.containers.{worker_id}", data)
+        field = f"state.containers.{worker_id}"
+        # A container's limits are almost always its manifest's: the same object, decoded once.
+        same = type(data) is dict and same_json(resources, data.get("resources"))
+        limits = decoded.resources if same else resources_from_json(f"{field}.resources", resources)
+        return decoded, limits, status, parse_time(f"{field}.started_at", started)
+
     containers = immutables.Map(
         (
             worker_id,
-            ContainerRecord(
-                manifest(f"state.containers.{worker_id}", data),
-                resources_from_json(f"state.containers.{worker_id}.resources", resources),
-                status,
-                parse_time(f"state.containers.{worker_id}.started_at", started),
-                reason,
-            ),
+            ContainerRecord(*container(worker_id, data, resources, status, started), reason),
         )
         for worker_id, data, resources, status, started, reason in _list(
             "state.containers", value["containers"], 6
@@ -217,7 +224,7 @@ class Encoder:
         if hit is not None and hit[0] is record:
             text = hit[1]
         else:
-            text = canonical_json(value()).decode("utf-8")
+            text = canonical_bytes(value()).decode("utf-8")
         self._used[key] = (record, text)
         return text
 

@@ -17,8 +17,8 @@ journal's, above it, the same for every store. A store's interface: ``begin``
 (take the write lock), ``begin_read``, ``commit``, ``release``; ``header`` and
 ``create``; ``rows_after``, ``row_at``, ``checkpoints_after``,
 ``checkpoint_at``, ``latest_snapshot``, ``snapshots``; ``write`` (a row, its
-checkpoint and snapshot, in the open transaction), ``append`` (``write`` then
-``commit``) and ``add_snapshot``.
+checkpoint and snapshot, in the open transaction; a snapshot deletes those of
+earlier rows), ``append`` (``write`` then ``commit``) and ``add_snapshot``.
 
 ``PRAGMA application_id`` marks the file as a journal and ``PRAGMA
 user_version`` repeats the schema version. Nothing else may be in the file:
@@ -54,8 +54,7 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from replication._files import check_regular_file
 from replication.errors import InvalidValueError
@@ -66,6 +65,11 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.records import Checkpoint, Row, Snapshot, StoredHeader
+from replication.journal.salvage import LookedUp, salvage_rows_after
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "APPLICATION_ID",
@@ -111,37 +115,6 @@ _META_KEYS = ("header", "header_signature", "schema_version")
 #: The first and the longest pause between two tries of a statement the lock refused.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
-
-
-class Row(NamedTuple):
-    """One stored row: its sequence number, its canonical JSON, its hash."""
-
-    sequence: int
-    body: bytes
-    hash: str
-
-
-class Checkpoint(NamedTuple):
-    """One stored checkpoint: the row it covers, its canonical JSON, its signature."""
-
-    sequence: int
-    body: bytes
-    signature: str
-
-
-class Snapshot(NamedTuple):
-    """One stored snapshot: the row it follows, its canonical JSON, its signature."""
-
-    sequence: int
-    body: bytes
-    signature: str
-
-
-class StoredHeader(NamedTuple):
-    """The header as stored: its canonical JSON and the checkpoint key's signature over it."""
-
-    body: bytes
-    signature: object
 
 
 def check_path(path: str) -> None:
@@ -439,7 +412,7 @@ class Store:
         named: it is the one after the last row read.
         """
         if self.salvage:
-            yield from self._salvage_rows_after(sequence)
+            yield from salvage_rows_after(self, sequence)
             return
         last = sequence
         try:
@@ -459,43 +432,6 @@ class Store:
                 ) from error
             self._fail(f"read the rows after {last}", error)
 
-    def _salvage_rows_after(self, sequence: int) -> Iterator[Row]:
-        """Read a damaged file's rows one by one; the first that is not there is named."""
-        try:
-            ((last,),) = self._run(
-                "read the rows", "SELECT coalesce(max(sequence), 0) FROM journal_rows"
-            )
-        except JournalCorruptError:
-            last = None  # the index's last page is lost too
-        while True:
-            sequence += 1
-            try:
-                found = self._run(
-                    f"read row {sequence}",
-                    "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
-                    (sequence,),
-                )
-            except JournalCorruptError as error:
-                raise JournalCorruptError(
-                    self.path,
-                    sequence,
-                    "cannot be read: SQLite calls the file malformed (damaged or truncated)",
-                ) from error
-            if not found or found[0][0] != sequence:  # a lost page may read as zeros
-                break
-            yield Row(*found[0])
-        ending = (
-            f" (the index still lists rows up to {last})"
-            if last is not None and sequence <= last
-            else ""
-        )
-        raise JournalCorruptError(
-            self.path,
-            sequence,
-            "is missing: SQLite calls the file malformed (damaged or truncated), and this row "
-            f"is not in what remains of it{ending}",
-        )
-
     def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
         """Return the checkpoints after ``sequence`` by the row they cover.
 
@@ -504,7 +440,7 @@ class Store:
         none beyond the rows can be listed.
         """
         if self.salvage:
-            return _LookedUp(self, interval)
+            return LookedUp(self, interval)
         return {
             checkpoint.sequence: checkpoint
             for checkpoint in [
@@ -588,6 +524,11 @@ class Store:
                     "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
                     snapshot,
                 )
+                # Only the latest is ever started from: a journal keeps one, not one per
+                # interval (each holds the whole state), so its size follows its rows.
+                self._connection.execute(
+                    "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
+                )
         except sqlite3.Error as error:
             self._fail(f"append row {row.sequence}", error)
 
@@ -602,11 +543,19 @@ class Store:
             self._fail(f"append row {row.sequence}", error)
 
     def add_snapshot(self, snapshot: Snapshot) -> None:
-        """Insert (or replace) the snapshot of a row, in the open write transaction."""
+        """Insert (or replace) the snapshot of a row, in the open write transaction.
+
+        A snapshot of a later row stays; those of earlier rows are deleted (as
+        :meth:`write` does): only the latest is ever started from.
+        """
+        operation = f"write the snapshot of row {snapshot.sequence}"
         self._run(
-            f"write the snapshot of row {snapshot.sequence}",
+            operation,
             "INSERT OR REPLACE INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
             snapshot,
+        )
+        self._run(
+            operation, "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
         )
 
     def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
@@ -621,25 +570,3 @@ class Store:
             )
         except sqlite3.Error as error:
             self._fail("copy the rows", error)
-
-
-class _LookedUp(Mapping[int, Checkpoint]):
-    """A damaged file's checkpoints, each read when it is asked for; none can be listed."""
-
-    def __init__(self, store: Store, interval: int) -> None:
-        self._store = store
-        self._interval = interval
-
-    def __getitem__(self, sequence: int) -> Checkpoint:
-        if sequence % self._interval:
-            raise KeyError(sequence)  # none is due: not read (what remains may not show it)
-        found = self._store.checkpoint_at(sequence)
-        if found is None:
-            raise KeyError(sequence)
-        return found
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0

@@ -20,7 +20,6 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from replication.encoding import canonical_json
 from replication.errors import InvalidInputError, InvalidValueError
 from replication.journal import chain
 from replication.journal.codec import contract_fields, contract_from_json
@@ -32,7 +31,7 @@ from replication.journal.journal import (
     read_header,
 )
 from replication.journal.replay import ROW_KEYS, Head, Replay
-from replication.journal.schema import load_json, step_problem
+from replication.journal.schema import canonical_bytes, load_json, step_problem
 from replication.journal.snapshot import (
     Encoder,
     is_valid_signature,
@@ -328,7 +327,7 @@ def _damage(
 def _check_canonical(path: str, sequence: int, body: bytes) -> None:
     """Refuse a row not stored in its RFC 8785 canonical bytes (it was not written by us)."""
     try:
-        canonical = canonical_json(load_json(body))
+        canonical = canonical_bytes(load_json(body))
     except (ValueError, InvalidInputError) as error:
         raise JournalCorruptError(path, sequence, f"has no canonical form ({error})") from None
     if canonical != body:

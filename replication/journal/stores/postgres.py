@@ -333,6 +333,12 @@ class PostgresStore:
                                 "VALUES (%s, %s, %s)",
                                 tuple(extra),
                             )
+                    if snapshot is not None:
+                        # Only the latest is ever started from: the earlier ones go.
+                        connection.execute(
+                            "DELETE FROM journal_snapshots WHERE sequence < %s",
+                            (snapshot.sequence,),
+                        )
                 connection.execute("COMMIT")
             stored = [
                 [(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted
@@ -562,11 +568,19 @@ class PostgresStore:
         self.commit()
 
     def add_snapshot(self, snapshot: Snapshot) -> None:
-        """Insert (or replace) the snapshot of a row, in the open write transaction."""
+        """Insert (or replace) the snapshot of a row, in the open write transaction.
+
+        Those of earlier rows are deleted (as :meth:`commit` does for the
+        snapshots written with rows): only the latest is ever started from.
+        """
+        operation = f"write the snapshot of row {snapshot.sequence}"
         self._execute(
-            f"write the snapshot of row {snapshot.sequence}",
+            operation,
             "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (%s, %s, %s) "
             "ON CONFLICT (sequence) DO UPDATE SET body = EXCLUDED.body, "
             "signature = EXCLUDED.signature",
             tuple(snapshot),
+        )
+        self._execute(
+            operation, "DELETE FROM journal_snapshots WHERE sequence < %s", (snapshot.sequence,)
         )
