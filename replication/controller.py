@@ -29,7 +29,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from replication import transitions
-from replication._validation import check_record, freeze_json
+from replication._frozen import freeze_json
+from replication._validation import check_record
 from replication.clock import DEFAULT_CLOCK
 from replication.decisions import Decision, decide_on_containers, decide_start
 from replication.decisions import decide as decide_transition
@@ -285,7 +286,9 @@ class Controller:
         applies what other processes appended; ``now`` is never earlier than the
         journal's last row; the decision's row (``action``, its ``arguments``
         by name, ``now``, the decision) is committed before the state is
-        installed (R-JOURNAL-5, R-JOURNAL-6).
+        installed (R-JOURNAL-5, R-JOURNAL-6). Concurrent callers share a commit:
+        the row is written under the locks, and the call waits outside them for
+        the commit that covers it, then records its events (R-JOURNAL-19).
         """
         group = None if self._journal is None else self._journal._group
         if group is not None:

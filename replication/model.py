@@ -12,18 +12,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import immutables
 
 from replication import _validation as v
-from replication._frozen import FrozenDict, FrozenList, frozen_list
-from replication.encoding import canonical_json, manifest_payload_of
-from replication.errors import InvalidTypeError, InvalidValueError
-
-if TYPE_CHECKING:
-    from replication.signing import VerifyingKey
+from replication._canonical import canonical_json, manifest_payload_of
+from replication._exceptions import InvalidTypeError, InvalidValueError
+from replication._frozen import FrozenDict, FrozenList, freeze_json, frozen_list, thaw_json
+from replication.keys import VerifyingKey
 
 __all__ = [
     "ContainerRecord",
@@ -98,7 +96,7 @@ class ResourceSpec:
 
 def _snapshot_key(snapshot: FrozenDict) -> bytes:
     """Compare snapshots by canonical JSON: ``1`` equals ``1.0``, and ``true`` is not ``1``."""
-    return canonical_json(v.thaw_json(snapshot))
+    return canonical_json(thaw_json(snapshot))
 
 
 # Converters of Manifest's fields (named functions: mypy's attrs plugin needs them).
@@ -117,7 +115,7 @@ def _to_depth(value: object) -> int:
 
 
 def _to_state_snapshot(value: object) -> FrozenDict:
-    return v.freeze_json("state_snapshot", value)
+    return freeze_json("state_snapshot", value)
 
 
 def _to_issued_at(value: object) -> datetime:
@@ -573,8 +571,6 @@ class ControllerState:
 
     @verifying_key.validator
     def _check_verifying_key(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        from replication.signing import VerifyingKey  # noqa: PLC0415 - signing imports model
-
         v.check_record(attribute.name, value, VerifyingKey, "a replication.signing.VerifyingKey")
 
     def __attrs_post_init__(self) -> None:

@@ -29,7 +29,7 @@ import immutables
 
 from replication import _validation as v
 from replication import rules
-from replication._frozen import EMPTY, FrozenDict
+from replication._frozen import EMPTY, FrozenDict, freeze_json
 from replication.errors import (
     BadSignatureError,
     InvalidTypeError,
@@ -287,7 +287,7 @@ def issue_manifest(
             "key", "the signing key of this controller's verifying key", key.verifying_key.key_id
         )
     resources = v.check_record("resources", resources, ResourceSpec, "a ResourceSpec")
-    snapshot = EMPTY if state_snapshot is None else v.freeze_json("state_snapshot", state_snapshot)
+    snapshot = EMPTY if state_snapshot is None else freeze_json("state_snapshot", state_snapshot)
     if parent_id is not None:
         parent_id = v.check_identifier("parent_id", parent_id)
     if worker_id is not None:

@@ -588,3 +588,28 @@ class TestCanonicalBytes:
                 canonical_bytes(value)
             return
         assert canonical_bytes(value) == expected
+
+
+class TestSnapshotCommand:
+    def test_a_journal_of_no_rows_has_nothing_to_snapshot(self, opened, tmp_path, capsys):
+        """R-JOURNAL-17: ``journal snapshot`` on a journal of no rows cannot run: exit 2."""
+        path = tmp_path / "j.db"
+        opened(path)
+        pem = tmp_path / "key.pem"
+        pem.write_bytes(KEY.to_pem())
+        assert main(["journal", "snapshot", str(path), "--key", str(pem)]) == 2
+        assert "a journal of at least one row" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("content", [b"not a key", None], ids=["garbage", "public-key"])
+    def test_a_key_that_is_not_the_private_pem_cannot_run(self, opened, tmp_path, capsys, content):
+        """R-JOURNAL-17: ``--key`` must be the checkpoint key's private PEM: anything else is
+        one line and exit 2, and no snapshot is written."""
+        path = tmp_path / "j.db"
+        grow(opened(path, snapshot_interval=None), 2)
+        pem = tmp_path / "key.pem"
+        pem.write_bytes(KEY.verifying_key.to_pem() if content is None else content)
+        assert main(["journal", "snapshot", str(path), "--key", str(pem)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "the checkpoint key's private PEM" in err
+        assert stored_snapshots(path) == []

@@ -4,18 +4,21 @@ The controller drives it from :meth:`Controller._decide
 <replication.controller.Controller._decide>`, under its own lock: each attempt
 takes the journal's write lock and applies the rows other processes appended
 (:meth:`Journal._catch_up`); ``now`` is clamped to the journal's last ``now``
-(:meth:`Journal._clamp`); the decision is appended and committed
-(:meth:`Journal._append`) before the controller installs it. A call made from
-inside another (a stop condition or clock calling back) joins its transaction,
-commits its own row, and takes the lock again for the outer call
-(specs/07-journal.md, R-JOURNAL-5, R-JOURNAL-6, R-JOURNAL-12).
+(:meth:`Journal._clamp`, which also refuses a clock that jumped too far,
+R-JOURNAL-16); the decision's row is written into the open transaction
+(:meth:`Journal._append`), which concurrent callers share and one commit makes
+durable (:meth:`Journal._commit`, group commit) before the controller installs
+any of them. A call made from inside another (a stop condition or clock calling
+back) joins its transaction, commits its own row, and takes the lock again for
+the outer call. On start the journal begins at its latest signed snapshot
+(specs/07-journal.md, R-JOURNAL-5, R-JOURNAL-6, R-JOURNAL-12, R-JOURNAL-17,
+R-JOURNAL-19).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
@@ -38,13 +41,14 @@ from replication.journal.errors import (
     JournalUnavailableError,
 )
 from replication.journal.group import GroupCommit
-from replication.journal.replay import Head, Replay
-from replication.journal.schema import (
-    canonical_bytes,
-    journal_header_problem,
-    load_json,
-    same_json,
+from replication.journal.header import (
+    FORMAT,
+    check_header_signature,
+    make_header,
+    read_header,
 )
+from replication.journal.replay import Head, Replay
+from replication.journal.schema import canonical_bytes, same_json
 from replication.journal.snapshot import (
     DEFAULT_SNAPSHOT_INTERVAL,
     Encoder,
@@ -53,7 +57,7 @@ from replication.journal.snapshot import (
     start_from_snapshot,
 )
 from replication.journal.store import (
-    SCHEMA_VERSION,
+    DEFAULT_LOCK_TIMEOUT,
     Checkpoint,
     Row,
     StoredHeader,
@@ -84,81 +88,12 @@ __all__ = [
     "Journal",
 ]
 
-#: The header's format tag.
-FORMAT = f"replication.journal.v{SCHEMA_VERSION}"
 #: Rows between two checkpoints of a new journal.
 DEFAULT_CHECKPOINT_INTERVAL = 1000
-#: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
-DEFAULT_LOCK_TIMEOUT = 10.0
 #: How far ahead of the journal's last row a decision's ``now`` may be, beyond the time this
 #: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
 #: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
 DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
-
-
-def make_header(
-    contract_json: dict[str, Any],
-    verifying_key: VerifyingKey,
-    checkpoint_key: VerifyingKey,
-    interval: int,
-) -> dict[str, Any]:
-    """Return a new journal's header; ``journal_id`` makes every journal's chain its own."""
-    return {
-        "checkpoint_interval": interval,
-        "checkpoint_key": checkpoint_key.raw.hex(),
-        "contract": contract_json,
-        "format": FORMAT,
-        "journal_id": secrets.token_hex(16),
-        "schema_version": SCHEMA_VERSION,
-        "verifying_key": verifying_key.raw.hex(),
-    }
-
-
-_HEADER_KEYS = [
-    "checkpoint_interval", "checkpoint_key", "contract", "format", "journal_id",
-    "schema_version", "verifying_key",
-]  # fmt: skip
-
-
-def read_header(path: str, stored: object) -> dict[str, Any]:
-    """Parse and check a stored header's shape (not what it says, nor its signature).
-
-    The shape is the schema's ``journal_header`` (trace.schema.json), which a
-    journal's export carries too.
-    """
-    if type(stored) is not bytes:
-        raise JournalCorruptError(path, 0, "the header is not stored as bytes")
-    try:
-        header = load_json(stored)
-    except ValueError as error:
-        raise JournalCorruptError(path, 0, f"the header is not strict JSON ({error})") from None
-    if type(header) is not dict or sorted(header) != _HEADER_KEYS:
-        raise JournalCorruptError(path, 0, f"the header must hold exactly {_HEADER_KEYS}")
-    if header["format"] != FORMAT:
-        raise JournalMismatchError(path, "format", FORMAT, header["format"])
-    problem = journal_header_problem(header)
-    if problem is not None:
-        raise JournalCorruptError(path, 0, f"the header is not in the format: {problem}")
-    return header
-
-
-def check_header_signature(path: str, stored: StoredHeader, key: VerifyingKey) -> None:
-    """Refuse a header the checkpoint key ``key`` did not sign (R-JOURNAL-1)."""
-    if not chain.is_valid_header(stored.body, stored.signature, key):
-        raise JournalCorruptError(
-            path,
-            0,
-            f"its signature does not verify under the checkpoint key {key.key_id}: the header "
-            "was changed, or signed with another key",
-        )
-
-
-def header_key(path: str, header: dict[str, Any], field: str) -> VerifyingKey:
-    """Read a public key of the header."""
-    try:
-        return VerifyingKey(bytes.fromhex(header[field]))
-    except (ValueError, TypeError) as error:
-        raise JournalCorruptError(path, 0, f"{field} is not a usable key ({error})") from None
 
 
 def _check_path(path: str) -> str:

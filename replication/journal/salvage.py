@@ -10,13 +10,23 @@ named; checkpoints cannot be listed, only looked up where one is due
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from replication.journal.errors import JournalCorruptError
 from replication.journal.records import Checkpoint, Row
 
-if TYPE_CHECKING:
-    from replication.journal.store import Store
+
+class Store(Protocol):
+    """What salvage reads through: :class:`~replication.journal.store.Store`, which uses it."""
+
+    path: str
+
+    def _run(
+        self, operation: str, sql: str, parameters: tuple[object, ...] = ()
+    ) -> list[tuple[Any, ...]]: ...
+
+    def checkpoint_at(self, sequence: int) -> Checkpoint | None: ...
+
 
 __all__ = ["LookedUp", "salvage_rows_after"]
 

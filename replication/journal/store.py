@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APPLICATION_ID",
+    "DEFAULT_LOCK_TIMEOUT",
     "SCHEMA_VERSION",
     "Checkpoint",
     "Row",
@@ -82,6 +83,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 3
+#: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
+DEFAULT_LOCK_TIMEOUT = 10.0
 #: "rJNL": marks a SQLite file as a replication journal.
 APPLICATION_ID = 0x724A4E4C
 

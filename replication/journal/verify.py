@@ -24,12 +24,7 @@ from replication.errors import InvalidInputError, InvalidValueError
 from replication.journal import chain
 from replication.journal.codec import contract_fields, contract_from_json
 from replication.journal.errors import JournalCorruptError, JournalMismatchError
-from replication.journal.journal import (
-    DEFAULT_LOCK_TIMEOUT,
-    check_header_signature,
-    header_key,
-    read_header,
-)
+from replication.journal.header import check_header_signature, header_key, read_header
 from replication.journal.replay import ROW_KEYS, Head, Replay
 from replication.journal.schema import canonical_bytes, load_json, step_problem
 from replication.journal.snapshot import (
@@ -38,7 +33,7 @@ from replication.journal.snapshot import (
     make_snapshot,
     snapshot_body,
 )
-from replication.journal.store import StoredHeader, check_path
+from replication.journal.store import DEFAULT_LOCK_TIMEOUT, StoredHeader, check_path
 from replication.journal.stores import JournalStore, is_postgresql_url, open_store
 from replication.model import State
 

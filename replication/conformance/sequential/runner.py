@@ -28,6 +28,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
 from replication.conformance.adapters.calls import (
+    DEFAULT_TIMEOUT,
     CallTimeout,
     ContractViolation,
     RaisedBaseException,
@@ -68,8 +69,6 @@ __all__ = [
 
 #: What ``replication conformance`` checks with no target: the seed facade.
 DEFAULT_TARGET = "replication.conformance.adapters:FacadeImplementation"
-#: Seconds one call into the adapter may take.
-DEFAULT_TIMEOUT = 5.0
 #: Seconds shrinking one divergence may take: two thirds for Hypothesis's
 #: shrinker, the rest (at least ``_MINIMISE_AT_LEAST``) to remove the steps it left.
 DEFAULT_SHRINK_TIME = 10.0

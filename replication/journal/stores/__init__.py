@@ -15,7 +15,8 @@ URL is given.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit, urlunsplit
+
+from replication.journal.stores.location import display_location, is_postgresql_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from replication.journal.store import Checkpoint, Row, Snapshot, StoredHeader
 
 __all__ = ["JournalStore", "display_location", "is_postgresql_url", "open_store"]
-
-_SCHEMES = ("postgresql://", "postgres://")
 
 
 class JournalStore(Protocol):
@@ -103,32 +102,6 @@ class JournalStore(Protocol):
 
     def check_unchanged(self) -> None:
         """Refuse a read made without locks if the storage changed meanwhile."""
-
-
-def is_postgresql_url(location: str) -> bool:
-    """Whether ``location`` names a PostgreSQL database rather than an SQLite file."""
-    return location[:13].lower().startswith(_SCHEMES)
-
-
-def display_location(location: str) -> str:
-    """``location`` as messages may show it: a URL's password replaced by ``***``.
-
-    A journal's location appears in every error it raises; a password in a
-    URL (``postgresql://user:secret@host/db`` or ``?password=``) must not.
-    """
-    if not is_postgresql_url(location):
-        return location
-    parts = urlsplit(location)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, hosts = netloc.rpartition("@")
-        user, has_password, _ = credentials.partition(":")
-        netloc = f"{user}:***@{hosts}" if has_password else netloc
-    query = "&".join(
-        "password=***" if pair.partition("=")[0] == "password" else pair
-        for pair in parts.query.split("&")
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def open_store(

@@ -65,7 +65,7 @@ from replication.journal.store import (
     Snapshot,
     StoredHeader,
 )
-from replication.journal.stores import display_location
+from replication.journal.stores.location import display_location
 from replication.journal.stores.postgres_sql import (
     AFTER,
     AFTER_PARAMETER,
