@@ -58,7 +58,7 @@ from replication.processes import ProcessOrchestrator, probe_isolation  # noqa: 
 from replication.processes import orchestrator as orchestrator_module  # noqa: E402
 from replication.processes import sandbox as sandbox_module  # noqa: E402
 from replication.processes.cgroups import PREFIX  # noqa: E402
-from replication.processes.fences import SANDBOX_UID_BASE  # noqa: E402
+from replication.processes.fences import uid_block  # noqa: E402
 from replication.processes.sandbox import MARKER  # noqa: E402
 
 #: A worker with a child, and a grandchild in a session of its own that ignores SIGTERM.
@@ -116,7 +116,7 @@ def _ours_alive() -> int:
     sandbox markers; the orchestrator is not asked.
     """
     pid = os.getpid()
-    low = SANDBOX_UID_BASE + (pid % 100_000) * 1_000
+    block = uid_block(pid)
     cgroup_name, marker = f"{PREFIX}{pid}-", f"{MARKER}={pid}:".encode()
     count = 0
     for entry in Path("/proc").iterdir():
@@ -129,7 +129,7 @@ def _ours_alive() -> int:
             if state in {"Z", "X"}:
                 continue
             if (
-                low <= uid < low + 1_000
+                uid in block
                 or cgroup_name in (entry / "cgroup").read_text()
                 or any(
                     item.startswith(marker)

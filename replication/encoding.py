@@ -30,7 +30,7 @@ from replication._canonical import (
 )
 
 if TYPE_CHECKING:
-    from replication.model import Manifest
+    from replication._records import Manifest
 
 __all__ = [
     "MANIFEST_PAYLOAD_TYPE",

@@ -50,7 +50,7 @@ from replication._exceptions import (
 )
 
 if TYPE_CHECKING:
-    from replication.model import Event
+    from replication._records import Event
 
 __all__ = [
     "AuditError",

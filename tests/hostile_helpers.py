@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from replication.processes.cgroups import PREFIX
-from replication.processes.fences import SANDBOX_UID_BASE
+from replication.processes.fences import SANDBOX_UID_BASE, uid_block
 from replication.processes.sandbox import MARKER
 from tests.process_helpers import ISOLATION, SANDBOX_PYTHON, bound, wait_until
 
@@ -99,7 +99,7 @@ def survivors(owner: int | None = None) -> dict[int, str]:
     of ``owner``'s sandbox markers. Returns pid -> why it was counted.
     """
     owner = os.getpid() if owner is None else owner
-    low = SANDBOX_UID_BASE + (owner % 100_000) * 1_000
+    block = uid_block(owner)
     cgroup_name = f"{PREFIX}{owner}-"
     marker = f"{MARKER}={owner}:"
     found: dict[int, str] = {}
@@ -114,7 +114,7 @@ def survivors(owner: int | None = None) -> dict[int, str]:
         if fields.get("State", "").strip().startswith(("Z", "X")):
             continue
         uid = int(fields.get("Uid", "0").split()[0])
-        if low <= uid < low + 1_000:
+        if uid in block:
             found[int(entry)] = f"sandbox uid {uid}"
         elif cgroup_name in (_read(f"/proc/{entry}/cgroup") or ""):
             found[int(entry)] = "in a sandbox cgroup"

@@ -1,4 +1,4 @@
-"""The house: imports point one way, and the core never opens a room.
+"""The house: imports point one way, no module is past 600 lines, the core never opens a room.
 
 The import graph is read from each module's source (its AST), not from what a
 run happens to import, so that an import inside a function or under
@@ -10,6 +10,7 @@ way to break it is to move the type, not to hide the import).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,21 @@ import pytest
 import replication
 
 PACKAGE = Path(replication.__file__).parent
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 #: The core: the model, the pure transitions and what they are made of.
 CORE = {
     "_canonical",
+    "_containers",
     "_ed25519",
     "_exceptions",
     "_files",
     "_frozen",
+    "_issuing",
+    "_kill_switch",
+    "_liveness",
+    "_outcome",
+    "_records",
     "_validation",
     "decisions",
     "encoding",
@@ -39,6 +47,7 @@ CORE = {
 }
 #: The facade: the older, imperative API over the core, and the command line.
 FACADE = {
+    "_committing",
     "cli",
     "clock",
     "commandline",
@@ -53,8 +62,10 @@ FACADE = {
 #: The rooms: each capability a folder of its own, which the core never imports.
 ROOMS = {"conformance", "explore", "journal", "processes"}
 #: The only doors from the facade into a room: the command line opens every room,
-#: and the controller takes a journal (``Controller(journal=...)``).
+#: and the controller takes a journal (``Controller(journal=...)``), which its
+#: committing part writes to.
 DOORS = {
+    ("_committing", "journal"),
     ("cli", "conformance"),
     ("cli", "explore"),
     ("cli", "journal"),
@@ -64,6 +75,7 @@ DOORS = {
 #: The rooms that use another: the explorer's tour and the process backend drive
 #: adapters through the kit's adapter pieces.
 ROOM_TO_ROOM = {("explore", "conformance"), ("processes", "conformance")}
+LONGEST = 600
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -223,6 +235,12 @@ class TestImports:
         found = circles(GRAPH)
         assert found == [], "\n\n".join(describe(GRAPH, circle) for circle in found)
 
+    def test_no_import_circle_in_the_benchmarks(self):
+        """The benchmarks' modules import one way too (bench.py on top, config.py below)."""
+        graph = import_graph(PACKAGE.parent / "benchmarks")
+        found = circles(graph)
+        assert found == [], "\n\n".join(describe(graph, circle) for circle in found)
+
     def test_the_layer_lists_cover_every_top_level_module(self):
         """Every top-level module is classified as core or facade, every folder as a room."""
         modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
@@ -272,3 +290,72 @@ class TestImports:
             and any(room_of(target) == "processes" for target in targets)
         }
         assert {"replication.cli"} == importers
+
+
+class TestModuleSize:
+    """Every module stays within 600 lines: past that, it holds two concepts."""
+
+    def test_no_module_over_600_lines(self):
+        """No module of ``replication`` is longer than 600 lines."""
+        lengths = {
+            path.relative_to(PACKAGE.parent).as_posix(): len(
+                path.read_text(encoding="utf-8").splitlines()
+            )
+            for path in PACKAGE.rglob("*.py")
+        }
+        assert {path: length for path, length in lengths.items() if length > LONGEST} == {}
+
+
+def floor_plan(text: str) -> set[str]:
+    """Return every path the floor plan of docs/architecture.md names (``replication/x/``).
+
+    The plan is the ``text`` block after the "The floor plan" heading: a tree
+    whose entries are indented four characters per level, each entry's first
+    word a file or a folder (ending in ``/``).
+    """
+    block = text.split("## The floor plan", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    named: set[str] = set()
+    path: list[str] = []
+    for line in block.splitlines():
+        match = re.match(r"([│├└─ ]*)(\S+)", line)
+        assert match is not None, f"not an entry of the floor plan: {line!r}"
+        drawing, name = match.groups()
+        path = [*path[: len(drawing) // 4], name]
+        named.add("".join(path))
+    return named
+
+
+class TestTheFloorPlan:
+    """docs/architecture.md draws the package as it is: it cannot go stale unseen."""
+
+    def test_the_plan_is_read_as_drawn(self):
+        """A nested entry is read under the folder above it."""
+        text = (
+            "## The floor plan\n\n```text\nreplication/\n├── a.py   one\n"
+            "└── room/       two\n    └── seam/    three\n```\n"
+        )
+        assert floor_plan(text) == {
+            "replication/",
+            "replication/a.py",
+            "replication/room/",
+            "replication/room/seam/",
+        }
+
+    def test_everything_named_exists(self):
+        """Every module and folder the plan names is in the package."""
+        named = floor_plan(ARCHITECTURE.read_text(encoding="utf-8"))
+        assert sorted(path for path in named if not (PACKAGE.parent / path).exists()) == []
+
+    def test_every_folder_and_top_level_module_is_named(self):
+        """Every sub-package, and every module at the top of the package, is in the plan."""
+        named = floor_plan(ARCHITECTURE.read_text(encoding="utf-8"))
+        packages = {
+            init.parent.relative_to(PACKAGE.parent).as_posix() + "/"
+            for init in PACKAGE.rglob("__init__.py")
+        }
+        modules = {
+            path.relative_to(PACKAGE.parent).as_posix()
+            for path in PACKAGE.glob("*.py")
+            if path.stem not in {"__init__", "__main__"}
+        }
+        assert sorted((packages | modules) - named) == []

@@ -488,8 +488,8 @@ class TestOrchestratorDeath:
         self, orchestrators, tmp_path
     ):
         """Processes left in the cgroups of an orchestrator that died (here: weaker isolation,
-        no parent-death signal, no state file) are found from the cgroup names and killed by
-        the next orchestrator's construction (R-PROC-15)."""
+        no parent-death signal, no state file, its watchdog killed first) are found from the
+        cgroup names and killed by the next orchestrator's construction (R-PROC-15)."""
         from tests.test_process_faults import RECORDING_ORCHESTRATOR
 
         script = RECORDING_ORCHESTRATOR.format(
@@ -503,6 +503,11 @@ class TestOrchestratorDeath:
             assert len(json.loads(predecessor.stdout.readline())) == 3
             wait_until(lambda: len(survivors(predecessor.pid)) >= 3 * 3)
             left = [psutil.Process(pid) for pid in survivors(predecessor.pid)]
+            # Its watchdog would kill them as the predecessor dies (R-PROC-15): SIGKILL it
+            # first, as the machine's OOM killer might, to leave them to the successor.
+            for child in psutil.Process(predecessor.pid).children():
+                if any(part.endswith("watchdog.py") for part in child.cmdline()):
+                    child.kill()
             predecessor.send_signal(signal.SIGKILL)
             predecessor.wait()
             assert all(process.is_running() for process in left)  # nothing took them with it

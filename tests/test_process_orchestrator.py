@@ -86,7 +86,14 @@ class TestIsolation:
         ("switched_off", "named"),
         [
             ({"seccomp": False}, ["seccomp filter"]),
-            ({"cgroups": False}, ["cgroup limits on memory and processes", "cgroup freezer"]),
+            (
+                {"cgroups": False},
+                [
+                    "cgroup limits on memory and processes",
+                    "cgroup freezer",
+                    "orchestrator watchdog",
+                ],
+            ),
             (
                 {"pid_namespace": False},
                 ["bubblewrap sandbox", "user namespace (unprivileged host uid)", "pid namespace"],

@@ -82,3 +82,28 @@ def test_the_seed_import_paths_work():
     from replication.orchestrator import ContainerRecord, SandboxOrchestrator  # noqa: F401
     from replication.signer import ManifestSigner  # noqa: F401
     from replication.worker import Worker  # noqa: F401
+
+
+def test_the_kits_module_paths_from_before_its_grouping_still_work():
+    """Adapters and printed programs written against the flat kit still import the same objects."""
+    from replication.conformance import adapters, concurrent, vectors
+    from replication.conformance.adapter import Denied, ReferenceImplementation
+    from replication.conformance.jsonforms import manifest_to_json
+    from replication.conformance.machine import differential_machine
+    from replication.conformance.preflight import load_factory
+    from replication.conformance.runner import run_conformance
+    from replication.conformance.sequential import machine, runner
+    from replication.conformance.vectors import jsonforms
+
+    assert (Denied, ReferenceImplementation, load_factory) == (
+        adapters.Denied,
+        adapters.ReferenceImplementation,
+        adapters.load_factory,
+    )
+    assert (differential_machine, run_conformance, manifest_to_json) == (
+        machine.differential_machine,
+        runner.run_conformance,
+        jsonforms.manifest_to_json,
+    )
+    assert concurrent.run_concurrent is concurrent.runner.run_concurrent
+    assert vectors.check_vectors is vectors.check.check_vectors

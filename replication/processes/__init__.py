@@ -20,7 +20,7 @@ line imports it. Its modules, from the kernel up:
 * :mod:`~replication.processes.demo` - ``replication demo --processes``.
 
 specs/08-process-backend.md states what it guarantees against a hostile worker
-(the threat model, R-PROC-1 to R-PROC-16).
+(the threat model, R-PROC-1 to R-PROC-17).
 """
 
 from replication.processes.errors import (

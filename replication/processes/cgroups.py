@@ -29,7 +29,10 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "PREFIX",
@@ -115,9 +118,12 @@ def sweep_orphans(roots: dict[str, str], *, version: int, timeout: float = 10.0)
     for controller, root in roots.items():
         for parent in _find_owned(Path(root)):
             orphans.append(parent)
-            for child in parent.iterdir():
-                if child.is_dir():
-                    paths.setdefault((parent.name, child.name), {})[controller] = child
+            # Another sweeper (the dead orchestrator's watchdog, or another successor) may
+            # be removing it now: what is gone has nothing left to kill.
+            with _unless_gone():
+                for child in parent.iterdir():
+                    if child.is_dir():
+                        paths.setdefault((parent.name, child.name), {})[controller] = child
     killed: dict[str, int] = {}
     workers = [CgroupSet(version, found) for found in paths.values()]
     deadline = time.monotonic() + timeout
@@ -140,6 +146,16 @@ def sweep_orphans(roots: dict[str, str], *, version: int, timeout: float = 10.0)
         with contextlib.suppress(OSError):
             parent.rmdir()
     return killed
+
+
+@contextlib.contextmanager
+def _unless_gone() -> Iterator[None]:
+    """Ignore a cgroup removed while it was used: gone (ENOENT), or dead but open (ENODEV)."""
+    try:
+        yield
+    except OSError as error:
+        if not isinstance(error, FileNotFoundError) and error.errno != errno.ENODEV:
+            raise
 
 
 def _find_owned(root: Path) -> list[Path]:
@@ -256,7 +272,7 @@ class CgroupSet:
         """Every process in these cgroups now."""
         found: set[int] = set()
         for procs in self.procs_files:
-            with contextlib.suppress(FileNotFoundError):
+            with _unless_gone():
                 found.update(int(pid) for pid in procs.read_text(encoding="ascii").split())
         return found
 
@@ -265,7 +281,7 @@ class CgroupSet:
         if self.version != 2:
             return False
         for directory in self.directories:
-            with contextlib.suppress(FileNotFoundError):
+            with _unless_gone():
                 (directory / "cgroup.kill").write_text("1", encoding="ascii")
         return True
 
@@ -284,7 +300,7 @@ class CgroupSet:
             target = self.directories[0] / "cgroup.freeze" if self.directories else None
             value = "1" if frozen else "0"
         if target is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with _unless_gone():
                 target.write_text(value, encoding="ascii")
 
     def kill_all(self) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,11 @@ __all__ = [
     "JOIN_FAILED",
     "SANDBOX_UID_BASE",
     "SCRATCH",
+    "UIDS_PER_PROCESS",
     "bwrap_argv",
     "next_sandbox_uid",
+    "release_sandbox_uid",
+    "uid_block",
     "wrapper_argv",
 ]
 
@@ -43,12 +47,15 @@ SCRATCH = "/scratch"
 JOIN_FAILED = 125
 #: Open files a worker may hold (RLIMIT_NOFILE).
 _MAX_OPEN_FILES = 1024
+#: The unit of the shell's ``ulimit -f``.
+_FILE_BLOCK = 512
 
 #: Joins the cgroups named by its arguments (their count first), sets the rlimits
-#: (no core dump, open files, processes of its uid), then becomes the rest.
+#: (no core dump, open files, processes of its uid, file size in 512-byte blocks: dash's
+#: unit), then becomes the rest.
 _WRAPPER = (
     'n=$1; shift; while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n - 1)); done; '
-    'ulimit -c 0 && ulimit -n "$1" && ulimit -p "$2" || exit 125; shift 2; '
+    'ulimit -c 0 && ulimit -n "$1" && ulimit -p "$2" && ulimit -f "$3" || exit 125; shift 3; '
     'exec "$@"'
 )
 #: Top-level directories that are symbolic links into /usr on a merged-/usr system,
@@ -62,23 +69,62 @@ _ETC = (
 #: Read too when the worker keeps the network (name resolution).
 _ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf", "/etc/ssl")
 
+#: Host uids per orchestrator process: the blocks of two pids never meet, up to the largest
+#: pid Linux allows (2**22), and the last one ends below 2**32 - 1 (no uid).
+UIDS_PER_PROCESS = 600
+_PID_LIMIT = 1 << 22
+
 _serials = itertools.count(1)
+#: The uids of this process's sandboxes that may still have a process: never given twice.
+_in_use: set[int] = set()
+_uid_lock = threading.Lock()
+
+
+def uid_block(pid: int) -> range:
+    """Return the host uids the sandboxes of orchestrator process ``pid`` get (no other pid's)."""
+    start = SANDBOX_UID_BASE + (pid % _PID_LIMIT) * UIDS_PER_PROCESS
+    return range(start, start + UIDS_PER_PROCESS)
 
 
 def next_sandbox_uid() -> int:
     """Return a host uid for the next worker: its own, unprivileged, unlikely to be anyone's.
 
-    Distinct per worker of this process (so ``RLIMIT_NPROC``, counted per uid,
-    is per worker) and, with the process id in it, across orchestrator processes.
+    From this process's block (so distinct from every other live orchestrator
+    process's) and never one still held by a sandbox of this process (so
+    ``RLIMIT_NPROC``, counted per uid, is per worker); release it with
+    :func:`release_sandbox_uid` once the sandbox is confirmed dead. Raises
+    ``RuntimeError`` if all :data:`UIDS_PER_PROCESS` are held.
     """
-    return SANDBOX_UID_BASE + (os.getpid() % 100_000) * 1_000 + next(_serials) % 1_000
+    block = uid_block(os.getpid())
+    with _uid_lock:
+        for _ in range(UIDS_PER_PROCESS):
+            uid = block[next(_serials) % UIDS_PER_PROCESS]
+            if uid not in _in_use:
+                _in_use.add(uid)
+                return uid
+    message = f"all {UIDS_PER_PROCESS} sandbox uids of this process are held by live sandboxes"
+    raise RuntimeError(message)
 
 
-def wrapper_argv(procs_files: Sequence[str], *, max_tasks: str, then: Sequence[str]) -> list[str]:
-    """Return the root shell that joins the cgroups, sets the rlimits, then execs ``then``."""
+def release_sandbox_uid(uid: int) -> None:
+    """Let :func:`next_sandbox_uid` give ``uid`` again (its sandbox is confirmed dead)."""
+    with _uid_lock:
+        _in_use.discard(uid)
+
+
+def wrapper_argv(
+    procs_files: Sequence[str], *, max_tasks: str, max_file_bytes: int, then: Sequence[str]
+) -> list[str]:
+    """Return the root shell that joins the cgroups, sets the rlimits, then execs ``then``.
+
+    ``max_file_bytes`` becomes ``RLIMIT_FSIZE`` (rounded down to whole 512-byte blocks, at
+    least one): the largest file the worker may write or allocate, its output log on the
+    host included, so that it cannot fill the host's disk (R-PROC-17).
+    """
+    blocks = max(1, max_file_bytes // _FILE_BLOCK)
     return [
         "/bin/sh", "-c", _WRAPPER, "sh", str(len(procs_files)), *procs_files,
-        str(_MAX_OPEN_FILES), max_tasks, *then,
+        str(_MAX_OPEN_FILES), max_tasks, str(blocks), *then,
     ]  # fmt: skip
 
 

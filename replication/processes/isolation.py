@@ -90,6 +90,9 @@ class Isolation:
             "seccomp filter": self.seccomp,
             "cgroup limits on memory and processes": self.controllers >= REQUIRED_CONTROLLERS,
             "cgroup freezer": self.freezer,
+            # The watchdog kills through the cgroups: without them, only the parent-death
+            # signal ties workers to the orchestrator, and a worker can clear it (R-PROC-15).
+            "orchestrator watchdog": bool(self.controllers),
         }
         return tuple(name for name, present in fences.items() if not present)
 

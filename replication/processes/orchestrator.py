@@ -15,13 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
-import subprocess
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import immutables
 
@@ -44,28 +42,30 @@ from replication.processes.errors import (
     LaunchError,
     ProcessBackendError,
 )
-from replication.processes.fences import next_sandbox_uid
+from replication.processes.fences import next_sandbox_uid, release_sandbox_uid
 from replication.processes.isolation import Isolation, cached_isolation, cgroup_roots
 from replication.processes.sandbox import (
-    WORKER_PATH,
     Sandbox,
     kill_sandboxes,
     live_members,
     start_sandbox,
 )
 from replication.processes.statefile import StateFile, process_identity, recover
+from replication.processes.watchdog import Watchdog
 from replication.processes.workers import (
     WeakerIsolationWarning,
     WorkerStatus,
     absolute_paths,
     cgroup_breach,
     command_from_snapshot,
+    output_stream,
     process_breach,
+    resolve_program,
     subreaper,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from replication.clock import Clock
     from replication.model import ContainerRecord, Manifest
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from replication.processes.statefile import Record
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PROCESSES",
     "ProcessOrchestrator",
     "WeakerIsolationWarning",
@@ -82,6 +83,8 @@ __all__ = [
 
 #: Tasks (processes and threads) a worker may hold at once, unless told otherwise.
 DEFAULT_MAX_PROCESSES = 64
+#: The largest file a worker may write, its output log on the host included (RLIMIT_FSIZE).
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 #: The sandbox's own tasks in the worker's cgroups and uid: bwrap and its init (pid 1).
 _SANDBOX_TASKS = 2
 #: RLIMIT_NPROC, the second fence, sits this far above the cgroup's pids.max, so that the
@@ -100,11 +103,14 @@ class ProcessOrchestrator(SandboxOrchestrator):
     records the sandboxes, and at construction kills those a previous
     orchestrator left there; ``kill_timeout`` is how long a kill waits for the
     kernel's confirmation; ``output`` is a directory for each worker's
-    stdout and stderr (default: discarded); ``read_only`` names host paths
+    stdout and stderr (default: discarded), and ``max_file_bytes`` the largest
+    file a worker may write there or anywhere (``RLIMIT_FSIZE``, so that a
+    worker cannot fill the host's disk); ``read_only`` names host paths
     bound read-only inside every sandbox, beside ``/usr`` (a program outside
     them is refused at launch). Construction also kills whatever is left in
-    the cgroups of orchestrators that died (R-PROC-15). Call :meth:`close` (or
-    use ``with``) to kill whatever still runs.
+    the cgroups of orchestrators that died, and a watchdog process kills this
+    one's workers if this process dies (R-PROC-15). Call :meth:`close` (or use
+    ``with``) to kill whatever still runs.
     """
 
     def __init__(
@@ -120,9 +126,11 @@ class ProcessOrchestrator(SandboxOrchestrator):
         kill_timeout: float = 10.0,
         output: str | os.PathLike[str] | None = None,
         read_only: Sequence[str] = (),
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         super().__init__(logger, clock=clock)
         self.max_processes = v.check_int("max_processes", max_processes, minimum=1)
+        self.max_file_bytes = v.check_int("max_file_bytes", max_file_bytes, minimum=512)
         self.kill_timeout = v.check_number("kill_timeout", kill_timeout, minimum=0, inclusive=False)
         accept_weaker = v.check_bool("accept_weaker_isolation", accept_weaker_isolation)
         if launcher is not None and not callable(launcher):
@@ -144,9 +152,14 @@ class ProcessOrchestrator(SandboxOrchestrator):
         #: marker -> worker id of every sandbox ever started here (for INV-PROCESSES).
         self._markers: dict[str, str] = {}
         self._records: dict[str, Record] = {}
+        #: worker id -> its host uid, held until its death is confirmed (R-PROC-10).
+        self._uids: dict[str, int] = {}
         #: Workers whose death the kernel did not confirm, kept to retry: no launch until it does.
         self._unconfirmed: dict[str, Sandbox] = {}
         self._retrier: threading.Thread | None = None
+        #: Kills the workers when this process dies, however (R-PROC-15); started at the
+        #: first launch with cgroups, stopped by a close() that confirmed every death.
+        self._watchdog: Watchdog | None = None
         self._closed = False
         self._serial = 0
         self._state_file = StateFile(Path(state_file)) if state_file is not None else None
@@ -293,6 +306,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
     def _forget(self, worker_id: str) -> None:
         sandbox = self._sandboxes.pop(worker_id)
         self._records.pop(worker_id, None)
+        if worker_id in self._uids:
+            release_sandbox_uid(self._uids.pop(worker_id))
         if sandbox.cgroups is not None:
             with contextlib.suppress(OSError):
                 sandbox.cgroups.remove()
@@ -327,11 +342,19 @@ class ProcessOrchestrator(SandboxOrchestrator):
         name = f"{self._serial}-{sanitize(worker_id)}"
         marker = f"{os.getpid()}:{self.token}:{self._serial}"
         cgroups = self._cgroups(worker_id, name, manifest)
+        if cgroups is not None and self._watchdog is None:
+            try:
+                self._watchdog = Watchdog(cgroups.version, list(self._parents.values()))
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    cgroups.remove()
+                raise LaunchError(worker_id, f"cannot start the watchdog: {error}") from error
         self._records[worker_id] = {"marker": marker, "cgroups": _dirs(cgroups)}
         self._markers[marker] = worker_id
         self._save()  # before the start: a crash in between still leaves a trace to sweep
         try:
-            with self._output(name) as output:
+            self._uids[worker_id] = uid = next_sandbox_uid()
+            with output_stream(self.output, name) as output:
                 sandbox = start_sandbox(
                     worker_id,
                     marker,
@@ -339,15 +362,18 @@ class ProcessOrchestrator(SandboxOrchestrator):
                     bwrap=self.isolation.bwrap,
                     setpriv=self.isolation.setpriv,
                     seccomp=self.isolation.seccomp,
-                    uid=next_sandbox_uid(),
+                    uid=uid,
                     isolate_network=self._isolates_network(manifest),
                     read_only=self.read_only,
                     cgroups=cgroups,
                     max_tasks=self.max_processes + _SANDBOX_TASKS + _RLIMIT_MARGIN,
+                    max_file_bytes=self.max_file_bytes,
                     output=output,
                 )
         except (OSError, RuntimeError) as error:
             self._records.pop(worker_id, None)
+            if worker_id in self._uids:
+                release_sandbox_uid(self._uids.pop(worker_id))
             if cgroups is not None:
                 with contextlib.suppress(OSError):
                     cgroups.remove()
@@ -370,23 +396,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             argv = [str.__str__(part) for part in self.launcher(manifest)]
         except Exception as error:  # a launcher is user code: whatever it raises, fail closed
             raise LaunchError(worker_id, f"no command: {error!r}") from error
-        if not argv:
-            raise LaunchError(worker_id, "the launcher returned an empty command")
-        program = shutil.which(argv[0], path=WORKER_PATH)
-        if program is None:
-            raise LaunchError(worker_id, f"{argv[0]!r} is not an executable on {WORKER_PATH}")
-        if not self._weaker and not self._visible(program):
-            raise LaunchError(
-                worker_id,
-                f"{program!r} is not inside the sandbox's read-only view (/usr, /bin, /lib*, "
-                f"and read_only={list(self.read_only)})",
-            )
-        return [program, *argv[1:]]
-
-    def _visible(self, program: str) -> bool:
-        resolved = Path(program).resolve()
-        roots = [Path("/usr"), *(Path(path).resolve() for path in self.read_only)]
-        return any(resolved.is_relative_to(root) for root in roots)
+        return resolve_program(worker_id, argv, read_only=None if self._weaker else self.read_only)
 
     def _isolates_network(self, manifest: Manifest) -> bool:
         """No network unless the policy allows external egress (R-PROC-2)."""
@@ -415,15 +425,6 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 cgroups.remove()
             raise LaunchError(worker_id, f"the kernel refused its limits: {error}") from error
         return cgroups
-
-    @contextlib.contextmanager
-    def _output(self, name: str) -> Iterator[IO[bytes] | int]:
-        if self.output is None:
-            yield subprocess.DEVNULL
-            return
-        self.output.mkdir(parents=True, exist_ok=True)
-        with (self.output / f"{name}.log").open("ab") as stream:
-            yield stream
 
     def _save(self) -> None:
         if self._state_file is not None:
@@ -501,9 +502,10 @@ class ProcessOrchestrator(SandboxOrchestrator):
                 return None
             members = self._members(sandbox)
             usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
-            # The supervisor exits as soon as the worker's main process has (bwrap
-            # passes its status on): its exit is the worker's, status and all.
-            exit_status = sandbox.supervisor.poll()
+            # The supervisor exits as soon as the worker's main process has (bwrap passes
+            # its status on), but it learns both from the sandbox's init, which the worker
+            # can rewrite: only the init's pidfd, the kernel's word, makes it final.
+            exit_status = sandbox.supervisor.poll() if sandbox.exited else None
             state = "running" if exit_status is None else "exited"
             return WorkerStatus(
                 worker_id=worker_id,
@@ -569,6 +571,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
             if survivors:
                 raise KillUnconfirmed(survivors)
             self._closed = True
+            if self._watchdog is not None:
+                self._watchdog.stop()
+                self._watchdog = None
             if self._subreaping:
                 self._subreaping = False
                 subreaper.release()

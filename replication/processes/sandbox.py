@@ -135,6 +135,7 @@ def start_sandbox(
     read_only: Sequence[str] = (),
     cgroups: CgroupSet | None,
     max_tasks: int,
+    max_file_bytes: int,
     output: IO[bytes] | int,
 ) -> Sandbox:
     """Start ``argv`` in a new sandbox; raise ``OSError`` or ``RuntimeError`` if it cannot.
@@ -143,7 +144,8 @@ def start_sandbox(
     ``None`` (weaker isolation: a session and process group of its own, no
     namespaces); ``setpriv`` drops to ``uid`` first (when the orchestrator is
     root); ``seccomp`` installs the filter; ``isolate_network`` gives it a
-    network namespace of its own; ``max_tasks`` is its ``RLIMIT_NPROC``.
+    network namespace of its own; ``max_tasks`` is its ``RLIMIT_NPROC``, ``max_file_bytes``
+    its ``RLIMIT_FSIZE``.
     """
     procs = [str(path) for path in cgroups.procs_files] if cgroups else []
     weaker = bwrap is None
@@ -158,9 +160,11 @@ def start_sandbox(
             inner = bwrap_argv(bwrap=bwrap, setpriv=setpriv, uid=uid, network=not isolate_network,
                                seccomp_fd=fd, read_only=read_only, argv=argv)  # fmt: skip
             tasks = str(max_tasks) if setpriv is not None else kept
-            command = wrapper_argv(procs, max_tasks=tasks, then=inner)
+            command = wrapper_argv(procs, max_tasks=tasks, max_file_bytes=max_file_bytes,
+                                   then=inner)  # fmt: skip
         else:
-            command = wrapper_argv(procs, max_tasks=kept, then=argv)
+            command = wrapper_argv(procs, max_tasks=kept, max_file_bytes=max_file_bytes,
+                                   then=argv)  # fmt: skip
         supervisor = subprocess.Popen(  # noqa: S603 - argv built above, no shell string from input
             command,
             stdin=subprocess.DEVNULL,

@@ -22,9 +22,16 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import platform
 import tempfile
 
-__all__ = ["DENIED_SYSCALLS", "SeccompUnavailable", "compiled_filter", "filter_fd"]
+__all__ = [
+    "DENIED_SYSCALLS",
+    "NEWER_SYSCALLS",
+    "SeccompUnavailable",
+    "compiled_filter",
+    "filter_fd",
+]
 
 #: Every call the filter refuses with ``EPERM``, by name.
 DENIED_SYSCALLS = (
@@ -45,6 +52,12 @@ DENIED_SYSCALLS = (
     "io_uring_setup", "io_uring_enter", "io_uring_register",
 )  # fmt: skip
 
+#: Calls newer than some libseccomp releases (2.5 knows no ``open_tree_attr``, Linux 6.15):
+#: refused by number where the library cannot name them, on the architectures that share
+#: the kernel's unified numbering of new calls (from 424 on).
+NEWER_SYSCALLS = {"open_tree_attr": 467}
+_UNIFIED_NUMBERING = frozenset({"x86_64", "aarch64"})
+
 #: ``clone`` flags that make a namespace: refused (``unshare`` and ``setns`` are refused above).
 _NAMESPACE_FLAGS = (
     0x00020000  # CLONE_NEWNS
@@ -58,6 +71,8 @@ _NAMESPACE_FLAGS = (
 #: Terminal ioctls that push input into another process's terminal.
 _TIOCSTI = 0x5412
 _TIOCLINUX = 0x541C
+#: The part of a 64-bit argument that the kernel keeps when the call declares it an ``int``.
+_LOW_32_BITS = 0xFFFF_FFFF
 
 
 class SeccompUnavailable(RuntimeError):  # noqa: N818 - it names a state, like the backend's errors
@@ -80,12 +95,19 @@ def compiled_filter() -> bytes:
         deny = seccomp.ERRNO(errno.EPERM)
         for name in DENIED_SYSCALLS:
             rules.add_rule(deny, name)
+        for name, number in NEWER_SYSCALLS.items():
+            if seccomp.resolve_syscall(seccomp.Arch.NATIVE, name) >= 0:
+                rules.add_rule(deny, name)
+            elif platform.machine() in _UNIFIED_NUMBERING:
+                rules.add_rule(deny, number)
         for bit in range(32):
             if _NAMESPACE_FLAGS & (1 << bit):
                 rules.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, 1 << bit, 1 << bit))
         rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
         for request in (_TIOCSTI, _TIOCLINUX):
-            rules.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.EQ, request))
+            # The kernel reads ioctl's request as a 32-bit int, the filter sees 64 bits: match
+            # the low half only, or the request with a high bit set (0x1_0000_5412) slips past.
+            rules.add_rule(deny, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, _LOW_32_BITS, request))
         with tempfile.TemporaryFile() as out:
             rules.export_bpf(out)
             out.seek(0)

@@ -8,8 +8,11 @@ its lifecycle.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import attrs
 import psutil
@@ -17,10 +20,11 @@ import psutil
 from replication._frozen import FrozenList
 from replication._validation import immutable
 from replication.errors import InvalidTypeError, InvalidValueError
-from replication.processes.sandbox import set_child_subreaper
+from replication.processes.errors import LaunchError
+from replication.processes.sandbox import WORKER_PATH, set_child_subreaper
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from replication.model import Manifest
     from replication.processes.cgroups import Usage
@@ -31,7 +35,9 @@ __all__ = [
     "absolute_paths",
     "cgroup_breach",
     "command_from_snapshot",
+    "output_stream",
     "process_breach",
+    "resolve_program",
     "subreaper",
 ]
 
@@ -80,6 +86,42 @@ def command_from_snapshot(manifest: Manifest) -> list[str]:
     if len(argv) != len(command):
         raise InvalidTypeError("state_snapshot['command']", "a list of strings", command)
     return argv
+
+
+def resolve_program(
+    worker_id: str, argv: list[str], *, read_only: Sequence[str] | None
+) -> list[str]:
+    """Return ``argv`` with its program found on the worker's ``PATH``; else ``LaunchError``.
+
+    With a sandbox (``read_only`` not ``None``) the program must lie inside its
+    read-only view: ``/usr`` or one of the ``read_only`` paths (R-PROC-2).
+    """
+    if not argv:
+        raise LaunchError(worker_id, "the launcher returned an empty command")
+    program = shutil.which(argv[0], path=WORKER_PATH)
+    if program is None:
+        raise LaunchError(worker_id, f"{argv[0]!r} is not an executable on {WORKER_PATH}")
+    if read_only is not None:
+        resolved = Path(program).resolve()
+        roots = [Path("/usr"), *(Path(path).resolve() for path in read_only)]
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise LaunchError(
+                worker_id,
+                f"{program!r} is not inside the sandbox's read-only view (/usr, /bin, /lib*, "
+                f"and read_only={list(read_only)})",
+            )
+    return [program, *argv[1:]]
+
+
+@contextlib.contextmanager
+def output_stream(directory: Path | None, name: str) -> Iterator[IO[bytes] | int]:
+    """Yield a worker's stdout and stderr: ``directory/name.log`` (appended), or discarded."""
+    if directory is None:
+        yield subprocess.DEVNULL
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{name}.log").open("ab") as stream:
+        yield stream
 
 
 def absolute_paths(field: str, paths: Sequence[str]) -> tuple[str, ...]:
