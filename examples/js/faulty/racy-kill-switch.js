@@ -19,7 +19,7 @@ System.prototype.kill_switch = function () {
       registered.forEach((workerId) => this.registry.delete(workerId));
       this.killSwitch = true;
       resolve({});
-    }, 2);
+    }, 30);
   });
 };
 
