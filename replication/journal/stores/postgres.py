@@ -30,17 +30,8 @@ again, while the lock makes them wait their turn, once.
 
 Failures (R-STORE-3): every psycopg error becomes a
 :class:`~replication.journal.errors.JournalError` naming the operation and
-the SQLSTATE (or ``connection`` when the server cannot be reached): the lock
-not obtained within ``lock_timeout`` (55P03) is ``JournalLockedError``; a full
-disk (53100) ``JournalFullError``; a connection cut (the server stopped or
-restarted, ``pg_terminate_backend``, the network), a statement timeout
-(57014), a serialization failure (40001) or a deadlock (40P01)
-``JournalUnavailableError``. A connection that failed is closed and made again
-by the next transaction. A host cut off while it holds the lock is ended by
-the server after ``idle_in_transaction_session_timeout`` (set to
-``lock_timeout`` unless the server or the URL sets one), so the others wait
-at most that long; a host whose server went silent gives up after TCP
-keepalives and ``tcp_user_timeout`` (a few seconds).
+the SQLSTATE, or ``connection`` (:func:`~replication.journal.stores.postgres_sql.translate`);
+a connection that failed is closed and made again by the next transaction.
 """
 
 from __future__ import annotations
@@ -76,6 +67,7 @@ from replication.journal.stores.postgres_sql import (
     KEEPALIVES,
     META_KEYS,
     check_described,
+    configure_session,
     found_objects,
     is_cut,
     key,
@@ -87,6 +79,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["PostgresStore"]
+
+_BATCH = 2000  # rows a reader fetches from the server at a time
 
 
 class PostgresStore:
@@ -141,24 +135,8 @@ class PostgresStore:
         return connection
 
     def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
-        milliseconds = max(1, round(self.lock_timeout * 1000))
-        # Durability is not the server's choice: every commit waits for its WAL flush.
-        connection.execute("SET synchronous_commit = on")
-        connection.execute(f"SET lock_timeout = {milliseconds}")
-        for setting, value in (
-            ("idle_in_transaction_session_timeout", milliseconds),
-            ("statement_timeout", 6 * milliseconds),
-        ):
-            # A timeout the server, the role or the URL sets stays; none gets ours.
-            row = connection.execute(
-                "SELECT setting FROM pg_settings WHERE name = %s", (setting,)
-            ).fetchone()
-            if row is not None and row[0] == "0":
-                connection.execute(f"SET {setting} = {value}")
-        row = connection.execute(
-            "SELECT oid::bigint FROM pg_namespace WHERE nspname = current_schema()"
-        ).fetchone()
-        if row is None:
+        namespace = configure_session(connection, self.lock_timeout)
+        if namespace is None:
             raise JournalUnavailableError(
                 self.path,
                 "configure the session",
@@ -166,7 +144,7 @@ class PostgresStore:
                 "no schema of the search_path exists: create one, or name one in the URL "
                 "(options=-csearch_path=NAME)",
             )
-        self._namespace = int(row[0])
+        self._namespace = namespace
 
     def _execute(
         self,
@@ -449,6 +427,9 @@ class PostgresStore:
         if pending is not None and pending[0] == sequence:
             yield from pending[1]
             return
+        if self.read_only and self.in_transaction:
+            yield from self._stream_rows_after(sequence)
+            return
         for stored, body, digest in self._execute(
             f"read the rows after {sequence}",
             "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s ORDER BY sequence",
@@ -456,14 +437,46 @@ class PostgresStore:
         ):
             yield Row(int(stored), bytes(body), str(digest))
 
+    def _stream_rows_after(self, sequence: int) -> Iterator[Row]:
+        """Yield the rows after ``sequence`` through a server-side cursor, a batch at a time.
+
+        For a reader (``journal verify|show|export|copy``) in its read-only
+        snapshot: a journal of millions of rows is never all in memory.
+        """
+        connection = self._connect()
+        try:
+            with connection.cursor(name="journal_rows_after") as cursor:
+                cursor.itersize = _BATCH
+                cursor.execute(
+                    "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s "
+                    "ORDER BY sequence",
+                    (sequence,),
+                )
+                for stored, body, digest in cursor:
+                    yield Row(int(stored), bytes(body), str(digest))
+        except psycopg.Error as error:
+            self._fail(f"read the rows after {sequence}", error)
+
     def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
         """Return the checkpoints after ``sequence`` by the row they cover.
 
         The rows after ``sequence`` are read by the same statement, so that
         both are one snapshot even outside a transaction (the read ahead of
-        the lock), and kept for the :meth:`rows_after` that follows.
+        the lock), and kept for the :meth:`rows_after` that follows. A reader
+        in its read-only snapshot reads only the checkpoints here, and streams
+        the rows (:meth:`_stream_rows_after`).
         """
         del interval  # every checkpoint can be listed: nothing here is damaged storage
+        if self.read_only and self.in_transaction:
+            return {
+                int(stored): Checkpoint(int(stored), bytes(body), str(signature))
+                for stored, body, signature in self._execute(
+                    f"read the checkpoints after {sequence}",
+                    "SELECT sequence, body, signature FROM journal_checkpoints "
+                    "WHERE sequence > %s ORDER BY sequence",
+                    (sequence,),
+                )
+            }
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None and prefetched[0] == sequence:
             found = prefetched[1]  # read by begin(), after the lock

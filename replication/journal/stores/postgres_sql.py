@@ -35,6 +35,7 @@ __all__ = [
     "KEEPALIVES",
     "META_KEYS",
     "check_described",
+    "configure_session",
     "found_objects",
     "is_cut",
     "key",
@@ -208,3 +209,33 @@ def translate(
     if isinstance(error, pg_errors.DiskFull):
         return JournalFullError(path, operation, code, detail)
     return JournalUnavailableError(path, operation, code, detail)
+
+
+def configure_session(
+    connection: psycopg.Connection[tuple[Any, ...]], lock_timeout: float
+) -> int | None:
+    """Set a new session's durability and bounds; return its schema's oid (``None``: none).
+
+    ``synchronous_commit`` is set on whatever the server's default (R-STORE-2);
+    ``lock_timeout`` is the journal's; ``idle_in_transaction_session_timeout``
+    (the same) and ``statement_timeout`` (six times it) only when neither the
+    server, the role nor the URL set one (R-STORE-3).
+    """
+    milliseconds = max(1, round(lock_timeout * 1000))
+    # Durability is not the server's choice: every commit waits for its WAL flush.
+    connection.execute("SET synchronous_commit = on")
+    connection.execute(f"SET lock_timeout = {milliseconds}".encode())
+    for setting, value in (
+        ("idle_in_transaction_session_timeout", milliseconds),
+        ("statement_timeout", 6 * milliseconds),
+    ):
+        # A timeout the server, the role or the URL sets stays; none gets ours.
+        row = connection.execute(
+            "SELECT setting FROM pg_settings WHERE name = %s", (setting,)
+        ).fetchone()
+        if row is not None and row[0] == "0":
+            connection.execute(f"SET {setting} = {value}".encode())
+    row = connection.execute(
+        "SELECT oid::bigint FROM pg_namespace WHERE nspname = current_schema()"
+    ).fetchone()
+    return None if row is None else int(row[0])
