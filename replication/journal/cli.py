@@ -167,7 +167,9 @@ def _snapshot(arguments: argparse.Namespace) -> int:
         message = f"--key {arguments.key}: {error} (the checkpoint key's private PEM)"
         raise _UsageError(message) from None
     snapshot = write_snapshot(arguments.path, key, contract=_load_contract(arguments.contract))
-    print(f"journal {arguments.path}: snapshot of row {snapshot.sequence} written and signed")
+    print(
+        f"journal {_shown(arguments.path)}: snapshot of row {snapshot.sequence} written and signed"
+    )
     print("  the journal was verified from its first row before it was written")
     return 0
 
