@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     from replication.processes.demo import add_demo_options  # noqa: PLC0415
 
     add_demo_options(demo, fallback=_demo)  # --processes: the process backend's own demo
+    from replication.journal.hosts_demo import add_hosts_options  # noqa: PLC0415
+
+    add_hosts_options(demo, fallback=demo.get_default("run"))  # --hosts: PostgreSQL
 
     vectors = commands.add_parser(
         "vectors", help="export or check language-neutral test vectors"

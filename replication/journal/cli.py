@@ -1,4 +1,7 @@
-"""``replication journal verify|show|export`` and ``replication trace check``.
+"""``replication journal verify|show|export|copy`` and ``replication trace check``.
+
+Every ``journal`` command takes an SQLite file or a ``postgresql://`` URL
+(shown without its password).
 
 Exit codes: 0, the journal verifies (or the trace's every step is one the
 model gives; ``show`` and ``export`` read every row); 1, a row, checkpoint or
@@ -87,6 +90,8 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(sequence), digest
 
 
+#: What a journal argument may be.
+_WHERE = "an SQLite journal file, or a postgresql:// URL of the database holding one"
 #: The most a PEM key file may hold: an Ed25519 key's PEM is about 120 bytes.
 _PEM_LIMIT = 64 * 1024
 #: Hex digits of a row's SHA-256 hash.
@@ -109,7 +114,7 @@ def _verify(arguments: argparse.Namespace) -> int:
         else "named by the journal's own header; pass --key to pin it"
     )
     switch = "engaged" if state.controller.kill_switch_engaged else "not engaged"
-    print(f"journal {arguments.path}: verified")
+    print(f"journal {_shown(arguments.path)}: verified")
     print(f"  header: journal {header['journal_id']}, signed with the checkpoint key")
     print(f"  rows: {head.sequence}, head {head.hash}")
     if arguments.head is not None:
@@ -127,6 +132,29 @@ def _verify(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(location: str) -> str:
+    """Return a path as given, a URL without its password."""
+    from replication.journal.stores import display_location  # noqa: PLC0415
+
+    return display_location(location)
+
+
+def _copy(arguments: argparse.Namespace) -> int:
+    from replication.journal.copy import copy_journal  # noqa: PLC0415
+
+    copied = copy_journal(
+        arguments.source,
+        arguments.destination,
+        checkpoint_key=_load_key(arguments.key),
+        contract=_load_contract(arguments.contract),
+    )
+    print(f"journal {_shown(arguments.source)} -> {_shown(arguments.destination)}: copied")
+    print(f"  rows: {copied.head.sequence}, head {copied.head.hash} (the same in both)")
+    print(f"  checkpoints: {copied.checkpoints}, snapshots: {copied.snapshots}")
+    print("  verified: the source before the copy, the copy after it")
+    return 0
+
+
 def _snapshot(arguments: argparse.Namespace) -> int:
     from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
     from replication.errors import InvalidKeyError  # noqa: PLC0415
@@ -139,7 +167,9 @@ def _snapshot(arguments: argparse.Namespace) -> int:
         message = f"--key {arguments.key}: {error} (the checkpoint key's private PEM)"
         raise _UsageError(message) from None
     snapshot = write_snapshot(arguments.path, key, contract=_load_contract(arguments.contract))
-    print(f"journal {arguments.path}: snapshot of row {snapshot.sequence} written and signed")
+    print(
+        f"journal {_shown(arguments.path)}: snapshot of row {snapshot.sequence} written and signed"
+    )
     print("  the journal was verified from its first row before it was written")
     return 0
 
@@ -285,7 +315,7 @@ def add_journal_commands(commands: Any) -> None:
         "verify",
         help="check the chain, the checkpoints and that replay reproduces every decision",
     )
-    verify.add_argument("path")
+    verify.add_argument("path", help=_WHERE)
     verify.add_argument(
         "--key", metavar="PEM", help="the checkpoint key's public PEM (pins it; default: the "
         "key the journal's header names)",
@@ -315,12 +345,24 @@ def add_journal_commands(commands: Any) -> None:
     )  # fmt: skip
     command(snapshot, _snapshot)
     show = journal.add_parser("show", help="what happened, in order, to one worker or all")
-    show.add_argument("path")
+    show.add_argument("path", help=_WHERE)
     show.add_argument("--worker", metavar="ID", help="only the rows that name this worker")
     command(show, _show)
     export = journal.add_parser("export", help="write the journal as a trace (JSON Lines)")
-    export.add_argument("path")
+    export.add_argument("path", help=_WHERE)
     command(export, _export)
+    copy = journal.add_parser(
+        "copy",
+        help="copy a journal into an empty SQLite file or PostgreSQL schema, and verify the copy",
+    )
+    copy.add_argument("source", metavar="SRC")
+    copy.add_argument("destination", metavar="DST")
+    copy.add_argument("--key", metavar="PEM", help="pin the checkpoint key (as for verify)")
+    copy.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(copy, _copy)
 
     trace = commands.add_parser(
         "trace",

@@ -40,7 +40,11 @@ class JournalError(ReplicationError):
 
 
 class JournalUnavailableError(JournalError):
-    """The storage failed: ``operation`` says what was being done, ``code`` is SQLite's error."""
+    """The storage failed: ``operation`` says what was being done, ``code`` is the store's error.
+
+    ``code`` is SQLite's error name, or PostgreSQL's SQLSTATE (``connection``
+    when the server could not be reached or the connection was cut).
+    """
 
     def __init__(self, path: str, operation: str, code: str, detail: str) -> None:
         self.path = path
@@ -55,10 +59,12 @@ class JournalUnavailableError(JournalError):
 class JournalLockedError(JournalUnavailableError):
     """Another process held the journal's write lock for longer than ``timeout`` seconds."""
 
-    def __init__(self, path: str, operation: str, timeout: float) -> None:
+    def __init__(
+        self, path: str, operation: str, timeout: float, code: str = "SQLITE_BUSY"
+    ) -> None:
         self.timeout = timeout
         super().__init__(
-            path, operation, "SQLITE_BUSY", f"the write lock was held for more than {timeout:g}s"
+            path, operation, code, f"the write lock was held for more than {timeout:g}s"
         )
 
 

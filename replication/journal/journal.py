@@ -60,9 +60,14 @@ from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
     Checkpoint,
     Row,
-    Store,
     StoredHeader,
     check_path,
+)
+from replication.journal.stores import (
+    JournalStore,
+    display_location,
+    is_postgresql_url,
+    open_store,
 )
 from replication.signing import SigningKey, VerifyingKey
 
@@ -127,12 +132,13 @@ def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
 
 
 class Journal:
-    """A durable journal of a controller's decisions, in one SQLite file.
+    """A durable journal of a controller's decisions, in one SQLite file or PostgreSQL database.
 
     Give one to a :class:`~replication.controller.Controller` (or give it the
-    path and it makes one). ``key`` signs the checkpoints (default: the
-    controller's signing key); ``checkpoint_interval`` is the number of rows
-    between checkpoints of a new journal (an existing journal keeps its own);
+    path, or the ``postgresql://`` URL, and it makes one). ``key`` signs the
+    checkpoints (default: the controller's signing key); ``checkpoint_interval``
+    is the number of rows between checkpoints of a new journal (an existing
+    journal keeps its own);
     ``lock_timeout`` is how long, in seconds, an action waits for another
     process's write to finish before failing with ``JournalLockedError``.
     ``max_clock_jump`` bounds how far ahead of the journal's last row a
@@ -155,8 +161,14 @@ class Journal:
         snapshot_interval: int | None = DEFAULT_SNAPSHOT_INTERVAL,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
-            raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
-        self.path = _check_path(str.__str__(os.fspath(path)))
+            raise InvalidTypeError(
+                "path", "a file path or a postgresql:// URL (str or os.PathLike of str)", path
+            )
+        location = str.__str__(os.fspath(path))
+        #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-STORE-1).
+        self._location = location if is_postgresql_url(location) else _check_path(location)
+        #: The location as messages show it (a URL without its password).
+        self.path = display_location(self._location)
         if key is not None:
             v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
         self._given_key = key
@@ -187,7 +199,7 @@ class Journal:
         self.started_from = 0
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
         self._head_since = time.monotonic()
-        self._store: Store | None = None
+        self._store: JournalStore | None = None
         self._closed = False
         self._depth = 0
 
@@ -233,7 +245,7 @@ class Journal:
 
     # -- the controller's side -----------------------------------------------------------
 
-    def _open_store(self) -> Store:
+    def _open_store(self) -> JournalStore:
         if self._closed:
             raise JournalUnavailableError(self.path, "use the journal", "closed", "it was closed")
         if self._store is None:
@@ -265,7 +277,7 @@ class Journal:
             raise
 
     def _open(self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None) -> State:
-        store = Store(self.path, lock_timeout=self.lock_timeout)
+        store = open_store(self._location, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
             contract_json = contract_to_json(state.contract)
@@ -309,7 +321,7 @@ class Journal:
         verify_journal(self.path)
 
     def _load_or_create(
-        self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
+        self, store: JournalStore, contract_json: dict[str, Any], state: State, key: SigningKey
     ) -> tuple[dict[str, Any], StoredHeader]:
         # What the file is, first: one that is not a journal is refused untouched.
         store.header()

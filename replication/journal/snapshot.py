@@ -42,7 +42,7 @@ from replication.journal.codec import (
 from replication.journal.errors import JournalCorruptError
 from replication.journal.replay import Head
 from replication.journal.schema import canonical_bytes, same_json
-from replication.journal.store import Snapshot, Store
+from replication.journal.store import Snapshot
 from replication.model import (
     ContainerRecord,
     ControllerState,
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from replication.journal.stores import JournalStore
     from replication.signing import SigningKey, VerifyingKey
 
 __all__ = [
@@ -367,7 +368,7 @@ def read_snapshot(
 
 
 def start_from_snapshot(
-    store: Store, genesis: str, key: VerifyingKey, initial: State
+    store: JournalStore, genesis: str, key: VerifyingKey, initial: State
 ) -> tuple[Head, State] | None:
     """Return the head and state of the latest snapshot, checked, or ``None`` if none.
 
@@ -397,7 +398,9 @@ def start_from_snapshot(
     return head, state
 
 
-def check_anchor(store: Store, anchor: tuple[int, str], head: Head, started_from: int) -> None:
+def check_anchor(
+    store: JournalStore, anchor: tuple[int, str], head: Head, started_from: int
+) -> None:
     """Refuse a journal that does not hold row ``anchor[0]`` with the hash ``anchor[1]``.
 
     ``head`` is where the journal ends, ``started_from`` the row of the

@@ -69,7 +69,7 @@ from replication.journal.records import Checkpoint, Row, Snapshot, StoredHeader
 from replication.journal.salvage import LookedUp, salvage_rows_after
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "APPLICATION_ID",
@@ -560,3 +560,16 @@ class Store:
         self._run(
             operation, "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
         )
+
+    def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
+        """Insert rows and checkpoints in the open transaction, not committing (a copy)."""
+        try:
+            self._connection.executemany(
+                "INSERT INTO journal_rows(sequence, body, hash) VALUES (?, ?, ?)", rows
+            )
+            self._connection.executemany(
+                "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (?, ?, ?)",
+                checkpoints,
+            )
+        except sqlite3.Error as error:
+            self._fail("copy the rows", error)

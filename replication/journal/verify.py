@@ -33,7 +33,8 @@ from replication.journal.snapshot import (
     make_snapshot,
     snapshot_body,
 )
-from replication.journal.store import DEFAULT_LOCK_TIMEOUT, Store, StoredHeader, check_path
+from replication.journal.store import DEFAULT_LOCK_TIMEOUT, StoredHeader, check_path
+from replication.journal.stores import JournalStore, is_postgresql_url, open_store
 from replication.model import State
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Verified(NamedTuple):
 class Opened(NamedTuple):
     """A journal opened for reading: its store (in a read transaction) and its header."""
 
-    store: Store
+    store: JournalStore
     header: dict[str, Any]
     stored: StoredHeader
 
@@ -84,10 +85,13 @@ class Opened(NamedTuple):
 def open_journal(path: str | os.PathLike[str]) -> Opened:
     """Open a journal read-only; return its store, in a read transaction, and its header.
 
-    A file SQLite calls malformed is opened again in salvage mode, so that
-    what remains of it is read and the first row lost is named.
+    ``path`` is an SQLite file or a ``postgresql://`` URL. A file SQLite calls
+    malformed is opened again in salvage mode, so that what remains of it is
+    read and the first row lost is named.
     """
     name = os.fspath(path)
+    if is_postgresql_url(name):
+        return _open(name, salvage=False)
     check_path(name)
     try:
         return _open(name, salvage=False)
@@ -98,7 +102,7 @@ def open_journal(path: str | os.PathLike[str]) -> Opened:
 
 
 def _open(path: str, *, salvage: bool) -> Opened:
-    store = Store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
+    store = open_store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
     try:
         store.begin_read()
         stored = store.header()
@@ -217,7 +221,7 @@ def verify_journal(
 class _Snapshots:
     """Checks every snapshot, at its row, against the state replay gives (R-JOURNAL-17)."""
 
-    def __init__(self, store: Store, replay: Replay) -> None:
+    def __init__(self, store: JournalStore, replay: Replay) -> None:
         self._path = store.path
         self._replay = replay
         # A damaged file's snapshots cannot be listed; its rows are what verify names.
@@ -283,7 +287,7 @@ def write_snapshot(
     head = verified.head
     if head.sequence == 0:
         raise InvalidValueError("path", "a journal of at least one row", f"{name} (no rows)")
-    store = Store(name, lock_timeout=lock_timeout)
+    store = open_store(name, lock_timeout=lock_timeout)
     try:
         stored = store.header()
         if stored is None:
@@ -348,7 +352,7 @@ def reading_signed(
         store.close()
 
 
-def _rows_then_check(store: Store) -> Iterator[Row]:
+def _rows_then_check(store: JournalStore) -> Iterator[Row]:
     yield from store.rows_after(0)
     store.check_unchanged()
 
