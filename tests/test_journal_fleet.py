@@ -574,46 +574,6 @@ JSON_VALUES = st.recursive(
 )
 
 
-class TestTryBegin:
-    """``Store.try_begin``: the write lock taken only if it is free, never waited for."""
-
-    # Spec: R-JOURNAL-6.
-    def test_a_lock_another_connection_holds_is_not_taken(self, tmp_path):
-        """With another connection holding the write lock, ``try_begin`` says so and opens
-        nothing; once it is released, ``try_begin`` takes it."""
-        path = tmp_path / "j.db"
-        start(path).journal.close()  # type: ignore[union-attr]
-        store = Store(str(path), lock_timeout=1)
-        holder = sqlite3.connect(path, isolation_level=None)
-        try:
-            holder.execute("BEGIN IMMEDIATE")
-            assert (store.try_begin(), store.in_transaction) == (False, False)
-            holder.execute("ROLLBACK")
-            assert (store.try_begin(), store.in_transaction) == (True, True)
-        finally:
-            holder.close()
-            store.close()
-
-    # Spec: R-JOURNAL-6.
-    def test_a_schema_changed_meanwhile_is_checked_under_the_lock(self, tmp_path):
-        """A trigger planted after the store read the schema is refused by ``try_begin``
-        (as by ``begin``), and the lock is given back."""
-        path = tmp_path / "j.db"
-        start(path).journal.close()  # type: ignore[union-attr]
-        store = Store(str(path), lock_timeout=1)
-        try:
-            store.header()
-            execute(
-                path,
-                "CREATE TRIGGER t AFTER INSERT ON journal_rows BEGIN DELETE FROM journal_rows; END",
-            )
-            with pytest.raises(JournalCorruptError):
-                store.try_begin()
-            assert not store.in_transaction
-        finally:
-            store.close()
-
-
 class TestCanonicalBytes:
     @given(JSON_VALUES)
     @settings(max_examples=300, deadline=None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
@@ -38,7 +37,6 @@ from replication.journal.codec import (
 from replication.journal.errors import (
     JournalClockError,
     JournalCorruptError,
-    JournalLockedError,
     JournalMismatchError,
     JournalUnavailableError,
 )
@@ -91,9 +89,6 @@ DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
 #: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
 DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
-#: The first and the longest pause between two looks at a write lock another process holds.
-_FIRST_PAUSE = 0.0001
-_LONGEST_PAUSE = 0.002
 
 
 def _check_path(path: str) -> str:
@@ -354,9 +349,8 @@ class Journal:
         With ``write``, take the write lock, unless this thread holds it
         already, and keep it: the rows readable without it are applied first,
         from a snapshot, so that a long backlog never holds the other processes
-        up, and again each time the lock is found taken (what its holder
-        committed); under the lock only what came since the last look remains.
-        Without ``write``, read one snapshot. A row that does not verify raises
+        up; under the lock only what came since remains. Without ``write``,
+        read one snapshot. A row that does not verify raises
         :class:`JournalCorruptError`; on any failure nothing is applied (the
         head read stays where it was, so the next call reads those rows again).
         """
@@ -372,42 +366,16 @@ class Journal:
                 store.release()
             if not write:
                 return backlog
-            caught_up = self._lock_caught_up(state if backlog is None else backlog)
+            store.begin()
+            try:
+                rest = self._read_after(state if backlog is None else backlog)
+            except BaseException:
+                store.release()
+                raise
         except BaseException:
             self._head, self._durable_head, self._head_since = before
             raise
-        return backlog if caught_up is None else caught_up
-
-    def _lock_caught_up(self, state: State) -> State | None:
-        """Take the write lock, applying meanwhile what its holder commits; the state reached.
-
-        While another process holds the lock, the rows it committed are applied
-        without the lock: once this process holds it, only the rows committed
-        since the last look remain to replay, and the lock is held for little
-        more than the decision and its commit (R-JOURNAL-6). ``None``: no row
-        came since ``state``.
-        """
-        store = self._open_store()
-        reached: State | None = None
-        deadline = time.monotonic() + self.lock_timeout
-        pause = _FIRST_PAUSE
-        while not store.try_begin():
-            if time.monotonic() >= deadline:
-                raise JournalLockedError(self.path, "take the write lock", self.lock_timeout)
-            time.sleep(random.uniform(0, pause))  # noqa: S311 - jitter, not a secret
-            pause = min(2 * pause, _LONGEST_PAUSE)
-            store.begin_read()
-            try:
-                more = self._read_after(state if reached is None else reached)
-                reached = reached if more is None else more
-            finally:
-                store.release()
-        try:
-            rest = self._read_after(state if reached is None else reached)
-        except BaseException:
-            store.release()
-            raise
-        return reached if rest is None else rest
+        return backlog if rest is None else rest
 
     def _read_after(self, state: State) -> State | None:
         store = self._open_store()

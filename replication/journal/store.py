@@ -14,12 +14,11 @@ The schema, version 3 (specs/07-journal.md, R-JOURNAL-1)::
 The store holds bytes and runs transactions; what the bytes mean (the chain,
 the checkpoints, the snapshots' state, replay, group commit's batching) is the
 journal's, above it, the same for every store. A store's interface: ``begin``
-(take the write lock), ``try_begin`` (take it only if it is free now),
-``begin_read``, ``commit``, ``release``; ``header`` and ``create``;
-``rows_after``, ``row_at``, ``checkpoints_after``, ``checkpoint_at``,
-``latest_snapshot``, ``snapshots``; ``write`` (a row, its checkpoint and
-snapshot, in the open transaction; a snapshot deletes those of earlier rows),
-``append`` (``write`` then ``commit``) and ``add_snapshot``.
+(take the write lock), ``begin_read``, ``commit``, ``release``; ``header`` and
+``create``; ``rows_after``, ``row_at``, ``checkpoints_after``,
+``checkpoint_at``, ``latest_snapshot``, ``snapshots``; ``write`` (a row, its
+checkpoint and snapshot, in the open transaction; a snapshot deletes those of
+earlier rows), ``append`` (``write`` then ``commit``) and ``add_snapshot``.
 
 ``PRAGMA application_id`` marks the file as a journal and ``PRAGMA
 user_version`` repeats the schema version. Nothing else may be in the file:
@@ -296,26 +295,6 @@ class Store:
         written: a trigger planted meanwhile would make committed rows vanish.
         """
         self._run("take the write lock", "BEGIN IMMEDIATE")
-        self._recheck_schema()
-
-    def try_begin(self) -> bool:
-        """Take the write lock if it is free right now (as :meth:`begin`); ``False`` if not.
-
-        Never waits: a caller that finds the lock taken can do something
-        useful meanwhile (apply, without the lock, the rows committed since it
-        last looked), so that little remains to do once it holds the lock.
-        """
-        try:
-            self._connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as error:
-            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
-                return False
-            self._fail("take the write lock", error)
-        self._recheck_schema()
-        return True
-
-    def _recheck_schema(self) -> None:
-        """Check the schema again, under the write lock, if SQLite says it changed."""
         if self._cookie is not None:
             ((cookie,),) = self._run("read the schema", "PRAGMA schema_version")
             if cookie != self._cookie:
