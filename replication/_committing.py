@@ -192,7 +192,8 @@ class Committer:
                     self._catch_up(journal, orchestrator)
                 now = self.clock()  # the clock may call back in: read it before the state
                 if journal is not None:
-                    now = journal._clamp(now)
+                    # The kill switch engages whatever the clock says (R-JOURNAL-14).
+                    now = journal._clamp(now, emergency=action == "engage_kill_switch")
                 base = self._base(orchestrator)
                 decision = decide(base, now)
                 # The pending state is one object; the installed one is composed anew.
@@ -220,12 +221,15 @@ class Committer:
 
                 try:
                     journal._append(action, arguments, now, decision, decision.state or base)
+                    entry = Entry(decision, base, orchestrator, logger or self.logger)
+                    journal._group.add(entry)
                 except BaseException as error:
-                    # The batch's transaction was rolled back: its other rows with it.
+                    # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
+                    # memory), the batch's transaction is rolled back, its other rows with
+                    # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
+                    journal._rolled_back()
                     journal._group.fail(error)
                     raise
-                entry = Entry(decision, base, orchestrator, logger or self.logger)
-                journal._group.add(entry)
                 if self._nesting == 1:
                     return decision, entry
                 self._flush(entry)

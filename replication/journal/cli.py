@@ -51,8 +51,8 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
         raise _UsageError(message)
     try:
         contract = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
-        message = f"--contract {spec}: {error}"
+    except Exception as error:  # noqa: BLE001 - the user's module may raise anything on import
+        message = f"--contract {spec}: {type(error).__name__}: {error}"
         raise _UsageError(message) from None
     if type(contract) is not ReplicationContract:
         message = f"--contract {spec} is a {type(contract).__name__}, not a ReplicationContract"

@@ -105,6 +105,11 @@ def _check_path(path: str) -> str:
             "a journal file (a regular file), not a directory, FIFO, device or socket",
             f"{path} ({error.problem})",
         ) from None
+    except (ValueError, OSError) as error:
+        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
+        raise InvalidValueError(
+            "path", "a path the system can open", f"{path!r} ({error})"
+        ) from None
     return path
 
 
@@ -277,6 +282,8 @@ class Journal:
             )
             self._key = key
             self._head = self._durable_head = self._replay.start()
+            # Seen from now on: not from when this object was made (R-JOURNAL-16).
+            self._head_since = time.monotonic()
             self._store = store
             started = start_from_snapshot(
                 store, self._replay.genesis, self._replay.checkpoint_key, state
@@ -412,13 +419,15 @@ class Journal:
         """Whether a controller call on this thread is still deciding (we were called from it)."""
         return self._depth > 0
 
-    def _clamp(self, now: datetime) -> datetime:
+    def _clamp(self, now: datetime, *, emergency: bool = False) -> datetime:
         """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7).
 
         Refuses a ``now`` further ahead of the last row than ``max_clock_jump``
         plus the time this process has seen pass since that row was last
         (``JournalClockError``, R-JOURNAL-16): one clock that jumped would
-        otherwise move every process on the journal there.
+        otherwise move every process on the journal there. An ``emergency``
+        (the kill switch, R-JOURNAL-14) is never refused on its clock: it is
+        decided at the last row's time instead, which moves no one's clock.
         """
         now = v.check_aware_datetime("now", now)
         last = self._head.now
@@ -429,9 +438,13 @@ class Journal:
         bound = self.max_clock_jump
         if bound is not None:
             elapsed = timedelta(seconds=time.monotonic() - self._head_since)
-            if now - last > bound + elapsed:
+            # Subtracted, not added to the bound: ``timedelta.max`` plus any time overflows.
+            if now - last - elapsed > bound:
+                if emergency:
+                    return last
+                allowed = str(bound + elapsed) if bound <= timedelta.max - elapsed else str(bound)
                 raise JournalClockError(
-                    self.path, format_timestamp(now), format_timestamp(last), str(bound + elapsed)
+                    self.path, format_timestamp(now), format_timestamp(last), allowed
                 )
         return now
 

@@ -158,6 +158,8 @@ def _load(directory: Path, name: str, definition: str) -> Any:
         raise VectorError(message) from None
     except RecursionError:
         raise VectorError(f"{path}: nesting too deep (more than Python can parse)") from None
+    except ValueError as error:  # not JSONDecodeError: a number of more digits than Python reads
+        raise VectorError(f"{path}: not valid JSON: {error}") from None
     shape = check_shape(data, depth=_MAX_DEPTH)
     if shape is not None:
         raise VectorError(f"{path}: {shape}")
@@ -173,6 +175,11 @@ def _load(directory: Path, name: str, definition: str) -> Any:
 
 def _check_index(directory: Path, result: VectorCheck) -> list[str]:
     index = _load(directory, "index.json", "index")
+    for name in list(index["files"]):
+        # Only a file of the directory is read: never one an index names outside it.
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name:
+            result.failures.append(f"{name!r}: not a path inside the vector directory")
+            del index["files"][name]
     for name, entry in index["files"].items():
         path = directory / name
         if not path.exists():
