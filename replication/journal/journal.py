@@ -370,20 +370,30 @@ class Journal:
         from a snapshot, so that a long backlog never holds the other processes
         up; under the lock only what came since remains. Without ``write``,
         read one snapshot. A row that does not verify raises
-        :class:`JournalCorruptError`, and nothing is applied.
+        :class:`JournalCorruptError`; on any failure nothing is applied (the
+        head read stays where it was, so the next call reads those rows again).
         """
         store = self._open_store()
         if store.in_transaction:
             return self._read_after(state)
-        store.begin_read()
+        before = (self._head, self._durable_head, self._head_since)
         try:
-            backlog = self._read_after(state)
-        finally:
-            store.release()
-        if not write:
-            return backlog
-        store.begin()
-        rest = self._read_after(state if backlog is None else backlog)
+            store.begin_read()
+            try:
+                backlog = self._read_after(state)
+            finally:
+                store.release()
+            if not write:
+                return backlog
+            store.begin()
+            try:
+                rest = self._read_after(state if backlog is None else backlog)
+            except BaseException:
+                store.release()
+                raise
+        except BaseException:
+            self._head, self._durable_head, self._head_since = before
+            raise
         return backlog if rest is None else rest
 
     def _read_after(self, state: State) -> State | None:
