@@ -19,7 +19,15 @@ from replication.conformance.progress import Progress
 from replication.conformance.reproduction import minimise
 from replication.conformance.results import ConformanceFailure, compare_observations
 from replication.conformance.runner import SetupError, run_conformance
-from replication.conformance.witnesses import denial
+from replication.conformance.witnesses import (
+    COOLDOWN_BOUNDARY,
+    EXPIRY_AT_BOUNDARY,
+    GENERATED_ID_SKIPPED_REGISTERED,
+    REAP_AT_BOUNDARY,
+    REQUIRED,
+    SKEW_AT_BOUNDARY,
+    denial,
+)
 from replication.errors import ReasonCode
 from replication.invariants import Observation, WorkerView
 from tests import toy_implementation as toys
@@ -136,6 +144,48 @@ class TestBlindSpots:
         assert str(report.checks[signature]) == "pass"
         assert "signing: the adapter's own scheme" in report.render()
         assert report.witnesses[denial(ReasonCode.BAD_SIGNATURE)] > 0
+
+
+class TestAdversarialInstantsAndIds:
+    """Faults at a time rule's boundary instant, and ids handed out twice, caught by the default
+    run."""
+
+    # Spec: R-KIT-5, R-COOLDOWN-1, R-REAP-1, R-EXPIRE-1, R-REGISTER-1, R-ISSUE-3.
+    @pytest.mark.parametrize(
+        ("factory", "first_line", "shows"),
+        [
+            (toys.CooldownEndsLate, "decision divergence at issue_manifest",
+             "allowed   | denied (cooldown)"),
+            (toys.ReapsAtTheBoundary, "observation divergence at reap_stale_workers",
+             "registered workers: expected"),
+            (toys.ExpiresAtTheBoundary, "observation divergence at expire_workers",
+             "registered workers: expected"),
+            (toys.SkewBoundaryRefused, "decision divergence at register_worker",
+             "allowed   | denied (issued_in_future)"),
+            (toys.GeneratedIdSkipsIssuedOnly, "decision divergence at register_worker",
+             "allowed   | denied (replay)"),
+        ],
+        ids=lambda value: getattr(value, "__name__", None),
+    )  # fmt: skip
+    def test_each_is_caught_by_the_default_run(self, factory, first_line, shows):
+        """An off-by-one comparison at each time rule's boundary, and a generator that skips
+        issued ids but not registered ones, are not conformant."""
+        report = run_conformance(factory, seed=3, shrink=False)
+        assert report.verdict == "NOT CONFORMANT", report.render()
+        assert report.failure is not None
+        assert report.failure.startswith(first_line), report.failure
+        assert shows in report.failure
+
+    # Spec: R-KIT-5.
+    def test_each_boundary_instant_is_a_witness_a_correct_run_reaches(self):
+        """The reap, expiry and skew boundary instants, the cooldown's and the id collision
+        with a foreign registration are required, and reached."""
+        report = run_conformance(toys.ToyImplementation, seed=3)
+        for witness in (COOLDOWN_BOUNDARY, REAP_AT_BOUNDARY, EXPIRY_AT_BOUNDARY,
+                        SKEW_AT_BOUNDARY, GENERATED_ID_SKIPPED_REGISTERED):  # fmt: skip
+            assert witness in REQUIRED
+            assert report.witnesses[witness] > 0, report.render()
+        assert report.verdict == "CONFORMANT", report.render()
 
 
 class TestKeepGoing:

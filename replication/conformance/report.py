@@ -138,6 +138,10 @@ class Report:
     stopped: str | None = None
     #: How many examples the profile asked for.
     planned_examples: int = 0
+    #: The witnesses reached by a directed program after the random search missed them.
+    steered_witnesses: tuple[str, ...] = ()
+    #: The witnesses the adapter's gaps make unreachable, with the actions they need.
+    witnesses_not_applicable: Mapping[str, str] = attrs.field(factory=dict)
     rounds: int = 1
     #: How the front end spells the options a hint names (``--profile``, or the
     #: plugin's ``--replication-profile``).
@@ -262,7 +266,16 @@ class Report:
             when = "before the divergence" if self.rounds == 1 else f"in {self.rounds} rounds"
             lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached {when}")
             return lines
-        lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached")
+        steered = (
+            f" ({len(self.steered_witnesses)} by directed programs after the random search)"
+            if self.steered_witnesses
+            else ""
+        )
+        lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached{steered}")
+        lines += [
+            f"  n/a (needs {needs}): {name}"
+            for name, needs in self.witnesses_not_applicable.items()
+        ]
         if self.missing_witnesses:
             lines.append("never reached:")
             lines += [f"  - {name}" for name in self.missing_witnesses]

@@ -129,3 +129,5 @@ class RunStats:
     suppressed_steps: int = 0
     #: Whether any observation reported live processes (INV-PROCESSES is ``n/a`` until then).
     processes_reported: bool = False
+    #: The witnesses the random search missed and a directed program reached.
+    steered: list[str] = attrs.field(factory=list)

@@ -42,7 +42,8 @@ from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
 from replication.conformance.reproduction import minimise
 from replication.conformance.results import ConformanceFailure, RunStats
-from replication.conformance.witnesses import WitnessLog, required_for_kit
+from replication.conformance.steering import steer
+from replication.conformance.witnesses import WitnessLog, not_applicable, required_for_kit
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
@@ -207,6 +208,7 @@ class _Round:
         self.seed = seed
         self.shrink_time = shrink_time
         self.control = control
+        self.required = required_for_kit(adapter.gaps)
 
     def run(
         self, suppressed: frozenset[tuple[str, str]], known: frozenset[tuple[str, str, str, str]]
@@ -229,6 +231,8 @@ class _Round:
         ):
             try:
                 self._search(machine)
+                # Conclusive by construction: what the search missed, a directed program reaches.
+                stats.steered = steer(machine, stats.witnesses.missing(self.required))
             except ConformanceFailure as failure:
                 captured += getattr(failure, "__notes__", [])
                 search.failure = failure
@@ -569,6 +573,7 @@ def _report(
         totals.implementation_steps += search.stats.implementation_steps
         totals.checked.update(search.stats.checked)
         totals.processes_reported |= search.stats.processes_reported
+        totals.steered += [name for name in search.stats.steered if name not in totals.steered]
     required = required_for_kit(adapter.gaps)
     counts = {name: witnesses.counts[name] for name in required}
     failing: list[ConformanceFailure | Divergence] = [
@@ -604,6 +609,8 @@ def _report(
         skipped_rules=last.stats.skipped_rules,
         witnesses=counts,
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
+        steered_witnesses=tuple(totals.steered),
+        witnesses_not_applicable=not_applicable(adapter.gaps),
         checks=_checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),

@@ -23,13 +23,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOUNDARY_TAMPER_REFUSED",
+    "COOLDOWN_BOUNDARY",
+    "EXPIRY_AT_BOUNDARY",
     "GENERATED_ID_SKIPPED",
     "GENERATED_ID_SKIPPED_REGISTERED",
     "KILL_SWITCH_WITH_CONTAINERS",
+    "REAP_AT_BOUNDARY",
     "REQUIRED",
     "SIBLING_AFTER_DEPARTURE",
+    "SKEW_AT_BOUNDARY",
     "WitnessLog",
     "denial",
+    "not_applicable",
     "required_for_kit",
 ]
 
@@ -132,6 +137,23 @@ def required_for_kit(gaps: frozenset[str] = frozenset()) -> tuple[str, ...]:
     if {"deregister", "reap", "expire"} <= gaps:
         excluded.add(REPLAY_AFTER_DEPARTURE)
     return tuple(name for name in REQUIRED if name not in excluded)
+
+
+def not_applicable(gaps: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Return each witness the gaps make unreachable, with the actions it needs.
+
+    A report lists them as ``n/a (needs <action>)``: nothing was proved about
+    them, and nothing could be, in the adapter's vocabulary.
+    """
+    needs: dict[str, str] = {}
+    for action in sorted(gaps):
+        for witness in _NEEDS_ACTION.get(action, ()):
+            needs.setdefault(witness, action)
+    if {"deregister", "reap"} <= gaps:
+        needs[SIBLING_AFTER_DEPARTURE] = "deregister or reap"
+    if {"deregister", "reap", "expire"} <= gaps:
+        needs[REPLAY_AFTER_DEPARTURE] = "deregister, reap or expire"
+    return {name: needs[name] for name in REQUIRED if name in needs}
 
 
 class WitnessLog:
