@@ -6,7 +6,9 @@ import pytest
 
 from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
 from replication.conformance.preflight import SetupError, load_adapter
+from replication.conformance.witnesses import REQUIRED
 from replication.explore import Bound
+from replication.explore.coverage import driven, vocabulary
 from replication.explore.report import render_tour, tour_json
 from replication.explore.tour import TOUR_BOUND, plan_paths, reference_graph, tour, tour_kinds
 from tests import toy_implementation as toys
@@ -120,6 +122,39 @@ class TestConformingImplementations:
             tour_kinds({"fly"})
 
 
+class TestCoverage:
+    """R-EXPLORE-15: a tour says which outcomes of the adapter's vocabulary it drove."""
+
+    def test_the_tour_bound_drives_every_reason_code_the_kits_witnesses_name(self, graph):
+        """Every outcome but three the tour cannot name, a quota refused at registration too."""
+        every_edge = [(s, n) for s, edges in graph.graph.items() for n in range(len(edges))]
+        outcomes = driven(graph.graph, every_edge)
+        assert ("register_worker", "quota") in outcomes
+        codes = {outcome for _, outcome in outcomes}
+        named = {name.removeprefix("denied: ") for name in REQUIRED if name.startswith("denied: ")}
+        assert named <= codes
+        assert sorted(vocabulary(graph.kinds) - outcomes) == [
+            ("deregister_worker", "unknown_worker"),
+            ("quarantine_worker", "unknown_worker"),
+            ("release_worker", "unknown_worker"),
+        ]
+
+    def test_a_tour_is_conformant_only_on_what_it_drove(self):
+        """The verdict line lists what the bound never drove; the report says what would."""
+        result = tour(toys.ToyImplementation, SMALL)
+        assert result.verdict == "CONFORMANT"
+        assert result.not_driven["register denied quota"] == (
+            "--bound small (more manifests than places (max_issued > max_replicas))"
+        )
+        text = render_tour(result)
+        verdict = text.splitlines()[-1]
+        assert verdict.startswith("CONFORMANT on the tour bound; not driven: ")
+        assert "register denied quota" in verdict
+        assert "issue denied quota" in verdict
+        assert "  register denied quota: --bound small (more manifests than places" in text
+        assert tour_json(result)["not_driven"] == result.not_driven
+
+
 #: The smallest bound with a kill, a heartbeat and a second path: the unruly adapters'.
 ONE = Bound(
     max_depth=0, max_replicas=1, cooldown=1, heartbeat_timeout=0, expiration=None, max_issued=1
@@ -205,9 +240,10 @@ class TestUnrulyImplementations:
         gaps = "kill_switch, quarantine, release"
         assert f"  declared gaps: {gaps} (their actions are not in the graph)" in lines
         assert "  not reported (declared): manifest" in lines
-        assert lines[-1].startswith(
-            "CONFORMANT (left out: declared gaps kill_switch, quarantine, release; "
-            "not reported manifest): "
+        assert lines[-1].startswith("CONFORMANT on the tour bound; not driven: ")
+        assert (
+            " (left out: declared gaps kill_switch, quarantine, release; not reported manifest): "
+            in lines[-1]
         )
         data = tour_json(result)
         assert (data["gaps"], data["unreported"]) == (["kill_switch", "quarantine", "release"],

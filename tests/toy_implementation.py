@@ -47,6 +47,7 @@ __all__ = [
     "StopConditionFailsOpen",
     "ToyImplementation",
     "TwoFaults",
+    "WithoutDeregisterOrExpire",
     "WithoutQuarantine",
 ]
 
@@ -114,6 +115,12 @@ class WithoutQuarantine(PlainModel):
     """A correct implementation that has no quarantine, and says so."""
 
     gaps = frozenset({"quarantine", "release"})
+
+
+class WithoutDeregisterOrExpire(PlainModel):
+    """A correct implementation without the optional deregistration and expiry, and says so."""
+
+    gaps = frozenset({"deregister", "expire"})
 
 
 # -- the blind spots ---------------------------------------------------------------------------
