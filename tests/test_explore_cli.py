@@ -83,8 +83,10 @@ class TestVerdicts:
         )  # fmt: skip
         assert code == 0
         # One manifest drives no refusal that needs two: the verdict line says which.
-        assert out.rstrip("\n").splitlines()[-1].startswith(
-            "CONFORMANT on the tour bound; not driven: issue denied quota, "
+        assert (
+            out.rstrip("\n")
+            .splitlines()[-1]
+            .startswith("CONFORMANT on the tour bound; not driven: issue denied quota, ")
         )
 
 
