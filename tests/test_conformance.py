@@ -297,8 +297,9 @@ def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
     found = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False)
     assert found.program is not None
     failure = found.failures[0]
-    program, replayed = minimise(found.program, toys.IgnoresCooldown, failure.signature,
-                                 budget=30)  # fmt: skip
+    minimised = minimise(found.program, toys.IgnoresCooldown, failure.signature, budget=30)
+    program, replayed = minimised.program, minimised.failure
+    assert (minimised.minimal, minimised.stopped) == (True, None)
     assert replayed is not None
     assert replayed.signature == failure.signature
     steps = re.findall(r"^(?:\w+ = )?state\.(?!start\(|teardown)\w+\(.*$", program, re.M)
@@ -307,6 +308,28 @@ def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
     for index in range(len(steps) - 1):  # removing any step loses the divergence
         shorter = program.replace(steps[index] + "\n", "", 1)
         assert reproduced(shorter) != failure.signature
+
+
+class TestShrinkingSaysHowItEnded:
+    """A program is shrunk to a fixed point, or the report says it was not, and why."""
+
+    # Spec: R-KIT-6.
+    def test_a_budget_that_runs_out_is_reported_as_such(self):
+        found = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False)
+        failure = found.failures[0]
+        stopped = minimise(found.program, toys.IgnoresCooldown, failure.signature, budget=0)
+        assert (stopped.minimal, stopped.passes) == (False, 0)
+        assert stopped.stopped == "the shrink budget (0 s) ran out in pass 1"
+        assert stopped.failure is not None
+
+    # Spec: R-KIT-6.
+    def test_the_heading_never_says_shrunk_for_a_program_that_was_not(self):
+        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False).render()
+        assert re.search(r"^DIVERGENCE \(decision\), found after .*, not shrunk \(shrinking was "
+                         r"off\):$", text, flags=re.M), text  # fmt: skip
+        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink_time=60).render()
+        assert re.search(r", shrunk in [\d.]+ s to a fixed point \(no single step can be "
+                         r"removed\):$", text, flags=re.M), text  # fmt: skip
 
 
 # Spec: R-KIT-7.

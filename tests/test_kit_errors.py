@@ -329,6 +329,15 @@ class TestImplementationsThatMisbehave:
         ), out  # fmt: skip
         assert "[FAIL] every call returned within the time limit (0.3 s)" in out
         assert out.rstrip().endswith("NOT CONFORMANT")
+        # The program that hung, up to the hanging call: its contract, then every call.
+        lines = out.splitlines()
+        first = lines.index(
+            "  the program up to the hanging call (every call into the adapter, with its clock):"
+        )
+        assert lines[first + 1].startswith("    start(contract={'max_depth': ")
+        assert re.match(r"^    issue\(", lines[first + 2]), lines[first + 2]
+        hung = next(line for line in lines[first:] if line.endswith("<- did not return"))
+        assert re.match(r"^    launch\(Manifest\(worker_id='k\d+', .*  # clock \+", hung), hung
 
     # Spec: R-KIT-6, R-KIT-7.
     @pytest.mark.parametrize(

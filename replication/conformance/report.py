@@ -82,6 +82,8 @@ class Divergence:
     clauses: tuple[str, ...] = ()
     #: The adapter's traceback behind a crash (shown with ``--debug``).
     traceback: str | None = None
+    #: How shrinking ended: ``minimal`` (a fixed point), ``off``, or ``stopped: <why>``.
+    shrunk: str | None = None
 
     @property
     def signature(self) -> tuple[str, str, str, str]:
@@ -92,6 +94,21 @@ class Divergence:
     def line(self) -> str:
         """The divergence as one line of a known-divergences file."""
         return f"{self.kind} at {self.action}: expected {self.expected} | got {self.got}"
+
+
+def _shrinking(shrunk: str | None, seconds: float) -> str:
+    """Return how shrinking ended, as the divergence's heading says it (never "shrunk" if not)."""
+    if shrunk == "off":
+        return ", not shrunk (shrinking was off)"
+    if shrunk is not None and shrunk.startswith("stopped: "):
+        why = shrunk.removeprefix("stopped: ")
+        return (
+            f", shrinking stopped after {seconds:.1f} s before a fixed point ({why}; steps "
+            "the divergence does not need may remain)"
+        )
+    if shrunk == "minimal":
+        return f", shrunk in {seconds:.1f} s to a fixed point (no single step can be removed)"
+    return f", shrunk in {seconds:.1f} s"
 
 
 def _count(number: int) -> str:
@@ -298,7 +315,7 @@ class Report:
                     f"({_count(divergence.examples_before)} examples)"
                 )
                 if divergence.shrink_seconds is not None:
-                    found += f", shrunk in {divergence.shrink_seconds:.1f} s"
+                    found += _shrinking(divergence.shrunk, divergence.shrink_seconds)
             lines += ["", f"{label} ({divergence.kind}){found}:", divergence.text]
             if debug and divergence.traceback:
                 lines += ["", "traceback (--debug):", divergence.traceback.rstrip()]

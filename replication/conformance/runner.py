@@ -40,7 +40,7 @@ from replication.conformance.observations import PROCESS_FIELD, qualified
 from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
 from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
-from replication.conformance.reproduction import minimise
+from replication.conformance.reproduction import hang_program, minimise
 from replication.conformance.results import ConformanceFailure, RunStats
 from replication.conformance.steering import steer
 from replication.conformance.witnesses import WitnessLog, not_applicable, required_for_kit
@@ -160,6 +160,11 @@ def _steps_in(program: str | None) -> int | None:
     return len(re.findall(r"^(?:\w+ = )?state\.(?!teardown)", program, flags=re.MULTILINE)) - 1
 
 
+def _shrunk(stopped: str | None) -> str:
+    """Return how shrinking ended: ``minimal`` (a fixed point) or ``stopped: <why>``."""
+    return "minimal" if stopped is None else f"stopped: {stopped}"
+
+
 def _divergence(
     failure: ConformanceFailure,
     program: str | None,
@@ -167,6 +172,7 @@ def _divergence(
     *,
     known: bool,
     started: float,
+    shrunk: str | None = None,
 ) -> Divergence:
     detected = stats.seconds_at_detection
     return Divergence(
@@ -184,6 +190,7 @@ def _divergence(
         program_steps=_steps_in(program),
         clauses=failure.clauses,
         traceback=None if failure.cause is None else format_traceback(failure.cause),
+        shrunk=shrunk,
     )
 
 
@@ -266,22 +273,27 @@ class _Round:
             )
             header = _header(self.adapter, self.mode, unreported, suppressed)
             program = _program(captured, header) if search.stopped is None else None
+            shrunk = None
             if program is not None and hypothesis.Phase.shrink in self.settings.phases:
                 detected = stats.seconds_at_detection or time.perf_counter()
                 spent = time.perf_counter() - detected
                 try:
-                    program, replayed = minimise(
+                    minimised = minimise(
                         program, self.adapter.factory, search.failure.signature,
                         budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
                     )  # fmt: skip
+                    program, replayed = minimised.program, minimised.failure
+                    shrunk = _shrunk(minimised.stopped)
                 except KeyboardInterrupt:  # Ctrl-C while minimising: the program as shrunk
-                    replayed = None
+                    replayed, shrunk = None, _shrunk("it was interrupted")
                     if self.control.watchdog.ctrl_c is not False:
                         search.stopped = "interrupted"
                     # else the adapter's own interrupt, in a replay: the program stays
                 search.failure = replayed or search.failure
+            elif program is not None:
+                shrunk = "off"
             search.divergence = _divergence(
-                search.failure, program, stats, known=False, started=started
+                search.failure, program, stats, known=False, started=started, shrunk=shrunk
             )
         return search
 
@@ -340,6 +352,7 @@ def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergenc
                 f"  in example {stats.examples}, after {stats.implementation_steps} steps on "
                 "the implementation; the run stopped there (a hang is not shrunk)"
             ),
+            *hang_program(stats, timeout.call),
         ]
     )
     return Divergence(
