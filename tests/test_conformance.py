@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from replication.conformance.adapter import ReferenceImplementation
 from replication.conformance.known import KnownDivergences
 from replication.conformance.machine import differential_machine
+from replication.conformance.observations import Reporting
 from replication.conformance.preflight import load_factory
 from replication.conformance.progress import Progress
 from replication.conformance.reproduction import minimise
@@ -462,6 +464,44 @@ class TestSetup:
         assert compare_observations(expected, sparse) == []
         wrong = Observation({"a": WorkerView("a", None, 1)}, frozenset(), True)
         assert len(compare_observations(expected, wrong)) == 3
+
+
+class TestLearntAtFirstSight:
+    """An adapter that declares nothing has each optional field decided once, by its own first
+    answer; a field decided unreported is treated exactly as a declared one."""
+
+    T = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def views(self, registered_at):
+        expected = Observation({"a": WorkerView("a", None, 0, registered_at=self.T)},
+                               frozenset(), False)  # fmt: skip
+        got = Observation({"a": WorkerView("a", None, 0, registered_at=registered_at)},
+                          frozenset(), False)  # fmt: skip
+        return expected, got
+
+    # Spec: R-KIT-2.
+    def test_a_none_at_first_sight_makes_the_field_unreported_for_the_run(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(None))
+        assert "registered_at" in reporting.unreported
+        assert "registered_at" not in reporting.unseen
+        reporting.learn(*self.views(self.T))  # decided once: a later value changes nothing
+        assert "registered_at" in reporting.unreported
+
+    # Spec: R-KIT-2.
+    def test_a_value_is_still_compared_once_the_field_is_unreported(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(None))
+        expected, got = self.views(self.T + timedelta(seconds=1))
+        assert compare_observations(expected, got, reported=reporting.reported) != []
+        assert compare_observations(*self.views(None), reported=reporting.reported) == []
+
+    # Spec: R-KIT-2.
+    def test_a_value_at_first_sight_makes_a_later_none_a_divergence(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(self.T))
+        assert "registered_at" in reporting.reported
+        assert compare_observations(*self.views(None), reported=reporting.reported) != []
 
 
 class TestCommandLine:
