@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replication.conformance.results import ConformanceFailure
-from replication.conformance.runner import run_conformance
+from replication.conformance.sequential.results import ConformanceFailure
+from replication.conformance.sequential.runner import run_conformance
 from replication.explore.tour import reference_graph, tour
 from tests import toy_implementation as toys
 

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replication.conformance.runner import DEFAULT_TARGET, run_conformance
+from replication.conformance.sequential.runner import DEFAULT_TARGET, run_conformance
 
 
 def one_run(target: str, seed: int) -> dict[str, Any]:

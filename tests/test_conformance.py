@@ -13,17 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from replication.conformance.adapter import ReferenceImplementation
-from replication.conformance.known import KnownDivergences
-from replication.conformance.machine import differential_machine
-from replication.conformance.observations import Reporting
-from replication.conformance.preflight import load_factory
-from replication.conformance.progress import Progress
-from replication.conformance.reproduction import minimise
-from replication.conformance.results import ConformanceFailure, RunStats, compare_observations
-from replication.conformance.runner import SetupError, run_conformance
-from replication.conformance.steering import DIRECTED, steer
-from replication.conformance.witnesses import (
+from replication.conformance.adapters.adapter import ReferenceImplementation
+from replication.conformance.adapters.observations import Reporting
+from replication.conformance.adapters.preflight import load_factory
+from replication.conformance.reports.known import KnownDivergences
+from replication.conformance.reports.progress import Progress
+from replication.conformance.sequential.machine import differential_machine
+from replication.conformance.sequential.reproduction import minimise
+from replication.conformance.sequential.results import (
+    ConformanceFailure,
+    RunStats,
+    compare_observations,
+)
+from replication.conformance.sequential.runner import SetupError, run_conformance
+from replication.conformance.sequential.steering import DIRECTED, steer
+from replication.conformance.sequential.witnesses import (
     COOLDOWN_BOUNDARY,
     DEREGISTER_WITH_CONTAINER,
     EXPIRY_AT_BOUNDARY,
@@ -247,7 +251,7 @@ def test_the_counterexample_is_a_runnable_program():
     """The report's program, run as it is, reproduces the divergence."""
     report = run_conformance(toys.QuarantinedHeartbeat, seed=2, shrink_time=6)
     assert report.program is not None
-    assert report.program.startswith("from replication.conformance.machine import")
+    assert report.program.startswith("from replication.conformance.sequential.machine import")
     assert "state.teardown()" in report.program
     with pytest.raises(ConformanceFailure) as caught:
         exec(report.program, {})  # noqa: S102 - the point is that it runs
@@ -424,7 +428,7 @@ class TestConclusiveByConstruction:
 # Spec: R-KIT-5.
 def test_an_inconclusive_run_is_not_a_pass(monkeypatch):
     """Without the directed programs, three programs leave witnesses unreached."""
-    monkeypatch.setattr("replication.conformance.runner.steer", lambda *_: [])
+    monkeypatch.setattr("replication.conformance.sequential.runner.steer", lambda *_: [])
     report = run_conformance(ReferenceImplementation, profile="ci", max_examples=3, seed=4)
     assert report.verdict == "INCONCLUSIVE"
     assert not report.conformant

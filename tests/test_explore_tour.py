@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
-from replication.conformance.preflight import SetupError, load_adapter
-from replication.conformance.witnesses import required_for_kit
+from replication.conformance.adapters.adapter import FacadeImplementation, ReferenceImplementation
+from replication.conformance.adapters.preflight import SetupError, load_adapter
+from replication.conformance.sequential.witnesses import required_for_kit
 from replication.explore import Bound
 from replication.explore.coverage import driven, vocabulary
 from replication.explore.report import render_tour, tour_json

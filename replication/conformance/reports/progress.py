@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from replication.conformance.results import RunStats
+    from replication.conformance.sequential.results import RunStats
 
 __all__ = ["Progress"]
 

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from replication.conformance.calls import describe_call
-from replication.conformance.results import ConformanceFailure, clock_offset
+from replication.conformance.adapters.calls import describe_call
+from replication.conformance.sequential.results import ConformanceFailure, clock_offset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
-    from replication.conformance.results import RunStats
+    from replication.conformance.adapters.adapter import Implementation
+    from replication.conformance.sequential.results import RunStats
 
 __all__ = ["Minimised", "hang_program", "minimise"]
 
@@ -90,7 +90,7 @@ class _Replay:
         the clock after each step run, and the divergence.
         """
         # The machine imports the runner's neighbours; imported here, no cycle.
-        from replication.conformance.machine import differential_machine  # noqa: PLC0415
+        from replication.conformance.sequential.machine import differential_machine  # noqa: PLC0415
 
         factory = self.factory
         namespace: dict[str, Any] = {

@@ -21,14 +21,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from replication.conformance import witnesses as w
-from replication.conformance.results import ConformanceFailure
+from replication.conformance.sequential import witnesses as w
+from replication.conformance.sequential.results import ConformanceFailure
 from replication.errors import ReasonCode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from replication.conformance.machine import DifferentialMachine
+    from replication.conformance.sequential.machine import DifferentialMachine
 
 __all__ = ["DIRECTED", "Directed", "program_text", "steer"]
 
