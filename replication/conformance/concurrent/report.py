@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication.conformance.adapters.observations import reported_fields
-from replication.conformance.sequential.runner import _NEEDS
+from replication.conformance.sequential.findings import NEEDS as _NEEDS
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:

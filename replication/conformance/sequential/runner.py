@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +37,20 @@ from replication.conformance.adapters.observations import PROCESS_FIELD, qualifi
 from replication.conformance.adapters.preflight import (
     Adapter,
     SetupError,
-    format_traceback,
     load_adapter,
 )
 from replication.conformance.profiles import PROFILE_NAMES
-from replication.conformance.reports.report import CLI_OPTIONS, Check, Divergence, Report
+from replication.conformance.reports.report import CLI_OPTIONS, Divergence, Report
 from replication.conformance.sequential.engine import MODES, RunControl, SetAside, StopRun
+from replication.conformance.sequential.findings import (
+    checks_of,
+    divergence_of,
+    flaky_divergence,
+    shrunk_as,
+    timeout_divergence,
+)
 from replication.conformance.sequential.machine import DifferentialMachine, differential_machine
-from replication.conformance.sequential.reproduction import hang_program, minimise
+from replication.conformance.sequential.reproduction import minimise
 from replication.conformance.sequential.results import ConformanceFailure, RunStats
 from replication.conformance.sequential.steering import steer
 from replication.conformance.sequential.witnesses import (
@@ -53,7 +58,6 @@ from replication.conformance.sequential.witnesses import (
     not_applicable,
     required_for_kit,
 )
-from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -83,17 +87,6 @@ _MINIMISE_AT_LEAST = 3.0
 MAX_ROUNDS = 64
 #: At most this many examples per Hypothesis run (see ``_Round._search``).
 CHUNK = 500
-
-#: The optional observation data each invariant needs to say anything about an
-#: implementation (INV-AUDIT needs audit events, which adapters never supply).
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "INV-SIGNATURE": ("manifest",),
-    "INV-REAP": ("last_heartbeat",),
-    "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
-    "INV-QUARANTINE": ("quarantined",),
-    "INV-IDS": ("registered_ever",),
-    "INV-PROCESSES": ("live_processes",),
-}
 
 
 @attrs.define
@@ -163,46 +156,6 @@ def _header(
     ]
 
 
-def _steps_in(program: str | None) -> int | None:
-    if program is None:
-        return None
-    return len(re.findall(r"^(?:\w+ = )?state\.(?!teardown)", program, flags=re.MULTILINE)) - 1
-
-
-def _shrunk(stopped: str | None) -> str:
-    """Return how shrinking ended: ``minimal`` (a fixed point) or ``stopped: <why>``."""
-    return "minimal" if stopped is None else f"stopped: {stopped}"
-
-
-def _divergence(
-    failure: ConformanceFailure,
-    program: str | None,
-    stats: RunStats,
-    *,
-    known: bool,
-    started: float,
-    shrunk: str | None = None,
-) -> Divergence:
-    detected = stats.seconds_at_detection
-    return Divergence(
-        kind=failure.kind,
-        action=failure.action,
-        decision=failure.decision,
-        expected=failure.expected,
-        got=failure.got,
-        text=failure.render(),
-        program=program,
-        known=known,
-        detection_seconds=None if detected is None else detected - started,
-        shrink_seconds=None if detected is None else time.perf_counter() - detected,
-        examples_before=stats.examples_at_detection,
-        program_steps=_steps_in(program),
-        clauses=failure.clauses,
-        traceback=None if failure.cause is None else format_traceback(failure.cause),
-        shrunk=shrunk,
-    )
-
-
 class _Round:
     """The settings of every round of one run."""
 
@@ -254,11 +207,11 @@ class _Round:
                 search.failure = failure
             except SetAside as aside:
                 search.failure = aside.failure
-                search.divergence = _divergence(aside.failure, None, stats, known=True,
+                search.divergence = divergence_of(aside.failure, None, stats, known=True,
                                                 started=started)  # fmt: skip
                 return search
             except CallTimeout as timeout:
-                search.divergence = _timeout(timeout, stats, started)
+                search.divergence = timeout_divergence(timeout, stats, started)
                 return search
             except StopRun:
                 search.stopped = "max-time"
@@ -266,14 +219,14 @@ class _Round:
             except KeyboardInterrupt:
                 if self.control.watchdog.fired is not None:
                     limit = self.control.watchdog.timeout or 0.0
-                    search.divergence = _timeout(
+                    search.divergence = timeout_divergence(
                         CallTimeout(self.control.watchdog.fired, limit), stats, started
                     )
                     return search
                 search.stopped = "interrupted"
                 search.failure = stats.first_failure
             except Flaky as flaky:
-                search.divergence = _flaky(flaky, stats, started)
+                search.divergence = flaky_divergence(flaky, stats, started)
                 return search
         if search.failure is not None:
             reporting = stats.reporting
@@ -292,16 +245,16 @@ class _Round:
                         budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
                     )  # fmt: skip
                     program, replayed = minimised.program, minimised.failure
-                    shrunk = _shrunk(minimised.stopped)
+                    shrunk = shrunk_as(minimised.stopped)
                 except KeyboardInterrupt:  # Ctrl-C while minimising: the program as shrunk
-                    replayed, shrunk = None, _shrunk("it was interrupted")
+                    replayed, shrunk = None, shrunk_as("it was interrupted")
                     if self.control.watchdog.ctrl_c is not False:
                         search.stopped = "interrupted"
                     # else the adapter's own interrupt, in a replay: the program stays
                 search.failure = replayed or search.failure
             elif program is not None:
                 shrunk = "off"
-            search.divergence = _divergence(
+            search.divergence = divergence_of(
                 search.failure, program, stats, known=False, started=started, shrunk=shrunk
             )
         return search
@@ -350,118 +303,6 @@ def _own_stop(flaky: Flaky) -> BaseException | None:
         seen.add(id(context))
         context = context.__context__
     return None
-
-
-def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergence:
-    text = "\n".join(
-        [
-            f"timeout at {timeout.call.partition('(')[0]}",
-            f"  {timeout.call} did not return within {timeout.seconds:g} s (--timeout)",
-            (
-                f"  in example {stats.examples}, after {stats.implementation_steps} steps on "
-                "the implementation; the run stopped there (a hang is not shrunk)"
-            ),
-            *hang_program(stats, timeout.call),
-        ]
-    )
-    return Divergence(
-        kind="timeout",
-        action=timeout.call.partition("(")[0],
-        decision=None,
-        expected=f"a return within {timeout.seconds:g} s",
-        got="no return",
-        text=text,
-        detection_seconds=time.perf_counter() - started,
-        examples_before=stats.examples,
-    )
-
-
-def _flaky(flaky: Flaky, stats: RunStats, started: float) -> Divergence:
-    text = "\n".join(
-        [
-            "flaky divergence: the same program failed once and passed when replayed",
-            "  the implementation's behaviour depends on more than the program: does it read",
-            "  the real clock instead of the one start() gave it, or keep state across start()?",
-            f"  ({type(flaky).__name__}: {str(flaky).splitlines()[0] if str(flaky) else ''})",
-        ]
-    )
-    return Divergence(
-        kind="flaky",
-        action="(replay)",
-        decision=None,
-        expected="the same outcome on every replay",
-        got="a different outcome",
-        text=text,
-        detection_seconds=time.perf_counter() - started,
-        examples_before=stats.examples,
-    )
-
-
-def _checks(
-    mode: str,
-    stats: RunStats,
-    failing: list[ConformanceFailure | Divergence],
-    unreported: frozenset[str],
-    timeout: float | None,
-) -> dict[str, Check]:
-    failed: set[str] = set()
-    kinds: set[str] = set()
-    for item in failing:
-        kinds.add(item.kind)
-        failed |= item.failed if isinstance(item, ConformanceFailure) else {item.kind}
-    checked = stats.checked
-
-    def status(key: str, *, mode_needed: tuple[str, ...] = MODES) -> Check:
-        if mode not in mode_needed:
-            return Check("not checked", f"mode {mode}")
-        if key in failed:
-            return Check("FAIL")
-        if not checked[key]:
-            return Check("not checked", "no step compared it")
-        return Check("pass")
-
-    limit = f"{timeout:g} s" if timeout is not None else "no limit"
-    checks = {
-        "the implementation never crashed": Check("FAIL")
-        if "crash" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        f"every call returned within the time limit ({limit})": Check("FAIL")
-        if "timeout" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "decisions agree with the reference": status("decision"),
-        "reason codes agree with the reference": status(
-            "reason", mode_needed=("reason", "observation")
-        ),
-        "observations agree with the reference": status(
-            "observation", mode_needed=("observation",)
-        ),
-        "the implementation behaves the same on every replay": Check("FAIL")
-        if "flaky" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "the reference model kept its own invariants": Check("FAIL")
-        if "reference" in kinds
-        else Check("pass"),
-    }
-    for invariant in INVARIANTS:
-        name = f"{invariant.id}: {invariant.statement}"
-        lacking = [field for field in _NEEDS.get(invariant.id, ()) if field in unreported]
-        if invariant.id in failed:
-            checks[name] = Check("FAIL")
-        elif invariant.id == "INV-AUDIT":
-            checks[name] = Check("n/a", "needs audit events, which adapters do not report")
-        elif lacking:
-            checks[name] = Check("n/a", "needs " + ", ".join(qualified(f) for f in lacking))
-        elif not checked["invariants"]:
-            checks[name] = Check("not checked", "no step ran")
-        else:
-            checks[name] = Check("pass")
-    return checks
 
 
 def _validate(
@@ -633,7 +474,7 @@ def _report(
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
         steered_witnesses=tuple(totals.steered),
         witnesses_not_applicable=not_applicable(adapter.gaps),
-        checks=_checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
+        checks=checks_of(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
         unreported_declared=reporting.declared,
