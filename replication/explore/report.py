@@ -221,13 +221,16 @@ def render_tour(tour: Tour) -> str:
     if tour.stopped is not None:
         lines.append(f"  stopped by {tour.stopped}: the edges not taken were not checked")
     lines += ["", "left out of the tour:", *_left_out(tour)]
-    missed = tour.not_driven
+    # What the bound would not drive is said of a tour that took every edge; one cut
+    # short by a divergence or a limit left pairs undriven that its bound drives.
+    complete = tour.divergence is None and tour.stopped is None and tour.covered == tour.edges
+    missed = tour.not_driven if complete else {}
     driven = len(tour.driven & tour.vocabulary)
     lines += [
         "",
         (
             f"coverage: {driven} of {len(tour.vocabulary)} (action, outcome) pairs of the "
-            "adapter's vocabulary driven"
+            f"adapter's vocabulary driven{'' if complete else ' before the tour stopped'}"
         ),
     ]
     if missed:
