@@ -39,6 +39,9 @@ def one_run(target: str, seed: int) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "steered": list(report.steered_witnesses),
         "missing": list(report.missing_witnesses),
+        # What made a run not conformant: a divergence's first line (a timeout, on a
+        # loaded machine, is the machine's), or the witnesses it missed.
+        "failure": (report.failure or "").partition("\n")[0] or None,
     }
 
 
@@ -58,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         for run in pool.map(one_run, [arguments.target] * len(seeds), seeds):
             runs.append(run)
             steered = f", steered: {'; '.join(run['steered'])}" if run["steered"] else ""
-            print(f"seed {run['seed']}: {run['verdict']} in {run['seconds']:.1f} s{steered}",
-                  flush=True)  # fmt: skip
+            failure = f" ({run['failure']})" if run["failure"] else ""
+            print(f"seed {run['seed']}: {run['verdict']}{failure} in {run['seconds']:.1f} s"
+                  f"{steered}", flush=True)  # fmt: skip
     seconds = [run["seconds"] for run in runs]
     conformant = sum(run["verdict"] == "CONFORMANT" for run in runs)
     steered = sum(bool(run["steered"]) for run in runs)
