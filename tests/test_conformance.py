@@ -117,7 +117,7 @@ class TestBlindSpots:
     @pytest.mark.parametrize(
         ("factory", "seed", "first_line", "shows"),
         [
-            (toys.SpawnTimeForgotten, 2, "observation divergence at deregister_worker",
+            (toys.SpawnTimeForgotten, 2, "observation divergence at ",
              ".last_child_registered_at: expected datetime.datetime("),
             (toys.StopConditionFailsOpen, 1, "decision divergence at register_worker",
              "denied (stop_condition)  | allowed"),
