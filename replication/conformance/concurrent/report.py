@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication.conformance.adapters.observations import reported_fields
-from replication.conformance.sequential.findings import NEEDS as _NEEDS
+from replication.conformance.sequential.checks import NEEDS
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class ConcurrentReport:
         reported = self.tally.reported
         for invariant in INVARIANTS:
             name = f"{invariant.id}: {invariant.statement}"
-            lacking = [need for need in _NEEDS.get(invariant.id, ()) if need not in reported]
+            lacking = [need for need in NEEDS.get(invariant.id, ()) if need not in reported]
             passed = invariant.id not in self.tally.violated
             checks[name] = None if invariant.on_state is None or (lacking and passed) else passed
         return checks

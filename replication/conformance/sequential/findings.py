@@ -1,10 +1,10 @@
-"""What a run found, as the report says it: each divergence, and every check's status.
+"""What a run found, as the report says it: each divergence, a hang and a replay that changed.
 
 The runner (:mod:`replication.conformance.sequential.runner`) searches; this
-module turns what a round found into the report's parts: a divergence with
-its program and how shrinking ended, a hang with the program that led to it,
-a behaviour that changed on replay, and the status of every check (``pass``
-only for a check made and held, R-KIT-3 and R-KIT-6).
+module turns what a round found into the report's divergences: one with its
+program and how shrinking ended, a hang with the program that led to it, a
+behaviour that changed on replay (R-KIT-6, R-KIT-7). The checks' statuses are
+:mod:`replication.conformance.sequential.checks`'.
 """
 
 from __future__ import annotations
@@ -13,41 +13,23 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from replication.conformance.adapters.observations import qualified
 from replication.conformance.adapters.preflight import format_traceback
-from replication.conformance.reports.report import Check, Divergence
-from replication.conformance.sequential.engine import MODES
+from replication.conformance.reports.report import Divergence
 from replication.conformance.sequential.reproduction import hang_program
-from replication.conformance.sequential.results import ConformanceFailure
-from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
     from hypothesis.errors import Flaky
 
     from replication.conformance.adapters.calls import CallTimeout
-    from replication.conformance.sequential.results import RunStats
+    from replication.conformance.sequential.results import ConformanceFailure, RunStats
 
 __all__ = [
-    "NEEDS",
-    "checks_of",
     "divergence_of",
     "flaky_divergence",
     "shrunk_as",
     "steps_in",
     "timeout_divergence",
 ]
-
-
-#: The optional observation data each invariant needs to say anything about an
-#: implementation (INV-AUDIT needs audit events, which adapters never supply).
-NEEDS: dict[str, tuple[str, ...]] = {
-    "INV-SIGNATURE": ("manifest",),
-    "INV-REAP": ("last_heartbeat",),
-    "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
-    "INV-QUARANTINE": ("quarantined",),
-    "INV-IDS": ("registered_ever",),
-    "INV-PROCESSES": ("live_processes",),
-}
 
 
 def steps_in(program: str | None) -> int | None:
@@ -137,71 +119,3 @@ def flaky_divergence(flaky: Flaky, stats: RunStats, started: float) -> Divergenc
         detection_seconds=time.perf_counter() - started,
         examples_before=stats.examples,
     )
-
-
-def checks_of(
-    mode: str,
-    stats: RunStats,
-    failing: list[ConformanceFailure | Divergence],
-    unreported: frozenset[str],
-    timeout: float | None,
-) -> dict[str, Check]:
-    """Return every check's status: ``pass`` only for a check made and held."""
-    failed: set[str] = set()
-    kinds: set[str] = set()
-    for item in failing:
-        kinds.add(item.kind)
-        failed |= item.failed if isinstance(item, ConformanceFailure) else {item.kind}
-    checked = stats.checked
-
-    def status(key: str, *, mode_needed: tuple[str, ...] = MODES) -> Check:
-        if mode not in mode_needed:
-            return Check("not checked", f"mode {mode}")
-        if key in failed:
-            return Check("FAIL")
-        if not checked[key]:
-            return Check("not checked", "no step compared it")
-        return Check("pass")
-
-    limit = f"{timeout:g} s" if timeout is not None else "no limit"
-    checks = {
-        "the implementation never crashed": Check("FAIL")
-        if "crash" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        f"every call returned within the time limit ({limit})": Check("FAIL")
-        if "timeout" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "decisions agree with the reference": status("decision"),
-        "reason codes agree with the reference": status(
-            "reason", mode_needed=("reason", "observation")
-        ),
-        "observations agree with the reference": status(
-            "observation", mode_needed=("observation",)
-        ),
-        "the implementation behaves the same on every replay": Check("FAIL")
-        if "flaky" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "the reference model kept its own invariants": Check("FAIL")
-        if "reference" in kinds
-        else Check("pass"),
-    }
-    for invariant in INVARIANTS:
-        name = f"{invariant.id}: {invariant.statement}"
-        lacking = [field for field in NEEDS.get(invariant.id, ()) if field in unreported]
-        if invariant.id in failed:
-            checks[name] = Check("FAIL")
-        elif invariant.id == "INV-AUDIT":
-            checks[name] = Check("n/a", "needs audit events, which adapters do not report")
-        elif lacking:
-            checks[name] = Check("n/a", "needs " + ", ".join(qualified(f) for f in lacking))
-        elif not checked["invariants"]:
-            checks[name] = Check("not checked", "no step ran")
-        else:
-            checks[name] = Check("pass")
-    return checks

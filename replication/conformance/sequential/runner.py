@@ -27,6 +27,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
 from replication.conformance.adapters.calls import (
+    DEFAULT_TIMEOUT,
     CallTimeout,
     ContractViolation,
     RaisedBaseException,
@@ -41,9 +42,9 @@ from replication.conformance.adapters.preflight import (
 )
 from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.reports.report import CLI_OPTIONS, Divergence, Report
+from replication.conformance.sequential.checks import checks
 from replication.conformance.sequential.engine import MODES, RunControl, SetAside, StopRun
 from replication.conformance.sequential.findings import (
-    checks_of,
     divergence_of,
     flaky_divergence,
     shrunk_as,
@@ -77,8 +78,6 @@ __all__ = [
 
 #: What ``replication conformance`` checks with no target: the seed facade.
 DEFAULT_TARGET = "replication.conformance.adapters:FacadeImplementation"
-#: Seconds one call into the adapter may take.
-DEFAULT_TIMEOUT = 5.0
 #: Seconds shrinking one divergence may take: two thirds for Hypothesis's
 #: shrinker, the rest (at least ``_MINIMISE_AT_LEAST``) to remove the steps it left.
 DEFAULT_SHRINK_TIME = 10.0
@@ -479,7 +478,7 @@ def _report(
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
         steered_witnesses=tuple(totals.steered),
         witnesses_not_applicable=not_applicable(adapter.gaps),
-        checks=checks_of(facts["mode"], totals, failing, not_compared, facts["timeout"]),
+        checks=checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
         unreported_declared=reporting.declared,
