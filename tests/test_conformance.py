@@ -529,18 +529,18 @@ class TestCommandLine:
         )
 
 
-def readme_adapter() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def tutorial_adapter() -> str:
+    text = (ROOT / "docs" / "tutorials" / "check-an-implementation.md").read_text(encoding="utf-8")
     return re.search(r"```python\n(# my_adapter\.py\n.*?)```", text, flags=re.S).group(1)
 
 
-class TestTheReadmeAdapter:
-    """A new user's adapter, copied from the README, runs under the CLI and the plugin."""
+class TestTheTutorialsAdapter:
+    """A new user's adapter, copied from the tutorial, runs under the CLI and the plugin."""
 
     # Spec: R-KIT-1, R-KIT-4, R-VECTOR-3.
     def test_under_the_command_line(self, tmp_path):
-        """The README's commands, as written, on the README's adapter; nothing left behind."""
-        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        """The tutorial's commands, as written, on its adapter; nothing left behind."""
+        (tmp_path / "my_adapter.py").write_text(tutorial_adapter())
         result = run_cli("my_adapter:MyAdapter", "--seed", "5", "--json", "report.json",
                          cwd=tmp_path)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
@@ -559,7 +559,7 @@ class TestTheReadmeAdapter:
 
     # Spec: R-KIT-1, R-KIT-4.
     def test_under_the_pytest_plugin(self, tmp_path):
-        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        (tmp_path / "my_adapter.py").write_text(tutorial_adapter())
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",

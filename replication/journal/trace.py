@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._files import InputFileError, read_lines
 from replication._validation import immutable
 from replication.errors import InvalidInputError, ReplicationError
 from replication.journal.codec import (
@@ -41,7 +42,7 @@ from replication.signing import VerifyingKey
 from replication.stop_conditions import STANDARD_STOP_CONDITIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from replication.model import ReplicationContract, StopCondition
 
@@ -60,7 +61,7 @@ __all__ = [
 TRACE_FORMAT = "replication.trace.v1"
 
 _HEADER_REQUIRED = {"format", "contract", "verifying_key"}
-_HEADER_OPTIONAL = {"journal"}
+_HEADER_OPTIONAL = {"journal", "journal_signature"}
 _STEP_REQUIRED = {"now", "action", "args", "outcome"}
 _STEP_OPTIONAL = {"sequence", "prev"}
 #: How many ids a rendered state lists before it counts the rest.
@@ -68,13 +69,17 @@ _SHOWN = 12
 
 
 class TraceFormatError(ReplicationError, ValueError):
-    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format."""
+    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format.
+
+    ``line`` is 0 when the file as a whole cannot be read (missing, not a regular file).
+    """
 
     def __init__(self, path: str, line: int, problem: str) -> None:
         self.path = path
         self.line = line
         self.problem = problem
-        super().__init__(f"trace {path}, line {line}: {problem}")
+        where = f", line {line}" if line else ""  # 0: the file as a whole
+        super().__init__(f"trace {path}{where}: {problem}")
 
 
 @immutable
@@ -195,9 +200,17 @@ def describe_state(state: State) -> list[str]:
 
 
 def trace_header(
-    contract_json: dict[str, Any], verifying_key: VerifyingKey, journal: object = None
+    contract_json: dict[str, Any],
+    verifying_key: VerifyingKey,
+    journal: object = None,
+    journal_signature: str | None = None,
 ) -> dict[str, Any]:
-    """Return a trace's header line; ``journal`` is a journal's own header, for its export."""
+    """Return a trace's header line.
+
+    For a journal's export, ``journal`` is the journal's own header and
+    ``journal_signature`` the checkpoint key's signature over it, so that the
+    export carries what the journal signed (R-TRACE-1).
+    """
     header: dict[str, Any] = {
         "contract": contract_json,
         "format": TRACE_FORMAT,
@@ -205,6 +218,8 @@ def trace_header(
     }
     if journal is not None:
         header["journal"] = journal
+    if journal_signature is not None:
+        header["journal_signature"] = journal_signature
     return header
 
 
@@ -274,11 +289,24 @@ def check_trace(
     """
     name = os.fspath(path)
     try:
-        # Lines end at "\n" only (JSON Lines); a "\r" before it is JSON's whitespace.
-        with open(name, encoding="utf-8", newline="\n") as lines:  # noqa: PTH123 - line by line
-            return _check_lines(name, lines, contract)
-    except (OSError, UnicodeDecodeError) as error:
+        return _check_lines(name, _text_lines(name), contract)
+    except InputFileError as error:
+        raise TraceFormatError(name, error.line, error.problem) from None
+    except OSError as error:
         raise TraceFormatError(name, 0, f"cannot be read ({error})") from None
+
+
+def _text_lines(path: str) -> Iterator[str]:
+    """Yield the lines of a regular file, each bounded (R-JOURNAL-15), decoded as UTF-8.
+
+    Lines end at a line feed only (JSON Lines); a carriage return before it is
+    JSON's whitespace.
+    """
+    for number, line in read_lines(path):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise TraceFormatError(path, number, f"not UTF-8 text ({error.reason})") from None
 
 
 def _check_lines(
