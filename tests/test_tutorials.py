@@ -20,12 +20,14 @@ RUN = TUTORIALS / "run-workers.md"
 
 
 #: What the tutorial's reports are the output of: its adapter, as written
-#: ("inconclusive"); with the two lines of its heartbeat that translate an
+#: ("short", a run of 20 programs, which directed programs still make conclusive); with the two lines of its heartbeat that translate an
 #: unknown worker's refusal deleted ("forgetful"); and with those of its
 #: deregister deleted too ("keep-going", of which the tutorial shows the table).
+#: The exit code each report ends with: 1 (NOT CONFORMANT) unless named here.
+EXIT_CODES = {"short": 0}
 REPORT_COMMANDS = {
     "forgetful": ("my_adapter:MyAdapter", "--seed", "1"),
-    "inconclusive": ("my_adapter:MyAdapter", "--max-examples", "20", "--seed", "1"),
+    "short": ("my_adapter:MyAdapter", "--max-examples", "20", "--seed", "1"),
     "keep-going": ("my_adapter:MyAdapter", "--keep-going", "--profile", "dev", "--seed", "1"),
 }
 FORGOTTEN = (
@@ -99,7 +101,7 @@ def comparable(report: str) -> list[str]:
 @pytest.mark.parametrize("name", sorted(REPORT_COMMANDS))
 def test_the_tutorials_reports_are_what_the_kit_prints(name, tmp_path):
     result = run_report(name, tmp_path)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert EXIT_CODES.get(name, 1) == result.returncode, result.stdout + result.stderr
     shown = tutorial_reports()[name]
     assert comparable(shown) == comparable(shown_part(name, result.stdout)), (
         f"the tutorial's {name!r} report differs from a fresh run; the run printed:\n"
