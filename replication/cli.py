@@ -10,12 +10,15 @@ report). Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 from replication import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -371,8 +374,37 @@ def _private_hypothesis_storage() -> Path | None:
     return directory
 
 
+@contextlib.contextmanager
+def ctrl_c_honoured() -> Iterator[None]:
+    """Let Ctrl-C (``SIGINT``) stop the command however the process was started.
+
+    A shell without job control starts a background command with ``SIGINT``
+    ignored, and a child inherits that: the command would then run on past a
+    ``kill -INT``, and never print its partial report or exit 130. Inside the
+    block ``SIGINT`` raises ``KeyboardInterrupt``; the disposition found is put
+    back after.
+    """
+    found = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or found not in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    with ctrl_c_honoured():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = build_parser().parse_args(argv)
     storage = _private_hypothesis_storage() if arguments.command == "conformance" else None
     try:

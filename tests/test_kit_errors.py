@@ -24,6 +24,7 @@ import pytest
 from replication import __version__
 from replication.cli import main
 from replication.conformance.vectors import export_vectors
+from tests.helpers import IGNORING_SIGINT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -429,6 +430,89 @@ class TestImplementationsThatMisbehave:
         assert 'raise RuntimeError("no database")' in err
 
 
+@pytest.fixture
+def sigint_ignored():
+    """SIGINT ignored for the test, as a script started in the background without job control."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+#: An adapter whose start() never returns: only the kit's time limit ends the run.
+ENDLESS_START = """
+    import time
+    from tests.toy_implementation import ToyImplementation
+
+    class Adapter(ToyImplementation):
+        def start(self, contract, key, clock):
+            while True:
+                time.sleep(1)
+"""
+
+
+class TestTimeLimitsHoweverStarted:
+    """The watchdog interrupts with a signal of its own: SIGINT's disposition changes nothing."""
+
+    # Spec: R-KIT-7.
+    def test_a_hanging_start_is_stopped_with_sigint_ignored(self, capsys, adapter, sigint_ignored):
+        """An endless start() ends at --timeout, and SIGINT is left as the command found it."""
+        name = adapter(ENDLESS_START)
+        code, _, err = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert (code, first_line(err)) == (
+            2, ("replication conformance: cannot run: start() did not return within 0.3 s "
+            "(--timeout)"),
+        )  # fmt: skip
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+    # Spec: R-KIT-7.
+    def test_a_hanging_call_is_stopped_with_sigint_ignored(self, capsys, adapter, sigint_ignored):
+        name = adapter("""
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def heartbeat(self, worker_id):
+                    while True:
+                        time.sleep(1)
+        """)
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert code == 1
+        assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
+
+    # Spec: R-KIT-7.
+    def test_the_command_line_started_in_the_background(self, tmp_path):
+        """A process started with SIGINT ignored: the endless start() still ends at --timeout."""
+        (tmp_path / "endless.py").write_text(textwrap.dedent(ENDLESS_START), encoding="utf-8")
+        result = subprocess.run(  # noqa: S603 - our interpreter, our module
+            [*IGNORING_SIGINT, "-m", "replication", "conformance", "endless:Adapter", *QUICK,
+             "--timeout", "0.5"],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert (result.returncode, first_line(result.stderr)) == (
+            2, ("replication conformance: cannot run: start() did not return within 0.5 s "
+            "(--timeout)"),
+        )  # fmt: skip
+
+    # Spec: R-KIT-7.
+    def test_the_pytest_plugin_started_in_the_background(self, tmp_path):
+        """Through the plugin too: the item fails at --replication-timeout, the session ends."""
+        (tmp_path / "endless.py").write_text(textwrap.dedent(ENDLESS_START), encoding="utf-8")
+        result = subprocess.run(  # noqa: S603 - our interpreter, pytest
+            [*IGNORING_SIGINT, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+             "-rf", "--replication-impl=endless:Adapter", "--replication-timeout=0.5",
+             "--replication-profile=dev", "--replication-max-examples=3"],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}",
+                               "COLUMNS": "240"},
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert (
+            "FAILED replication::conformance[endless:Adapter] - cannot run: start() did not "
+            "return within 0.5 s"
+        ) in result.stdout, result.stdout
+
+
 class TestOptions:
     """Options and output paths are checked before the run, each in one line."""
 
@@ -586,10 +670,14 @@ class TestVectorErrors:
 
 
 # Spec: R-KIT-6.
-def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
-    """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "replication", "conformance", "--seed", "3",
+@pytest.mark.parametrize(
+    "python", [(sys.executable,), IGNORING_SIGINT], ids=["foreground", "sigint-ignored"]
+)
+def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path, python):
+    """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback;
+    started with SIGINT ignored (a script's background job) too."""
+    process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+        [*python, "-m", "replication", "conformance", "--seed", "3",
          "replication.conformance.adapter:ReferenceImplementation"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

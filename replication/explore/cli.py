@@ -48,6 +48,7 @@ _VERDICT_CODES = {
     "FAIL": 1,
     "NOT CONFORMANT": 1,
     "INCOMPLETE": 3,
+    "INTERRUPTED": 130,
 }
 #: The transitions explored when ``--transitions`` is not given.
 CORE = "replication.transitions"
@@ -269,6 +270,8 @@ class _Progress:
     def __init__(self) -> None:
         self.interactive = sys.stderr.isatty()
         self.last = 0.0
+        # Whether a line was rewritten in place and not ended yet.
+        self.open = False
 
     def __call__(self, states: int, frontier: int, depth: int, seconds: float) -> None:
         now = time.monotonic()
@@ -286,17 +289,23 @@ class _Progress:
         )
         if self.interactive:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+            self.open = True
         else:
             print(line, file=sys.stderr, flush=True)
 
     def finish(self, states: int, depth: int, seconds: float) -> None:
         """Print the final line, and end it."""
         self.show(states, 0, depth, seconds)
-        if self.interactive:
-            print(file=sys.stderr)
+        self.close()
+
+    def close(self) -> None:
+        """End the line rewritten in place, so that what follows starts on a line of its own."""
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
 
 
-def _explore(arguments: argparse.Namespace) -> int:
+def _explore(arguments: argparse.Namespace, progress: _Progress | None) -> int:
     from replication.explore.actions import resolve_transitions  # noqa: PLC0415
     from replication.explore.report import exploration_json, render_exploration  # noqa: PLC0415
     from replication.explore.search import explore  # noqa: PLC0415
@@ -315,7 +324,6 @@ def _explore(arguments: argparse.Namespace) -> int:
         # SystemExit included: a module that exits must not end the command with its code.
         message = f"cannot load {reference}: {type(error).__name__}: {error}"
         raise _UsageError(message) from None
-    progress = None if arguments.quiet else _Progress()
     try:
         exploration = explore(
             bound,
@@ -361,7 +369,7 @@ def _explore(arguments: argparse.Namespace) -> int:
     return _finish(_VERDICT_CODES[exploration.verdict], writes, notes)
 
 
-def _tour(arguments: argparse.Namespace) -> int:
+def _tour(arguments: argparse.Namespace, progress: _Progress | None) -> int:
     from replication.conformance.preflight import SetupError  # noqa: PLC0415
     from replication.explore.report import render_tour, tour_json  # noqa: PLC0415
     from replication.explore.results import Counterexample  # noqa: PLC0415
@@ -370,7 +378,6 @@ def _tour(arguments: argparse.Namespace) -> int:
 
     _outputs(arguments)
     bound = _bound(arguments)
-    progress = None if arguments.quiet else _Progress()
     try:
         result = tour(
             arguments.impl,
@@ -458,9 +465,16 @@ def _finish(code: int, writes: list[tuple[str, Callable[[], object]]], notes: li
 
 def run(arguments: argparse.Namespace) -> int:
     """Run ``replication explore``; return its exit code (see :data:`EXIT_CODES`)."""
+    progress = None if arguments.quiet else _Progress()
     try:
-        _check_options(arguments)
-        return _tour(arguments) if arguments.impl is not None else _explore(arguments)
+        try:
+            _check_options(arguments)
+            command = _tour if arguments.impl is not None else _explore
+            return command(arguments, progress)
+        finally:
+            # Whatever is printed next (an error, "interrupted") starts on its own line.
+            if progress is not None:
+                progress.close()
     except _UsageError as error:
         print(f"replication explore: {error}", file=sys.stderr)
         return 2
