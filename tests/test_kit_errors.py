@@ -28,6 +28,10 @@ from tests.helpers import IGNORING_SIGINT
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Longer than any run of a hanging adapter the kit stops takes, however busy the machine;
+#: far shorter than the 600 s the adapter would otherwise sleep.
+SAFETY_NET = 120
+
 #: A tiny run: enough to reach an adapter's every method, in well under a second.
 QUICK = ("--profile", "dev", "--max-examples", "3", "--seed", "1", "--quiet")
 
@@ -213,7 +217,7 @@ class TestAdaptersThatCannotRun:
 
             class Adapter(ToyImplementation):
                 def start(self, contract, key, clock):
-                    time.sleep(60)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, _, err = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
@@ -221,7 +225,7 @@ class TestAdaptersThatCannotRun:
             2, ("replication conformance: cannot run: start() did not return within 0.3 s "
             "(--timeout)"),
         )  # fmt: skip
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-1.
     @pytest.mark.parametrize(
@@ -317,12 +321,12 @@ class TestImplementationsThatMisbehave:
 
             class Adapter(ToyImplementation):
                 def launch(self, manifest):
-                    time.sleep(60)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
-        assert time.monotonic() - started < 15
+        assert time.monotonic() - started < SAFETY_NET
         assert "DIVERGENCE (timeout)" in out
         assert re.search(
             r"^  launch\(Manifest\(worker_id='k\d+', parent_id=.*\)\) did not return within "
@@ -336,7 +340,7 @@ class TestImplementationsThatMisbehave:
         "after",
         [
             "0.2",  # it swallows the interrupt and returns late: still a timeout
-            "30",  # it sleeps on, as when Python drops the interrupt in a gc callback: sent again
+            "600",  # it sleeps on, as when Python drops the interrupt in a gc callback: sent again
         ],
         ids=["returns-late", "sleeps-on"],
     )
@@ -348,7 +352,7 @@ class TestImplementationsThatMisbehave:
             class Adapter(ToyImplementation):
                 def heartbeat(self, worker_id):
                     try:
-                        time.sleep(30)
+                        time.sleep(600)
                     except BaseException:
                         time.sleep({after})
                     super().heartbeat(worker_id)
@@ -357,7 +361,7 @@ class TestImplementationsThatMisbehave:
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
         assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-6.
     def test_an_adapter_that_ignores_sigint_is_still_stopped(self, capsys, adapter):
@@ -373,13 +377,13 @@ class TestImplementationsThatMisbehave:
                     super().start(contract, key, clock)
 
                 def heartbeat(self, worker_id):
-                    time.sleep(30)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
         assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-6.
     @pytest.mark.parametrize("raised", ["SystemExit(0)", "KeyboardInterrupt", "GeneratorExit"])

@@ -10,7 +10,6 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -46,9 +45,11 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
     if not module or not attribute:
         message = f"--contract must be 'module:attribute', got {spec!r}"
         raise _UsageError(message)
+    from replication._resolve import UnresolvedNameError, resolve  # noqa: PLC0415
+
     try:
-        contract = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
+        contract = resolve(spec)
+    except (ImportError, UnresolvedNameError) as error:
         message = f"--contract {spec}: {error}"
         raise _UsageError(message) from None
     if type(contract) is not ReplicationContract:
