@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from replication import __version__
+from replication._text import counted
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -183,7 +184,7 @@ def _vectors_export(arguments: argparse.Namespace) -> int:
         written = export_vectors(directory)
     except OSError as error:
         raise UsageError(f"cannot write into {directory}: {error.strerror}") from None
-    print(f"wrote {len(written)} files to {directory}")
+    print(f"wrote {counted(len(written), 'file')} to {directory}")
     return 0
 
 

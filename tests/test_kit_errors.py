@@ -617,7 +617,7 @@ class TestVectorErrors:
         code, line = self.check(capsys, copy)
         assert code == 2
         assert line.startswith(
-            "replication vectors: cannot run: scenarios/quota.json step 2 action: 'teleport' "
+            f"replication vectors: cannot run: {path} step 2 action: 'teleport' "
             "is not one of ['issue', "
         )
 
@@ -629,9 +629,29 @@ class TestVectorErrors:
         scenario["steps"][0]["args"]["colour"] = "blue"
         path.write_text(json.dumps(scenario))
         assert self.check(capsys, copy) == (
-            2, ("replication vectors: cannot run: scenarios/quota.json step 0 args: Additional "
+            2, (f"replication vectors: cannot run: {path} step 0 args: Additional "
             "properties are not allowed ('colour' was unexpected) (not in the vector format)"),
         )  # fmt: skip
+
+    # Spec: R-VECTOR-1.
+    def test_every_file_is_named_with_its_directory(self, capsys, vectors, tmp_path):
+        """signing.json out of the format: the line says which directory's (vbad5/signing.json)."""
+        copy = tmp_path / "vbad5"
+        shutil.copytree(vectors, copy)
+        (copy / "signing.json").write_text('{"x": 1}')
+        assert self.check(capsys, copy) == (
+            2, (f"replication vectors: cannot run: {copy / 'signing.json'}: 'format' is a "
+            "required property (not in the vector format)"),
+        )  # fmt: skip
+
+    # Spec: R-VECTOR-1.
+    def test_the_report_names_the_directory_and_counts_in_words(self, capsys, vectors):
+        code, out, _ = cli(capsys, "vectors", "check", str(vectors))
+        assert code == 0, out
+        assert re.match(
+            rf"vectors {re.escape(str(vectors))}: \d+ files, [\d,]+ steps, \d+ rules exercised\n",
+            out,
+        ), out
 
     # Spec: R-VECTOR-7.
     def test_a_step_missing_its_arguments(self, capsys, vectors, tmp_path):
@@ -643,7 +663,7 @@ class TestVectorErrors:
         assert self.check(capsys, copy) == (
             2,
             (
-                "replication vectors: cannot run: scenarios/quota.json step 3 args: "
+                f"replication vectors: cannot run: {path} step 3 args: "
                 "'manifest' is a required property (not in the vector format)"
             ),
         )

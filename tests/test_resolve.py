@@ -31,7 +31,7 @@ class TestResolve:
     def test_a_module_in_the_current_directory_is_found(self, user_directory):
         """As `python -m` finds it: the current directory is searched first."""
         user_directory("next_to_me", "VALUE = {'a': 1}\n")
-        assert {"a": 1} == resolve("next_to_me:VALUE")
+        assert resolve("next_to_me:VALUE") == {"a": 1}
 
     def test_a_dotted_attribute_path(self):
         from replication.conformance.adapter import ReferenceImplementation

@@ -438,7 +438,10 @@ class TestCommands:
         assert main(["trace", "check", str(SAMPLES / "quota-ignored.jsonl")]) == 1
         assert "step 6 (line 7)" in capsys.readouterr().out
         assert main(["trace", "check", str(tmp_path / "missing.jsonl")]) == 2
-        assert "cannot be read" in capsys.readouterr().err
+        assert capsys.readouterr().err == (
+            f"replication trace: trace {tmp_path / 'missing.jsonl'}: cannot be read "
+            "(No such file or directory)\n"
+        )
         assert main(["trace", "check", str(SAMPLES / "lifecycle.jsonl"), "--contract", "nope"]) == 2
         assert "--contract must be 'module:attribute'" in capsys.readouterr().err
 

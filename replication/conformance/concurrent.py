@@ -35,6 +35,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from replication import __version__
+from replication._text import counted
 from replication.conformance.clients import ClientError, ProcessClients, RoundClock
 from replication.conformance.concurrent_report import ConcurrentReport, Failure, Tally
 from replication.conformance.fixtures import KEY, contract_from
@@ -356,7 +357,10 @@ def run_concurrent(
     count = len(planned) if planned is not None else (histories or HISTORIES[profile])
     widest = max((len(r.programs) for s in planned or () for r in s.rounds), default=0)
     if processes and widest > processes:
-        message = f"a scenario has {widest} programs in a round, for {processes} client processes"
+        message = (
+            f"a scenario has {counted(widest, 'program')} in a round, for "
+            f"{counted(processes, 'client process', 'client processes')}"
+        )
         raise ValueError(message)
     clients = ProcessClients(name, processes, timeout=timeout) if processes else None
     crew = None if processes else Crew(max(threads, widest), observer=observer)
@@ -391,7 +395,11 @@ def run_concurrent(
         target=name,
         suite_version=__version__,
         mode=mode,
-        clients=f"{processes} client processes" if processes else f"{threads} threads",
+        clients=(
+            counted(processes, "client process", "client processes")
+            if processes
+            else counted(threads, "thread")
+        ),
         observer=observer,
         profile=profile,
         seed=seed,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._text import counted, number
 from replication.conformance.observations import reported_fields
 from replication.conformance.runner import _NEEDS
 from replication.invariants import INVARIANTS
@@ -159,9 +160,11 @@ class ConcurrentReport:
                 f"profile {self.profile}, seed {self.seed}"
             ),
             (
-                f"  {tally.histories} histories, {tally.calls} calls, {self.seconds:.1f} s "
-                f"(checker {tally.checker_seconds:.2f} s: {tally.rate:.0f} histories/s, "
-                f"{tally.configurations} configurations, {tally.split} split into parts)"
+                f"  {counted(tally.histories, 'history', 'histories')}, "
+                f"{counted(tally.calls, 'call')}, {self.seconds:.1f} s "
+                f"(checker {tally.checker_seconds:.2f} s: {tally.rate:,.0f} histories/s, "
+                f"{counted(tally.configurations, 'configuration')}, "
+                f"{number(tally.split)} split into parts)"
             ),
             "  the clock is frozen while calls are in flight and moves only between rounds",
             "",
@@ -182,7 +185,8 @@ class ConcurrentReport:
             if failure.seed is not None:
                 where += f" of seed {failure.seed}"
             if failure.size:
-                where += f", minimised from {failure.recorded} calls to {failure.size}"
+                recorded = counted(failure.recorded, "call")
+                where += f", minimised from {recorded} to {number(failure.size)}"
             lines += ["", where]
             lines += [f"  {failure.summary}", "", *failure.timeline]
             if failure.explanation:

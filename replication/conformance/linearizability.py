@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 import attrs
 
 from replication import transitions as core
+from replication._text import decision_text
 from replication.conformance.fixtures import KEY, NO_EXTERNAL_NETWORK
 from replication.conformance.history import ALLOWED, DENIED, History, resources
 from replication.conformance.results import compare_observations
@@ -342,8 +343,8 @@ class ModelSpec:
             self.mode == "decision" or decision != DENIED or reason == call.reason
         ):
             return []
-        wanted = "allowed" if decision == ALLOWED else f"denied ({reason})"
-        got = "allowed" if call.outcome == ALLOWED else f"denied ({call.reason})"
+        wanted = decision_text(decision == ALLOWED, reason)
+        got = decision_text(call.outcome == ALLOWED, call.reason)
         return [f"expected {wanted}, got {got}"]
 
     def step(self, state: State, index: int) -> State | None:

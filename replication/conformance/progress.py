@@ -12,6 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from replication._text import counted
+
 if TYPE_CHECKING:
     from replication.conformance.results import RunStats
 
@@ -64,7 +66,7 @@ class Progress:
             self.shrinking = True
             self._write(
                 f"divergence found after {now - self.started:.1f} s "
-                f"({stats.examples_at_detection} examples): shrinking it",
+                f"({counted(stats.examples_at_detection or 0, 'example')}): shrinking it",
                 final=True,
             )
         if now - self.last < self.interval:
@@ -73,8 +75,9 @@ class Progress:
         reached = len(stats.witnesses.counts)
         phase = "shrinking" if self.shrinking else "searching"
         self._write(
-            f"{phase}: {stats.examples:,}/{self.planned:,} examples, {stats.steps:,} steps, "
-            f"{reached} witnesses reached, {now - self.started:.0f} s"
+            f"{phase}: {stats.examples:,}/{self.planned:,} examples, "
+            f"{counted(stats.steps, 'step')}, {counted(reached, 'witness', 'witnesses')} reached, "
+            f"{now - self.started:.0f} s"
         )
 
     def finish(self) -> None:

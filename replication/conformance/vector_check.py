@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import jsonschema
 
+from replication._text import counted, decision_text
 from replication.conformance.adapter import Denied
 from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, locate
 from replication.conformance.jsonforms import (
@@ -68,6 +69,8 @@ class VectorError(Exception):
 class VectorCheck:
     """What checking a vector directory found."""
 
+    #: The directory checked, which the report names.
+    directory: str = ""
     files: int = 0
     steps: int = 0
     failures: list[str] = attrs.field(factory=list)
@@ -83,19 +86,21 @@ class VectorCheck:
 
     def render(self) -> str:
         """Return a short text report."""
-        lines = [f"{self.files} files, {self.steps} steps, {len(self.rules)} rules exercised"]
+        figures = [counted(self.files, "file"), counted(self.steps, "step")]
+        rules = counted(len(self.rules), "rule")
+        lines = [f"vectors {self.directory}: {', '.join(figures)}, {rules} exercised"]
         if self.skipped:
             total = sum(count for _, count, _ in self.skipped.values())
             lines.append(
-                f"skipped for declared gaps ({', '.join(self.gaps)}): {total} steps "
-                f"in {len(self.skipped)} scenarios"
+                f"skipped for declared gaps ({', '.join(self.gaps)}): {counted(total, 'step')} "
+                f"in {counted(len(self.skipped), 'scenario')}"
             )
             lines += [
-                f"  {name}: {count} steps from step {first} ({action})"
+                f"  {name}: {counted(count, 'step')} from step {first} ({action})"
                 for name, (first, count, action) in sorted(self.skipped.items())
             ]
         lines += [f"FAIL {failure}" for failure in self.failures]
-        lines.append("OK" if self.ok else f"{len(self.failures)} failures")
+        lines.append("OK" if self.ok else counted(len(self.failures), "failure"))
         return "\n".join(lines)
 
 
@@ -143,7 +148,7 @@ def _load(directory: Path, name: str, definition: str) -> Any:
         jsonschema.Draft202012Validator(schema).iter_errors(data)
     )
     if problem is not None:
-        where = _where(name, list(problem.absolute_path))
+        where = _where(str(path), list(problem.absolute_path))
         raise VectorError(f"{where}: {problem.message} (not in the vector format)")
     return data
 
@@ -344,8 +349,9 @@ class _Replay:
         result.steps += 1
         if (decision, reason) != (expect["decision"], expect["reason"]):
             result.failures.append(
-                f"{where}: expected {expect['decision']} ({expect['reason']}), "
-                f"got {decision} ({reason})"
+                f"{where}: expected "
+                f"{decision_text(expect['decision'] == 'allowed', expect['reason'])}, "
+                f"got {decision_text(decision == 'allowed', reason)}"
             )
             return False
         if step["action"] == "issue" and returned is not None:
@@ -402,7 +408,7 @@ def check_vectors(
     if not directory.is_dir():
         reason = "not a directory" if directory.exists() else "no such directory"
         raise VectorError(f"{directory}: {reason}")
-    result = VectorCheck()
+    result = VectorCheck(directory=str(directory))
     scenario_files = _check_index(directory, result)
     result.files = len(scenario_files) + 2
     _check_signing(directory, result)

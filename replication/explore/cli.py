@@ -28,6 +28,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from replication._text import counted
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -284,7 +286,7 @@ class _Progress:
         """Print the line now."""
         rate = states / seconds if seconds > 0 else 0.0
         line = (
-            f"explore: {states:,} states, frontier {frontier:,}, depth {depth}, "
+            f"explore: {counted(states, 'state')}, frontier {frontier:,}, depth {depth}, "
             f"{rate:,.0f} states/s"
         )
         if self.interactive:

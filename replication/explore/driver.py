@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from replication._text import decision_text
 from replication.conformance.adapter import Denied
 from replication.conformance.calls import (
     CallTimeout,
@@ -34,7 +35,7 @@ from replication.conformance.calls import (
     locate,
     unwrapped,
 )
-from replication.conformance.engine import decision_text, reason_of
+from replication.conformance.engine import reason_of
 from replication.conformance.observations import (
     Reporting,
     checked_observation,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._text import counted
 from replication._validation import immutable
 from replication.errors import InvalidInputError, ReplicationError
 from replication.journal.codec import (
@@ -67,13 +68,17 @@ _SHOWN = 12
 
 
 class TraceFormatError(ReplicationError, ValueError):
-    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format."""
+    """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format.
 
-    def __init__(self, path: str, line: int, problem: str) -> None:
+    ``line`` is ``None`` when no line is at fault (the file cannot be read at all).
+    """
+
+    def __init__(self, path: str, line: int | None, problem: str) -> None:
         self.path = path
         self.line = line
         self.problem = problem
-        super().__init__(f"trace {path}, line {line}: {problem}")
+        where = f"trace {path}" if line is None else f"trace {path}, line {line}"
+        super().__init__(f"{where}: {problem}")
 
 
 @immutable
@@ -116,7 +121,7 @@ class TraceReport:
         """Return the report for humans."""
         divergence = self.divergence
         if divergence is None:
-            return f"trace {self.path}: {self.steps} steps, each one the model gives"
+            return f"trace {self.path}: {counted(self.steps, 'step')}, each one the model gives"
         lines = [
             (
                 f"trace {self.path}: step {divergence.step} (line {divergence.line}) is not "
@@ -140,7 +145,7 @@ class TraceReport:
         lines.extend(f"    {line}" for line in describe_state(divergence.before))
         agreed = divergence.step - 1
         lines.append(
-            f"  the {agreed} steps before it are the model's" if agreed != 1
+            f"  the {counted(agreed, 'step')} before it are the model's" if agreed != 1
             else "  the step before it is the model's"
         )  # fmt: skip
         return "\n".join(lines)
@@ -284,8 +289,10 @@ def check_trace(
         # Lines end at "\n" only (JSON Lines); a "\r" before it is JSON's whitespace.
         with open(name, encoding="utf-8", newline="\n") as lines:  # noqa: PTH123 - line by line
             return _check_lines(name, lines, contract)
-    except (OSError, UnicodeDecodeError) as error:
-        raise TraceFormatError(name, 0, f"cannot be read ({error})") from None
+    except OSError as error:
+        raise TraceFormatError(name, None, f"cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise TraceFormatError(name, None, f"cannot be read (not UTF-8: {error.reason})") from None
 
 
 def _check_lines(
