@@ -47,4 +47,4 @@ class TestTraceFormatError:
         error = TraceFormatError(
             "missing.jsonl", None, "cannot be read (No such file or directory)"
         )
-        assert str(error) == "trace missing.jsonl: cannot be read (no such file)"
+        assert str(error) == "trace missing.jsonl: cannot be read (gone)"
