@@ -44,7 +44,5 @@ class TestTraceFormatError:
     # Spec: R-TRACE-3.
     def test_a_trace_that_cannot_be_read_has_no_line_0(self):
         """No line is at fault when the file cannot be read: the message names none."""
-        error = TraceFormatError(
-            "missing.jsonl", None, "cannot be read (No such file or directory)"
-        )
+        error = TraceFormatError("missing.jsonl", None, "cannot be read (gone)")
         assert str(error) == "trace missing.jsonl: cannot be read (gone)"
