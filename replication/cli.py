@@ -56,6 +56,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _clients(text: str) -> int:
+    """Parse a number of clients: at least two, or no calls of two clients could overlap."""
+    value = _positive_int(text)
+    if value < 2:
+        message = f"must be at least 2 (one client's calls never overlap), got {value}"
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
+#: The concurrent mode's own options, refused without --concurrent.
+_CONCURRENT_ONLY = ("threads", "processes", "histories")
+
+
 def _seconds(*, zero: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -116,6 +129,13 @@ def _demo(_arguments: argparse.Namespace) -> int:
 def _conformance(arguments: argparse.Namespace) -> int:
     if arguments.concurrent:
         return _concurrent(arguments)
+    for name in _CONCURRENT_ONLY:
+        if getattr(arguments, name) is not None:
+            message = (
+                f"--{name} does not apply without --concurrent (the sequential kit makes one "
+                "call at a time)"
+            )
+            raise UsageError(message)
     from replication.conformance.known import KnownDivergences  # noqa: PLC0415
     from replication.conformance.progress import Progress  # noqa: PLC0415
     from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
@@ -155,13 +175,14 @@ def _concurrent(arguments: argparse.Namespace) -> int:
     """Run the concurrent mode (R-LIN-*): overlapping calls, histories checked."""
     from replication.conformance.concurrent import run_concurrent  # noqa: PLC0415
     from replication.conformance.preflight import SetupError  # noqa: PLC0415
+    from replication.conformance.progress import Progress  # noqa: PLC0415
 
     json_path = _writable(arguments.json, "--json") if arguments.json else None
     try:
         report = run_concurrent(
-            arguments.target, mode=arguments.mode, threads=arguments.threads,
-            processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
-            histories=arguments.histories,
+            arguments.target, mode=arguments.mode, threads=arguments.threads or 3,
+            processes=arguments.processes or 0, profile=arguments.profile, seed=arguments.seed,
+            histories=arguments.histories, progress=None if arguments.quiet else Progress(),
         )  # fmt: skip
     except (SetupError, ImportError, AttributeError, ValueError, TypeError) as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
@@ -341,12 +362,13 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
         "for linearizability against the model",
     )  # fmt: skip
     concurrent.add_argument(
-        "--threads", type=_positive_int, default=3, help="client threads (default: 3)"
-    )
+        "--threads", type=_clients, default=None, metavar="N",
+        help="client threads, at least 2 (default: 3)",
+    )  # fmt: skip
     concurrent.add_argument(
-        "--processes", type=int, default=0, metavar="N",
-        help="make the calls from N client processes instead of threads (the adapter needs "
-        "connection() and attach())",
+        "--processes", type=_clients, default=None, metavar="N",
+        help="make the calls from N client processes instead of threads, at least 2 (the "
+        "adapter needs connection() and attach())",
     )  # fmt: skip
     concurrent.add_argument(
         "--histories", type=_positive_int, default=None, metavar="N",

@@ -99,8 +99,10 @@ class Search(Generic[S]):
 
     ``order`` is a linearization when there is one, else the longest partial
     one found. With ``collect``, ``states`` holds every state a valid partial
-    linearization reached and ``dead_ends`` every (partial order, call) whose
-    response the model contradicted there.
+    linearization reached, ``ready`` those at which the call ``ready_for``
+    could be placed next (every call that returned before it was invoked is
+    placed), and ``dead_ends`` every (partial order, call) whose response the
+    model contradicted there.
     """
 
     linearizable: bool
@@ -108,14 +110,21 @@ class Search(Generic[S]):
     configurations: int
     states: tuple[S, ...] = ()
     dead_ends: tuple[tuple[tuple[int, ...], int], ...] = ()
+    ready: tuple[S, ...] = ()
 
 
 def search(
-    spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False, memo: bool = True
+    spec: Spec[S],
+    calls: Sequence[Timed],
+    *,
+    collect: bool = False,
+    memo: bool = True,
+    ready_for: int | None = None,
 ) -> Search[S]:
     """Look for a linearization of ``calls`` under ``spec`` (Wing & Gong, Lowe's memo).
 
-    ``memo=False`` is plain Wing & Gong, the benchmark's baseline.
+    ``memo=False`` is plain Wing & Gong, the benchmark's baseline. With
+    ``collect``, ``ready_for`` names the call whose ready states to collect.
     """
     count = len(calls)
     required = 0
@@ -134,6 +143,7 @@ def search(
     seen: set[tuple[Hashable, int]] = set()
     visits = 0
     states: dict[Hashable, S] = {}
+    ready: dict[Hashable, S] = {}
     dead_ends: list[tuple[tuple[int, ...], int]] = []
     order: list[int] = []
     longest: list[int] = []
@@ -149,6 +159,9 @@ def search(
         visits += 1
         if collect:
             states.setdefault(fingerprint, state)
+            placeable = ready_for is not None and not (placed >> ready_for) & 1
+            if placeable and not before[ready_for] & ~placed:  # type: ignore[index]
+                ready.setdefault(fingerprint, state)
         for index in range(count):
             bit = 1 << index
             if placed & bit or before[index] & ~placed:
@@ -178,6 +191,7 @@ def search(
         configurations=visits,
         states=tuple(states.values()),
         dead_ends=tuple(dead_ends),
+        ready=tuple(ready.values()),
     )
 
 

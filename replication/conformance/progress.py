@@ -80,6 +80,25 @@ class Progress:
             f"{now - self.started:.0f} s"
         )
 
+    def begin_histories(self, planned: int) -> None:
+        """Start a concurrent run, which plans ``planned`` histories."""
+        self.planned = planned
+        self._write(f"concurrent: 0/{planned:,} histories")
+
+    def histories(self, done: int, calls: int, *, failed: bool = False) -> None:
+        """Write a status line of a concurrent run, when one is due (after every history).
+
+        The last history's line is always written, and so is a failing one's.
+        """
+        now = time.monotonic()
+        if now - self.last < self.interval and done < self.planned and not failed:
+            return
+        self.last = now
+        self._write(
+            f"concurrent: {done:,}/{self.planned:,} histories, {counted(calls, 'call')}, "
+            f"{now - self.started:.0f} s"
+        )
+
     def finish(self) -> None:
         """End the status line (on a terminal), so the report starts on a line of its own."""
         if self.tty and self.width:
