@@ -23,6 +23,10 @@ CORE = {
     "rules",
     "_ed25519",
     "invariants",
+    # Helpers every room uses, importing nothing of the package: counts and
+    # plurals (_text), module arguments resolved one way (_resolve).
+    "_text",
+    "_resolve",
 }
 FACADE = {
     "controller",
