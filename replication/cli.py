@@ -219,6 +219,8 @@ def _vectors_check(arguments: argparse.Namespace) -> int:
     except (SetupError, VectorError) as error:
         return _cannot_run("vectors", error, debug=arguments.debug)
     print(result.render())
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if result.ok else 1
 
 

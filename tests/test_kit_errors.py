@@ -653,6 +653,24 @@ class TestVectorErrors:
             out,
         ), out
 
+    # Spec: R-VECTOR-7, R-KIT-6.
+    def test_ctrl_c_during_the_replay_prints_what_ran_and_exits_130(self, capsys, vectors, adapter):
+        name = adapter("""
+            import os
+            import signal
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def kill_switch(self):
+                    os.kill(os.getpid(), signal.SIGINT)  # as the user's Ctrl-C, at that moment
+                    time.sleep(600)
+        """)
+        code, out, _ = cli(capsys, "vectors", "check", str(vectors), "--impl", f"{name}:Adapter")
+        assert code == 130, out
+        assert re.search(r"^interrupted \(Ctrl-C\): \d+ of \d+ scenarios replayed$", out, re.M), out
+        assert out.endswith("INTERRUPTED\n")
+
     # Spec: R-VECTOR-7.
     def test_a_step_missing_its_arguments(self, capsys, vectors, tmp_path):
         copy = self.copy(vectors, tmp_path)

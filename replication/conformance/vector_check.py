@@ -78,6 +78,11 @@ class VectorCheck:
     #: Scenario file -> (first skipped step, steps skipped, the gap action at that step).
     skipped: dict[str, tuple[int, int, str]] = attrs.field(factory=dict)
     gaps: tuple[str, ...] = ()
+    #: Scenarios replayed against the adapter, of how many (0 of 0 without one).
+    replayed: int = 0
+    scenarios: int = 0
+    #: Whether Ctrl-C stopped the replay: the report shows what ran.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -100,7 +105,14 @@ class VectorCheck:
                 for name, (first, count, action) in sorted(self.skipped.items())
             ]
         lines += [f"FAIL {failure}" for failure in self.failures]
-        lines.append("OK" if self.ok else counted(len(self.failures), "failure"))
+        if self.interrupted:
+            lines.append(
+                f"interrupted (Ctrl-C): {self.replayed} of "
+                f"{counted(self.scenarios, 'scenario')} replayed"
+            )
+            lines.append("INTERRUPTED")
+        else:
+            lines.append("OK" if self.ok else counted(len(self.failures), "failure"))
         return "\n".join(lines)
 
 
@@ -403,6 +415,7 @@ def check_vectors(
 
     Raises :class:`VectorError` when the directory cannot be used, and
     :class:`~replication.conformance.preflight.SetupError` when the adapter cannot.
+    Ctrl-C during the replay ends it with the result so far (``interrupted``).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -415,12 +428,19 @@ def check_vectors(
     _check_secret_migration(directory, result)
     if adapter is None:
         return result
-    with Watchdog(REPLAY_TIMEOUT) as watchdog:
+    # Ctrl-C told from the adapter's own KeyboardInterrupt, which is its failure.
+    with Watchdog(REPLAY_TIMEOUT) as watchdog, watchdog.handling_ctrl_c():
         loaded = (
             adapter if isinstance(adapter, Adapter) else load_adapter(adapter, watchdog=watchdog)
         )
         result.gaps = tuple(sorted(loaded.gaps))
+        result.scenarios = len(scenario_files)
         replay = _Replay(loaded, watchdog, result)
-        for name in scenario_files:
-            replay.scenario(directory, name)
+        try:
+            for name in scenario_files:
+                replay.scenario(directory, name)
+                result.replayed += 1
+        except KeyboardInterrupt:
+            # Ctrl-C: what was replayed stands, and the report says where it stopped.
+            result.interrupted = True
     return result

@@ -204,6 +204,8 @@ def _trace_check(arguments: argparse.Namespace) -> int:
 
     report = check_trace(arguments.path, contract=_load_contract(arguments.contract))
     print(report.render())
+    if report.interrupted:
+        return 130
     return 0 if report.ok else 1
 
 

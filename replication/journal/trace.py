@@ -111,15 +111,22 @@ class TraceReport:
     path: str
     steps: int
     divergence: TraceDivergence | None
+    #: Whether Ctrl-C stopped the check: ``steps`` agreed before it did.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether every step is one the model gives."""
-        return self.divergence is None
+        """Whether every step is one the model gives (all of them: not interrupted)."""
+        return self.divergence is None and not self.interrupted
 
     def render(self) -> str:
         """Return the report for humans."""
         divergence = self.divergence
+        if self.interrupted:
+            return (
+                f"trace {self.path}: interrupted (Ctrl-C) after {counted(self.steps, 'step')}, "
+                "each one the model gives\nINTERRUPTED"
+            )
         if divergence is None:
             return f"trace {self.path}: {counted(self.steps, 'step')}, each one the model gives"
         lines = [
@@ -301,39 +308,43 @@ def _check_lines(
     state: State | None = None
     count = 0
     manifests = Manifests()
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            raise TraceFormatError(path, number, "an empty line")
-        value = _read_line(path, number, text)
-        if state is None:
-            state = _initial_state(path, value, contract)
-            continue
-        _keys(path, number, value, _STEP_REQUIRED, _STEP_OPTIONAL)
-        action = value["action"]
-        if type(action) is not str or action not in ACTION_ARGUMENTS:
-            raise TraceFormatError(path, number, f"no action {_compact(action)} in the format")
-        _follows_schema(path, number, step_problem(value))
-        try:
-            now = parse_time("now", value["now"])
-        except InvalidInputError as error:
-            raise TraceFormatError(path, number, str(error)) from None
-        try:
-            state, _ = step(
-                state,
-                value["action"],
-                now,
-                value["args"],
-                value["outcome"],
-                complete=False,
-                manifests=manifests,
-            )
-        except Divergence as divergence:
-            found = TraceDivergence(
-                count + 1, number, value["action"], value["now"], value["args"],
-                value["outcome"], divergence.expected, divergence.problem, state,
-            )  # fmt: skip
-            return TraceReport(path, count, found)
-        count += 1
+    try:
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                raise TraceFormatError(path, number, "an empty line")
+            value = _read_line(path, number, text)
+            if state is None:
+                state = _initial_state(path, value, contract)
+                continue
+            _keys(path, number, value, _STEP_REQUIRED, _STEP_OPTIONAL)
+            action = value["action"]
+            if type(action) is not str or action not in ACTION_ARGUMENTS:
+                raise TraceFormatError(path, number, f"no action {_compact(action)} in the format")
+            _follows_schema(path, number, step_problem(value))
+            try:
+                now = parse_time("now", value["now"])
+            except InvalidInputError as error:
+                raise TraceFormatError(path, number, str(error)) from None
+            try:
+                state, _ = step(
+                    state,
+                    value["action"],
+                    now,
+                    value["args"],
+                    value["outcome"],
+                    complete=False,
+                    manifests=manifests,
+                )
+            except Divergence as divergence:
+                found = TraceDivergence(
+                    count + 1, number, value["action"], value["now"], value["args"],
+                    value["outcome"], divergence.expected, divergence.problem, state,
+                )  # fmt: skip
+                return TraceReport(path, count, found)
+            count += 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the steps checked so far stand, and the report says where it stopped.
+        return TraceReport(path, count, None, interrupted=True)
     if state is None:
         raise TraceFormatError(path, 1, "the trace is empty (its first line is the header)")
     return TraceReport(path, count, None)
