@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `replication` and `tests`
 
 import attrs  # noqa: E402
 
-from replication.conformance.preflight import load_adapter  # noqa: E402
-from replication.conformance.runner import run_conformance  # noqa: E402
+from replication.conformance.adapters.preflight import load_adapter  # noqa: E402
+from replication.conformance.sequential.runner import run_conformance  # noqa: E402
 from replication.explore import BOUNDS, DEFAULT, Bound, explore  # noqa: E402
 from replication.explore.tour import TOUR_BOUND, reference_graph, tour, tour_kinds  # noqa: E402
 

@@ -38,17 +38,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `replication` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-from replication.conformance.adapter import FacadeImplementation  # noqa: E402
-from replication.conformance.concurrent import Crew, execute  # noqa: E402
-from replication.conformance.linearizability import check  # noqa: E402
-from replication.conformance.minimise import minimise  # noqa: E402
-from replication.conformance.programs import generate  # noqa: E402
+from replication.conformance.adapters.adapter import FacadeImplementation  # noqa: E402
+from replication.conformance.concurrent.linearizability import check  # noqa: E402
+from replication.conformance.concurrent.minimise import minimise  # noqa: E402
+from replication.conformance.concurrent.programs import generate  # noqa: E402
+from replication.conformance.concurrent.runner import Crew, execute  # noqa: E402
 from tests.racy_implementation import KillSwitchRace, RegistrationRace  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.history import History
+    from replication.conformance.concurrent.history import History
 
 
 def record(factory: Callable[[], Any], count: int, *, failing: bool) -> tuple[list[History], float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from replication.conformance.adapter import Denied
+from replication.conformance.adapters.adapter import Denied
 from replication.errors import BadSignatureError
 from replication.invariants import Observation, WorkerView
 from replication.model import Manifest, ReplicationContext

@@ -1,6 +1,6 @@
 """The property suite's state machine: the pure core, an oracle beside it, every invariant.
 
-It is the conformance kit's :class:`~replication.conformance.machine.DifferentialMachine`
+It is the conformance kit's :class:`~replication.conformance.sequential.machine.DifferentialMachine`
 with the property suite's :class:`~properties.plain_model.PlainModel` attached
 as the implementation, compared in the strictest mode: every decision, reason
 code and observed state of the core must match a plain, independent model of
@@ -23,8 +23,8 @@ from hypothesis.stateful import precondition, rule
 from properties.plain_model import PlainModel
 from replication import transitions as core
 from replication.conformance.fixtures import KEY, pick, roles, tamper
-from replication.conformance.machine import GENERATED, DifferentialMachine
-from replication.conformance.results import ConformanceFailure, Issued, RunStats
+from replication.conformance.sequential.machine import GENERATED, DifferentialMachine
+from replication.conformance.sequential.results import ConformanceFailure, Issued, RunStats
 from replication.errors import ReasonCode
 from replication.invariants import (
     Step,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from properties.conftest import PROFILE
-from replication.conformance.adapter import FacadeImplementation
-from replication.conformance.runner import run_conformance
+from replication.conformance.adapters.adapter import FacadeImplementation
+from replication.conformance.sequential.runner import run_conformance
 
 
 # Spec: R-INV-1, R-KIT-2, R-KIT-3.

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replication import transitions as core
+from replication.conformance.concurrent.history import ALLOWED, DENIED, Call, History
+from replication.conformance.concurrent.linearizability import ModelSpec, check, search
+from replication.conformance.concurrent.programs import reference_manifest
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.history import ALLOWED, DENIED, Call, History
-from replication.conformance.linearizability import ModelSpec, check, search
-from replication.conformance.programs import reference_manifest
 from replication.conformance.strategies import CLOCK_START
 from replication.errors import ReplicationDenied
 from replication.model import State

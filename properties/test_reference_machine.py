@@ -8,7 +8,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from properties.conftest import PROFILE
 from properties.reference_machine import ReferenceMachine
-from replication.conformance.results import RunStats
+from replication.conformance.sequential.results import RunStats
 
 
 # Spec: R-INV-1, R-AUDIT-1, R-AUDIT-2, R-AUDIT-3.

@@ -136,9 +136,9 @@ def _conformance(arguments: argparse.Namespace) -> int:
                 "call at a time)"
             )
             raise UsageError(message)
-    from replication.conformance.known import KnownDivergences  # noqa: PLC0415
-    from replication.conformance.progress import Progress  # noqa: PLC0415
-    from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
+    from replication.conformance.reports.known import KnownDivergences  # noqa: PLC0415
+    from replication.conformance.reports.progress import Progress  # noqa: PLC0415
+    from replication.conformance.sequential.runner import SetupError, run_conformance  # noqa: PLC0415
 
     json_path = _writable(arguments.json, "--json") if arguments.json else None
     try:
@@ -173,9 +173,9 @@ def _conformance(arguments: argparse.Namespace) -> int:
 
 def _concurrent(arguments: argparse.Namespace) -> int:
     """Run the concurrent mode (R-LIN-*): overlapping calls, histories checked."""
-    from replication.conformance.concurrent import run_concurrent  # noqa: PLC0415
-    from replication.conformance.preflight import SetupError  # noqa: PLC0415
-    from replication.conformance.progress import Progress  # noqa: PLC0415
+    from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
+    from replication.conformance.concurrent.runner import run_concurrent  # noqa: PLC0415
+    from replication.conformance.reports.progress import Progress  # noqa: PLC0415
 
     json_path = _writable(arguments.json, "--json") if arguments.json else None
     try:
@@ -196,7 +196,7 @@ def _concurrent(arguments: argparse.Namespace) -> int:
 
 
 def _vectors_export(arguments: argparse.Namespace) -> int:
-    from replication.conformance.vectors import export_vectors  # noqa: PLC0415
+    from replication.conformance.vectors.export import export_vectors  # noqa: PLC0415
 
     directory = Path(arguments.directory)
     if directory.exists() and not directory.is_dir():
@@ -210,8 +210,8 @@ def _vectors_export(arguments: argparse.Namespace) -> int:
 
 
 def _vectors_check(arguments: argparse.Namespace) -> int:
-    from replication.conformance.preflight import SetupError, load_adapter  # noqa: PLC0415
-    from replication.conformance.vectors import VectorError, check_vectors  # noqa: PLC0415
+    from replication.conformance.adapters.preflight import SetupError, load_adapter  # noqa: PLC0415
+    from replication.conformance.vectors.export import VectorError, check_vectors  # noqa: PLC0415
 
     try:
         adapter = load_adapter(arguments.impl) if arguments.impl else None
@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from replication.conformance.runner import (  # noqa: PLC0415
+    from replication.conformance.sequential.runner import (  # noqa: PLC0415
         DEFAULT_SHRINK_TIME,
         DEFAULT_TARGET,
         DEFAULT_TIMEOUT,

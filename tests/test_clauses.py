@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from replication import invariants
-from replication.conformance.clauses import (
+from replication.conformance.reports.clauses import (
     ACTION_CLAUSES,
     FIELD_CLAUSES,
     INVARIANT_CLAUSES,

@@ -14,14 +14,20 @@ from pathlib import Path
 import pytest
 
 from replication import transitions as core
-from replication.conformance.adapter import FacadeImplementation
-from replication.conformance.concurrent import check_history, run_concurrent
-from replication.conformance.concurrent_report import WITNESSES
+from replication.conformance.adapters.adapter import FacadeImplementation
+from replication.conformance.concurrent.history import ALLOWED, OBSERVED, Call, History
+from replication.conformance.concurrent.programs import (
+    Round,
+    Scenario,
+    Step,
+    generate,
+    reference_manifest,
+)
+from replication.conformance.concurrent.report import WITNESSES
+from replication.conformance.concurrent.runner import check_history, run_concurrent
+from replication.conformance.concurrent.timeline import render
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.history import ALLOWED, OBSERVED, Call, History
-from replication.conformance.programs import Round, Scenario, Step, generate, reference_manifest
 from replication.conformance.strategies import CLOCK_START
-from replication.conformance.timeline import render
 from replication.invariants import Observation, WorkerView
 from replication.model import State
 from tests import racy_implementation as racy
@@ -94,7 +100,7 @@ class TestRacyImplementations:
 
     def test_they_pass_the_sequential_kit(self):
         """One call at a time, each is right: the sequential kit finds nothing."""
-        from replication.conformance.runner import run_conformance
+        from replication.conformance.sequential.runner import run_conformance
 
         for factory in (racy.KillSwitchRace, racy.RegistrationRace, racy.LaunchRace):
             report = run_conformance(factory, profile="dev", max_examples=20, seed=3)
@@ -331,7 +337,7 @@ class TestPrograms:
         state = State.initial(contract, KEY.verifying_key)
         now = CLOCK_START + timedelta(seconds=3)
         expected = reference_manifest("k1", None, parent_id=None, external=True, now=now)
-        from replication.conformance.history import resources
+        from replication.conformance.concurrent.history import resources
 
         outcome = core.issue_manifest(state, KEY, worker_id="k1", now=now, state_snapshot={},
                                       resources=resources(external=True))  # fmt: skip
@@ -356,7 +362,7 @@ class TestTheClock:
             made.append(ClockReader())
             return made[-1]
 
-        from replication.conformance.concurrent import execute
+        from replication.conformance.concurrent.runner import execute
 
         history = execute(factory, generate(random.Random(5), 3))
         (implementation,) = made
@@ -446,7 +452,7 @@ class TestCommandLine:
     # Spec: R-LIN-7.
     def test_progress_lines_as_in_the_sequential_mode(self):
         """On stderr, into a pipe: the histories planned, then each status line as plain text."""
-        result = self.run("replication.conformance.adapter:FacadeImplementation", "--seed", "1",
+        result = self.run("replication.conformance.adapters:FacadeImplementation", "--seed", "1",
                           "--profile", "dev")  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stderr.splitlines()

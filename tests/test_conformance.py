@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from replication.conformance.adapter import ReferenceImplementation
-from replication.conformance.known import KnownDivergences
-from replication.conformance.preflight import load_factory
-from replication.conformance.progress import Progress
-from replication.conformance.reproduction import minimise
-from replication.conformance.results import ConformanceFailure, compare_observations
-from replication.conformance.runner import SetupError, run_conformance
-from replication.conformance.witnesses import denial
+from replication.conformance.adapters.adapter import ReferenceImplementation
+from replication.conformance.adapters.preflight import load_factory
+from replication.conformance.reports.known import KnownDivergences
+from replication.conformance.reports.progress import Progress
+from replication.conformance.sequential.reproduction import minimise
+from replication.conformance.sequential.results import ConformanceFailure, compare_observations
+from replication.conformance.sequential.runner import SetupError, run_conformance
+from replication.conformance.sequential.witnesses import denial
 from replication.errors import ReasonCode
 from replication.invariants import Observation, WorkerView
 from tests import toy_implementation as toys
@@ -189,7 +189,7 @@ def test_the_counterexample_is_a_runnable_program():
     """The report's program, run as it is, reproduces the divergence."""
     report = run_conformance(toys.QuarantinedHeartbeat, seed=2, shrink_time=6)
     assert report.program is not None
-    assert report.program.startswith("from replication.conformance.machine import")
+    assert report.program.startswith("from replication.conformance.sequential.machine import")
     assert "state.teardown()" in report.program
     with pytest.raises(ConformanceFailure) as caught:
         exec(report.program, {})  # noqa: S102 - the point is that it runs

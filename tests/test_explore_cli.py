@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from replication.cli import main
-from replication.conformance.adapter import ReferenceImplementation
-from replication.conformance.vectors import check_vectors
+from replication.conformance.adapters.adapter import ReferenceImplementation
+from replication.conformance.vectors.export import check_vectors
 from replication.explore import trace as trace_module
 from replication.explore.cli import EXIT_CODES
 from tests import toy_implementation as toys
@@ -81,7 +81,7 @@ class TestVerdicts:
     def test_the_tour_of_a_correct_adapter_exits_0(self, capsys):
         """R-EXPLORE-13: every edge taken without a divergence."""
         code, out, _ = explore(
-            capsys, "--impl", "replication.conformance.adapter:ReferenceImplementation",
+            capsys, "--impl", "replication.conformance.adapters:ReferenceImplementation",
             "--max-issued", "1",
         )  # fmt: skip
         assert code == 0
@@ -190,7 +190,7 @@ class TestTour:
     def test_the_limits_make_a_tour_incomplete(self, capsys, limit, stopped):
         """R-EXPLORE-13: --max-time and --max-states bound the tour (exit 3)."""
         code, out, _ = explore(
-            capsys, *ONE, "--impl", "replication.conformance.adapter:FacadeImplementation", *limit
+            capsys, *ONE, "--impl", "replication.conformance.adapters:FacadeImplementation", *limit
         )
         assert code == 3
         assert out.rstrip("\n").splitlines()[-1].startswith(f"INCOMPLETE (stopped by {stopped}): ")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
-from replication.conformance.preflight import SetupError, load_adapter
+from replication.conformance.adapters.adapter import FacadeImplementation, ReferenceImplementation
+from replication.conformance.adapters.preflight import SetupError, load_adapter
 from replication.explore import Bound
 from replication.explore.report import render_tour, tour_json
 from replication.explore.tour import TOUR_BOUND, plan_paths, reference_graph, tour, tour_kinds

@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from replication.conformance.adapter import ReferenceImplementation
-from replication.conformance.vectors import check_vectors
+from replication.conformance.adapters.adapter import ReferenceImplementation
+from replication.conformance.vectors.export import check_vectors
 from replication.explore import Bound, Counterexample, explore, program, replay, write_vector
 from replication.explore.actions import Action, resolve_transitions
 from replication.explore.trace import ExportError, vector_scenario

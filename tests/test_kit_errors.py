@@ -23,7 +23,7 @@ import pytest
 
 from replication import __version__
 from replication.cli import main
-from replication.conformance.vectors import export_vectors
+from replication.conformance.vectors.export import export_vectors
 from tests.helpers import IGNORING_SIGINT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -301,7 +301,7 @@ class TestAdaptersThatCannotRun:
     )  # fmt: skip
     def test_actions_breaking_the_protocol(self, capsys, adapter, method, message):
         name = adapter(
-            "from replication.conformance.adapter import Denied\n"
+            "from replication.conformance.adapters.adapter import Denied\n"
             "from tests.toy_implementation import ToyImplementation\n\n"
             "class Adapter(ToyImplementation):\n    " + method + "\n"
         )
@@ -720,7 +720,7 @@ def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path, python):
     started with SIGINT ignored (a script's background job) too."""
     process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
         [*python, "-m", "replication", "conformance", "--seed", "3",
-         "replication.conformance.adapter:ReferenceImplementation"],
+         "replication.conformance.adapters:ReferenceImplementation"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

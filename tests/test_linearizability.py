@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from replication.conformance.fixtures import contract_from
-from replication.conformance.history import ALLOWED, DENIED, OBSERVED, Call, History
-from replication.conformance.linearizability import (
+from replication.conformance.concurrent.history import ALLOWED, DENIED, OBSERVED, Call, History
+from replication.conformance.concurrent.linearizability import (
     ModelSpec,
     check,
     parts_of,
@@ -17,8 +16,9 @@ from replication.conformance.linearizability import (
     search,
     split,
 )
-from replication.conformance.minimise import explain, first_failure, minimise
-from replication.conformance.programs import reference_manifest
+from replication.conformance.concurrent.minimise import explain, first_failure, minimise
+from replication.conformance.concurrent.programs import reference_manifest
+from replication.conformance.fixtures import contract_from
 from replication.conformance.strategies import CLOCK_START
 from replication.invariants import Observation, WorkerView
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replication.conformance.adapter import FacadeImplementation
-from replication.conformance.runner import run_conformance
+from replication.conformance.adapters.adapter import FacadeImplementation
+from replication.conformance.sequential.runner import run_conformance
 from replication.processes.adapter import (
     ProcessImplementation,
     WeakerIsolationImplementation,

@@ -34,10 +34,10 @@ class TestResolve:
         assert resolve("next_to_me:VALUE") == {"a": 1}
 
     def test_a_dotted_attribute_path(self):
-        from replication.conformance.adapter import ReferenceImplementation
+        from replication.conformance.adapters import ReferenceImplementation
 
         assert ReferenceImplementation.start is resolve(
-            "replication.conformance.adapter:ReferenceImplementation.start"
+            "replication.conformance.adapters:ReferenceImplementation.start"
         )
 
     def test_a_missing_module_says_where_it_was_looked_for(self, user_directory):

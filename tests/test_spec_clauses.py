@@ -12,8 +12,8 @@ from datetime import timedelta, timezone
 import attrs
 import pytest
 
-from replication.conformance.adapter import Denied, ReferenceImplementation
-from replication.conformance.runner import run_conformance
+from replication.conformance.adapters.adapter import Denied, ReferenceImplementation
+from replication.conformance.sequential.runner import run_conformance
 from replication.errors import ReasonCode, ReplicationDenied
 from replication.invariants import Observation, WorkerView
 from replication.model import Effect, Manifest, OrchestratorState, ResourceSpec, StopCondition

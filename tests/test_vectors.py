@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 
 from replication.cli import main
-from replication.conformance.adapter import FacadeImplementation, ReferenceImplementation
-from replication.conformance.jsonforms import manifest_from_json, manifest_to_json
-from replication.conformance.vectors import check_vectors, export_vectors
+from replication.conformance.adapters.adapter import FacadeImplementation, ReferenceImplementation
+from replication.conformance.vectors.export import check_vectors, export_vectors
+from replication.conformance.vectors.jsonforms import manifest_from_json, manifest_to_json
 from replication.errors import ReasonCode
 from tests import toy_implementation as toys
 

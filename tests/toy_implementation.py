@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from properties.plain_model import PlainModel
-from replication.conformance.adapter import Denied
+from replication.conformance.adapters.adapter import Denied
 from replication.encoding import manifest_body
 
 if TYPE_CHECKING:

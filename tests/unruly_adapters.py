@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from properties.plain_model import PlainModel
-from replication.conformance.adapter import Denied
+from replication.conformance.adapters.adapter import Denied
 
 if TYPE_CHECKING:
     from replication.invariants import Observation

@@ -1,19 +1,20 @@
 """The conformance kit: drive any implementation and the reference model side by side.
 
-One concept per module, in the order a run uses them:
+One sub-package per seam, in the order a run uses them:
 
-* ``adapter``: the protocol an implementation's adapter follows, and the bundled adapters;
-* ``preflight``: the adapter loaded and checked before the run (``SetupError``);
-* ``calls``: every call into the adapter, under a time limit, its crashes located;
-* ``observations``: what ``observe()`` must return, and two observations compared;
-* ``engine``, ``manifests``, ``actions``, ``machine``: the differential state machine,
-  from one checked step to the rules of a random program;
-* ``fixtures``, ``strategies``: keys, stop conditions, hostile values, contracts;
-* ``witnesses``: the situations a run must reach;
-* ``results``, ``clauses``, ``reproduction``: a divergence, the spec clauses it concerns,
-  and its program without the steps it does not need;
-* ``runner``, ``report``, ``progress``, ``known``: a run, its verdict, its progress,
-  and the divergences set aside;
-* ``plugin``: the pytest plugin;
-* ``scenarios``, ``jsonforms``, ``vectors``, ``vector_check``: language-neutral test vectors.
+* ``adapters``: what faces an implementation's adapter: its protocol and the
+  bundled adapters, its loading and preflight, every call into it under a time
+  limit, and what ``observe()`` must return; the explorer's tour uses these too;
+* ``sequential``: the differential state machine (one checked step, the actions,
+  the rules of a random program), the witnesses a run must reach, a divergence
+  and its shortest program, and ``run_conformance``;
+* ``concurrent``: overlapping calls from several clients, their histories, the
+  linearizability checker, and ``run_concurrent``;
+* ``vectors``: language-neutral test vectors, their JSON forms and JSON Schema;
+* ``reports``: the report and its verdict, progress, the spec clauses a
+  divergence concerns, and the known divergences an implementation sets aside.
+
+Beside them, what every seam shares: ``fixtures`` (keys, stop conditions,
+hostile values, clock moves), ``strategies`` and ``profiles`` (Hypothesis), and
+``plugin``, the pytest plugin (``pytest --replication-impl=...``).
 """

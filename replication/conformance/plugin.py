@@ -19,7 +19,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from replication.conformance.report import Report
+    from replication.conformance.reports.report import Report
 
 __all__ = ["PLUGIN_OPTIONS", "ConformanceItem"]
 
@@ -52,7 +52,7 @@ def _seconds(text: str) -> float:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add the kit's options."""
-    from replication.conformance.runner import (  # noqa: PLC0415 - keep pytest start-up light
+    from replication.conformance.sequential.runner import (  # noqa: PLC0415 - keep pytest start-up light
         DEFAULT_SHRINK_TIME,
         DEFAULT_TIMEOUT,
     )
@@ -104,8 +104,8 @@ class ConformanceItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the kit; fail with its verdict and report unless conformant."""
-        from replication.conformance.known import KnownDivergences  # noqa: PLC0415
-        from replication.conformance.runner import SetupError, run_conformance  # noqa: PLC0415
+        from replication.conformance.reports.known import KnownDivergences  # noqa: PLC0415
+        from replication.conformance.sequential.runner import SetupError, run_conformance  # noqa: PLC0415
 
         option = self.config.getoption
         try:

@@ -2,7 +2,7 @@
 
 * ``dev``: fast feedback while editing (seconds);
 * ``ci``: the default when ``CI=true``; big enough that every required witness
-  is reached reliably (see :mod:`replication.conformance.witnesses`);
+  is reached reliably (see :mod:`replication.conformance.sequential.witnesses`);
 * ``deep``: long runs for releases;
 * ``mutation``: ``ci``'s size, derandomised and without shrinking, so a
   mutation-testing run is repeatable and a killed mutant fails fast.

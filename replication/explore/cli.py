@@ -96,7 +96,7 @@ def _seconds(text: str) -> float:
 
 def add_explore_command(commands: Any) -> None:
     """Add ``explore`` to the ``replication`` command's subparsers."""
-    from replication.conformance.runner import DEFAULT_TIMEOUT  # noqa: PLC0415
+    from replication.conformance.sequential.runner import DEFAULT_TIMEOUT  # noqa: PLC0415
     from replication.explore.bounds import BOUNDS, MAX_TICKS  # noqa: PLC0415
 
     codes = "; ".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
@@ -372,7 +372,7 @@ def _explore(arguments: argparse.Namespace, progress: _Progress | None) -> int:
 
 
 def _tour(arguments: argparse.Namespace, progress: _Progress | None) -> int:
-    from replication.conformance.preflight import SetupError  # noqa: PLC0415
+    from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
     from replication.explore.report import render_tour, tour_json  # noqa: PLC0415
     from replication.explore.results import Counterexample  # noqa: PLC0415
     from replication.explore.tour import DEFAULT_TIMEOUT, tour  # noqa: PLC0415

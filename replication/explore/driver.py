@@ -4,15 +4,15 @@ The transition tour (:mod:`replication.explore.tour`) chooses the edges; this
 module performs each one on both sides, as the differential kit does: the
 reference world (the pure core) and the implementation read the same clock,
 receive the same action, and after it their decisions, reason codes and
-observations are compared (:func:`~replication.conformance.results.compare_observations`)
+observations are compared (:func:`~replication.conformance.sequential.results.compare_observations`)
 and the invariant catalogue is checked on the implementation's side. The
-first difference raises :class:`~replication.conformance.results.ConformanceFailure`.
+first difference raises :class:`~replication.conformance.sequential.results.ConformanceFailure`.
 
 Only this module talks to the adapter, through the protocol of
-:mod:`replication.conformance.adapter` as it stands: ``start``, the actions
+:mod:`replication.conformance.adapters.adapter` as it stands: ``start``, the actions
 and ``observe``; manifests the implementation issues are the ones it is then
 asked to register and launch. Every call goes through the kit's
-:class:`~replication.conformance.calls.Watchdog`, and nothing the adapter does
+:class:`~replication.conformance.adapters.calls.Watchdog`, and nothing the adapter does
 stops the tour with anything but a divergence of the implementation: a call
 that raises anything but a denial is a ``crash``, one that does not return
 within the time limit a ``timeout``, and one that returns what the protocol
@@ -26,8 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from replication._text import decision_text
-from replication.conformance.adapter import Denied
-from replication.conformance.calls import (
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.adapters.calls import (
     CallTimeout,
     ContractViolation,
     Watchdog,
@@ -35,13 +35,13 @@ from replication.conformance.calls import (
     locate,
     unwrapped,
 )
-from replication.conformance.engine import reason_of
-from replication.conformance.observations import (
+from replication.conformance.adapters.observations import (
     Reporting,
     checked_observation,
     compare_observations,
 )
-from replication.conformance.results import ConformanceFailure
+from replication.conformance.sequential.engine import reason_of
+from replication.conformance.sequential.results import ConformanceFailure
 from replication.errors import ReplicationDenied
 from replication.explore.actions import (
     CORE_TRANSITION,
@@ -65,7 +65,7 @@ from replication.model import Manifest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
     from replication.explore.actions import Result, World
     from replication.explore.bounds import Bound
     from replication.explore.canonical import Reductions

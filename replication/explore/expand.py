@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
-from replication.conformance.witnesses import WitnessLog
+from replication.conformance.sequential.witnesses import WitnessLog
 from replication.explore.actions import CORE_TRANSITION, HOSTILE_KINDS, apply, enabled_actions
 from replication.explore.canonical import labelling, state_key
 from replication.explore.crypto import KEY

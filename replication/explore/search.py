@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication import transitions as core_transitions
-from replication.conformance.witnesses import denial
+from replication.conformance.sequential.witnesses import denial
 from replication.explore.actions import KINDS, Action, World, apply, enabled_actions, initial_world
 from replication.explore.bounds import DEFAULT
 from replication.explore.canonical import Reductions, state_key

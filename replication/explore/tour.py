@@ -1,7 +1,7 @@
 """The transition tour: bounded, exhaustive conformance of an implementation.
 
 The adapter is loaded and probed by the kit's preflight
-(:func:`~replication.conformance.preflight.load_adapter`), which also says
+(:func:`~replication.conformance.adapters.preflight.load_adapter`), which also says
 what it leaves out: the actions it declares as gaps, the later actions it
 does not provide, the observation fields it does not report. The reference
 graph is explored next (in the adapter's vocabulary, less those actions);
@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.adapter import OPTIONAL_ACTIONS
-from replication.conformance.calls import Watchdog, where_defined
-from replication.conformance.observations import OPTIONAL_FIELDS
-from replication.conformance.preflight import Adapter, SetupError, load_adapter
-from replication.conformance.results import ConformanceFailure
-from replication.conformance.runner import DEFAULT_TIMEOUT
+from replication.conformance.adapters.adapter import OPTIONAL_ACTIONS
+from replication.conformance.adapters.calls import Watchdog, where_defined
+from replication.conformance.adapters.observations import OPTIONAL_FIELDS
+from replication.conformance.adapters.preflight import Adapter, SetupError, load_adapter
+from replication.conformance.sequential.results import ConformanceFailure
+from replication.conformance.sequential.runner import DEFAULT_TIMEOUT
 from replication.explore.actions import ADAPTER_KINDS, KINDS
 from replication.explore.bounds import BOUNDS
 from replication.explore.canonical import Reductions
@@ -46,7 +46,7 @@ from replication.explore.search import explore
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
     from replication.explore.actions import Action
     from replication.explore.bounds import Bound
     from replication.explore.expand import Edge
@@ -314,7 +314,7 @@ def tour(
 
     ``target`` is an adapter the preflight passed, or what to load
     (``"module:factory"`` or the factory): it is loaded with the kit's
-    preflight, which raises :class:`~replication.conformance.preflight.SetupError`
+    preflight, which raises :class:`~replication.conformance.adapters.preflight.SetupError`
     for an adapter that cannot be run (as for one that signs with its own
     scheme: the tour hands it manifests signed with the reference's key).
     ``timeout`` is the longest one call into the adapter may take (``None``: no

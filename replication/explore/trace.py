@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication import transitions as core_transitions
-from replication.conformance.jsonforms import FORMAT
-from replication.conformance.scenarios import Recorder
-from replication.conformance.vectors import export_vectors
+from replication.conformance.vectors.export import export_vectors
+from replication.conformance.vectors.jsonforms import FORMAT
+from replication.conformance.vectors.scenarios import Recorder
 from replication.explore.actions import (
     ADAPTER_KINDS,
     CORE_TRANSITION,

@@ -222,7 +222,7 @@ def trace_header(
 def _standard_stop_conditions() -> Mapping[str, StopCondition]:
     # The kit's standard stop conditions, which vectors and traces may name; imported
     # only when a trace names one, since the kit imports Hypothesis.
-    from replication.conformance.jsonforms import STANDARD_STOP_CONDITIONS  # noqa: PLC0415
+    from replication.conformance.vectors.jsonforms import STANDARD_STOP_CONDITIONS  # noqa: PLC0415
 
     return STANDARD_STOP_CONDITIONS
 

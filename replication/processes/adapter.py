@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING
 import attrs
 
 from replication import __version__
-from replication.conformance.adapter import FacadeImplementation
+from replication.conformance.adapters.adapter import FacadeImplementation
 from replication.controller import Controller
 from replication.processes.isolation import cached_isolation
 from replication.processes.orchestrator import ProcessOrchestrator, WeakerIsolationWarning
 
 if TYPE_CHECKING:
-    from replication.conformance.adapter import Clock
+    from replication.conformance.adapters.adapter import Clock
     from replication.invariants import Observation
     from replication.model import Manifest, ReplicationContract
     from replication.processes.isolation import Isolation

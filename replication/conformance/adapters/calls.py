@@ -48,19 +48,20 @@ __all__ = [
     "where_defined",
 ]
 
-#: This module and the machine that calls through it: frames a crash report skips.
-_KIT = Path(__file__).resolve().parent
+#: This module and the machine that calls through it: frames a crash report skips
+#: (paths relative to the kit's folder, ``replication/conformance``).
+_KIT = Path(__file__).resolve().parent.parent
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 _INSTALLED = {Path(sysconfig.get_paths()[name]).resolve() for name in ("purelib", "platlib")}
 _OWN_FILES = frozenset(
     {
-        "actions.py",
-        "calls.py",
-        "engine.py",
-        "machine.py",
-        "manifests.py",
-        "preflight.py",
-        "vector_check.py",
+        "adapters/calls.py",
+        "adapters/preflight.py",
+        "sequential/actions.py",
+        "sequential/engine.py",
+        "sequential/machine.py",
+        "sequential/manifests.py",
+        "vectors/check.py",
     }
 )
 
@@ -148,7 +149,7 @@ def _is_users(filename: str) -> bool:
     if filename.startswith("<"):
         return False
     path = Path(filename).resolve()
-    if path.parent == _KIT and path.name in _OWN_FILES:
+    if path.is_relative_to(_KIT) and path.relative_to(_KIT).as_posix() in _OWN_FILES:
         return False
     installed = any(path.is_relative_to(directory) for directory in _INSTALLED)
     return installed or not path.is_relative_to(_STDLIB)

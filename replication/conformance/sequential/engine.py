@@ -4,14 +4,14 @@
 the expectation, checks the reference against itself (its event, its
 invariants), offers the step to the witness log, and then applies the action
 to the implementation, if one is attached, through the run's
-:class:`~replication.conformance.calls.Watchdog`. On the implementation's side
+:class:`~replication.conformance.adapters.calls.Watchdog`. On the implementation's side
 every check of the step is made before any is reported: the decision, in
 ``reason`` mode the reason code, the whole invariant catalogue on its
 observation, and in ``observation`` mode the observation itself. A step that
 fails any of them raises one :class:`ConformanceFailure` naming all that
 failed, so an invariant broken by a wrong decision is reported as broken.
 
-The rules that choose the actions are in :mod:`replication.conformance.machine`.
+The rules that choose the actions are in :mod:`replication.conformance.sequential.machine`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import attrs
 from hypothesis.stateful import RuleBasedStateMachine, initialize
 
 from replication._text import decision_text
-from replication.conformance.adapter import Denied
-from replication.conformance.calls import (
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.adapters.calls import (
     ContractViolation,
     Watchdog,
     describe_call,
@@ -34,10 +34,10 @@ from replication.conformance.calls import (
     unwrapped,
     where_defined,
 )
-from replication.conformance.clauses import cite
+from replication.conformance.adapters.observations import checked_observation, compare_observations
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.observations import checked_observation, compare_observations
-from replication.conformance.results import ConformanceFailure, RunStats
+from replication.conformance.reports.clauses import cite
+from replication.conformance.sequential.results import ConformanceFailure, RunStats
 from replication.conformance.strategies import CLOCK_START, contract_parameters
 from replication.errors import ReasonCode, ReplicationDenied
 from replication.invariants import (
@@ -54,7 +54,7 @@ from replication.model import Manifest, State
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
     from replication.model import Event
     from replication.transitions import Outcome
 

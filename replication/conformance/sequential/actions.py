@@ -2,7 +2,7 @@
 
 Each helper spells one action of the adapter protocol once: the reference
 transition, the adapter call, the names a report gives them. The rules of
-:mod:`replication.conformance.machine` are written with these.
+:mod:`replication.conformance.sequential.machine` are written with these.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from replication import transitions as core
-from replication.conformance.engine import GENERATED
 from replication.conformance.fixtures import KEY
-from replication.conformance.manifests import ManifestSources
-from replication.conformance.results import Issued
+from replication.conformance.sequential.engine import GENERATED
+from replication.conformance.sequential.manifests import ManifestSources
+from replication.conformance.sequential.results import Issued
 from replication.model import NetworkPolicy, ResourceSpec
 
 if TYPE_CHECKING:

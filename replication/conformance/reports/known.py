@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.preflight import SetupError
+from replication.conformance.adapters.preflight import SetupError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication._text import counted, number
-from replication.conformance.observations import reported_fields
-from replication.conformance.runner import _NEEDS
+from replication.conformance.adapters.observations import reported_fields
+from replication.conformance.sequential.runner import _NEEDS
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
-    from replication.conformance.history import Call, History
+    from replication.conformance.concurrent.history import Call, History
 
 __all__ = ["WITNESSES", "ConcurrentReport", "Failure", "Tally"]
 

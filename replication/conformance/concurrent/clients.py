@@ -16,7 +16,7 @@ Each client process runs one client (``p1``, ``p2``, ...): for every round it
 receives its program, the round's ``now`` (its clock returns it), the
 manifests issued so far, reports that it is ready, waits for the signal that
 releases every client at once, runs the program with
-:func:`~replication.conformance.programs.perform`, and sends back its calls.
+:func:`~replication.conformance.concurrent.programs.perform`, and sends back its calls.
 The processes are started once per run (with the ``spawn`` method: no
 inherited locks or threads) and stopped at its end.
 """
@@ -28,15 +28,15 @@ import multiprocessing
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from replication.conformance.preflight import load_factory
-from replication.conformance.programs import perform
+from replication.conformance.adapters.preflight import load_factory
+from replication.conformance.concurrent.programs import perform
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
     from multiprocessing.connection import Connection
 
-    from replication.conformance.history import Call
-    from replication.conformance.programs import Manifests, Step
+    from replication.conformance.concurrent.history import Call
+    from replication.conformance.concurrent.programs import Manifests, Step
 
 __all__ = ["ClientError", "ProcessClients", "RoundClock"]
 

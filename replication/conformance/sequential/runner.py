@@ -1,7 +1,7 @@
 """Run the conformance kit against an implementation and report what it found.
 
 :func:`run_conformance` checks the adapter before anything else
-(:mod:`~replication.conformance.preflight`), then drives the implementation and
+(:mod:`~replication.conformance.adapters.preflight`), then drives the implementation and
 the reference through the differential machine under a Hypothesis profile:
 detection first, then shrinking within ``shrink_time`` seconds. Every call into
 the adapter runs under a time limit; the search stops at ``max_time``; Ctrl-C
@@ -27,30 +27,35 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
-from replication.conformance.calls import (
+from replication.conformance.adapters.calls import (
     CallTimeout,
     ContractViolation,
     RaisedBaseException,
     Watchdog,
     where_defined,
 )
-from replication.conformance.engine import MODES, RunControl, SetAside, StopRun
-from replication.conformance.machine import DifferentialMachine, differential_machine
-from replication.conformance.observations import PROCESS_FIELD, qualified
-from replication.conformance.preflight import Adapter, SetupError, format_traceback, load_adapter
+from replication.conformance.adapters.observations import PROCESS_FIELD, qualified
+from replication.conformance.adapters.preflight import (
+    Adapter,
+    SetupError,
+    format_traceback,
+    load_adapter,
+)
 from replication.conformance.profiles import PROFILE_NAMES
-from replication.conformance.report import CLI_OPTIONS, Check, Divergence, Report
-from replication.conformance.reproduction import minimise
-from replication.conformance.results import ConformanceFailure, RunStats
-from replication.conformance.witnesses import WitnessLog, required_for_kit
+from replication.conformance.reports.report import CLI_OPTIONS, Check, Divergence, Report
+from replication.conformance.sequential.engine import MODES, RunControl, SetAside, StopRun
+from replication.conformance.sequential.machine import DifferentialMachine, differential_machine
+from replication.conformance.sequential.reproduction import minimise
+from replication.conformance.sequential.results import ConformanceFailure, RunStats
+from replication.conformance.sequential.witnesses import WitnessLog, required_for_kit
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from replication.conformance.adapter import Implementation
-    from replication.conformance.known import KnownDivergences
-    from replication.conformance.progress import Progress
+    from replication.conformance.adapters.adapter import Implementation
+    from replication.conformance.reports.known import KnownDivergences
+    from replication.conformance.reports.progress import Progress
 
 __all__ = [
     "DEFAULT_SHRINK_TIME",
@@ -62,7 +67,7 @@ __all__ = [
 ]
 
 #: What ``replication conformance`` checks with no target: the seed facade.
-DEFAULT_TARGET = "replication.conformance.adapter:FacadeImplementation"
+DEFAULT_TARGET = "replication.conformance.adapters:FacadeImplementation"
 #: Seconds one call into the adapter may take.
 DEFAULT_TIMEOUT = 5.0
 #: Seconds shrinking one divergence may take: two thirds for Hypothesis's
@@ -146,8 +151,8 @@ def _header(
     if adapter.signs:
         arguments.append("signs=True")
     return [
-        "from replication.conformance.machine import differential_machine",
-        "from replication.conformance.preflight import load_factory",
+        "from replication.conformance.sequential.machine import differential_machine",
+        "from replication.conformance.adapters.preflight import load_factory",
         "",
         f"DifferentialMachine = differential_machine({', '.join(arguments)})",
     ]

@@ -27,9 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from replication.conformance.adapter import Denied
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.concurrent.history import (
+    ALLOWED,
+    CRASHED,
+    DENIED,
+    OBSERVED,
+    Call,
+    resources,
+)
 from replication.conformance.fixtures import KEY, TICK
-from replication.conformance.history import ALLOWED, CRASHED, DENIED, OBSERVED, Call, resources
 from replication.errors import ReplicationDenied
 from replication.invariants import Observation
 from replication.model import Manifest
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
 
 __all__ = ["KINDS", "Round", "Scenario", "Step", "generate", "perform", "reference_manifest"]
 

@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.linearizability import ModelSpec, Search, project, search
+from replication.conformance.concurrent.linearizability import ModelSpec, Search, project, search
 from replication.invariants import WorkerView
 
 if TYPE_CHECKING:
-    from replication.conformance.history import Call, History
+    from replication.conformance.concurrent.history import Call, History
     from replication.invariants import Observation
     from replication.model import State
 

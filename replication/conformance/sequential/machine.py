@@ -3,12 +3,12 @@
 Every rule is one action of the kit's vocabulary (issue, register, launch,
 heartbeat, kill, reap, kill switch, quarantine, release) with honest or hostile
 arguments, or a move of the clock to either side of a contract boundary. Each
-action goes through :meth:`~replication.conformance.engine.Engine.act`, which
+action goes through :meth:`~replication.conformance.sequential.engine.Engine.act`, which
 runs it on the reference core and on the implementation and checks everything.
 
-The first difference raises :class:`~replication.conformance.results.ConformanceFailure`;
+The first difference raises :class:`~replication.conformance.sequential.results.ConformanceFailure`;
 Hypothesis shrinks the program and prints it, and
-:mod:`replication.conformance.runner` turns it into a runnable snippet. Without
+:mod:`replication.conformance.sequential.runner` turns it into a runnable snippet. Without
 an implementation the machine checks the reference core alone (that is the
 property suite's reference machine).
 """
@@ -23,9 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, precondition, rule
 
 from replication import transitions as core
-from replication.conformance.actions import Actions
-from replication.conformance.adapter import OPTIONAL_ACTIONS
-from replication.conformance.engine import GENERATED, MODES, RunControl
+from replication.conformance.adapters.adapter import OPTIONAL_ACTIONS
+from replication.conformance.adapters.observations import Reporting
 from replication.conformance.fixtures import (
     CLOCK_STEPS,
     HOSTILE_IDS,
@@ -36,9 +35,10 @@ from replication.conformance.fixtures import (
     roles,
     tamper,
 )
-from replication.conformance.observations import Reporting
-from replication.conformance.results import Issued, RunStats
-from replication.conformance.witnesses import (
+from replication.conformance.sequential.actions import Actions
+from replication.conformance.sequential.engine import GENERATED, MODES, RunControl
+from replication.conformance.sequential.results import Issued, RunStats
+from replication.conformance.sequential.witnesses import (
     BOUNDARY_TAMPER_REFUSED,
     GENERATED_ID_SKIPPED,
     SIBLING_AFTER_DEPARTURE,
@@ -49,7 +49,7 @@ from replication.model import Manifest, ResourceSpec
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
 
 __all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine"]
 

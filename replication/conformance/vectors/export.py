@@ -31,9 +31,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from replication.conformance.jsonforms import FORMAT, SCHEMA_PATH, manifest_to_json
-from replication.conformance.scenarios import START, scenarios, signing_vectors
-from replication.conformance.vector_check import VectorCheck, VectorError, check_vectors
+from replication.conformance.vectors.check import VectorCheck, VectorError, check_vectors
+from replication.conformance.vectors.jsonforms import FORMAT, SCHEMA_PATH, manifest_to_json
+from replication.conformance.vectors.scenarios import START, scenarios, signing_vectors
 from replication.model import Manifest, ResourceSpec
 from replication.signer import MIN_SECRET_LENGTH, SECRET_MIGRATION_TAG, signing_key_from_secret
 from replication.signing import sign_manifest

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication._resolve import UnresolvedNameError, resolve
-from replication.conformance.adapter import (
+from replication.conformance.adapters.adapter import (
     LATER_ACTIONS,
     OPTIONAL_ACTIONS,
     SIGNING_METHODS,
     Implementation,
 )
-from replication.conformance.calls import (
+from replication.conformance.adapters.calls import (
     CallTimeout,
     ContractViolation,
     Watchdog,
@@ -32,8 +32,8 @@ from replication.conformance.calls import (
     shown,
     where_defined,
 )
+from replication.conformance.adapters.observations import OPTIONAL_FIELDS, checked_observation
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.observations import OPTIONAL_FIELDS, checked_observation
 from replication.conformance.strategies import CLOCK_START
 from replication.model import Manifest, ResourceSpec
 

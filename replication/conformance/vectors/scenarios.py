@@ -16,7 +16,7 @@ import attrs
 
 from replication import transitions as core
 from replication.conformance.fixtures import NO_EXTERNAL_NETWORK, TAMPERABLE, tamper
-from replication.conformance.jsonforms import (
+from replication.conformance.vectors.jsonforms import (
     FORMAT,
     contract_to_json,
     manifest_to_json,

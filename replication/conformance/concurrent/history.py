@@ -1,6 +1,6 @@
 """A concurrent history: every call with its invocation, its response and their real-time order.
 
-The concurrent driver (:mod:`replication.conformance.concurrent`) records one
+The concurrent driver (:mod:`replication.conformance.concurrent.runner`) records one
 :class:`Call` per call it makes on the implementation: which client made it,
 what it asked, the clock value of its round, the ``time.monotonic_ns()`` just
 before the call and just after it returned, and what came back (allowed,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.observations import Reporting, compare_observations
+from replication.conformance.adapters.observations import Reporting, compare_observations
+from replication.conformance.sequential.witnesses import WitnessLog
 from replication.conformance.strategies import CLOCK_START
-from replication.conformance.witnesses import WitnessLog
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -1,6 +1,6 @@
 """What ``observe()`` must return, checked and made exact; and two observations compared.
 
-An adapter's :meth:`~replication.conformance.adapter.Implementation.observe`
+An adapter's :meth:`~replication.conformance.adapters.adapter.Implementation.observe`
 returns an :class:`~replication.invariants.Observation`. :func:`checked_observation`
 checks every field's type, with a message saying what the protocol expects,
 and rebuilds it from exact built-in types (a ``str`` subclass can lie about
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.calls import ContractViolation
+from replication.conformance.adapters.calls import ContractViolation
 from replication.encoding import manifest_body
 from replication.invariants import Observation, WorkerView
 from replication.model import Manifest

@@ -17,15 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from replication.conformance.calls import ContractViolation, describe_call, locate, unwrapped
-from replication.conformance.engine import Engine
+from replication.conformance.adapters.calls import (
+    ContractViolation,
+    describe_call,
+    locate,
+    unwrapped,
+)
 from replication.conformance.fixtures import KEY, OTHER_KEY
-from replication.conformance.results import ConformanceFailure
+from replication.conformance.sequential.engine import Engine
+from replication.conformance.sequential.results import ConformanceFailure
 from replication.model import Manifest
 from replication.signing import sign_manifest
 
 if TYPE_CHECKING:
-    from replication.conformance.results import Issued
+    from replication.conformance.sequential.results import Issued
 
 __all__ = ["ManifestSources"]
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from replication._text import counted
 
 if TYPE_CHECKING:
-    from replication.conformance.results import RunStats
+    from replication.conformance.sequential.results import RunStats
 
 __all__ = ["Progress"]
 

@@ -24,9 +24,15 @@ import attrs
 import jsonschema
 
 from replication._text import counted, decision_text
-from replication.conformance.adapter import Denied
-from replication.conformance.calls import CallTimeout, ContractViolation, Watchdog, locate
-from replication.conformance.jsonforms import (
+from replication.conformance.adapters.adapter import Denied
+from replication.conformance.adapters.calls import CallTimeout, ContractViolation, Watchdog, locate
+from replication.conformance.adapters.observations import (
+    Reporting,
+    checked_observation,
+    compare_observations,
+)
+from replication.conformance.adapters.preflight import Adapter, SetupError, load_adapter
+from replication.conformance.vectors.jsonforms import (
     SCHEMA_PATH,
     contract_from_json,
     manifest_from_json,
@@ -34,12 +40,6 @@ from replication.conformance.jsonforms import (
     observation_from_json,
     parse_time,
 )
-from replication.conformance.observations import (
-    Reporting,
-    checked_observation,
-    compare_observations,
-)
-from replication.conformance.preflight import Adapter, SetupError, load_adapter
 from replication.errors import BadSignatureError, InvalidInputError, ReplicationDenied
 from replication.model import Manifest
 from replication.signer import SECRET_MIGRATION_TAG, signing_key_from_secret
@@ -48,7 +48,7 @@ from replication.signing import SigningKey, VerifyingKey, sign_manifest, verify_
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
     from replication.invariants import Observation
 
 __all__ = ["VectorCheck", "VectorError", "check_vectors"]
@@ -414,7 +414,7 @@ def check_vectors(
     """Verify a vector directory, and replay its scenarios against ``adapter`` if given.
 
     Raises :class:`VectorError` when the directory cannot be used, and
-    :class:`~replication.conformance.preflight.SetupError` when the adapter cannot.
+    :class:`~replication.conformance.adapters.preflight.SetupError` when the adapter cannot.
     Ctrl-C during the replay ends it with the result so far (``interrupted``).
     """
     directory = Path(directory)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from replication.conformance.history import History
+    from replication.conformance.concurrent.history import History
     from replication.invariants import Observation
 
 __all__ = ["describe", "render"]

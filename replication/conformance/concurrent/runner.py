@@ -1,22 +1,23 @@
 """The concurrent mode: overlapping calls from several clients, checked for linearizability.
 
 The sequential kit calls one method at a time, so no race can show. This mode
-runs many short :class:`~replication.conformance.programs.Scenario` s. For
+runs many short :class:`~replication.conformance.concurrent.programs.Scenario` s. For
 each, it starts a fresh system and plays its rounds: the clock moves (only
 here, while no call is in flight), then every client runs its program at the
 same time, threads of this process (``t1``, ``t2``, ...) or client processes
-(``p1``, ...: :mod:`~replication.conformance.clients`), while an observer
+(``p1``, ...: :mod:`~replication.conformance.concurrent.clients`), while an observer
 thread (``obs``) observes the system with calls in flight; when all are done
 the kit observes it once more (``kit``). Every call is recorded with its
-invocation and response (:mod:`~replication.conformance.history`). Then
+invocation and response (:mod:`~replication.conformance.concurrent.history`). Then
 
 * every observation, in flight or between rounds, is checked against the
   state forms of the invariant catalogue;
 * the history is checked for linearizability against the pure model
-  (:mod:`~replication.conformance.linearizability`), each call with its
+  (:mod:`~replication.conformance.concurrent.linearizability`), each call with its
   round's ``now``;
 * the first history that fails is minimised and drawn as a timeline
-  (:mod:`~replication.conformance.minimise`, :mod:`~replication.conformance.timeline`).
+  (:mod:`~replication.conformance.concurrent.minimise`,
+  :mod:`~replication.conformance.concurrent.timeline`).
 
 While the run lasts, the interpreter's thread switch interval is lowered to
 its minimum, so that threads interleave inside the implementation's methods
@@ -36,26 +37,26 @@ from typing import TYPE_CHECKING, Any
 
 from replication import __version__
 from replication._text import counted
-from replication.conformance.clients import ClientError, ProcessClients, RoundClock
-from replication.conformance.concurrent_report import ConcurrentReport, Failure, Tally
+from replication.conformance.adapters.preflight import load_factory
+from replication.conformance.concurrent.clients import ClientError, ProcessClients, RoundClock
+from replication.conformance.concurrent.history import CRASHED, History
+from replication.conformance.concurrent.linearizability import Verdict, check
+from replication.conformance.concurrent.minimise import minimise
+from replication.conformance.concurrent.programs import generate, observe_call, perform
+from replication.conformance.concurrent.report import ConcurrentReport, Failure, Tally
+from replication.conformance.concurrent.timeline import render
 from replication.conformance.fixtures import KEY, contract_from
-from replication.conformance.history import CRASHED, History
-from replication.conformance.linearizability import Verdict, check
-from replication.conformance.machine import MODES
-from replication.conformance.minimise import minimise
-from replication.conformance.preflight import load_factory
-from replication.conformance.programs import generate, observe_call, perform
+from replication.conformance.sequential.machine import MODES
 from replication.conformance.strategies import CLOCK_START
-from replication.conformance.timeline import render
 from replication.invariants import Policy, check_observation
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from replication.conformance.adapter import Implementation
-    from replication.conformance.history import Call
-    from replication.conformance.programs import Manifests, Scenario, Step
-    from replication.conformance.progress import Progress
+    from replication.conformance.adapters.adapter import Implementation
+    from replication.conformance.concurrent.history import Call
+    from replication.conformance.concurrent.programs import Manifests, Scenario, Step
+    from replication.conformance.reports.progress import Progress
     from replication.invariants import Violation
 
 __all__ = ["HISTORIES", "Crew", "check_history", "execute", "run_concurrent"]

@@ -15,7 +15,7 @@ verdict is one of
 * ``INTERRUPTED`` (130): stopped by Ctrl-C; the report shows what ran.
 
 An adapter that cannot be run at all gets no report: see
-:class:`~replication.conformance.preflight.SetupError` (exit code 2).
+:class:`~replication.conformance.adapters.preflight.SetupError` (exit code 2).
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from replication.conformance.results import ConformanceFailure, clock_offset
+from replication.conformance.sequential.results import ConformanceFailure, clock_offset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from replication.conformance.adapter import Implementation
+    from replication.conformance.adapters.adapter import Implementation
 
 __all__ = ["minimise"]
 
@@ -59,7 +59,7 @@ class _Replay:
         the clock after each step run, and the divergence.
         """
         # The machine imports the runner's neighbours; imported here, no cycle.
-        from replication.conformance.machine import differential_machine  # noqa: PLC0415
+        from replication.conformance.sequential.machine import differential_machine  # noqa: PLC0415
 
         factory = self.factory
         namespace: dict[str, Any] = {
