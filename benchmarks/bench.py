@@ -26,11 +26,11 @@ repetitions is reported. The garbage collector stays enabled, as in real use;
 the figure with it disabled is printed alongside. The targets are ratios
 measured in this run; nothing here is a timed assertion.
 
-The code: ``bench.py`` (this entry point: configuration, the run, the command
-line), ``fleet.py`` (the fixed world and the fleets), ``timing.py`` (the timing
-and memory primitives), ``workloads.py`` (the measured operations at one fleet
-size), ``machines.py`` (the property-suite state machines) and ``report.py``
-(the targets and the text report).
+The code: ``bench.py`` (this entry point: the run, the command line),
+``config.py`` (what to run), ``fleet.py`` (the fixed world and the fleets),
+``timing.py`` (the timing and memory primitives), ``workloads.py`` (the measured
+operations at one fleet size), ``machines.py`` (the property-suite state
+machines) and ``report.py`` (the targets and the text report).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ import attrs  # noqa: E402
 import cryptography  # noqa: E402
 import immutables  # noqa: E402
 
+from benchmarks.config import Config  # noqa: E402
 from benchmarks.fleet import (  # noqa: E402
     COOLDOWN_SECONDS,
     GRANDCHILD_EVERY,
@@ -80,44 +81,6 @@ __all__ = [
     "run_benchmark",
     "run_machine",
 ]
-
-
-@dataclass(frozen=True)
-class Config:
-    """What to run; ``Config.quick()`` is the few-seconds variant the smoke test uses."""
-
-    sizes: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
-    reps: int = 7
-    #: issue+register+launch cycles per timed batch.
-    create_batch: int = 40
-    #: heartbeats / kills per timed batch.
-    op_batch: int = 4000
-    #: Ed25519 sign+verify pairs per timed batch.
-    crypto_batch: int = 100
-    #: Repetitions of the whole-fleet operations (reap, kill switch).
-    fleet_reps: int = 7
-    gc_off: bool = True
-    memory: bool = True
-    #: "module:Class" state machines to time; None discovers them under properties/.
-    machines: tuple[str, ...] | None = None
-    machine_steps: int = 3000
-    machine_step_count: int = 50
-    seed: int = 20260101
-
-    @classmethod
-    def quick(cls, sizes: Sequence[int] = (20, 100), **overrides: Any) -> Config:
-        values: dict[str, Any] = {
-            "sizes": tuple(sizes),
-            "reps": 3,
-            "create_batch": 5,
-            "op_batch": 200,
-            "crypto_batch": 10,
-            "fleet_reps": 3,
-            "machine_steps": 100,
-            "machine_step_count": 20,
-        }
-        values.update(overrides)
-        return cls(**values)
 
 
 # -- machine description ---------------------------------------------------------------

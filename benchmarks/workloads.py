@@ -45,7 +45,7 @@ from replication.transitions import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from benchmarks.bench import Config
+    from benchmarks.config import Config
 
 #: Operation keys, in table order, with their labels.
 OPERATIONS: dict[str, str] = {

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import immutables
-
-from replication._frozen import EMPTY, FrozenDict, FrozenList, frozen_dict, frozen_list
-from replication.errors import ImmutableError, InvalidTypeError, InvalidValueError
+from replication._exceptions import ImmutableError, InvalidTypeError, InvalidValueError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,9 +33,6 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_REASON_LENGTH",
     "MAX_SAFE_INTEGER",
-    "FrozenJSON",
-    "freeze_json",
-    "thaw_json",
 ]
 
 #: Largest integer that survives a round trip through an IEEE 754 double, as
@@ -58,7 +51,6 @@ MAX_DURATION_SECONDS = (datetime.max - datetime.min).total_seconds()  # noqa: DT
 #: The largest UTC offset a ``tzinfo`` may report (``datetime``'s own limit).
 _MAX_OFFSET = timedelta(hours=24)
 
-FrozenJSON: TypeAlias = "bool | int | float | str | FrozenList[Any] | FrozenDict | None"
 
 #: Unicode general categories refused in identifiers and reasons (R-ID-1): control
 #: characters (Cc), format characters (Cf: the bidirectional overrides and
@@ -94,8 +86,17 @@ def exact_str(field: str, value: object, expected: str = "a string") -> str:
     return str.__str__(value)
 
 
+def check_unicode(path: str, text: str) -> str:
+    """Return ``text`` if it is valid Unicode (no lone surrogates); raise naming ``path``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValueError(path, "valid Unicode text (no lone surrogates)", text) from None
+    return text
+
+
 def _check_alphabet(field: str, text: str, expected: str) -> str:
-    _check_unicode(field, text)
+    check_unicode(field, text)
     if not text.isprintable():
         for character in text:
             category = unicodedata.category(character)
@@ -310,116 +311,3 @@ _V = TypeVar("_V")
 def optional(check: Callable[..., _V], field: str, value: object, **options: Any) -> _V | None:
     """Return ``None`` for ``None``, else ``check(field, value, **options)``."""
     return None if value is None else check(field, value, **options)
-
-
-# -- JSON freezing -------------------------------------------------------------
-
-_JSON_VALUE = "a JSON value (None, bool, int, float, str, list or dict)"
-
-
-def freeze_json(field: str, value: object) -> FrozenDict:
-    """Deep-freeze a JSON object into a :class:`~replication._frozen.FrozenDict`.
-
-    Dicts become ``FrozenDict``, lists and tuples ``FrozenList``, and every
-    scalar its exact built-in type. Everything RFC 8785 cannot sign
-    byte-for-byte is refused here, with the path to the offending value:
-    non-string keys, keys that collide once read as plain strings, NaN and
-    infinities, integers beyond ``2**53 - 1``, lone surrogates, and types JSON
-    does not have. Containers are read through ``dict.items``, ``list`` and
-    ``tuple`` iteration of the base types, so a subclass cannot show the
-    freezer one thing and a reader another.
-    """
-    if not isinstance(value, Mapping):
-        raise InvalidTypeError(field, "a JSON object (a mapping with string keys)", value)
-    return cast("FrozenDict", _freeze(field, value, 0))
-
-
-def _items(path: str, value: Mapping[Any, Any]) -> list[tuple[object, object]]:
-    if isinstance(value, FrozenDict):
-        frozen = value._map
-        return [(key, frozen[key]) for key in tuple.__getitem__(value, 1)]
-    if isinstance(value, dict):
-        return list(dict.items(value))
-    if isinstance(value, immutables.Map):
-        return list(immutables.Map.items(value))
-    try:
-        return list(value.items())
-    except Exception as error:  # noqa: BLE001 - a caller's mapping may raise anything
-        raise InvalidValueError(path, "a mapping whose items() can be read", repr(error)) from None
-
-
-def _elements(value: list[object] | tuple[object, ...]) -> list[object]:
-    return list(list.__iter__(value)) if isinstance(value, list) else list(tuple.__iter__(value))
-
-
-def _freeze(path: str, value: object, depth: int) -> FrozenJSON:
-    kind = type(value)
-    if value is None or kind is bool:
-        return value  # type: ignore[return-value]
-    if kind is str or kind is int or kind is float:
-        return _freeze_scalar(path, value)
-    if isinstance(value, bool | int | float | str):
-        return _freeze_scalar(path, value)
-    if depth >= MAX_JSON_DEPTH:
-        raise InvalidValueError(path, f"nested at most {MAX_JSON_DEPTH} levels deep", "...")
-    if isinstance(value, Mapping):
-        items: dict[str, FrozenJSON] = {}
-        for raw_key, item in _items(path, value):
-            if not isinstance(raw_key, str):
-                raise InvalidTypeError(f"{path} key", "a string (JSON keys are strings)", raw_key)
-            key = exact_str(f"{path} key", raw_key)
-            _check_unicode(f"{path} key", key)
-            if key in items:
-                raise InvalidValueError(f"{path} key", "keys that are distinct strings", key)
-            items[key] = _freeze(f"{path}[{key!r}]", item, depth + 1)
-        return frozen_dict(items) if items else EMPTY
-    if isinstance(value, list | tuple):
-        return frozen_list(
-            [_freeze(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(_elements(value))]
-        )
-    raise InvalidTypeError(path, _JSON_VALUE, value)
-
-
-def _freeze_scalar(path: str, value: object) -> FrozenJSON:
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        number = exact_int(path, value)
-        if not -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
-            raise InvalidValueError(path, "an integer within +-(2**53 - 1)", number)
-        return number
-    if isinstance(value, float):
-        real = float.__float__(value)
-        if not math.isfinite(real):
-            raise InvalidValueError(path, "a finite number (JSON has no NaN or infinity)", real)
-        return real
-    return _check_unicode(path, exact_str(path, value))
-
-
-def _check_unicode(path: str, text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidValueError(path, "valid Unicode text (no lone surrogates)", text) from None
-    return text
-
-
-#: The exact types a frozen JSON value is made of.
-_FROZEN_SCALARS = (str, int, float, bool, type(None))
-
-
-def thaw_json(value: FrozenJSON) -> object:
-    """Return plain dicts and lists for a frozen JSON value (what RFC 8785 serialises).
-
-    Raises :class:`InvalidValueError` on anything that is not frozen JSON of
-    exact types: the signed bytes are only ever derived from immutable values.
-    """
-    kind = type(value)
-    if kind is FrozenDict:
-        frozen = cast("FrozenDict", value)
-        return {key: thaw_json(frozen[key]) for key in frozen}
-    if kind is FrozenList:
-        return [thaw_json(item) for item in cast("FrozenList[FrozenJSON]", value)]
-    if kind in _FROZEN_SCALARS:
-        return value
-    raise InvalidValueError("state_snapshot", "frozen JSON of exact built-in types", value)

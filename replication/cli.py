@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from replication import __version__
 from replication._text import counted
+from replication.commandline import UsageError, writable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -33,10 +34,6 @@ __all__ = ["main"]
 
 EXIT_CANNOT_RUN = 2
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """An option or a path the command cannot use: one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,21 +84,6 @@ def _seconds(*, zero: bool) -> Callable[[str], float]:
     return parse
 
 
-def _writable(path: str, option: str) -> Path:
-    """Return ``path`` if a file can be written there, else raise :class:`UsageError`."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(f"{option} {path}: is a directory, not a file")
-    parent = target.parent if str(target.parent) else Path()
-    if not parent.is_dir():
-        raise UsageError(f"{option} {path}: the directory {parent} does not exist")
-    if target.exists() and not os.access(target, os.W_OK):
-        raise UsageError(f"{option} {path}: the file is not writable")
-    if not target.exists() and not os.access(parent, os.W_OK):
-        raise UsageError(f"{option} {path}: cannot create a file in {parent}")
-    return target
-
-
 def _cannot_run(command: str, error: BaseException, *, debug: bool) -> int:
     where = getattr(error, "where", None)
     message = getattr(error, "message", None) or str(error)
@@ -140,7 +122,7 @@ def _conformance(arguments: argparse.Namespace) -> int:
     from replication.conformance.reports.progress import Progress  # noqa: PLC0415
     from replication.conformance.sequential.runner import SetupError, run_conformance  # noqa: PLC0415
 
-    json_path = _writable(arguments.json, "--json") if arguments.json else None
+    json_path = writable(arguments.json, "--json") if arguments.json else None
     try:
         known = KnownDivergences.load(Path(arguments.known)) if arguments.known else None
         report = run_conformance(
@@ -177,7 +159,7 @@ def _concurrent(arguments: argparse.Namespace) -> int:
     from replication.conformance.concurrent.runner import run_concurrent  # noqa: PLC0415
     from replication.conformance.reports.progress import Progress  # noqa: PLC0415
 
-    json_path = _writable(arguments.json, "--json") if arguments.json else None
+    json_path = writable(arguments.json, "--json") if arguments.json else None
     try:
         report = run_concurrent(
             arguments.target, mode=arguments.mode, threads=arguments.threads or 3,

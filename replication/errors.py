@@ -26,6 +26,11 @@ with a stable reason code, never a crash. Bad input (a negative CPU limit, a
 naive datetime) is a usage error and raises ``InvalidValueError`` or
 ``InvalidTypeError`` (both ``InvalidInputError``) naming the field, what was
 expected and what was received.
+
+The exceptions the ground floor raises (bad input, a frozen record, keys and
+signatures) are defined in :mod:`replication._exceptions`, below the modules
+that raise them, and re-exported here; the ones that carry an audit event are
+defined here, above the records.
 """
 
 from __future__ import annotations
@@ -33,10 +38,19 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-import attrs
+from replication._exceptions import (
+    BadSignatureError,
+    ImmutableError,
+    InvalidInputError,
+    InvalidKeyError,
+    InvalidTypeError,
+    InvalidValueError,
+    ReplicationError,
+    SignatureError,
+)
 
 if TYPE_CHECKING:
-    from replication.model import Event
+    from replication._records import Event
 
 __all__ = [
     "AuditError",
@@ -100,10 +114,6 @@ class ReasonCode(enum.StrEnum):
     EXPIRED = "expired"
 
 
-class ReplicationError(Exception):
-    """The root of every exception ``replication`` raises."""
-
-
 class ReplicationDenied(ReplicationError):  # noqa: N818 - the seed's public name
     """A transition was refused by the policy; nothing changed.
 
@@ -133,44 +143,6 @@ class StopConditionTriggered(ReplicationDenied):
     def __init__(self, condition: str, detail: str = "", *, event: Event | None = None) -> None:
         self.condition = condition
         super().__init__(ReasonCode.STOP_CONDITION, detail or condition, event=event)
-
-
-class InvalidInputError(ReplicationError):
-    """Bad input: names the field, what was expected and what was received; changes nothing.
-
-    The message reads ``cpu_limit must be > 0, got nan (a finite number)``:
-    the field, the bound it missed, the value, and, when given, the ``kind``
-    of value the field takes. The bound comes first so that the older API's
-    phrases (``cpu_limit must be > 0``) still read as they did.
-    """
-
-    def __init__(self, field: str, expected: str, got: object, *, kind: str | None = None) -> None:
-        self.field = field
-        self.expected = expected
-        self.got = got
-        self.kind = kind
-        message = f"{field} must be {expected}, got {got!r}"
-        super().__init__(f"{message} ({kind})" if kind else message)
-
-
-class InvalidValueError(InvalidInputError, ValueError):
-    """A value of the right type but outside what the field accepts."""
-
-
-class InvalidTypeError(InvalidInputError, TypeError):
-    """A value of the wrong type."""
-
-
-class ImmutableError(ReplicationError, attrs.exceptions.FrozenInstanceError):
-    """An attempt to assign to a frozen record; the message names the copy-with way."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.args = (message,)
-        self.msg = message
-
-    def __str__(self) -> str:
-        return self.msg
 
 
 class AuditError(ReplicationError):
@@ -226,15 +198,3 @@ class ReentrancyError(ReplicationError):
             "(a stop condition, clock or logger called back into the controller)"
         )
         super().__init__(f"{action} was not applied: {self.why}")
-
-
-class SignatureError(ReplicationError):
-    """A signing or verification problem."""
-
-
-class InvalidKeyError(SignatureError, ValueError):
-    """A key that must not be used: wrong type, wrong length, small order, off the curve."""
-
-
-class BadSignatureError(SignatureError):
-    """A signature that is malformed or does not verify under the given key."""

@@ -12,7 +12,7 @@ registered worker is launched, and nothing after the kill switch.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from replication import transitions
 from replication.clock import DEFAULT_CLOCK
@@ -21,16 +21,42 @@ from replication.model import ContainerRecord, Manifest, OrchestratorState
 from replication.observability import StructuredLogger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import immutables
 
     from replication.clock import Clock
-    from replication.controller import Controller
     from replication.model import Event
     from replication.transitions import Outcome
 
-__all__ = ["ContainerRecord", "SandboxOrchestrator"]
+__all__ = ["BoundController", "ContainerRecord", "SandboxOrchestrator"]
+
+
+class BoundController(Protocol):
+    """What an orchestrator asks of the controller bound to it.
+
+    That is a :class:`~replication.controller.Controller`; a protocol, so that
+    the dependency points one way: the controller binds and drives an
+    orchestrator, and the orchestrator knows only these three members of it,
+    not the module.
+    """
+
+    @property
+    def journal(self) -> object | None:
+        """The controller's journal, if it keeps one (the containers are then shared state)."""
+
+    def launch_worker(
+        self, manifest: Manifest, orchestrator: SandboxOrchestrator | None = None
+    ) -> None:
+        """Launch a registered worker's container in ``orchestrator``."""
+
+    def _apply_to_containers(
+        self,
+        transition: Callable[..., Outcome[OrchestratorState]],
+        orchestrator: SandboxOrchestrator,
+        arguments: Mapping[str, object],
+    ) -> None:
+        """Decide a transition of ``orchestrator``'s own part, as a journaled action."""
 
 
 class SandboxOrchestrator:
@@ -47,7 +73,7 @@ class SandboxOrchestrator:
         # Reentrant: a Controller holding it may call back into this object.
         self._lock = threading.RLock()
         #: The controller bound to this orchestrator, if any (set by the controller).
-        self._controller: Controller | None = None
+        self._controller: BoundController | None = None
 
     @property
     def state(self) -> OrchestratorState:

@@ -34,9 +34,14 @@ SMALL = ResourceSpec(cpu_limit=0.5, memory_limit_mb=64)
 STUBBORN = ["/bin/sh", "-c", "sleep 60 & setsid /bin/sh -c 'trap \"\" TERM; sleep 60' & wait"]
 
 
+#: The interpreter workers run: the system's, which the sandbox's read-only /usr holds
+#: (this interpreter may live where the sandbox's unprivileged uid cannot read).
+SANDBOX_PYTHON = "/usr/bin/python3"
+
+
 def python(code: str) -> list[str]:
-    """The argv of a worker running ``code`` in this interpreter, without site packages."""
-    return [sys.executable, "-I", "-S", "-c", code]
+    """The argv of a worker running ``code`` in the system's interpreter, isolated."""
+    return [SANDBOX_PYTHON if ISOLATION.bwrap else sys.executable, "-I", "-S", "-c", code]
 
 
 def weaker_isolation():

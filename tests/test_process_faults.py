@@ -52,7 +52,7 @@ class TestKill:
         orchestrator = orchestrators(launcher=lambda manifest: STUBBORN)
         controller = bound(orchestrator)
         worker = start(controller)
-        processes = processes_of(orchestrator, worker, 5)
+        processes = processes_of(orchestrator, worker, 6)
         sessions = {process.pid: os.getsid(process.pid) for process in processes}
         assert len(set(sessions.values())) >= 2  # one of them escaped the worker's session
         orchestrator.kill_worker(worker, reason="test")
@@ -67,8 +67,8 @@ class TestKill:
         orchestrator = orchestrators(launcher=lambda manifest: STUBBORN)
         controller = bound(orchestrator)
         workers = [start(controller) for _ in range(6)]
-        processes = [p for worker in workers for p in processes_of(orchestrator, worker, 5)]
-        assert len(processes) == 6 * 5
+        processes = [p for worker in workers for p in processes_of(orchestrator, worker, 6)]
+        assert len(processes) == 6 * 6  # with bwrap and its init
         controller.kill_switch()
         assert all_dead(processes)
         assert orchestrator.live_workers() == frozenset()
@@ -95,36 +95,69 @@ class TestKill:
         assert exited_first >= 1  # the race was run from both sides
 
     # Spec: R-PROC-6.
-    def test_an_unconfirmed_kill_raises_keeps_the_survivor_and_stops_launches(
+    def test_an_unconfirmed_kill_is_reported_and_retried_and_the_switch_still_engages(
         self, orchestrators, monkeypatch
     ):
-        """The kill switch never reports success over a survivor; retried, it succeeds."""
+        """An unconfirmed kill names the survivor and its pids and stops launches; the kill
+        switch engages all the same; a retry confirms it."""
         orchestrator = orchestrators()
         controller = bound(orchestrator)
-        first, second = start(controller), start(controller)
+        first, second, third = start(controller), start(controller), start(controller)
         real = orchestrator_module.kill_sandboxes
 
         def the_kernel_does_not_confirm(sandboxes, **options):
-            real(sandboxes, **options)  # they really die; the test pretends one did not
-            return {first: (12345,)}
+            real(sandboxes, **options)  # they really die; the test pretends the first did not
+            return {first: (12345,)} if first in {s.worker_id for s in sandboxes} else {}
 
         monkeypatch.setattr(orchestrator_module, "kill_sandboxes", the_kernel_does_not_confirm)
-        with pytest.raises(KillUnconfirmed, match=r"pids \[12345\]") as caught:
-            controller.kill_switch()
-        assert caught.value.survivors == {first: (12345,)}
-        assert not controller.kill_switch_engaged  # nothing committed
-        assert set(controller.registry) == {first, second}
-        assert set(orchestrator.containers) == {first}  # the confirmed dead are gone
+        orchestrator.kill_worker(first, reason="test")
+        assert first not in orchestrator.containers  # the policy's decision stands
+        assert list(orchestrator.unconfirmed) == [first]
+        assert orchestrator.status(first).state == "kill_unconfirmed"
+        (reported,) = [e for e in orchestrator.logger.events
+                       if e["event"] == "process_kill_unconfirmed"]  # fmt: skip
+        assert (reported["worker_id"], reported["pids"]) == (first, [12345])
         other = controller.issue_manifest(
             None, None, {}, controller.registry[first].manifest.resources
         )
         controller.register_worker(other)
         with pytest.raises(LaunchError, match="unconfirmed"):
             controller.launch_worker(other)
-        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", real)
         controller.kill_switch()
-        assert controller.kill_switch_engaged
+        assert controller.kill_switch_engaged  # never left disengaged
         assert not orchestrator.containers
+        assert list(orchestrator.unconfirmed) == [first]
+        with pytest.raises(ReplicationDenied) as denied:
+            start(controller)
+        assert denied.value.reason is ReasonCode.KILL_SWITCH
+        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", real)
+        assert orchestrator.retry_kills() == {}
+        assert orchestrator.unconfirmed == {}
+        assert orchestrator.live_workers() == frozenset()
+        assert {second, third}.isdisjoint(orchestrator.live_workers())
+
+    # Spec: R-PROC-6.
+    def test_close_raises_kill_unconfirmed_while_a_survivor_remains(
+        self, orchestrators, monkeypatch
+    ):
+        """close() retries, and names the survivor and its pids if the kernel still does not
+        confirm; once it does, close() succeeds."""
+        orchestrator = orchestrators()
+        worker = start(bound(orchestrator))
+        real = orchestrator_module.kill_sandboxes
+
+        def the_kernel_does_not_confirm(sandboxes, **options):
+            real(sandboxes, **options)
+            return {worker: (54321,)} if sandboxes else {}
+
+        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", the_kernel_does_not_confirm)
+        with pytest.raises(KillUnconfirmed, match=r"pids \[54321\]") as caught:
+            orchestrator.close()
+        assert caught.value.survivors == {worker: (54321,)}
+        assert not orchestrator.containers  # the kill stands in the state
+        monkeypatch.setattr(orchestrator_module, "kill_sandboxes", real)
+        orchestrator.close()
+        assert orchestrator.unconfirmed == {}
         assert orchestrator.live_workers() == frozenset()
 
 
@@ -146,11 +179,21 @@ class TestWeakerIsolation:
 
 
 RECORDING_ORCHESTRATOR = """
-import json, sys, time
+import json, sys, time, warnings
 from replication import Controller, ReplicationContract, ResourceSpec
 from replication.processes import ProcessOrchestrator
+from replication.processes.isolation import cached_isolation
+warnings.simplefilter("ignore")
 stubborn = {stubborn!r}
-orchestrator = ProcessOrchestrator(state_file=sys.argv[1], launcher=lambda manifest: stubborn)
+# Weaker isolation: no sandbox, no parent-death signal, so its workers outlive it.
+# Without cgroups when recording: another orchestrator's sweep (R-PROC-15) would find them.
+cgroups = sys.argv[2] == 'cgroups'
+weaker = cached_isolation().weakened(pid_namespace=False, network_namespace=False,
+                                     cgroups=cgroups)
+orchestrator = ProcessOrchestrator(
+    state_file=sys.argv[1] if sys.argv[1] != "-" else None, launcher=lambda manifest: stubborn,
+    isolation=weaker, accept_weaker_isolation=True,
+)
 controller = Controller(ReplicationContract(2, 5, 0), orchestrator=orchestrator)
 for _ in range(3):
     manifest = controller.issue_manifest(None, None, {{}}, ResourceSpec(0.5, 64))
@@ -166,18 +209,21 @@ class TestRecovery:
     def test_a_restarted_orchestrator_kills_what_its_killed_predecessor_launched(
         self, tmp_path: Path, orchestrators
     ):
-        """The predecessor is SIGKILLed, its workers live on; the successor kills them all."""
+        """The predecessor (weaker isolation: no parent-death signal) is SIGKILLed, its workers
+        live on; the successor kills them all from its state file."""
         state_file = tmp_path / "workers.json"
         script = RECORDING_ORCHESTRATOR.format(stubborn=STUBBORN)
         predecessor = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
-            [sys.executable, "-c", script, str(state_file)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, str(state_file), "no-cgroups"],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         prefix = f"{predecessor.pid}:"
         try:
             assert predecessor.stdout is not None
             launched = json.loads(predecessor.stdout.readline())
             assert len(launched) == 3
-            wait_until(lambda: len(markers_of(prefix)) >= 3 * 5)
+            wait_until(lambda: len(markers_of(prefix)) >= 3 * 4)
             survivors = [psutil.Process(pid) for pid in markers_of(prefix)]
             predecessor.send_signal(signal.SIGKILL)
             predecessor.wait()

@@ -20,6 +20,7 @@ from replication.processes import (
     command_from_snapshot,
     probe_isolation,
 )
+from replication.processes import orchestrator as orchestrator_module
 from replication.processes.sandbox import MARKER, WORKER_PATH
 from tests.process_helpers import (
     ISOLATION,
@@ -69,15 +70,47 @@ class TestConstruction:
 class TestIsolation:
     # Spec: R-PROC-3.
     def test_a_kernel_that_refuses_namespaces_is_named_and_refused(self):
-        """A probe whose unshare fails reports the refusal; construction raises unless told."""
-        refused = probe_isolation(unshare="/bin/false")
+        """A probe whose bwrap fails reports the refusal; construction raises unless told."""
+        refused = probe_isolation(bwrap="/bin/false")
         assert not refused.pid_namespace
         assert not refused.full
-        assert any(reason.startswith("pid namespace") for reason in refused.refused)
+        assert any(reason.startswith("user namespace") for reason in refused.refused)
+        assert "user namespace (unprivileged host uid)" in refused.missing
         with pytest.raises(IsolationUnavailable, match="accept_weaker_isolation=True") as caught:
             ProcessOrchestrator(isolation=refused)
         assert isinstance(caught.value, ReplicationError)
         assert caught.value.isolation is refused
+
+    # Spec: R-PROC-3, R-PROC-10.
+    @pytest.mark.parametrize(
+        ("switched_off", "named"),
+        [
+            ({"seccomp": False}, ["seccomp filter"]),
+            (
+                {"cgroups": False},
+                [
+                    "cgroup limits on memory and processes",
+                    "cgroup freezer",
+                    "orchestrator watchdog",
+                ],
+            ),
+            (
+                {"pid_namespace": False},
+                ["bubblewrap sandbox", "user namespace (unprivileged host uid)", "pid namespace"],
+            ),
+        ],
+    )
+    def test_each_missing_fence_is_named_and_refused_unless_accepted(self, switched_off, named):
+        """Without seccomp, cgroups or the sandbox, construction raises naming exactly the
+        missing fences, and starts nothing."""
+        options = {"pid_namespace": True, "network_namespace": True, "cgroups": True}
+        isolation = ISOLATION.weakened(**{**options, **switched_off})
+        for fence in named:
+            assert fence in isolation.missing
+        with pytest.raises(IsolationUnavailable) as caught:
+            ProcessOrchestrator(isolation=isolation)
+        assert f"missing {', '.join(isolation.missing)}" in str(caught.value)
+        assert f"MISSING: {', '.join(isolation.missing)}" in isolation.describe()
 
     # Spec: R-PROC-3.
     def test_weaker_isolation_warns_and_names_itself_in_every_status(self, orchestrators):
@@ -93,6 +126,9 @@ class TestIsolation:
             status = weak.status(worker)
             assert status is not None
             assert status.isolation.startswith("weaker isolation: process group + child subreaper")
+            assert "MISSING: bubblewrap sandbox, user namespace" in status.isolation
+            assert "seccomp filter" in status.missing_fences
+            assert status.missing_fences == weak.isolation.missing
             assert "weaker" in repr(weak)
             (logged,) = [e for e in weak.logger.events if e["event"] == "process_isolation"]
             assert logged["level"] == "weaker"
@@ -103,7 +139,9 @@ class TestIsolation:
     def test_this_machine_grants_full_isolation(self):
         """Where the kernel grants it, the probe says full and names every mechanism."""
         assert ISOLATION.full
-        assert ISOLATION.describe().startswith("full isolation: pid namespace + network namespace")
+        assert ISOLATION.describe().startswith("full isolation: bubblewrap sandbox (user, pid")
+        assert ISOLATION.missing == ()
+        assert "MISSING" not in ISOLATION.describe()
         assert {"memory", "pids"} <= ISOLATION.controllers
 
 
@@ -132,7 +170,7 @@ class TestLaunch:
         assert (environment["PATH"], environment["PWD"]) == (WORKER_PATH, "/")
         limits = {
             "memory": ("memory.limit_in_bytes", str(32 * 1024 * 1024)),
-            "pids": ("pids.max", "11"),
+            "pids": ("pids.max", "12"),
             "cpu": ("cpu.cfs_quota_us", "25000"),
         }
         cgroups = orchestrator._sandboxes[worker].cgroups
@@ -277,7 +315,7 @@ class TestResources:
         orchestrator = orchestrators(launcher=lambda manifest: bomb, max_processes=12)
         worker = start(bound(orchestrator), ResourceSpec(0.5, 256))
         wait_until(lambda: (orchestrator.usage(worker).task_limit_hits or 0) > 0)
-        assert orchestrator.usage(worker).tasks <= 12 + 1  # the supervisor is the one more
+        assert orchestrator.usage(worker).tasks <= 12 + 2  # bwrap and its init are two more
         orchestrator.enforce_resource_bounds(worker)
         assert worker not in orchestrator.containers
         assert orchestrator.live_workers() == frozenset()
@@ -315,9 +353,9 @@ class TestResources:
         assert worker in orchestrator.containers
         assert orchestrator.logger.trail[-1].action == "enforce_container_bounds"
         assert orchestrator.live_workers() == {worker}
+        wait_until(lambda: orchestrator.usage(worker).tasks == 3)  # bwrap, its init, sleep
         usage = orchestrator.usage(worker)
         assert usage is not None
-        assert usage.tasks == 2
         assert usage.memory_bytes > 0
         orchestrator.enforce_resource_bounds("ghost")  # not running: audited, not raised
         assert orchestrator.logger.trail[-1].reason == "not_running"
@@ -334,5 +372,24 @@ class TestDemo:
         assert before is not None, out
         assert int(before.group(1)) >= 7 * 3
         assert "after the kill switch: 0 workers, 0 processes" in out
+        assert "fences around w1, read from the host's /proc:" in out
+        assert "capabilities 0000000000000000, no_new_privs 1, seccomp mode 2" in out
+        assert "namespaces of its own: pid yes, net yes, user yes; own session: yes" in out
+        assert "missing fences: none" in out
         assert "depth_exceeded" in out
         assert "quota" in out
+
+    # Spec: R-PROC-3.
+    def test_the_weaker_demo_names_every_missing_fence(self, capsys, monkeypatch):
+        """With the sandbox switched off, the demo's output says weaker, lists each missing
+        fence, and shows the worker as root in the host's namespaces; nothing survives."""
+        monkeypatch.setattr(orchestrator_module, "cached_isolation", weaker_isolation)
+        assert main(["demo", "--processes", "--accept-weaker-isolation"]) == 0
+        out = capsys.readouterr().out
+        missing = ", ".join(weaker_isolation().missing)
+        assert "isolation: weaker isolation: process group + child subreaper" in out
+        assert f"MISSING: {missing}" in out
+        assert f"    missing fences: {missing}" in out
+        assert "host uid 0 (ROOT)" in out
+        assert "namespaces of its own: pid NO, net NO, user NO" in out
+        assert "after the kill switch: 0 workers, 0 processes" in out

@@ -1,8 +1,7 @@
-"""The public surface is exactly what we intend, and the layers import one way only."""
+"""The public surface is exactly what we intend (the layers: tests/test_architecture.py)."""
 
 from __future__ import annotations
 
-import ast
 import importlib
 from pathlib import Path
 
@@ -11,34 +10,6 @@ import pytest
 import replication
 
 PACKAGE = Path(replication.__file__).parent
-CORE = {
-    "model",
-    "transitions",
-    "decisions",
-    "signing",
-    "encoding",
-    "errors",
-    "_validation",
-    "_frozen",
-    "rules",
-    "_ed25519",
-    "invariants",
-    # Helpers every room uses, importing nothing of the package: counts and
-    # plurals (_text), module arguments resolved one way (_resolve).
-    "_text",
-    "_resolve",
-}
-FACADE = {
-    "controller",
-    "orchestrator",
-    "worker",
-    "observability",
-    "contract",
-    "signer",
-    "clock",
-    "demo",
-    "cli",
-}
 
 
 def test_the_top_level_exports_are_exactly_these():
@@ -113,45 +84,26 @@ def test_the_seed_import_paths_work():
     from replication.worker import Worker  # noqa: F401
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.ImportFrom)
-            and node.module
-            and node.module.startswith("replication")
-        ):
-            found.add(node.module.split(".")[1] if "." in node.module else "")
-            if node.module == "replication":
-                found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(
-                a.name.split(".")[1] for a in node.names if a.name.startswith("replication.")
-            )
-    return found
+def test_the_kits_module_paths_from_before_its_grouping_still_work():
+    """Adapters and printed programs written against the flat kit still import the same objects."""
+    from replication.conformance import adapters, concurrent, vectors
+    from replication.conformance.adapter import Denied, ReferenceImplementation
+    from replication.conformance.jsonforms import manifest_to_json
+    from replication.conformance.machine import differential_machine
+    from replication.conformance.preflight import load_factory
+    from replication.conformance.runner import run_conformance
+    from replication.conformance.sequential import machine, runner
+    from replication.conformance.vectors import jsonforms
 
-
-@pytest.mark.parametrize("module", sorted(CORE))
-def test_the_core_never_imports_the_facade(module):
-    assert (
-        imported_modules(PACKAGE / f"{module}.py")
-        & (FACADE | {"conformance", "journal", "processes"})
-        == set()
+    assert (Denied, ReferenceImplementation, load_factory) == (
+        adapters.Denied,
+        adapters.ReferenceImplementation,
+        adapters.load_factory,
     )
-
-
-def test_only_the_command_line_imports_the_process_backend():
-    """The process backend is a room of its own: the CLI opens its door, nothing else does."""
-    importers = sorted(
-        path.relative_to(PACKAGE).as_posix()
-        for path in PACKAGE.rglob("*.py")
-        if "processes" not in path.relative_to(PACKAGE).parts
-        and "processes" in imported_modules(path)
+    assert (differential_machine, run_conformance, manifest_to_json) == (
+        machine.differential_machine,
+        runner.run_conformance,
+        jsonforms.manifest_to_json,
     )
-    assert importers == ["cli.py"]
-
-
-def test_the_layer_lists_cover_every_module():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
-    assert modules - CORE - FACADE == set(), "classify new modules as core or facade"
+    assert concurrent.run_concurrent is concurrent.runner.run_concurrent
+    assert vectors.check_vectors is vectors.check.check_vectors

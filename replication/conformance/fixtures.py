@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from replication.model import Manifest, ReplicationContext, ReplicationContract, StopCondition
 from replication.signing import SigningKey
+from replication.stop_conditions import NO_EXTERNAL_NETWORK
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,17 +81,6 @@ def is_hostile(worker_id: str) -> bool:
 #: Ways a rule names a registered worker without knowing its id in advance.
 ROLES = ("newest", "oldest", "deepest", "quarantined", "latest parent")
 roles = st.sampled_from(ROLES)
-
-
-def asks_for_external_network(context: ReplicationContext) -> bool:
-    """Fire when a worker asks for unrestricted network egress."""
-    return context.manifest.resources.network_policy.allow_external
-
-
-#: The standard stop condition the kit's contracts may carry.
-NO_EXTERNAL_NETWORK = StopCondition(
-    "no_external_network", "no unrestricted egress", asks_for_external_network
-)
 
 
 def understands_roots_only(context: ReplicationContext) -> bool:

@@ -96,7 +96,7 @@ def _seconds(text: str) -> float:
 
 def add_explore_command(commands: Any) -> None:
     """Add ``explore`` to the ``replication`` command's subparsers."""
-    from replication.conformance.sequential.runner import DEFAULT_TIMEOUT  # noqa: PLC0415
+    from replication.conformance.adapters.calls import DEFAULT_TIMEOUT  # noqa: PLC0415
     from replication.explore.bounds import BOUNDS, MAX_TICKS  # noqa: PLC0415
 
     codes = "; ".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
@@ -226,14 +226,14 @@ def _check_options(arguments: argparse.Namespace) -> None:
 
 def _outputs(arguments: argparse.Namespace) -> None:
     """Check every output path before anything runs: a result is never lost to a bad path."""
-    from replication.cli import UsageError, _writable  # noqa: PLC0415 - the shared check
+    from replication.commandline import UsageError, writable  # noqa: PLC0415
     from replication.explore.trace import ExportError, fresh_directory  # noqa: PLC0415
 
     try:
         for option in ("json", "program"):
             path = getattr(arguments, option, None)
             if path is not None:
-                _writable(path, f"--{option}")
+                writable(path, f"--{option}")
         if arguments.export_vector is not None:
             fresh_directory(arguments.export_vector)
     except UsageError as error:

@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from replication.conformance.adapters.adapter import OPTIONAL_ACTIONS
-from replication.conformance.adapters.calls import Watchdog, where_defined
+from replication.conformance.adapters.calls import DEFAULT_TIMEOUT, Watchdog, where_defined
 from replication.conformance.adapters.observations import OPTIONAL_FIELDS
 from replication.conformance.adapters.preflight import Adapter, SetupError, load_adapter
 from replication.conformance.sequential.results import ConformanceFailure
-from replication.conformance.sequential.runner import DEFAULT_TIMEOUT
 from replication.explore.actions import ADAPTER_KINDS, KINDS
 from replication.explore.bounds import BOUNDS
 from replication.explore.canonical import Reductions

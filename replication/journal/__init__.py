@@ -12,8 +12,9 @@ The modules, in the order data flows: :mod:`~replication.journal.codec` (the
 JSON forms), :mod:`~replication.journal.actions` (deciding a recorded action
 again), :mod:`~replication.journal.chain` (hashes, fingerprint, checkpoints),
 :mod:`~replication.journal.store` (SQLite), :mod:`~replication.journal.replay`
-(checking rows and steps), :mod:`~replication.journal.journal` (the live
-journal), :mod:`~replication.journal.verify` (reading one offline),
+(checking rows and steps), :mod:`~replication.journal.header` (a journal's
+header), :mod:`~replication.journal.journal` (the live journal),
+:mod:`~replication.journal.verify` (reading one offline),
 :mod:`~replication.journal.trace` (the trace format and its checker) and
 :mod:`~replication.journal.cli` (the commands).
 """

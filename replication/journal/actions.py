@@ -23,12 +23,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication import transitions
+from replication._outcome import with_field
 from replication.decisions import Decision, decide, decide_on_containers, decide_start
 from replication.encoding import manifest_body
 from replication.errors import BadSignatureError
 from replication.model import _compose
 from replication.signing import SigningKey, parse_signature
-from replication.transitions import _with
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -78,13 +78,13 @@ def _issue(state: State, now: datetime, arguments: Mapping[str, Any]) -> Issued:
     """Decide ``issue_manifest`` with the stand-in key; the manifest's body is the real one's."""
     real = state.controller.verifying_key
     shadow = _compose(
-        _with(state.controller, "verifying_key", _STAND_IN.verifying_key), state.orchestrator
+        with_field(state.controller, "verifying_key", _STAND_IN.verifying_key), state.orchestrator
     )
     decision = decide(transitions.issue_manifest, shadow, now, {**arguments, "key": _STAND_IN})
     if decision.state is None:
         return Issued(decision, None, None)
     new = decision.state
-    restored = _compose(_with(new.controller, "verifying_key", real), new.orchestrator)
+    restored = _compose(with_field(new.controller, "verifying_key", real), new.orchestrator)
     manifest = decision.outcome.manifest
     return Issued(decision._replace(state=restored), manifest_body(manifest), manifest)
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from replication import _validation as v
+from replication._frozen import freeze_json, thaw_json
 from replication.encoding import format_timestamp, manifest_body
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec
@@ -309,7 +310,7 @@ def _seconds_from_json(field: str, value: object) -> timedelta:
 
 
 def _snapshot_to_json(field: str, value: object) -> object:
-    return None if value is None else v.thaw_json(v.freeze_json(field, value))
+    return None if value is None else thaw_json(freeze_json(field, value))
 
 
 def _snapshot_from_json(field: str, value: object) -> object:
@@ -317,7 +318,7 @@ def _snapshot_from_json(field: str, value: object) -> object:
         return None
     if type(value) is not dict:
         raise InvalidTypeError(field, "an object or null", value)
-    return v.freeze_json(field, value)
+    return freeze_json(field, value)
 
 
 def _manifest_to_json(field: str, value: object) -> dict[str, Any]:

@@ -53,9 +53,19 @@ from replication.journal.errors import (
     JournalUnavailableError,
 )
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "Checkpoint", "Row", "Store", "StoredHeader"]
+__all__ = [
+    "APPLICATION_ID",
+    "DEFAULT_LOCK_TIMEOUT",
+    "SCHEMA_VERSION",
+    "Checkpoint",
+    "Row",
+    "Store",
+    "StoredHeader",
+]
 
 SCHEMA_VERSION = 2
+#: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
+DEFAULT_LOCK_TIMEOUT = 10.0
 #: "rJNL": marks a SQLite file as a replication journal.
 APPLICATION_ID = 0x724A4E4C
 

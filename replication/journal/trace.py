@@ -39,9 +39,10 @@ from replication.journal.schema import (
 )
 from replication.model import State
 from replication.signing import VerifyingKey
+from replication.stop_conditions import STANDARD_STOP_CONDITIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
     from replication.model import ReplicationContract, StopCondition
 
@@ -219,14 +220,6 @@ def trace_header(
     return header
 
 
-def _standard_stop_conditions() -> Mapping[str, StopCondition]:
-    # The kit's standard stop conditions, which vectors and traces may name; imported
-    # only when a trace names one, since the kit imports Hypothesis.
-    from replication.conformance.vectors.jsonforms import STANDARD_STOP_CONDITIONS  # noqa: PLC0415
-
-    return STANDARD_STOP_CONDITIONS
-
-
 def _read_line(path: str, number: int, text: str) -> dict[str, Any]:
     try:
         value = load_json(text)
@@ -271,7 +264,7 @@ def _initial_state(
         if contract is not None:
             known.update((condition.name, condition) for condition in contract.stop_conditions)
         if set(names) - set(known):
-            known = {**_standard_stop_conditions(), **known}
+            known = {**STANDARD_STOP_CONDITIONS, **known}
         rebuilt = contract_from_json("contract", header["contract"], known)
         key = VerifyingKey(bytes.fromhex(str(header["verifying_key"])))
     except (InvalidInputError, ValueError) as error:

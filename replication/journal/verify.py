@@ -25,15 +25,10 @@ from replication.errors import InvalidInputError
 from replication.journal import chain
 from replication.journal.codec import contract_fields, contract_from_json
 from replication.journal.errors import JournalCorruptError, JournalMismatchError
-from replication.journal.journal import (
-    DEFAULT_LOCK_TIMEOUT,
-    check_header_signature,
-    header_key,
-    read_header,
-)
+from replication.journal.header import check_header_signature, header_key, read_header
 from replication.journal.replay import ROW_KEYS, Head, Replay
 from replication.journal.schema import load_json, step_problem
-from replication.journal.store import Store, StoredHeader, check_path
+from replication.journal.store import DEFAULT_LOCK_TIMEOUT, Store, StoredHeader, check_path
 from replication.model import State
 
 if TYPE_CHECKING:

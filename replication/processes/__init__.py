@@ -3,18 +3,24 @@
 A room of its own: it imports the core and the facade, and only the command
 line imports it. Its modules, from the kernel up:
 
+* :mod:`~replication.processes.seccomp` - the system calls a worker may not make;
+* :mod:`~replication.processes.fences` - the command line that puts a worker
+  behind every fence (cgroups, rlimits, its own uid, bubblewrap);
 * :mod:`~replication.processes.isolation` - what the kernel grants (probed);
-* :mod:`~replication.processes.cgroups` - a worker's limits and usage;
+* :mod:`~replication.processes.cgroups` - a worker's limits and usage, the
+  freezer, and the sweep of a dead orchestrator's cgroups;
 * :mod:`~replication.processes.sandbox` - one worker's process tree: started
-  in its namespaces, killed, confirmed dead;
+  behind its fences, killed, confirmed dead;
 * :mod:`~replication.processes.statefile` - what was launched, for a successor
   to kill;
 * :mod:`~replication.processes.orchestrator` - :class:`ProcessOrchestrator`,
-  the seed's orchestrator over all of that;
+  the seed's orchestrator over all of that, with
+  :mod:`~replication.processes.workers` (statuses, the default launcher);
 * :mod:`~replication.processes.adapter` - the conformance kit's adapter;
 * :mod:`~replication.processes.demo` - ``replication demo --processes``.
 
-specs/08-process-backend.md states what it guarantees (R-PROC-1 to R-PROC-9).
+specs/08-process-backend.md states what it guarantees against a hostile worker
+(the threat model, R-PROC-1 to R-PROC-17).
 """
 
 from replication.processes.errors import (

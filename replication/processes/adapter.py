@@ -4,8 +4,8 @@
 drives the seed's API (``Controller`` bound to a ``ProcessOrchestrator``)
 exactly as the bundled facade adapter does, and adds to every observation the
 workers that have a live process, read from the kernel, so that INV-PROCESSES
-is checked after every step. Every launched worker is a real process tree:
-a shell (the namespace's init) with two children. The isolation in force is
+is checked after every step. Every launched worker is a real process tree in
+its sandbox: a shell with two children, under the namespace's init. The isolation in force is
 part of the adapter's ``version``, which the report prints (R-PROC-3).
 
 The kit creates one implementation per test case and has no teardown; each

@@ -1,7 +1,11 @@
 """A worker's cgroups: its memory, process-count and CPU limits, and what it uses.
 
 One directory per controller under cgroup v1 (as on this project's machines),
-one directory for all of them under v2. The limits come from the worker's
+one directory for all of them under v2. The directories are created and
+written by the orchestrator (root) and stay out of the worker's reach: it runs
+as another, unprivileged host uid, and its mount namespace has no ``/sys``
+(R-PROC-13). The freezer (v1 controller, v2 ``cgroup.freeze``) holds every
+task still while the kill lands (R-PROC-16). The limits come from the worker's
 :class:`~replication.model.ResourceSpec` (memory, CPU) and the orchestrator's
 process limit; the usage and the limit hits are read back from the kernel's
 own counters, which is how :meth:`ProcessOrchestrator.enforce_resource_bounds
@@ -10,19 +14,40 @@ knows a worker went over its bounds (R-PROC-7).
 
 A worker's cgroups live under one directory per orchestrator, itself under
 the orchestrator's own cgroup: workers stay inside whatever limits the
-orchestrator itself runs under.
+orchestrator itself runs under. That directory's name says whose it is
+(:data:`PREFIX`, the orchestrator's pid and start time): a later orchestrator
+finds those whose owner is dead and kills what is left in them
+(:func:`sweep_orphans`, R-PROC-15).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import re
+import signal
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-__all__ = ["CgroupSet", "Limits", "Usage", "make_parent", "sanitize"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "PREFIX",
+    "CgroupSet",
+    "Limits",
+    "Usage",
+    "make_parent",
+    "owner_name",
+    "sanitize",
+    "sweep_orphans",
+]
+
+#: The start of every orchestrator's cgroup directory: ``replication-sbx-<pid>-<start>-<token>``.
+PREFIX = "replication-sbx-"
+_OWNED = re.compile(rf"^{PREFIX}(\d+)-(\d+)-[0-9a-f]+$")
 
 #: The CFS period the CPU quota is expressed in (the kernel's default, 100 ms).
 _CPU_PERIOD_US = 100_000
@@ -53,6 +78,105 @@ class Usage(NamedTuple):
 def sanitize(worker_id: str) -> str:
     """Return a file-name-safe form of a worker id (ids may hold ``/``)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", worker_id)[:64]
+
+
+def start_ticks(pid: int) -> int | None:
+    """Return a process's start time in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its end.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def owner_name(token: str) -> str:
+    """Return the name of this orchestrator's cgroup directory: whose it is, for a successor."""
+    pid = os.getpid()
+    return f"{PREFIX}{pid}-{start_ticks(pid)}-{token}"
+
+
+def _owner_alive(name: str) -> bool:
+    found = _OWNED.match(name)
+    if found is None:
+        return True  # not ours to judge
+    pid, started = int(found.group(1)), int(found.group(2))
+    return start_ticks(pid) == started
+
+
+def sweep_orphans(roots: dict[str, str], *, version: int, timeout: float = 10.0) -> dict[str, int]:
+    """Kill what is left in cgroups of orchestrators that died; return kills by directory.
+
+    Walks every controller's hierarchy from ``roots`` (controller -> mount
+    point) for directories named by :func:`owner_name` whose owner (pid and
+    start time) is no longer alive, freezes them, SIGKILLs every task, thaws
+    them, and removes them once empty. Raises ``OSError`` if some task
+    outlives ``timeout``.
+    """
+    orphans: list[Path] = []
+    paths: dict[tuple[str, str], dict[str, Path]] = {}
+    for controller, root in roots.items():
+        for parent in _find_owned(Path(root)):
+            orphans.append(parent)
+            # Another sweeper (the dead orchestrator's watchdog, or another successor) may
+            # be removing it now: what is gone has nothing left to kill.
+            with _unless_gone():
+                for child in parent.iterdir():
+                    if child.is_dir():
+                        paths.setdefault((parent.name, child.name), {})[controller] = child
+    killed: dict[str, int] = {}
+    workers = [CgroupSet(version, found) for found in paths.values()]
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [w for w in workers if w.pids()]
+        if not alive:
+            break
+        if time.monotonic() > deadline:
+            message = f"tasks outlived the sweep in {[str(w.directories[0]) for w in alive]}"
+            raise OSError(errno.EBUSY, message)
+        for group in alive:
+            killed[str(group.directories[0])] = killed.get(str(group.directories[0]), 0) + (
+                group.kill_all()
+            )
+        time.sleep(0.005)
+    for group in workers:
+        with contextlib.suppress(OSError):
+            group.remove()
+    for parent in orphans:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+    return killed
+
+
+@contextlib.contextmanager
+def _unless_gone() -> Iterator[None]:
+    """Ignore a cgroup removed while it was used: gone (ENOENT), or dead but open (ENODEV)."""
+    try:
+        yield
+    except OSError as error:
+        if not isinstance(error, FileNotFoundError) and error.errno != errno.ENODEV:
+            raise
+
+
+def _find_owned(root: Path) -> list[Path]:
+    """Directories under ``root`` named by a dead orchestrator (not descending into them)."""
+    found: list[Path] = []
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.name.startswith(PREFIX):
+                if not _owner_alive(entry.name):
+                    found.append(Path(entry.path))
+            else:
+                stack.append(Path(entry.path))
+    return found
 
 
 def make_parent(bases: dict[str, str], name: str) -> dict[str, Path]:
@@ -148,7 +272,7 @@ class CgroupSet:
         """Every process in these cgroups now."""
         found: set[int] = set()
         for procs in self.procs_files:
-            with contextlib.suppress(FileNotFoundError):
+            with _unless_gone():
                 found.update(int(pid) for pid in procs.read_text(encoding="ascii").split())
         return found
 
@@ -157,9 +281,45 @@ class CgroupSet:
         if self.version != 2:
             return False
         for directory in self.directories:
-            with contextlib.suppress(FileNotFoundError):
+            with _unless_gone():
                 (directory / "cgroup.kill").write_text("1", encoding="ascii")
         return True
+
+    def freeze(self, *, frozen: bool) -> None:
+        """Freeze (or thaw) every task: a frozen task cannot fork, and dies once thawed.
+
+        v1 writes ``freezer.state`` in the freezer controller's directory (if
+        there is one); v2 writes ``cgroup.freeze``. A directory already gone is
+        no error: its tasks are too.
+        """
+        if self.version == 1:
+            path = self.paths.get("freezer")
+            target = (path / "freezer.state") if path else None
+            value = "FROZEN" if frozen else "THAWED"
+        else:
+            target = self.directories[0] / "cgroup.freeze" if self.directories else None
+            value = "1" if frozen else "0"
+        if target is not None:
+            with _unless_gone():
+                target.write_text(value, encoding="ascii")
+
+    def kill_all(self) -> int:
+        """Freeze, SIGKILL every task of every directory, thaw; return the tasks signalled.
+
+        The worker cannot stop this: it cannot reach these files, a frozen task
+        keeps its pending SIGKILL and dies as it is thawed, and v2 adds ``cgroup.kill``.
+        """
+        self.freeze(frozen=True)
+        signalled = 0
+        try:
+            self.kill()
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    signalled += 1
+        finally:
+            self.freeze(frozen=False)
+        return signalled
 
     def remove(self, *, timeout: float = 2.0) -> None:
         """Remove the directories; a cgroup is busy for a moment after its last exit."""

@@ -11,9 +11,11 @@ accepted with ``--accept-weaker-isolation``).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from replication.controller import Controller
@@ -114,6 +116,9 @@ def _grow_and_kill(orchestrator: ProcessOrchestrator, write: Callable[[str], obj
 
     write("growing the tree:")
     root = start(None)
+    if root is not None:
+        for line in fences_of(orchestrator, root):
+            write(line)
     first, second = start(root), start(root)
     grandchild = start(first)
     start(first)
@@ -135,6 +140,43 @@ def _grow_and_kill(orchestrator: ProcessOrchestrator, write: Callable[[str], obj
     return 0 if after == 0 else 1
 
 
+#: The namespaces the demo compares with its own.
+_KINDS = ("pid", "net", "user")
+
+
+def fences_of(orchestrator: ProcessOrchestrator, worker_id: str) -> list[str]:
+    """Describe the fences around one worker as the host's kernel reports them (``/proc``)."""
+    lines = [f"  fences around {worker_id}, read from the host's /proc:"]
+    members = sorted(orchestrator.live_processes().get(worker_id, ()))
+    facts: dict[str, str] = {}
+    for pid in reversed(members):  # the newest: the worker's own command, not the sandbox's
+        try:
+            text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+            own = {kind: str(Path(f"/proc/{pid}/ns/{kind}").readlink()) for kind in _KINDS}
+            session = os.getsid(pid)
+        except OSError:
+            continue
+        facts = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        break
+    if not facts:
+        return [*lines, "    (the worker has no live process to read)"]
+    mine = {kind: str(Path(f"/proc/self/ns/{kind}").readlink()) for kind in _KINDS}
+    uid = int(facts["Uid"].split()[0])
+    lines += [
+        (
+            f"    host uid {uid} ({'unprivileged' if uid else 'ROOT'}), capabilities "
+            f"{facts['CapEff'].strip()}, no_new_privs {facts['NoNewPrivs'].strip()}, "
+            f"seccomp mode {facts['Seccomp'].strip()} (2 = filter)"
+        ),
+        "    namespaces of its own: "
+        + ", ".join(f"{kind} {'yes' if own[kind] != mine[kind] else 'NO'}" for kind in own)
+        + f"; own session: {'yes' if session != os.getsid(0) else 'NO'}",
+    ]
+    missing = orchestrator.isolation.missing
+    lines.append(f"    missing fences: {', '.join(missing) if missing else 'none'}")
+    return lines
+
+
 def _alive(orchestrator: ProcessOrchestrator) -> int:
     """Count the processes of every worker ever launched here, from the kernel."""
     return sum(len(pids) for pids in orchestrator.live_processes().values())
@@ -144,9 +186,9 @@ def _settle(orchestrator: ProcessOrchestrator, worker_id: str, timeout: float = 
     """Wait until the worker's processes all exist (the shell forks them at once).
 
     They are the shell, its child, the ``setsid`` shell and its child, and with a
-    PID namespace the sandbox's supervisor (``unshare``).
+    sandbox ``bwrap`` and its init.
     """
-    expected = 5 if orchestrator.isolation.pid_namespace else 4
+    expected = 6 if orchestrator.isolation.bwrap else 4
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = orchestrator.status(worker_id)

@@ -7,8 +7,8 @@ The exception tree (every class is a :class:`~replication.errors.ReplicationErro
     │                                weaker isolation was not accepted (at construction)
     ├── LaunchError                  a sandbox could not be started; nothing was committed
     │                                and nothing of it runs (.worker_id)
-    └── KillUnconfirmed              the kernel did not confirm a worker's death in time;
-                                     the survivors stay recorded as running (.survivors)
+    └── KillUnconfirmed              close() found workers whose death the kernel has not
+                                     confirmed, even after a retry (.survivors)
 
 A launch or a kill that fails at the OS level is not a policy decision: the
 reference model has no such outcome, so it is a typed error, never a denial
@@ -39,7 +39,8 @@ class IsolationUnavailable(ProcessBackendError):  # noqa: N818 - it names a stat
     def __init__(self, isolation: Isolation) -> None:
         self.isolation = isolation
         super().__init__(
-            f"full isolation is unavailable ({'; '.join(isolation.refused)}); pass "
+            f"full isolation is unavailable: missing {', '.join(isolation.missing)} "
+            f"({'; '.join(isolation.refused)}); pass "
             "accept_weaker_isolation=True to run with "
             f"{isolation.describe()} instead, or run where the kernel grants namespaces "
             "and cgroups (as root)"
@@ -58,9 +59,11 @@ class LaunchError(ProcessBackendError):
 class KillUnconfirmed(ProcessBackendError):  # noqa: N818 - it names a state, like the rest
     """The kernel did not confirm, in time, that every process of these workers is gone.
 
-    ``survivors`` maps each such worker id to the pids still alive. Those workers
-    stay recorded as running, the controller commits nothing, and the
-    orchestrator launches nothing more until a later kill confirms them dead.
+    ``survivors`` maps each such worker id to the pids still alive. Raised by
+    ``close()`` (and by the recovery from a state file): a kill inside the
+    policy's actions never raises it, because the policy's decision stands (the
+    kill switch engages); the survivors are reported, retried, and block every
+    launch instead (specs/08-process-backend.md, R-PROC-6).
     """
 
     def __init__(self, survivors: Mapping[str, tuple[int, ...]]) -> None:

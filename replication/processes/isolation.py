@@ -1,13 +1,14 @@
 """What isolation this machine grants: probed, never assumed.
 
-:func:`probe_isolation` asks the kernel, by doing it: it starts ``unshare``
-with a new PID and network namespace, looks for the cgroup controllers that
-hold a worker's memory, process count and CPU, and tries to create (and
-remove) a cgroup beside its own. The answer is an :class:`Isolation`: what is
-granted, and a sentence for each thing that was refused. Full isolation is a
-PID namespace, a network namespace and cgroup limits on memory and processes
-(R-PROC-2); anything less is weaker, and the orchestrator runs with it only
-when told to (R-PROC-3).
+:func:`probe_isolation` asks the kernel, by doing it: it starts a bubblewrap
+sandbox as an unprivileged uid (user, PID, network, mount, IPC, UTS and cgroup
+namespaces) with the seccomp filter installed, looks for the cgroup
+controllers that hold a worker's memory, process count, CPU and freezing, and
+tries to create (and remove) a cgroup beside its own. The answer is an
+:class:`Isolation`: what is granted, the fences that are missing, and a
+sentence for each refusal. Full isolation is every fence (R-PROC-10); anything
+less is weaker, and the orchestrator runs with it only when told to
+(R-PROC-3), naming each missing fence wherever it reports.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import attrs
 import psutil
 
 from replication._validation import immutable
+from replication.processes.fences import SANDBOX_UID_BASE, bwrap_argv
+from replication.processes.seccomp import DENIED_SYSCALLS, SeccompUnavailable, filter_fd
 
 __all__ = [
     "CGROUP_CONTROLLERS",
@@ -31,13 +34,16 @@ __all__ = [
     "probe_isolation",
 ]
 
-#: The controllers the backend uses: memory, process count, CPU.
-CGROUP_CONTROLLERS = ("memory", "pids", "cpu")
-#: The controllers full isolation needs (the CPU quota is enforced where present).
+#: The controllers the backend uses: memory, process count, CPU, freezer (v1).
+CGROUP_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
+#: The controllers full isolation needs (the CPU quota is enforced where present;
+#: the freezer is required under v1, where it is a controller: v2 has it built in).
 REQUIRED_CONTROLLERS = frozenset({"memory", "pids"})
 
 #: Where cgroup hierarchies are mounted on every mainstream distribution.
 _CGROUP_FS = Path("/sys/fs/cgroup")
+#: The uid the probe's sandbox runs as (below the workers' own).
+_PROBE_UID = SANDBOX_UID_BASE - 1
 
 
 @immutable
@@ -45,9 +51,12 @@ _CGROUP_FS = Path("/sys/fs/cgroup")
 class Isolation:
     """What the kernel grants a worker's sandbox on this machine.
 
-    ``cgroups`` maps each usable controller to the directory under which the
-    backend creates worker cgroups (with ``cgroup_version`` 1 or 2); ``refused``
-    holds one sentence for each part of full isolation the kernel refused.
+    ``bwrap`` is the bubblewrap binary when it could make a sandbox with a user
+    namespace (root inside, an unprivileged uid outside) and PID and network
+    namespaces; ``seccomp`` whether the filter was installed in it; ``cgroups``
+    maps each usable controller to the directory under which the backend
+    creates worker cgroups (with ``cgroup_version`` 1 or 2); ``refused`` holds
+    one sentence for each part of full isolation the kernel refused.
     """
 
     pid_namespace: bool
@@ -55,7 +64,10 @@ class Isolation:
     cgroup_version: int | None
     cgroups: tuple[tuple[str, str], ...]
     refused: tuple[str, ...]
-    unshare: str | None = None
+    user_namespace: bool = False
+    seccomp: bool = False
+    bwrap: str | None = None
+    setpriv: str | None = None
 
     @property
     def controllers(self) -> frozenset[str]:
@@ -63,13 +75,31 @@ class Isolation:
         return frozenset(name for name, _ in self.cgroups)
 
     @property
+    def freezer(self) -> bool:
+        """Whether a worker's cgroup can be frozen (v1 controller, v2 ``cgroup.freeze``)."""
+        return self.cgroup_version == 2 or "freezer" in self.controllers
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The name of each fence of full isolation that is not in force."""
+        fences = {
+            "bubblewrap sandbox": self.bwrap is not None,
+            "user namespace (unprivileged host uid)": self.user_namespace,
+            "pid namespace": self.pid_namespace,
+            "network namespace": self.network_namespace,
+            "seccomp filter": self.seccomp,
+            "cgroup limits on memory and processes": self.controllers >= REQUIRED_CONTROLLERS,
+            "cgroup freezer": self.freezer,
+            # The watchdog kills through the cgroups: without them, only the parent-death
+            # signal ties workers to the orchestrator, and a worker can clear it (R-PROC-15).
+            "orchestrator watchdog": bool(self.controllers),
+        }
+        return tuple(name for name, present in fences.items() if not present)
+
+    @property
     def full(self) -> bool:
-        """PID and network namespaces, and cgroup limits on memory and processes."""
-        return (
-            self.pid_namespace
-            and self.network_namespace
-            and self.controllers >= REQUIRED_CONTROLLERS
-        )
+        """Every fence: bubblewrap with user, PID and network namespaces, seccomp, cgroups."""
+        return not self.missing
 
     @property
     def level(self) -> str:
@@ -77,62 +107,86 @@ class Isolation:
         return "full" if self.full else "weaker"
 
     def describe(self) -> str:
-        """One line naming every mechanism in force, for statuses and reports."""
+        """One line naming every fence in force and every fence missing, for statuses."""
         parts = []
-        if self.pid_namespace:
-            parts.append(
-                "pid namespace" + (" + network namespace" if self.network_namespace else "")
+        if self.bwrap is not None and self.pid_namespace:
+            namespaces = "user, pid, mount, ipc, uts, cgroup" + (
+                ", network" if self.network_namespace else ""
             )
+            parts.append(
+                f"bubblewrap sandbox ({namespaces} namespaces; root inside, an unprivileged "
+                "uid outside; no capabilities; no_new_privs; own session; dies with the "
+                "orchestrator)"
+            )
+            if self.seccomp:
+                parts.append(f"seccomp filter ({len(DENIED_SYSCALLS)} calls refused)")
         else:
             parts.append("process group + child subreaper (no pid namespace)")
-            if not self.network_namespace:
-                parts.append("no network isolation")
         if self.controllers:
             names = ", ".join(sorted(self.controllers))
-            parts.append(f"cgroup v{self.cgroup_version} limits: {names}")
+            parts.append(f"cgroup v{self.cgroup_version} limits out of the worker's reach: {names}")
         else:
             parts.append("no cgroup limits")
-        return f"{self.level} isolation: {'; '.join(parts)}"
+        text = f"{self.level} isolation: {'; '.join(parts)}"
+        if self.missing:
+            text += f"; MISSING: {', '.join(self.missing)}"
+        return text
 
-    def weakened(self, *, pid_namespace: bool, network_namespace: bool, cgroups: bool) -> Isolation:
-        """Return this isolation with mechanisms switched off.
+    def weakened(
+        self, *, pid_namespace: bool, network_namespace: bool, cgroups: bool, seccomp: bool = True
+    ) -> Isolation:
+        """Return this isolation with fences switched off.
 
-        For tests and demonstrations of the weaker path on a machine that grants everything.
+        For tests and demonstrations of the weaker path on a machine that grants
+        everything. Without a PID namespace no sandbox is made at all (the
+        process group path); without seccomp the sandbox runs unfiltered.
         """
         refused = list(self.refused)
         if self.pid_namespace and not pid_namespace:
-            refused.append("pid namespace: switched off by the caller")
+            refused.append("pid namespace (and bubblewrap): switched off by the caller")
         if self.network_namespace and not network_namespace:
             refused.append("network namespace: switched off by the caller")
         if self.cgroups and not cgroups:
             refused.append("cgroups: switched off by the caller")
+        if self.seccomp and not seccomp:
+            refused.append("seccomp filter: switched off by the caller")
+        sandboxed = self.pid_namespace and pid_namespace
         return attrs.evolve(
             self,
-            pid_namespace=self.pid_namespace and pid_namespace,
-            network_namespace=self.network_namespace and network_namespace,
+            pid_namespace=sandboxed,
+            network_namespace=self.network_namespace and network_namespace and sandboxed,
+            user_namespace=self.user_namespace and sandboxed,
+            seccomp=self.seccomp and seccomp and sandboxed,
+            bwrap=self.bwrap if sandboxed else None,
             cgroup_version=self.cgroup_version if cgroups else None,
             cgroups=self.cgroups if cgroups else (),
             refused=tuple(refused),
         )
 
 
-def probe_isolation(unshare: str | None = None) -> Isolation:
+def probe_isolation(bwrap: str | None = None) -> Isolation:
     """Ask the kernel what isolation it grants (a fresh probe each call; see :func:`cached`)."""
     refused: list[str] = []
-    binary = unshare or shutil.which("unshare")
-    pid_ns = net_ns = False
+    binary = bwrap or shutil.which("bwrap")
+    setpriv = shutil.which("setpriv") if os.geteuid() == 0 else None
+    namespaces = seccomp = False
     if binary is None:
-        refused.append("namespaces: the unshare command (util-linux) is not installed")
+        refused.append("bubblewrap: the bwrap command is not installed (Debian package bubblewrap)")
+    elif os.geteuid() == 0 and setpriv is None:
+        refused.append("user namespace: the setpriv command (util-linux) is not installed")
     else:
-        pid_ns, net_ns = _probe_namespaces(binary, refused)
+        namespaces, seccomp = _probe_sandbox(binary, setpriv, refused)
     version, cgroups = _probe_cgroups(refused)
     return Isolation(
-        pid_namespace=pid_ns,
-        network_namespace=net_ns,
+        pid_namespace=namespaces,
+        network_namespace=namespaces,
+        user_namespace=namespaces,
+        seccomp=seccomp,
         cgroup_version=version,
         cgroups=cgroups,
         refused=tuple(refused),
-        unshare=binary if pid_ns else None,
+        bwrap=binary if namespaces else None,
+        setpriv=setpriv,
     )
 
 
@@ -142,27 +196,46 @@ def cached_isolation() -> Isolation:
     return probe_isolation()
 
 
-def _run(argv: list[str]) -> tuple[int, str]:
+def _run(argv: list[str], pass_fds: tuple[int, ...] = ()) -> tuple[int, str]:
     try:
         done = subprocess.run(  # noqa: S603 - a fixed argv, no shell
-            argv, capture_output=True, text=True, timeout=10, check=False
+            argv, capture_output=True, text=True, timeout=10, check=False, pass_fds=pass_fds
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return -1, str(error)
     return done.returncode, done.stderr.strip()
 
 
-def _probe_namespaces(binary: str, refused: list[str]) -> tuple[bool, bool]:
-    true = shutil.which("true") or "/bin/true"
-    code, error = _run([binary, "--pid", "--fork", "--kill-child", "--net", "--", true])
+def _probe_sandbox(binary: str, setpriv: str | None, refused: list[str]) -> tuple[bool, bool]:
+    """Start ``true`` in a sandbox with every namespace, with then without the seccomp filter."""
+    true = "/bin/true" if Path("/bin/true").exists() else "/usr/bin/true"
+
+    def attempt(fd: int | None) -> tuple[int, str]:
+        argv = bwrap_argv(bwrap=binary, setpriv=setpriv, uid=_PROBE_UID, network=False,
+                          seccomp_fd=fd, read_only=(), argv=[true])  # fmt: skip
+        return _run(argv, () if fd is None else (fd,))
+
+    try:
+        fd: int | None = filter_fd()
+    except (SeccompUnavailable, OSError) as problem:
+        refused.append(f"seccomp filter: {problem}")
+        fd = None
+    try:
+        code, stderr = attempt(fd)
+    finally:
+        if fd is not None:
+            os.close(fd)
     if code == 0:
-        return True, True
-    code_pid, error_pid = _run([binary, "--pid", "--fork", "--kill-child", "--", true])
-    if code_pid == 0:
-        refused.append(f"network namespace: unshare --net failed ({error or code})")
-        return True, False
-    refused.append(f"pid namespace: unshare --pid failed ({error_pid or code_pid})")
-    refused.append("network namespace: not attempted without a pid namespace")
+        return True, fd is not None
+    if fd is not None:
+        code_plain, stderr_plain = attempt(None)
+        if code_plain == 0:
+            refused.append(f"seccomp filter: bwrap --seccomp failed ({stderr or code})")
+            return True, False
+        stderr = stderr_plain or stderr
+    refused.append(
+        f"user namespace: bwrap --unshare-all as an unprivileged uid failed ({stderr or code})"
+    )
     return False, False
 
 
@@ -239,3 +312,20 @@ def _can_create_under(base: Path, refused: list[str]) -> bool:
         refused.append(f"cgroups: cannot create a cgroup under {base} ({error})")
         return False
     return True
+
+
+def cgroup_roots(isolation: Isolation) -> dict[str, str]:
+    """Return the mount point of each controller ``isolation`` uses (for the orphan sweep)."""
+    roots: dict[str, str] = {}
+    try:
+        mounts = psutil.disk_partitions(all=True)
+    except OSError:
+        return roots
+    for mount in mounts:
+        options = set(mount.opts.split(","))
+        for controller in isolation.controllers:
+            if isolation.cgroup_version == 1 and mount.fstype == "cgroup" and controller in options:
+                roots[controller] = mount.mountpoint
+            elif isolation.cgroup_version == 2 and mount.fstype == "cgroup2":
+                roots.setdefault(controller, mount.mountpoint)
+    return roots

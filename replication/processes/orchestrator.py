@@ -15,43 +15,57 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
-import subprocess
 import threading
 import time
 import warnings
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-import attrs
 import immutables
 
 from replication import _validation as v
-from replication._frozen import FrozenList
-from replication._validation import immutable
-from replication.errors import InvalidTypeError, InvalidValueError
+from replication.errors import InvalidTypeError
 from replication.model import OrchestratorState
 from replication.orchestrator import SandboxOrchestrator
-from replication.processes.cgroups import CgroupSet, Limits, Usage, make_parent, sanitize
+from replication.processes.cgroups import (
+    CgroupSet,
+    Limits,
+    Usage,
+    make_parent,
+    owner_name,
+    sanitize,
+    sweep_orphans,
+)
 from replication.processes.errors import (
     IsolationUnavailable,
     KillUnconfirmed,
     LaunchError,
     ProcessBackendError,
 )
-from replication.processes.isolation import Isolation, cached_isolation
+from replication.processes.fences import next_sandbox_uid, release_sandbox_uid
+from replication.processes.isolation import Isolation, cached_isolation, cgroup_roots
 from replication.processes.sandbox import (
-    WORKER_PATH,
     Sandbox,
     kill_sandboxes,
     live_members,
-    set_child_subreaper,
     start_sandbox,
 )
 from replication.processes.statefile import StateFile, process_identity, recover
+from replication.processes.watchdog import Watchdog
+from replication.processes.workers import (
+    WeakerIsolationWarning,
+    WorkerStatus,
+    absolute_paths,
+    cgroup_breach,
+    command_from_snapshot,
+    output_stream,
+    process_breach,
+    resolve_program,
+    subreaper,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
     from replication.clock import Clock
     from replication.model import ContainerRecord, Manifest
@@ -59,6 +73,7 @@ if TYPE_CHECKING:
     from replication.processes.statefile import Record
 
 __all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_MAX_PROCESSES",
     "ProcessOrchestrator",
     "WeakerIsolationWarning",
@@ -68,49 +83,13 @@ __all__ = [
 
 #: Tasks (processes and threads) a worker may hold at once, unless told otherwise.
 DEFAULT_MAX_PROCESSES = 64
-
-
-class WeakerIsolationWarning(UserWarning):
-    """Workers run with weaker isolation than a PID and network namespace with cgroup limits."""
-
-
-@immutable
-@attrs.frozen
-class WorkerStatus:
-    """What the kernel says about one worker now, and under which isolation it runs.
-
-    ``state`` is ``running`` until its main process has exited and been reaped,
-    then ``exited``, with its ``exit_status``; ``processes`` counts its live
-    processes; ``memory_bytes`` and ``tasks`` come from its cgroups (``None``
-    without them). ``isolation`` names every mechanism in force (R-PROC-3).
-    """
-
-    worker_id: str
-    state: str
-    pid: int | None
-    processes: int
-    memory_bytes: int | None
-    tasks: int | None
-    isolation: str
-    exit_status: int | None = None
-
-
-def command_from_snapshot(manifest: Manifest) -> list[str]:
-    """Return the argv in ``state_snapshot["command"]``, a list of strings (the default launcher).
-
-    The manifest is signed, so the command is what the controller issued. A
-    program named without a ``/`` is looked up on the worker's ``PATH``
-    (``/usr/local/bin:/usr/bin:/bin``).
-    """
-    command = manifest.state_snapshot.get("command")
-    if not isinstance(command, FrozenList | list | tuple) or not command:
-        raise InvalidValueError(
-            "state_snapshot['command']", "a non-empty list of strings (the argv)", command
-        )
-    argv = [str(part) for part in command if isinstance(part, str)]
-    if len(argv) != len(command):
-        raise InvalidTypeError("state_snapshot['command']", "a list of strings", command)
-    return argv
+#: The largest file a worker may write, its output log on the host included (RLIMIT_FSIZE).
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+#: The sandbox's own tasks in the worker's cgroups and uid: bwrap and its init (pid 1).
+_SANDBOX_TASKS = 2
+#: RLIMIT_NPROC, the second fence, sits this far above the cgroup's pids.max, so that the
+#: first fence is the one that refuses a fork and its counter (pids.events) records it.
+_RLIMIT_MARGIN = 16
 
 
 class ProcessOrchestrator(SandboxOrchestrator):
@@ -124,8 +103,14 @@ class ProcessOrchestrator(SandboxOrchestrator):
     records the sandboxes, and at construction kills those a previous
     orchestrator left there; ``kill_timeout`` is how long a kill waits for the
     kernel's confirmation; ``output`` is a directory for each worker's
-    stdout and stderr (default: discarded). Call :meth:`close` (or use ``with``)
-    to kill whatever still runs.
+    stdout and stderr (default: discarded), and ``max_file_bytes`` the largest
+    file a worker may write there or anywhere (``RLIMIT_FSIZE``, so that a
+    worker cannot fill the host's disk); ``read_only`` names host paths
+    bound read-only inside every sandbox, beside ``/usr`` (a program outside
+    them is refused at launch). Construction also kills whatever is left in
+    the cgroups of orchestrators that died, and a watchdog process kills this
+    one's workers if this process dies (R-PROC-15). Call :meth:`close` (or use
+    ``with``) to kill whatever still runs.
     """
 
     def __init__(
@@ -140,9 +125,12 @@ class ProcessOrchestrator(SandboxOrchestrator):
         state_file: str | os.PathLike[str] | None = None,
         kill_timeout: float = 10.0,
         output: str | os.PathLike[str] | None = None,
+        read_only: Sequence[str] = (),
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         super().__init__(logger, clock=clock)
         self.max_processes = v.check_int("max_processes", max_processes, minimum=1)
+        self.max_file_bytes = v.check_int("max_file_bytes", max_file_bytes, minimum=512)
         self.kill_timeout = v.check_number("kill_timeout", kill_timeout, minimum=0, inclusive=False)
         accept_weaker = v.check_bool("accept_weaker_isolation", accept_weaker_isolation)
         if launcher is not None and not callable(launcher):
@@ -153,34 +141,45 @@ class ProcessOrchestrator(SandboxOrchestrator):
         if not self.isolation.full and not accept_weaker:
             raise IsolationUnavailable(self.isolation)
         self.launcher = launcher or command_from_snapshot
+        self.read_only = absolute_paths("read_only", read_only)
         self.output = Path(output) if output is not None else None
         self.token = secrets.token_hex(6)
         # Markers are read only from processes started after this (a second's margin
         # for the coarse start times of /proc).
         self._since = time.time() - 1.0
-        self._weaker = not self.isolation.pid_namespace
+        self._weaker = self.isolation.bwrap is None
         self._sandboxes: dict[str, Sandbox] = {}
         #: marker -> worker id of every sandbox ever started here (for INV-PROCESSES).
         self._markers: dict[str, str] = {}
         self._records: dict[str, Record] = {}
-        #: Workers whose death the kernel did not confirm: no launch until it does.
-        self._unconfirmed: frozenset[str] = frozenset()
+        #: worker id -> its host uid, held until its death is confirmed (R-PROC-10).
+        self._uids: dict[str, int] = {}
+        #: Workers whose death the kernel did not confirm, kept to retry: no launch until it does.
+        self._unconfirmed: dict[str, Sandbox] = {}
+        self._retrier: threading.Thread | None = None
+        #: Kills the workers when this process dies, however (R-PROC-15); started at the
+        #: first launch with cgroups, stopped by a close() that confirmed every death.
+        self._watchdog: Watchdog | None = None
+        self._closed = False
         self._serial = 0
         self._state_file = StateFile(Path(state_file)) if state_file is not None else None
         self.recovered = self._recover()
+        #: What was left in the cgroups of dead orchestrators and killed, by cgroup directory.
+        self.swept = self._sweep_orphans()
         try:
-            self._parents = make_parent(dict(self.isolation.cgroups), f"replication-{self.token}")
+            self._parents = make_parent(dict(self.isolation.cgroups), owner_name(self.token))
         except OSError as error:
             message = f"cannot create the orchestrator's cgroups: {error}"
             raise ProcessBackendError(message) from error
         self._subreaping = self._weaker
         if self._subreaping:
-            _subreaper.acquire()
+            subreaper.acquire()
         self.logger.log(
             "process_isolation",
             level=self.isolation.level,
             detail=self.isolation.describe(),
             refused=list(self.isolation.refused),
+            missing=list(self.isolation.missing),
         )
         if not self.isolation.full:
             warnings.warn(
@@ -196,16 +195,17 @@ class ProcessOrchestrator(SandboxOrchestrator):
         """Start and stop processes until they match ``state``, then make it current.
 
         Kills first: each removed container's sandbox is killed and confirmed
-        dead; survivors stay recorded and :class:`KillUnconfirmed` is raised
-        (R-PROC-6). Then launches: if any fails, those started here are killed
-        and :class:`LaunchError` is raised with nothing changed (R-PROC-4).
+        dead; a survivor is reported and retried, never left recorded as running
+        nor allowed to stop the commit (R-PROC-6). Then launches: if any fails,
+        those started here are killed and :class:`LaunchError` is raised with
+        nothing changed (R-PROC-4).
         """
         current = self._state.containers
         target = state.containers
         gone = [worker_id for worker_id in current if worker_id not in target]
         added = [record for worker_id, record in target.items() if worker_id not in current]
         if gone:
-            self._kill(gone, state, current)
+            self._kill(gone)
             if added:  # no transition both kills and launches; if one did, kills stand
                 self._state = OrchestratorState(
                     immutables.Map({w: r for w, r in target.items() if w in current})
@@ -214,20 +214,43 @@ class ProcessOrchestrator(SandboxOrchestrator):
             self._launch(added)
         self._state = state
 
-    def _kill(
-        self,
-        worker_ids: list[str],
-        state: OrchestratorState,
-        current: immutables.Map[str, ContainerRecord],
-    ) -> None:
+    def _kill(self, worker_ids: list[str]) -> None:
+        """Kill the sandboxes of ``worker_ids``; quarantine the unconfirmed, never raise.
+
+        The policy's decision stands whatever the kernel says: a kill switch is
+        engaged even if a process outlives it (R-PROC-6). A survivor's sandbox is
+        kept in quarantine, reported (``process_kill_unconfirmed`` with its pids,
+        :attr:`unconfirmed`, :meth:`live_processes`) and killed again until the
+        kernel confirms it; until then nothing is launched.
+        """
         sandboxes = [self._sandboxes[w] for w in worker_ids if w in self._sandboxes]
-        children = {s.supervisor.pid for s in self._sandboxes.values()}
+        survivors = self._kill_sandboxes(sandboxes)
+        for worker_id in worker_ids:
+            if worker_id in survivors:
+                self._unconfirmed[worker_id] = self._sandboxes.pop(worker_id)
+            elif worker_id in self._sandboxes:
+                self._forget(worker_id)
+        self._save()
+        for worker_id in worker_ids:
+            if worker_id in survivors:
+                self.logger.log("process_kill_unconfirmed", worker_id=worker_id,
+                                pids=list(survivors[worker_id]))  # fmt: skip
+            else:
+                self.logger.log("process_killed", worker_id=worker_id, pids=[])
+        if survivors:
+            self._schedule_retry()
+
+    def _kill_sandboxes(self, sandboxes: list[Sandbox]) -> dict[str, tuple[int, ...]]:
+        killing = {s.worker_id for s in sandboxes}
+        children = {
+            s.supervisor.pid for s in (*self._sandboxes.values(), *self._unconfirmed.values())
+        }
         elsewhere = frozenset(
             s.pid_namespace
-            for w, s in self._sandboxes.items()
-            if s.pid_namespace and w not in worker_ids
+            for s in (*self._sandboxes.values(), *self._unconfirmed.values())
+            if s.pid_namespace and s.worker_id not in killing
         )
-        survivors = kill_sandboxes(
+        return kill_sandboxes(
             sandboxes,
             weaker=self._weaker,
             timeout=self.kill_timeout,
@@ -235,23 +258,56 @@ class ProcessOrchestrator(SandboxOrchestrator):
             since=self._since,
             elsewhere=elsewhere,
         )
-        for worker_id in worker_ids:
-            if worker_id not in survivors:
+
+    @property
+    def unconfirmed(self) -> dict[str, tuple[int, ...]]:
+        """Workers killed whose death the kernel has not confirmed yet, with their live pids."""
+        with self._lock:
+            found = live_members(list(self._unconfirmed.values()), weaker=self._weaker,
+                                 since=self._since)  # fmt: skip
+            return {w: tuple(sorted(found.get(w, ()))) for w in sorted(self._unconfirmed)}
+
+    def retry_kills(self) -> dict[str, tuple[int, ...]]:
+        """Kill the quarantined workers again; return those still unconfirmed, with their pids."""
+        with self._lock:
+            if not self._unconfirmed:
+                return {}
+            survivors = self._kill_sandboxes(list(self._unconfirmed.values()))
+            for worker_id in [w for w in self._unconfirmed if w not in survivors]:
+                sandbox = self._unconfirmed.pop(worker_id)
+                self._sandboxes[worker_id] = sandbox
                 self._forget(worker_id)
-        self._unconfirmed = frozenset(survivors) | (self._unconfirmed - set(worker_ids))
-        self._save()
-        for worker_id in worker_ids:
-            event = "process_survived" if worker_id in survivors else "process_killed"
-            self.logger.log(event, worker_id=worker_id, pids=list(survivors.get(worker_id, ())))
-        if survivors:
-            # The truth: what the kernel did not confirm dead is still running.
-            kept = state.containers.update({w: current[w] for w in survivors})
-            self._state = OrchestratorState(kept)
-            raise KillUnconfirmed(survivors)
+                self.logger.log("process_killed", worker_id=worker_id, pids=[], retried=True)
+            self._save()
+            return dict(survivors)
+
+    def _schedule_retry(self) -> None:
+        if self._retrier is not None and self._retrier.is_alive():
+            return
+        self._retrier = threading.Thread(
+            target=self._retry_loop, name="replication-kill-retry", daemon=True
+        )
+        self._retrier.start()
+
+    def _retry_loop(self) -> None:
+        """Retry the unconfirmed kills with a growing pause, until none is left or closed."""
+        pause = 0.1
+        while True:
+            time.sleep(pause)
+            with self._lock:
+                if self._closed or not self._unconfirmed:
+                    return
+                try:
+                    self.retry_kills()
+                except Exception as error:  # noqa: BLE001 - a retry thread must not die
+                    self.logger.log("process_kill_retry_failed", error=repr(error))
+            pause = min(pause * 2, 5.0)
 
     def _forget(self, worker_id: str) -> None:
         sandbox = self._sandboxes.pop(worker_id)
         self._records.pop(worker_id, None)
+        if worker_id in self._uids:
+            release_sandbox_uid(self._uids.pop(worker_id))
         if sandbox.cgroups is not None:
             with contextlib.suppress(OSError):
                 sandbox.cgroups.remove()
@@ -275,7 +331,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
 
     def _start(self, manifest: Manifest) -> Sandbox:
         worker_id = manifest.worker_id
-        if self._unconfirmed:
+        if self._unconfirmed and self.retry_kills():
             raise LaunchError(
                 worker_id,
                 f"the death of {sorted(self._unconfirmed)} is unconfirmed: nothing is launched "
@@ -286,33 +342,50 @@ class ProcessOrchestrator(SandboxOrchestrator):
         name = f"{self._serial}-{sanitize(worker_id)}"
         marker = f"{os.getpid()}:{self.token}:{self._serial}"
         cgroups = self._cgroups(worker_id, name, manifest)
+        if cgroups is not None and self._watchdog is None:
+            try:
+                self._watchdog = Watchdog(cgroups.version, list(self._parents.values()))
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    cgroups.remove()
+                raise LaunchError(worker_id, f"cannot start the watchdog: {error}") from error
         self._records[worker_id] = {"marker": marker, "cgroups": _dirs(cgroups)}
         self._markers[marker] = worker_id
         self._save()  # before the start: a crash in between still leaves a trace to sweep
         try:
-            with self._output(name) as output:
+            self._uids[worker_id] = uid = next_sandbox_uid()
+            with output_stream(self.output, name) as output:
                 sandbox = start_sandbox(
                     worker_id,
                     marker,
                     argv,
-                    unshare=self.isolation.unshare if not self._weaker else None,
+                    bwrap=self.isolation.bwrap,
+                    setpriv=self.isolation.setpriv,
+                    seccomp=self.isolation.seccomp,
+                    uid=uid,
                     isolate_network=self._isolates_network(manifest),
+                    read_only=self.read_only,
                     cgroups=cgroups,
+                    max_tasks=self.max_processes + _SANDBOX_TASKS + _RLIMIT_MARGIN,
+                    max_file_bytes=self.max_file_bytes,
                     output=output,
                 )
         except (OSError, RuntimeError) as error:
             self._records.pop(worker_id, None)
+            if worker_id in self._uids:
+                release_sandbox_uid(self._uids.pop(worker_id))
             if cgroups is not None:
                 with contextlib.suppress(OSError):
                     cgroups.remove()
             self._save()
             raise LaunchError(worker_id, str(error)) from error
         self._sandboxes[worker_id] = sandbox
-        self._records[worker_id].update(
-            supervisor=process_identity(sandbox.supervisor.pid),
-            init=process_identity(sandbox.init),
-        )
-        self._save()
+        if self._state_file is not None:  # start times cost a read each: only for a successor
+            self._records[worker_id].update(
+                supervisor=process_identity(sandbox.supervisor.pid),
+                init=process_identity(sandbox.init),
+            )
+            self._save()
         self.logger.log("process_started", worker_id=worker_id, pid=sandbox.init,
                         isolation=self.isolation.describe())  # fmt: skip
         return sandbox
@@ -323,12 +396,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
             argv = [str.__str__(part) for part in self.launcher(manifest)]
         except Exception as error:  # a launcher is user code: whatever it raises, fail closed
             raise LaunchError(worker_id, f"no command: {error!r}") from error
-        if not argv:
-            raise LaunchError(worker_id, "the launcher returned an empty command")
-        program = shutil.which(argv[0], path=WORKER_PATH)
-        if program is None:
-            raise LaunchError(worker_id, f"{argv[0]!r} is not an executable on {WORKER_PATH}")
-        return [program, *argv[1:]]
+        return resolve_program(worker_id, argv, read_only=None if self._weaker else self.read_only)
 
     def _isolates_network(self, manifest: Manifest) -> bool:
         """No network unless the policy allows external egress (R-PROC-2)."""
@@ -340,10 +408,10 @@ class ProcessOrchestrator(SandboxOrchestrator):
         if not self._parents or self.isolation.cgroup_version is None:
             return None
         resources = manifest.resources
-        # unshare itself sits in the cgroups too: one task more than the worker's own.
+        # bwrap and its init sit in the cgroups too: two tasks more than the worker's own.
         limits = Limits(
             memory_bytes=resources.memory_limit_mb * 1024 * 1024,
-            max_tasks=self.max_processes + (0 if self._weaker else 1),
+            max_tasks=self.max_processes + (0 if self._weaker else _SANDBOX_TASKS),
             cpus=resources.cpu_limit,
         )
         try:
@@ -358,18 +426,26 @@ class ProcessOrchestrator(SandboxOrchestrator):
             raise LaunchError(worker_id, f"the kernel refused its limits: {error}") from error
         return cgroups
 
-    @contextlib.contextmanager
-    def _output(self, name: str) -> Iterator[IO[bytes] | int]:
-        if self.output is None:
-            yield subprocess.DEVNULL
-            return
-        self.output.mkdir(parents=True, exist_ok=True)
-        with (self.output / f"{name}.log").open("ab") as stream:
-            yield stream
-
     def _save(self) -> None:
         if self._state_file is not None:
             self._state_file.write(self._records)
+
+    def _sweep_orphans(self) -> dict[str, int]:
+        """Kill what orchestrators that died left in their cgroups (kernel facts, no state file)."""
+        if self.isolation.cgroup_version is None:
+            return {}
+        try:
+            killed = sweep_orphans(
+                cgroup_roots(self.isolation),
+                version=self.isolation.cgroup_version,
+                timeout=self.kill_timeout,
+            )
+        except OSError as error:
+            message = f"cannot kill what a dead orchestrator left in its cgroups: {error}"
+            raise ProcessBackendError(message) from error
+        for directory, count in sorted(killed.items()):
+            self.logger.log("process_orphans_killed", cgroup=directory, killed=count)
+        return killed
 
     def _recover(self) -> dict[str, int]:
         if self._state_file is None:
@@ -399,7 +475,7 @@ class ProcessOrchestrator(SandboxOrchestrator):
         this orchestrator's records: this is what INV-PROCESSES checks.
         """
         with self._lock:
-            sandboxes = list(self._sandboxes.values())
+            sandboxes = [*self._sandboxes.values(), *self._unconfirmed.values()]
             markers = dict(self._markers)
         found = live_members(sandboxes, markers, weaker=self._weaker, since=self._since)
         return {worker_id: frozenset(pids) for worker_id, pids in found.items()}
@@ -410,7 +486,9 @@ class ProcessOrchestrator(SandboxOrchestrator):
 
     def _members(self, sandbox: Sandbox) -> set[int]:
         elsewhere = frozenset(
-            s.pid_namespace for s in self._sandboxes.values() if s.pid_namespace
+            s.pid_namespace
+            for s in (*self._sandboxes.values(), *self._unconfirmed.values())
+            if s.pid_namespace
         ) - {sandbox.pid_namespace}
         found = live_members([sandbox], weaker=self._weaker, since=self._since,
                              elsewhere=elsewhere)  # fmt: skip
@@ -419,29 +497,33 @@ class ProcessOrchestrator(SandboxOrchestrator):
     def status(self, worker_id: str) -> WorkerStatus | None:
         """Return what the kernel says about a running container's worker (``None`` if none)."""
         with self._lock:
-            sandbox = self._sandboxes.get(worker_id)
+            sandbox = self._sandboxes.get(worker_id) or self._unconfirmed.get(worker_id)
             if sandbox is None:
                 return None
             members = self._members(sandbox)
             usage = sandbox.cgroups.usage() if sandbox.cgroups is not None else None
-            # The supervisor exits as soon as the worker's main process has (unshare
-            # passes its status on): its exit is the worker's, status and all.
-            exit_status = sandbox.supervisor.poll()
+            # The supervisor exits as soon as the worker's main process has (bwrap passes
+            # its status on), but it learns both from the sandbox's init, which the worker
+            # can rewrite: only the init's pidfd, the kernel's word, makes it final.
+            exit_status = sandbox.supervisor.poll() if sandbox.exited else None
+            state = "running" if exit_status is None else "exited"
             return WorkerStatus(
                 worker_id=worker_id,
-                state="running" if exit_status is None else "exited",
+                state="kill_unconfirmed" if worker_id in self._unconfirmed else state,
                 pid=sandbox.init,
                 processes=len(members),
                 memory_bytes=usage.memory_bytes if usage else None,
                 tasks=usage.tasks if usage else None,
                 isolation=self.isolation.describe(),
                 exit_status=exit_status,
+                missing_fences=self.isolation.missing,
             )
 
     def statuses(self) -> dict[str, WorkerStatus]:
         """Return the status of every running container's worker."""
         with self._lock:
-            return {w: s for w in sorted(self._sandboxes) if (s := self.status(w)) is not None}
+            ids = sorted({*self._sandboxes, *self._unconfirmed})
+            return {w: s for w in ids if (s := self.status(w)) is not None}
 
     def enforce_resource_bounds(self, worker_id: str) -> None:
         """Read the worker's real usage; kill it if it went over its bounds, saying why.
@@ -469,31 +551,8 @@ class ProcessOrchestrator(SandboxOrchestrator):
             return None
         limit = record.resources.memory_limit_mb * 1024 * 1024
         if sandbox.cgroups is not None:
-            usage = sandbox.cgroups.usage()
-            if usage.oom_kills:
-                return "memory_limit_exceeded", (
-                    f"the kernel's OOM killer fired {usage.oom_kills} times at {limit} bytes"
-                )
-            if usage.task_limit_hits:
-                return "process_limit_exceeded", (
-                    f"{usage.task_limit_hits} forks refused at {self.max_processes} tasks"
-                )
-            return None
-        return self._breach_without_cgroups(sandbox, limit)
-
-    def _breach_without_cgroups(self, sandbox: Sandbox, limit: int) -> tuple[str, str] | None:
-        import psutil  # noqa: PLC0415 - only the weaker path reads per-process memory
-
-        members = self._members(sandbox)
-        resident = 0
-        for pid in members:
-            with contextlib.suppress(psutil.Error):
-                resident += psutil.Process(pid).memory_info().rss
-        if resident > limit:
-            return "memory_limit_exceeded", f"{resident} bytes resident > {limit} bytes"
-        if len(members) > self.max_processes:
-            return "process_limit_exceeded", f"{len(members)} processes > {self.max_processes}"
-        return None
+            return cgroup_breach(sandbox.cgroups.usage(), limit, self.max_processes)
+        return process_breach(self._members(sandbox), limit, self.max_processes)
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -501,15 +560,23 @@ class ProcessOrchestrator(SandboxOrchestrator):
         """Kill every container still running, confirmed, and release what the backend holds.
 
         The kill is the seed's ``kill_all`` (reason ``orchestrator_closed``), so it
-        is in the audit trail; if the kernel does not confirm it,
-        :class:`KillUnconfirmed` propagates and nothing is released.
+        is in the audit trail; if the kernel does not confirm every death, even
+        after a retry, :class:`KillUnconfirmed` is raised naming the survivors,
+        and their sandboxes stay held (and retried) rather than released.
         """
         with self._lock:
             if self._state.containers:
                 self.kill_all("orchestrator_closed")
+            survivors = self.retry_kills()
+            if survivors:
+                raise KillUnconfirmed(survivors)
+            self._closed = True
+            if self._watchdog is not None:
+                self._watchdog.stop()
+                self._watchdog = None
             if self._subreaping:
                 self._subreaping = False
-                _subreaper.release()
+                subreaper.release()
             for parent in self._parents.values():
                 with contextlib.suppress(OSError):
                     parent.rmdir()
@@ -529,26 +596,3 @@ class ProcessOrchestrator(SandboxOrchestrator):
 
 def _dirs(cgroups: CgroupSet | None) -> list[str]:
     return [str(directory) for directory in cgroups.directories] if cgroups else []
-
-
-class _Subreaper:
-    """Counts the orchestrators that need this process to be a child subreaper."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                set_child_subreaper(enabled=True)
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                set_child_subreaper(enabled=False)
-
-
-_subreaper = _Subreaper()

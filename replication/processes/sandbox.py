@@ -1,16 +1,19 @@
-"""One worker's sandbox: started in its own namespaces, killed, and confirmed dead by the kernel.
+"""One worker's sandbox: started behind its fences, killed, and confirmed dead by the kernel.
 
-With full isolation a worker runs as ``sh -> unshare --pid --fork --kill-child
-[--net] -> command``: the shell joins the worker's cgroups and becomes
-``unshare`` (the sandbox's *supervisor*, a child of the orchestrator), whose
-forked child is the namespace's init (its pid 1) and runs the command.
-Nothing of the worker runs before it is in its cgroups.
+With full isolation a worker runs as ``sh -> setpriv -> bwrap -> command``
+(:mod:`~replication.processes.fences`): the shell joins the worker's cgroups,
+sets its rlimits and becomes, through ``setpriv``, ``bwrap`` as the worker's
+unprivileged uid (the sandbox's *supervisor*, a child of the orchestrator in a
+session of its own), whose child is the namespace's init (its pid 1) and runs
+the command. Nothing of the worker runs before it is in its cgroups.
 
-Killing is one SIGKILL to the init, sent through a pidfd (no pid-reuse race):
-the kernel then kills every process of the namespace, ``setsid`` or not, and
-the init's exit is only reported once every one of them is gone (the kernel
-reaps the whole namespace before its init). The pidfd turning readable is that
-confirmation (R-PROC-5); a scan of the process table afterwards checks it.
+Killing freezes the worker's cgroups, SIGKILLs every task in them, thaws them
+(a frozen task dies as it thaws), and SIGKILLs the init through a pidfd (no
+pid-reuse race): the kernel then kills every process of the namespace,
+``setsid`` or not, and the init's exit is only reported once every one of
+them is gone (the kernel reaps the whole namespace before its init). The
+pidfd turning readable is that confirmation (R-PROC-5, R-PROC-16); a scan of
+the process table and of the cgroups afterwards checks it.
 
 With weaker isolation (no PID namespace) the worker is the leader of a new
 session and process group, the orchestrator is a child subreaper (orphans come
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -32,6 +36,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import psutil
+
+from replication.processes.fences import JOIN_FAILED, bwrap_argv, wrapper_argv
+from replication.processes.seccomp import filter_fd
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -54,13 +61,6 @@ MARKER = "REPLICATION_SANDBOX"
 #: The ``PATH`` a worker starts with: its environment holds nothing of the orchestrator's.
 WORKER_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-#: Joins the cgroups named by its arguments (their count first), then becomes the rest.
-_JOIN = (
-    'n=$1; shift; while [ "$n" -gt 0 ]; do echo 0 > "$1" || exit 125; shift; n=$((n - 1)); done; '
-    'exec "$@"'
-)
-#: The wrapper's exit status when a cgroup refused the worker.
-_JOIN_FAILED = 125
 #: How long a launch waits for the namespace's init to appear.
 _START_TIMEOUT = 10.0
 #: ``prctl`` option: orphaned descendants are re-parented to this process (Linux 3.4+).
@@ -70,7 +70,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 class Sandbox:
     """The runtime handle of one launched worker (not part of the model's state).
 
-    ``supervisor`` is the orchestrator's child (``unshare``, or with weaker
+    ``supervisor`` is the orchestrator's child (``bwrap``, or with weaker
     isolation the worker itself); ``init`` the namespace's pid 1 as seen from
     outside, with a pidfd on it and a descriptor holding its PID namespace
     (so the namespace's inode cannot be reused while this handle checks it).
@@ -127,34 +127,58 @@ def start_sandbox(
     marker: str,
     argv: Sequence[str],
     *,
-    unshare: str | None,
+    bwrap: str | None,
+    setpriv: str | None,
+    seccomp: bool,
+    uid: int,
     isolate_network: bool,
+    read_only: Sequence[str] = (),
     cgroups: CgroupSet | None,
+    max_tasks: int,
+    max_file_bytes: int,
     output: IO[bytes] | int,
 ) -> Sandbox:
     """Start ``argv`` in a new sandbox; raise ``OSError`` or ``RuntimeError`` if it cannot.
 
-    ``unshare`` is the unshare binary when PID namespaces are granted, else
-    ``None`` (weaker isolation); ``isolate_network`` asks for a network
-    namespace of its own (it needs ``unshare``).
+    ``bwrap`` is the bubblewrap binary when the sandbox is granted, else
+    ``None`` (weaker isolation: a session and process group of its own, no
+    namespaces); ``setpriv`` drops to ``uid`` first (when the orchestrator is
+    root); ``seccomp`` installs the filter; ``isolate_network`` gives it a
+    network namespace of its own; ``max_tasks`` is its ``RLIMIT_NPROC``, ``max_file_bytes``
+    its ``RLIMIT_FSIZE``.
     """
     procs = [str(path) for path in cgroups.procs_files] if cgroups else []
-    command = ["/bin/sh", "-c", _JOIN, "sh", str(len(procs)), *procs]
-    weaker = unshare is None
-    if unshare is not None:
-        command += [unshare, "--pid", "--fork", "--kill-child"]
-        command += ["--net", "--", *argv] if isolate_network else ["--", *argv]
-    else:
-        command += list(argv)
-    supervisor = subprocess.Popen(  # noqa: S603 - argv built above, no shell string from input
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=output,
-        cwd="/",
-        env={"PATH": WORKER_PATH, MARKER: marker},
-        start_new_session=weaker,
-    )
+    weaker = bwrap is None
+    fd = filter_fd() if seccomp and not weaker else None
+    # RLIMIT_NPROC counts the processes of a uid: it bounds the worker only where the
+    # worker has a uid of its own (setpriv); as root it does not bind, and as the
+    # orchestrator's own user it would count the orchestrator's processes too.
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    kept = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    try:
+        if bwrap is not None:
+            inner = bwrap_argv(bwrap=bwrap, setpriv=setpriv, uid=uid, network=not isolate_network,
+                               seccomp_fd=fd, read_only=read_only, argv=argv)  # fmt: skip
+            tasks = str(max_tasks) if setpriv is not None else kept
+            command = wrapper_argv(procs, max_tasks=tasks, max_file_bytes=max_file_bytes,
+                                   then=inner)  # fmt: skip
+        else:
+            command = wrapper_argv(procs, max_tasks=kept, max_file_bytes=max_file_bytes,
+                                   then=argv)  # fmt: skip
+        supervisor = subprocess.Popen(  # noqa: S603 - argv built above, no shell string from input
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            cwd="/",
+            env={"PATH": WORKER_PATH, MARKER: marker},
+            # Never the orchestrator's session or group: nothing of the worker can signal it.
+            start_new_session=True,
+            pass_fds=() if fd is None else (fd,),
+        )
+    finally:
+        if fd is not None:
+            os.close(fd)
     if weaker:
         return _adopt_leader(worker_id, marker, supervisor, cgroups)
     return _find_init(worker_id, marker, supervisor, cgroups)
@@ -172,7 +196,7 @@ def _adopt_leader(
 def _find_init(
     worker_id: str, marker: str, supervisor: subprocess.Popen[bytes], cgroups: CgroupSet | None
 ) -> Sandbox:
-    """Wait for ``unshare``'s one child, the namespace's init, and take hold of it."""
+    """Wait for ``bwrap``'s one child, the namespace's init, and take hold of it."""
     children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
     deadline = time.monotonic() + _START_TIMEOUT
     pause = 0.0002
@@ -185,7 +209,7 @@ def _find_init(
             break
         code = supervisor.poll()
         if code is not None:
-            if code == _JOIN_FAILED:
+            if code == JOIN_FAILED:
                 message = "the kernel refused to add it to its cgroups"
                 raise RuntimeError(message)
             # The command ran and exited before it could be watched: a finished worker.
@@ -196,7 +220,7 @@ def _find_init(
             message = f"no namespace init appeared within {_START_TIMEOUT} s"
             raise RuntimeError(message)
         time.sleep(pause)
-        pause = min(pause * 2, 0.005)
+        pause = min(pause * 2, 0.001)
     init = int(found[0])
     try:
         pidfd = os.pidfd_open(init)
@@ -206,7 +230,7 @@ def _find_init(
         namespace_fd = os.open(f"/proc/{init}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespace = str(Path(f"/proc/{init}/ns/pid").readlink())
         # The pidfd pins the process it was opened on: if that process is still
-        # unshare's child now, the pid was not reused in between.
+        # bwrap's child now, the pid was not reused in between.
         still_child = str(init) in children.read_text(encoding="ascii").split()
     except OSError:
         still_child = False
@@ -361,7 +385,11 @@ def kill_sandboxes(
         survivors = live_members(sandboxes, weaker=weaker, since=since, elsewhere=elsewhere)
         if not survivors or time.monotonic() > deadline:
             break
-        for pids in survivors.values():
+        by_id = {s.worker_id: s for s in sandboxes}
+        for worker_id, pids in survivors.items():
+            cgroups = by_id[worker_id].cgroups if worker_id in by_id else None
+            if cgroups is not None:
+                cgroups.kill_all()
             for pid in pids:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).kill()
@@ -377,7 +405,8 @@ def kill_sandboxes(
 
 def _signal(sandbox: Sandbox, *, weaker: bool) -> None:
     if sandbox.cgroups is not None:
-        sandbox.cgroups.kill()
+        # Freeze, SIGKILL every task, thaw: frozen or forking, each one dies.
+        sandbox.cgroups.kill_all()
     if sandbox.pidfd is not None:
         # ESRCH: it exited by itself, and its namespace with it.
         with contextlib.suppress(ProcessLookupError):
@@ -403,7 +432,7 @@ def _await_inits(sandboxes: Sequence[Sandbox], deadline: float) -> None:
 
 
 def _reap(sandbox: Sandbox, deadline: float) -> None:
-    """Wait for the supervisor; ``unshare`` exits as soon as it has reaped the init."""
+    """Wait for the supervisor; ``bwrap`` exits as soon as its init has exited."""
     if sandbox.supervisor.returncode is not None:
         return
     try:

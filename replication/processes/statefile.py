@@ -1,7 +1,10 @@
 """The state file: what an orchestrator launched, so that its successor can kill it.
 
-Workers outlive the orchestrator process that launched them (nothing ties
-their life to its own). An orchestrator given a ``state_file`` writes, before
+With full isolation a worker dies with the orchestrator process that launched
+it (bubblewrap's parent-death signal), and a successor sweeps the cgroups of a
+dead orchestrator without any file (R-PROC-15); with weaker isolation nothing
+ties their lives, and the state file is what a successor has. An
+orchestrator given a ``state_file`` writes, before
 each launch and after each kill, every sandbox it holds: the supervisor's and
 the init's pids with their start times (a pid alone may be reused), the
 marker, the PID namespace, the cgroup directories. A new orchestrator given

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "WATCHDOG_SIGNAL",
     "CallTimeout",
     "ContractViolation",
@@ -47,6 +48,9 @@ __all__ = [
     "unwrapped",
     "where_defined",
 ]
+
+#: Seconds one call into the adapter may take, unless the user says otherwise.
+DEFAULT_TIMEOUT = 5.0
 
 #: This module and the machine that calls through it: frames a crash report skips
 #: (paths relative to the kit's folder, ``replication/conformance``).

@@ -29,7 +29,8 @@ at that moment is the product of theirs, so the projection loses nothing.
 :class:`ModelSpec` binds the search to :mod:`replication.transitions`: each
 call is replayed on the pure core with its round's ``now`` and compared by
 the mode (``decision``, ``reason``, or ``observation``, where observations are
-calls too, compared with :func:`~replication.conformance.sequential.results.compare_observations`).
+calls too, compared with
+:func:`~replication.conformance.adapters.observations.compare_observations`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ import attrs
 
 from replication import transitions as core
 from replication._text import decision_text
+from replication.conformance.adapters.observations import compare_observations
 from replication.conformance.concurrent.history import ALLOWED, DENIED, History, resources
 from replication.conformance.fixtures import KEY, NO_EXTERNAL_NETWORK
-from replication.conformance.sequential.results import compare_observations
 from replication.errors import ReplicationDenied
 from replication.invariants import Observation, observe
 from replication.model import State

@@ -17,7 +17,7 @@ import attrs
 
 from replication._text import counted, number
 from replication.conformance.adapters.observations import reported_fields
-from replication.conformance.sequential.runner import _NEEDS
+from replication.conformance.sequential.checks import NEEDS
 from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class ConcurrentReport:
         reported = self.tally.reported
         for invariant in INVARIANTS:
             name = f"{invariant.id}: {invariant.statement}"
-            lacking = [need for need in _NEEDS.get(invariant.id, ()) if need not in reported]
+            lacking = [need for need in NEEDS.get(invariant.id, ()) if need not in reported]
             passed = invariant.id not in self.tally.violated
             checks[name] = None if invariant.on_state is None or (lacking and passed) else passed
         return checks

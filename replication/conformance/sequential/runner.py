@@ -28,6 +28,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from replication import __version__
 from replication.conformance.adapters.calls import (
+    DEFAULT_TIMEOUT,
     CallTimeout,
     ContractViolation,
     RaisedBaseException,
@@ -42,13 +43,13 @@ from replication.conformance.adapters.preflight import (
     load_adapter,
 )
 from replication.conformance.profiles import PROFILE_NAMES
-from replication.conformance.reports.report import CLI_OPTIONS, Check, Divergence, Report
+from replication.conformance.reports.report import CLI_OPTIONS, Divergence, Report
+from replication.conformance.sequential.checks import checks
 from replication.conformance.sequential.engine import MODES, RunControl, SetAside, StopRun
 from replication.conformance.sequential.machine import DifferentialMachine, differential_machine
 from replication.conformance.sequential.reproduction import minimise
 from replication.conformance.sequential.results import ConformanceFailure, RunStats
 from replication.conformance.sequential.witnesses import WitnessLog, required_for_kit
-from replication.invariants import INVARIANTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -68,8 +69,6 @@ __all__ = [
 
 #: What ``replication conformance`` checks with no target: the seed facade.
 DEFAULT_TARGET = "replication.conformance.adapters:FacadeImplementation"
-#: Seconds one call into the adapter may take.
-DEFAULT_TIMEOUT = 5.0
 #: Seconds shrinking one divergence may take: two thirds for Hypothesis's
 #: shrinker, the rest (at least ``_MINIMISE_AT_LEAST``) to remove the steps it left.
 DEFAULT_SHRINK_TIME = 10.0
@@ -78,17 +77,6 @@ _MINIMISE_AT_LEAST = 3.0
 MAX_ROUNDS = 64
 #: At most this many examples per Hypothesis run (see ``_Round._search``).
 CHUNK = 500
-
-#: The optional observation data each invariant needs to say anything about an
-#: implementation (INV-AUDIT needs audit events, which adapters never supply).
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "INV-SIGNATURE": ("manifest",),
-    "INV-REAP": ("last_heartbeat",),
-    "INV-COOLDOWN": ("registered_at", "last_child_registered_at"),
-    "INV-QUARANTINE": ("quarantined",),
-    "INV-IDS": ("registered_ever",),
-    "INV-PROCESSES": ("live_processes",),
-}
 
 
 @attrs.define
@@ -376,73 +364,6 @@ def _flaky(flaky: Flaky, stats: RunStats, started: float) -> Divergence:
     )
 
 
-def _checks(
-    mode: str,
-    stats: RunStats,
-    failing: list[ConformanceFailure | Divergence],
-    unreported: frozenset[str],
-    timeout: float | None,
-) -> dict[str, Check]:
-    failed: set[str] = set()
-    kinds: set[str] = set()
-    for item in failing:
-        kinds.add(item.kind)
-        failed |= item.failed if isinstance(item, ConformanceFailure) else {item.kind}
-    checked = stats.checked
-
-    def status(key: str, *, mode_needed: tuple[str, ...] = MODES) -> Check:
-        if mode not in mode_needed:
-            return Check("not checked", f"mode {mode}")
-        if key in failed:
-            return Check("FAIL")
-        if not checked[key]:
-            return Check("not checked", "no step compared it")
-        return Check("pass")
-
-    limit = f"{timeout:g} s" if timeout is not None else "no limit"
-    checks = {
-        "the implementation never crashed": Check("FAIL")
-        if "crash" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        f"every call returned within the time limit ({limit})": Check("FAIL")
-        if "timeout" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "decisions agree with the reference": status("decision"),
-        "reason codes agree with the reference": status(
-            "reason", mode_needed=("reason", "observation")
-        ),
-        "observations agree with the reference": status(
-            "observation", mode_needed=("observation",)
-        ),
-        "the implementation behaves the same on every replay": Check("FAIL")
-        if "flaky" in kinds
-        else Check("pass")
-        if checked["decision"]
-        else Check("not checked", "no step ran"),
-        "the reference model kept its own invariants": Check("FAIL")
-        if "reference" in kinds
-        else Check("pass"),
-    }
-    for invariant in INVARIANTS:
-        name = f"{invariant.id}: {invariant.statement}"
-        lacking = [field for field in _NEEDS.get(invariant.id, ()) if field in unreported]
-        if invariant.id in failed:
-            checks[name] = Check("FAIL")
-        elif invariant.id == "INV-AUDIT":
-            checks[name] = Check("n/a", "needs audit events, which adapters do not report")
-        elif lacking:
-            checks[name] = Check("n/a", "needs " + ", ".join(qualified(f) for f in lacking))
-        elif not checked["invariants"]:
-            checks[name] = Check("not checked", "no step ran")
-        else:
-            checks[name] = Check("pass")
-    return checks
-
-
 def _validate(
     *,
     mode: str,
@@ -609,7 +530,7 @@ def _report(
         skipped_rules=last.stats.skipped_rules,
         witnesses=counts,
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
-        checks=_checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
+        checks=checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),
         unreported_declared=reporting.declared,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from replication.conformance.fixtures import NO_EXTERNAL_NETWORK
 from replication.encoding import format_timestamp, manifest_body
 from replication.invariants import Observation, WorkerView
 from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec
+from replication.stop_conditions import STANDARD_STOP_CONDITIONS
 
 __all__ = [
     "FORMAT",
@@ -34,9 +34,6 @@ FORMAT = "replication.vectors.v1"
 
 #: The JSON Schema of the vector format, shipped with the kit.
 SCHEMA_PATH = Path(__file__).with_name("vectors.schema.json")
-
-#: Stop conditions vectors may name; an implementation must implement these by name.
-STANDARD_STOP_CONDITIONS = {NO_EXTERNAL_NETWORK.name: NO_EXTERNAL_NETWORK}
 
 
 def _time(moment: datetime) -> str:

@@ -1,0 +1,90 @@
+"""Canonical bytes: RFC 8785 JSON, the DSSE pre-authentication encoding, timestamps.
+
+The byte-level half of :mod:`replication.encoding`, from plain values: the
+records below the keys and the state (a manifest caches its signed bytes)
+compute with it, so it imports no record. :mod:`replication.encoding` adds the
+functions that take a whole manifest, and is where the encoding is described.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import TYPE_CHECKING
+
+import rfc8785
+
+from replication._exceptions import InvalidValueError
+from replication._frozen import thaw_json
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from replication._frozen import FrozenDict
+
+__all__ = [
+    "MANIFEST_PAYLOAD_TYPE",
+    "body_of",
+    "canonical_json",
+    "format_timestamp",
+    "manifest_payload_of",
+    "pae",
+]
+
+#: The type tag of a manifest; a new encoding gets a new tag, never a silent change.
+MANIFEST_PAYLOAD_TYPE = "replication.manifest.v1"
+
+
+def canonical_json(value: object) -> bytes:
+    """Return the RFC 8785 (JSON Canonicalization Scheme) encoding of ``value``."""
+    try:
+        return bytes(rfc8785.dumps(value))  # type: ignore[arg-type]
+    except rfc8785.CanonicalizationError as error:
+        raise InvalidValueError(
+            "value", "JSON that RFC 8785 can canonicalise", str(error)
+        ) from None
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """Return the DSSE v1 pre-authentication encoding of ``body`` under ``payload_type``."""
+    tag = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %b %d %b" % (len(tag), tag, len(body), body)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Return ``moment`` as RFC 3339 in UTC with exactly six fractional digits and a ``Z``."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def body_of(  # noqa: PLR0917 - the signed fields, in the order of the record
+    worker_id: str,
+    parent_id: str | None,
+    depth: int,
+    state_snapshot: FrozenDict,
+    issued_at: datetime,
+    cpu_limit: float,
+    memory_limit_mb: int,
+    allow_controller: bool,  # noqa: FBT001
+    allow_external: bool,  # noqa: FBT001
+) -> dict[str, object]:
+    """Return the signed JSON body of a manifest with these field values."""
+    return {
+        "depth": depth,
+        "issued_at": format_timestamp(issued_at),
+        "parent_id": parent_id,
+        "resources": {
+            "cpu_limit": cpu_limit,
+            "memory_limit_mb": memory_limit_mb,
+            "network_policy": {
+                "allow_controller": allow_controller,
+                "allow_external": allow_external,
+            },
+        },
+        "state_snapshot": thaw_json(state_snapshot),
+        "worker_id": worker_id,
+    }
+
+
+def manifest_payload_of(*fields: object) -> bytes:
+    """Return the signed bytes for the field values :func:`body_of` takes, in its order."""
+    return pae(MANIFEST_PAYLOAD_TYPE, canonical_json(body_of(*fields)))  # type: ignore[arg-type]

@@ -1,0 +1,240 @@
+"""How a facade call is decided and committed: over exactly the state it was decided on.
+
+:class:`Committer` is the part of :class:`~replication.controller.Controller`
+that applies a decision: under the controller's lock (and the bound
+orchestrator's), it reads the clock, then the state, decides, and commits only
+if the state is still the one decided on, trying again when a callback changed
+it (R-FACADE-1, R-FACADE-2); with a journal, each attempt catches up with the
+other processes and the decision's row is committed before the state is
+installed (R-JOURNAL-5, R-JOURNAL-6); the events are recorded after the commit
+(R-FACADE-3). The controller adds the seed's API and the binding of an
+orchestrator on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from replication.errors import (
+    AuditError,
+    InvalidInputError,
+    ReentrancyError,
+    ReplicationDenied,
+    ReplicationError,
+)
+from replication.model import _compose
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
+
+    from replication.clock import Clock
+    from replication.decisions import Decision
+    from replication.journal import Journal
+    from replication.model import ControllerState, OrchestratorState, State
+    from replication.observability import StructuredLogger
+    from replication.orchestrator import SandboxOrchestrator
+
+__all__ = ["ATTEMPTS", "MAX_NESTING", "Committer", "failure_inside"]
+
+#: How many times a facade call is decided before it gives up (R-FACADE-2).
+ATTEMPTS = 3
+#: How deeply facade calls may nest inside callbacks; one more is refused (R-FACADE-2).
+MAX_NESTING = 4
+
+
+class Committer:
+    """Decides a facade call over the current state and commits over exactly that state."""
+
+    #: Supplies ``now`` for every decision.
+    clock: Clock
+    #: Where the events of every decision are recorded, after the commit.
+    logger: StructuredLogger
+    #: The controller's part of the state.
+    _controller: ControllerState
+    #: The orchestrator's part while no orchestrator is bound.
+    _containers: OrchestratorState
+    _lock: threading.RLock
+    #: Facade calls in progress on the thread holding the lock, and what the calls
+    #: made from their callbacks raised (R-FACADE-2).
+    _nesting: int
+    _raised_inside: list[BaseException]
+    _journal: Journal | None
+
+    def _current(self, orchestrator: SandboxOrchestrator | None) -> State:
+        return _compose(self._controller, orchestrator._state if orchestrator else self._containers)
+
+    def _unchanged_since(self, base: State, orchestrator: SandboxOrchestrator | None) -> bool:
+        containers = orchestrator._state if orchestrator else self._containers
+        return self._controller is base.controller and containers is base.orchestrator
+
+    def _decide(
+        self,
+        action: str,
+        arguments: Mapping[str, object],
+        decide: Callable[[State, datetime], Decision],
+        orchestrator: SandboxOrchestrator | None,
+        logger: StructuredLogger | None = None,
+    ) -> Any:
+        """Decide ``action`` on the current state and commit over exactly that state.
+
+        Under the controller's lock (and the bound orchestrator's), read the
+        clock, then the state, decide, and commit only if the state is still the
+        one decided on; a callback that called back into this controller while
+        the decision ran (a stop condition, the clock) changed it, and the
+        decision is made again over the new state, at most ``ATTEMPTS`` times
+        (R-FACADE-1, R-FACADE-2). The decision's events are recorded after the
+        commit (R-FACADE-3). Returns the outcome, or raises the denial.
+
+        With a journal, each attempt holds the journal's write lock and first
+        applies what other processes appended; ``now`` is never earlier than the
+        journal's last row; the decision's row (``action``, its ``arguments``
+        by name, ``now``, the decision) is committed before the state is
+        installed (R-JOURNAL-5, R-JOURNAL-6).
+        """
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            self._nesting += 1
+            try:
+                if self._nesting > MAX_NESTING:
+                    raise ReentrancyError(
+                        action,
+                        0,
+                        why=f"calls nested {MAX_NESTING} deep inside callbacks (a stop "
+                        "condition, clock or logger calling back into the controller, again "
+                        "and again)",
+                    )
+                decision = self._decide_now(action, arguments, decide, orchestrator, logger)
+                if decision.denial is not None:
+                    raise decision.denial
+            except BaseException as error:
+                if self._nesting > 1:
+                    # Made from a callback of an outer call, which must not decide on it.
+                    self._raised_inside.append(error)
+                raise
+            finally:
+                self._nesting -= 1
+                if self._nesting == 0:
+                    self._raised_inside.clear()
+        return decision.outcome
+
+    def _decide_now(
+        self,
+        action: str,
+        arguments: Mapping[str, object],
+        decide: Callable[[State, datetime], Decision],
+        orchestrator: SandboxOrchestrator | None,
+        logger: StructuredLogger | None,
+    ) -> Decision:
+        """:meth:`_decide` under the locks: decide, commit, and record the events.
+
+        A decision is not committed (:class:`ReentrancyError`) if a call made
+        from one of its callbacks meanwhile failed (anything but its own denial
+        or bad input), or if the decision follows from what such a call raised
+        (a predicate that let an inner denial through): a callback that did not
+        call back, as on replay, would not have led to it (R-FACADE-2).
+        """
+        journal = self._journal
+        inside = len(self._raised_inside)
+        with journal._writing() if journal else contextlib.nullcontext():
+            for _ in range(ATTEMPTS):
+                if journal is not None:
+                    self._catch_up(journal, orchestrator)
+                now = self.clock()  # the clock may call back in: read it before the state
+                if journal is not None:
+                    now = journal._clamp(now)
+                base = self._current(orchestrator)
+                decision = decide(base, now)
+                if self._unchanged_since(base, orchestrator) and (
+                    journal is None or journal._holds(now)
+                ):
+                    break
+            else:
+                raise ReentrancyError(action, ATTEMPTS)
+            failure = failure_inside(decision, self._raised_inside[inside:])
+            if failure is not None:
+                raise ReentrancyError(
+                    action,
+                    0,
+                    why="a call made from inside it (a stop condition, clock or logger calling "
+                    f"back into the controller) raised {type(failure).__name__} while it was "
+                    "decided",
+                ) from failure
+            if journal is not None:
+                journal._append(action, arguments, now, decision, decision.state or base)
+            if decision.state is not None:
+                self._commit(decision.state, orchestrator)
+        if journal is not None and journal._nested:
+            # An outer call on this thread is deciding: give it back the write
+            # lock, with whatever other processes appended meanwhile.
+            with contextlib.suppress(ReplicationError):
+                self._catch_up(journal, orchestrator)
+        self._record_decision(decision, base, decision.state or base, logger or self.logger)
+        return decision
+
+    def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
+        caught_up = journal._catch_up(self._current(orchestrator))
+        if caught_up is not None:
+            self._adopt(caught_up, orchestrator)
+
+    def _commit(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
+        # The orchestrator first: a real backend acts on its containers there, and
+        # if it cannot, nothing is committed.
+        if orchestrator is None:
+            self._containers = state.orchestrator
+        elif state.orchestrator is not orchestrator._state:
+            try:
+                orchestrator._install(state.orchestrator)
+            except BaseException:
+                if self._journal is not None:
+                    # The journal already holds the decision, and it is the truth.
+                    self._adopt(state, orchestrator)
+                raise
+        self._controller = state.controller
+
+    def _adopt(self, state: State, orchestrator: SandboxOrchestrator | None) -> None:
+        """Make ``state``, decided by another process or read back from the journal, current."""
+        if orchestrator is None:
+            self._containers = state.orchestrator
+        elif state.orchestrator is not orchestrator._state:
+            orchestrator._adopt(state.orchestrator)
+        self._controller = state.controller
+
+    def _record_decision(
+        self,
+        decision: Decision,
+        before: State | None,
+        after: State | None,
+        logger: StructuredLogger,
+    ) -> None:
+        for event in decision.events:
+            try:
+                logger.record(event, before, after)
+            except Exception as error:
+                raise AuditError(
+                    event,
+                    applied=decision.state is not None,
+                    denial=decision.denial,
+                    outcome=decision.outcome,
+                ) from error
+
+
+def failure_inside(decision: Decision, raised: list[BaseException]) -> BaseException | None:
+    """Return what, raised by calls from callbacks, a decision must not be committed over.
+
+    Any failure but a denial or bad input, which a callback that did not call
+    back would not have met; or what the decision's denial follows from (a
+    predicate fails closed on what it raises, and so on what it let through).
+    """
+    for error in raised:
+        if not isinstance(error, ReplicationDenied | InvalidInputError):
+            return error
+    cause: BaseException | None = decision.denial
+    for _ in range(MAX_NESTING * 4):  # a chain of contexts is short; never loop on a cycle
+        if cause is None:
+            return None
+        if any(cause is error for error in raised):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
