@@ -27,7 +27,9 @@ if __package__ in {None, ""}:  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.fleet import T0, build_baseline, build_core, plan_fleet
 from benchmarks.timing import measure, timed
+from replication import model
 from replication import transitions as core
+from replication._outcome import with_field
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -65,20 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("core: whole heartbeat", lambda: core.heartbeat(state, worker_id, now=now)),
         (
             "floor: new registry entry",
-            lambda: core._registry_entry(entry.manifest, now, entry.registered_at),
+            lambda: model._registry_entry(entry.manifest, now, entry.registered_at),
         ),
         ("floor: registry.set (HAMT path)", lambda: controller.registry.set(worker_id, entry)),
         (
             "floor: new controller part",
-            lambda: core._with(controller, "registry", controller.registry),
+            lambda: with_field(controller, "registry", controller.registry),
         ),
         (
             "floor: new whole-system state",
-            lambda: core._compose(controller, state.orchestrator),
+            lambda: model._compose(controller, state.orchestrator),
         ),
         (
             "floor: audit event",
-            lambda: core._event("heartbeat", now, True, "ok", worker_id, effects),  # noqa: FBT003
+            lambda: model._event("heartbeat", now, True, "ok", worker_id, effects),  # noqa: FBT003
         ),
     ]
     print(f"fleet of {n:,} workers; median of {reps} batches of {batch:,}; collector on")

@@ -123,7 +123,7 @@ class PlainModel:
             raise Denied("bad_signature")
         if self._is_replay(manifest.worker_id):
             raise Denied("replay")
-        if manifest.issued_at - now > self.contract.clock_skew:
+        if self._from_the_future(manifest.issued_at, now):
             raise Denied("issued_in_future")
         parent_id = manifest.parent_id
         expected = 0 if parent_id is None else self._parent_depth(parent_id) + 1
@@ -147,6 +147,9 @@ class PlainModel:
         self.ever.add(manifest.worker_id)
         if parent_id is not None:
             self.spawn_times[parent_id] = now
+
+    def _from_the_future(self, issued_at: datetime, now: datetime) -> bool:
+        return issued_at - now > self.contract.clock_skew
 
     def _full_at_registration(self) -> bool:
         return len(self.registry) >= self.contract.max_replicas

@@ -350,6 +350,52 @@ def test_quarantine_faults(case, data):
                                                   contract)) == []  # fmt: skip
 
 
+# Spec: R-QUARANTINE-1, R-QUARANTINE-2.
+@checks
+@given(cases(), st.data())
+def test_quarantine_boundaries(case, data):
+    """Each clause of INV-QUARANTINE fires for the quarantined worker only, and only for what
+    it forbids: next to each fault, the step it does not forbid passes."""
+    contract, fleet = case
+    suspect = data.draw(st.sampled_from(sorted(fleet.workers)))
+    before = attrs.evolve(fleet, quarantined=frozenset({suspect}))
+    view = before.workers[suspect]
+    others = sorted(set(fleet.workers) - {suspect})
+    # A child of a worker that is not quarantined registers: no spawn by the suspect.
+    if others:
+        other = before.workers[others[0]]
+        child = WorkerView("spawned", other.worker_id, other.depth + 1)
+        arrival = with_worker(before, child)
+        assert only("INV-QUARANTINE", step_violations(before, step("register_worker"), arrival,
+                                                      contract)) == []  # fmt: skip
+        # Another worker's heartbeat is allowed and moves its own time only.
+        assert other.last_heartbeat is not None
+        beaten = with_worker(before, attrs.evolve(other, last_heartbeat=other.last_heartbeat
+                                                  + timedelta(seconds=1)))  # fmt: skip
+        beat = step("heartbeat", worker_id=other.worker_id)
+        assert only("INV-QUARANTINE", step_violations(before, beat, beaten, contract)) == []
+    # The suspect leaves the registry (deregistered, reaped): quarantine ends with it.
+    gone = attrs.evolve(
+        before,
+        workers={w: v for w, v in before.workers.items() if w != suspect},
+        quarantined=frozenset(),
+        containers=before.containers - {suspect},
+    )
+    departure = step("deregister_worker", worker_id=suspect)
+    assert only("INV-QUARANTINE", step_violations(before, departure, gone, contract)) == []
+    # A last heartbeat the implementation did not report before says nothing about a move.
+    unreported = with_worker(before, attrs.evolve(view, last_heartbeat=None))
+    assert only("INV-QUARANTINE", step_violations(unreported, step("kill_worker"), before,
+                                                  contract)) == []  # fmt: skip
+    # Released in this step, the suspect's quarantine still held before it.
+    released = attrs.evolve(before, quarantined=frozenset())
+    spawned = with_worker(released, WorkerView("spawned", suspect, view.depth + 1))
+    assert only("INV-QUARANTINE", step_violations(before, step("register_worker"), spawned,
+                                                  contract)) == [
+        Violation("INV-QUARANTINE", f"quarantined {suspect} spawned spawned")
+    ]  # fmt: skip
+
+
 # Spec: R-REAP-1, R-DEREGISTER-1.
 @checks
 @given(cases(), st.sampled_from([-TICK, timedelta(0)]))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from replication.clock import Clock
     from replication.decisions import Decision
     from replication.journal import Journal
+    from replication.journal.group import Entry
     from replication.model import ControllerState, OrchestratorState, State
     from replication.observability import StructuredLogger
     from replication.orchestrator import SandboxOrchestrator
@@ -62,6 +63,8 @@ class Committer:
     _nesting: int
     _raised_inside: list[BaseException]
     _journal: Journal | None
+    #: The bound orchestrator, if any.
+    orchestrator: SandboxOrchestrator | None
 
     def _current(self, orchestrator: SandboxOrchestrator | None) -> State:
         return _compose(self._controller, orchestrator._state if orchestrator else self._containers)
@@ -92,32 +95,72 @@ class Committer:
         applies what other processes appended; ``now`` is never earlier than the
         journal's last row; the decision's row (``action``, its ``arguments``
         by name, ``now``, the decision) is committed before the state is
-        installed (R-JOURNAL-5, R-JOURNAL-6).
+        installed (R-JOURNAL-5, R-JOURNAL-6). Concurrent callers share a commit:
+        the row is written under the locks, and the call waits outside them for
+        the commit that covers it, then records its events (R-JOURNAL-19).
         """
-        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            self._nesting += 1
-            try:
-                if self._nesting > MAX_NESTING:
-                    raise ReentrancyError(
-                        action,
-                        0,
-                        why=f"calls nested {MAX_NESTING} deep inside callbacks (a stop "
-                        "condition, clock or logger calling back into the controller, again "
-                        "and again)",
+        group = None if self._journal is None else self._journal._group
+        if group is not None:
+            group.arrive()
+        try:
+            with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+                self._nesting += 1
+                try:
+                    if self._nesting > MAX_NESTING:
+                        raise ReentrancyError(
+                            action,
+                            0,
+                            why=f"calls nested {MAX_NESTING} deep inside callbacks (a stop "
+                            "condition, clock or logger calling back into the controller, "
+                            "again and again)",
+                        )
+                    decision, entry = self._decide_now(
+                        action, arguments, decide, orchestrator, logger
                     )
-                decision = self._decide_now(action, arguments, decide, orchestrator, logger)
-                if decision.denial is not None:
-                    raise decision.denial
-            except BaseException as error:
-                if self._nesting > 1:
-                    # Made from a callback of an outer call, which must not decide on it.
-                    self._raised_inside.append(error)
-                raise
-            finally:
-                self._nesting -= 1
-                if self._nesting == 0:
-                    self._raised_inside.clear()
+                    if entry is None and decision.denial is not None:
+                        raise decision.denial
+                except BaseException as error:
+                    if self._nesting > 1:
+                        # Made from a callback of an outer call, which must not decide on it.
+                        self._raised_inside.append(error)
+                    raise
+                finally:
+                    self._nesting -= 1
+                    if self._nesting == 0:
+                        self._raised_inside.clear()
+        finally:
+            if group is not None:
+                group.leave()
+        if entry is not None and group is not None:
+            # Acknowledged only once the commit covering its row returned (R-JOURNAL-19).
+            group.wait(entry, self._flush)
+            self._record_decision(decision, entry.base, entry.after, entry.logger)
+            if decision.denial is not None:
+                raise decision.denial
         return decision.outcome
+
+    def _flush(self, entry: Entry | None = None) -> None:
+        """Commit the journal's open batch, one fsync, and install its decisions in order.
+
+        With ``entry``, only if it is not yet done (another caller's flush may
+        have covered it); every caller's error is on its entry (R-JOURNAL-19).
+        """
+        journal = self._journal
+        orchestrator = self.orchestrator
+        if journal is None:
+            return
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            journal._group.flush(journal._commit, self._install, entry)
+
+    def _install(self, entry: Entry) -> None:
+        """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
+        if entry.decision.state is not None:
+            self._commit(entry.decision.state, entry.orchestrator)
+
+    def _base(self, orchestrator: SandboxOrchestrator | None) -> State:
+        """Return the state to decide over: after the decisions written, not yet durable."""
+        pending = None if self._journal is None else self._journal._group.pending
+        return self._current(orchestrator) if pending is None else pending
 
     def _decide_now(
         self,
@@ -126,8 +169,14 @@ class Committer:
         decide: Callable[[State, datetime], Decision],
         orchestrator: SandboxOrchestrator | None,
         logger: StructuredLogger | None,
-    ) -> Decision:
+    ) -> tuple[Decision, Entry | None]:
         """:meth:`_decide` under the locks: decide, commit, and record the events.
+
+        With a journal, the row is written into the open batch, and a call not
+        made from inside another returns its entry, to wait outside the locks
+        for the commit that covers it (group commit, R-JOURNAL-19); a call made
+        from inside another commits the batch at once, as the outer call must
+        decide again over what it did.
 
         A decision is not committed (:class:`ReentrancyError`) if a call made
         from one of its callbacks meanwhile failed (anything but its own denial
@@ -143,12 +192,15 @@ class Committer:
                     self._catch_up(journal, orchestrator)
                 now = self.clock()  # the clock may call back in: read it before the state
                 if journal is not None:
-                    now = journal._clamp(now)
-                base = self._current(orchestrator)
+                    # The kill switch engages whatever the clock says (R-JOURNAL-14).
+                    now = journal._clamp(now, emergency=action == "engage_kill_switch")
+                base = self._base(orchestrator)
                 decision = decide(base, now)
-                if self._unchanged_since(base, orchestrator) and (
-                    journal is None or journal._holds(now)
-                ):
+                # The pending state is one object; the installed one is composed anew.
+                unchanged = self._base(orchestrator) is base or self._unchanged_since(
+                    base, orchestrator
+                )
+                if unchanged and (journal is None or journal._holds(now)):
                     break
             else:
                 raise ReentrancyError(action, ATTEMPTS)
@@ -161,17 +213,35 @@ class Committer:
                     f"back into the controller) raised {type(failure).__name__} while it was "
                     "decided",
                 ) from failure
-            if journal is not None:
-                journal._append(action, arguments, now, decision, decision.state or base)
-            if decision.state is not None:
-                self._commit(decision.state, orchestrator)
+            if journal is None:
+                if decision.state is not None:
+                    self._commit(decision.state, orchestrator)
+            else:
+                from replication.journal.group import Entry  # noqa: PLC0415 - a journal's
+
+                try:
+                    journal._append(action, arguments, now, decision, decision.state or base)
+                    entry = Entry(decision, base, orchestrator, logger or self.logger)
+                    journal._group.add(entry)
+                except BaseException as error:
+                    # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
+                    # memory), the batch's transaction is rolled back, its other rows with
+                    # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
+                    journal._rolled_back()
+                    journal._group.fail(error)
+                    raise
+                if self._nesting == 1:
+                    return decision, entry
+                self._flush(entry)
+                if entry.error is not None:
+                    raise entry.error
         if journal is not None and journal._nested:
             # An outer call on this thread is deciding: give it back the write
             # lock, with whatever other processes appended meanwhile.
             with contextlib.suppress(ReplicationError):
                 self._catch_up(journal, orchestrator)
         self._record_decision(decision, base, decision.state or base, logger or self.logger)
-        return decision
+        return decision, None
 
     def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
         caught_up = journal._catch_up(self._current(orchestrator))

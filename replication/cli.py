@@ -108,6 +108,18 @@ def _demo(_arguments: argparse.Namespace) -> int:
 # -- conformance ----------------------------------------------------------------------------
 
 
+def _target(arguments: argparse.Namespace) -> str:
+    """Return the target: ``--exec COMMAND`` (specs/09), the positional one, or the default."""
+    from replication.conformance.sequential.runner import DEFAULT_TARGET  # noqa: PLC0415
+    from replication.conformance.wire.options import exec_target  # noqa: PLC0415
+
+    try:
+        chosen = exec_target(arguments.exec_command, arguments.target, other_option="a target")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return chosen or DEFAULT_TARGET
+
+
 def _conformance(arguments: argparse.Namespace) -> int:
     if arguments.concurrent:
         return _concurrent(arguments)
@@ -118,6 +130,7 @@ def _conformance(arguments: argparse.Namespace) -> int:
                 "call at a time)"
             )
             raise UsageError(message)
+    target = _target(arguments)
     from replication.conformance.reports.known import KnownDivergences  # noqa: PLC0415
     from replication.conformance.reports.progress import Progress  # noqa: PLC0415
     from replication.conformance.sequential.runner import SetupError, run_conformance  # noqa: PLC0415
@@ -126,7 +139,7 @@ def _conformance(arguments: argparse.Namespace) -> int:
     try:
         known = KnownDivergences.load(Path(arguments.known)) if arguments.known else None
         report = run_conformance(
-            arguments.target,
+            target,
             mode=arguments.mode,
             profile=arguments.profile,
             seed=arguments.seed,
@@ -143,6 +156,10 @@ def _conformance(arguments: argparse.Namespace) -> int:
     except SetupError as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
     print(report.render(debug=arguments.debug))
+    from replication.conformance.wire.options import after_run  # noqa: PLC0415
+
+    for line in after_run(target, report, arguments.replay_file):
+        print(line)
     if json_path is not None:
         try:
             json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -155,20 +172,29 @@ def _conformance(arguments: argparse.Namespace) -> int:
 
 def _concurrent(arguments: argparse.Namespace) -> int:
     """Run the concurrent mode (R-LIN-*): overlapping calls, histories checked."""
+    from replication.conformance.adapters.calls import ContractViolation  # noqa: PLC0415
     from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
     from replication.conformance.concurrent.runner import run_concurrent  # noqa: PLC0415
     from replication.conformance.reports.progress import Progress  # noqa: PLC0415
 
     json_path = writable(arguments.json, "--json") if arguments.json else None
+    target = _target(arguments)
     try:
         report = run_concurrent(
-            arguments.target, mode=arguments.mode, threads=arguments.threads or 3,
+            target, mode=arguments.mode, threads=arguments.threads or 3,
             processes=arguments.processes or 0, profile=arguments.profile, seed=arguments.seed,
             histories=arguments.histories, progress=None if arguments.quiet else Progress(),
         )  # fmt: skip
     except (SetupError, ImportError, AttributeError, ValueError, TypeError) as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
+    except ContractViolation as violation:  # an implementation that broke the protocol
+        return _cannot_run("conformance", violation, debug=arguments.debug)
     print(report.render())
+    if not report.conformant:
+        from replication.conformance.wire.options import stderr_lines  # noqa: PLC0415
+
+        for line in stderr_lines(target):
+            print(line)
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return 0 if report.conformant else 1
@@ -196,7 +222,13 @@ def _vectors_check(arguments: argparse.Namespace) -> int:
     from replication.conformance.vectors.export import VectorError, check_vectors  # noqa: PLC0415
 
     try:
-        adapter = load_adapter(arguments.impl) if arguments.impl else None
+        from replication.conformance.wire.options import exec_target  # noqa: PLC0415
+
+        try:
+            target = exec_target(arguments.exec_command, arguments.impl, other_option="--impl")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        adapter = load_adapter(target) if target else None
         result = check_vectors(Path(arguments.directory), adapter)
     except (SetupError, VectorError) as error:
         return _cannot_run("vectors", error, debug=arguments.debug)
@@ -227,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     from replication.processes.demo import add_demo_options  # noqa: PLC0415
 
     add_demo_options(demo, fallback=_demo)  # --processes: the process backend's own demo
+    from replication.journal.hosts_demo import add_hosts_options  # noqa: PLC0415
+
+    add_hosts_options(demo, fallback=demo.get_default("run"))  # --hosts: PostgreSQL
 
     vectors = commands.add_parser(
         "vectors", help="export or check language-neutral test vectors"
@@ -247,8 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--impl", metavar="MODULE:FACTORY", default=None,
                        help="replay the scenarios against this adapter (default: only verify "
                        "the index and the signing vectors)")  # fmt: skip
+    from replication.conformance.wire.options import add_exec_option  # noqa: PLC0415
+    from replication.conformance.wire.replay import add_wire_command  # noqa: PLC0415
+
+    add_exec_option(check)
     _add_debug(check)
     check.set_defaults(run=_vectors_check)
+    add_wire_command(commands, _Parser)
 
     from replication.explore.cli import add_explore_command  # noqa: PLC0415
 
@@ -276,10 +316,13 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
         "cannot be used; 130: interrupted (the partial report is printed).",
     )
     conformance.add_argument(
-        "target", nargs="?", default=DEFAULT_TARGET,
+        "target", nargs="?", default=None,
         help="the adapter factory, 'package.module:factory' "
-        "(default: the bundled seed facade, checked against the pure core)",
+        f"(default: {DEFAULT_TARGET}, the bundled seed facade, checked against the pure core)",
     )  # fmt: skip
+    from replication.conformance.wire.options import add_exec_option  # noqa: PLC0415
+
+    add_exec_option(conformance, replay=True)
     conformance.add_argument(
         "--mode", choices=("decision", "reason", "observation"), default="observation",
         help="what must agree: decisions, decisions and reason codes, or also the "

@@ -89,7 +89,10 @@ class Controller(Committer):
     ``clock`` supplies ``now`` for every transition (default: the process-wide
     monotonic clock). ``journal``, a path or a
     :class:`~replication.journal.Journal`, makes every decision durable and
-    shared with the other processes that open it (specs/07-journal.md).
+    shared with the other processes that open it (specs/07-journal.md);
+    ``head``, ``"SEQUENCE:HASH"`` as ``journal verify`` prints it, is a head
+    kept elsewhere that the journal must still reach, or the controller
+    refuses to start (R-JOURNAL-18).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Controller(Committer):
         orchestrator: SandboxOrchestrator | None = None,
         clock: Clock | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
+        head: str | None = None,
     ) -> None:
         if not isinstance(contract, ReplicationContract):
             raise InvalidTypeError("contract", "a ReplicationContract", contract)
@@ -141,10 +145,14 @@ class Controller(Committer):
         if journal is not None:
             # Imported here: the journal is an optional room the core never needs.
             from replication.journal import Journal  # noqa: PLC0415
+            from replication.journal.snapshot import parse_anchor  # noqa: PLC0415
 
+            anchor = None if head is None else parse_anchor(head)
             opened = journal if isinstance(journal, Journal) else Journal(journal)
-            self._adopt(opened._attach(self._current(None), self.signing_key), None)
+            self._adopt(opened._attach(self._current(None), self.signing_key, anchor), None)
             self._journal = opened
+        elif head is not None:
+            raise InvalidValueError("head", "None without a journal (a head is a journal's)", head)
         self._bind(orchestrator)
 
     # -- reading the state --------------------------------------------------------
@@ -424,8 +432,17 @@ class Controller(Committer):
         return _deregistered(outcome.event)
 
     def kill_switch(self, orchestrator: SandboxOrchestrator | None = None) -> None:
-        """Kill every container, deregister every worker, and refuse all growth from now on."""
-        self._apply(transitions.engage_kill_switch, orchestrator=orchestrator)
+        """Kill every container, deregister every worker, and refuse all growth from now on.
+
+        The switch engages first, over the orchestrator already bound (if any),
+        and only then is ``orchestrator`` checked and bound: an emergency stop
+        is never refused on its argument. An argument that cannot be bound (not
+        an orchestrator, bound to another controller, one a journal cannot use)
+        raises after the switch is engaged (R-JOURNAL-14).
+        """
+        self._apply(transitions.engage_kill_switch)
+        if orchestrator is not None:
+            self._bind(orchestrator)
 
     def quarantine(self, worker_id: str, reason: str) -> None:
         """Quarantine a worker: no more heartbeats, children or launches."""

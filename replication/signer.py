@@ -4,7 +4,7 @@ The older implementation signed manifests with HMAC-SHA256 under a shared
 secret string. Code written against it keeps working: the secret is checked
 as the older API checked it (not empty, not only whitespace, at least
 :data:`MIN_SECRET_LENGTH` characters), then derives an Ed25519 signing key
-(specs/03-manifest-format.md, R-MIGRATE-1 to R-MIGRATE-4)::
+(specs/03-manifest-format.md, R-MIGRATE-1 to R-MIGRATE-3)::
 
     seed = HKDF-SHA256(ikm=UTF-8(secret), salt=none, info=SECRET_MIGRATION_TAG, length=32)
     key  = the Ed25519 key whose RFC 8032 seed is ``seed``

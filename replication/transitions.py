@@ -64,3 +64,13 @@ __all__ = [
     "register_worker",
     "release_worker",
 ]
+
+
+# What this module re-exports from the private modules that define it is shown
+# under this public path (in tracebacks, reprs, pickles and the API reference),
+# as it was before it moved there; httpx does the same for its private modules.
+for _name in __all__:
+    _value = globals()[_name]
+    if getattr(_value, "__module__", "").startswith("replication._"):
+        _value.__module__ = __name__
+del _name, _value

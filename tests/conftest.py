@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import fresh
+from tests.postgres_support import pg_url, postgres_cluster  # noqa: F401 - PostgreSQL's fixtures
 from tests.process_helpers import orchestrators  # noqa: F401 - the process tests' fixture
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.errors import ReplicationDenied
+from replication.journal import Journal
 from replication.model import Manifest, ReplicationContract
 from replication.signing import sign_manifest
 from tests.helpers import KEY, RESOURCES, T0
@@ -112,11 +113,16 @@ def crash_program(seed: int, length: int) -> list[tuple[str, Any]]:
     return program
 
 
+#: The crash program's snapshot interval: a snapshot every few rows, so kills land in them.
+CRASH_SNAPSHOT_INTERVAL = 5
+
+
 def crash_controller(path: str | None) -> tuple[Controller, SandboxOrchestrator, ManualClock]:
     clock = ManualClock(T0)
     orchestrator = SandboxOrchestrator(clock=clock)
+    journal = None if path is None else Journal(path, snapshot_interval=CRASH_SNAPSHOT_INTERVAL)
     controller = Controller(
-        CRASH_CONTRACT, KEY, orchestrator=orchestrator, clock=clock, journal=path
+        CRASH_CONTRACT, KEY, orchestrator=orchestrator, clock=clock, journal=journal
     )
     return controller, orchestrator, clock
 
@@ -167,3 +173,40 @@ def crash_writer(path: str, seed: int, length: int, acks: Connection) -> None:
         if is_journaled(move):
             acks.send(number)
     acks.send("done")
+
+
+# -- the threaded crash program ---------------------------------------------------------------
+
+#: Room for every registration the threaded crash writer makes.
+ROOMY_CONTRACT = ReplicationContract(max_depth=2, max_replicas=100_000, cooldown_seconds=0)
+
+
+def threaded_crash_writer(path: str, threads: int, acks: Connection) -> None:
+    """Register workers from ``threads`` threads at once (group commit), until killed.
+
+    Each registration's worker id is sent once its call returned (acknowledged).
+    """
+    import threading
+
+    controller = Controller(
+        ROOMY_CONTRACT,
+        KEY,
+        clock=ManualClock(T0),
+        journal=Journal(path, snapshot_interval=CRASH_SNAPSHOT_INTERVAL),
+    )
+    sending = threading.Lock()
+
+    def work(thread: int) -> None:
+        for number in range(100_000):
+            worker_id = f"t{thread}-{number}"
+            controller.register_worker(hand_signed(worker_id))
+            with sending:
+                acks.send(worker_id)
+
+    workers = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(threads)]
+    with sending:
+        acks.send("ready")
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()

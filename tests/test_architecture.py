@@ -26,6 +26,7 @@ CORE = {
     "_containers",
     "_ed25519",
     "_exceptions",
+    "_files",
     "_frozen",
     "_issuing",
     "_kill_switch",

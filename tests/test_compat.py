@@ -1,8 +1,8 @@
 """What code written for the older, mutable implementation relies on, and still gets.
 
 Each test pins one behaviour the older API's users depend on (found by running
-that implementation's own test suite against this package; README,
-"Compatibility with the older implementation"): its error phrases, values that
+that implementation's own test suite against this package; docs/compatibility.md,
+"What differs, and why"): its error phrases, values that
 compare equal to plain dicts and lists, its log records and audit names, its
 ``can_spawn`` and kill-switch flag, and its refusals of expired workers.
 The deliberate differences are pinned where they live (immutability in

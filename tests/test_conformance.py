@@ -8,18 +8,38 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from replication.conformance.adapters.adapter import ReferenceImplementation
+from replication.conformance.adapters.observations import Reporting
 from replication.conformance.adapters.preflight import load_factory
 from replication.conformance.reports.known import KnownDivergences
 from replication.conformance.reports.progress import Progress
+from replication.conformance.sequential.machine import differential_machine
 from replication.conformance.sequential.reproduction import minimise
-from replication.conformance.sequential.results import ConformanceFailure, compare_observations
+from replication.conformance.sequential.results import (
+    ConformanceFailure,
+    RunStats,
+    compare_observations,
+)
 from replication.conformance.sequential.runner import SetupError, run_conformance
-from replication.conformance.sequential.witnesses import denial
+from replication.conformance.sequential.steering import DIRECTED, steer
+from replication.conformance.sequential.witnesses import (
+    COOLDOWN_BOUNDARY,
+    DEREGISTER_WITH_CONTAINER,
+    EXPIRY_AT_BOUNDARY,
+    EXPIRY_REMOVED,
+    GENERATED_ID_SKIPPED_REGISTERED,
+    REAP_AT_BOUNDARY,
+    REQUIRED,
+    SIBLING_AFTER_DEPARTURE,
+    SKEW_AT_BOUNDARY,
+    denial,
+    required_for_kit,
+)
 from replication.errors import ReasonCode
 from replication.invariants import Observation, WorkerView
 from tests import toy_implementation as toys
@@ -97,13 +117,13 @@ class TestBlindSpots:
     @pytest.mark.parametrize(
         ("factory", "seed", "first_line", "shows"),
         [
-            (toys.SpawnTimeForgotten, 2, "observation divergence at deregister_worker",
+            (toys.SpawnTimeForgotten, 2, "observation divergence at ",
              ".last_child_registered_at: expected datetime.datetime("),
             (toys.StopConditionFailsOpen, 1, "decision divergence at register_worker",
              "denied (stop_condition)  | allowed"),
             (toys.ReplayCheckedAgainstRegistryOnly, 2, "decision divergence at register_worker",
              "denied (replay)  | allowed"),
-            (toys.QuotaCheckedAtIssueOnly, 2, "decision divergence at register_worker",
+            (toys.QuotaCheckedAtIssueOnly, 1, "decision divergence at register_worker",
              "- INV-QUOTA: "),
             (toys.HmacColonJoined, 2, "reason divergence at register_worker",
              "denied (bad_signature)  | denied (parent_unknown)"),
@@ -120,7 +140,7 @@ class TestBlindSpots:
     # Spec: R-KIT-3, R-QUOTA-1.
     def test_an_invariant_broken_by_a_wrong_decision_is_reported_broken(self):
         """No cascade either way: INV-QUOTA fails with the decision, and nothing else does."""
-        report = run_conformance(toys.QuotaCheckedAtIssueOnly, seed=2, shrink=False)
+        report = run_conformance(toys.QuotaCheckedAtIssueOnly, seed=1, shrink=False)
         statuses = {name.split(":")[0]: check.status for name, check in report.checks.items()}
         assert statuses["INV-QUOTA"] == "FAIL"
         assert statuses["decisions agree with the reference"] == "FAIL"
@@ -138,12 +158,54 @@ class TestBlindSpots:
         assert report.witnesses[denial(ReasonCode.BAD_SIGNATURE)] > 0
 
 
+class TestAdversarialInstantsAndIds:
+    """Faults at a time rule's boundary instant, and ids handed out twice, caught by the default
+    run."""
+
+    # Spec: R-KIT-5, R-COOLDOWN-1, R-REAP-1, R-EXPIRE-1, R-REGISTER-1, R-ISSUE-3.
+    @pytest.mark.parametrize(
+        ("factory", "first_line", "shows"),
+        [
+            (toys.CooldownEndsLate, "decision divergence at issue_manifest",
+             "allowed   | denied (cooldown)"),
+            (toys.ReapsAtTheBoundary, "observation divergence at reap_stale_workers",
+             "registered workers: expected"),
+            (toys.ExpiresAtTheBoundary, "observation divergence at expire_workers",
+             "registered workers: expected"),
+            (toys.SkewBoundaryRefused, "divergence at register_worker",
+             "| denied (issued_in_future)"),
+            (toys.GeneratedIdSkipsIssuedOnly, "decision divergence at register_worker",
+             "allowed   | denied (replay)"),
+        ],
+        ids=lambda value: getattr(value, "__name__", None),
+    )  # fmt: skip
+    def test_each_is_caught_by_the_default_run(self, factory, first_line, shows):
+        """An off-by-one comparison at each time rule's boundary, and a generator that skips
+        issued ids but not registered ones, are not conformant."""
+        report = run_conformance(factory, seed=3, shrink=False)
+        assert report.verdict == "NOT CONFORMANT", report.render()
+        assert report.failure is not None
+        assert first_line in report.failure.splitlines()[0], report.failure
+        assert shows in report.failure
+
+    # Spec: R-KIT-5.
+    def test_each_boundary_instant_is_a_witness_a_correct_run_reaches(self):
+        """The reap, expiry and skew boundary instants, the cooldown's and the id collision
+        with a foreign registration are required, and reached."""
+        report = run_conformance(toys.ToyImplementation, seed=3)
+        for witness in (COOLDOWN_BOUNDARY, REAP_AT_BOUNDARY, EXPIRY_AT_BOUNDARY,
+                        SKEW_AT_BOUNDARY, GENERATED_ID_SKIPPED_REGISTERED):  # fmt: skip
+            assert witness in REQUIRED
+            assert report.witnesses[witness] > 0, report.render()
+        assert report.verdict == "CONFORMANT", report.render()
+
+
 class TestKeepGoing:
     """Every distinct divergence in one run, and the known ones set aside."""
 
     # Spec: R-KIT-8.
     def test_keep_going_lists_each_distinct_divergence_once(self):
-        report = run_conformance(toys.TwoFaults, profile="dev", seed=3, keep_going=True,
+        report = run_conformance(toys.TwoFaults, profile="dev", seed=1, keep_going=True,
                                  shrink=False)  # fmt: skip
         assert report.verdict == "NOT CONFORMANT"
         assert report.rounds == 3
@@ -168,7 +230,7 @@ class TestKeepGoing:
             "decision at kill_worker: expected allowed | got denied (unknown_worker)\n"
         )
         known = KnownDivergences.load(known_file)
-        report = run_conformance(toys.TwoFaults, profile="dev", seed=3, known=known)
+        report = run_conformance(toys.TwoFaults, profile="dev", seed=1, known=known)
         assert report.failures == ()
         assert report.verdict == "NO DIVERGENCE FOUND"
         assert [d.known for d in report.divergences] == [True, True]
@@ -178,7 +240,7 @@ class TestKeepGoing:
         assert "warning: known divergence no longer occurs: decision at kill_worker" in (
             report.render()
         )
-        strict = run_conformance(toys.TwoFaults, profile="dev", seed=3, known=known,
+        strict = run_conformance(toys.TwoFaults, profile="dev", seed=1, known=known,
                                  strict=True, shrink=False)  # fmt: skip
         assert strict.verdict == "NOT CONFORMANT"
         assert strict.stale_known == ()
@@ -241,8 +303,9 @@ def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
     found = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False)
     assert found.program is not None
     failure = found.failures[0]
-    program, replayed = minimise(found.program, toys.IgnoresCooldown, failure.signature,
-                                 budget=30)  # fmt: skip
+    minimised = minimise(found.program, toys.IgnoresCooldown, failure.signature, budget=30)
+    program, replayed = minimised.program, minimised.failure
+    assert (minimised.minimal, minimised.stopped) == (True, None)
     assert replayed is not None
     assert replayed.signature == failure.signature
     steps = re.findall(r"^(?:\w+ = )?state\.(?!start\(|teardown)\w+\(.*$", program, re.M)
@@ -251,6 +314,28 @@ def test_the_printed_program_keeps_no_step_the_divergence_does_not_need():
     for index in range(len(steps) - 1):  # removing any step loses the divergence
         shorter = program.replace(steps[index] + "\n", "", 1)
         assert reproduced(shorter) != failure.signature
+
+
+class TestShrinkingSaysHowItEnded:
+    """A program is shrunk to a fixed point, or the report says it was not, and why."""
+
+    # Spec: R-KIT-6.
+    def test_a_budget_that_runs_out_is_reported_as_such(self):
+        found = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False)
+        failure = found.failures[0]
+        stopped = minimise(found.program, toys.IgnoresCooldown, failure.signature, budget=0)
+        assert (stopped.minimal, stopped.passes) == (False, 0)
+        assert stopped.stopped == "the shrink budget (0 s) ran out in pass 1"
+        assert stopped.failure is not None
+
+    # Spec: R-KIT-6.
+    def test_the_heading_never_says_shrunk_for_a_program_that_was_not(self):
+        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False).render()
+        assert re.search(r"^DIVERGENCE \(decision\), found after .*, not shrunk \(shrinking was "
+                         r"off\):$", text, flags=re.M), text  # fmt: skip
+        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink_time=60).render()
+        assert re.search(r", shrunk in [\d.]+ s to a fixed point \(no single step can be "
+                         r"removed\):$", text, flags=re.M), text  # fmt: skip
 
 
 # Spec: R-KIT-7.
@@ -285,8 +370,65 @@ def test_progress_goes_to_a_stream_as_plain_lines_when_it_is_not_a_terminal():
     assert "\r" not in stream.getvalue()
 
 
+class TestConclusiveByConstruction:
+    """Every witness the adapter's vocabulary allows is reached, whatever the seed."""
+
+    # Spec: R-KIT-5.
+    @pytest.mark.parametrize(
+        ("witness", "number"),
+        [(name, number) for name, programs in DIRECTED.items() for number in range(len(programs))],
+    )
+    def test_each_directed_program_reaches_its_witness(self, witness, number, monkeypatch):
+        """Run alone on a correct implementation, each directed program reaches its witness."""
+        monkeypatch.setitem(DIRECTED, witness, (DIRECTED[witness][number],))
+        stats = RunStats()
+        assert [witness] == steer(differential_machine(toys.ToyImplementation, stats=stats),
+                                  [witness])  # fmt: skip
+        assert stats.witnesses.counts[witness] > 0
+
+    # Spec: R-KIT-5.
+    def test_every_required_witness_has_a_directed_program(self):
+        assert set(required_for_kit()) <= set(DIRECTED)
+
+    # Spec: R-KIT-4, R-KIT-5.
+    def test_without_deregister_or_expire_a_correct_implementation_is_conformant(self):
+        """What only deregistration or expiry reaches is n/a, naming the action; what reaping
+        also reaches (a sibling refused after a departure, a replay) is still required."""
+        report = run_conformance(toys.WithoutDeregisterOrExpire, seed=5)
+        assert report.verdict == "CONFORMANT", report.render()
+        assert report.witnesses_not_applicable == {
+            DEREGISTER_WITH_CONTAINER: "deregister",
+            EXPIRY_AT_BOUNDARY: "expire",
+            EXPIRY_REMOVED: "expire",
+        }
+        assert SIBLING_AFTER_DEPARTURE in report.witnesses
+        text = report.render()
+        assert f"  n/a (needs deregister): {DEREGISTER_WITH_CONTAINER}" in text
+        assert f"  n/a (needs expire): {EXPIRY_REMOVED}" in text
+
+    # Spec: R-KIT-5, R-KIT-6.
+    @pytest.mark.parametrize("seed", [0, 1])
+    def test_the_quick_start_is_conformant(self, seed):
+        """A sample of seeds (benchmarks/witnesses.py runs 200): the bundled facade, ci."""
+        report = run_conformance(seed=seed)
+        assert report.verdict == "CONFORMANT", report.render()
+
+    # Spec: R-KIT-5, R-KIT-6.
+    def test_a_divergence_a_directed_program_finds_is_reported_with_it(self):
+        """One random program misses the cooldown's boundary; its directed program finds it,
+        and the report's program, run as it is, reproduces the divergence."""
+        report = run_conformance(toys.CooldownEndsLate, max_examples=1, seed=2)
+        assert report.verdict == "NOT CONFORMANT", report.render()
+        assert report.program is not None
+        assert "state.start_sibling_at_cooldown(timing='cooldown')" in report.program
+        with pytest.raises(ConformanceFailure):
+            exec(report.program, {})  # noqa: S102 - the point is that it runs
+
+
 # Spec: R-KIT-5.
-def test_an_inconclusive_run_is_not_a_pass():
+def test_an_inconclusive_run_is_not_a_pass(monkeypatch):
+    """Without the directed programs, three programs leave witnesses unreached."""
+    monkeypatch.setattr("replication.conformance.sequential.runner.steer", lambda *_: [])
     report = run_conformance(ReferenceImplementation, profile="ci", max_examples=3, seed=4)
     assert report.verdict == "INCONCLUSIVE"
     assert not report.conformant
@@ -328,6 +470,44 @@ class TestSetup:
         assert len(compare_observations(expected, wrong)) == 3
 
 
+class TestLearntAtFirstSight:
+    """An adapter that declares nothing has each optional field decided once, by its own first
+    answer; a field decided unreported is treated exactly as a declared one."""
+
+    T = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def views(self, registered_at):
+        expected = Observation({"a": WorkerView("a", None, 0, registered_at=self.T)},
+                               frozenset(), False)  # fmt: skip
+        got = Observation({"a": WorkerView("a", None, 0, registered_at=registered_at)},
+                          frozenset(), False)  # fmt: skip
+        return expected, got
+
+    # Spec: R-KIT-2.
+    def test_a_none_at_first_sight_makes_the_field_unreported_for_the_run(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(None))
+        assert "registered_at" in reporting.unreported
+        assert "registered_at" not in reporting.unseen
+        reporting.learn(*self.views(self.T))  # decided once: a later value changes nothing
+        assert "registered_at" in reporting.unreported
+
+    # Spec: R-KIT-2.
+    def test_a_value_is_still_compared_once_the_field_is_unreported(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(None))
+        expected, got = self.views(self.T + timedelta(seconds=1))
+        assert compare_observations(expected, got, reported=reporting.reported) != []
+        assert compare_observations(*self.views(None), reported=reporting.reported) == []
+
+    # Spec: R-KIT-2.
+    def test_a_value_at_first_sight_makes_a_later_none_a_divergence(self):
+        reporting = Reporting(None)
+        reporting.learn(*self.views(self.T))
+        assert "registered_at" in reporting.reported
+        assert compare_observations(*self.views(None), reported=reporting.reported) != []
+
+
 class TestCommandLine:
     # Spec: R-KIT-6.
     def test_a_faulty_implementation_exits_1_with_the_divergence(self):
@@ -349,18 +529,18 @@ class TestCommandLine:
         )
 
 
-def readme_adapter() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def tutorial_adapter() -> str:
+    text = (ROOT / "docs" / "tutorials" / "check-an-implementation.md").read_text(encoding="utf-8")
     return re.search(r"```python\n(# my_adapter\.py\n.*?)```", text, flags=re.S).group(1)
 
 
-class TestTheReadmeAdapter:
-    """A new user's adapter, copied from the README, runs under the CLI and the plugin."""
+class TestTheTutorialsAdapter:
+    """A new user's adapter, copied from the tutorial, runs under the CLI and the plugin."""
 
     # Spec: R-KIT-1, R-KIT-4, R-VECTOR-3.
     def test_under_the_command_line(self, tmp_path):
-        """The README's commands, as written, on the README's adapter; nothing left behind."""
-        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        """The tutorial's commands, as written, on its adapter; nothing left behind."""
+        (tmp_path / "my_adapter.py").write_text(tutorial_adapter())
         result = run_cli("my_adapter:MyAdapter", "--seed", "5", "--json", "report.json",
                          cwd=tmp_path)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
@@ -379,7 +559,7 @@ class TestTheReadmeAdapter:
 
     # Spec: R-KIT-1, R-KIT-4.
     def test_under_the_pytest_plugin(self, tmp_path):
-        (tmp_path / "my_adapter.py").write_text(readme_adapter())
+        (tmp_path / "my_adapter.py").write_text(tutorial_adapter())
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",

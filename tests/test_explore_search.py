@@ -31,7 +31,9 @@ ONE = Bound(
     max_depth=0, max_replicas=1, cooldown=1, heartbeat_timeout=1, expiration=None, max_issued=1
 )
 #: Two workers, a parent and a child, a cooldown longer than the timeout.
-TWO = BOUNDS["tour"]
+TWO = Bound(
+    max_depth=1, max_replicas=2, cooldown=2, heartbeat_timeout=0, expiration=None, max_issued=2
+)
 
 
 @pytest.fixture(scope="module")

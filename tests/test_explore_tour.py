@@ -6,7 +6,9 @@ import pytest
 
 from replication.conformance.adapters.adapter import FacadeImplementation, ReferenceImplementation
 from replication.conformance.adapters.preflight import SetupError, load_adapter
+from replication.conformance.sequential.witnesses import required_for_kit
 from replication.explore import Bound
+from replication.explore.coverage import driven, vocabulary
 from replication.explore.report import render_tour, tour_json
 from replication.explore.tour import TOUR_BOUND, plan_paths, reference_graph, tour, tour_kinds
 from tests import toy_implementation as toys
@@ -65,17 +67,23 @@ class TestFaultyImplementations:
             (toys.ReapLeavesContainer, "invariant", "reap_stale_workers"),
             (toys.QuarantinedHeartbeat, "decision", "heartbeat"),
             (toys.DuplicateLaunchReplaces, "decision", "launch_worker"),
+            (toys.QuotaCheckedAtIssueOnly, "decision", "register_worker"),
+            (toys.CooldownEndsLate, "decision", "issue_manifest"),
+            (toys.ReapsAtTheBoundary, "observation", "reap_stale_workers"),
+            (toys.ExpiresAtTheBoundary, "observation", "expire_workers"),
+            (toys.SkewBoundaryRefused, "reason", "register_worker"),
         ],
         ids=lambda value: getattr(value, "__name__", str(value)),
     )
     def test_each_faulty_implementation_is_caught(self, graph, factory, kind, action):
-        """R-EXPLORE-13: the tour finds each fault, with the path that leads to it."""
+        """R-EXPLORE-13: the tour finds each fault, with the path that leads to it: a time rule
+        off by one at its boundary instant and a quota not checked at registration included."""
         result = tour(factory, explored=graph)
         assert result.verdict == "NOT CONFORMANT"
         divergence = result.divergence
         assert (kind, action) == (divergence.failure.kind, divergence.failure.action)
         assert divergence.steps == result.steps
-        assert str(divergence.actions[0]) == "issue"
+        assert divergence.actions[0].kind.startswith("issue")
 
 
 class TestConformingImplementations:
@@ -112,6 +120,39 @@ class TestConformingImplementations:
             tour(Flying, SMALL)
         with pytest.raises(ValueError, match="gaps may only name"):
             tour_kinds({"fly"})
+
+
+class TestCoverage:
+    """R-EXPLORE-15: a tour says which outcomes of the adapter's vocabulary it drove."""
+
+    def test_the_tour_bound_drives_every_reason_code_the_kits_witnesses_name(self, graph):
+        """Every outcome but three the tour cannot name, a quota refused at registration too."""
+        every_edge = [(s, n) for s, edges in graph.graph.items() for n in range(len(edges))]
+        outcomes = driven(graph.graph, every_edge)
+        assert ("register_worker", "quota") in outcomes
+        codes = {outcome for _, outcome in outcomes}
+        named = {n.removeprefix("denied: ") for n in required_for_kit() if n.startswith("denied: ")}
+        assert named <= codes
+        assert sorted(vocabulary(graph.kinds) - outcomes) == [
+            ("deregister_worker", "unknown_worker"),
+            ("quarantine_worker", "unknown_worker"),
+            ("release_worker", "unknown_worker"),
+        ]
+
+    def test_a_tour_is_conformant_only_on_what_it_drove(self):
+        """The verdict line lists what the bound never drove; the report says what would."""
+        result = tour(toys.ToyImplementation, SMALL)
+        assert result.verdict == "CONFORMANT"
+        assert result.not_driven["register denied quota"] == (
+            "--bound small (more manifests than places (max_issued > max_replicas))"
+        )
+        text = render_tour(result)
+        verdict = text.splitlines()[-1]
+        assert verdict.startswith("CONFORMANT on the tour bound; not driven: ")
+        assert "register denied quota" in verdict
+        assert "issue denied quota" in verdict
+        assert "  register denied quota: --bound small (more manifests than places" in text
+        assert tour_json(result)["not_driven"] == result.not_driven
 
 
 #: The smallest bound with a kill, a heartbeat and a second path: the unruly adapters'.
@@ -199,9 +240,10 @@ class TestUnrulyImplementations:
         gaps = "kill_switch, quarantine, release"
         assert f"  declared gaps: {gaps} (their actions are not in the graph)" in lines
         assert "  not reported (declared): manifest" in lines
-        assert lines[-1].startswith(
-            "CONFORMANT (left out: declared gaps kill_switch, quarantine, release; "
-            "not reported manifest): "
+        assert lines[-1].startswith("CONFORMANT on the tour bound; not driven: ")
+        assert (
+            " (left out: declared gaps kill_switch, quarantine, release; not reported manifest): "
+            in lines[-1]
         )
         data = tour_json(result)
         assert (data["gaps"], data["unreported"]) == (["kill_switch", "quarantine", "release"],

@@ -765,6 +765,26 @@ class TestFailClosed:
         controller.register_worker(hand_signed("b"))
 
     # Spec: R-JOURNAL-10, R-JOURNAL-6.
+    def test_rows_read_before_a_lock_timeout_are_applied_by_the_next_action(self, opened, tmp_path):
+        """Another process's row, read while waiting for a lock that never came, is not lost:
+        the failed action applies nothing, and the next one applies that row before its own."""
+        path = tmp_path / "j.db"
+        controller = opened(path, lock_timeout=0.2)
+        controller.register_worker(hand_signed("a"))
+        other = opened(path)
+        other.register_worker(hand_signed("b"))
+        holder = raw(path)
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(JournalLockedError):
+            controller.register_worker(hand_signed("c"))
+        assert sorted(controller.registry) == ["a"]
+        holder.execute("ROLLBACK")
+        holder.close()
+        controller.register_worker(hand_signed("c"))
+        assert sorted(controller.registry) == ["a", "b", "c"]
+        assert fingerprint(controller.state) == fingerprint(verify_journal(path).state)
+
+    # Spec: R-JOURNAL-10, R-JOURNAL-6.
     def test_a_row_another_writer_appended_that_does_not_verify_stops_every_action(
         self, opened, tmp_path
     ):

@@ -17,10 +17,13 @@ def test_a_tiny_run_reports_every_figure_and_a_verdict(tmp_path):
         results["replay"]["start_us"],
         results["replay"]["verify_seconds"],
         results["trace_check"]["us"],
+        results["threads_1_disk"]["decisions_per_s"],
+        results["threads_8_disk"]["decisions_per_s"],
     ]
     assert all(math.isfinite(value) and value > 0 for value in figures)
     assert results["replay"]["rows"] == results["in_memory"]["calls"]
     report = bench.render(results)
-    assert "replay of" in report
-    assert ("PASS" in report) != ("MISS" in report)
+    assert f"controller start on {results['replay']['rows']:,} rows" in report
+    assert "8 threads, one process, disk, FULL >= 5,000/s" in report
+    assert results["threads_8_disk"]["decisions"] == 16
     assert list(tmp_path.iterdir()) == []  # nothing left behind

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from replication import Controller
 from replication.journal import verify_journal
 from replication.journal.chain import fingerprint
 from replication.journal.verify import reading
@@ -128,7 +129,7 @@ class TestKillSwitch:
 
 
 class TestCrashInjection:
-    # Spec: R-JOURNAL-5, R-JOURNAL-9, R-JOURNAL-10.
+    # Spec: R-JOURNAL-5, R-JOURNAL-9, R-JOURNAL-10, R-JOURNAL-17.
     @pytest.mark.parametrize("seed", range(12))
     def test_a_writer_killed_at_a_random_point_loses_no_acknowledged_action(self, tmp_path, seed):
         """SIGKILL at a random moment of a writing process: every acknowledged action is in
@@ -182,3 +183,55 @@ class TestCrashInjection:
         assert written == rows
         assert fingerprint(verified.state) == fingerprint(controller.state)
         assert verified.state == controller.state
+        # A controller starting on it trusts only a snapshot that verifies (R-JOURNAL-17):
+        # the latest, and with it the rows after, give the state of the full replay.
+        assert verified.snapshots == min(1, rows // support.CRASH_SNAPSHOT_INTERVAL)
+        started, _, _ = support.crash_controller(path)
+        try:
+            expected = rows - rows % support.CRASH_SNAPSHOT_INTERVAL
+            assert started.journal.started_from == expected  # type: ignore[union-attr]
+            assert started.state == verified.state
+        finally:
+            started.journal.close()  # type: ignore[union-attr]
+
+
+class TestThreadedCrash:
+    # Spec: R-JOURNAL-5, R-JOURNAL-17, R-JOURNAL-19.
+    @pytest.mark.parametrize("seed", range(6))
+    def test_a_writer_of_four_threads_killed_at_random_loses_no_acknowledged_decision(
+        self, tmp_path, seed
+    ):
+        """SIGKILL at a random moment of a process whose four threads share commits: every
+        registration acknowledged to its thread is in the journal, which verifies (every
+        snapshot included), and a controller starting on it from its latest snapshot has
+        the state of the full replay."""
+        context = support.processes()
+        path = str(tmp_path / "crash.db")
+        draw = random.Random(seed)
+        target = draw.randrange(10, 60)
+        receive, send = context.Pipe(duplex=False)
+        writer = context.Process(target=support.threaded_crash_writer, args=(path, 4, send))
+        writer.start()
+        assert receive.poll(PATIENCE)
+        assert receive.recv() == "ready"
+        acknowledged = []
+        while len(acknowledged) < target:
+            assert receive.poll(PATIENCE), "the writer stopped acknowledging"
+            acknowledged.append(receive.recv())
+        time.sleep(draw.uniform(0, 0.01))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(writer.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        writer.join(PATIENCE)
+        while receive.poll(0.01):
+            acknowledged.append(receive.recv())
+
+        verified = verify_journal(path)
+        assert set(acknowledged) <= set(verified.state.registry)
+        started = Controller(support.ROOMY_CONTRACT, support.KEY, journal=path)
+        try:
+            assert started.state == verified.state
+            assert started.journal.started_from == (  # type: ignore[union-attr]
+                verified.head.sequence - verified.head.sequence % support.CRASH_SNAPSHOT_INTERVAL
+            )
+        finally:
+            started.journal.close()  # type: ignore[union-attr]

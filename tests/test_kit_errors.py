@@ -334,6 +334,16 @@ class TestImplementationsThatMisbehave:
         ), out  # fmt: skip
         assert "[FAIL] every call returned within the time limit (0.3 s)" in out
         assert out.rstrip().endswith("NOT CONFORMANT")
+        # The program that hung, up to the hanging call: its contract, then every call.
+        lines = out.splitlines()
+        first = lines.index(
+            "  the program up to the hanging call (every call into the adapter, with its clock):"
+        )
+        assert lines[first + 1].startswith("    start(contract={'max_depth': ")
+        last = next(n for n in range(first, len(lines)) if lines[n].endswith("<- did not return"))
+        calls = lines[first + 2 : last + 1]
+        assert all(re.match(r"^    \w+\(.*\)  # clock \+", call) for call in calls), calls
+        assert re.match(r"^    launch\(Manifest\(worker_id='k\d+', ", calls[-1]), calls[-1]
 
     # Spec: R-KIT-6, R-KIT-7.
     @pytest.mark.parametrize(

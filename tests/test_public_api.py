@@ -107,3 +107,15 @@ def test_the_kits_module_paths_from_before_its_grouping_still_work():
     )
     assert concurrent.run_concurrent is concurrent.runner.run_concurrent
     assert vectors.check_vectors is vectors.check.check_vectors
+
+
+@pytest.mark.parametrize("module", ["transitions", "model", "errors", "encoding"])
+def test_a_name_defined_in_a_private_module_shows_its_public_path(module):
+    """What a public module re-exports from a private one reads as the public module's own."""
+    imported = importlib.import_module(f"replication.{module}")
+    shown = {
+        name: getattr(imported, name).__module__
+        for name in imported.__all__
+        if isinstance(getattr(imported, name), type) or callable(getattr(imported, name))
+    }
+    assert shown == dict.fromkeys(shown, f"replication.{module}")

@@ -36,6 +36,7 @@ ORDER = (
     "06-exploration.md",
     "07-journal.md",
     "08-process-backend.md",
+    "09-wire-protocol.md",
 )
 
 #: A clause is defined by a paragraph opening with its bold identifier and a colon.

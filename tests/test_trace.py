@@ -467,15 +467,16 @@ class TestCommands:
         assert "--contract must be 'module:attribute'" in capsys.readouterr().err
 
     # Spec: R-TRACE-3.
-    def test_the_readme_shows_the_real_report_of_a_bad_sample(self, capsys, monkeypatch):
+    def test_the_tutorial_shows_the_real_report_of_a_bad_sample(self, capsys, monkeypatch):
         monkeypatch.chdir(ROOT)
-        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        tutorial = ROOT / "docs" / "tutorials" / "check-an-implementation.md"
+        readme = tutorial.read_text(encoding="utf-8")
         block = re.search(
             r"```text\n\$ replication trace check (specs/vectors/traces/\S+)\n(.*?)```",
             readme,
             flags=re.S,
         )
-        assert block, "README.md shows no `replication trace check` run"
+        assert block, "the tutorial shows no `replication trace check` run"
         code = main(["trace", "check", block.group(1)])
         shown = block.group(2)
         assert shown == capsys.readouterr().out

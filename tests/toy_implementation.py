@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from replication.model import Manifest, ReplicationContext, StopCondition
 
 __all__ = [
+    "BOUNDARY_FAULTS",
+    "CooldownEndsLate",
     "DepthOffByOne",
     "DuplicateLaunchReplaces",
+    "ExpiresAtTheBoundary",
+    "GeneratedIdSkipsIssuedOnly",
     "HmacColonJoined",
     "HmacSigning",
     "IgnoresCooldown",
@@ -36,11 +40,14 @@ __all__ = [
     "QuarantinedHeartbeat",
     "QuotaCheckedAtIssueOnly",
     "ReapLeavesContainer",
+    "ReapsAtTheBoundary",
     "ReplayCheckedAgainstRegistryOnly",
+    "SkewBoundaryRefused",
     "SpawnTimeForgotten",
     "StopConditionFailsOpen",
     "ToyImplementation",
     "TwoFaults",
+    "WithoutDeregisterOrExpire",
     "WithoutQuarantine",
 ]
 
@@ -110,6 +117,12 @@ class WithoutQuarantine(PlainModel):
     gaps = frozenset({"quarantine", "release"})
 
 
+class WithoutDeregisterOrExpire(PlainModel):
+    """A correct implementation without the optional deregistration and expiry, and says so."""
+
+    gaps = frozenset({"deregister", "expire"})
+
+
 # -- the blind spots ---------------------------------------------------------------------------
 
 
@@ -147,6 +160,71 @@ class QuotaCheckedAtIssueOnly(PlainModel):
 
     def _full_at_registration(self) -> bool:
         return False
+
+
+# -- each time rule off by one at its boundary instant (">=" for ">", "<=" for "<") ---------
+
+
+class CooldownEndsLate(PlainModel):
+    """A sibling exactly ``cooldown_seconds`` after the last child is refused (``<=`` for ``<``)."""
+
+    def _too_soon(self, parent_id: str, now: datetime) -> bool:
+        last = self.spawn_times.get(parent_id)
+        return last is not None and now - last <= self.contract.cooldown
+
+
+class ReapsAtTheBoundary(PlainModel):
+    """A worker silent for exactly the timeout is reaped (``>=`` for ``>``)."""
+
+    def reap(self, timeout: timedelta) -> None:
+        now = self.clock()
+        for worker_id in [
+            w for w, e in self.registry.items() if now - e["last_heartbeat"] >= timeout
+        ]:
+            self._remove(worker_id)
+
+
+class ExpiresAtTheBoundary(PlainModel):
+    """A worker registered exactly ``expiration_seconds`` ago expires (``>=`` for ``>``)."""
+
+    def expire(self) -> None:
+        now, expiration = self.clock(), self.contract.expiration
+        if expiration is None:
+            return
+        for worker_id in [
+            w for w, e in self.registry.items() if now - e["registered_at"] >= expiration
+        ]:
+            self._remove(worker_id)
+
+
+class SkewBoundaryRefused(PlainModel):
+    """A manifest issued exactly ``clock_skew_seconds`` ahead is refused (``>=`` for ``>``)."""
+
+    def _from_the_future(self, issued_at: datetime, now: datetime) -> bool:
+        return issued_at - now >= self.contract.clock_skew
+
+
+#: The time rules' boundary faults, by the rule each breaks.
+BOUNDARY_FAULTS = {
+    "cooldown": CooldownEndsLate,
+    "heartbeat timeout": ReapsAtTheBoundary,
+    "expiration": ExpiresAtTheBoundary,
+    "clock skew": SkewBoundaryRefused,
+}
+
+
+# -- identifiers as adversaries -------------------------------------------------------------
+
+
+class GeneratedIdSkipsIssuedOnly(PlainModel):
+    """The ``w<n>`` generator skips the ids it issued, not those registered from manifests it
+    never issued (signed outside the controller): it hands a registered id out again."""
+
+    def _new_id(self) -> str:
+        serial = len(self.issued) + 1
+        while f"w{serial}" in self.issued:
+            serial += 1
+        return f"w{serial}"
 
 
 # -- signing with another scheme, in the adapter ----------------------------------------------

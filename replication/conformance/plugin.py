@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--replication-impl", metavar="MODULE:FACTORY", action="append", default=[],
                     help="check this adapter against the reference model (repeatable: one "
                     "test item per adapter)")  # fmt: skip
+    group.addoption("--replication-exec", metavar="COMMAND", action="append", default=[],
+                    help="check the implementation COMMAND runs, over the wire protocol "
+                    "(specs/09; repeatable)")  # fmt: skip
     group.addoption("--replication-mode", default="observation",
                     choices=("decision", "reason", "observation"),
                     help="what must agree (default: observation)")  # fmt: skip
@@ -132,7 +135,10 @@ class ConformanceItem(pytest.Item):
             report = self.report
             first = report.failures[0].text.splitlines()[0] if report.failures else ""
             summary = report.verdict + (f": {first}" if first else "")
-            raise ConformanceFailed(summary, report.render())
+            from replication.conformance.wire.options import after_run  # noqa: PLC0415
+
+            extra = after_run(self.target, report, None)
+            raise ConformanceFailed(summary, "\n".join([report.render(), *extra]))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
         """Show the kit's report, not a traceback into the kit."""
@@ -145,12 +151,20 @@ class ConformanceItem(pytest.Item):
         return self.target, None, f"replication conformance: {self.target}"
 
 
+def _targets(config: pytest.Config) -> list[str]:
+    """Return the adapters of ``--replication-impl`` and the commands of ``--replication-exec``."""
+    from replication.conformance.wire.client import EXEC_PREFIX  # noqa: PLC0415
+
+    commands = config.getoption("replication_exec")
+    return [*config.getoption("replication_impl"), *(EXEC_PREFIX + c for c in commands)]
+
+
 class _Adapters(pytest.Collector):
     """The adapters named by ``--replication-impl``: one item each."""
 
     def collect(self) -> list[pytest.Item]:
         """One :class:`ConformanceItem` per target."""
-        targets = self.config.getoption("replication_impl")
+        targets = _targets(self.config)
         return [
             ConformanceItem.from_parent(self, name=f"conformance[{target}]", target=target)
             for target in dict.fromkeys(targets)
@@ -162,7 +176,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """Collect the adapters' items as pytest collects any other, so the count is right."""
-    if config.getoption("replication_impl"):
+    if _targets(config):
         adapters = _Adapters.from_parent(session, name="replication", nodeid="replication")
         items.extend(session.genitems(adapters))
 

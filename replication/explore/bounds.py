@@ -169,13 +169,20 @@ BOUNDS: Final[Mapping[str, Bound]] = {
         max_issued=2,
     ),
     "small": Bound(max_depth=1, max_replicas=2, max_issued=3, expiration=3),
+    # The tour's bound holds the boundary instant of every time rule, each with
+    # both of its sides: a sibling at a cooldown age of 1 and 2 ticks, a reap at
+    # a heartbeat age of 0 (the timeout) and 1, an expiry at a registration age
+    # of 1 (the expiration) and 2, a registration issued at the clock (a skew of
+    # 0) and one tick ahead. Three manifests for two places let a registration
+    # meet a full registry, which the quota must refuse at registration too.
     "tour": Bound(
         max_depth=1,
         max_replicas=2,
         cooldown=2,
         heartbeat_timeout=0,
-        expiration=None,
-        max_issued=2,
+        expiration=1,
+        clock_skew=0,
+        max_issued=3,
     ),
     "default": DEFAULT,
 }

@@ -163,6 +163,9 @@ def add_explore_command(commands: Any) -> None:
         default=None,
         help="tour this adapter's implementation over every edge of the graph",
     )
+    from replication.conformance.wire.options import add_exec_option  # noqa: PLC0415
+
+    add_exec_option(parser)
     parser.add_argument(
         "--timeout",
         type=_seconds,
@@ -467,9 +470,17 @@ def _finish(code: int, writes: list[tuple[str, Callable[[], object]]], notes: li
 
 def run(arguments: argparse.Namespace) -> int:
     """Run ``replication explore``; return its exit code (see :data:`EXIT_CODES`)."""
+    from replication.conformance.wire.options import exec_target  # noqa: PLC0415
+
     progress = None if arguments.quiet else _Progress()
     try:
         try:
+            try:
+                arguments.impl = exec_target(
+                    arguments.exec_command, arguments.impl, other_option="--impl"
+                )
+            except ValueError as error:
+                raise _UsageError(str(error)) from None
             _check_options(arguments)
             command = _tour if arguments.impl is not None else _explore
             return command(arguments, progress)

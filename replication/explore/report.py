@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from replication import __version__
 from replication._text import counted
 from replication.explore.actions import HOSTILE_KINDS
+from replication.explore.coverage import phrase
 from replication.explore.expand import ALLOWED, CRASH, DEADLOCK, HOSTILE
 from replication.invariants import INVARIANTS
 
@@ -224,6 +225,21 @@ def render_tour(tour: Tour) -> str:
     if tour.stopped is not None:
         lines.append(f"  stopped by {tour.stopped}: the edges not taken were not checked")
     lines += ["", "left out of the tour:", *_left_out(tour)]
+    # What the bound would not drive is said of a tour that took every edge; one cut
+    # short by a divergence or a limit left pairs undriven that its bound drives.
+    complete = tour.divergence is None and tour.stopped is None and tour.covered == tour.edges
+    missed = tour.not_driven if complete else {}
+    driven = len(tour.driven & tour.vocabulary)
+    lines += [
+        "",
+        (
+            f"coverage: {driven} of {len(tour.vocabulary)} (action, outcome) pairs of the "
+            f"adapter's vocabulary driven{'' if complete else ' before the tour stopped'}"
+        ),
+    ]
+    if missed:
+        lines.append("not driven on this bound (what would drive it):")
+        lines += [f"  {outcome}: {how}" for outcome, how in missed.items()]
     divergence = tour.divergence
     if divergence is not None:
         lines += [
@@ -250,10 +266,14 @@ def render_tour(tour: Tour) -> str:
         [f"left out: {'; '.join(tour.left_out)}"] if tour.left_out else []
     )
     qualified = f" ({'; '.join(qualifiers)})" if qualifiers else ""
+    verdict = tour.verdict
+    if verdict == "CONFORMANT" and missed:
+        # Conformant on what the tour drove, and only on that.
+        verdict = f"CONFORMANT on the tour bound; not driven: {', '.join(missed)}"
     lines += [
         "",
         (
-            f"{tour.verdict}{qualified}: {detail}, {counted(tour.paths, 'path')}, "
+            f"{verdict}{qualified}: {detail}, {counted(tour.paths, 'path')}, "
             f"{counted(tour.steps, 'step')}, "
             f"{exploration.seconds + tour.seconds:.1f} s"
         ),
@@ -281,6 +301,8 @@ def tour_json(tour: Tour) -> dict[str, Any]:
         "unreported_declared": tour.unreported_declared,
         "unseen": sorted(tour.unseen),
         "stopped": tour.stopped,
+        "driven": sorted(phrase(outcome) for outcome in tour.driven),
+        "not_driven": tour.not_driven,
         "divergence": None
         if divergence is None or failure is None
         else {

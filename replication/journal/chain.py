@@ -47,8 +47,10 @@ __all__ = [
     "digest",
     "fingerprint",
     "fingerprint_bytes",
+    "format_time",
     "is_valid_checkpoint",
     "is_valid_header",
+    "is_valid_signature",
     "sign_checkpoint",
     "sign_header",
     "verify_checkpoint",
@@ -72,7 +74,7 @@ def _manifest_digest(manifest: Manifest) -> str:
     return hashlib.sha256(signed).hexdigest()
 
 
-def _time(moment: datetime) -> str:
+def format_time(moment: datetime) -> str:
     """:func:`replication.encoding.format_timestamp`, four times faster for a time in UTC."""
     if moment.tzinfo is UTC:  # every time in a state is (R-TIME-2)
         return moment.isoformat(timespec="microseconds")[:-6] + "Z"
@@ -80,7 +82,7 @@ def _time(moment: datetime) -> str:
 
 
 def _times(entries: Any) -> list[list[str]]:
-    return [[key, _time(entries[key])] for key in sorted(entries)]
+    return [[key, format_time(entries[key])] for key in sorted(entries)]
 
 
 #: Manifest digests by the manifest's identity, kept with the manifest (so its id is not reused).
@@ -114,7 +116,7 @@ def state_summary(state: State, digests: Digests | None = None) -> dict[str, Any
                 worker_id,
                 digest_of(record.manifest),
                 record.status,
-                _time(record.started_at),
+                format_time(record.started_at),
                 record.reason,
             ]
             for worker_id, record in sorted(containers.items())
@@ -127,8 +129,8 @@ def state_summary(state: State, digests: Digests | None = None) -> dict[str, Any
             [
                 worker_id,
                 digest_of(entry.manifest),
-                _time(entry.registered_at),
-                _time(entry.last_heartbeat),
+                format_time(entry.registered_at),
+                format_time(entry.last_heartbeat),
             ]
             for worker_id, entry in sorted(registry.items())
         ],
@@ -189,6 +191,13 @@ def sign_header(header: bytes, key: SigningKey) -> str:
 def is_valid_header(header: object, signature: object, key: VerifyingKey) -> bool:
     """Whether ``signature`` is ``key``'s over the header's bytes ``header``."""
     return type(header) is bytes and _is_valid(HEADER_TYPE, header, signature, key)
+
+
+def is_valid_signature(
+    payload_type: str, body: bytes, signature: object, key: VerifyingKey
+) -> bool:
+    """Whether ``signature`` is ``key``'s over ``body`` encoded under ``payload_type``."""
+    return _is_valid(payload_type, body, signature, key)
 
 
 def _is_valid(payload_type: str, body: bytes, signature: object, key: VerifyingKey) -> bool:

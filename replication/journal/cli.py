@@ -1,9 +1,14 @@
-"""``replication journal verify|show|export`` and ``replication trace check``.
+"""``replication journal verify|show|export|copy`` and ``replication trace check``.
+
+Every ``journal`` command takes an SQLite file or a ``postgresql://`` URL
+(shown without its password).
 
 Exit codes: 0, the journal verifies (or the trace's every step is one the
 model gives; ``show`` and ``export`` read every row); 1, a row, checkpoint or
-step fails, named in one line; 2, the command cannot run (no such file, not a
-journal or a trace, a stop condition it cannot evaluate, a bad option).
+step fails, named in one line, or ``show --worker ID`` found no row naming
+the worker; 2, the command cannot run (no such file, not a regular file, a
+file or line too large, not a journal or a trace, a stop condition it cannot
+evaluate, a bad option).
 Errors are one line on stderr; ``--debug`` shows the traceback.
 """
 
@@ -12,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,8 +30,10 @@ __all__ = ["EXIT_CODES", "add_journal_commands"]
 #: What each exit code means.
 EXIT_CODES = {
     0: "verified (every step is the model's)",
-    1: "a row, checkpoint or step fails, and the first is named",
-    2: "cannot run: no such file, not a journal or trace, or an unusable option",
+    1: "a row, checkpoint or step fails, and the first is named (show --worker: no row "
+    "names the worker)",
+    2: "cannot run: no such file, not a regular file, too large, not a journal or trace, or "
+    "an unusable option",
 }
 
 
@@ -49,8 +55,12 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
 
     try:
         contract = resolve(spec)
-    except (ImportError, UnresolvedNameError) as error:
-        message = f"--contract {spec}: {error}"
+    except Exception as error:  # noqa: BLE001 - the user's module may raise anything on import
+        message = (
+            f"--contract {spec}: {error}"
+            if isinstance(error, UnresolvedNameError)
+            else (f"--contract {spec}: {type(error).__name__}: {error}")
+        )
         raise _UsageError(message) from None
     if type(contract) is not ReplicationContract:
         message = f"--contract {spec} is a {type(contract).__name__}, not a ReplicationContract"
@@ -61,12 +71,13 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
 def _load_key(path: str | None) -> VerifyingKey | None:
     if path is None:
         return None
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
     from replication.errors import InvalidKeyError  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     try:
-        return VerifyingKey.from_pem(Path(path).read_bytes())
-    except (OSError, InvalidKeyError) as error:
+        return VerifyingKey.from_pem(read_regular_file(path, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError) as error:
         message = f"--key {path}: {error}"
         raise _UsageError(message) from None
 
@@ -84,6 +95,10 @@ def _anchor(text: str) -> tuple[int, str]:
     return int(sequence), digest
 
 
+#: What a journal argument may be.
+_WHERE = "an SQLite journal file, or a postgresql:// URL of the database holding one"
+#: The most a PEM key file may hold: an Ed25519 key's PEM is about 120 bytes.
+_PEM_LIMIT = 64 * 1024
 #: Hex digits of a row's SHA-256 hash.
 _DIGEST_LENGTH = 64
 
@@ -104,7 +119,7 @@ def _verify(arguments: argparse.Namespace) -> int:
         else "named by the journal's own header; pass --key to pin it"
     )
     switch = "engaged" if state.controller.kill_switch_engaged else "not engaged"
-    print(f"journal {arguments.path}: verified")
+    print(f"journal {_shown(arguments.path)}: verified")
     print(f"  header: journal {header['journal_id']}, signed with the checkpoint key")
     print(f"  rows: {head.sequence}, head {head.hash}")
     if arguments.head is not None:
@@ -113,11 +128,54 @@ def _verify(arguments: argparse.Namespace) -> int:
         f"  checkpoints: {verified.checkpoints}, one every {header['checkpoint_interval']} rows, "
         f"under key {_key_id(header)} ({pinned})"
     )
+    print(f"  snapshots: {verified.snapshots}, each the state replay gives at its row")
     print("  replay: every decision and event is the one the model gives")
     print(
         f"  state: {len(state.registry)} registered, {len(state.containers)} containers, "
         f"kill switch {switch}"
     )
+    return 0
+
+
+def _shown(location: str) -> str:
+    """Return a path as given, a URL without its password."""
+    from replication.journal.stores import display_location  # noqa: PLC0415
+
+    return display_location(location)
+
+
+def _copy(arguments: argparse.Namespace) -> int:
+    from replication.journal.copy import copy_journal  # noqa: PLC0415
+
+    copied = copy_journal(
+        arguments.source,
+        arguments.destination,
+        checkpoint_key=_load_key(arguments.key),
+        contract=_load_contract(arguments.contract),
+    )
+    print(f"journal {_shown(arguments.source)} -> {_shown(arguments.destination)}: copied")
+    print(f"  rows: {copied.head.sequence}, head {copied.head.hash} (the same in both)")
+    print(f"  checkpoints: {copied.checkpoints}, snapshots: {copied.snapshots}")
+    print("  verified: the source before the copy, the copy after it")
+    return 0
+
+
+def _snapshot(arguments: argparse.Namespace) -> int:
+    from replication._files import InputFileError, read_regular_file  # noqa: PLC0415
+    from replication.errors import InvalidKeyError  # noqa: PLC0415
+    from replication.journal.verify import write_snapshot  # noqa: PLC0415
+    from replication.signing import SigningKey  # noqa: PLC0415
+
+    try:
+        key = SigningKey.from_pem(read_regular_file(arguments.key, limit=_PEM_LIMIT))
+    except (OSError, InvalidKeyError, InputFileError, ValueError, TypeError) as error:
+        message = f"--key {arguments.key}: {error} (the checkpoint key's private PEM)"
+        raise _UsageError(message) from None
+    snapshot = write_snapshot(arguments.path, key, contract=_load_contract(arguments.contract))
+    print(
+        f"journal {_shown(arguments.path)}: snapshot of row {snapshot.sequence} written and signed"
+    )
+    print("  the journal was verified from its first row before it was written")
     return 0
 
 
@@ -174,24 +232,35 @@ def _show_row(row: dict[str, Any]) -> str:
 def _show(arguments: argparse.Namespace) -> int:
     from replication.journal.verify import read_row, reading  # noqa: PLC0415
 
+    shown = 0
     with reading(arguments.path) as (_, rows):
         for row in rows:
             body = read_row(arguments.path, row)
             if arguments.worker is None or _mentions(body, arguments.worker):
                 print(_show_row(body))
+                shown += 1
+    if arguments.worker is not None and shown == 0:
+        # As grep: nothing matched is exit 1, so a script can ask whether a worker appears.
+        print(
+            f"replication journal: no row of {arguments.path} names worker {arguments.worker!r}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def _export(arguments: argparse.Namespace) -> int:
     from replication.encoding import canonical_json  # noqa: PLC0415
     from replication.journal.trace import trace_header  # noqa: PLC0415
-    from replication.journal.verify import read_row, reading  # noqa: PLC0415
+    from replication.journal.verify import read_row, reading_signed  # noqa: PLC0415
     from replication.signing import VerifyingKey  # noqa: PLC0415
 
     out = sys.stdout.buffer
-    with reading(arguments.path) as (header, rows):
+    with reading_signed(arguments.path) as (header, signature, rows):
         key = VerifyingKey(bytes.fromhex(header["verifying_key"]))
-        out.write(canonical_json(trace_header(header["contract"], key, header)) + b"\n")
+        signed = signature if type(signature) is str else None
+        line = trace_header(header["contract"], key, header, signed)
+        out.write(canonical_json(line) + b"\n")
         for row in rows:
             read_row(arguments.path, row)  # a trace's step: what is not one is not exported
             out.write(row.body + b"\n")
@@ -253,7 +322,7 @@ def add_journal_commands(commands: Any) -> None:
         "verify",
         help="check the chain, the checkpoints and that replay reproduces every decision",
     )
-    verify.add_argument("path")
+    verify.add_argument("path", help=_WHERE)
     verify.add_argument(
         "--key", metavar="PEM", help="the checkpoint key's public PEM (pins it; default: the "
         "key the journal's header names)",
@@ -268,13 +337,39 @@ def add_journal_commands(commands: Any) -> None:
         "row with that hash, so a journal cut short or replaced is caught",
     )  # fmt: skip
     command(verify, _verify)
+    snapshot = journal.add_parser(
+        "snapshot",
+        help="verify the journal, then store a signed snapshot of the state at its head",
+    )
+    snapshot.add_argument("path")
+    snapshot.add_argument(
+        "--key", metavar="PEM", required=True,
+        help="the checkpoint key's private PEM (unencrypted): the key the header names",
+    )  # fmt: skip
+    snapshot.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(snapshot, _snapshot)
     show = journal.add_parser("show", help="what happened, in order, to one worker or all")
-    show.add_argument("path")
+    show.add_argument("path", help=_WHERE)
     show.add_argument("--worker", metavar="ID", help="only the rows that name this worker")
     command(show, _show)
     export = journal.add_parser("export", help="write the journal as a trace (JSON Lines)")
-    export.add_argument("path")
+    export.add_argument("path", help=_WHERE)
     command(export, _export)
+    copy = journal.add_parser(
+        "copy",
+        help="copy a journal into an empty SQLite file or PostgreSQL schema, and verify the copy",
+    )
+    copy.add_argument("source", metavar="SRC")
+    copy.add_argument("destination", metavar="DST")
+    copy.add_argument("--key", metavar="PEM", help="pin the checkpoint key (as for verify)")
+    copy.add_argument(
+        "--contract", metavar="MODULE:ATTR", help="a ReplicationContract whose stop conditions' "
+        "predicates replay needs",
+    )  # fmt: skip
+    command(copy, _copy)
 
     trace = commands.add_parser(
         "trace",

@@ -7,8 +7,10 @@ The exception tree, under :class:`~replication.errors.ReplicationError`::
     ├── JournalUnavailableError     the storage failed an action: it was not applied
     │   ├── JournalLockedError      the write lock was not obtained within lock_timeout
     │   └── JournalFullError        the disk (or the database's size limit) is full
-    ├── JournalCorruptError         a row or checkpoint does not verify, or replay does not
-    │                               reproduce it; .sequence names the row (0: the header)
+    ├── JournalClockError           the decision's now is more than max_clock_jump ahead
+    │                               of the journal's last row (a clock that jumped)
+    ├── JournalCorruptError         a row, checkpoint or snapshot does not verify, or replay
+    │                               does not reproduce it; .sequence names the row (0: header)
     └── JournalMismatchError        the journal belongs to another contract, key or
                                     format (also ValueError): refused before any use
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 from replication.errors import ReplicationError
 
 __all__ = [
+    "JournalClockError",
     "JournalCorruptError",
     "JournalError",
     "JournalFullError",
@@ -37,7 +40,11 @@ class JournalError(ReplicationError):
 
 
 class JournalUnavailableError(JournalError):
-    """The storage failed: ``operation`` says what was being done, ``code`` is SQLite's error."""
+    """The storage failed: ``operation`` says what was being done, ``code`` is the store's error.
+
+    ``code`` is SQLite's error name, or PostgreSQL's SQLSTATE (``connection``
+    when the server could not be reached or the connection was cut).
+    """
 
     def __init__(self, path: str, operation: str, code: str, detail: str) -> None:
         self.path = path
@@ -52,15 +59,38 @@ class JournalUnavailableError(JournalError):
 class JournalLockedError(JournalUnavailableError):
     """Another process held the journal's write lock for longer than ``timeout`` seconds."""
 
-    def __init__(self, path: str, operation: str, timeout: float) -> None:
+    def __init__(
+        self, path: str, operation: str, timeout: float, code: str = "SQLITE_BUSY"
+    ) -> None:
         self.timeout = timeout
         super().__init__(
-            path, operation, "SQLITE_BUSY", f"the write lock was held for more than {timeout:g}s"
+            path, operation, code, f"the write lock was held for more than {timeout:g}s"
         )
 
 
 class JournalFullError(JournalUnavailableError):
     """The disk, or the database's own size limit, has no room for the row."""
+
+
+class JournalClockError(JournalError):
+    """A decision whose ``now`` is more than ``bound`` ahead of the journal's last row.
+
+    Nothing was decided or written. ``now`` is the time the controller's clock
+    gave, ``last`` the journal's last row's ``now`` (specs/07-journal.md,
+    R-JOURNAL-16).
+    """
+
+    def __init__(self, path: str, now: str, last: str, bound: str) -> None:
+        self.path = path
+        self.now = now
+        self.last = last
+        self.bound = bound
+        super().__init__(
+            f"journal {path}: the clock reads {now}, more than {bound} ahead of the journal's "
+            f"last row ({last}): refused, nothing was decided (a clock that jumped?). If that "
+            "time is right, allow it explicitly: Journal(path, max_clock_jump=...) with a "
+            "larger bound, or None"
+        )
 
 
 class JournalCorruptError(JournalError):

@@ -4,20 +4,27 @@ The controller drives it from :meth:`Controller._decide
 <replication.controller.Controller._decide>`, under its own lock: each attempt
 takes the journal's write lock and applies the rows other processes appended
 (:meth:`Journal._catch_up`); ``now`` is clamped to the journal's last ``now``
-(:meth:`Journal._clamp`); the decision is appended and committed
-(:meth:`Journal._append`) before the controller installs it. A call made from
-inside another (a stop condition or clock calling back) joins its transaction,
-commits its own row, and takes the lock again for the outer call
-(specs/07-journal.md, R-JOURNAL-5, R-JOURNAL-6, R-JOURNAL-12).
+(:meth:`Journal._clamp`, which also refuses a clock that jumped too far,
+R-JOURNAL-16); the decision's row is written into the open transaction
+(:meth:`Journal._append`), which concurrent callers share and one commit makes
+durable (:meth:`Journal._commit`, group commit) before the controller installs
+any of them. A call made from inside another (a stop condition or clock calling
+back) joins its transaction, commits its own row, and takes the lock again for
+the outer call. On start the journal begins at its latest signed snapshot
+(specs/07-journal.md, R-JOURNAL-5, R-JOURNAL-6, R-JOURNAL-12, R-JOURNAL-17,
+R-JOURNAL-19).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
+from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
@@ -28,10 +35,12 @@ from replication.journal.codec import (
     manifest_to_json,
 )
 from replication.journal.errors import (
+    JournalClockError,
     JournalCorruptError,
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.group import GroupCommit
 from replication.journal.header import (
     FORMAT,
     check_header_signature,
@@ -39,14 +48,26 @@ from replication.journal.header import (
     read_header,
 )
 from replication.journal.replay import Head, Replay
-from replication.journal.schema import same_json
+from replication.journal.schema import canonical_bytes, same_json
+from replication.journal.snapshot import (
+    DEFAULT_SNAPSHOT_INTERVAL,
+    Encoder,
+    check_anchor,
+    make_snapshot,
+    start_from_snapshot,
+)
 from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
     Checkpoint,
     Row,
-    Store,
     StoredHeader,
     check_path,
+)
+from replication.journal.stores import (
+    JournalStore,
+    display_location,
+    is_postgresql_url,
+    open_store,
 )
 from replication.signing import SigningKey, VerifyingKey
 
@@ -58,10 +79,21 @@ if TYPE_CHECKING:
     from replication.decisions import Decision
     from replication.model import State
 
-__all__ = ["DEFAULT_CHECKPOINT_INTERVAL", "DEFAULT_LOCK_TIMEOUT", "FORMAT", "Journal"]
+__all__ = [
+    "DEFAULT_CHECKPOINT_INTERVAL",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MAX_CLOCK_JUMP",
+    "DEFAULT_SNAPSHOT_INTERVAL",
+    "FORMAT",
+    "Journal",
+]
 
 #: Rows between two checkpoints of a new journal.
 DEFAULT_CHECKPOINT_INTERVAL = 1000
+#: How far ahead of the journal's last row a decision's ``now`` may be, beyond the time this
+#: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
+#: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
+DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
 
 
 def _check_path(path: str) -> str:
@@ -72,8 +104,17 @@ def _check_path(path: str) -> str:
         raise InvalidValueError("path", "a file path, not an SQLite URI", path)
     try:
         check_path(path)
-    except JournalMismatchError:
-        raise InvalidValueError("path", "a journal file, not a directory", path) from None
+    except InputFileError as error:
+        raise InvalidValueError(
+            "path",
+            "a journal file (a regular file), not a directory, FIFO, device or socket",
+            f"{path} ({error.problem})",
+        ) from None
+    except (ValueError, OSError) as error:
+        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
+        raise InvalidValueError(
+            "path", "a path the system can open", f"{path!r} ({error})"
+        ) from None
     return path
 
 
@@ -91,14 +132,22 @@ def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
 
 
 class Journal:
-    """A durable journal of a controller's decisions, in one SQLite file.
+    """A durable journal of a controller's decisions, in one SQLite file or PostgreSQL database.
 
     Give one to a :class:`~replication.controller.Controller` (or give it the
-    path and it makes one). ``key`` signs the checkpoints (default: the
-    controller's signing key); ``checkpoint_interval`` is the number of rows
-    between checkpoints of a new journal (an existing journal keeps its own);
+    path, or the ``postgresql://`` URL, and it makes one). ``key`` signs the
+    checkpoints (default: the controller's signing key); ``checkpoint_interval``
+    is the number of rows between checkpoints of a new journal (an existing
+    journal keeps its own);
     ``lock_timeout`` is how long, in seconds, an action waits for another
     process's write to finish before failing with ``JournalLockedError``.
+    ``max_clock_jump`` bounds how far ahead of the journal's last row a
+    decision's ``now`` may be (beyond the time this process has seen pass
+    since that row): further is refused with ``JournalClockError``; ``None``
+    allows any jump, an operator's explicit choice (R-JOURNAL-16).
+    ``snapshot_interval`` is the number of rows between two signed snapshots
+    of the state this process writes (``None``: it writes none); a controller
+    starts from the latest and replays only the rows after it (R-JOURNAL-17).
     """
 
     def __init__(
@@ -108,10 +157,18 @@ class Journal:
         key: SigningKey | None = None,
         checkpoint_interval: int | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        max_clock_jump: timedelta | None = DEFAULT_MAX_CLOCK_JUMP,
+        snapshot_interval: int | None = DEFAULT_SNAPSHOT_INTERVAL,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or type(os.fspath(path)) is not str:
-            raise InvalidTypeError("path", "a file path (str or os.PathLike of str)", path)
-        self.path = _check_path(str.__str__(os.fspath(path)))
+            raise InvalidTypeError(
+                "path", "a file path or a postgresql:// URL (str or os.PathLike of str)", path
+            )
+        location = str.__str__(os.fspath(path))
+        #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-STORE-1).
+        self._location = location if is_postgresql_url(location) else _check_path(location)
+        #: The location as messages show it (a URL without its password).
+        self.path = display_location(self._location)
         if key is not None:
             v.check_record("key", key, SigningKey, "a replication.signing.SigningKey")
         self._given_key = key
@@ -121,7 +178,28 @@ class Journal:
             else v.check_int("checkpoint_interval", checkpoint_interval, minimum=1)
         )
         self.lock_timeout = v.check_number("lock_timeout", lock_timeout, minimum=0, inclusive=False)
-        self._store: Store | None = None
+        if max_clock_jump is not None and (
+            type(max_clock_jump) is not timedelta or max_clock_jump < timedelta(0)
+        ):
+            raise InvalidValueError(
+                "max_clock_jump", "a datetime.timedelta of at least 0, or None", max_clock_jump
+            )
+        self.max_clock_jump = max_clock_jump
+        self.snapshot_interval = (
+            None
+            if snapshot_interval is None
+            else v.check_int("snapshot_interval", snapshot_interval, minimum=1)
+        )
+        self._encoder = Encoder()
+        #: The open batch of decisions written and not yet committed (R-JOURNAL-19).
+        self._group = GroupCommit()
+        #: Whether the open write transaction holds rows not yet committed.
+        self._uncommitted = False
+        #: The row of the snapshot this journal started from (0: none, a full replay).
+        self.started_from = 0
+        #: When (``time.monotonic()``) this process first saw the journal end at its head.
+        self._head_since = time.monotonic()
+        self._store: JournalStore | None = None
         self._closed = False
         self._depth = 0
 
@@ -167,7 +245,7 @@ class Journal:
 
     # -- the controller's side -----------------------------------------------------------
 
-    def _open_store(self) -> Store:
+    def _open_store(self) -> JournalStore:
         if self._closed:
             raise JournalUnavailableError(self.path, "use the journal", "closed", "it was closed")
         if self._store is None:
@@ -176,26 +254,30 @@ class Journal:
             )
         return self._store
 
-    def _attach(self, state: State, signing_key: SigningKey) -> State:
+    def _attach(
+        self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None = None
+    ) -> State:
         """Open (or create) the journal for a controller whose fresh state is ``state``.
 
-        Checks the header against the controller, replays every row and
-        checkpoint, and returns the state they give. A file SQLite calls
-        malformed is read again as far as it goes, to name the first row lost.
+        Checks the header against the controller, starts from the latest signed
+        snapshot (if any) and replays every row and checkpoint after it, and
+        returns the state they give; ``anchor``, a head kept elsewhere, must be
+        one the journal reaches (R-JOURNAL-18). A file SQLite calls malformed is
+        read again as far as it goes, to name the first row lost.
         """
         if self._store is not None or self._closed:
             raise InvalidValueError(
                 "journal", "a Journal not attached to another controller", self.path
             )
         try:
-            return self._open(state, signing_key)
+            return self._open(state, signing_key, anchor)
         except JournalCorruptError as error:
             if error.sequence == 0 and "SQLITE_CORRUPT" in error.problem:
                 self._name_the_damage()
             raise
 
-    def _open(self, state: State, signing_key: SigningKey) -> State:
-        store = Store(self.path, lock_timeout=self.lock_timeout)
+    def _open(self, state: State, signing_key: SigningKey, anchor: tuple[int, str] | None) -> State:
+        store = open_store(self._location, lock_timeout=self.lock_timeout)
         try:
             key = self._given_key or signing_key
             contract_json = contract_to_json(state.contract)
@@ -211,14 +293,26 @@ class Journal:
                 strict=False,
             )
             self._key = key
-            self._head = self._replay.start()
+            self._head = self._durable_head = self._replay.start()
+            # Seen from now on: not from when this object was made (R-JOURNAL-16).
+            self._head_since = time.monotonic()
             self._store = store
+            started = start_from_snapshot(
+                store, self._replay.genesis, self._replay.checkpoint_key, state
+            )
+            if started is not None:
+                self._head, state = started
+                self._durable_head = self._head
+                self.started_from = self._head.sequence
             caught_up = self._catch_up(state, write=False)
+            state = state if caught_up is None else caught_up
+            if anchor is not None:
+                check_anchor(store, anchor, self._head, self.started_from)
         except BaseException:
             self._store = None
             store.close()
             raise
-        return state if caught_up is None else caught_up
+        return state
 
     def _name_the_damage(self) -> None:
         """Read a file SQLite calls malformed as far as it goes, to name the first row lost."""
@@ -227,7 +321,7 @@ class Journal:
         verify_journal(self.path)
 
     def _load_or_create(
-        self, store: Store, contract_json: dict[str, Any], state: State, key: SigningKey
+        self, store: JournalStore, contract_json: dict[str, Any], state: State, key: SigningKey
     ) -> tuple[dict[str, Any], StoredHeader]:
         # What the file is, first: one that is not a journal is refused untouched.
         store.header()
@@ -276,20 +370,30 @@ class Journal:
         from a snapshot, so that a long backlog never holds the other processes
         up; under the lock only what came since remains. Without ``write``,
         read one snapshot. A row that does not verify raises
-        :class:`JournalCorruptError`, and nothing is applied.
+        :class:`JournalCorruptError`; on any failure nothing is applied (the
+        head read stays where it was, so the next call reads those rows again).
         """
         store = self._open_store()
         if store.in_transaction:
             return self._read_after(state)
-        store.begin_read()
+        before = (self._head, self._durable_head, self._head_since)
         try:
-            backlog = self._read_after(state)
-        finally:
-            store.release()
-        if not write:
-            return backlog
-        store.begin()
-        rest = self._read_after(state if backlog is None else backlog)
+            store.begin_read()
+            try:
+                backlog = self._read_after(state)
+            finally:
+                store.release()
+            if not write:
+                return backlog
+            store.begin()
+            try:
+                rest = self._read_after(state if backlog is None else backlog)
+            except BaseException:
+                store.release()
+                raise
+        except BaseException:
+            self._head, self._durable_head, self._head_since = before
+            raise
         return backlog if rest is None else rest
 
     def _read_after(self, state: State) -> State | None:
@@ -302,7 +406,8 @@ class Journal:
         self._replay.check_no_checkpoint_beyond(head, checkpoints)
         if head == self._head:
             return None
-        self._head = head
+        self._head = self._durable_head = head
+        self._head_since = time.monotonic()
         return state
 
     @contextlib.contextmanager
@@ -313,7 +418,12 @@ class Journal:
             yield
         finally:
             self._depth -= 1
-            if self._depth == 0 and self._store is not None and not self._closed:
+            if (
+                self._depth == 0
+                and self._store is not None
+                and not self._closed
+                and not self._uncommitted  # a batch waits for its commit (R-JOURNAL-19)
+            ):
                 self._store.release()
 
     @property
@@ -321,17 +431,63 @@ class Journal:
         """Whether a controller call on this thread is still deciding (we were called from it)."""
         return self._depth > 0
 
-    def _clamp(self, now: datetime) -> datetime:
-        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7)."""
+    def _clamp(self, now: datetime, *, emergency: bool = False) -> datetime:
+        """``now`` as an exact UTC time, never earlier than the journal's last row (R-JOURNAL-7).
+
+        Refuses a ``now`` further ahead of the last row than ``max_clock_jump``
+        plus the time this process has seen pass since that row was last
+        (``JournalClockError``, R-JOURNAL-16): one clock that jumped would
+        otherwise move every process on the journal there. An ``emergency``
+        (the kill switch, R-JOURNAL-14) is never refused on its clock: it is
+        decided at the last row's time instead, which moves no one's clock.
+        """
         now = v.check_aware_datetime("now", now)
         last = self._head.now
-        return now if last is None or now >= last else last
+        if last is None:
+            return now
+        if now < last:
+            return last
+        bound = self.max_clock_jump
+        if bound is not None:
+            elapsed = timedelta(seconds=time.monotonic() - self._head_since)
+            # Subtracted, not added to the bound: ``timedelta.max`` plus any time overflows.
+            if now - last - elapsed > bound:
+                if emergency:
+                    return last
+                allowed = str(bound + elapsed) if bound <= timedelta.max - elapsed else str(bound)
+                raise JournalClockError(
+                    self.path, format_timestamp(now), format_timestamp(last), allowed
+                )
+        return now
 
     def _holds(self, now: datetime) -> bool:
         """Whether the write lock is still held and ``now`` still comes last."""
         store = self._open_store()
         last = self._head.now
         return store.in_transaction and (last is None or now >= last)
+
+    def _commit(self) -> None:
+        """Commit the rows written since the last commit: durable once this returns.
+
+        On failure the store rolled them back: the head is the last one
+        committed again, and the error is raised (R-JOURNAL-10).
+        """
+        if not self._uncommitted:
+            return
+        try:
+            self._open_store().commit()
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = False
+        self._durable_head = self._head
+
+    def _rolled_back(self) -> None:
+        """Forget the rows written since the last commit: the store rolled them back."""
+        self._uncommitted = False
+        self._head = self._durable_head
+        if self._store is not None and not self._closed:
+            self._store.release()
 
     def _append(
         self,
@@ -341,11 +497,16 @@ class Journal:
         decision: Decision,
         after: State,
     ) -> None:
-        """Append the decision's row (and a checkpoint, when due) and commit it."""
+        """Write the decision's row (with its checkpoint and snapshot, when due), uncommitted.
+
+        The open write transaction holds it until :meth:`_commit` (group
+        commit, R-JOURNAL-19). On failure the store rolled back the whole
+        transaction, rows written before it included, and the error is raised.
+        """
         store = self._open_store()
         head = self._head
         sequence = head.sequence + 1
-        body = canonical_json(
+        body = canonical_bytes(
             {
                 "action": action,
                 "args": encode_arguments(action, arguments),
@@ -366,5 +527,22 @@ class Journal:
             )
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)
-        store.append(Row(sequence, body, digest), checkpoint)
-        self._head = Head(sequence, digest, now)
+        head = Head(sequence, digest, now)
+        snapshot = None
+        if self.snapshot_interval is not None and sequence % self.snapshot_interval == 0:
+            snapshot = make_snapshot(
+                self._replay.genesis,
+                head,
+                after,
+                self._key,
+                digests=self._replay.digests,
+                encoder=self._encoder,
+            )
+        try:
+            store.write(Row(sequence, body, digest), checkpoint, snapshot)
+        except BaseException:
+            self._rolled_back()
+            raise
+        self._uncommitted = True
+        self._head = head
+        self._head_since = time.monotonic()

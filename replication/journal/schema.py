@@ -32,10 +32,12 @@ from typing import Any
 import jsonschema_rs
 
 from replication._validation import MAX_JSON_DEPTH
+from replication.encoding import canonical_json
 
 __all__ = [
     "MAX_DEPTH",
     "SCHEMA_PATH",
+    "canonical_bytes",
     "header_problem",
     "journal_header_problem",
     "load_json",
@@ -90,7 +92,7 @@ def load_json(text: str | bytes, *, strict_keys: bool = True) -> Any:
             parse_float=_finite,
         )
     except RecursionError:
-        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+        raise ValueError(f"nesting too deep: more than {MAX_DEPTH} levels") from None
     # Each walk only when the text could hold what it looks for: both are rare.
     if text.count("[") + text.count("{") > MAX_DEPTH:
         _check_depth(value)
@@ -107,7 +109,7 @@ def _check_depth(value: object) -> None:
         for child in children:
             if type(child) in {dict, list}:
                 if depth >= MAX_DEPTH:
-                    raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+                    raise ValueError(f"nesting too deep: more than {MAX_DEPTH} levels")
                 pending.append((child, depth + 1))
 
 
@@ -122,6 +124,52 @@ def _check_strings(value: object) -> None:
             pending.extend(item)
         elif type(item) is str and _SURROGATE.search(item):
             raise ValueError(f"a lone surrogate in {item[:40]!r} (not Unicode text)")
+
+
+#: The largest integer RFC 8785 writes exactly (an IEEE 754 double's).
+_SAFE_INTEGER = 2**53 - 1
+
+
+def canonical_bytes(value: object) -> bytes:
+    """Return the RFC 8785 canonical bytes of a JSON value, Python's encoder when it can.
+
+    For a value whose keys are ASCII, whose integers are within 2^53, and whose
+    floats have a fraction and no exponent in Python's shortest form, Python's
+    encoder (sorted keys, no spaces, UTF-8) writes exactly RFC 8785's bytes,
+    ten times faster; anything else goes to
+    :func:`~replication.encoding.canonical_json`. A test compares the two.
+    """
+    if _plain(value):
+        try:
+            text = json.dumps(
+                value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+            )
+            return text.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):  # NaN, a lone surrogate: the slow path says
+            pass
+    return canonical_json(value)
+
+
+def _plain(value: object) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            if not all(type(key) is str and key.isascii() for key in item):  # type: ignore[attr-defined]
+                return False
+            pending.extend(item.values())  # type: ignore[attr-defined]
+        elif kind is list:
+            pending.extend(item)  # type: ignore[arg-type]
+        elif kind is float:
+            if item.is_integer() or "e" in repr(item):  # type: ignore[attr-defined]
+                return False
+        elif kind is int:
+            if not -_SAFE_INTEGER <= item <= _SAFE_INTEGER:  # type: ignore[operator]
+                return False
+        elif kind not in {str, bool, type(None)}:
+            return False
+    return True
 
 
 def same_json(left: object, right: object) -> bool:

@@ -1,13 +1,24 @@
 """The journal's storage: one SQLite database in WAL mode with ``synchronous=FULL``.
 
-The schema, version 2 (specs/07-journal.md, R-JOURNAL-1)::
+The schema, version 3 (specs/07-journal.md, R-JOURNAL-1)::
 
     journal_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)
-        'schema_version' -> '2'; 'header' -> the header's canonical JSON;
+        'schema_version' -> '3'; 'header' -> the header's canonical JSON;
         'header_signature' -> the checkpoint key's signature over the header
     journal_rows(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, hash TEXT NOT NULL)
     journal_checkpoints(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL,
                         signature TEXT NOT NULL)
+    journal_snapshots(sequence INTEGER PRIMARY KEY, body BLOB NOT NULL,
+                      signature TEXT NOT NULL)
+
+The store holds bytes and runs transactions; what the bytes mean (the chain,
+the checkpoints, the snapshots' state, replay, group commit's batching) is the
+journal's, above it, the same for every store. A store's interface: ``begin``
+(take the write lock), ``begin_read``, ``commit``, ``release``; ``header`` and
+``create``; ``rows_after``, ``row_at``, ``checkpoints_after``,
+``checkpoint_at``, ``latest_snapshot``, ``snapshots``; ``write`` (a row, its
+checkpoint and snapshot, in the open transaction; a snapshot deletes those of
+earlier rows), ``append`` (``write`` then ``commit``) and ``add_snapshot``.
 
 ``PRAGMA application_id`` marks the file as a journal and ``PRAGMA
 user_version`` repeats the schema version. Nothing else may be in the file:
@@ -26,11 +37,13 @@ benchmarks/journal.py's race). Every SQLite error becomes a
 :class:`~replication.journal.errors.JournalError`, and a failed write is
 rolled back.
 
-A reader opens the file read-only. In a directory it cannot write to, SQLite
-cannot create the shared-memory file a WAL database is read through; the file
-is then read as immutable (no locks), which is safe only while nothing writes
-it: so only when no ``-wal`` file exists (no connection has it open), and the
-read is refused if the file changed by the time it ends (:meth:`Store.check_unchanged`).
+A reader opens the file read-only. When no ``-wal`` file exists (no connection
+has it open), it reads the file as immutable (no locks, and no ``-wal`` or
+``-shm`` file left beside a journal it only read); that is safe only while
+nothing writes it, so the read is refused if the file changed, or a writer
+came, by the time it ends (:meth:`Store.check_unchanged`). With a ``-wal`` file
+there it reads with locks; in a directory it cannot write to, SQLite cannot
+then create the shared-memory file a WAL database is read through, and says why.
 """
 
 from __future__ import annotations
@@ -41,9 +54,9 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from replication._files import check_regular_file
 from replication.errors import InvalidValueError
 from replication.journal.errors import (
     JournalCorruptError,
@@ -52,6 +65,11 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.records import Checkpoint, Row, Snapshot, StoredHeader
+from replication.journal.salvage import LookedUp, salvage_rows_after
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "APPLICATION_ID",
@@ -59,11 +77,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "Checkpoint",
     "Row",
+    "Snapshot",
     "Store",
     "StoredHeader",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
 DEFAULT_LOCK_TIMEOUT = 10.0
 #: "rJNL": marks a SQLite file as a replication journal.
@@ -79,8 +98,12 @@ _TABLES = {
         "CREATE TABLE journal_checkpoints("
         "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
     ),
+    "journal_snapshots": (
+        "CREATE TABLE journal_snapshots("
+        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
+    ),
 }
-#: Every object of a journal's schema, as ``sqlite_master`` lists it: the three tables, and
+#: Every object of a journal's schema, as ``sqlite_master`` lists it: the four tables, and
 #: the index SQLite makes for journal_meta's text primary key.
 _OBJECTS = frozenset(
     {("table", name, name, sql) for name, sql in _TABLES.items()}
@@ -97,33 +120,14 @@ _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
 
 
-class Row(NamedTuple):
-    """One stored row: its sequence number, its canonical JSON, its hash."""
-
-    sequence: int
-    body: bytes
-    hash: str
-
-
-class Checkpoint(NamedTuple):
-    """One stored checkpoint: the row it covers, its canonical JSON, its signature."""
-
-    sequence: int
-    body: bytes
-    signature: str
-
-
-class StoredHeader(NamedTuple):
-    """The header as stored: its canonical JSON and the checkpoint key's signature over it."""
-
-    body: bytes
-    signature: object
-
-
 def check_path(path: str) -> None:
-    """Refuse what cannot be a journal's file: a directory (raises ``JournalMismatchError``)."""
-    if pathlib.Path(path).is_dir():
-        raise JournalMismatchError(path, "path", "a journal file", "a directory")
+    """Refuse what cannot be a journal's file, before SQLite opens it.
+
+    Anything but a regular file (a directory, a FIFO, a device, a socket, or a
+    symlink to one) raises :class:`~replication._files.InputFileError`. A
+    missing path is SQLite's to report.
+    """
+    check_regular_file(path, missing_ok=True)
 
 
 class Store:
@@ -147,9 +151,14 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
+        if self.read_only and not pathlib.Path(f"{path}-wal").exists():
+            # No connection has it open: read it as immutable, which leaves no -wal or
+            # -shm file beside a journal that was only read (R-JOURNAL-13).
+            with contextlib.suppress(OSError):
+                self._immutable = self._identity()
         self._connection = self._connect()
         try:
-            if self.read_only and not self._readable():
+            if self.read_only and self._immutable is None and not self._readable():
                 self._connection.close()
                 self._immutable = self._identity()
                 self._connection = self._connect()
@@ -218,8 +227,8 @@ class Store:
                 self.path,
                 "read the journal",
                 "changed",
-                "it was read without locks (its directory is not writable) and changed "
-                "meanwhile: what was read may mix two states; read it again",
+                "it was read without locks (no process had it open) and changed meanwhile, "
+                "or a writer opened it: what was read may mix two states; read it again",
             )
 
     def use_wal(self) -> None:
@@ -361,7 +370,7 @@ class Store:
                 self.path,
                 0,
                 f"the database {what} the {kind} {name!r} on {table}: a journal's schema is "
-                "exactly its three tables",
+                "exactly its four tables",
             )
         meta = dict(self._run("read the header", "SELECT key, value FROM journal_meta"))
         if sorted(meta) != list(_META_KEYS):
@@ -380,13 +389,13 @@ class Store:
 
     def _refuse_unnumbered(self) -> None:
         """Refuse rows and checkpoints numbered below 1: no reader, in order, would see them."""
-        for table in ("journal_rows", "journal_checkpoints"):
+        for table in ("journal_rows", "journal_checkpoints", "journal_snapshots"):
             ((lowest,),) = self._run(
                 "read the schema",
                 f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
             )
             if lowest is not None and lowest < 1:
-                kind = "row" if table == "journal_rows" else "checkpoint"
+                kind = table.removeprefix("journal_").removesuffix("s")
                 raise JournalCorruptError(
                     self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
                 )
@@ -412,7 +421,7 @@ class Store:
         named: it is the one after the last row read.
         """
         if self.salvage:
-            yield from self._salvage_rows_after(sequence)
+            yield from salvage_rows_after(self, sequence)
             return
         last = sequence
         try:
@@ -432,43 +441,6 @@ class Store:
                 ) from error
             self._fail(f"read the rows after {last}", error)
 
-    def _salvage_rows_after(self, sequence: int) -> Iterator[Row]:
-        """Read a damaged file's rows one by one; the first that is not there is named."""
-        try:
-            ((last,),) = self._run(
-                "read the rows", "SELECT coalesce(max(sequence), 0) FROM journal_rows"
-            )
-        except JournalCorruptError:
-            last = None  # the index's last page is lost too
-        while True:
-            sequence += 1
-            try:
-                found = self._run(
-                    f"read row {sequence}",
-                    "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
-                    (sequence,),
-                )
-            except JournalCorruptError as error:
-                raise JournalCorruptError(
-                    self.path,
-                    sequence,
-                    "cannot be read: SQLite calls the file malformed (damaged or truncated)",
-                ) from error
-            if not found or found[0][0] != sequence:  # a lost page may read as zeros
-                break
-            yield Row(*found[0])
-        ending = (
-            f" (the index still lists rows up to {last})"
-            if last is not None and sequence <= last
-            else ""
-        )
-        raise JournalCorruptError(
-            self.path,
-            sequence,
-            "is missing: SQLite calls the file malformed (damaged or truncated), and this row "
-            f"is not in what remains of it{ending}",
-        )
-
     def checkpoints_after(self, sequence: int, interval: int) -> Mapping[int, Checkpoint]:
         """Return the checkpoints after ``sequence`` by the row they cover.
 
@@ -477,7 +449,7 @@ class Store:
         none beyond the rows can be listed.
         """
         if self.salvage:
-            return _LookedUp(self, interval)
+            return LookedUp(self, interval)
         return {
             checkpoint.sequence: checkpoint
             for checkpoint in [
@@ -505,9 +477,48 @@ class Store:
             ) from error
         return Checkpoint(*found[0]) if found else None
 
-    def append(self, row: Row, checkpoint: Checkpoint | None) -> None:
-        """Insert a row (and its checkpoint) and commit; on any failure, nothing is kept."""
-        operation = f"append row {row.sequence}"
+    def row_at(self, sequence: int) -> Row | None:
+        """Return row ``sequence`` as stored, if there is one."""
+        found = self._run(
+            f"read row {sequence}",
+            "SELECT sequence, body, hash FROM journal_rows WHERE sequence = ?",
+            (sequence,),
+        )
+        return Row(*found[0]) if found else None
+
+    def latest_snapshot(self) -> Snapshot | None:
+        """Return the snapshot of the highest row, if there is one."""
+        found = self._run(
+            "read the latest snapshot",
+            "SELECT sequence, body, signature FROM journal_snapshots "
+            "ORDER BY sequence DESC LIMIT 1",
+        )
+        return Snapshot(*found[0]) if found else None
+
+    def snapshots(self) -> Iterator[Snapshot]:
+        """Yield every snapshot, in the order of the rows they follow, one at a time."""
+        last = 0
+        while True:
+            found = self._run(
+                "read the snapshots",
+                "SELECT sequence, body, signature FROM journal_snapshots WHERE sequence > ? "
+                "ORDER BY sequence LIMIT 1",
+                (last,),
+            )
+            if not found:
+                return
+            snapshot = Snapshot(*found[0])
+            yield snapshot
+            last = snapshot.sequence
+
+    def write(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) in the open write transaction.
+
+        Nothing is durable until :meth:`commit`; on failure the transaction is
+        rolled back (nothing of it is kept) and the journal error raised.
+        """
         try:
             self._connection.execute(
                 "INSERT INTO journal_rows(sequence, body, hash) VALUES (?, ?, ?)", row
@@ -517,28 +528,54 @@ class Store:
                     "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (?, ?, ?)",
                     checkpoint,
                 )
+            if snapshot is not None:
+                self._connection.execute(
+                    "INSERT INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
+                    snapshot,
+                )
+                # Only the latest is ever started from: a journal keeps one, not one per
+                # interval (each holds the whole state), so its size follows its rows.
+                self._connection.execute(
+                    "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
+                )
+        except sqlite3.Error as error:
+            self._fail(f"append row {row.sequence}", error)
+
+    def append(
+        self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
+    ) -> None:
+        """Insert a row (and its checkpoint and snapshot) and commit; on failure nothing is kept."""
+        self.write(row, checkpoint, snapshot)
+        try:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
-            self._fail(operation, error)
+            self._fail(f"append row {row.sequence}", error)
 
+    def add_snapshot(self, snapshot: Snapshot) -> None:
+        """Insert (or replace) the snapshot of a row, in the open write transaction.
 
-class _LookedUp(Mapping[int, Checkpoint]):
-    """A damaged file's checkpoints, each read when it is asked for; none can be listed."""
+        A snapshot of a later row stays; those of earlier rows are deleted (as
+        :meth:`write` does): only the latest is ever started from.
+        """
+        operation = f"write the snapshot of row {snapshot.sequence}"
+        self._run(
+            operation,
+            "INSERT OR REPLACE INTO journal_snapshots(sequence, body, signature) VALUES (?, ?, ?)",
+            snapshot,
+        )
+        self._run(
+            operation, "DELETE FROM journal_snapshots WHERE sequence < ?", (snapshot.sequence,)
+        )
 
-    def __init__(self, store: Store, interval: int) -> None:
-        self._store = store
-        self._interval = interval
-
-    def __getitem__(self, sequence: int) -> Checkpoint:
-        if sequence % self._interval:
-            raise KeyError(sequence)  # none is due: not read (what remains may not show it)
-        found = self._store.checkpoint_at(sequence)
-        if found is None:
-            raise KeyError(sequence)
-        return found
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
+    def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
+        """Insert rows and checkpoints in the open transaction, not committing (a copy)."""
+        try:
+            self._connection.executemany(
+                "INSERT INTO journal_rows(sequence, body, hash) VALUES (?, ?, ?)", rows
+            )
+            self._connection.executemany(
+                "INSERT INTO journal_checkpoints(sequence, body, signature) VALUES (?, ?, ?)",
+                checkpoints,
+            )
+        except sqlite3.Error as error:
+            self._fail("copy the rows", error)

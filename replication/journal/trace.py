@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._files import InputFileError, read_lines
 from replication._text import counted
 from replication._validation import immutable
 from replication.errors import InvalidInputError, ReplicationError
@@ -42,7 +43,7 @@ from replication.signing import VerifyingKey
 from replication.stop_conditions import STANDARD_STOP_CONDITIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from replication.model import ReplicationContract, StopCondition
 
@@ -61,7 +62,7 @@ __all__ = [
 TRACE_FORMAT = "replication.trace.v1"
 
 _HEADER_REQUIRED = {"format", "contract", "verifying_key"}
-_HEADER_OPTIONAL = {"journal"}
+_HEADER_OPTIONAL = {"journal", "journal_signature"}
 _STEP_REQUIRED = {"now", "action", "args", "outcome"}
 _STEP_OPTIONAL = {"sequence", "prev"}
 #: How many ids a rendered state lists before it counts the rest.
@@ -71,15 +72,16 @@ _SHOWN = 12
 class TraceFormatError(ReplicationError, ValueError):
     """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format.
 
-    ``line`` is ``None`` when no line is at fault (the file cannot be read at all).
+    ``line`` is 0 (or ``None``) when the file as a whole cannot be read (missing, not a
+    regular file): the message then names no line.
     """
 
     def __init__(self, path: str, line: int | None, problem: str) -> None:
         self.path = path
         self.line = line
         self.problem = problem
-        where = f"trace {path}" if line is None else f"trace {path}, line {line}"
-        super().__init__(f"{where}: {problem}")
+        where = f", line {line}" if line else ""  # 0: the file as a whole
+        super().__init__(f"trace {path}{where}: {problem}")
 
 
 @immutable
@@ -207,9 +209,17 @@ def describe_state(state: State) -> list[str]:
 
 
 def trace_header(
-    contract_json: dict[str, Any], verifying_key: VerifyingKey, journal: object = None
+    contract_json: dict[str, Any],
+    verifying_key: VerifyingKey,
+    journal: object = None,
+    journal_signature: str | None = None,
 ) -> dict[str, Any]:
-    """Return a trace's header line; ``journal`` is a journal's own header, for its export."""
+    """Return a trace's header line.
+
+    For a journal's export, ``journal`` is the journal's own header and
+    ``journal_signature`` the checkpoint key's signature over it, so that the
+    export carries what the journal signed (R-TRACE-1).
+    """
     header: dict[str, Any] = {
         "contract": contract_json,
         "format": TRACE_FORMAT,
@@ -217,6 +227,8 @@ def trace_header(
     }
     if journal is not None:
         header["journal"] = journal
+    if journal_signature is not None:
+        header["journal_signature"] = journal_signature
     return header
 
 
@@ -286,13 +298,24 @@ def check_trace(
     """
     name = os.fspath(path)
     try:
-        # Lines end at "\n" only (JSON Lines); a "\r" before it is JSON's whitespace.
-        with open(name, encoding="utf-8", newline="\n") as lines:  # noqa: PTH123 - line by line
-            return _check_lines(name, lines, contract)
+        return _check_lines(name, _text_lines(name), contract)
+    except InputFileError as error:
+        raise TraceFormatError(name, error.line, error.problem) from None
     except OSError as error:
-        raise TraceFormatError(name, None, f"cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise TraceFormatError(name, None, f"cannot be read (not UTF-8: {error.reason})") from None
+        raise TraceFormatError(name, 0, f"cannot be read ({error.strerror or error})") from None
+
+
+def _text_lines(path: str) -> Iterator[str]:
+    """Yield the lines of a regular file, each bounded (R-JOURNAL-15), decoded as UTF-8.
+
+    Lines end at a line feed only (JSON Lines); a carriage return before it is
+    JSON's whitespace.
+    """
+    for number, line in read_lines(path):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise TraceFormatError(path, number, f"not UTF-8 text ({error.reason})") from None
 
 
 def _check_lines(

@@ -20,25 +20,40 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from replication.encoding import canonical_json
-from replication.errors import InvalidInputError
+from replication.errors import InvalidInputError, InvalidValueError
 from replication.journal import chain
 from replication.journal.codec import contract_fields, contract_from_json
 from replication.journal.errors import JournalCorruptError, JournalMismatchError
 from replication.journal.header import check_header_signature, header_key, read_header
 from replication.journal.replay import ROW_KEYS, Head, Replay
-from replication.journal.schema import load_json, step_problem
-from replication.journal.store import DEFAULT_LOCK_TIMEOUT, Store, StoredHeader, check_path
+from replication.journal.schema import canonical_bytes, load_json, step_problem
+from replication.journal.snapshot import (
+    Encoder,
+    is_valid_signature,
+    make_snapshot,
+    snapshot_body,
+)
+from replication.journal.store import DEFAULT_LOCK_TIMEOUT, StoredHeader, check_path
+from replication.journal.stores import JournalStore, is_postgresql_url, open_store
 from replication.model import State
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from replication.journal.store import Row
+    from replication.journal.store import Row, Snapshot
     from replication.model import ReplicationContract
-    from replication.signing import VerifyingKey
+    from replication.signing import SigningKey, VerifyingKey
 
-__all__ = ["Opened", "Verified", "open_journal", "read_row", "reading", "verify_journal"]
+__all__ = [
+    "Opened",
+    "Verified",
+    "open_journal",
+    "read_row",
+    "reading",
+    "reading_signed",
+    "verify_journal",
+    "write_snapshot",
+]
 
 
 class Verified(NamedTuple):
@@ -47,7 +62,8 @@ class Verified(NamedTuple):
     ``header`` is the parsed header, ``head`` where the chain ends,
     ``checkpoints`` how many were checked, ``state`` the state replay gives,
     ``key_pinned`` whether the checkpoints were verified under a key given by
-    the caller rather than the one the header names.
+    the caller rather than the one the header names, ``snapshots`` how many
+    snapshots were checked against the state replay gives.
     """
 
     header: dict[str, Any]
@@ -55,12 +71,13 @@ class Verified(NamedTuple):
     checkpoints: int
     state: State
     key_pinned: bool
+    snapshots: int = 0
 
 
 class Opened(NamedTuple):
     """A journal opened for reading: its store (in a read transaction) and its header."""
 
-    store: Store
+    store: JournalStore
     header: dict[str, Any]
     stored: StoredHeader
 
@@ -68,10 +85,13 @@ class Opened(NamedTuple):
 def open_journal(path: str | os.PathLike[str]) -> Opened:
     """Open a journal read-only; return its store, in a read transaction, and its header.
 
-    A file SQLite calls malformed is opened again in salvage mode, so that
-    what remains of it is read and the first row lost is named.
+    ``path`` is an SQLite file or a ``postgresql://`` URL. A file SQLite calls
+    malformed is opened again in salvage mode, so that what remains of it is
+    read and the first row lost is named.
     """
     name = os.fspath(path)
+    if is_postgresql_url(name):
+        return _open(name, salvage=False)
     check_path(name)
     try:
         return _open(name, salvage=False)
@@ -82,7 +102,7 @@ def open_journal(path: str | os.PathLike[str]) -> Opened:
 
 
 def _open(path: str, *, salvage: bool) -> Opened:
-    store = Store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
+    store = open_store(path, lock_timeout=DEFAULT_LOCK_TIMEOUT, read_only=True, salvage=salvage)
     try:
         store.begin_read()
         stored = store.header()
@@ -155,10 +175,12 @@ def verify_journal(
         head = replay.start()
         checkpoints = store.checkpoints_after(0, interval)
         checked = len(checkpoints)
+        snapshots = _Snapshots(store, replay)
         unreadable: JournalCorruptError | None = None
         try:
             for row in store.rows_after(0):
                 state, head = replay.apply(state, head, row)
+                snapshots.check(state, head)
                 _check_canonical(name, head.sequence, row.body)
                 if anchor is not None and head.sequence == anchor[0] and head.hash != anchor[1]:
                     raise JournalCorruptError(
@@ -182,6 +204,7 @@ def verify_journal(
         if unreadable is not None:
             raise unreadable
         replay.check_no_checkpoint_beyond(head, checkpoints)
+        snapshots.check_none_beyond(head)
         if anchor is not None and head.sequence < anchor[0]:
             raise JournalCorruptError(
                 name,
@@ -190,9 +213,98 @@ def verify_journal(
                 "names: rows were removed from its end",
             )
         store.check_unchanged()
-        return Verified(header, head, checked, state, checkpoint_key is not None)
+        return Verified(header, head, checked, state, checkpoint_key is not None, snapshots.checked)
     finally:
         store.close()
+
+
+class _Snapshots:
+    """Checks every snapshot, at its row, against the state replay gives (R-JOURNAL-17)."""
+
+    def __init__(self, store: JournalStore, replay: Replay) -> None:
+        self._path = store.path
+        self._replay = replay
+        # A damaged file's snapshots cannot be listed; its rows are what verify names.
+        self._stored = iter(()) if store.salvage else store.snapshots()
+        self._next = next(self._stored, None)
+        self._encoder = Encoder()
+        self.checked = 0
+
+    def check(self, state: State, head: Head) -> None:
+        """Check the snapshot of the row ``head``, if there is one."""
+        snapshot = self._next
+        if snapshot is None or snapshot.sequence != head.sequence:
+            return
+        replay = self._replay
+        expected = snapshot_body(
+            replay.genesis, head, state, digests=replay.digests, encoder=self._encoder
+        )
+        if snapshot.body != expected:
+            raise JournalCorruptError(
+                self._path,
+                head.sequence,
+                "its snapshot is not the state replay gives (its state, fingerprint, head or "
+                "time differ from the rows')",
+            )
+        if not is_valid_signature(expected, snapshot.signature, replay.checkpoint_key):
+            raise JournalCorruptError(
+                self._path,
+                head.sequence,
+                "its snapshot's signature does not verify under the journal's checkpoint key "
+                f"{replay.checkpoint_key.key_id}",
+            )
+        self.checked += 1
+        self._next = next(self._stored, None)
+
+    def check_none_beyond(self, head: Head) -> None:
+        """Refuse a snapshot of a row the journal does not hold: it lost its tail."""
+        if self._next is not None:
+            raise JournalCorruptError(
+                self._path,
+                head.sequence + 1,
+                f"is missing: the journal ends at row {head.sequence}, and a snapshot covers "
+                f"row {self._next.sequence}",
+            )
+
+
+def write_snapshot(
+    path: str | os.PathLike[str],
+    key: SigningKey,
+    *,
+    contract: ReplicationContract | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> Snapshot:
+    """Verify a whole journal, then store a signed snapshot of the state at its head.
+
+    ``key`` is the checkpoint key's private half: the journal must name its
+    public key (a pinned key, as in :func:`verify_journal`). The snapshot is
+    of the head verified; a journal that grew meanwhile keeps its later rows
+    after it. A journal of no rows has nothing to snapshot
+    (``InvalidValueError``). Replaces a snapshot of the same row (R-JOURNAL-17).
+    """
+    verified = verify_journal(path, checkpoint_key=key.verifying_key, contract=contract)
+    name = os.fspath(path)
+    head = verified.head
+    if head.sequence == 0:
+        raise InvalidValueError("path", "a journal of at least one row", f"{name} (no rows)")
+    store = open_store(name, lock_timeout=lock_timeout)
+    try:
+        stored = store.header()
+        if stored is None:
+            raise JournalMismatchError(name, "format", "a replication journal", "no tables")
+        store.begin()
+        row = store.row_at(head.sequence)
+        if row is None or row.hash != head.hash:
+            raise JournalCorruptError(
+                name, head.sequence, "changed while it was verified: verify it again"
+            )
+        genesis = chain.digest(chain.HEADER_TYPE, stored.body)
+        snapshot = make_snapshot(genesis, head, verified.state, key)
+        store.add_snapshot(snapshot)
+        store.commit()
+    finally:
+        store.close()
+    return snapshot
 
 
 def _damage(
@@ -210,7 +322,7 @@ def _damage(
 def _check_canonical(path: str, sequence: int, body: bytes) -> None:
     """Refuse a row not stored in its RFC 8785 canonical bytes (it was not written by us)."""
     try:
-        canonical = canonical_json(load_json(body))
+        canonical = canonical_bytes(load_json(body))
     except (ValueError, InvalidInputError) as error:
         raise JournalCorruptError(path, sequence, f"has no canonical form ({error})") from None
     if canonical != body:
@@ -222,17 +334,25 @@ def reading(path: str | os.PathLike[str]) -> Iterator[tuple[dict[str, Any], Iter
     """Open a journal read-only and give its header and its rows as stored, unverified.
 
     For ``journal show`` and ``journal export``: what is stored, in order. A
-    journal read without locks (its directory is not writable) that changed
-    meanwhile is refused when the rows end.
+    journal read without locks that changed meanwhile is refused when the rows end.
     """
-    store, header, _ = open_journal(path)
+    with reading_signed(path) as (header, _, rows):
+        yield header, rows
+
+
+@contextlib.contextmanager
+def reading_signed(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[dict[str, Any], object, Iterator[Row]]]:
+    """As :func:`reading`, with the header's stored signature (unverified), for the export."""
+    store, header, stored = open_journal(path)
     try:
-        yield header, _rows_then_check(store)
+        yield header, stored.signature, _rows_then_check(store)
     finally:
         store.close()
 
 
-def _rows_then_check(store: Store) -> Iterator[Row]:
+def _rows_then_check(store: JournalStore) -> Iterator[Row]:
     yield from store.rows_after(0)
     store.check_unchanged()
 

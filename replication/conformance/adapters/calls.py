@@ -155,6 +155,8 @@ def _is_users(filename: str) -> bool:
     path = Path(filename).resolve()
     if path.is_relative_to(_KIT) and path.relative_to(_KIT).as_posix() in _OWN_FILES:
         return False
+    if path.parent == _KIT / "wire":  # the wire client: the implementation is another process
+        return False
     installed = any(path.is_relative_to(directory) for directory in _INSTALLED)
     return installed or not path.is_relative_to(_STDLIB)
 

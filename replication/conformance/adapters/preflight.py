@@ -102,10 +102,21 @@ def _import_error(module_name: str, error: BaseException) -> SetupError:
 def load_factory(target: str) -> Callable[[], Implementation]:
     """Return the factory named by ``"package.module:attribute"``, or raise :class:`SetupError`.
 
+    ``"exec:COMMAND"`` names an implementation COMMAND runs, spoken to over the
+    wire protocol (``--exec COMMAND`` on the command line).
+
     The name is resolved as every module argument is (:func:`replication._resolve.resolve`):
     the current directory is searched too, as ``python -m`` and pytest do, so an
     adapter in a file next to the user works from the console script as well.
     """
+    if target.startswith("exec:"):
+        # An implementation in any language, spoken to over the wire (specs/09).
+        from replication.conformance.wire.client import WireStartError, target_for  # noqa: PLC0415
+
+        try:
+            return target_for(target.removeprefix("exec:"))  # type: ignore[return-value]
+        except WireStartError as error:
+            raise SetupError(error.message) from None
     module_name, separator, attribute = target.partition(":")
     if not separator or not module_name or not attribute:
         message = f"an implementation must be named 'package.module:factory', got {target!r}"

@@ -84,6 +84,8 @@ class Divergence:
     clauses: tuple[str, ...] = ()
     #: The adapter's traceback behind a crash (shown with ``--debug``).
     traceback: str | None = None
+    #: How shrinking ended: ``minimal`` (a fixed point), ``off``, or ``stopped: <why>``.
+    shrunk: str | None = None
 
     @property
     def signature(self) -> tuple[str, str, str, str]:
@@ -94,6 +96,25 @@ class Divergence:
     def line(self) -> str:
         """The divergence as one line of a known-divergences file."""
         return f"{self.kind} at {self.action}: expected {self.expected} | got {self.got}"
+
+
+def _shrinking(shrunk: str | None, seconds: float) -> str:
+    """Return how shrinking ended, as the divergence's heading says it (never "shrunk" if not)."""
+    if shrunk == "off":
+        return ", not shrunk (shrinking was off)"
+    if shrunk is not None and shrunk.startswith("stopped: "):
+        why = shrunk.removeprefix("stopped: ")
+        return (
+            f", shrinking stopped after {seconds:.1f} s before a fixed point ({why}; steps "
+            "the divergence does not need may remain)"
+        )
+    if shrunk == "minimal":
+        return f", shrunk in {seconds:.1f} s to a fixed point (no single step can be removed)"
+    return f", shrunk in {seconds:.1f} s"
+
+
+def _count(number: int) -> str:
+    return f"{number:,}"
 
 
 @attrs.frozen
@@ -136,6 +157,10 @@ class Report:
     stopped: str | None = None
     #: How many examples the profile asked for.
     planned_examples: int = 0
+    #: The witnesses reached by a directed program after the random search missed them.
+    steered_witnesses: tuple[str, ...] = ()
+    #: The witnesses the adapter's gaps make unreachable, with the actions they need.
+    witnesses_not_applicable: Mapping[str, str] = attrs.field(factory=dict)
     rounds: int = 1
     #: How the front end spells the options a hint names (``--profile``, or the
     #: plugin's ``--replication-profile``).
@@ -260,7 +285,16 @@ class Report:
             when = "before the divergence" if self.rounds == 1 else f"in {self.rounds} rounds"
             lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached {when}")
             return lines
-        lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached")
+        steered = (
+            f" ({len(self.steered_witnesses)} by directed programs after the random search)"
+            if self.steered_witnesses
+            else ""
+        )
+        lines.append(f"witnesses: {reached} of {len(self.witnesses)} reached{steered}")
+        lines += [
+            f"  n/a (needs {needs}): {name}"
+            for name, needs in self.witnesses_not_applicable.items()
+        ]
         if self.missing_witnesses:
             lines.append("never reached:")
             lines += [f"  - {name}" for name in self.missing_witnesses]
@@ -283,7 +317,7 @@ class Report:
                     f"({counted(divergence.examples_before, 'example')})"
                 )
                 if divergence.shrink_seconds is not None:
-                    found += f", shrunk in {divergence.shrink_seconds:.1f} s"
+                    found += _shrinking(divergence.shrunk, divergence.shrink_seconds)
             lines += ["", f"{label} ({divergence.kind}){found}:", divergence.text]
             if debug and divergence.traceback:
                 lines += ["", "traceback (--debug):", divergence.traceback.rstrip()]

@@ -125,6 +125,7 @@ class Engine(RuleBasedStateMachine):
         contract, self.timeout = contract_from(parameters)
         self.state = State.initial(contract, KEY.verifying_key)
         self.stats.examples += 1
+        self.stats.contract, self.stats.calls = dict(parameters), []
         factory = type(self).factory
         if factory is not None:
             # A contract of its own: a stop condition with memory counts one side only.
@@ -312,6 +313,7 @@ class Engine(RuleBasedStateMachine):
             return describe_call(*call) if call else expected.action
 
         allowed, reason, result = True, None, None
+        self.stats.calls.append((call or (expected.action,), self.now))
         try:
             result = self.control.watchdog.call(describe, implementation, target)
         except Denied as denied:

@@ -41,6 +41,7 @@ from replication.conformance.sequential.results import Issued, RunStats
 from replication.conformance.sequential.witnesses import (
     BOUNDARY_TAMPER_REFUSED,
     GENERATED_ID_SKIPPED,
+    GENERATED_ID_SKIPPED_REGISTERED,
     SIBLING_AFTER_DEPARTURE,
 )
 from replication.errors import ReasonCode
@@ -50,8 +51,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from replication.conformance.adapters.adapter import Implementation
+    from replication.model import ControllerState
 
-__all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine"]
+__all__ = ["GENERATED", "MODES", "DifferentialMachine", "differential_machine", "next_generated"]
+
+#: Where a boundary rule puts the clock: just before, exactly at, or just after the boundary.
+OFFSETS = {"-1us": -TICK, "exactly": timedelta(0), "+1us": TICK}
+
+
+def next_generated(controller: ControllerState) -> str:
+    """Return the id the controller generates next: the first ``w<n>`` never used (R-ISSUE-3)."""
+    serial = len(controller.issued_ids) + 1
+    while f"w{serial}" in controller.issued_ids or f"w{serial}" in controller.registered_ids:
+        serial += 1
+    return f"w{serial}"
 
 
 class DifferentialMachine(Actions):
@@ -90,23 +103,40 @@ class DifferentialMachine(Actions):
     @rule(
         target=issued,
         role=st.sampled_from(["none (a root)", "newest", "latest parent"]),
-        first=st.sampled_from(["nothing", "the id it would generate"]),
+        first=st.sampled_from(
+            ["nothing", "the id it would generate", "a foreign registration of that id"]
+        ),
     )
     def issue_generated(self, role: str, first: str) -> Issued | None:
         """Issue a manifest whose worker id the controller generates (R-ISSUE-3).
 
         For a root, or a child of the worker playing ``role``; perhaps after a
         root was issued under the very id the controller would generate then
-        (``w<n + 2>`` with ``n`` ids issued so far), which the generated id must skip.
+        (``w<n + 2>`` with ``n`` ids issued so far), or after a manifest signed
+        outside the controller registered under it (``w<n + 1>``: it was never
+        issued). The generated id must skip either; the manifest is then
+        registered, so that an id handed out twice is refused as a replay.
         """
         parent = None if role == "none (a root)" else pick(self.current, role)
+        controller = self.current.controller
+        foreign = None
         if first == "the id it would generate":
-            upcoming = f"w{len(self.current.controller.issued_ids) + 2}"
+            upcoming = f"w{len(controller.issued_ids) + 2}"
             self._issue(None, upcoming, external_network=False, snapshot={})
+        elif first == "a foreign registration of that id":
+            foreign = next_generated(controller)
+            unsigned = Manifest(foreign, None, 0, {}, self.now, ResourceSpec(0.5, 256))
+            if not self._register(*self.signed(unsigned)):
+                foreign = None
         before = len(self.current.controller.issued_ids)
         issued = self._issue(parent, None, external_network=False, snapshot={})
-        if issued is not None and issued.worker_id != f"w{before + 1}":
+        if issued is None:
+            return None
+        if issued.worker_id != f"w{before + 1}":
             self.stats.witnesses.reached(GENERATED_ID_SKIPPED)
+        if foreign is not None and issued.worker_id != foreign:
+            self.stats.witnesses.reached(GENERATED_ID_SKIPPED_REGISTERED)
+            self._register(issued.reference, issued.implementation)
         return issued
 
     @rule(
@@ -251,14 +281,15 @@ class DifferentialMachine(Actions):
 
     @rule(
         target=worker_ids,
-        ahead=st.sampled_from(["at the skew", "just beyond the skew"]),
+        ahead=st.sampled_from(["just within the skew", "at the skew", "just beyond the skew"]),
         serial=st.integers(0, 3),
     )
     def register_from_the_future(self, ahead: str, serial: int) -> str:
         """Register a root manifest, validly signed, issued ahead of the clock."""
-        skew = self.current.contract.clock_skew + (
-            TICK if ahead == "just beyond the skew" else timedelta(0)
-        )
+        skew = self.current.contract.clock_skew + {
+            "just within the skew": -TICK, "at the skew": timedelta(0),
+            "just beyond the skew": TICK,
+        }[ahead]  # fmt: skip
         unsigned = Manifest(
             f"future-{serial}", None, 0, {}, self.now + skew, ResourceSpec(0.5, 256)
         )
@@ -345,6 +376,28 @@ class DifferentialMachine(Actions):
             subject=None,
             timeout=timeout,
         )
+
+    @rule(offset=st.sampled_from(["-1us", "exactly", "exactly", "+1us"]))
+    def reap_at_boundary(self, offset: str) -> None:
+        """Reap just before, exactly at or just after the heartbeat timeout of the freshest worker.
+
+        The freshest heartbeat is the boundary the clock is most likely not past yet.
+        """
+        registry = self.current.registry
+        if registry:
+            freshest = max(entry.last_heartbeat for entry in registry.values())
+            self.now = max(self.now, freshest + self.timeout + OFFSETS[offset])
+        self.reap()
+
+    @rule(offset=st.sampled_from(["-1us", "exactly", "exactly", "+1us"]))
+    def expire_at_boundary(self, offset: str) -> None:
+        """Expire just before, exactly at or just after the expiration of the newest worker."""
+        expiration = self.current.contract.expiration
+        registry = self.current.registry
+        if expiration is not None and registry:
+            newest = max(entry.registered_at for entry in registry.values())
+            self.now = max(self.now, newest + expiration + OFFSETS[offset])
+        self.expire_workers("now")
 
     @rule(role=roles)
     def deregister(self, role: str) -> None:
@@ -452,7 +505,7 @@ class DifferentialMachine(Actions):
         }[boundary]
         if start is None or length is None:
             return
-        target = start + length + {"-1us": -TICK, "exactly": timedelta(0), "+1us": TICK}[offset]
+        target = start + length + OFFSETS[offset]
         self.now = max(self.now, target)
 
 
@@ -460,12 +513,12 @@ class DifferentialMachine(Actions):
 RULES_BY_ACTION: dict[str, tuple[str, ...]] = {
     "heartbeat": ("heartbeat", "heartbeat_from", "child_reaped_then_sibling"),
     "kill": ("kill",),
-    "reap": ("reap", "child_reaped_then_sibling"),
+    "reap": ("reap", "reap_at_boundary", "child_reaped_then_sibling"),
     "kill_switch": ("kill_switch",),
     "quarantine": ("quarantine", "quarantine_then"),
     "release": ("release",),
     "deregister": ("deregister", "child_deregistered_then_sibling"),
-    "expire": ("expire_workers",),
+    "expire": ("expire_workers", "expire_at_boundary"),
     "generated_ids": ("issue_generated",),
 }
 

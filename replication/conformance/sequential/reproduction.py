@@ -4,9 +4,11 @@ Hypothesis shrinks a failing program, but under a time budget it may stop with
 steps left that the divergence does not need (a rule that did nothing, a clock
 move nothing depends on). :func:`minimise` replays the program one statement
 at a time and tries to delete each step, last to first, keeping a deletion
-when the same divergence still occurs; it stops at the failing step, and
-annotates every step with the clock it ran at, so the reader sees the times
-the rules compare.
+when the same divergence still occurs, pass after pass until a pass deletes
+nothing (a fixed point) or the budget runs out, and says which; it stops at
+the failing step, and annotates every step with the clock it ran at, so the
+reader sees the times the rules compare. A hang is not shrunk:
+:func:`hang_program` lists the calls that led to it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,43 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from replication.conformance.adapters.calls import describe_call
 from replication.conformance.sequential.results import ConformanceFailure, clock_offset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from replication.conformance.adapters.adapter import Implementation
+    from replication.conformance.sequential.results import RunStats
 
-__all__ = ["minimise"]
+__all__ = ["Minimised", "hang_program", "minimise"]
+
+
+def hang_program(stats: RunStats, hanging: str) -> list[str]:
+    """Return the report's lines on the program that hung: its contract and every call made.
+
+    A hang is not shrunk (each attempt would hang as long), so the program is
+    the one that ran: the contract ``start`` was given, then each call into the
+    adapter with its clock, the hanging one last.
+    """
+    if not stats.contract:
+        return []
+    lines = [
+        "  the program up to the hanging call (every call into the adapter, with its clock):",
+        f"    start(contract={stats.contract!r})",
+    ]
+    calls = [describe_call(*call) for call, _ in stats.calls]
+    lines += [
+        f"    {text}  # clock {clock_offset(now)}"
+        for text, (_, now) in zip(calls, stats.calls, strict=True)
+    ]
+    if calls and calls[-1] == hanging:
+        lines[-1] += "  <- did not return"
+    else:  # a call outside an action (observe, sign): it was not logged before it hung
+        lines.append(f"    {hanging}  <- did not return")
+    return lines
 
 
 def _statements(program: str) -> tuple[list[str], list[str]]:
@@ -89,36 +120,68 @@ class _Replay:
         return None, clocks, None
 
 
+@attrs.frozen
+class Minimised:
+    """A program after minimising: the program, how it ends, and whether it is minimal."""
+
+    program: str
+    #: The divergence the program ends with (``None``: it did not reproduce as printed).
+    failure: ConformanceFailure | None
+    #: Whether no single step can be removed any more (a fixed point was reached).
+    minimal: bool
+    #: Complete passes over the steps (the last one removed nothing, if ``minimal``).
+    passes: int
+    #: Why minimising stopped before a fixed point, if it did.
+    stopped: str | None = None
+
+
 def minimise(
     program: str,
     factory: Callable[[], Implementation],
     signature: tuple[str, str, str, str],
     *,
     budget: float,
-) -> tuple[str, ConformanceFailure | None]:
+) -> Minimised:
     """Return ``program`` without the steps its divergence does not need, and how it ends.
 
-    The steps kept are annotated with the clock; the divergence returned is the
-    one the smaller program ends with (``None``, and the program unchanged, if
-    the program does not reproduce as printed).
+    Passes over the steps, last to first, deleting each step whose deletion keeps
+    the same divergence, until a pass deletes nothing (a fixed point: no single
+    step can go) or ``budget`` seconds run out (then :attr:`Minimised.stopped`
+    says so). The steps kept are annotated with the clock; the divergence
+    returned is the one the smaller program ends with (``None``, and the program
+    unchanged, if the program does not reproduce as printed).
     """
     try:
         setup, steps = _statements(program)
     except SyntaxError:
-        return program, None
+        return Minimised(program, None, minimal=False, passes=0,
+                         stopped="the program could not be parsed")  # fmt: skip
     replay = _Replay(setup, factory, signature)
     failing, _, _ = replay.run(steps)
     if failing is None:
-        return program, None
+        why = "the program did not reproduce the divergence when replayed"
+        return Minimised(program, None, minimal=False, passes=0, stopped=why)
     kept = steps[: failing + 1]
     deadline = time.monotonic() + budget
-    index = len(kept) - 2  # the failing step itself stays
-    while index >= 0 and time.monotonic() < deadline:
-        candidate = kept[:index] + kept[index + 1 :]
-        reproduced, _, _ = replay.run(candidate)
-        if reproduced is not None:
-            kept = candidate[: reproduced + 1]
-        index -= 1
+    passes, stopped = 0, None
+    while True:
+        removed = False
+        index = len(kept) - 2  # the failing step itself stays
+        while index >= 0:
+            if time.monotonic() >= deadline:
+                stopped = f"the shrink budget ({budget:.0f} s) ran out in pass {passes + 1}"
+                break
+            candidate = kept[:index] + kept[index + 1 :]
+            reproduced, _, _ = replay.run(candidate)
+            if reproduced is not None:
+                kept = candidate[: reproduced + 1]
+                removed = True
+            index -= 1
+        if stopped is not None:
+            break
+        passes += 1
+        if not removed:
+            break
     _, clocks, failure = replay.run(kept)
     annotated = [
         f"{line}  # clock {clock_offset(clock)}" if clock is not None else line
@@ -127,4 +190,4 @@ def minimise(
     imports = [line for line in setup if line.startswith(("from ", "import "))]
     rest = setup[len(imports) :]
     text = "\n".join([*imports, "", *rest, *annotated, "state.teardown()"])
-    return text, failure
+    return Minimised(text, failure, minimal=stopped is None, passes=passes, stopped=stopped)

@@ -9,7 +9,7 @@ of the specification at stake. :class:`RunStats` counts what a run did.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -129,3 +129,9 @@ class RunStats:
     suppressed_steps: int = 0
     #: Whether any observation reported live processes (INV-PROCESSES is ``n/a`` until then).
     processes_reported: bool = False
+    #: The witnesses the random search missed and a directed program reached.
+    steered: list[str] = attrs.field(factory=list)
+    #: The current program's contract and its calls into the adapter so far, each with
+    #: the clock (rendered only if one hangs: a hang is reported with what led to it).
+    contract: dict[str, Any] = attrs.field(factory=dict)
+    calls: list[tuple[tuple[Any, ...], datetime]] = attrs.field(factory=list)

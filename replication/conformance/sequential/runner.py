@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -39,17 +38,27 @@ from replication.conformance.adapters.observations import PROCESS_FIELD, qualifi
 from replication.conformance.adapters.preflight import (
     Adapter,
     SetupError,
-    format_traceback,
     load_adapter,
 )
 from replication.conformance.profiles import PROFILE_NAMES
 from replication.conformance.reports.report import CLI_OPTIONS, Divergence, Report
 from replication.conformance.sequential.checks import checks
 from replication.conformance.sequential.engine import MODES, RunControl, SetAside, StopRun
+from replication.conformance.sequential.findings import (
+    divergence_of,
+    flaky_divergence,
+    shrunk_as,
+    timeout_divergence,
+)
 from replication.conformance.sequential.machine import DifferentialMachine, differential_machine
 from replication.conformance.sequential.reproduction import minimise
 from replication.conformance.sequential.results import ConformanceFailure, RunStats
-from replication.conformance.sequential.witnesses import WitnessLog, required_for_kit
+from replication.conformance.sequential.steering import steer
+from replication.conformance.sequential.witnesses import (
+    WitnessLog,
+    not_applicable,
+    required_for_kit,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -146,39 +155,6 @@ def _header(
     ]
 
 
-def _steps_in(program: str | None) -> int | None:
-    if program is None:
-        return None
-    return len(re.findall(r"^(?:\w+ = )?state\.(?!teardown)", program, flags=re.MULTILINE)) - 1
-
-
-def _divergence(
-    failure: ConformanceFailure,
-    program: str | None,
-    stats: RunStats,
-    *,
-    known: bool,
-    started: float,
-) -> Divergence:
-    detected = stats.seconds_at_detection
-    return Divergence(
-        kind=failure.kind,
-        action=failure.action,
-        decision=failure.decision,
-        expected=failure.expected,
-        got=failure.got,
-        text=failure.render(),
-        program=program,
-        known=known,
-        detection_seconds=None if detected is None else detected - started,
-        shrink_seconds=None if detected is None else time.perf_counter() - detected,
-        examples_before=stats.examples_at_detection,
-        program_steps=_steps_in(program),
-        clauses=failure.clauses,
-        traceback=None if failure.cause is None else format_traceback(failure.cause),
-    )
-
-
 class _Round:
     """The settings of every round of one run."""
 
@@ -192,6 +168,7 @@ class _Round:
         seed: int,
         shrink_time: float,
         control: RunControl,
+        steering: bool = True,
     ) -> None:
         self.adapter = adapter
         self.mode = mode
@@ -200,6 +177,8 @@ class _Round:
         self.seed = seed
         self.shrink_time = shrink_time
         self.control = control
+        self.required = required_for_kit(adapter.gaps)
+        self.steering = steering
 
     def run(
         self, suppressed: frozenset[tuple[str, str]], known: frozenset[tuple[str, str, str, str]]
@@ -222,16 +201,20 @@ class _Round:
         ):
             try:
                 self._search(machine)
+                # Conclusive by construction: what the search missed, a directed program
+                # reaches (not in the dev profile, a quick check that gives no verdict).
+                if self.steering:
+                    stats.steered = steer(machine, stats.witnesses.missing(self.required))
             except ConformanceFailure as failure:
                 captured += getattr(failure, "__notes__", [])
                 search.failure = failure
             except SetAside as aside:
                 search.failure = aside.failure
-                search.divergence = _divergence(aside.failure, None, stats, known=True,
+                search.divergence = divergence_of(aside.failure, None, stats, known=True,
                                                 started=started)  # fmt: skip
                 return search
             except CallTimeout as timeout:
-                search.divergence = _timeout(timeout, stats, started)
+                search.divergence = timeout_divergence(timeout, stats, started)
                 return search
             except StopRun:
                 search.stopped = "max-time"
@@ -239,14 +222,14 @@ class _Round:
             except KeyboardInterrupt:
                 if self.control.watchdog.fired is not None:
                     limit = self.control.watchdog.timeout or 0.0
-                    search.divergence = _timeout(
+                    search.divergence = timeout_divergence(
                         CallTimeout(self.control.watchdog.fired, limit), stats, started
                     )
                     return search
                 search.stopped = "interrupted"
                 search.failure = stats.first_failure
             except Flaky as flaky:
-                search.divergence = _flaky(flaky, stats, started)
+                search.divergence = flaky_divergence(flaky, stats, started)
                 return search
         if search.failure is not None:
             reporting = stats.reporting
@@ -255,22 +238,27 @@ class _Round:
             )
             header = _header(self.adapter, self.mode, unreported, suppressed)
             program = _program(captured, header) if search.stopped is None else None
+            shrunk = None
             if program is not None and hypothesis.Phase.shrink in self.settings.phases:
                 detected = stats.seconds_at_detection or time.perf_counter()
                 spent = time.perf_counter() - detected
                 try:
-                    program, replayed = minimise(
+                    minimised = minimise(
                         program, self.adapter.factory, search.failure.signature,
                         budget=max(_MINIMISE_AT_LEAST, self.shrink_time - spent),
                     )  # fmt: skip
+                    program, replayed = minimised.program, minimised.failure
+                    shrunk = shrunk_as(minimised.stopped)
                 except KeyboardInterrupt:  # Ctrl-C while minimising: the program as shrunk
-                    replayed = None
+                    replayed, shrunk = None, shrunk_as("it was interrupted")
                     if self.control.watchdog.ctrl_c is not False:
                         search.stopped = "interrupted"
                     # else the adapter's own interrupt, in a replay: the program stays
                 search.failure = replayed or search.failure
-            search.divergence = _divergence(
-                search.failure, program, stats, known=False, started=started
+            elif program is not None:
+                shrunk = "off"
+            search.divergence = divergence_of(
+                search.failure, program, stats, known=False, started=started, shrunk=shrunk
             )
         return search
 
@@ -318,50 +306,6 @@ def _own_stop(flaky: Flaky) -> BaseException | None:
         seen.add(id(context))
         context = context.__context__
     return None
-
-
-def _timeout(timeout: CallTimeout, stats: RunStats, started: float) -> Divergence:
-    text = "\n".join(
-        [
-            f"timeout at {timeout.call.partition('(')[0]}",
-            f"  {timeout.call} did not return within {timeout.seconds:g} s (--timeout)",
-            (
-                f"  in example {stats.examples}, after {stats.implementation_steps} steps on "
-                "the implementation; the run stopped there (a hang is not shrunk)"
-            ),
-        ]
-    )
-    return Divergence(
-        kind="timeout",
-        action=timeout.call.partition("(")[0],
-        decision=None,
-        expected=f"a return within {timeout.seconds:g} s",
-        got="no return",
-        text=text,
-        detection_seconds=time.perf_counter() - started,
-        examples_before=stats.examples,
-    )
-
-
-def _flaky(flaky: Flaky, stats: RunStats, started: float) -> Divergence:
-    text = "\n".join(
-        [
-            "flaky divergence: the same program failed once and passed when replayed",
-            "  the implementation's behaviour depends on more than the program: does it read",
-            "  the real clock instead of the one start() gave it, or keep state across start()?",
-            f"  ({type(flaky).__name__}: {str(flaky).splitlines()[0] if str(flaky) else ''})",
-        ]
-    )
-    return Divergence(
-        kind="flaky",
-        action="(replay)",
-        decision=None,
-        expected="the same outcome on every replay",
-        got="a different outcome",
-        text=text,
-        detection_seconds=time.perf_counter() - started,
-        examples_before=stats.examples,
-    )
 
 
 def _validate(
@@ -441,7 +385,8 @@ def run_conformance(
         # Ctrl-C remembered, so the next step stops the run even if its interrupt was lost.
         stack.enter_context(watchdog.handling_ctrl_c(lambda: setattr(control, "interrupted", True)))
         rounds = _Round(adapter, mode=mode, strict=strict, settings=run_settings, seed=run_seed,
-                        shrink_time=shrink_time, control=control)  # fmt: skip
+                        shrink_time=shrink_time, control=control,
+                        steering=profile != "dev")  # fmt: skip
         searches: list[_Search] = []
         divergences: list[Divergence] = []
         suppressed: frozenset[tuple[str, str]] = frozenset()
@@ -495,6 +440,7 @@ def _report(
         totals.implementation_steps += search.stats.implementation_steps
         totals.checked.update(search.stats.checked)
         totals.processes_reported |= search.stats.processes_reported
+        totals.steered += [name for name in search.stats.steered if name not in totals.steered]
     required = required_for_kit(adapter.gaps)
     counts = {name: witnesses.counts[name] for name in required}
     failing: list[ConformanceFailure | Divergence] = [
@@ -530,6 +476,8 @@ def _report(
         skipped_rules=last.stats.skipped_rules,
         witnesses=counts,
         missing_witnesses=tuple(name for name, count in counts.items() if not count),
+        steered_witnesses=tuple(totals.steered),
+        witnesses_not_applicable=not_applicable(adapter.gaps),
         checks=checks(facts["mode"], totals, failing, not_compared, facts["timeout"]),
         unreported=tuple(sorted(qualified(field) for field in unreported - reporting.unseen)),
         unseen=tuple(sorted(qualified(field) for field in reporting.unseen)),

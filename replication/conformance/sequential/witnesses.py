@@ -19,15 +19,24 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from replication.invariants import Observation, Policy, Step
+    from replication.model import ReplicationContract
 
 __all__ = [
     "BOUNDARY_TAMPER_REFUSED",
+    "COOLDOWN_BOUNDARY",
+    "DEREGISTER_WITH_CONTAINER",
+    "EXPIRY_AT_BOUNDARY",
+    "EXPIRY_REMOVED",
     "GENERATED_ID_SKIPPED",
+    "GENERATED_ID_SKIPPED_REGISTERED",
     "KILL_SWITCH_WITH_CONTAINERS",
+    "REAP_AT_BOUNDARY",
     "REQUIRED",
     "SIBLING_AFTER_DEPARTURE",
+    "SKEW_AT_BOUNDARY",
     "WitnessLog",
     "denial",
+    "not_applicable",
     "required_for_kit",
 ]
 
@@ -39,6 +48,17 @@ REAP_WITH_CONTAINER = "a reap removed a worker with a running container"
 DEREGISTER_WITH_CONTAINER = "a deregistration removed a worker with a running container"
 EXPIRY_REMOVED = "an expiry removed a worker"
 GENERATED_ID_SKIPPED = "a generated worker id skipped an id chosen before it"
+GENERATED_ID_SKIPPED_REGISTERED = (
+    "a generated worker id skipped an id registered from a manifest the controller never issued"
+)
+# An action at exactly the boundary instant of each time rule of the core: the
+# instant a comparison written ``>=`` for ``>`` (or ``<=`` for ``<``) decides
+# the other way. Cooldown's is COOLDOWN_BOUNDARY above.
+REAP_AT_BOUNDARY = "a reap exactly heartbeat timeout after a worker's last heartbeat"
+EXPIRY_AT_BOUNDARY = "an expiry exactly expiration_seconds after a worker registered"
+SKEW_AT_BOUNDARY = (
+    "a manifest issued exactly clock_skew_seconds (> 0) ahead of the clock registered"
+)
 HOSTILE_ID_REGISTERED = "a worker whose id holds ':' or '|', is 'None' or is not ASCII registered"
 HOSTILE_SNAPSHOT_REGISTERED = "a manifest with an edge-case snapshot registered"
 BOUNDARY_TAMPER_REFUSED = "a manifest tampered across its worker id / parent id boundary refused"
@@ -65,10 +85,14 @@ REQUIRED: tuple[str, ...] = (
     MAX_DEPTH_REACHED,
     QUOTA_FULL,
     COOLDOWN_BOUNDARY,
+    REAP_AT_BOUNDARY,
+    EXPIRY_AT_BOUNDARY,
+    SKEW_AT_BOUNDARY,
     REAP_WITH_CONTAINER,
     DEREGISTER_WITH_CONTAINER,
     EXPIRY_REMOVED,
     GENERATED_ID_SKIPPED,
+    GENERATED_ID_SKIPPED_REGISTERED,
     HOSTILE_ID_REGISTERED,
     HOSTILE_SNAPSHOT_REGISTERED,
     BOUNDARY_TAMPER_REFUSED,
@@ -82,10 +106,10 @@ REQUIRED: tuple[str, ...] = (
 #: The witnesses each optional action is needed for (reached only through it).
 _NEEDS_ACTION: dict[str, tuple[str, ...]] = {
     "kill_switch": (KILL_SWITCH_WITH_CONTAINERS, denial(ReasonCode.KILL_SWITCH)),
-    "reap": (REAP_WITH_CONTAINER,),
+    "reap": (REAP_WITH_CONTAINER, REAP_AT_BOUNDARY),
     "deregister": (DEREGISTER_WITH_CONTAINER,),
-    "expire": (EXPIRY_REMOVED,),
-    "generated_ids": (GENERATED_ID_SKIPPED,),
+    "expire": (EXPIRY_REMOVED, EXPIRY_AT_BOUNDARY),
+    "generated_ids": (GENERATED_ID_SKIPPED, GENERATED_ID_SKIPPED_REGISTERED),
     "quarantine": tuple(
         denial(code)
         for code in (
@@ -117,6 +141,23 @@ def required_for_kit(gaps: frozenset[str] = frozenset()) -> tuple[str, ...]:
     return tuple(name for name in REQUIRED if name not in excluded)
 
 
+def not_applicable(gaps: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Return each witness the gaps make unreachable, with the actions it needs.
+
+    A report lists them as ``n/a (needs <action>)``: nothing was proved about
+    them, and nothing could be, in the adapter's vocabulary.
+    """
+    needs: dict[str, str] = {}
+    for action in sorted(gaps):
+        for witness in _NEEDS_ACTION.get(action, ()):
+            needs.setdefault(witness, action)
+    if {"deregister", "reap"} <= gaps:
+        needs[SIBLING_AFTER_DEPARTURE] = "deregister or reap"
+    if {"deregister", "reap", "expire"} <= gaps:
+        needs[REPLAY_AFTER_DEPARTURE] = "deregister, reap or expire"
+    return {name: needs[name] for name in REQUIRED if name in needs}
+
+
 class WitnessLog:
     """Counts the witnesses reached across every step offered to it."""
 
@@ -140,6 +181,7 @@ class WitnessLog:
             self.counts[removals[step.action]] += 1
         if step.action == "expire_workers" and departed:
             self.counts[EXPIRY_REMOVED] += 1
+        self._record_boundaries(before, step, after, contract)
         for worker_id in after.workers.keys() - before.workers.keys():
             worker = after.workers[worker_id]
             if is_hostile(worker_id):
@@ -161,6 +203,25 @@ class WitnessLog:
                 self.counts[COOLDOWN_BOUNDARY] += 1
         if len(before.workers) < len(after.workers) == contract.max_replicas >= 2:
             self.counts[QUOTA_FULL] += 1
+
+    def _record_boundaries(
+        self, before: Observation, step: Step, after: Observation, contract: ReplicationContract
+    ) -> None:
+        """Note an allowed step taken at exactly the boundary instant of a time rule."""
+        workers = before.workers.values()
+        if step.action == "reap_stale_workers" and step.timeout is not None:
+            if any(w.last_heartbeat is not None and step.now - w.last_heartbeat == step.timeout
+                   for w in workers):  # fmt: skip
+                self.counts[REAP_AT_BOUNDARY] += 1
+        elif step.action == "expire_workers" and contract.expiration is not None:
+            if any(w.registered_at is not None and step.now - w.registered_at
+                   == contract.expiration for w in workers):  # fmt: skip
+                self.counts[EXPIRY_AT_BOUNDARY] += 1
+        elif step.action == "register_worker" and contract.clock_skew_seconds > 0:
+            for worker_id in after.workers.keys() - before.workers.keys():
+                manifest = after.workers[worker_id].manifest
+                if manifest is not None and manifest.issued_at - step.now == contract.clock_skew:
+                    self.counts[SKEW_AT_BOUNDARY] += 1
 
     def _record_denial(self, before: Observation, step: Step) -> None:
         self.counts[denial(step.reason)] += 1

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import jsonschema
 
+from replication._files import InputFileError, check_shape, read_regular_file
 from replication._text import counted, decision_text
 from replication.conformance.adapters.adapter import Denied
 from replication.conformance.adapters.calls import CallTimeout, ContractViolation, Watchdog, locate
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = ["VectorCheck", "VectorError", "check_vectors"]
 
+#: How deeply a vector file may nest: a manifest's state snapshot (64) and the levels around it.
+_MAX_DEPTH = 80
 #: Seconds one call into the adapter may take while replaying.
 REPLAY_TIMEOUT = 5.0
 
@@ -140,21 +143,43 @@ def _where(name: str, path: list[str | int]) -> str:
     return text
 
 
-def _load(directory: Path, name: str, definition: str) -> Any:
-    """Read ``name`` as JSON and validate it against the schema's ``definition``."""
-    path = directory / name
+def _read(path: Path) -> bytes:
+    """Read a vector file: a regular file of at most ``MAX_FILE_BYTES`` (R-JOURNAL-15).
+
+    A symlink to a FIFO or a device is refused before it is opened.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        return read_regular_file(str(path))
+    except InputFileError as error:
+        raise VectorError(str(error)) from None
+    except OSError as error:
+        raise VectorError(f"{path}: cannot be read: {error.strerror}") from None
+
+
+def _load(directory: Path, name: str, definition: str) -> Any:
+    """Read ``name`` as JSON and validate it against the schema's ``definition``.
+
+    Its nesting and the length of its lists are bounded before the schema
+    walks it: a list repeated thousands of times over is refused at once.
+    """
+    path = directory / name
+    if not path.exists() and not path.is_symlink():
         hint = " (replication vectors export DIR writes a vector directory)"
-        raise VectorError(f"{path}: missing{hint if name == 'index.json' else ''}") from None
+        raise VectorError(f"{path}: missing{hint if name == 'index.json' else ''}")
+    try:
+        data = json.loads(_read(path).decode("utf-8"))
     except UnicodeDecodeError:
         raise VectorError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as error:
         message = f"{path}: not valid JSON: {error.msg} (line {error.lineno} column {error.colno})"
         raise VectorError(message) from None
-    except OSError as error:
-        raise VectorError(f"{path}: cannot be read: {error.strerror}") from None
+    except RecursionError:
+        raise VectorError(f"{path}: nesting too deep (more than Python can parse)") from None
+    except ValueError as error:  # not JSONDecodeError: a number of more digits than Python reads
+        raise VectorError(f"{path}: not valid JSON: {error}") from None
+    shape = check_shape(data, depth=_MAX_DEPTH)
+    if shape is not None:
+        raise VectorError(f"{path}: {shape}")
     schema = {"$ref": f"#/$defs/{definition}", "$defs": _schema()["$defs"]}
     problem = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(data)
@@ -167,12 +192,17 @@ def _load(directory: Path, name: str, definition: str) -> Any:
 
 def _check_index(directory: Path, result: VectorCheck) -> list[str]:
     index = _load(directory, "index.json", "index")
+    for name in list(index["files"]):
+        # Only a file of the directory is read: never one an index names outside it.
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name:
+            result.failures.append(f"{name!r}: not a path inside the vector directory")
+            del index["files"][name]
     for name, entry in index["files"].items():
         path = directory / name
         if not path.exists():
             result.failures.append(f"{name}: listed in index.json but missing")
             continue
-        if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        if hashlib.sha256(_read(path)).hexdigest() != entry["sha256"]:
             result.failures.append(f"{name}: its SHA-256 differs from index.json")
         result.rules.update(entry["exercises"])
     listed = set(index["files"])
@@ -317,7 +347,7 @@ class _Replay:
         return getattr(implementation, action)(arguments["worker_id"])
 
     def scenario(self, directory: Path, name: str) -> None:
-        scenario = json.loads((directory / name).read_text(encoding="utf-8"))
+        scenario = _load(directory, name, "scenario")
         now = {"value": parse_time(scenario["start"])}
         where = name.removeprefix("scenarios/")
         try:
