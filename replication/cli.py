@@ -10,21 +10,25 @@ report). Tracebacks only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from replication import __version__
+from replication._text import counted
 from replication.commandline import UsageError, writable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 __all__ = ["main"]
 
@@ -47,6 +51,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _clients(text: str) -> int:
+    """Parse a number of clients: at least two, or no calls of two clients could overlap."""
+    value = _positive_int(text)
+    if value < 2:
+        message = f"must be at least 2 (one client's calls never overlap), got {value}"
+        raise argparse.ArgumentTypeError(message)
+    return value
+
+
+#: The concurrent mode's own options, refused without --concurrent.
+_CONCURRENT_ONLY = ("threads", "processes", "histories")
 
 
 def _seconds(*, zero: bool) -> Callable[[str], float]:
@@ -106,6 +123,13 @@ def _target(arguments: argparse.Namespace) -> str:
 def _conformance(arguments: argparse.Namespace) -> int:
     if arguments.concurrent:
         return _concurrent(arguments)
+    for name in _CONCURRENT_ONLY:
+        if getattr(arguments, name) is not None:
+            message = (
+                f"--{name} does not apply without --concurrent (the sequential kit makes one "
+                "call at a time)"
+            )
+            raise UsageError(message)
     target = _target(arguments)
     from replication.conformance.reports.known import KnownDivergences  # noqa: PLC0415
     from replication.conformance.reports.progress import Progress  # noqa: PLC0415
@@ -151,14 +175,15 @@ def _concurrent(arguments: argparse.Namespace) -> int:
     from replication.conformance.adapters.calls import ContractViolation  # noqa: PLC0415
     from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
     from replication.conformance.concurrent.runner import run_concurrent  # noqa: PLC0415
+    from replication.conformance.reports.progress import Progress  # noqa: PLC0415
 
     json_path = writable(arguments.json, "--json") if arguments.json else None
     target = _target(arguments)
     try:
         report = run_concurrent(
-            target, mode=arguments.mode, threads=arguments.threads,
-            processes=arguments.processes, profile=arguments.profile, seed=arguments.seed,
-            histories=arguments.histories,
+            target, mode=arguments.mode, threads=arguments.threads or 3,
+            processes=arguments.processes or 0, profile=arguments.profile, seed=arguments.seed,
+            histories=arguments.histories, progress=None if arguments.quiet else Progress(),
         )  # fmt: skip
     except (SetupError, ImportError, AttributeError, ValueError, TypeError) as error:
         return _cannot_run("conformance", error, debug=arguments.debug)
@@ -188,7 +213,7 @@ def _vectors_export(arguments: argparse.Namespace) -> int:
         written = export_vectors(directory)
     except OSError as error:
         raise UsageError(f"cannot write into {directory}: {error.strerror}") from None
-    print(f"wrote {len(written)} files to {directory}")
+    print(f"wrote {counted(len(written), 'file')} to {directory}")
     return 0
 
 
@@ -208,6 +233,8 @@ def _vectors_check(arguments: argparse.Namespace) -> int:
     except (SetupError, VectorError) as error:
         return _cannot_run("vectors", error, debug=arguments.debug)
     print(result.render())
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if result.ok else 1
 
 
@@ -362,12 +389,13 @@ def _add_conformance(commands: argparse._SubParsersAction) -> None:  # type: ign
         "for linearizability against the model",
     )  # fmt: skip
     concurrent.add_argument(
-        "--threads", type=_positive_int, default=3, help="client threads (default: 3)"
-    )
+        "--threads", type=_clients, default=None, metavar="N",
+        help="client threads, at least 2 (default: 3)",
+    )  # fmt: skip
     concurrent.add_argument(
-        "--processes", type=int, default=0, metavar="N",
-        help="make the calls from N client processes instead of threads (the adapter needs "
-        "connection() and attach())",
+        "--processes", type=_clients, default=None, metavar="N",
+        help="make the calls from N client processes instead of threads, at least 2 (the "
+        "adapter needs connection() and attach())",
     )  # fmt: skip
     concurrent.add_argument(
         "--histories", type=_positive_int, default=None, metavar="N",
@@ -396,8 +424,37 @@ def _private_hypothesis_storage() -> Path | None:
     return directory
 
 
+@contextlib.contextmanager
+def ctrl_c_honoured() -> Iterator[None]:
+    """Let Ctrl-C (``SIGINT``) stop the command however the process was started.
+
+    A shell without job control starts a background command with ``SIGINT``
+    ignored, and a child inherits that: the command would then run on past a
+    ``kill -INT``, and never print its partial report or exit 130. Inside the
+    block ``SIGINT`` raises ``KeyboardInterrupt``; the disposition found is put
+    back after.
+    """
+    found = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or found not in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    with ctrl_c_honoured():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = build_parser().parse_args(argv)
     storage = _private_hypothesis_storage() if arguments.command == "conformance" else None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
 @pytest.fixture
 def state() -> State:
     return fresh()
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises ``KeyboardInterrupt`` in the test, however the suite was started.
+
+    A suite started with SIGINT ignored (a background job) would otherwise never
+    see the Ctrl-C a test sends itself.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

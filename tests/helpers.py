@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 from replication.model import ReplicationContract, ResourceSpec, State
@@ -42,3 +43,15 @@ def run(state: State, parent: str | None = None, *, now: datetime = T0, **kwargs
     state, manifest = spawn(state, parent, now=now, **kwargs)
     state, _, _ = launch_worker(state, manifest, now=now)
     return state, manifest
+
+
+#: The command prefix that runs Python as a script backgrounded without job
+#: control is run: with ``SIGINT`` ignored, a disposition ``exec`` keeps.
+IGNORING_SIGINT = (
+    sys.executable,
+    "-c",
+    (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    ),
+)

@@ -71,8 +71,12 @@ def kill_strays(prefix: str | None = None) -> dict[int, str]:
     return strays
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], object], timeout: float = 120.0) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds.
+
+    The limit is a safety net, not a measure: on a loaded machine a worker held to
+    half a core may take tens of seconds to reach its process or memory limit.
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -10,7 +10,10 @@ that leaves its lock between a check and the act the check guards, with a
   the kill switch;
 * :class:`RegistrationRace` checks a registration against every rule, then
   inserts it in a second critical section: two registrations racing for the
-  last slot of the quota both get it.
+  last slot of the quota both get it;
+* :class:`LaunchRace` checks a launch against every rule, then starts the
+  container outside the lock: a reap (or a kill switch) that removes the
+  worker in between leaves its container running without it.
 
 Their ``window`` sleeps a millisecond, so a concurrent run finds the race
 often but not always. The ``Forced...`` variants make it certain, for tests
@@ -38,8 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ForcedKillSwitchRace",
+    "ForcedLaunchRace",
     "ForcedRegistrationRace",
     "KillSwitchRace",
+    "LaunchRace",
     "LockedPlainModel",
     "RegistrationRace",
 ]
@@ -182,3 +187,45 @@ class ForcedRegistrationRace(RegistrationRace):
     def window(self) -> None:
         if len(self.registry) == self.contract.max_replicas - 1:
             self.rendezvous.wait()
+
+
+class LaunchRace(LockedPlainModel):
+    """A launch is checked in one critical section; its container starts after, unlocked."""
+
+    def window(self) -> None:
+        """Between the checks and the container: a reap may remove the worker here."""
+        time.sleep(0.001)
+
+    def launch(self, manifest: Manifest) -> None:
+        with self.lock:
+            trial = copy.copy(self)
+            trial.containers = dict(self.containers)
+            PlainModel.launch(trial, manifest)  # every rule, against the state read above
+        self.window()
+        # The container starts outside the lock, whatever happened meanwhile.
+        self.containers[manifest.worker_id] = trial.containers[manifest.worker_id]
+
+
+class ForcedLaunchRace(LaunchRace):
+    """The launch race, certain: every reap lands inside a launch's window.
+
+    Use it in scenarios whose only reap overlaps the only launch.
+    """
+
+    def start(
+        self, contract: ReplicationContract, key: SigningKey, clock: Callable[[], datetime]
+    ) -> None:
+        super().start(contract, key, clock)
+        self.opened = threading.Event()
+        self.landed = threading.Event()
+
+    def window(self) -> None:
+        self.opened.set()
+        self.landed.wait(PATIENCE)
+
+    def reap(self, timeout: timedelta) -> None:
+        self.opened.wait(PATIENCE)
+        try:
+            super().reap(timeout)
+        finally:
+            self.landed.set()

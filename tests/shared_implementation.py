@@ -68,6 +68,9 @@ class SharedPlainModel:
         self.path = Path(connection)
         self.clock = clock
         self.database = sqlite3.connect(self.path, timeout=PATIENCE, isolation_level=None)
+        # The protocol has no stop(): closed with the adapter (an unclosed connection
+        # is a ResourceWarning on Python 3.13, an error under the suite's filters).
+        weakref.finalize(self, self.database.close)
         self.database.execute("PRAGMA synchronous=OFF")
         (pem,) = self.database.execute("SELECT key FROM system").fetchone()
         self.key = SigningKey.from_pem(pem)

@@ -33,6 +33,8 @@ CORE = {
     "_liveness",
     "_outcome",
     "_records",
+    "_resolve",
+    "_text",
     "_validation",
     "decisions",
     "encoding",

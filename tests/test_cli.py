@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from replication.cli import main
+from replication.cli import build_parser, main
 from replication.demo import run_demo
 
 
@@ -50,3 +54,52 @@ def test_a_command_is_required(capsys):
         main([])
     assert caught.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+class TestCtrlCHowever:
+    """Every command stops on SIGINT with exit code 130, however the process was started."""
+
+    @pytest.fixture
+    def sigint_ignored(self):
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        yield
+        signal.signal(signal.SIGINT, previous)
+
+    # Spec: R-KIT-6.
+    @pytest.mark.parametrize(
+        ("command", "arguments"),
+        [
+            ("demo", []),
+            ("conformance", ["tests.toy_implementation:ToyImplementation"]),
+            ("vectors", ["check", "vectors"]),
+            ("explore", []),
+            ("journal", ["show", "policy.db"]),
+            ("trace", ["check", "trace.jsonl"]),
+        ],
+    )
+    def test_sigint_stops_every_command(self, capsys, monkeypatch, sigint_ignored, command,
+                                        arguments):  # fmt: skip
+        """SIGINT ignored at start (a background job): the command still ends at Ctrl-C, 130."""
+        parser = build_parser()
+
+        def press_ctrl_c(_arguments):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(600)  # Ctrl-C interrupts the sleep; the test fails if it does not.
+            return 0
+
+        innermost = parser
+        for word in (command, *arguments):  # down to the parser that sets `run`
+            commands = [
+                action for action in innermost._actions
+                if isinstance(action, argparse._SubParsersAction)
+            ]  # fmt: skip
+            if not commands or word not in commands[0].choices:
+                break
+            innermost = commands[0].choices[word]
+        innermost.set_defaults(run=press_ctrl_c)
+        monkeypatch.setattr("replication.cli.build_parser", lambda: parser)
+        started = time.monotonic()
+        assert main([command, *arguments]) == 130
+        assert time.monotonic() - started < 120  # a safety net: the sleep is 600 s
+        assert capsys.readouterr().err == "replication: interrupted\n"
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # put back as found

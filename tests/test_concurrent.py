@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -67,9 +68,21 @@ REGISTRATION_RACE = Scenario(
 )  # fmt: skip
 
 
-def failure_section(text: str) -> str:
+#: A worker registered, silent past the reap timeout; its launch overlaps a reap that removes it.
+LAUNCH_RACE = Scenario(
+    PARAMETERS,
+    (
+        Round(timedelta(0), ((Step("prepare", "k1"),), (Step("prepare", "k2"),), ())),
+        Round(timedelta(seconds=6), (
+            (Step("launch", "k1"),), (Step("reap"),), (Step("heartbeat", "k2"),),
+        )),
+    ),
+)  # fmt: skip
+
+
+def failure_section(text: str, heading: str = "INVARIANT BROKEN") -> str:
     """The part of a report that does not depend on timing: from the failure to the verdict."""
-    return text[text.index("NOT LINEARIZABLE") :]
+    return text[text.index(heading) :]
 
 
 class TestTheBundledFacade:
@@ -89,18 +102,20 @@ class TestRacyImplementations:
         """One call at a time, each is right: the sequential kit finds nothing."""
         from replication.conformance.sequential.runner import run_conformance
 
-        for factory in (racy.KillSwitchRace, racy.RegistrationRace):
+        for factory in (racy.KillSwitchRace, racy.RegistrationRace, racy.LaunchRace):
             report = run_conformance(factory, profile="dev", max_examples=20, seed=3)
             assert report.failure is None, report.render()
 
     # Spec: R-LIN-1, R-LIN-6.
-    def test_the_kill_switch_race_is_caught_and_minimised(self):
+    def test_the_kill_switch_race_is_caught_as_itself(self):
+        """The broken invariant comes first, over the minimised history that breaks it."""
         report = run_concurrent(racy.ForcedKillSwitchRace, scenarios=[KILL_SWITCH_RACE],
                                 observer=False)  # fmt: skip
         assert report.verdict == "NOT CONFORMANT"
         assert failure_section(report.render()) == (
-            "NOT LINEARIZABLE: history 0, minimised from 13 calls to 4\n"
-            "  no order of these calls, consistent with real time, gives every response\n"
+            "INVARIANT BROKEN: history 0, minimised from 13 calls to 4\n"
+            "  INV-KILL-SWITCH: kill switch engaged but containers ['k1'] run; INV-NO-ORPHANS: "
+            "containers ['k1'] run without a registered worker\n"
             "\n"
             "  t1   |1 register k1: ok| |2 kill_switch: ok|\n"
             "  t2                       |3 launch k1: ok--|\n"
@@ -113,46 +128,81 @@ class TestRacyImplementations:
             "  dead ends of the search:\n"
             "    after 1, 3, 2: 4 observe: running containers: expected [], got ['k1']\n"
             "    after 1, 2: 3 launch k1: expected denied (kill_switch), got allowed\n"
-            "  also seen: INV-KILL-SWITCH: kill switch engaged but containers ['k1'] run\n"
-            "  also seen: INV-NO-ORPHANS: containers ['k1'] run without a registered worker\n"
+            "  no order of these calls, consistent with real time, gives every response\n"
             "\n"
             "NOT CONFORMANT"
         )
+        assert report.checks["every history is linearizable (observation mode)"] is False
 
     # Spec: R-LIN-1, R-LIN-6.
     def test_the_registration_race_is_caught_and_minimised(self):
         report = run_concurrent(racy.ForcedRegistrationRace, scenarios=[REGISTRATION_RACE],
                                 observer=False)  # fmt: skip
         assert failure_section(report.render()) == (
-            "NOT LINEARIZABLE: history 0, minimised from 13 calls to 3\n"
-            "  no order of these calls, consistent with real time, gives every response\n"
+            "INVARIANT BROKEN: history 0, minimised from 14 calls to 5\n"
+            "  INV-QUOTA: 3 workers registered > max_replicas 2\n"
             "\n"
-            "  t1  |1 register k1: ok| |2 register k2: ok----|\n"
-            "  t2                      |3 register k3: ok (!)|\n"
+            "  t1   |1 register k1: ok| |2 launch k1: ok| |3 register k2: ok|\n"
+            "  t2                                         |4 register k3: ok|\n"
+            "  kit                                                            "
+            "|5 observe: seen (!)|\n"
             "\n"
-            "  round 0 at 2026-01-01T00:00:00+00:00: 1\n"
-            "  round 1 at 2026-01-01T00:00:01+00:00: 2, 3\n"
+            "  round 0 at 2026-01-01T00:00:00+00:00: 1, 2\n"
+            "  round 1 at 2026-01-01T00:00:01+00:00: 3, 4, 5\n"
+            "  5 observe: kill switch off; workers k1, k2, k3; containers k1\n"
             "\n"
             "  dead ends of the search:\n"
-            "    after 1, 3: 2 register k2: expected denied (quota), got allowed\n"
-            "    after 1, 2: 3 register k3: expected denied (quota), got allowed\n"
-            "  also seen: INV-QUOTA: 3 workers registered > max_replicas 2 (in 2 observations)\n"
+            "    after 1, 2, 4: 3 register k2: expected denied (quota), got allowed\n"
+            "    after 1, 2, 3: 4 register k3: expected denied (quota), got allowed\n"
+            "  no order of these calls, consistent with real time, gives every response\n"
+            "\n"
+            "NOT CONFORMANT"
+        )
+
+    # Spec: R-LIN-1, R-LIN-6.
+    def test_the_launch_race_keeps_the_call_that_removed_the_worker(self):
+        """The reap that removed k1 inside its launch's window stays in the timeline: without
+        it, the observation (no worker k1) would have nothing to explain it."""
+        report = run_concurrent(racy.ForcedLaunchRace, scenarios=[LAUNCH_RACE], observer=False)
+        assert failure_section(report.render()) == (
+            "INVARIANT BROKEN: history 0, minimised from 9 calls to 4\n"
+            "  INV-NO-ORPHANS: containers ['k1'] run without a registered worker\n"
+            "\n"
+            "  t1   |1 register k1: ok| |2 launch k1: ok|\n"
+            "  t2                       |3 reap: ok-----|\n"
+            "  kit                                        |4 observe: seen (!)|\n"
+            "\n"
+            "  round 0 at 2026-01-01T00:00:00+00:00: 1\n"
+            "  round 1 at 2026-01-01T00:00:06+00:00: 2, 3, 4\n"
+            "  4 observe: kill switch off; workers none; containers k1\n"
+            "\n"
+            "  dead ends of the search:\n"
+            "    after 1, 2, 3: 4 observe: running containers: expected [], got ['k1']\n"
+            "    after 1, 3: 2 launch k1: expected denied (unknown_worker), got allowed\n"
+            "  no order of these calls, consistent with real time, gives every response\n"
             "\n"
             "NOT CONFORMANT"
         )
 
     # Spec: R-LIN-2, R-LIN-6.
     @pytest.mark.parametrize(
-        ("factory", "racing"),
-        [(racy.KillSwitchRace, {"kill_switch", "launch"}), (racy.RegistrationRace, {"register"})],
-        ids=["kill switch", "registration"],
+        ("factory", "racing", "invariant"),
+        [
+            (racy.KillSwitchRace, {"kill_switch", "launch"}, "INV-KILL-SWITCH"),
+            (racy.RegistrationRace, {"register"}, "INV-QUOTA"),
+            (racy.LaunchRace, {"launch"}, "INV-NO-ORPHANS"),
+        ],
+        ids=["kill switch", "registration", "launch"],
     )
-    def test_generated_histories_find_each_race(self, factory, racing):
-        """Without help from the fixture, generated histories find the race within a ci run."""
+    def test_generated_histories_find_each_race(self, factory, racing, invariant):
+        """Without help from the fixture, generated histories find the race within a ci run,
+        as the invariant it breaks, over the calls that race."""
         report = run_concurrent(factory, seed=7)
-        assert report.failure is not None, report.render()
-        assert report.failure.kind == "not linearizable"
-        assert racing <= {request.split()[0] for request in report.failure.calls}
+        failure = report.failure
+        assert failure is not None, report.render()
+        assert (failure.kind, failure.linearizable) == ("invariant", False), report.render()
+        assert failure.summary.startswith(invariant) or f"; {invariant}" in failure.summary
+        assert racing <= {request.split()[0] for request in failure.calls}
 
 
 class TestInvariantsInFlight:
@@ -360,7 +410,52 @@ class TestCommandLine:
         assert result.stdout.rstrip().endswith("NOT CONFORMANT")
 
     # Spec: R-LIN-7.
-    def test_bad_arguments_exit_2(self):
-        result = self.run("--threads", "0")
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            (["--threads", "0"], "argument --threads: must be at least 1, got 0"),
+            (
+                ["--threads", "1"],
+                (
+                    "argument --threads: must be at least 2 (one client's calls "
+                    "never overlap), got 1"
+                ),
+            ),
+            (
+                ["--processes", "1"],
+                (
+                    "argument --processes: must be at least 2 (one client's "
+                    "calls never overlap), got 1"
+                ),
+            ),
+        ],
+        ids=["no thread", "one thread", "one process"],
+    )
+    def test_bad_arguments_exit_2(self, arguments, message):
+        result = self.run(*arguments)
         assert result.returncode == 2
-        assert "argument --threads: must be at least 1, got 0" in result.stderr
+        assert message in result.stderr
+
+    # Spec: R-LIN-7.
+    @pytest.mark.parametrize("option", ["--threads", "--processes", "--histories"])
+    def test_the_concurrent_options_without_concurrent_exit_2(self, capsys, option):
+        """Never silently ignored: the sequential kit makes one call at a time."""
+        from replication.cli import main
+
+        code = main(["conformance", "tests.toy_implementation:ToyImplementation", option, "3"])
+        assert code == 2
+        assert capsys.readouterr().err == (
+            f"replication conformance: {option} does not apply without --concurrent (the "
+            "sequential kit makes one call at a time)\n"
+        )
+
+    # Spec: R-LIN-7.
+    def test_progress_lines_as_in_the_sequential_mode(self):
+        """On stderr, into a pipe: the histories planned, then each status line as plain text."""
+        result = self.run("replication.conformance.adapters:FacadeImplementation", "--seed", "1",
+                          "--profile", "dev")  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stderr.splitlines()
+        assert lines[0] == "concurrent: 0/30 histories"
+        assert re.fullmatch(r"concurrent: 30/30 histories, [\d,]+ calls, \d+ s", lines[-1]), lines
+        assert "\r" not in result.stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,6 +17,7 @@ from replication.conformance.vectors.export import check_vectors
 from replication.explore import trace as trace_module
 from replication.explore.cli import EXIT_CODES
 from tests import toy_implementation as toys
+from tests.helpers import IGNORING_SIGINT
 
 #: Arguments for a bound of one worker: explored in a blink.
 ONE = ["--max-depth", "0", "--max-replicas", "1", "--max-issued", "1", "--expiration", "none",
@@ -302,3 +305,55 @@ class TestErrors:
         assert result.returncode == 0, result.stderr
         assert "explore: 24 states, frontier 0, depth 7, " in result.stderr
         assert " states/s" in result.stderr
+
+
+class TestCtrlC:
+    """Ctrl-C stops `explore` with its partial report and exit code 130, however it was started."""
+
+    # Spec: R-EXPLORE-12.
+    def test_a_search_started_in_the_background_stops_with_its_partial_report(self, tmp_path):
+        """SIGINT ignored at start (a script's background job): SIGINT still stops the search."""
+        process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+            [*IGNORING_SIGINT, "-m", "replication", "explore", "--processes", "1"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert process.stderr is not None
+        try:
+            assert process.stderr.readline().startswith("explore: ")  # it searches
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+            process.wait()
+        assert process.returncode == 130, out + err
+        assert out.splitlines()[-1].startswith("INTERRUPTED (stopped by Ctrl-C): "), out
+        assert "Traceback" not in out + err
+
+    # Spec: R-EXPLORE-12.
+    def test_a_tour_stops_with_its_partial_report(self, capsys):
+        """Ctrl-C during a call into the adapter: what the tour took so far, exit code 130."""
+        code, out, _ = explore(capsys, "--impl", "tests.unruly_adapters:PressesCtrlCOnRegister",
+                               "--quiet")  # fmt: skip
+        assert code == 130, out
+        assert "  stopped by Ctrl-C: the edges not taken were not checked" in out
+        assert out.splitlines()[-1].startswith("INTERRUPTED (stopped by Ctrl-C): "), out
+
+    # Spec: R-EXPLORE-12.
+    def test_the_message_starts_on_a_line_of_its_own(self, monkeypatch):
+        """On a terminal the progress line is rewritten in place: it is ended before the message."""
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        def interrupted(*_arguments, progress, **_options):
+            progress(10, 5, 1, 1.0)
+            raise KeyboardInterrupt
+
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        monkeypatch.setattr("replication.explore.search.explore", interrupted)
+        assert main(["explore", *ONE[:-1]]) == 130
+        line, message = terminal.getvalue().rsplit("\n", 2)[-3:-1]
+        assert line.startswith("\rexplore: 10 states, frontier 5, depth 1")
+        assert message == "replication: interrupted"

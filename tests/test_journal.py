@@ -884,7 +884,8 @@ class TestJournalObject:
 
 class TestFingerprint:
     # Spec: R-JOURNAL-8, R-ID-1, R-ID-2.
-    @settings(max_examples=max(10, settings.default.max_examples // 4))
+    # No deadline: a loaded machine's pause is not a failure of the encoder.
+    @settings(max_examples=max(10, settings.default.max_examples // 4), deadline=None)
     @given(
         st.dictionaries(
             st.sampled_from(["containers", "issued_ids", "registry", "kill_switch_engaged"]),

@@ -24,8 +24,13 @@ import pytest
 from replication import __version__
 from replication.cli import main
 from replication.conformance.vectors.export import export_vectors
+from tests.helpers import IGNORING_SIGINT
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Longer than any run of a hanging adapter the kit stops takes, however busy the machine;
+#: far shorter than the 600 s the adapter would otherwise sleep.
+SAFETY_NET = 120
 
 #: A tiny run: enough to reach an adapter's every method, in well under a second.
 QUICK = ("--profile", "dev", "--max-examples", "3", "--seed", "1", "--quiet")
@@ -212,7 +217,7 @@ class TestAdaptersThatCannotRun:
 
             class Adapter(ToyImplementation):
                 def start(self, contract, key, clock):
-                    time.sleep(60)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, _, err = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
@@ -220,7 +225,7 @@ class TestAdaptersThatCannotRun:
             2, ("replication conformance: cannot run: start() did not return within 0.3 s "
             "(--timeout)"),
         )  # fmt: skip
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-1.
     @pytest.mark.parametrize(
@@ -316,12 +321,12 @@ class TestImplementationsThatMisbehave:
 
             class Adapter(ToyImplementation):
                 def launch(self, manifest):
-                    time.sleep(60)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
-        assert time.monotonic() - started < 15
+        assert time.monotonic() - started < SAFETY_NET
         assert "DIVERGENCE (timeout)" in out
         assert re.search(
             r"^  launch\(Manifest\(worker_id='k\d+', parent_id=.*\)\) did not return within "
@@ -345,7 +350,7 @@ class TestImplementationsThatMisbehave:
         "after",
         [
             "0.2",  # it swallows the interrupt and returns late: still a timeout
-            "30",  # it sleeps on, as when Python drops the interrupt in a gc callback: sent again
+            "600",  # it sleeps on, as when Python drops the interrupt in a gc callback: sent again
         ],
         ids=["returns-late", "sleeps-on"],
     )
@@ -357,7 +362,7 @@ class TestImplementationsThatMisbehave:
             class Adapter(ToyImplementation):
                 def heartbeat(self, worker_id):
                     try:
-                        time.sleep(30)
+                        time.sleep(600)
                     except BaseException:
                         time.sleep({after})
                     super().heartbeat(worker_id)
@@ -366,7 +371,7 @@ class TestImplementationsThatMisbehave:
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
         assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-6.
     def test_an_adapter_that_ignores_sigint_is_still_stopped(self, capsys, adapter):
@@ -382,13 +387,13 @@ class TestImplementationsThatMisbehave:
                     super().start(contract, key, clock)
 
                 def heartbeat(self, worker_id):
-                    time.sleep(30)
+                    time.sleep(600)
         """)
         started = time.monotonic()
         code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
         assert code == 1
         assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < SAFETY_NET
 
     # Spec: R-KIT-6.
     @pytest.mark.parametrize("raised", ["SystemExit(0)", "KeyboardInterrupt", "GeneratorExit"])
@@ -437,6 +442,89 @@ class TestImplementationsThatMisbehave:
         assert code == 2
         assert "Traceback (most recent call last)" in err
         assert 'raise RuntimeError("no database")' in err
+
+
+@pytest.fixture
+def sigint_ignored():
+    """SIGINT ignored for the test, as a script started in the background without job control."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+#: An adapter whose start() never returns: only the kit's time limit ends the run.
+ENDLESS_START = """
+    import time
+    from tests.toy_implementation import ToyImplementation
+
+    class Adapter(ToyImplementation):
+        def start(self, contract, key, clock):
+            while True:
+                time.sleep(1)
+"""
+
+
+class TestTimeLimitsHoweverStarted:
+    """The watchdog interrupts with a signal of its own: SIGINT's disposition changes nothing."""
+
+    # Spec: R-KIT-7.
+    def test_a_hanging_start_is_stopped_with_sigint_ignored(self, capsys, adapter, sigint_ignored):
+        """An endless start() ends at --timeout, and SIGINT is left as the command found it."""
+        name = adapter(ENDLESS_START)
+        code, _, err = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert (code, first_line(err)) == (
+            2, ("replication conformance: cannot run: start() did not return within 0.3 s "
+            "(--timeout)"),
+        )  # fmt: skip
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+    # Spec: R-KIT-7.
+    def test_a_hanging_call_is_stopped_with_sigint_ignored(self, capsys, adapter, sigint_ignored):
+        name = adapter("""
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def heartbeat(self, worker_id):
+                    while True:
+                        time.sleep(1)
+        """)
+        code, out, _ = cli(capsys, "conformance", f"{name}:Adapter", *QUICK, "--timeout", "0.3")
+        assert code == 1
+        assert re.search(r"^  heartbeat\('[^']*'\) did not return within 0\.3 s", out, re.M), out
+
+    # Spec: R-KIT-7.
+    def test_the_command_line_started_in_the_background(self, tmp_path):
+        """A process started with SIGINT ignored: the endless start() still ends at --timeout."""
+        (tmp_path / "endless.py").write_text(textwrap.dedent(ENDLESS_START), encoding="utf-8")
+        result = subprocess.run(  # noqa: S603 - our interpreter, our module
+            [*IGNORING_SIGINT, "-m", "replication", "conformance", "endless:Adapter", *QUICK,
+             "--timeout", "0.5"],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert (result.returncode, first_line(result.stderr)) == (
+            2, ("replication conformance: cannot run: start() did not return within 0.5 s "
+            "(--timeout)"),
+        )  # fmt: skip
+
+    # Spec: R-KIT-7.
+    def test_the_pytest_plugin_started_in_the_background(self, tmp_path):
+        """Through the plugin too: the item fails at --replication-timeout, the session ends."""
+        (tmp_path / "endless.py").write_text(textwrap.dedent(ENDLESS_START), encoding="utf-8")
+        result = subprocess.run(  # noqa: S603 - our interpreter, pytest
+            [*IGNORING_SIGINT, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+             "-rf", "--replication-impl=endless:Adapter", "--replication-timeout=0.5",
+             "--replication-profile=dev", "--replication-max-examples=3"],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}",
+                               "COLUMNS": "240"},
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert (
+            "FAILED replication::conformance[endless:Adapter] - cannot run: start() did not "
+            "return within 0.5 s"
+        ) in result.stdout, result.stdout
 
 
 class TestOptions:
@@ -539,7 +627,7 @@ class TestVectorErrors:
         code, line = self.check(capsys, copy)
         assert code == 2
         assert line.startswith(
-            "replication vectors: cannot run: scenarios/quota.json step 2 action: 'teleport' "
+            f"replication vectors: cannot run: {path} step 2 action: 'teleport' "
             "is not one of ['issue', "
         )
 
@@ -551,9 +639,47 @@ class TestVectorErrors:
         scenario["steps"][0]["args"]["colour"] = "blue"
         path.write_text(json.dumps(scenario))
         assert self.check(capsys, copy) == (
-            2, ("replication vectors: cannot run: scenarios/quota.json step 0 args: Additional "
+            2, (f"replication vectors: cannot run: {path} step 0 args: Additional "
             "properties are not allowed ('colour' was unexpected) (not in the vector format)"),
         )  # fmt: skip
+
+    # Spec: R-VECTOR-1.
+    def test_every_file_is_named_with_its_directory(self, capsys, vectors, tmp_path):
+        """signing.json out of the format: the line says which directory's (vbad5/signing.json)."""
+        copy = tmp_path / "vbad5"
+        shutil.copytree(vectors, copy)
+        (copy / "signing.json").write_text('{"x": 1}')
+        assert self.check(capsys, copy) == (
+            2, (f"replication vectors: cannot run: {copy / 'signing.json'}: 'format' is a "
+            "required property (not in the vector format)"),
+        )  # fmt: skip
+
+    # Spec: R-VECTOR-1.
+    def test_the_report_names_the_directory_and_counts_in_words(self, capsys, vectors):
+        code, out, _ = cli(capsys, "vectors", "check", str(vectors))
+        assert code == 0, out
+        assert re.match(
+            rf"vectors {re.escape(str(vectors))}: \d+ files, [\d,]+ steps, \d+ rules exercised\n",
+            out,
+        ), out
+
+    # Spec: R-VECTOR-7, R-KIT-6.
+    def test_ctrl_c_during_the_replay_prints_what_ran_and_exits_130(self, capsys, vectors, adapter):
+        name = adapter("""
+            import os
+            import signal
+            import time
+            from tests.toy_implementation import ToyImplementation
+
+            class Adapter(ToyImplementation):
+                def kill_switch(self):
+                    os.kill(os.getpid(), signal.SIGINT)  # as the user's Ctrl-C, at that moment
+                    time.sleep(600)
+        """)
+        code, out, _ = cli(capsys, "vectors", "check", str(vectors), "--impl", f"{name}:Adapter")
+        assert code == 130, out
+        assert re.search(r"^interrupted \(Ctrl-C\): \d+ of \d+ scenarios replayed$", out, re.M), out
+        assert out.endswith("INTERRUPTED\n")
 
     # Spec: R-VECTOR-7.
     def test_a_step_missing_its_arguments(self, capsys, vectors, tmp_path):
@@ -565,7 +691,7 @@ class TestVectorErrors:
         assert self.check(capsys, copy) == (
             2,
             (
-                "replication vectors: cannot run: scenarios/quota.json step 3 args: "
+                f"replication vectors: cannot run: {path} step 3 args: "
                 "'manifest' is a required property (not in the vector format)"
             ),
         )
@@ -596,10 +722,14 @@ class TestVectorErrors:
 
 
 # Spec: R-KIT-6.
-def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path):
-    """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "replication", "conformance", "--seed", "3",
+@pytest.mark.parametrize(
+    "python", [(sys.executable,), IGNORING_SIGINT], ids=["foreground", "sigint-ignored"]
+)
+def test_ctrl_c_prints_the_partial_report_and_exits_130(tmp_path, python):
+    """Interrupted mid-run, the kit prints what it did so far, exits 130, no traceback;
+    started with SIGINT ignored (a script's background job) too."""
+    process = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+        [*python, "-m", "replication", "conformance", "--seed", "3",
          "replication.conformance.adapters:ReferenceImplementation"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -264,14 +264,14 @@ class TestNetwork:
         server = socket.socket()
         server.bind(("127.0.0.1", 0))
         server.listen()
-        server.settimeout(10)
+        server.settimeout(120)
         return server
 
     def connect(self, port: int) -> list[str]:
         return python(
             "import socket, sys\n"
             "try:\n"
-            f"    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=60).close()\n"
             "except OSError:\n"
             "    sys.exit(3)\n"
         )
@@ -291,7 +291,7 @@ class TestNetwork:
             server.settimeout(0.2)
             with pytest.raises(TimeoutError):
                 server.accept()
-            server.settimeout(10)
+            server.settimeout(120)
             allowed = start(controller, ResourceSpec(0.5, 64, NetworkPolicy(allow_external=True)))
             connection, _ = server.accept()
             connection.close()

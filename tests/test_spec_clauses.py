@@ -330,7 +330,7 @@ class TestKit:
             SaysNotWhy, mode="reason", profile="dev", max_examples=8, seed=5, shrink=False
         )
         assert strict.failure_kind == "reason"
-        assert "| denied (None)" in (strict.failure or "")
+        assert "| denied (no reason code)" in (strict.failure or "")
 
     # Spec: R-KIT-3, R-INV-2.
     def test_an_invariant_without_its_data_is_not_applicable_never_passed(self):

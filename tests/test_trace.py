@@ -432,13 +432,37 @@ class TestCommands:
         assert len(capsys.readouterr().out.splitlines()) == 7
 
     # Spec: R-TRACE-3.
+    def test_ctrl_c_prints_the_steps_checked_and_exits_130(self, capsys, monkeypatch):
+        """Stopped at its third step, the check says two agreed; INTERRUPTED, exit code 130."""
+        import replication.journal.trace as trace_module
+
+        real_step, calls = trace_module.step, []
+
+        def pressed_at_the_third(*arguments, **options):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return real_step(*arguments, **options)
+
+        monkeypatch.setattr(trace_module, "step", pressed_at_the_third)
+        path = SAMPLES / "lifecycle.jsonl"
+        assert main(["trace", "check", str(path)]) == 130
+        assert capsys.readouterr().out == (
+            f"trace {path}: interrupted (Ctrl-C) after 2 steps, each one the model gives\n"
+            "INTERRUPTED\n"
+        )
+
+    # Spec: R-TRACE-3.
     def test_trace_check_exit_codes(self, tmp_path, capsys):
         assert main(["trace", "check", str(SAMPLES / "lifecycle.jsonl")]) == 0
         assert "16 steps, each one the model gives" in capsys.readouterr().out
         assert main(["trace", "check", str(SAMPLES / "quota-ignored.jsonl")]) == 1
         assert "step 6 (line 7)" in capsys.readouterr().out
         assert main(["trace", "check", str(tmp_path / "missing.jsonl")]) == 2
-        assert "cannot be read" in capsys.readouterr().err
+        assert capsys.readouterr().err == (
+            f"replication trace: trace {tmp_path / 'missing.jsonl'}: cannot be read "
+            "(No such file or directory)\n"
+        )
         assert main(["trace", "check", str(SAMPLES / "lifecycle.jsonl"), "--contract", "nope"]) == 2
         assert "--contract must be 'module:attribute'" in capsys.readouterr().err
 

@@ -9,6 +9,8 @@ stop as though the command could not run.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "HangsInKill",
     "IssuesAString",
     "ObservesNothingLater",
+    "PressesCtrlCOnRegister",
     "StartFailsLater",
 ]
 
@@ -46,6 +49,15 @@ class InterruptsOnRegister(PlainModel):
 
     def register(self, manifest: Manifest) -> None:
         raise KeyboardInterrupt
+
+
+class PressesCtrlCOnRegister(PlainModel):
+    """``register`` sends this process ``SIGINT``, as the user's Ctrl-C at that moment would."""
+
+    def register(self, manifest: Manifest) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(600)  # Ctrl-C interrupts the sleep; never reached otherwise.
+        super().register(manifest)
 
 
 class CrashesUnprintably(PlainModel):

@@ -15,11 +15,11 @@ transitions module (the core's own by default) and returns what happened.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from replication import transitions as core_transitions
+from replication._resolve import resolve
 from replication.conformance.fixtures import tamper
 from replication.errors import ReplicationDenied
 from replication.explore.bounds import EPOCH, TICK
@@ -174,14 +174,14 @@ class Result(NamedTuple):
 def resolve_transitions(reference: str) -> ModuleType | Any:
     """Return the transitions named ``"package.module"`` or ``"package.module:attribute"``.
 
-    Raises ``ImportError`` or ``AttributeError`` when the name does not resolve,
+    The name is resolved as every module argument is (the current directory
+    searched first, as ``--impl`` does). Raises
+    :class:`~replication._resolve.UnresolvedNameError` (a ``ValueError``) when it
+    names nothing, what the import raises when the module cannot be imported,
     and ``ValueError`` when what it names lacks a transition the explorer calls
     (every one of :data:`CORE_TRANSITION`'s, as functions).
     """
-    module_name, _, attribute = reference.partition(":")
-    found: Any = importlib.import_module(module_name)
-    for part in filter(None, attribute.split(".")):
-        found = getattr(found, part)
+    found: Any = resolve(reference)
     missing = sorted(
         name for name in set(CORE_TRANSITION.values()) if not callable(getattr(found, name, None))
     )

@@ -28,6 +28,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from replication._text import counted
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -48,6 +50,7 @@ _VERDICT_CODES = {
     "FAIL": 1,
     "NOT CONFORMANT": 1,
     "INCOMPLETE": 3,
+    "INTERRUPTED": 130,
 }
 #: The transitions explored when ``--transitions`` is not given.
 CORE = "replication.transitions"
@@ -272,6 +275,8 @@ class _Progress:
     def __init__(self) -> None:
         self.interactive = sys.stderr.isatty()
         self.last = 0.0
+        # Whether a line was rewritten in place and not ended yet.
+        self.open = False
 
     def __call__(self, states: int, frontier: int, depth: int, seconds: float) -> None:
         now = time.monotonic()
@@ -284,22 +289,28 @@ class _Progress:
         """Print the line now."""
         rate = states / seconds if seconds > 0 else 0.0
         line = (
-            f"explore: {states:,} states, frontier {frontier:,}, depth {depth}, "
+            f"explore: {counted(states, 'state')}, frontier {frontier:,}, depth {depth}, "
             f"{rate:,.0f} states/s"
         )
         if self.interactive:
             print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+            self.open = True
         else:
             print(line, file=sys.stderr, flush=True)
 
     def finish(self, states: int, depth: int, seconds: float) -> None:
         """Print the final line, and end it."""
         self.show(states, 0, depth, seconds)
-        if self.interactive:
-            print(file=sys.stderr)
+        self.close()
+
+    def close(self) -> None:
+        """End the line rewritten in place, so that what follows starts on a line of its own."""
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
 
 
-def _explore(arguments: argparse.Namespace) -> int:
+def _explore(arguments: argparse.Namespace, progress: _Progress | None) -> int:
     from replication.explore.actions import resolve_transitions  # noqa: PLC0415
     from replication.explore.report import exploration_json, render_exploration  # noqa: PLC0415
     from replication.explore.search import explore  # noqa: PLC0415
@@ -318,7 +329,6 @@ def _explore(arguments: argparse.Namespace) -> int:
         # SystemExit included: a module that exits must not end the command with its code.
         message = f"cannot load {reference}: {type(error).__name__}: {error}"
         raise _UsageError(message) from None
-    progress = None if arguments.quiet else _Progress()
     try:
         exploration = explore(
             bound,
@@ -364,7 +374,7 @@ def _explore(arguments: argparse.Namespace) -> int:
     return _finish(_VERDICT_CODES[exploration.verdict], writes, notes)
 
 
-def _tour(arguments: argparse.Namespace) -> int:
+def _tour(arguments: argparse.Namespace, progress: _Progress | None) -> int:
     from replication.conformance.adapters.preflight import SetupError  # noqa: PLC0415
     from replication.explore.report import render_tour, tour_json  # noqa: PLC0415
     from replication.explore.results import Counterexample  # noqa: PLC0415
@@ -373,7 +383,6 @@ def _tour(arguments: argparse.Namespace) -> int:
 
     _outputs(arguments)
     bound = _bound(arguments)
-    progress = None if arguments.quiet else _Progress()
     try:
         result = tour(
             arguments.impl,
@@ -463,15 +472,22 @@ def run(arguments: argparse.Namespace) -> int:
     """Run ``replication explore``; return its exit code (see :data:`EXIT_CODES`)."""
     from replication.conformance.wire.options import exec_target  # noqa: PLC0415
 
+    progress = None if arguments.quiet else _Progress()
     try:
         try:
-            arguments.impl = exec_target(
-                arguments.exec_command, arguments.impl, other_option="--impl"
-            )
-        except ValueError as error:
-            raise _UsageError(str(error)) from None
-        _check_options(arguments)
-        return _tour(arguments) if arguments.impl is not None else _explore(arguments)
+            try:
+                arguments.impl = exec_target(
+                    arguments.exec_command, arguments.impl, other_option="--impl"
+                )
+            except ValueError as error:
+                raise _UsageError(str(error)) from None
+            _check_options(arguments)
+            command = _tour if arguments.impl is not None else _explore
+            return command(arguments, progress)
+        finally:
+            # Whatever is printed next (an error, "interrupted") starts on its own line.
+            if progress is not None:
+                progress.close()
     except _UsageError as error:
         print(f"replication explore: {error}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from replication._text import decision_text
 from replication.conformance.adapters.adapter import Denied
 from replication.conformance.adapters.calls import (
     CallTimeout,
@@ -39,7 +40,7 @@ from replication.conformance.adapters.observations import (
     checked_observation,
     compare_observations,
 )
-from replication.conformance.sequential.engine import decision_text, reason_of
+from replication.conformance.sequential.engine import reason_of
 from replication.conformance.sequential.results import ConformanceFailure
 from replication.errors import ReplicationDenied
 from replication.explore.actions import (

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from replication import __version__
+from replication._text import counted
 from replication.explore.actions import HOSTILE_KINDS
 from replication.explore.coverage import phrase
 from replication.explore.expand import ALLOWED, CRASH, DEADLOCK, HOSTILE
@@ -44,14 +45,14 @@ def verdict_line(exploration: Exploration) -> str:
     detail = ""
     if exploration.counterexample is not None:
         counterexample = exploration.counterexample
-        detail = f" ({counterexample.check} after {len(counterexample.actions)} steps)"
+        detail = f" ({counterexample.check} after {counted(len(counterexample.actions), 'step')})"
     elif exploration.stopped is not None:
         detail = f" (stopped by {exploration.stopped})"
     elif exploration.missing_codes:
         detail = f" (reason codes never reached: {', '.join(exploration.missing_codes)})"
     return (
-        f"{exploration.verdict}{detail}: {exploration.states:,} states, "
-        f"{exploration.transitions:,} transitions, diameter {exploration.diameter}, "
+        f"{exploration.verdict}{detail}: {counted(exploration.states, 'state')}, "
+        f"{counted(exploration.transitions, 'transition')}, diameter {exploration.diameter}, "
         f"coverage {reached}/{len(exploration.expected_codes)} reason codes and "
         f"{allowed}/{len(honest)} actions, {exploration.seconds:.1f} s"
     )
@@ -81,7 +82,8 @@ def render_exploration(exploration: Exploration, program: str | None = None) -> 
         f"  reductions: {reductions}; {exploration.processes} process"
         + ("es" if exploration.processes > 1 else ""),
         (
-            f"  {exploration.states:,} distinct states, {exploration.transitions:,} transitions, "
+            f"  {counted(exploration.states, 'distinct state')}, "
+            f"{counted(exploration.transitions, 'transition')}, "
             f"diameter {exploration.diameter}, {exploration.seconds:.1f} s "
             f"({exploration.states_per_second:,.0f} states/s)"
         ),
@@ -125,8 +127,8 @@ def render_exploration(exploration: Exploration, program: str | None = None) -> 
         lines += [
             "",
             (
-                f"COUNTEREXAMPLE ({counterexample.check}, {len(counterexample.actions)} steps, "
-                "a shortest trace):"
+                f"COUNTEREXAMPLE ({counterexample.check}, "
+                f"{counted(len(counterexample.actions), 'step')}, a shortest trace):"
             ),
             f"  {counterexample.message}",
         ]
@@ -210,12 +212,14 @@ def render_tour(tour: Tour) -> str:
         f"replication explore {__version__}: transition tour of {tour.target}",
         f"  bound: {exploration.bound.describe()}",
         (
-            f"  reference graph: {exploration.states:,} states, {tour.edges:,} edges "
+            f"  reference graph: {counted(exploration.states, 'state')}, "
+            f"{counted(tour.edges, 'edge')} "
             f"(explored in {exploration.seconds:.1f} s)"
         ),
         (
-            f"  tour: {tour.covered:,} of {tour.edges:,} edges taken in {tour.paths:,} paths, "
-            f"{tour.steps:,} implementation steps, {tour.seconds:.1f} s"
+            f"  tour: {tour.covered:,} of {counted(tour.edges, 'edge')} taken in "
+            f"{counted(tour.paths, 'path')}, {counted(tour.steps, 'implementation step')}, "
+            f"{tour.seconds:.1f} s"
         ),
     ]
     if tour.stopped is not None:
@@ -240,7 +244,10 @@ def render_tour(tour: Tour) -> str:
     if divergence is not None:
         lines += [
             "",
-            f"FIRST DIVERGENCE (after {divergence.steps:,} steps, path {divergence.path}):",
+            (
+                f"FIRST DIVERGENCE (after {counted(divergence.steps, 'step')}, "
+                f"path {divergence.path}):"
+            ),
             divergence.failure.render(),
         ]
         if divergence.actions:
@@ -251,10 +258,10 @@ def render_tour(tour: Tour) -> str:
     if divergence is not None:
         detail = (
             f"{divergence.failure.kind} divergence at {divergence.failure.action} after "
-            f"{divergence.steps:,} steps"
+            f"{counted(divergence.steps, 'step')}"
         )
     else:
-        detail = f"{tour.covered:,} of {tour.edges:,} edges"
+        detail = f"{tour.covered:,} of {counted(tour.edges, 'edge')}"
     qualifiers = ([f"stopped by {tour.stopped}"] if tour.stopped else []) + (
         [f"left out: {'; '.join(tour.left_out)}"] if tour.left_out else []
     )
@@ -266,7 +273,8 @@ def render_tour(tour: Tour) -> str:
     lines += [
         "",
         (
-            f"{verdict}{qualified}: {detail}, {tour.paths:,} paths, {tour.steps:,} steps, "
+            f"{verdict}{qualified}: {detail}, {counted(tour.paths, 'path')}, "
+            f"{counted(tour.steps, 'step')}, "
             f"{exploration.seconds + tour.seconds:.1f} s"
         ),
     ]

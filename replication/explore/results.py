@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from replication.explore.actions import Action, World
     from replication.explore.bounds import Bound
 
-__all__ = ["Counterexample", "Exploration"]
+__all__ = ["INTERRUPTED", "Counterexample", "Exploration"]
+
+#: What ``stopped`` says of a search or a tour that Ctrl-C stopped: its verdict is
+#: ``INTERRUPTED`` and its report shows what ran so far.
+INTERRUPTED = "Ctrl-C"
 
 
 @attrs.frozen
@@ -123,7 +127,12 @@ class Exploration:
 
     @property
     def verdict(self) -> str:
-        """``FAIL`` (a check failed), ``INCOMPLETE`` (a limit, or a code unreached) or ``PASS``."""
+        """``FAIL`` (a check failed), ``INCOMPLETE`` (a limit, or a code unreached) or ``PASS``.
+
+        ``INTERRUPTED`` when Ctrl-C stopped it.
+        """
+        if self.stopped == INTERRUPTED:
+            return "INTERRUPTED"
         if self.counterexample is not None:
             return "FAIL"
         if self.stopped is not None or self.missing_codes or self.never_allowed:

@@ -42,7 +42,7 @@ from replication.explore.expand import (
     check_state_of,
     expand_chunk,
 )
-from replication.explore.results import Counterexample, Exploration
+from replication.explore.results import INTERRUPTED, Counterexample, Exploration
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -248,7 +248,9 @@ def explore(
     the same public functions) whose transitions are explored. The search
     stops at the end of the depth where a violation was found (unless
     ``stop_at_violation`` is false), or when ``max_states`` states are known or
-    ``max_seconds`` have passed (the result then says it is incomplete).
+    ``max_seconds`` have passed (the result then says it is incomplete). Ctrl-C
+    stops it too: the result holds the levels finished so far, and its verdict
+    is ``INTERRUPTED``.
     """
     if not time_abstraction and bound.max_ticks is None:
         message = "exploring without the time abstraction needs a bound with max_ticks set"
@@ -279,24 +281,28 @@ def explore(
             last_report[0] = now
             progress(len(search.parents), len(search.frontier), search.depth, now - started)
 
-    while search.frontier:
-        search.levels.append(len(search.frontier))
-        results, finished = search.run_level(deadline, report)
-        findings = [finding for part in results for finding in part.findings]
-        search.violated.update(finding.check for finding in findings)
-        if findings and counterexample is None:
-            counterexample = search.counterexample(findings)
-            if stop_at_violation:
+    try:
+        while search.frontier:
+            search.levels.append(len(search.frontier))
+            results, finished = search.run_level(deadline, report)
+            findings = [finding for part in results for finding in part.findings]
+            search.violated.update(finding.check for finding in findings)
+            if findings and counterexample is None:
+                counterexample = search.counterexample(findings)
+                if stop_at_violation:
+                    break
+            if not finished:
+                stopped = f"--max-time ({max_seconds:g} s)"
                 break
-        if not finished:
-            stopped = f"--max-time ({max_seconds:g} s)"
-            break
-        room = None if max_states is None else max_states - len(search.parents)
-        if not search.next_frontier(results, room):
-            stopped = f"--max-states ({max_states:,})"
-            break
-        if search.frontier:
-            search.depth += 1
+            room = None if max_states is None else max_states - len(search.parents)
+            if not search.next_frontier(results, room):
+                stopped = f"--max-states ({max_states:,})"
+                break
+            if search.frontier:
+                search.depth += 1
+    except KeyboardInterrupt:
+        # What the finished levels found stands; the level cut short is left out.
+        stopped = INTERRUPTED
     seconds = time.monotonic() - started
     if progress is not None:
         progress(len(search.parents), len(search.frontier), search.depth, seconds)

@@ -40,6 +40,7 @@ from replication.explore.bounds import BOUNDS
 from replication.explore.canonical import Reductions
 from replication.explore.coverage import driven, not_driven, vocabulary
 from replication.explore.driver import GAP_KINDS, Driver
+from replication.explore.results import INTERRUPTED
 from replication.explore.search import explore
 
 if TYPE_CHECKING:
@@ -121,11 +122,15 @@ class Tour:
     def verdict(self) -> str:
         """``NOT CONFORMANT``, ``INCOMPLETE`` (stopped, or a partial graph) or ``CONFORMANT``.
 
+        ``INTERRUPTED`` when Ctrl-C stopped the exploration or the tour.
+
         ``CONFORMANT`` is over the vocabulary the adapter supports: a tour with
         gaps may be conformant, as a kit run may (R-KIT-4), and its report and
         verdict line say what was left out (:attr:`left_out`), and what the
         bound did not drive (:attr:`not_driven`): it is conformant on what it drove.
         """
+        if INTERRUPTED in (self.stopped, self.exploration.stopped):
+            return "INTERRUPTED"
         if self.divergence is not None:
             return "NOT CONFORMANT"
         if self.stopped is not None or not self.exploration.complete:
@@ -365,7 +370,9 @@ def tour(
     with Watchdog(timeout) as watchdog, watchdog.handling_ctrl_c():
         driver = Driver(adapter.factory, bound, reductions, unreported=adapter.unreported,
                         watchdog=watchdog)  # fmt: skip
-        for path in plan_paths(graph, initial, parents):
+        # A graph Ctrl-C cut short is not driven: the report says what was explored.
+        interrupted = exploration.stopped == INTERRUPTED
+        for path in () if interrupted else plan_paths(graph, initial, parents):
             paths += 1
             actions: list[Action] = []
             try:
@@ -382,13 +389,9 @@ def tour(
             except ConformanceFailure as failure:
                 divergence = Divergence(failure, driver.steps, paths, tuple(actions))
                 break
-            except KeyboardInterrupt:  # pragma: no cover - a race of a few microseconds
-                # The watchdog's interrupt, landing just after the call it stopped
-                # returned: a timeout all the same. Anything else is Ctrl-C.
-                if watchdog.fired is None or watchdog.timeout is None:
-                    raise
-                stopped_call = driver.timed_out(watchdog.fired, watchdog.timeout)
-                divergence = Divergence(stopped_call, driver.steps, paths, tuple(actions))
+            except KeyboardInterrupt:
+                # Ctrl-C (the watchdog has its own signal): the report shows what ran.
+                stopped = INTERRUPTED
                 break
             if stopped is not None:
                 break

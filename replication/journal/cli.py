@@ -15,7 +15,6 @@ Errors are one line on stderr; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -52,10 +51,16 @@ def _load_contract(spec: str | None) -> ReplicationContract | None:
     if not module or not attribute:
         message = f"--contract must be 'module:attribute', got {spec!r}"
         raise _UsageError(message)
+    from replication._resolve import UnresolvedNameError, resolve  # noqa: PLC0415
+
     try:
-        contract = getattr(importlib.import_module(module), attribute)
+        contract = resolve(spec)
     except Exception as error:  # noqa: BLE001 - the user's module may raise anything on import
-        message = f"--contract {spec}: {type(error).__name__}: {error}"
+        message = (
+            f"--contract {spec}: {error}"
+            if isinstance(error, UnresolvedNameError)
+            else (f"--contract {spec}: {type(error).__name__}: {error}")
+        )
         raise _UsageError(message) from None
     if type(contract) is not ReplicationContract:
         message = f"--contract {spec} is a {type(contract).__name__}, not a ReplicationContract"
@@ -268,6 +273,8 @@ def _trace_check(arguments: argparse.Namespace) -> int:
 
     report = check_trace(arguments.path, contract=_load_contract(arguments.contract))
     print(report.render())
+    if report.interrupted:
+        return 130
     return 0 if report.ok else 1
 
 

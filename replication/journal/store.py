@@ -157,15 +157,21 @@ class Store:
             with contextlib.suppress(OSError):
                 self._immutable = self._identity()
         self._connection = self._connect()
-        if self.read_only and self._immutable is None and not self._readable():
+        try:
+            if self.read_only and self._immutable is None and not self._readable():
+                self._connection.close()
+                self._immutable = self._identity()
+                self._connection = self._connect()
+            if salvage:
+                self._run("open the database", "PRAGMA writable_schema = ON")
+            if not self.read_only:
+                # A setting of this connection: the file is not touched until use_wal().
+                self._run("open the database", "PRAGMA synchronous = FULL")
+        except BaseException:
+            # Refused while opening (a file SQLite calls malformed, say): the caller never
+            # gets the store to close, so its connection is closed here.
             self._connection.close()
-            self._immutable = self._identity()
-            self._connection = self._connect()
-        if salvage:
-            self._run("open the database", "PRAGMA writable_schema = ON")
-        if not self.read_only:
-            # A setting of this connection: the file is not touched until use_wal().
-            self._run("open the database", "PRAGMA synchronous = FULL")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         uri = pathlib.Path(self.path).absolute().as_uri()

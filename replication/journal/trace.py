@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from replication._files import InputFileError, read_lines
+from replication._text import counted
 from replication._validation import immutable
 from replication.errors import InvalidInputError, ReplicationError
 from replication.journal.codec import (
@@ -71,10 +72,11 @@ _SHOWN = 12
 class TraceFormatError(ReplicationError, ValueError):
     """A trace that cannot be checked: ``line`` (1-based) is the first line not in the format.
 
-    ``line`` is 0 when the file as a whole cannot be read (missing, not a regular file).
+    ``line`` is 0 (or ``None``) when the file as a whole cannot be read (missing, not a
+    regular file): the message then names no line.
     """
 
-    def __init__(self, path: str, line: int, problem: str) -> None:
+    def __init__(self, path: str, line: int | None, problem: str) -> None:
         self.path = path
         self.line = line
         self.problem = problem
@@ -112,17 +114,24 @@ class TraceReport:
     path: str
     steps: int
     divergence: TraceDivergence | None
+    #: Whether Ctrl-C stopped the check: ``steps`` agreed before it did.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether every step is one the model gives."""
-        return self.divergence is None
+        """Whether every step is one the model gives (all of them: not interrupted)."""
+        return self.divergence is None and not self.interrupted
 
     def render(self) -> str:
         """Return the report for humans."""
         divergence = self.divergence
+        if self.interrupted:
+            return (
+                f"trace {self.path}: interrupted (Ctrl-C) after {counted(self.steps, 'step')}, "
+                "each one the model gives\nINTERRUPTED"
+            )
         if divergence is None:
-            return f"trace {self.path}: {self.steps} steps, each one the model gives"
+            return f"trace {self.path}: {counted(self.steps, 'step')}, each one the model gives"
         lines = [
             (
                 f"trace {self.path}: step {divergence.step} (line {divergence.line}) is not "
@@ -146,7 +155,7 @@ class TraceReport:
         lines.extend(f"    {line}" for line in describe_state(divergence.before))
         agreed = divergence.step - 1
         lines.append(
-            f"  the {agreed} steps before it are the model's" if agreed != 1
+            f"  the {counted(agreed, 'step')} before it are the model's" if agreed != 1
             else "  the step before it is the model's"
         )  # fmt: skip
         return "\n".join(lines)
@@ -293,7 +302,7 @@ def check_trace(
     except InputFileError as error:
         raise TraceFormatError(name, error.line, error.problem) from None
     except OSError as error:
-        raise TraceFormatError(name, 0, f"cannot be read ({error})") from None
+        raise TraceFormatError(name, 0, f"cannot be read ({error.strerror or error})") from None
 
 
 def _text_lines(path: str) -> Iterator[str]:
@@ -315,39 +324,43 @@ def _check_lines(
     state: State | None = None
     count = 0
     manifests = Manifests()
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            raise TraceFormatError(path, number, "an empty line")
-        value = _read_line(path, number, text)
-        if state is None:
-            state = _initial_state(path, value, contract)
-            continue
-        _keys(path, number, value, _STEP_REQUIRED, _STEP_OPTIONAL)
-        action = value["action"]
-        if type(action) is not str or action not in ACTION_ARGUMENTS:
-            raise TraceFormatError(path, number, f"no action {_compact(action)} in the format")
-        _follows_schema(path, number, step_problem(value))
-        try:
-            now = parse_time("now", value["now"])
-        except InvalidInputError as error:
-            raise TraceFormatError(path, number, str(error)) from None
-        try:
-            state, _ = step(
-                state,
-                value["action"],
-                now,
-                value["args"],
-                value["outcome"],
-                complete=False,
-                manifests=manifests,
-            )
-        except Divergence as divergence:
-            found = TraceDivergence(
-                count + 1, number, value["action"], value["now"], value["args"],
-                value["outcome"], divergence.expected, divergence.problem, state,
-            )  # fmt: skip
-            return TraceReport(path, count, found)
-        count += 1
+    try:
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                raise TraceFormatError(path, number, "an empty line")
+            value = _read_line(path, number, text)
+            if state is None:
+                state = _initial_state(path, value, contract)
+                continue
+            _keys(path, number, value, _STEP_REQUIRED, _STEP_OPTIONAL)
+            action = value["action"]
+            if type(action) is not str or action not in ACTION_ARGUMENTS:
+                raise TraceFormatError(path, number, f"no action {_compact(action)} in the format")
+            _follows_schema(path, number, step_problem(value))
+            try:
+                now = parse_time("now", value["now"])
+            except InvalidInputError as error:
+                raise TraceFormatError(path, number, str(error)) from None
+            try:
+                state, _ = step(
+                    state,
+                    value["action"],
+                    now,
+                    value["args"],
+                    value["outcome"],
+                    complete=False,
+                    manifests=manifests,
+                )
+            except Divergence as divergence:
+                found = TraceDivergence(
+                    count + 1, number, value["action"], value["now"], value["args"],
+                    value["outcome"], divergence.expected, divergence.problem, state,
+                )  # fmt: skip
+                return TraceReport(path, count, found)
+            count += 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the steps checked so far stand, and the report says where it stopped.
+        return TraceReport(path, count, None, interrupted=True)
     if state is None:
         raise TraceFormatError(path, 1, "the trace is empty (its first line is the header)")
     return TraceReport(path, count, None)

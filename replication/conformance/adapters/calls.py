@@ -7,11 +7,14 @@ crash whose report points at the adapter's own file and line
 is a :class:`ContractViolation`, which says what was expected.
 
 The time limit is kept by a watchdog thread that wakes a few times a second
-and, when one call has run too long, interrupts the main thread with
-``SIGINT``, which also breaks a blocking ``sleep`` or ``wait``. A call costs
-two attribute writes, so the limit is cheap enough to hold on every call.
-Off the main thread, where no signal can interrupt it, an overlong call is
-reported when it finally returns.
+and, when one call has run too long, interrupts the main thread with a signal
+of its own (:data:`WATCHDOG_SIGNAL`, not ``SIGINT``), which also breaks a
+blocking ``sleep`` or ``wait``. Its own signal and handler make the limit
+independent of how the process was started: a process started in the
+background without job control inherits ``SIGINT`` ignored, and an adapter may
+take ``SIGINT`` for itself. A call costs two attribute writes, so the limit is
+cheap enough to hold on every call. Off the main thread, where no signal can
+interrupt it, an overlong call is reported when it finally returns.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "WATCHDOG_SIGNAL",
     "CallTimeout",
     "ContractViolation",
     "RaisedBaseException",
@@ -68,6 +72,20 @@ _OWN_FILES = frozenset(
 
 #: Seconds between the watchdog's interrupts of a call that is still overdue.
 _REFIRE = 1.0
+
+#: The signal the watchdog interrupts an overdue call with: a real-time signal
+#: near the top of the range, which neither a shell nor a library sends or
+#: ignores, so its disposition is the kit's alone (``SIGUSR2`` where there are
+#: none, as on macOS; ``SIGINT`` on Windows, which has neither).
+WATCHDOG_SIGNAL: int = (
+    signal.SIGRTMAX - 5
+    if hasattr(signal, "SIGRTMAX")
+    else getattr(signal, "SIGUSR2", signal.SIGINT)
+)
+
+
+class _Overdue(BaseException):
+    """The watchdog's interrupt of an overdue call: :meth:`Watchdog.call` makes it a timeout."""
 
 
 class RaisedBaseException(Exception):  # noqa: N818 - it names what the adapter did
@@ -202,8 +220,6 @@ class Watchdog:
         self._started = 0.0
         self._current: Callable[[], str] = lambda: "a call"
         self.fired: str | None = None
-        #: Set just before the watchdog's own ``SIGINT``: the interrupt is a timeout, not Ctrl-C.
-        self.signalled = False
         #: Whether the user pressed Ctrl-C: ``None`` while no handler of ours tells
         #: (:meth:`handling_ctrl_c`), so any ``KeyboardInterrupt`` is taken for one.
         self.ctrl_c: bool | None = None
@@ -214,9 +230,12 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._interruptible = threading.current_thread() is threading.main_thread()
+        # The handler of WATCHDOG_SIGNAL before ours, put back on leaving the block.
+        self._previous: Any = None
 
     def __enter__(self) -> Watchdog:
         if self.timeout is not None and self._interruptible:
+            self._previous = signal.signal(WATCHDOG_SIGNAL, self._on_signal)
             self._thread = threading.Thread(
                 target=self._watch, name="replication-watchdog", daemon=True
             )
@@ -227,6 +246,13 @@ class Watchdog:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            # ``None``: the handler before ours was set from C; the default is the nearest.
+            signal.signal(WATCHDOG_SIGNAL, self._previous or signal.SIG_DFL)
+
+    def _on_signal(self, _signal: int, _frame: object) -> None:
+        """Stop the call the watchdog found overdue, if it still runs (else it already returned)."""
+        if self._serial % 2 and self._serial == self._fired_serial:
+            raise _Overdue
 
     @contextlib.contextmanager
     def handling_ctrl_c(self, on_ctrl_c: Callable[[], None] | None = None) -> Iterator[None]:
@@ -247,12 +273,9 @@ class Watchdog:
             return
 
         def on_sigint(_signal: int, _frame: object) -> None:
-            if self.signalled:
-                self.signalled = False
-            else:
-                self.ctrl_c = True
-                if on_ctrl_c is not None:
-                    on_ctrl_c()
+            self.ctrl_c = True
+            if on_ctrl_c is not None:
+                on_ctrl_c()
             raise KeyboardInterrupt
 
         def unraisable(report: Any) -> None:
@@ -289,12 +312,11 @@ class Watchdog:
                 if first:
                     self.fired = self._current()
                 self._fired_serial, self._fired_at = serial, now
-                self.signalled = True
                 if hasattr(signal, "pthread_kill") and main is not None:
                     # A real signal: it also breaks a sleep or a wait in the adapter.
-                    signal.pthread_kill(main, signal.SIGINT)
+                    signal.pthread_kill(main, WATCHDOG_SIGNAL)
                 else:  # pragma: no cover - Windows
-                    _thread.interrupt_main()
+                    _thread.interrupt_main(signal.Signals(WATCHDOG_SIGNAL))
 
     def call(self, describe: Callable[[], str], function: Callable[..., Any], *args: Any) -> Any:
         """Return ``function(*args)``; raise :class:`CallTimeout` if it overran the limit.
@@ -305,24 +327,36 @@ class Watchdog:
         self._started = time.monotonic()
         self._serial += 1
         try:
-            result = function(*args)
+            # The watchdog's interrupt can land after the call returned, up to the
+            # moment the serial says so: the outer block catches it there too.
+            try:
+                result = function(*args)
+            finally:
+                self._serial += 1
+        except _Overdue:
+            raise CallTimeout(self.fired or describe(), self.timeout or 0.0) from None
         except KeyboardInterrupt as error:
-            if self.fired is not None and self.timeout is not None:
-                raise CallTimeout(self.fired, self.timeout) from None
-            if self.ctrl_c is False:  # neither Ctrl-C nor the watchdog: the adapter's own
+            if self.ctrl_c is False:  # not Ctrl-C: the adapter's own
                 raise RaisedBaseException(error).with_traceback(error.__traceback__) from error
             raise
         except (SystemExit, GeneratorExit) as error:
             raise RaisedBaseException(error).with_traceback(error.__traceback__) from error
         finally:
-            self._serial += 1
-            if self._handler is not None and signal.getsignal(signal.SIGINT) is not self._handler:
-                # The adapter took SIGINT (ignored it, say): the next call it makes could
-                # then never be interrupted, by the watchdog or by Ctrl-C.
-                signal.signal(signal.SIGINT, self._handler)
+            self._restore_handlers()
         if self.timeout is not None and (
             self.fired is not None  # the adapter swallowed the interrupt, or has its own handler
             or (not self._interruptible and time.monotonic() - self._started > self.timeout)
         ):
             raise CallTimeout(self.fired or describe(), self.timeout)
         return result
+
+    def _restore_handlers(self) -> None:
+        """Put the kit's handlers back if the call replaced them (ignored its signal, say).
+
+        Otherwise the next call the adapter makes could never be interrupted, by
+        the watchdog or by Ctrl-C.
+        """
+        if self._handler is not None and signal.getsignal(signal.SIGINT) is not self._handler:
+            signal.signal(signal.SIGINT, self._handler)
+        if self._thread is not None and signal.getsignal(WATCHDOG_SIGNAL) != self._on_signal:
+            signal.signal(WATCHDOG_SIGNAL, self._on_signal)

@@ -11,16 +11,13 @@ allow. The command line turns a :class:`SetupError` into exit code 2.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import sys
 import traceback
 from collections.abc import Set
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._resolve import UnresolvedNameError, resolve
 from replication.conformance.adapters.adapter import (
     LATER_ACTIONS,
     OPTIONAL_ACTIONS,
@@ -95,12 +92,6 @@ def _import_error(module_name: str, error: BaseException) -> SetupError:
         return SetupError(
             f"cannot import {module_name}: {type(error).__name__}: {error.msg}", where=where
         )
-    top = module_name.split(".", maxsplit=1)[0]
-    if isinstance(error, ModuleNotFoundError) and error.name == top:
-        return SetupError(
-            f"cannot import {module_name}: no module named {error.name!r} "
-            "(looked in the current directory and on sys.path)"
-        )
     lines = locate(error)
     where = lines[0].removeprefix("raised at ") if lines else None
     return SetupError(
@@ -114,7 +105,8 @@ def load_factory(target: str) -> Callable[[], Implementation]:
     ``"exec:COMMAND"`` names an implementation COMMAND runs, spoken to over the
     wire protocol (``--exec COMMAND`` on the command line).
 
-    The current directory is searched too, as ``python -m`` and pytest do, so an
+    The name is resolved as every module argument is (:func:`replication._resolve.resolve`):
+    the current directory is searched too, as ``python -m`` and pytest do, so an
     adapter in a file next to the user works from the console script as well.
     """
     if target.startswith("exec:"):
@@ -125,25 +117,16 @@ def load_factory(target: str) -> Callable[[], Implementation]:
             return target_for(target.removeprefix("exec:"))  # type: ignore[return-value]
         except WireStartError as error:
             raise SetupError(error.message) from None
-    if str(Path.cwd()) not in sys.path and "" not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
     module_name, separator, attribute = target.partition(":")
     if not separator or not module_name or not attribute:
         message = f"an implementation must be named 'package.module:factory', got {target!r}"
         raise SetupError(message)
     try:
-        module = importlib.import_module(module_name)
+        found = resolve(target)
+    except UnresolvedNameError as error:
+        raise SetupError(str(error)) from None
     except Exception as error:
         raise _import_error(module_name, error) from error
-    found: Any = module
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            names = [name for name in dir(found) if not name.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            owner = getattr(found, "__name__", module_name)
-            raise SetupError(f"{owner} has no attribute {part!r}{hint}")
-        found = getattr(found, part)
     if not callable(found):
         message = f"{target} must be a class or a zero-argument function, got {found!r}"
         raise SetupError(message)

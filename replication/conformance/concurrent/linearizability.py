@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 import attrs
 
 from replication import transitions as core
+from replication._text import decision_text
 from replication.conformance.adapters.observations import compare_observations
 from replication.conformance.concurrent.history import ALLOWED, DENIED, History, resources
 from replication.conformance.fixtures import KEY, NO_EXTERNAL_NETWORK
@@ -99,8 +100,10 @@ class Search(Generic[S]):
 
     ``order`` is a linearization when there is one, else the longest partial
     one found. With ``collect``, ``states`` holds every state a valid partial
-    linearization reached and ``dead_ends`` every (partial order, call) whose
-    response the model contradicted there.
+    linearization reached, ``ready`` those at which the call ``ready_for``
+    could be placed next (every call that returned before it was invoked is
+    placed), and ``dead_ends`` every (partial order, call) whose response the
+    model contradicted there.
     """
 
     linearizable: bool
@@ -108,14 +111,21 @@ class Search(Generic[S]):
     configurations: int
     states: tuple[S, ...] = ()
     dead_ends: tuple[tuple[tuple[int, ...], int], ...] = ()
+    ready: tuple[S, ...] = ()
 
 
 def search(
-    spec: Spec[S], calls: Sequence[Timed], *, collect: bool = False, memo: bool = True
+    spec: Spec[S],
+    calls: Sequence[Timed],
+    *,
+    collect: bool = False,
+    memo: bool = True,
+    ready_for: int | None = None,
 ) -> Search[S]:
     """Look for a linearization of ``calls`` under ``spec`` (Wing & Gong, Lowe's memo).
 
-    ``memo=False`` is plain Wing & Gong, the benchmark's baseline.
+    ``memo=False`` is plain Wing & Gong, the benchmark's baseline. With
+    ``collect``, ``ready_for`` names the call whose ready states to collect.
     """
     count = len(calls)
     required = 0
@@ -134,6 +144,7 @@ def search(
     seen: set[tuple[Hashable, int]] = set()
     visits = 0
     states: dict[Hashable, S] = {}
+    ready: dict[Hashable, S] = {}
     dead_ends: list[tuple[tuple[int, ...], int]] = []
     order: list[int] = []
     longest: list[int] = []
@@ -149,6 +160,9 @@ def search(
         visits += 1
         if collect:
             states.setdefault(fingerprint, state)
+            placeable = ready_for is not None and not (placed >> ready_for) & 1
+            if placeable and not before[ready_for] & ~placed:  # type: ignore[index]
+                ready.setdefault(fingerprint, state)
         for index in range(count):
             bit = 1 << index
             if placed & bit or before[index] & ~placed:
@@ -178,6 +192,7 @@ def search(
         configurations=visits,
         states=tuple(states.values()),
         dead_ends=tuple(dead_ends),
+        ready=tuple(ready.values()),
     )
 
 
@@ -343,8 +358,8 @@ class ModelSpec:
             self.mode == "decision" or decision != DENIED or reason == call.reason
         ):
             return []
-        wanted = "allowed" if decision == ALLOWED else f"denied ({reason})"
-        got = "allowed" if call.outcome == ALLOWED else f"denied ({call.reason})"
+        wanted = decision_text(decision == ALLOWED, reason)
+        got = decision_text(call.outcome == ALLOWED, call.reason)
         return [f"expected {wanted}, got {got}"]
 
     def step(self, state: State, index: int) -> State | None:

@@ -8,19 +8,22 @@ report shows a smaller one that fails for the same reason, found in two moves:
    linearizable (prefixes only get harder to explain, so a binary search finds
    it). Calls invoked before the cut but answered after it become pending. The
    call whose response ends the prefix is the *culprit*.
-2. **Dropping calls.** Calls are dropped one at a time (observations first,
-   then the latest invoked) while the history stays one that fails the same
-   way. Merely "still not linearizable" would not do: drop the registration
-   of a worker and its launch, answered "ok", becomes unexplainable for a
-   trivial reason. So a call is dropped only if, afterwards,
+2. **Dropping calls.** Every call about one worker is dropped at once (the
+   worker last named first), then calls one at a time (observations first,
+   then the latest invoked), while the history stays one that fails the same
+   way: a registration and its launch go together or not at all. Merely
+   "still not linearizable" would not do: drop the registration of a worker
+   and its launch, answered "ok", becomes unexplainable for a trivial reason.
+   So a call is dropped only if, afterwards,
 
    * the history is still not linearizable;
    * every response but the culprit's is still explained: with the culprit
      pending, the rest is linearizable (the culprit is still the first failure);
    * every fact of the culprit's response that some valid partial
      linearization explained before (``k1`` running, the kill switch engaged,
-     "denied (quota)") is still explained by one: the calls that produced
-     them stay;
+     "denied (quota)", and what is absent: no worker ``k1``, no container
+     ``k2``) is still explained by one: the calls that produced them stay, the
+     kill that removed a worker as well as the launch that started it;
    * two calls (not observations) of different clients still overlap, if
      they did: a lost update shows without the call that overwrote it, but
      the reader should see the concurrency that produced it.
@@ -28,6 +31,10 @@ report shows a smaller one that fails for the same reason, found in two moves:
 The result is a sub-history of the recorded one (real calls, real responses,
 real intervals) in which everything but the culprit is explained and each
 part of the culprit's response is possible, but not all of it at once.
+
+The culprit may also be chosen: an observation that broke an invariant is the
+violation that explains the history, so the history is cut at its response
+and minimised around it (:func:`minimise` with ``culprit``).
 :func:`explain` then lists the dead ends of the search: after which calls,
 the culprit or another call, got a response the model contradicts.
 """
@@ -38,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from replication.conformance.concurrent.linearizability import ModelSpec, project, search
+from replication.conformance.concurrent.linearizability import ModelSpec, Search, project, search
 from replication.invariants import WorkerView
 
 if TYPE_CHECKING:
@@ -69,6 +76,19 @@ def _linearizable(history: History, mode: str, keys: frozenset[str] | None) -> b
     return search(ModelSpec(history, mode, keys), history.calls).linearizable
 
 
+def _prefix(history: History, end: int) -> tuple[History, int]:
+    """Return ``history`` up to its event ``end`` (a response) and that call's new index.
+
+    Calls invoked before it and answered after it become pending.
+    """
+    events = history.events()
+    upto = events[: end + 1]
+    returned = {index for index, is_return in upto if is_return}
+    kept = sorted({index for index, is_return in upto if not is_return})
+    calls = tuple(history.calls[i] if i in returned else history.calls[i].cut() for i in kept)
+    return history.with_calls(calls), kept.index(events[end][0])
+
+
 def first_failure(
     history: History, mode: str, keys: frozenset[str] | None = None
 ) -> tuple[History, int]:
@@ -80,11 +100,7 @@ def first_failure(
     returns = [position for position, (_, is_return) in enumerate(events) if is_return]
 
     def prefix(number: int) -> tuple[History, int]:
-        upto = events[: returns[number] + 1]
-        returned = {index for index, is_return in upto if is_return}
-        kept = sorted({index for index, is_return in upto if not is_return})
-        calls = tuple(history.calls[i] if i in returned else history.calls[i].cut() for i in kept)
-        return history.with_calls(calls), kept.index(events[returns[number]][0])
+        return _prefix(history, returns[number])
 
     low, high = 0, len(returns) - 1
     while low < high:
@@ -96,9 +112,20 @@ def first_failure(
     return prefix(low)
 
 
-def observation_facts(observation: Observation, reported: Observation) -> frozenset[Fact]:
-    """Return the positive facts of ``observation``, in the data ``reported`` carries."""
+def observation_facts(
+    observation: Observation, reported: Observation, universe: frozenset[str] = frozenset()
+) -> frozenset[Fact]:
+    """Return the facts of ``observation``, in the data ``reported`` carries.
+
+    The positive facts (a worker and its fields, a container, the kill switch
+    engaged), and the negative ones about the workers of ``universe``: no
+    worker ``k1``, no container ``k2``. Without them, the call that removed a
+    worker could be dropped, and the observation that no longer shows it be
+    left with nothing to explain it.
+    """
     facts: set[Fact] = set()
+    facts.update(("no worker", w) for w in universe - observation.workers.keys())
+    facts.update(("no container", w) for w in universe - observation.containers)
     if observation.kill_switch_engaged:
         facts.add(("kill switch engaged",))
     for worker_id, view in observation.workers.items():
@@ -118,7 +145,9 @@ def observation_facts(observation: Observation, reported: Observation) -> frozen
     return frozenset(facts)
 
 
-def _facts(spec: ModelSpec, index: int, state: State | None = None) -> frozenset[Fact]:
+def _facts(
+    spec: ModelSpec, index: int, state: State | None = None, universe: frozenset[str] = frozenset()
+) -> frozenset[Fact]:
     """Return the facts of call ``index``'s recorded response, or of the model's at ``state``."""
     call = spec.calls[index]
     reason_counts = spec.mode != "decision"
@@ -127,21 +156,30 @@ def _facts(spec: ModelSpec, index: int, state: State | None = None) -> frozenset
             return frozenset()
         recorded = spec.project(call.observation)
         seen = recorded if state is None else spec.observed(state)
-        return observation_facts(seen, recorded)
+        return observation_facts(seen, recorded, universe)
     if state is None:
         return frozenset({(call.outcome, call.reason if reason_counts else None)})
     _, decision, reason = spec.expected(state, index)
     return frozenset({(decision, reason if reason_counts else None)})
 
 
-def _explained(spec: ModelSpec, index: int, states: tuple[State, ...]) -> frozenset[Fact]:
-    """Return the facts of call ``index``'s response the model gives at one of ``states``."""
-    wanted = _facts(spec, index)
+def _explained(
+    spec: ModelSpec, index: int, result: Search[State], universe: frozenset[str]
+) -> frozenset[Fact]:
+    """Return the facts of call ``index``'s response the model gives in some valid order.
+
+    A positive fact (``k1`` running) is explained by any state a valid partial
+    order reaches: some call produced it. A negative one (no worker ``k1``) only
+    by a state at which the call could be placed: before ``k1`` registered it
+    was trivially true, and it is the call that removed ``k1`` that explains it.
+    """
+    wanted = _facts(spec, index, universe=universe)
+    negative = {fact for fact in wanted if fact[0] in _NEGATIVE_FACTS}
     found: set[Fact] = set()
-    for state in states:
-        found |= wanted & _facts(spec, index, state)
-        if found == wanted:
-            break
+    for state in result.states:
+        found |= (wanted - negative) & _facts(spec, index, state, universe)
+    for state in result.ready:
+        found |= negative & _facts(spec, index, state, universe)
     return frozenset(found)
 
 
@@ -159,6 +197,25 @@ def _drop_order(calls: list[Call], culprit: Call) -> list[Call]:
     return others
 
 
+def _groups(calls: list[Call], culprit: Call) -> list[list[Call]]:
+    """Return what to try dropping: every call about one worker, then each call alone.
+
+    A worker's calls (those naming it, a child's included), the worker named
+    last first; then the single calls in :func:`_drop_order`. The culprit never.
+    """
+    others = [c for c in calls if c is not culprit and c.action != "observe"]
+    last: dict[str, int] = {}
+    for call in others:
+        for worker_id in (call.worker_id, call.parent_id):
+            if worker_id is not None:
+                last[worker_id] = max(last.get(worker_id, call.invoked), call.invoked)
+    workers = sorted(last, key=lambda w: -last[w])
+    groups = [[c for c in others if w in {c.worker_id, c.parent_id}] for w in workers]
+    return [group for group in groups if len(group) > 1] + [
+        [call] for call in _drop_order(calls, culprit)
+    ]
+
+
 def _scope(calls: list[Call], keys: frozenset[str] | None) -> frozenset[str]:
     """Return the workers the calls (not observations) name, within ``keys`` if given."""
     named = {c.worker_id for c in calls if c.action != "observe"}
@@ -172,24 +229,45 @@ def _about(fact: Fact, scope: frozenset[str]) -> bool:
     return len(fact) < 2 or fact[0] not in _WORKER_FACTS or fact[1] in scope
 
 
-_WORKER_FACTS = frozenset({"worker", "container", "quarantined", "registered ever"})
+_NEGATIVE_FACTS = frozenset({"no worker", "no container"})
+_WORKER_FACTS = frozenset({"worker", "container", "quarantined", "registered ever"}) | (
+    _NEGATIVE_FACTS
+)
 
 
-def minimise(history: History, mode: str, keys: frozenset[str] | None = None) -> Reduction:
+def _cut_at(history: History, culprit: int) -> tuple[History, int]:
+    """Return ``history`` up to call ``culprit``'s response, and its index there."""
+    end = history.events().index((culprit, True))
+    return _prefix(history, end)
+
+
+def minimise(
+    history: History, mode: str, keys: frozenset[str] | None = None, *, culprit: int | None = None
+) -> Reduction:
     """Return a minimised form of ``history``, which must not be linearizable.
 
     Observations are compared only on the workers the remaining calls name:
     once every call about a worker is dropped, so is what observations say of
     it. (Unless the failure is a worker no call names, seen in an observation:
-    then observations are compared whole.)
+    then observations are compared whole.) ``culprit`` chooses the call to
+    minimise around (an observation that broke an invariant, say), instead of
+    the first response no order explains; the history up to its response must
+    not be linearizable either.
     """
-    cut, position = first_failure(history, mode, keys)
+    if culprit is None:
+        cut, position = first_failure(history, mode, keys)
+    else:
+        cut, position = _cut_at(history, culprit)
     calls = list(cut.calls)
-    culprit = calls[position]
+    target = calls[position]
+    universe = _scope(calls, keys)
     start = ModelSpec(cut, mode, keys)
-    needed = _explained(start, position, search(start, cut.calls, collect=True).states)
+    found = search(start, cut.calls, collect=True, ready_for=position)
+    needed = _explained(start, position, found, universe)
     concurrent = _concurrent(cut)
     named = not _linearizable(cut, mode, _scope(calls, keys))
+    # Every other response explained with the culprit pending: kept so if it held.
+    rest_explained = _linearizable(_relaxed(cut, target), mode, keys)
 
     def scope_of(trial: list[Call]) -> frozenset[str] | None:
         return _scope(trial, keys) if named else keys
@@ -200,22 +278,21 @@ def minimise(history: History, mode: str, keys: frozenset[str] | None = None) ->
             return False
         scope = scope_of(trial)
         spec = ModelSpec(part, mode, scope)
-        result = search(spec, part.calls, collect=True)
+        index = next(i for i, call in enumerate(trial) if call is target)
+        result = search(spec, part.calls, collect=True, ready_for=index)
         if result.linearizable:
             return False
-        index = next(i for i, call in enumerate(trial) if call is culprit)
         wanted = {fact for fact in needed if scope is None or _about(fact, scope)}
-        if not wanted <= _explained(spec, index, result.states):
+        if not wanted <= _explained(spec, index, result, universe):
             return False
-        relaxed = tuple(call.cut() if call is culprit else call for call in trial)
-        return _linearizable(cut.with_calls(relaxed), mode, scope)
+        return not rest_explained or _linearizable(_relaxed(part, target), mode, scope)
 
     changed = True
     while changed:
         changed = False
-        for candidate in _drop_order(calls, culprit):
-            trial = [call for call in calls if call is not candidate]
-            if still_fails(trial):
+        for group in _groups(calls, target):
+            trial = [call for call in calls if not any(call is c for c in group)]
+            if trial != calls and still_fails(trial):
                 calls, changed = trial, True
     scope = scope_of(calls)
     shown = tuple(
@@ -225,8 +302,13 @@ def minimise(history: History, mode: str, keys: frozenset[str] | None = None) ->
         for call in calls
     )
     reduced = cut.with_calls(shown)
-    index = next(i for i, call in enumerate(calls) if call is culprit)
+    index = next(i for i, call in enumerate(calls) if call is target)
     return Reduction(reduced, index, len(history.calls), tuple(explain(reduced, mode, scope)))
+
+
+def _relaxed(history: History, culprit: Call) -> History:
+    """Return ``history`` with ``culprit`` pending: what the rest of the responses must explain."""
+    return history.with_calls(tuple(c.cut() if c is culprit else c for c in history.calls))
 
 
 def numbering(history: History) -> dict[int, int]:

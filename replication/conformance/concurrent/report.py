@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._text import counted, number
 from replication.conformance.adapters.observations import reported_fields
 from replication.conformance.sequential.checks import NEEDS
 from replication.invariants import INVARIANTS
@@ -76,6 +77,10 @@ class Tally:
         return self.histories / self.checker_seconds if self.checker_seconds else 0.0
 
 
+#: The heading of each kind of failure in the report.
+_HEADINGS = {"invariant": "INVARIANT BROKEN"}
+
+
 @attrs.frozen
 class Failure:
     """The first failure of a run: its kind, where, what, and the history drawn.
@@ -83,6 +88,8 @@ class Failure:
     ``kind`` is ``not linearizable``, ``invariant``, ``crash`` or ``hang``;
     ``recorded`` is how many calls the history (or its failing part) had,
     ``size`` how many the drawing shows, ``calls`` what each of them asked.
+    ``linearizable`` is whether the history was (``None``: not checked), so
+    that an invariant shown first does not hide a history no order explains.
     """
 
     kind: str
@@ -95,6 +102,7 @@ class Failure:
     notes: tuple[str, ...] = ()
     size: int = 0
     calls: tuple[str, ...] = ()
+    linearizable: bool | None = None
 
 
 @attrs.frozen
@@ -115,12 +123,16 @@ class ConcurrentReport:
     @property
     def checks(self) -> dict[str, bool | None]:
         """Every check: ``True`` passed, ``False`` failed, ``None`` not checked (n/a)."""
-        kind = self.failure.kind if self.failure is not None else None
+        failure = self.failure
+        kind = failure.kind if failure is not None else None
         stopped = kind in {"crash", "hang"}
+        linearizable = kind != "not linearizable" and (
+            failure is None or failure.linearizable is not False
+        )
         checks: dict[str, bool | None] = {
             "no call crashed and no client hung": not stopped,
             f"every history is linearizable ({self.mode} mode)": (
-                None if stopped and not self.tally.histories else kind != "not linearizable"
+                None if stopped and not self.tally.histories else linearizable
             ),
         }
         reported = self.tally.reported
@@ -159,9 +171,11 @@ class ConcurrentReport:
                 f"profile {self.profile}, seed {self.seed}"
             ),
             (
-                f"  {tally.histories} histories, {tally.calls} calls, {self.seconds:.1f} s "
-                f"(checker {tally.checker_seconds:.2f} s: {tally.rate:.0f} histories/s, "
-                f"{tally.configurations} configurations, {tally.split} split into parts)"
+                f"  {counted(tally.histories, 'history', 'histories')}, "
+                f"{counted(tally.calls, 'call')}, {self.seconds:.1f} s "
+                f"(checker {tally.checker_seconds:.2f} s: {tally.rate:,.0f} histories/s, "
+                f"{counted(tally.configurations, 'configuration')}, "
+                f"{number(tally.split)} split into parts)"
             ),
             "  the clock is frozen while calls are in flight and moves only between rounds",
             "",
@@ -178,11 +192,14 @@ class ConcurrentReport:
         lines += [f"  [{tally.witnesses[w]:>5}] {w}" for w in WITNESSES]
         failure = self.failure
         if failure is not None:
-            where = f"{failure.kind.upper()}: history {failure.history}"
+            where = (
+                f"{_HEADINGS.get(failure.kind, failure.kind.upper())}: history {failure.history}"
+            )
             if failure.seed is not None:
                 where += f" of seed {failure.seed}"
             if failure.size:
-                where += f", minimised from {failure.recorded} calls to {failure.size}"
+                recorded = counted(failure.recorded, "call")
+                where += f", minimised from {recorded} to {number(failure.size)}"
             lines += ["", where]
             lines += [f"  {failure.summary}", "", *failure.timeline]
             if failure.explanation:

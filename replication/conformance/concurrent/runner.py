@@ -36,10 +36,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from replication import __version__
+from replication._text import counted
 from replication.conformance.adapters.preflight import load_factory
 from replication.conformance.concurrent.clients import ClientError, ProcessClients, RoundClock
 from replication.conformance.concurrent.history import CRASHED, History
-from replication.conformance.concurrent.linearizability import check
+from replication.conformance.concurrent.linearizability import Verdict, check
 from replication.conformance.concurrent.minimise import minimise
 from replication.conformance.concurrent.programs import generate, observe_call, perform
 from replication.conformance.concurrent.report import ConcurrentReport, Failure, Tally
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from replication.conformance.adapters.adapter import Implementation
     from replication.conformance.concurrent.history import Call
     from replication.conformance.concurrent.programs import Manifests, Scenario, Step
+    from replication.conformance.reports.progress import Progress
     from replication.invariants import Violation
 
 __all__ = ["HISTORIES", "Crew", "check_history", "execute", "run_concurrent"]
@@ -269,9 +271,14 @@ def check_history(
 ) -> Failure | None:
     """Check one recorded history; return the failure to report, if any.
 
-    In order: a crashed call; a history that is not linearizable (minimised,
-    with the invariants its observations broke as notes); an observation that
-    broke an invariant. ``tally``, if given, counts the checker's work.
+    In order: a crashed call; in the ``observation`` mode, an observation
+    that broke an invariant (the violation that explains the history: a
+    container left running by a kill switch says more than the torn
+    observations around it), drawn as the history minimised around that
+    observation; a history that is not linearizable (minimised; in the other
+    modes, which check decisions only, with the invariants broken as notes); an
+    observation that broke an invariant, drawn with its round. ``tally``, if
+    given, counts the checker's work.
     """
     tally = tally if tally is not None else Tally()
     crashed = [call for call in history.calls if call.outcome == CRASHED]
@@ -285,6 +292,8 @@ def check_history(
     tally.checker_seconds += time.perf_counter() - started
     tally.configurations += verdict.configurations
     tally.split += verdict.parts > 1
+    if violations and (verdict.linearizable or mode == "observation"):
+        return _invariant_failure(history, mode, verdict, violations, number=number, seed=seed)
     if not verdict.linearizable:
         assert verdict.failing is not None  # noqa: S101 - set for a failing verdict
         reduction = minimise(verdict.failing, mode, verdict.keys)
@@ -300,15 +309,50 @@ def check_history(
             reduction.recorded, lines, reduction.explanation, tuple(extra),
             size=len(reduction.history.calls),
             calls=tuple(call.request for call in reduction.history.calls),
+            linearizable=False,
         )  # fmt: skip
-    if violations:
-        call, found = violations[0]
-        round_calls = tuple(c for c in history.calls if c.round == call.round)
-        lines = tuple(render(history.with_calls(round_calls), culprit=round_calls.index(call)))
-        summary = "; ".join(str(v) for v in found)
-        return Failure("invariant", number, seed, summary, len(history.calls), lines,
-                       size=len(round_calls))  # fmt: skip
     return None
+
+
+def _invariant_failure(
+    history: History,
+    mode: str,
+    verdict: Verdict,
+    violations: list[tuple[Call, list[Violation]]],
+    *,
+    number: int,
+    seed: int | None,
+) -> Failure:
+    """Report the first observation that broke an invariant, with the calls that led to it.
+
+    When no order explains the history (the observation is then one of the
+    responses the model never gives), the history is minimised around that
+    observation: the timeline keeps every call its facts depend on, the call
+    that removed a worker as well as the one that started its container.
+    Otherwise (a mode that does not compare observations) its round is drawn.
+    """
+    call, found = violations[0]
+    summary = "; ".join(str(v) for v in found)
+    seen = Counter(str(v) for _, more in violations[1:] for v in more if str(v) not in summary)
+    notes = [
+        f"also seen: {text}" + (f" (in {count} observations)" if count > 1 else "")
+        for text, count in seen.items()
+    ]
+    position = history.calls.index(call)
+    if not verdict.linearizable and mode == "observation":
+        reduction = minimise(history, mode, culprit=position)
+        calls = reduction.history.calls
+        lines = tuple(render(reduction.history, culprit=reduction.culprit))
+        notes.append("no order of these calls, consistent with real time, gives every response")
+        return Failure("invariant", number, seed, summary, reduction.recorded, lines,
+                       reduction.explanation, tuple(notes), size=len(calls),
+                       calls=tuple(c.request for c in calls), linearizable=False)  # fmt: skip
+    round_calls = tuple(c for c in history.calls if c.round == call.round)
+    lines = tuple(render(history.with_calls(round_calls), culprit=round_calls.index(call)))
+    return Failure("invariant", number, seed, summary, len(history.calls), lines, (),
+                   tuple(notes), size=len(round_calls),
+                   calls=tuple(c.request for c in round_calls),
+                   linearizable=verdict.linearizable)  # fmt: skip
 
 
 def run_concurrent(
@@ -323,13 +367,15 @@ def run_concurrent(
     scenarios: Sequence[Scenario] | None = None,
     observer: bool = True,
     timeout: float = 10.0,
+    progress: Progress | None = None,
 ) -> ConcurrentReport:
     """Run the concurrent mode against ``target`` and return its report.
 
     ``processes`` > 0 makes the calls from that many client processes instead
     of ``threads`` threads (the adapter needs ``connection`` and ``attach``,
     and ``target`` must be a ``"module:factory"`` name). ``scenarios``, when
-    given, are played instead of generated ones.
+    given, are played instead of generated ones. ``progress`` shows the
+    histories checked so far, as the sequential kit shows its examples.
     """
     if mode not in MODES:
         message = f"mode must be one of {MODES}, got {mode!r}"
@@ -357,13 +403,18 @@ def run_concurrent(
     count = len(planned) if planned is not None else (histories or HISTORIES[profile])
     widest = max((len(r.programs) for s in planned or () for r in s.rounds), default=0)
     if processes and widest > processes:
-        message = f"a scenario has {widest} programs in a round, for {processes} client processes"
+        message = (
+            f"a scenario has {counted(widest, 'program')} in a round, for "
+            f"{counted(processes, 'client process', 'client processes')}"
+        )
         raise ValueError(message)
     clients = ProcessClients(name, processes, timeout=timeout) if processes else None
     crew = None if processes else Crew(max(threads, widest), observer=observer)
     tally = Tally()
     failure: Failure | None = None
     started = time.perf_counter()
+    if progress is not None:
+        progress.begin_histories(count)
     try:
         with _interleaving():
             for number in range(count):
@@ -381,9 +432,13 @@ def run_concurrent(
                     break
                 tally.add(history)
                 failure = check_history(history, mode, number=number, seed=drawn, tally=tally)
+                if progress is not None:
+                    progress.histories(tally.histories, tally.calls, failed=failure is not None)
                 if failure is not None:
                     break
     finally:
+        if progress is not None:
+            progress.finish()
         if clients is not None:
             clients.close()
         if crew is not None:
@@ -392,7 +447,11 @@ def run_concurrent(
         target=name,
         suite_version=__version__,
         mode=mode,
-        clients=f"{processes} client processes" if processes else f"{threads} threads",
+        clients=(
+            counted(processes, "client process", "client processes")
+            if processes
+            else counted(threads, "thread")
+        ),
         observer=observer,
         profile=profile,
         seed=seed,

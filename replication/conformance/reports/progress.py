@@ -12,6 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
+from replication._text import counted
+
 if TYPE_CHECKING:
     from replication.conformance.sequential.results import RunStats
 
@@ -64,7 +66,7 @@ class Progress:
             self.shrinking = True
             self._write(
                 f"divergence found after {now - self.started:.1f} s "
-                f"({stats.examples_at_detection} examples): shrinking it",
+                f"({counted(stats.examples_at_detection or 0, 'example')}): shrinking it",
                 final=True,
             )
         if now - self.last < self.interval:
@@ -73,8 +75,28 @@ class Progress:
         reached = len(stats.witnesses.counts)
         phase = "shrinking" if self.shrinking else "searching"
         self._write(
-            f"{phase}: {stats.examples:,}/{self.planned:,} examples, {stats.steps:,} steps, "
-            f"{reached} witnesses reached, {now - self.started:.0f} s"
+            f"{phase}: {stats.examples:,}/{self.planned:,} examples, "
+            f"{counted(stats.steps, 'step')}, {counted(reached, 'witness', 'witnesses')} reached, "
+            f"{now - self.started:.0f} s"
+        )
+
+    def begin_histories(self, planned: int) -> None:
+        """Start a concurrent run, which plans ``planned`` histories."""
+        self.planned = planned
+        self._write(f"concurrent: 0/{planned:,} histories")
+
+    def histories(self, done: int, calls: int, *, failed: bool = False) -> None:
+        """Write a status line of a concurrent run, when one is due (after every history).
+
+        The last history's line is always written, and so is a failing one's.
+        """
+        now = time.monotonic()
+        if now - self.last < self.interval and done < self.planned and not failed:
+            return
+        self.last = now
+        self._write(
+            f"concurrent: {done:,}/{self.planned:,} histories, {counted(calls, 'call')}, "
+            f"{now - self.started:.0f} s"
         )
 
     def finish(self) -> None:

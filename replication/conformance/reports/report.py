@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from replication._text import counted, number
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -231,18 +233,18 @@ class Report:
             f"replication conformance {self.suite_version}: {self.target}{version}",
             f"  mode {self.mode}, profile {self.profile}, seed {self.seed}, "
             f"strict {'on' if self.strict else 'off'}"
-            + (f", {self.rounds} rounds (--keep-going)" if self.rounds > 1 else ""),
+            + (f", {counted(self.rounds, 'round')} (--keep-going)" if self.rounds > 1 else ""),
             (
-                f"  {_count(self.examples)} examples"
-                + (f" ({_count(self.shrink_examples)} shrinking)" if self.shrink_examples else "")
-                + f", {_count(self.steps)} steps "
-                f"({_count(self.implementation_steps)} on the implementation), {timing}"
+                f"  {counted(self.examples, 'example')}"
+                + (f" ({number(self.shrink_examples)} shrinking)" if self.shrink_examples else "")
+                + f", {counted(self.steps, 'step')} "
+                f"({number(self.implementation_steps)} on the implementation), {timing}"
             ),
         ]
         if self.stopped == "max-time":
             lines.append(
-                f"  stopped at {self.options['max_time']} after {_count(self.examples)} of "
-                f"{_count(self.planned_examples)} examples"
+                f"  stopped at {self.options['max_time']} after {number(self.examples)} of "
+                f"{number(self.planned_examples)} examples"
             )
         if self.stopped == "interrupted":
             lines.append("  interrupted (Ctrl-C): what ran so far")
@@ -304,15 +306,15 @@ class Report:
         lines: list[str] = []
         if len(self.divergences) > 1 or self.rounds > 1:
             lines += ["", *self.table()]
-        for number, divergence in enumerate(self.divergences, start=1):
+        for position, divergence in enumerate(self.divergences, start=1):
             label = "KNOWN DIVERGENCE" if divergence.known else "DIVERGENCE"
             if len(self.divergences) > 1:
-                label += f" {number}"
+                label += f" {position}"
             found = ""
             if divergence.detection_seconds is not None:
                 found = (
                     f", found after {divergence.detection_seconds:.1f} s "
-                    f"({_count(divergence.examples_before)} examples)"
+                    f"({counted(divergence.examples_before, 'example')})"
                 )
                 if divergence.shrink_seconds is not None:
                     found += _shrinking(divergence.shrunk, divergence.shrink_seconds)
@@ -327,8 +329,8 @@ class Report:
         """Return the distinct divergences as a table: kind, action, expected, got, status."""
         rows = [("#", "kind", "action", "expected", "got", "status")]
         rows += [
-            (str(number), d.kind, d.action, d.expected, d.got, "known" if d.known else "NEW")
-            for number, d in enumerate(self.divergences, start=1)
+            (str(position), d.kind, d.action, d.expected, d.got, "known" if d.known else "NEW")
+            for position, d in enumerate(self.divergences, start=1)
         ]
         widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
         lines = [f"distinct divergences: {len(self.divergences)}"]
@@ -350,12 +352,12 @@ class Report:
                 f"some situations were never reached, so nothing was proved about them: "
                 f"run longer ({options['profile']} deep, or {options['max_examples']} "
                 f"{max(2 * self.planned_examples, 800)}; this run made "
-                f"{_count(self.examples)} examples)"
+                f"{counted(self.examples, 'example')})"
             )
         if self.stopped == "max-time" and not self.failures:
             lines.append(
                 f"the search stopped at {options['max_time']} before the profile's "
-                f"{_count(self.planned_examples)} examples: give it more time"
+                f"{number(self.planned_examples)} examples: give it more time"
             )
         if verdict == "NO DIVERGENCE FOUND":
             lines.append(

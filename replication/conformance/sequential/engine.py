@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 from hypothesis.stateful import RuleBasedStateMachine, initialize
 
+from replication._text import decision_text
 from replication.conformance.adapters.adapter import Denied
 from replication.conformance.adapters.calls import (
     ContractViolation,
@@ -94,11 +95,6 @@ class RunControl:
     suppressed: frozenset[tuple[str, str]] = frozenset()
     #: Divergence signatures listed as known: met, they end the round (:class:`SetAside`).
     known: frozenset[tuple[str, str, str, str]] = frozenset()
-
-
-def decision_text(allowed: bool, reason: str | None) -> str:  # noqa: FBT001 - a pair, read as one
-    """Return ``allowed`` or ``denied (reason)``, as reports print a decision."""
-    return "allowed" if allowed else f"denied ({reason})"
 
 
 class Engine(RuleBasedStateMachine):

@@ -24,6 +24,7 @@ import attrs
 import jsonschema
 
 from replication._files import InputFileError, check_shape, read_regular_file
+from replication._text import counted, decision_text
 from replication.conformance.adapters.adapter import Denied
 from replication.conformance.adapters.calls import CallTimeout, ContractViolation, Watchdog, locate
 from replication.conformance.adapters.observations import (
@@ -71,6 +72,8 @@ class VectorError(Exception):
 class VectorCheck:
     """What checking a vector directory found."""
 
+    #: The directory checked, which the report names.
+    directory: str = ""
     files: int = 0
     steps: int = 0
     failures: list[str] = attrs.field(factory=list)
@@ -78,6 +81,11 @@ class VectorCheck:
     #: Scenario file -> (first skipped step, steps skipped, the gap action at that step).
     skipped: dict[str, tuple[int, int, str]] = attrs.field(factory=dict)
     gaps: tuple[str, ...] = ()
+    #: Scenarios replayed against the adapter, of how many (0 of 0 without one).
+    replayed: int = 0
+    scenarios: int = 0
+    #: Whether Ctrl-C stopped the replay: the report shows what ran.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -86,19 +94,28 @@ class VectorCheck:
 
     def render(self) -> str:
         """Return a short text report."""
-        lines = [f"{self.files} files, {self.steps} steps, {len(self.rules)} rules exercised"]
+        figures = [counted(self.files, "file"), counted(self.steps, "step")]
+        rules = counted(len(self.rules), "rule")
+        lines = [f"vectors {self.directory}: {', '.join(figures)}, {rules} exercised"]
         if self.skipped:
             total = sum(count for _, count, _ in self.skipped.values())
             lines.append(
-                f"skipped for declared gaps ({', '.join(self.gaps)}): {total} steps "
-                f"in {len(self.skipped)} scenarios"
+                f"skipped for declared gaps ({', '.join(self.gaps)}): {counted(total, 'step')} "
+                f"in {counted(len(self.skipped), 'scenario')}"
             )
             lines += [
-                f"  {name}: {count} steps from step {first} ({action})"
+                f"  {name}: {counted(count, 'step')} from step {first} ({action})"
                 for name, (first, count, action) in sorted(self.skipped.items())
             ]
         lines += [f"FAIL {failure}" for failure in self.failures]
-        lines.append("OK" if self.ok else f"{len(self.failures)} failures")
+        if self.interrupted:
+            lines.append(
+                f"interrupted (Ctrl-C): {self.replayed} of "
+                f"{counted(self.scenarios, 'scenario')} replayed"
+            )
+            lines.append("INTERRUPTED")
+        else:
+            lines.append("OK" if self.ok else counted(len(self.failures), "failure"))
         return "\n".join(lines)
 
 
@@ -168,7 +185,7 @@ def _load(directory: Path, name: str, definition: str) -> Any:
         jsonschema.Draft202012Validator(schema).iter_errors(data)
     )
     if problem is not None:
-        where = _where(name, list(problem.absolute_path))
+        where = _where(str(path), list(problem.absolute_path))
         raise VectorError(f"{where}: {problem.message} (not in the vector format)")
     return data
 
@@ -374,8 +391,9 @@ class _Replay:
         result.steps += 1
         if (decision, reason) != (expect["decision"], expect["reason"]):
             result.failures.append(
-                f"{where}: expected {expect['decision']} ({expect['reason']}), "
-                f"got {decision} ({reason})"
+                f"{where}: expected "
+                f"{decision_text(expect['decision'] == 'allowed', expect['reason'])}, "
+                f"got {decision_text(decision == 'allowed', reason)}"
             )
             return False
         if step["action"] == "issue" and returned is not None:
@@ -427,24 +445,32 @@ def check_vectors(
 
     Raises :class:`VectorError` when the directory cannot be used, and
     :class:`~replication.conformance.adapters.preflight.SetupError` when the adapter cannot.
+    Ctrl-C during the replay ends it with the result so far (``interrupted``).
     """
     directory = Path(directory)
     if not directory.is_dir():
         reason = "not a directory" if directory.exists() else "no such directory"
         raise VectorError(f"{directory}: {reason}")
-    result = VectorCheck()
+    result = VectorCheck(directory=str(directory))
     scenario_files = _check_index(directory, result)
     result.files = len(scenario_files) + 2
     _check_signing(directory, result)
     _check_secret_migration(directory, result)
     if adapter is None:
         return result
-    with Watchdog(REPLAY_TIMEOUT) as watchdog:
+    # Ctrl-C told from the adapter's own KeyboardInterrupt, which is its failure.
+    with Watchdog(REPLAY_TIMEOUT) as watchdog, watchdog.handling_ctrl_c():
         loaded = (
             adapter if isinstance(adapter, Adapter) else load_adapter(adapter, watchdog=watchdog)
         )
         result.gaps = tuple(sorted(loaded.gaps))
+        result.scenarios = len(scenario_files)
         replay = _Replay(loaded, watchdog, result)
-        for name in scenario_files:
-            replay.scenario(directory, name)
+        try:
+            for name in scenario_files:
+                replay.scenario(directory, name)
+                result.replayed += 1
+        except KeyboardInterrupt:
+            # Ctrl-C: what was replayed stands, and the report says where it stopped.
+            result.interrupted = True
     return result
