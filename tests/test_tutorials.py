@@ -19,12 +19,12 @@ CHECK = TUTORIALS / "check-an-implementation.md"
 RUN = TUTORIALS / "run-workers.md"
 
 
-#: What the tutorial's reports are the output of: its adapter, as written
-#: ("short", a run of 20 programs, which directed programs still make conclusive); with the two lines of its heartbeat that translate an
-#: unknown worker's refusal deleted ("forgetful"); and with those of its
-#: deregister deleted too ("keep-going", of which the tutorial shows the table).
 #: The exit code each report ends with: 1 (NOT CONFORMANT) unless named here.
 EXIT_CODES = {"short": 0}
+#: What the tutorial's reports are the output of: its adapter, as written, in a run of
+#: 20 programs that directed programs still make conclusive ("short"); with the two lines
+#: of its heartbeat that translate an unknown worker's refusal deleted ("forgetful"); and
+#: with those of its deregister deleted too ("keep-going", of which it shows the table).
 REPORT_COMMANDS = {
     "forgetful": ("my_adapter:MyAdapter", "--seed", "1"),
     "short": ("my_adapter:MyAdapter", "--max-examples", "20", "--seed", "1"),
