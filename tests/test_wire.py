@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,8 +237,12 @@ class TestClient:
         for thread in threads:
             thread.join(30)
         assert results == {"root": "ok", "ghost": "unknown_worker"}
-        held = [line for line in target.stderr_tail() if line.startswith("answered")]
-        assert held, "the fake did not answer out of order"
+        # The fake logs the reordering before it sends the held answer, but the kit reads its
+        # stderr on a thread of its own, which may not have read that line yet.
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("answered") for line in target.stderr_tail()):
+            assert time.monotonic() < deadline, "the fake did not answer out of order"
+            time.sleep(0.01)
         target.close()
 
     # Spec: R-WIRE-5.
