@@ -126,7 +126,7 @@ def survivors(owner: int | None = None) -> dict[int, str]:
     return found
 
 
-def no_survivors(owner: int | None = None, timeout: float = 10.0) -> None:
+def no_survivors(owner: int | None = None, timeout: float = 120.0) -> None:
     """Wait (briefly: the kernel reaps asynchronously) until the scan finds nothing; else fail."""
     deadline = time.monotonic() + timeout
     while found := survivors(owner):
@@ -158,7 +158,7 @@ def run_attack(
     worker = manifest.worker_id
     if not wait:
         return orchestrator, worker, []
-    wait_until(lambda: orchestrator.status(worker).state == "exited", timeout=30)
+    wait_until(lambda: orchestrator.status(worker).state == "exited", timeout=300)
     status = orchestrator.status(worker)
     log = next(output.glob(f"*-{worker}.log")).read_text()
     assert status.exit_status != NOT_SANDBOXED, f"the sandbox was not active: {log}"

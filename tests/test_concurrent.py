@@ -454,7 +454,10 @@ class TestCommandLine:
         """On stderr, into a pipe: the histories planned, then each status line as plain text."""
         result = self.run("replication.conformance.adapters:FacadeImplementation", "--seed", "1",
                           "--profile", "dev")  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
+        # The run ends with a verdict (whether 30 histories reach the rarer witnesses is the
+        # scheduler's to decide on a loaded machine); what is checked here is its progress.
+        assert result.returncode in {0, 1}, result.stdout + result.stderr
+        assert result.stdout.splitlines()[-1] in {"CONFORMANT", "INCONCLUSIVE"}, result.stdout
         lines = result.stderr.splitlines()
         assert lines[0] == "concurrent: 0/30 histories"
         assert re.fullmatch(r"concurrent: 30/30 histories, [\d,]+ calls, \d+ s", lines[-1]), lines
