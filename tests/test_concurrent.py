@@ -279,7 +279,7 @@ class TestClientProcesses:
     # Spec: R-LIN-8.
     def test_a_system_shared_by_processes_is_checked(self):
         report = run_concurrent("tests.shared_implementation:SharedPlainModel",
-                                processes=2, histories=4, seed=2)  # fmt: skip
+                                processes=2, histories=20, seed=2)  # fmt: skip
         assert report.failure is None, report.render()
         assert report.clients == "2 client processes"
         assert report.tally.witnesses["calls of two clients overlapped"] > 0
