@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import pytest
 
 from replication.processes.cgroups import PREFIX
@@ -29,6 +30,7 @@ from replication.processes.sandbox import MARKER
 from tests.process_helpers import ISOLATION, SANDBOX_PYTHON, bound, wait_until
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Sequence
 
     from replication.model import ResourceSpec
@@ -133,6 +135,18 @@ def no_survivors(owner: int | None = None, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"processes survived, by an independent scan of /proc: {found}")
         time.sleep(0.02)
+
+
+def end_orchestrator_process(orchestrator: subprocess.Popen[str]) -> None:
+    """Kill an orchestrator subprocess a test started, and whatever of its workers is left."""
+    if orchestrator.poll() is None:
+        orchestrator.kill()
+        orchestrator.wait()
+    if orchestrator.stdout is not None:
+        orchestrator.stdout.close()
+    for pid in survivors(orchestrator.pid):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
 
 
 def run_attack(

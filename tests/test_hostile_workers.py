@@ -9,7 +9,6 @@ the clause each test cites.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -26,6 +25,7 @@ import pytest
 from replication.processes.cgroups import PREFIX
 from tests.hostile_helpers import (
     by_attack,
+    end_orchestrator_process,
     hostile,
     needs_sandbox,
     no_survivors,
@@ -474,14 +474,7 @@ class TestOrchestratorDeath:
             orchestrator.wait()
             no_survivors(orchestrator.pid)
         finally:
-            if orchestrator.poll() is None:
-                orchestrator.kill()
-                orchestrator.wait()
-            if orchestrator.stdout is not None:
-                orchestrator.stdout.close()
-            for pid in survivors(orchestrator.pid):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
+            end_orchestrator_process(orchestrator)
 
     # Spec: R-PROC-15.
     def test_a_new_orchestrator_kills_what_a_dead_one_left_in_its_cgroups(

@@ -29,7 +29,14 @@ import pytest
 from replication import ResourceSpec
 from replication.processes import fences
 from replication.processes.seccomp import DENIED_SYSCALLS, NEWER_SYSCALLS
-from tests.hostile_helpers import by_attack, hostile, needs_sandbox, no_survivors, run_attack
+from tests.hostile_helpers import (
+    by_attack,
+    end_orchestrator_process,
+    hostile,
+    needs_sandbox,
+    no_survivors,
+    run_attack,
+)
 from tests.hostile_helpers import survivors as scan
 from tests.process_helpers import SMALL, wait_until
 from tests.process_helpers import bound as bound_controller
@@ -387,14 +394,7 @@ class TestInitTampering:
             orchestrator.wait()
             no_survivors(orchestrator.pid, timeout=120)
         finally:
-            if orchestrator.poll() is None:
-                orchestrator.kill()
-                orchestrator.wait()
-            if orchestrator.stdout is not None:
-                orchestrator.stdout.close()
-            for pid in scan(orchestrator.pid):
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).kill()
+            end_orchestrator_process(orchestrator)
 
     # Spec: R-PROC-16, R-PROC-5.
     @x86_64
