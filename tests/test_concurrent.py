@@ -257,15 +257,31 @@ class TestFailuresOtherThanRaces:
 
     # Spec: R-LIN-7.
     def test_calls_that_never_overlap_prove_nothing(self):
-        report = run_concurrent(ToyImplementation, threads=1, observer=False, histories=5, seed=1)
+        """Rounds of one program each never overlap: the run is INCONCLUSIVE, not CONFORMANT."""
+        alone = Scenario(PARAMETERS, (
+            Round(timedelta(0), ((Step("prepare", "k1"),),)),
+            Round(timedelta(seconds=1), ((Step("launch", "k1"), Step("heartbeat", "k1")),)),
+        ))  # fmt: skip
+        report = run_concurrent(ToyImplementation, scenarios=[alone] * 3, observer=False)
         assert report.failure is None
-        assert report.verdict == "INCONCLUSIVE"
-        assert set(WITNESSES) == set(report.missing_witnesses)
+        assert "INCONCLUSIVE" == report.verdict
+        assert "calls of two clients overlapped" in report.missing_witnesses
+
+    # Spec: R-LIN-2.
+    def test_one_client_is_refused_as_on_the_command_line(self):
+        """threads=1 (or one client process) is a clear error naming the argument, not advice."""
+        with pytest.raises(ValueError, match=r"threads must be at least 2 .* got 1") as caught:
+            run_concurrent(ToyImplementation, threads=1)
+        assert "more histories" not in str(caught.value)
+        with pytest.raises(ValueError, match=r"processes must be 0 .* or at least 2 .* got 1"):
+            run_concurrent("tests.toy_implementation:ToyImplementation", processes=1)
+        with pytest.raises(TypeError, match="threads must be an int, got bool True"):
+            run_concurrent(ToyImplementation, threads=True)
 
     def test_bad_settings_are_refused(self):
         with pytest.raises(ValueError, match="mode must be one of"):
             run_concurrent(ToyImplementation, mode="loose")
-        with pytest.raises(ValueError, match="threads must be >= 1"):
+        with pytest.raises(ValueError, match="threads must be at least 2"):
             run_concurrent(ToyImplementation, threads=0)
         with pytest.raises(ValueError, match="import the adapter by name"):
             run_concurrent(ToyImplementation, processes=2)

@@ -383,8 +383,20 @@ def run_concurrent(
     if profile not in HISTORIES:
         message = f"profile must be one of {tuple(HISTORIES)}, got {profile!r}"
         raise ValueError(message)
-    if threads < 1 or processes < 0:
-        message = f"threads must be >= 1 and processes >= 0, got {threads} and {processes}"
+    # One client's calls never overlap: such a run could only end INCONCLUSIVE, so
+    # it is refused as the command line refuses `--threads 1` (R-LIN-2).
+    for argument, value in (("threads", threads), ("processes", processes)):
+        if type(value) is not int:
+            message = f"{argument} must be an int, got {type(value).__name__} {value!r}"
+            raise TypeError(message)
+    if threads < 2:
+        message = f"threads must be at least 2 (one client's calls never overlap), got {threads}"
+        raise ValueError(message)
+    if processes == 1 or processes < 0:
+        message = (
+            "processes must be 0 (client threads) or at least 2 (one client's calls "
+            f"never overlap), got {processes}"
+        )
         raise ValueError(message)
     name = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
     factory = load_factory(target) if isinstance(target, str) else target
