@@ -264,7 +264,7 @@ class TestFailuresOtherThanRaces:
         ))  # fmt: skip
         report = run_concurrent(ToyImplementation, scenarios=[alone] * 3, observer=False)
         assert report.failure is None
-        assert "INCONCLUSIVE" == report.verdict
+        assert report.verdict == "INCONCLUSIVE"
         assert "calls of two clients overlapped" in report.missing_witnesses
 
     # Spec: R-LIN-2.
