@@ -10,7 +10,15 @@ from replication.conformance.sequential.witnesses import required_for_kit
 from replication.explore import Bound
 from replication.explore.coverage import driven, vocabulary
 from replication.explore.report import render_tour, tour_json
-from replication.explore.tour import TOUR_BOUND, plan_paths, reference_graph, tour, tour_kinds
+from replication.explore.tour import (
+    FULL_REGISTRY,
+    FULL_REGISTRY_KINDS,
+    TOUR_BOUND,
+    plan_paths,
+    reference_graph,
+    tour,
+    tour_kinds,
+)
 from tests import toy_implementation as toys
 from tests import unruly_adapters as unruly
 
@@ -24,6 +32,14 @@ SMALL = Bound(
 def graph():
     """The reference graph of the tour bound in the whole adapter vocabulary (explored once)."""
     return reference_graph(TOUR_BOUND)
+
+
+@pytest.fixture(scope="module")
+def full_registry():
+    """The graph the tour drives after the tour bound's: a third manifest, a full registry."""
+    return reference_graph(
+        FULL_REGISTRY, tuple(kind for kind in tour_kinds() if kind in FULL_REGISTRY_KINDS)
+    )
 
 
 def covers_every_edge(edges, initial, paths):
@@ -125,11 +141,16 @@ class TestConformingImplementations:
 class TestCoverage:
     """R-EXPLORE-15: a tour says which outcomes of the adapter's vocabulary it drove."""
 
-    def test_the_tour_bound_drives_every_reason_code_the_kits_witnesses_name(self, graph):
+    def test_the_tour_bound_drives_every_reason_code_the_kits_witnesses_name(
+        self, graph, full_registry
+    ):
         """Every outcome but three the tour cannot name, a quota refused at registration too."""
-        every_edge = [(s, n) for s, edges in graph.graph.items() for n in range(len(edges))]
-        outcomes = driven(graph.graph, every_edge)
+        outcomes = frozenset()
+        for part in (graph, full_registry):
+            every_edge = [(s, n) for s, edges in part.graph.items() for n in range(len(edges))]
+            outcomes |= driven(part.graph, every_edge)
         assert ("register_worker", "quota") in outcomes
+        assert ("register_worker", "cooldown") in outcomes
         codes = {outcome for _, outcome in outcomes}
         named = {n.removeprefix("denied: ") for n in required_for_kit() if n.startswith("denied: ")}
         assert named <= codes
@@ -138,6 +159,26 @@ class TestCoverage:
             ("quarantine_worker", "unknown_worker"),
             ("release_worker", "unknown_worker"),
         ]
+
+    def test_the_default_tour_drives_every_outcome_a_tour_can_name(self):
+        """The tour bound, then a full registry on a third manifest: one tour, one coverage
+        report, only the three outcomes no tour names left undriven."""
+        result = tour(ReferenceImplementation)
+        assert result.verdict == "CONFORMANT"
+        assert result.supplement is not None
+        assert (result.supplement.bound, result.supplement.complete) == (FULL_REGISTRY, True)
+        assert result.covered == result.edges
+        assert list(result.not_driven) == [
+            "quarantine denied unknown_worker",
+            "release denied unknown_worker",
+            "deregister denied unknown_worker",
+        ]
+        text = render_tour(result)
+        assert "  then a full registry: 3 manifests, actions issue, register, " in text
+        assert text.splitlines()[-1].startswith(
+            "CONFORMANT on the tour bound; not driven: quarantine denied unknown_worker, "
+        )
+        assert tour_json(result)["supplement"]["reference_states"] == result.supplement.states
 
     def test_a_tour_is_conformant_only_on_what_it_drove(self):
         """The verdict line lists what the bound never drove; the report says what would."""

@@ -108,13 +108,20 @@ class Driver:
         *,
         unreported: frozenset[str] | None = None,
         watchdog: Watchdog | None = None,
+        previous: Driver | None = None,
     ) -> None:
         self.factory = factory
         self.watchdog = watchdog or Watchdog(None)
-        self.implementation: Implementation | None = None
+        # A driver that goes on from ``previous`` (a second graph of one tour) keeps its
+        # implementation, restarted by ``start()``, and what it learnt of its fields.
+        self.implementation: Implementation | None = (
+            None if previous is None else previous.implementation
+        )
         # The optional fields compared when None: as the adapter declares them,
         # or learnt at first sight, as the differential kit does.
-        self.reporting = Reporting(unreported)
+        self.reporting: Reporting = (
+            Reporting(unreported) if previous is None else previous.reporting
+        )
         self.bound = bound
         self.reductions = reductions
         self.policy = Policy(bound.contract, KEY.verifying_key)

@@ -216,6 +216,7 @@ def render_tour(tour: Tour) -> str:
             f"{counted(tour.edges, 'edge')} "
             f"(explored in {exploration.seconds:.1f} s)"
         ),
+        *_supplement(tour),
         (
             f"  tour: {tour.covered:,} of {counted(tour.edges, 'edge')} taken in "
             f"{counted(tour.paths, 'path')}, {counted(tour.steps, 'implementation step')}, "
@@ -275,10 +276,26 @@ def render_tour(tour: Tour) -> str:
         (
             f"{verdict}{qualified}: {detail}, {counted(tour.paths, 'path')}, "
             f"{counted(tour.steps, 'step')}, "
-            f"{exploration.seconds + tour.seconds:.1f} s"
+            f"{tour.explored_seconds + tour.seconds:.1f} s"
         ),
     ]
     return "\n".join(lines)
+
+
+def _supplement(tour: Tour) -> list[str]:
+    """Return the report's line on the graph toured after the bound's own, if any."""
+    supplement = tour.supplement
+    if supplement is None:
+        return []
+    edges = sum(len(out) for out in (supplement.graph or {}).values())
+    return [
+        (
+            f"  then a full registry: {supplement.bound.max_issued} manifests, actions "
+            f"{', '.join(supplement.kinds)}: {counted(supplement.states, 'state')}, "
+            f"{counted(edges, 'edge')} (explored in {supplement.seconds:.1f} s; "
+            "counted in the tour)"
+        )
+    ]
 
 
 def tour_json(tour: Tour) -> dict[str, Any]:
@@ -294,7 +311,14 @@ def tour_json(tour: Tour) -> dict[str, Any]:
         "covered": tour.covered,
         "paths": tour.paths,
         "steps": tour.steps,
-        "seconds": tour.exploration.seconds + tour.seconds,
+        "seconds": tour.explored_seconds + tour.seconds,
+        "supplement": None
+        if tour.supplement is None
+        else {
+            "bound": tour.supplement.bound.describe(),
+            "kinds": list(tour.supplement.kinds),
+            "reference_states": tour.supplement.states,
+        },
         "gaps": sorted(tour.gaps - tour.not_provided),
         "not_provided": sorted(tour.not_provided),
         "unreported": sorted(tour.unreported),

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "FULL_REGISTRY",
+    "FULL_REGISTRY_KINDS",
     "TOUR_BOUND",
     "Divergence",
     "Tour",
@@ -64,10 +66,16 @@ __all__ = [
 ]
 
 #: The bound ``replication explore --impl`` tours by default: large enough to hold every
-#: rule an adapter can be asked to follow, each time rule at its boundary instant, and
-#: every reason code the kit's witnesses name: 124,166 edges, 18 times the steps of the
-#: bound it replaced (docs/figures/kit.md).
+#: rule an adapter can be asked to follow and each time rule at its boundary instant.
 TOUR_BOUND = BOUNDS["tour"]
+#: What two manifests cannot reach, a registration that meets a full registry or a
+#: sibling's cooldown, toured after the tour bound on a third manifest, in the actions
+#: that fill and empty the registry only: the whole vocabulary on three manifests
+#: made seven times the edges (docs/figures/kit.md).
+FULL_REGISTRY = attrs.evolve(TOUR_BOUND, max_issued=3)
+FULL_REGISTRY_KINDS = frozenset(
+    {"issue", "register", "kill", "deregister", "reap", "expire", "tick"}
+)
 #: How far the planner looks for an edge not yet taken before it restarts.
 NEAR = 4
 
@@ -112,6 +120,15 @@ class Tour:
     #: Every (transition, outcome) the adapter's vocabulary allows, and those the tour drove.
     vocabulary: frozenset[tuple[str, str]] = frozenset()
     driven: frozenset[tuple[str, str]] = frozenset()
+    #: The graph toured after the bound's own (:data:`FULL_REGISTRY`), if any: its edges,
+    #: paths and steps are counted in the tour's.
+    supplement: Exploration | None = None
+
+    @property
+    def explored_seconds(self) -> float:
+        """Seconds spent exploring the reference graphs (the supplement's included)."""
+        extra = 0.0 if self.supplement is None else self.supplement.seconds
+        return self.exploration.seconds + extra
 
     @property
     def not_driven(self) -> dict[str, str]:
@@ -129,11 +146,14 @@ class Tour:
         verdict line say what was left out (:attr:`left_out`), and what the
         bound did not drive (:attr:`not_driven`): it is conformant on what it drove.
         """
-        if INTERRUPTED in (self.stopped, self.exploration.stopped):
+        supplement = None if self.supplement is None else self.supplement.stopped
+        if INTERRUPTED in (self.stopped, self.exploration.stopped, supplement):
             return "INTERRUPTED"
         if self.divergence is not None:
             return "NOT CONFORMANT"
         if self.stopped is not None or not self.exploration.complete:
+            return "INCOMPLETE"
+        if self.supplement is not None and not self.supplement.complete:
             return "INCOMPLETE"
         if self.covered != self.edges:
             return "INCOMPLETE"
@@ -353,56 +373,46 @@ def tour(
     if exploration.graph is None or (exploration.bound, exploration.kinds) != (bound, kinds):
         message = "the graph given was not explored for this bound and this adapter's vocabulary"
         raise ValueError(message)
-    graph, parents = exploration.graph, exploration.parents
-    if graph is None or parents is None:  # pragma: no cover - record_graph=True records both
-        message = "the exploration recorded no graph"
-        raise RuntimeError(message)
-    initial = next(state for state, link in parents.items() if link is None)
-    reductions = Reductions.of(
-        bound, time=exploration.time_abstraction, symmetry=exploration.symmetry
-    )
+    # The tour bound's registrations never meet a full registry: a third manifest does,
+    # toured on its own graph in the actions that fill and empty the registry.
+    supplement = None
+    if bound == TOUR_BOUND and exploration.stopped is None:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        supplement = reference_graph(
+            FULL_REGISTRY, tuple(kind for kind in kinds if kind in FULL_REGISTRY_KINDS),
+            time_abstraction=time_abstraction, symmetry=symmetry, processes=processes,
+            max_states=max_states, max_seconds=remaining,
+        )  # fmt: skip
+    parts = [exploration] if supplement is None else [exploration, supplement]
     driving = time.monotonic()
-    taken: set[tuple[int, int]] = set()
-    paths = 0
-    divergence = None
-    stopped = None
+    progress_ = _Driving()
     # The adapter's own KeyboardInterrupt is its crash; only Ctrl-C stops the tour.
     with Watchdog(timeout) as watchdog, watchdog.handling_ctrl_c():
-        driver = Driver(adapter.factory, bound, reductions, unreported=adapter.unreported,
-                        watchdog=watchdog)  # fmt: skip
-        # A graph Ctrl-C cut short is not driven: the report says what was explored.
-        interrupted = exploration.stopped == INTERRUPTED
-        for path in () if interrupted else plan_paths(graph, initial, parents):
-            paths += 1
-            actions: list[Action] = []
-            try:
-                driver.start()
-                for state, number in path:
-                    if deadline is not None and time.monotonic() > deadline:
-                        stopped = f"--max-time ({max_seconds:g} s)"
-                        break
-                    kind, name, successor, _ = graph[state][number]
-                    action = driver.action(kind, name)
-                    actions.append(action)
-                    driver.take(action, successor)
-                    taken.add((state, number))
-            except ConformanceFailure as failure:
-                divergence = Divergence(failure, driver.steps, paths, tuple(actions))
+        driver = None
+        for part in parts:
+            driver = Driver(adapter.factory, part.bound, Reductions.of(
+                part.bound, time=part.time_abstraction, symmetry=part.symmetry
+            ), unreported=adapter.unreported, watchdog=watchdog, previous=driver)  # fmt: skip
+            # A graph Ctrl-C cut short is not driven: the report says what was explored.
+            if part.stopped != INTERRUPTED:
+                _drive_graph(driver, part, progress_, deadline, max_seconds)
+            if progress_.divergence is not None or progress_.stopped is not None:
                 break
-            except KeyboardInterrupt:
-                # Ctrl-C (the watchdog has its own signal): the report shows what ran.
-                stopped = INTERRUPTED
-                break
-            if stopped is not None:
-                break
+    assert driver is not None  # noqa: S101 - parts holds the bound's own exploration
+    divergence, stopped = progress_.divergence, progress_.stopped
+    outcomes: frozenset[tuple[str, str]] = frozenset()
+    for part, taken in zip(parts, progress_.taken, strict=False):
+        assert part.graph is not None  # noqa: S101 - explored with record_graph=True
+        outcomes |= driven(part.graph, taken)
+    edges = sum(len(out) for part in parts if part.graph for out in part.graph.values())
     reporting = driver.reporting
     return Tour(
         target=adapter.name,
         exploration=exploration,
-        edges=sum(len(edges) for edges in graph.values()),
-        covered=len(taken),
-        paths=paths,
-        steps=driver.steps,
+        edges=edges,
+        covered=sum(len(taken) for taken in progress_.taken),
+        paths=progress_.paths,
+        steps=progress_.steps,
         seconds=time.monotonic() - driving,
         divergence=divergence,
         gaps=adapter.gaps,
@@ -410,7 +420,64 @@ def tour(
         unreported=frozenset(OPTIONAL_FIELDS - reporting.reported - reporting.unseen),
         unreported_declared=reporting.declared,
         unseen=reporting.unseen,
-        stopped=stopped or exploration.stopped,
+        stopped=stopped
+        or exploration.stopped
+        or (None if supplement is None else supplement.stopped),
         vocabulary=vocabulary(kinds),
-        driven=driven(graph, taken),
+        driven=outcomes,
+        supplement=supplement,
     )
+
+
+class _Driving:
+    """What driving the implementation over the graphs has done so far."""
+
+    def __init__(self) -> None:
+        self.taken: list[set[tuple[int, int]]] = []
+        self.paths = 0
+        self.steps = 0
+        self.divergence: Divergence | None = None
+        self.stopped: str | None = None
+
+
+def _drive_graph(
+    driver: Driver,
+    exploration: Exploration,
+    progress: _Driving,
+    deadline: float | None,
+    max_seconds: float | None,
+) -> None:
+    """Drive the implementation along paths that take every edge of ``exploration``'s graph."""
+    graph, parents = exploration.graph, exploration.parents
+    if graph is None or parents is None:  # pragma: no cover - record_graph=True records both
+        message = "the exploration recorded no graph"
+        raise RuntimeError(message)
+    initial = next(state for state, link in parents.items() if link is None)
+    taken: set[tuple[int, int]] = set()
+    progress.taken.append(taken)
+    steps_before = driver.steps
+    try:
+        for path in plan_paths(graph, initial, parents):
+            progress.paths += 1
+            actions: list[Action] = []
+            try:
+                driver.start()
+                for state, number in path:
+                    if deadline is not None and time.monotonic() > deadline:
+                        progress.stopped = f"--max-time ({max_seconds:g} s)"
+                        return
+                    kind, name, successor, _ = graph[state][number]
+                    action = driver.action(kind, name)
+                    actions.append(action)
+                    driver.take(action, successor)
+                    taken.add((state, number))
+            except ConformanceFailure as failure:
+                steps = progress.steps + driver.steps - steps_before
+                progress.divergence = Divergence(failure, steps, progress.paths, tuple(actions))
+                return
+            except KeyboardInterrupt:
+                # Ctrl-C (the watchdog has its own signal): the report shows what ran.
+                progress.stopped = INTERRUPTED
+                return
+    finally:
+        progress.steps += driver.steps - steps_before
