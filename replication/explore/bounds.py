@@ -11,6 +11,7 @@ bounds the clock.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -83,15 +84,7 @@ class Bound:
     @property
     def contract(self) -> ReplicationContract:
         """The contract every exploration of this bound runs under."""
-        seconds = TICK.total_seconds()
-        return ReplicationContract(
-            max_depth=self.max_depth,
-            max_replicas=self.max_replicas,
-            cooldown_seconds=self.cooldown * seconds,
-            stop_conditions=[NO_EXTERNAL_NETWORK] if self.stop_on_external_network else [],
-            expiration_seconds=None if self.expiration is None else self.expiration * seconds,
-            clock_skew_seconds=self.clock_skew * seconds,
-        )
+        return _contract(self)
 
     @property
     def timeout(self) -> timedelta:
@@ -138,6 +131,20 @@ class Bound:
             f"stop condition {'no_external_network' if self.stop_on_external_network else 'none'}, "
             f"at most {self.max_issued} manifests issued{ticks}"
         )
+
+
+@functools.lru_cache(maxsize=32)
+def _contract(bound: Bound) -> ReplicationContract:
+    """Build a bound's contract once: a tour asks for it at every step, and it is immutable."""
+    seconds = TICK.total_seconds()
+    return ReplicationContract(
+        max_depth=bound.max_depth,
+        max_replicas=bound.max_replicas,
+        cooldown_seconds=bound.cooldown * seconds,
+        stop_conditions=[NO_EXTERNAL_NETWORK] if bound.stop_on_external_network else [],
+        expiration_seconds=None if bound.expiration is None else bound.expiration * seconds,
+        clock_skew_seconds=bound.clock_skew * seconds,
+    )
 
 
 # Codes that need a worker registered (or at least issued).

@@ -15,6 +15,13 @@ background without job control inherits ``SIGINT`` ignored, and an adapter may
 take ``SIGINT`` for itself. A call costs two attribute writes, so the limit is
 cheap enough to hold on every call. Off the main thread, where no signal can
 interrupt it, an overlong call is reported when it finally returns.
+
+A call's time is its own, not the machine's: where Linux reports it
+(``/proc/self/task/<id>/schedstat``), the time the calling thread spent
+runnable but waiting for a CPU, which only a busy machine adds, is not
+counted against the limit. Otherwise a slow call on a loaded machine would be
+taken for a hang, and the verdict would depend on the machine, not on the
+implementation. A call that sleeps, blocks or spins still counts in full.
 """
 
 from __future__ import annotations
@@ -207,6 +214,23 @@ def describe_call(method: str, *args: object) -> str:
     return f"{method}({', '.join(_short(argument) for argument in args)})"
 
 
+def _waiting_for_cpu(thread: threading.Thread) -> Callable[[], float | None]:
+    """Return a reader of ``thread``'s seconds spent runnable, waiting for a CPU, in all.
+
+    Linux's scheduler statistics (the second field of ``schedstat``); the reader
+    returns ``None`` where they are not kept, and the limit is then wall time.
+    """
+    path = Path(f"/proc/self/task/{thread.native_id}/schedstat")
+
+    def read() -> float | None:
+        try:
+            return int(path.read_bytes().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
+    return read
+
+
 class Watchdog:
     """Runs calls into the adapter under a per-call time limit (``None``: no limit).
 
@@ -227,6 +251,11 @@ class Watchdog:
         self._handler: Callable[[int, Any], None] | None = None
         self._fired_serial = -1
         self._fired_at = 0.0
+        # The calling thread's time spent waiting for a CPU, when the watchdog first saw
+        # the call it watches (serial): a call is not charged for the machine's load.
+        self._waiting: Callable[[], float | None] = _waiting_for_cpu(threading.main_thread())
+        self._seen_serial = -1
+        self._waited_before = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._interruptible = threading.current_thread() is threading.main_thread()
@@ -300,9 +329,15 @@ class Watchdog:
         main = threading.main_thread().ident
         while not self._stop.wait(period):
             serial, started = self._serial, self._started
+            if not serial % 2:
+                continue
             now = time.monotonic()
-            overdue = now - started > self.timeout
-            if not (serial % 2 and overdue and self._serial == serial):
+            waited = self._waiting() or 0.0
+            if serial != self._seen_serial:
+                self._seen_serial, self._waited_before = serial, waited
+            # Wall time less the time the thread was runnable but not running.
+            overdue = now - started - (waited - self._waited_before) > self.timeout
+            if not (overdue and self._serial == serial):
                 continue
             # The first interrupt of an overdue call, and again every second while it
             # still runs: Python drops an exception raised while a garbage-collector

@@ -1,0 +1,62 @@
+"""The kit's per-call time limit: a call's own time, never the machine's load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+#: Run in a child process pinned to one CPU at the lowest priority, beside a busy loop
+#: pinned to the same CPU: the child gets a small share of it, as on a loaded machine.
+STARVED = """
+import json, os, sys, time
+from replication.conformance.adapters.calls import CallTimeout, Watchdog
+
+def work():
+    # A call that needs 0.05 s of CPU: far within the limit on any idle machine.
+    end = time.thread_time() + 0.05
+    while time.thread_time() < end:
+        pass
+
+os.sched_setaffinity(0, {int(sys.argv[1])})
+os.nice(19)
+results = {}
+with Watchdog(0.5) as watchdog:
+    for name, function, arguments in (("work", work, ()), ("sleep", time.sleep, (30,))):
+        started = time.monotonic()
+        try:
+            watchdog.call(lambda: name, function, *arguments)
+            results[name] = "returned"
+        except CallTimeout:
+            results[name] = "timeout"
+        results[name + "_wall"] = time.monotonic() - started
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="CPU affinity and schedstat are Linux's"
+)
+class TestWatchdog:
+    def test_a_call_starved_of_cpu_is_not_taken_for_a_hang(self):
+        """A call slowed past the limit by the machine's load alone is not a timeout (the
+        verdict must not depend on the machine), while a call that sleeps past it still is."""
+        cpu = min(os.sched_getaffinity(0))
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            os.sched_setaffinity(busy.pid, {cpu})
+            child = subprocess.run(  # noqa: S603 - our interpreter, our script
+                [sys.executable, "-c", STARVED, str(cpu)],
+                capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+        finally:
+            busy.kill()
+            busy.wait()
+        assert child.returncode == 0, child.stderr
+        results = json.loads(child.stdout)
+        # The precondition: on wall time alone the limit would have fired.
+        assert results["work_wall"] > 0.5, results
+        assert (results["work"], results["sleep"]) == ("returned", "timeout")
