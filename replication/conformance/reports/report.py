@@ -109,7 +109,10 @@ def _shrinking(shrunk: str | None, seconds: float) -> str:
             "the divergence does not need may remain)"
         )
     if shrunk == "minimal":
-        return f", shrunk in {seconds:.1f} s to a fixed point (no single step can be removed)"
+        return (
+            f", shrunk in {seconds:.1f} s to a fixed point "
+            "(no step or pair of steps can be removed, none made plainer)"
+        )
     return f", shrunk in {seconds:.1f} s"
 
 

@@ -2,12 +2,17 @@
 
 Hypothesis shrinks a failing program, but under a time budget it may stop with
 steps left that the divergence does not need (a rule that did nothing, a clock
-move nothing depends on). :func:`minimise` replays the program one statement
-at a time and tries to delete each step, last to first, keeping a deletion
-when the same divergence still occurs, pass after pass until a pass deletes
-nothing (a fixed point) or the budget runs out, and says which; it stops at
-the failing step, and annotates every step with the clock it ran at, so the
-reader sees the times the rules compare. A hang is not shrunk:
+move nothing depends on), or with a step that makes more calls than the
+divergence needs (a worker started through a departed sibling where a plain
+start would do). :func:`minimise` replays the program one statement at a time
+and tries, in turn, to delete each step (last to first), to replace a step
+that starts or issues a worker by a plainer one (a root or a child started,
+issued, or issued and registered without a launch), and to delete each pair
+of steps; it keeps a change when the same divergence still occurs with fewer
+calls into the adapter, or as many in fewer steps, and starts again, until
+no change helps (a fixed point) or the budget runs out, and says which. It
+stops at the failing step, and annotates every step with the clock it ran at,
+so the reader sees the times the rules compare. A hang is not shrunk:
 :func:`hang_program` lists the calls that led to it.
 """
 
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import itertools
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +31,7 @@ from replication.conformance.adapters.calls import describe_call
 from replication.conformance.sequential.results import ConformanceFailure, clock_offset
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from replication.conformance.adapters.adapter import Implementation
     from replication.conformance.sequential.results import RunStats
@@ -82,12 +89,14 @@ class _Replay:
         self.setup = [line for line in setup if not line.startswith(("from ", "import "))]
         self.factory = factory
         self.signature = signature
+        self.calls = 0
 
     def run(self, steps: list[str]) -> tuple[int | None, list[Any], ConformanceFailure | None]:
         """Run ``steps`` and return how they ended.
 
         That is the index of the step that diverged as expected (or ``None``),
-        the clock after each step run, and the divergence.
+        the clock after each step run, and the divergence. :attr:`calls` is then
+        the number of calls into the adapter the steps made.
         """
         # The machine imports the runner's neighbours; imported here, no cycle.
         from replication.conformance.sequential.machine import differential_machine  # noqa: PLC0415
@@ -113,6 +122,9 @@ class _Replay:
         except Exception:  # noqa: BLE001 - a candidate that breaks does not reproduce
             return None, clocks, None
         finally:
+            machine = namespace.get("DifferentialMachine")
+            stats = getattr(machine, "stats", None)
+            self.calls = len(getattr(stats, "calls", ()))
             state = namespace.get("state")
             if state is not None:
                 with contextlib.suppress(Exception):  # a broken candidate's teardown
@@ -142,14 +154,16 @@ def minimise(
     *,
     budget: float,
 ) -> Minimised:
-    """Return ``program`` without the steps its divergence does not need, and how it ends.
+    """Return ``program`` without the steps and calls its divergence does not need.
 
-    Passes over the steps, last to first, deleting each step whose deletion keeps
-    the same divergence, until a pass deletes nothing (a fixed point: no single
-    step can go) or ``budget`` seconds run out (then :attr:`Minimised.stopped`
-    says so). The steps kept are annotated with the clock; the divergence
-    returned is the one the smaller program ends with (``None``, and the program
-    unchanged, if the program does not reproduce as printed).
+    Tries each change of :func:`_candidates` in turn and keeps the first that
+    keeps the same divergence with fewer calls into the adapter (or as many in
+    fewer steps), then starts again, until no change helps (a fixed point: no
+    step or pair of steps can go, no step can be made plainer) or ``budget``
+    seconds run out (then :attr:`Minimised.stopped` says so). The steps kept are
+    annotated with the clock; the divergence returned is the one the smaller
+    program ends with (``None``, and the program unchanged, if the program does
+    not reproduce as printed).
     """
     try:
         setup, steps = _statements(program)
@@ -162,25 +176,27 @@ def minimise(
         why = "the program did not reproduce the divergence when replayed"
         return Minimised(program, None, minimal=False, passes=0, stopped=why)
     kept = steps[: failing + 1]
+    cost = (replay.calls, len(kept))
     deadline = time.monotonic() + budget
     passes, stopped = 0, None
-    while True:
-        removed = False
-        index = len(kept) - 2  # the failing step itself stays
-        while index >= 0:
+    while stopped is None:
+        improved = False
+        for candidate in _candidates(kept):
             if time.monotonic() >= deadline:
                 stopped = f"the shrink budget ({budget:.0f} s) ran out in pass {passes + 1}"
                 break
-            candidate = kept[:index] + kept[index + 1 :]
             reproduced, _, _ = replay.run(candidate)
-            if reproduced is not None:
-                kept = candidate[: reproduced + 1]
-                removed = True
-            index -= 1
+            if reproduced is None:
+                continue
+            shorter = candidate[: reproduced + 1]
+            # Fewer calls into the adapter first (the unit a reader follows), then fewer steps.
+            if (replay.calls, len(shorter)) < cost:
+                kept, cost, improved = shorter, (replay.calls, len(shorter)), True
+                break
         if stopped is not None:
             break
         passes += 1
-        if not removed:
+        if not improved:
             break
     _, clocks, failure = replay.run(kept)
     annotated = [
@@ -191,3 +207,58 @@ def minimise(
     rest = setup[len(imports) :]
     text = "\n".join([*imports, "", *rest, *annotated, "state.teardown()"])
     return Minimised(text, failure, minimal=stopped is None, passes=passes, stopped=stopped)
+
+
+#: A step that stores what it returns in a bundle: ``worker_ids_3 = state.rule(...)``.
+_ASSIGNED = re.compile(r"^(?P<target>(?P<bundle>worker_ids|issued)_\w+) = state\.")
+_ROOT = "state.issue_root(external_network=False, snapshot={}, worker_id='new')"
+_START = "state.start_worker(parent={parent}, external_network=False, name='new', snapshot={{}})"
+
+
+def _plainer(step: str, earlier: list[str], number: int) -> Iterator[list[str]]:
+    """Yield plainer replacements of ``step`` (one or two steps), given the bundles before it.
+
+    A worker started or registered by any rule may be a root or a child of an
+    earlier worker started plainly (issue, register and launch), or issued and
+    registered without a launch; an issued manifest may be a root's or a
+    child's, issued plainly.
+    """
+    match = _ASSIGNED.match(step)
+    if match is None:
+        return
+    target, bundle = match["target"], match["bundle"]
+    parents = ["None", *earlier]
+    if bundle == "issued":
+        yield [f"{target} = {_ROOT}"]
+        for parent in earlier:
+            yield [f"{target} = state.issue_child(parent={parent}, external_network=False)"]
+        return
+    for parent in parents:
+        yield [f"{target} = {_START.format(parent=parent)}"]
+    spare = f"issued_plain{number}"
+    yield [f"{spare} = {_ROOT}", f"{target} = state.register(issued={spare})"]
+    for parent in earlier:
+        issue = f"{spare} = state.issue_child(parent={parent}, external_network=False)"
+        yield [issue, f"{target} = state.register(issued={spare})"]
+
+
+def _candidates(kept: list[str]) -> Iterator[list[str]]:
+    """Yield the programs one change away from ``kept``, the cheapest to try first.
+
+    Each step deleted (last to first), each step made plainer (:func:`_plainer`),
+    then each pair of steps deleted; the failing step (the last) always stays.
+    """
+    last = len(kept) - 1
+    for index in range(last - 1, -1, -1):
+        yield kept[:index] + kept[index + 1 :]
+    for index in range(last):
+        earlier = [
+            found["target"]
+            for line in kept[:index]
+            if (found := _ASSIGNED.match(line)) and found["bundle"] == "worker_ids"
+        ]
+        for replacement in _plainer(kept[index], earlier, index):
+            if replacement != [kept[index]]:
+                yield kept[:index] + replacement + kept[index + 1 :]
+    for first, second in itertools.combinations(range(last), 2):
+        yield [line for n, line in enumerate(kept) if n not in {first, second}]
