@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from replication import transitions as core
 from replication.conformance.fixtures import KEY
 from replication.conformance.strategies import CLOCK_START
-from replication.errors import ReasonCode, ReplicationDenied, StopConditionTriggered
+from replication.errors import (
+    InvalidInputError,
+    ReasonCode,
+    ReplicationDenied,
+    StopConditionTriggered,
+)
 from replication.model import ReplicationContract, ResourceSpec, State, StopCondition
 
 if TYPE_CHECKING:
@@ -299,9 +304,19 @@ def test_may_spawn_allows_exactly_what_issue_would_and_changes_nothing(
         assert (asked.event.action, asked.event.worker_id, asked.event.effects) == (
             "may_spawn", parent, ()
         )  # fmt: skip
+        assert (asked.event.at, asked.event.allowed, asked.event.reason) == (now, True, "ok")
     try:
         core.issue_manifest(state, KEY, parent_id=parent, resources=RESOURCES, now=now)
     except ReplicationDenied as denial:
         assert asked_reason is denial.reason
     else:
         assert asked_reason is None
+
+
+# Spec: R-SPAWN-1, R-ID-1.
+@given(st.sampled_from(["", 5, "a\x00b", None.__class__]))
+def test_may_spawn_names_the_parent_id_it_refuses(parent: object):
+    """A parent id that is no usable worker id is refused as bad input naming ``parent_id``."""
+    with pytest.raises(InvalidInputError) as refused:
+        core.may_spawn(initial(), parent_id=parent, now=CLOCK_START)  # type: ignore[arg-type]
+    assert refused.value.field == "parent_id"
