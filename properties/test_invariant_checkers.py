@@ -396,6 +396,28 @@ def test_quarantine_boundaries(case, data):
     ]  # fmt: skip
 
 
+# Spec: R-QUARANTINE-1, R-QUARANTINE-2, R-KIT-2.
+@checks
+@given(cases(), st.data())
+def test_quarantine_unreported_blames_nothing(case, data):
+    """An implementation that does not report its quarantine (``None``) is never blamed for
+    one: a spawn, a moved heartbeat and an allowed heartbeat are all a quarantine allows."""
+    contract, fleet = case
+    unreported = attrs.evolve(fleet, quarantined=None)
+    assert only("INV-QUARANTINE", violations(unreported, contract)) == []
+    worker = data.draw(st.sampled_from(sorted(fleet.workers)))
+    view = unreported.workers[worker]
+    assert view.last_heartbeat is not None
+    beaten = with_worker(
+        unreported, attrs.evolve(view, last_heartbeat=view.last_heartbeat + timedelta(seconds=1))
+    )
+    beat = step("heartbeat", worker_id=worker)
+    assert only("INV-QUARANTINE", step_violations(unreported, beat, beaten, contract)) == []
+    spawned = with_worker(unreported, WorkerView("spawned", worker, view.depth + 1))
+    arrival = step("register_worker", worker_id="spawned")
+    assert only("INV-QUARANTINE", step_violations(unreported, arrival, spawned, contract)) == []
+
+
 # Spec: R-REAP-1, R-DEREGISTER-1.
 @checks
 @given(cases(), st.sampled_from([-TICK, timedelta(0)]))
