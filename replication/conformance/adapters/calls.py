@@ -53,6 +53,7 @@ __all__ = [
     "locate",
     "shown",
     "unwrapped",
+    "waiting_for_cpu",
     "where_defined",
 ]
 
@@ -214,7 +215,7 @@ def describe_call(method: str, *args: object) -> str:
     return f"{method}({', '.join(_short(argument) for argument in args)})"
 
 
-def _waiting_for_cpu(thread: threading.Thread) -> Callable[[], float | None]:
+def waiting_for_cpu(thread: threading.Thread) -> Callable[[], float | None]:
     """Return a reader of ``thread``'s seconds spent runnable, waiting for a CPU, in all.
 
     Linux's scheduler statistics (the second field of ``schedstat``); the reader
@@ -253,7 +254,7 @@ class Watchdog:
         self._fired_at = 0.0
         # The calling thread's time spent waiting for a CPU, when the watchdog first saw
         # the call it watches (serial): a call is not charged for the machine's load.
-        self._waiting: Callable[[], float | None] = _waiting_for_cpu(threading.main_thread())
+        self._waiting: Callable[[], float | None] = waiting_for_cpu(threading.main_thread())
         self._seen_serial = -1
         self._waited_before = 0.0
         self._stop = threading.Event()
