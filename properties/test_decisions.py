@@ -154,3 +154,20 @@ def test_a_refused_start_or_decision_is_a_denial_that_changes_nothing(workers: i
         expected = ReasonCode.KILL_SWITCH if engaged else ReasonCode.REPLAY
         assert decision.denial.reason is expected
         assert decision.events == (decision.denial.event,)
+
+
+# Spec: R-FACADE-1, R-AUDIT-1.
+@given(st.sampled_from(sorted(ReasonCode)), st.booleans())
+def test_a_denial_without_an_event_decides_no_event(reason: ReasonCode, on_containers: bool):
+    """A denial raised without an audit event (by a user's own code, never the core's) is
+    decided as a denial with no event at all, not as an event that is ``None``."""
+
+    def refuse(state: object, **_arguments: object) -> object:
+        raise ReplicationDenied(reason)
+
+    state, _ = fleet(1, 1)
+    decider = decide_on_containers if on_containers else decide
+    decision = decider(refuse, state, CLOCK_START, {})  # type: ignore[operator]
+    assert decision.denial is not None
+    assert (decision.state, decision.events, decision.outcome) == (None, (), None)
+    assert decision.denial.reason is reason
