@@ -133,8 +133,9 @@ class TestConformant:
 class TestFaultyVariantsAreCaught:
     # Spec: R-HEARTBEAT-1, R-KIT-6.
     def test_a_heartbeat_from_an_unknown_worker_accepted(self):
-        """NOT CONFORMANT: a decision divergence, shrunk to a fixed point of at most four steps
-        (register, deregister, heartbeat, and one step a compound rule of the kit keeps)."""
+        """NOT CONFORMANT: a decision divergence, shrunk to a fixed point of at most five steps
+        (register, a child issued and registered, deregister, heartbeat: the shrinker prefers
+        five one-call steps to four whose compound start makes three calls)."""
         report = run_conformance(
             sample("faulty/heartbeat-unknown.js"), profile="ci", seed=1, shrink_time=8
         )
@@ -143,7 +144,7 @@ class TestFaultyVariantsAreCaught:
         assert "denied (unknown_worker)  | allowed" in (report.failure or "")
         assert report.failures[0].program_steps is not None
         assert report.failures[0].shrunk == "minimal"
-        assert report.failures[0].program_steps <= 4, report.program
+        assert report.failures[0].program_steps <= 5, report.program
 
     # Spec: R-SIGN-3, R-WIRE-8.
     def test_a_body_that_is_not_canonical_json(self):
