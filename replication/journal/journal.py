@@ -60,6 +60,7 @@ from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
     Checkpoint,
     Row,
+    Store,
     StoredHeader,
     check_path,
 )
@@ -200,6 +201,9 @@ class Journal:
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
         self._head_since = time.monotonic()
         self._store: JournalStore | None = None
+        #: SQLite's ``data_version`` when the head last included every row other
+        #: connections had committed (``None``: unknown, read the rows).
+        self._synced: int | None = None
         self._closed = False
         self._depth = 0
 
@@ -375,24 +379,35 @@ class Journal:
         """
         store = self._open_store()
         if store.in_transaction:
-            return self._read_after(state)
-        before = (self._head, self._durable_head, self._head_since)
+            # This connection has held the write lock since the catch-up that took it
+            # (R-JOURNAL-6): nobody else can have appended a row since.
+            return None
+        before = (self._head, self._durable_head, self._head_since, self._synced)
+        # SQLite says whether another connection committed since this one last read
+        # everything (R-JOURNAL-20); another store is read every time.
+        sqlite = store if isinstance(store, Store) else None
         try:
-            store.begin_read()
-            try:
-                backlog = self._read_after(state)
-            finally:
-                store.release()
+            backlog = None
+            if sqlite is None or self._synced is None or sqlite.data_version() != self._synced:
+                store.begin_read()
+                try:
+                    backlog = self._read_after(state)
+                    self._synced = None if sqlite is None else sqlite.version
+                finally:
+                    store.release()
             if not write:
                 return backlog
             store.begin()
-            try:
-                rest = self._read_after(state if backlog is None else backlog)
-            except BaseException:
-                store.release()
-                raise
+            rest = None
+            if sqlite is None or self._synced is None or sqlite.version != self._synced:
+                try:
+                    rest = self._read_after(state if backlog is None else backlog)
+                except BaseException:
+                    store.release()
+                    raise
+                self._synced = None if sqlite is None else sqlite.version
         except BaseException:
-            self._head, self._durable_head, self._head_since = before
+            self._head, self._durable_head, self._head_since, self._synced = before
             raise
         return backlog if rest is None else rest
 

@@ -151,6 +151,10 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
+        #: ``PRAGMA data_version`` when the schema was last checked, and as the last
+        #: :meth:`begin` or :meth:`begin_read` read it (R-JOURNAL-20).
+        self._schema_checked_at: int | None = None
+        self.version: int | None = None
         if self.read_only and not pathlib.Path(f"{path}-wal").exists():
             # No connection has it open: read it as immutable, which leaves no -wal or
             # -shm file beside a journal that was only read (R-JOURNAL-13).
@@ -301,18 +305,40 @@ class Store:
         written: a trigger planted meanwhile would make committed rows vanish.
         """
         self._run("take the write lock", "BEGIN IMMEDIATE")
-        if self._cookie is not None:
-            ((cookie,),) = self._run("read the schema", "PRAGMA schema_version")
-            if cookie != self._cookie:
-                try:
+        try:
+            ((version,),) = self._run("take the write lock", "PRAGMA data_version")
+            # The schema can change only by another connection's commit, which changes
+            # data_version: while it is the one the schema was last checked at, the
+            # schema is not read again.
+            if self._cookie is not None and version != self._schema_checked_at:
+                ((cookie,),) = self._run("read the schema", "PRAGMA schema_version")
+                if cookie != self._cookie:
                     self.header()
-                except BaseException:
-                    self.release()
-                    raise
+                self._schema_checked_at = version
+        except BaseException:
+            self.release()
+            raise
+        self.version = version
 
     def begin_read(self) -> None:
         """Start a read transaction: every read until :meth:`release` sees one snapshot."""
         self._run("read the journal", "BEGIN")
+        try:
+            # A deferred BEGIN reads nothing yet: this read starts the snapshot.
+            ((self.version,),) = self._run("read the journal", "PRAGMA data_version")
+        except BaseException:
+            self.release()
+            raise
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes when another connection commits.
+
+        Equal to :attr:`version` (read by the last :meth:`begin` or
+        :meth:`begin_read`) only if no other connection committed since: this
+        connection's own commits never change it. Outside a transaction.
+        """
+        ((version,),) = self._run("read the journal", "PRAGMA data_version")
+        return int(version)
 
     def commit(self) -> None:
         """Commit the open transaction: durable once this returns (``synchronous=FULL``)."""
