@@ -211,8 +211,8 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
     commits = [0]
     real = Store.commit
 
-    def counted(store: Store) -> None:
-        real(store)
+    def counted(store: Store, **options: bool) -> None:
+        real(store, **options)
         commits[0] += 1
 
     Store.commit = counted  # type: ignore[method-assign]

@@ -448,13 +448,13 @@ class SlowCommits:
         self.pause = pause
         real = Store.commit
 
-        def commit(store: Store) -> None:
+        def commit(store: Store, **options: bool) -> None:
             time.sleep(self.pause)
             if self.fail_next:
                 self.fail_next = False
                 store.release()
                 raise JournalUnavailableError(store.path, "commit", "SQLITE_IOERR", "injected")
-            real(store)
+            real(store, **options)
             self.commits += 1
 
         monkeypatch.setattr(Store, "commit", commit)

@@ -1,17 +1,33 @@
 """The journal at fleet speed: what a writer may skip, and when it acknowledges.
 
-specs/07-journal.md, R-JOURNAL-20 (the catch-up skipped when nobody else wrote).
+specs/07-journal.md, R-JOURNAL-20 (the catch-up skipped when nobody else wrote) and
+R-JOURNAL-21 (the write lock given back at the COMMIT, the fsync after it).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 
 from replication import Controller, ManualClock
-from replication.journal import Journal
+from replication.journal import Journal, JournalUnavailableError, verify_journal
+from replication.journal import store as store_module
 from replication.journal.store import Store
+from tests import journal_support as support
 from tests.helpers import KEY, T0, make_contract
 from tests.journal_support import hand_signed
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+#: Seconds a test waits for what must happen: a safety net, never a measure.
+PATIENCE = 60
 
 
 @pytest.fixture
@@ -96,3 +112,141 @@ class TestCatchUpSkip:
                 second.register_worker(hand_signed("b"))
         second.heartbeat("a")  # would be refused as unknown had "a" not been read
         assert sorted(second.registry) == ["a"]
+
+
+class WalSyncs:
+    """Counts (and on demand fails) the fsyncs of journals' ``-wal`` files."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.count = 0
+        self.fail = False
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if str(Path(f"/proc/self/fd/{descriptor}").readlink()).endswith("-wal"):
+                if self.fail:
+                    raise OSError(errno.EIO, "injected I/O error")
+                self.count += 1
+            real(descriptor)
+
+        monkeypatch.setattr(store_module.os, "fsync", fsync)
+
+
+class TestSyncAfterCommit:
+    def test_each_call_returns_only_after_an_fsync_of_the_wal(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-21, R-JOURNAL-5: with ``synchronous=NORMAL`` the COMMIT does not sync;
+        every acknowledged call was preceded by an fsync of the ``-wal`` file."""
+        controller = opened(tmp_path / "j.db")
+        controller.register_worker(hand_signed("a"))
+        connection = controller.journal._store._connection  # type: ignore[union-attr]
+        assert connection.execute("PRAGMA synchronous").fetchall() == [(1,)]  # NORMAL
+        syncs = WalSyncs(monkeypatch)
+        controller.heartbeat("a")
+        assert syncs.count == 1
+        controller.register_worker(hand_signed("b"))
+        assert syncs.count == 2
+
+    def test_the_write_lock_is_free_while_a_commit_is_synced(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-21: while one connection's fsync is in flight, another connection takes
+        the write lock, decides and commits: the lock is given back at the COMMIT."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path, lock_timeout=PATIENCE)
+        first.register_worker(hand_signed("a"))
+        syncing, release = threading.Event(), threading.Event()
+        real = Store.sync
+        stalled = first.journal._store  # type: ignore[union-attr]
+
+        def sync(store: Store) -> None:
+            if store is stalled and not release.is_set():
+                syncing.set()
+                release.wait(PATIENCE)
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: list[BaseException | None] = []
+
+        def beat() -> None:
+            try:
+                first.heartbeat("a")
+                outcome.append(None)
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome.append(error)
+
+        thread = threading.Thread(target=beat)
+        thread.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            second.register_worker(hand_signed("b"))  # the lock is free: it commits
+            assert outcome == []  # the first call is still not acknowledged
+        finally:
+            release.set()
+            thread.join(PATIENCE)
+        assert outcome == [None]
+        assert sorted(verify_journal(path).state.registry) == ["a", "b"]
+
+    def test_a_failed_fsync_fails_the_call_and_refuses_every_later_action(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: when the fsync fails the call raises, its decision is not in memory,
+        and every later action is refused (durability unknown); a controller started on the
+        journal reads the committed row back like any other."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        syncs = WalSyncs(monkeypatch)
+        syncs.fail = True
+        with pytest.raises(JournalUnavailableError, match="sync the journal to disk"):
+            controller.register_worker(hand_signed("b"))
+        assert sorted(controller.registry) == ["a"]
+        syncs.fail = False
+        with pytest.raises(JournalUnavailableError, match="sync failed") as refused:
+            controller.heartbeat("a")
+        assert "injected I/O error" in str(refused.value)
+        assert sorted(controller.registry) == ["a"]
+        restarted = opened(path)
+        assert sorted(restarted.registry) == ["a", "b"]
+
+
+def killed_before_sync(path: str, acks: Connection) -> None:
+    """Acknowledge one registration, then die (SIGKILL) between the next COMMIT and its fsync."""
+    controller = Controller(
+        make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=Journal(path)
+    )
+    controller.register_worker(hand_signed("a"))
+    acks.send("a")
+
+    def die(store: Store) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Store.sync = die  # type: ignore[method-assign]
+    controller.register_worker(hand_signed("b"))
+    acks.send("b")  # never reached: the call is not acknowledged
+
+
+class TestKilledBetweenCommitAndSync:
+    def test_the_row_may_survive_but_was_never_acknowledged(self, tmp_path):
+        """R-JOURNAL-21, R-JOURNAL-5: a writer killed after its COMMIT and before the fsync
+        never acknowledged the call; the journal verifies, holding every acknowledged row
+        and at most that one besides, and a controller starts on it with what it holds."""
+        context = support.processes()
+        path = str(tmp_path / "j.db")
+        receive, send = context.Pipe(duplex=False)
+        writer = context.Process(target=killed_before_sync, args=(path, send))
+        writer.start()
+        writer.join(PATIENCE)
+        assert writer.exitcode == -signal.SIGKILL
+        acknowledged = []
+        while receive.poll(0.01):
+            acknowledged.append(receive.recv())
+        assert acknowledged == ["a"]
+        verified = verify_journal(path)
+        assert verified.head.sequence in {1, 2}
+        assert set(acknowledged) <= set(verified.state.registry)
+        started = Controller(
+            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=Journal(path)
+        )
+        try:
+            assert started.state == verified.state
+        finally:
+            started.journal.close()  # type: ignore[union-attr]

@@ -204,6 +204,8 @@ class Journal:
         #: SQLite's ``data_version`` when the head last included every row other
         #: connections had committed (``None``: unknown, read the rows).
         self._synced: int | None = None
+        #: Why syncing the journal to disk failed: every later action is refused (R-JOURNAL-21).
+        self._broken: BaseException | None = None
         self._closed = False
         self._depth = 0
 
@@ -252,6 +254,15 @@ class Journal:
     def _open_store(self) -> JournalStore:
         if self._closed:
             raise JournalUnavailableError(self.path, "use the journal", "closed", "it was closed")
+        if self._broken is not None:
+            raise JournalUnavailableError(
+                self.path,
+                "use the journal",
+                "sync failed",
+                f"syncing it to disk failed ({getattr(self._broken, 'detail', self._broken)}), "
+                "so whether its last rows are "
+                "durable is unknown; start a new controller on it, which reads what it holds",
+            ) from self._broken
         if self._store is None:
             raise JournalUnavailableError(
                 self.path, "use the journal", "not attached", "no controller opened it"
@@ -489,13 +500,30 @@ class Journal:
         """
         if not self._uncommitted:
             return
+        store = self._open_store()
+        sqlite = store if isinstance(store, Store) else None
         try:
-            self._open_store().commit()
+            if sqlite is None:
+                store.commit()
+            else:
+                # The write lock is given back at the COMMIT; the fsync follows it
+                # (R-JOURNAL-21), so other processes never wait for this one's disk.
+                sqlite.commit(sync=False)
         except BaseException:
             self._rolled_back()
             raise
         self._uncommitted = False
         self._durable_head = self._head
+        if sqlite is not None:
+            try:
+                sqlite.sync()
+            except BaseException as error:
+                # The rows are committed and other processes may read them, but whether
+                # they are on disk is unknown, and an fsync that failed may not fail again
+                # (the kernel can drop the pages it could not write): nothing this process
+                # does from now on could be acknowledged honestly (R-JOURNAL-21).
+                self._broken = error
+                raise
 
     def _rolled_back(self) -> None:
         """Forget the rows written since the last commit: the store rolled them back."""

@@ -1,4 +1,4 @@
-"""The journal's storage: one SQLite database in WAL mode with ``synchronous=FULL``.
+"""The journal's storage: one SQLite database in WAL mode, each commit synced to disk.
 
 The schema, version 3 (specs/07-journal.md, R-JOURNAL-1)::
 
@@ -151,6 +151,8 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
+        #: The ``-wal`` file, opened by the first :meth:`sync` (``None``: not yet).
+        self._wal: int | None = None
         #: ``PRAGMA data_version`` when the schema was last checked, and as the last
         #: :meth:`begin` or :meth:`begin_read` read it (R-JOURNAL-20).
         self._schema_checked_at: int | None = None
@@ -170,7 +172,9 @@ class Store:
                 self._run("open the database", "PRAGMA writable_schema = ON")
             if not self.read_only:
                 # A setting of this connection: the file is not touched until use_wal().
-                self._run("open the database", "PRAGMA synchronous = FULL")
+                # NORMAL: a COMMIT writes the WAL without an fsync, and :meth:`sync`
+                # makes it durable after the write lock is given back (R-JOURNAL-21).
+                self._run("open the database", "PRAGMA synchronous = NORMAL")
         except BaseException:
             # Refused while opening (a file SQLite calls malformed, say): the caller never
             # gets the store to close, so its connection is closed here.
@@ -340,9 +344,51 @@ class Store:
         ((version,),) = self._run("read the journal", "PRAGMA data_version")
         return int(version)
 
-    def commit(self) -> None:
-        """Commit the open transaction: durable once this returns (``synchronous=FULL``)."""
+    def commit(self, *, sync: bool = True) -> None:
+        """Commit the open transaction, which gives the write lock back.
+
+        Durable once this returns, unless ``sync`` is false: then only once
+        :meth:`sync` returned (R-JOURNAL-21).
+        """
         self._run("commit", "COMMIT")
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every transaction this connection committed durable: fsync the ``-wal`` file.
+
+        With ``synchronous=NORMAL`` a COMMIT appends its frames to the WAL
+        without an fsync. The WAL is one file, appended in order, so one fsync
+        covers every frame written before it; frames a checkpoint moved into
+        the database meanwhile are durable there already (in WAL mode with
+        ``synchronous=NORMAL`` SQLite syncs the WAL before a checkpoint and the
+        database after it, and only then starts the WAL again). The file stays
+        the same while this connection is open (only the last connection to
+        close deletes it), so it is opened once, its directory synced once
+        (its name must survive too). A failure raises
+        :class:`~replication.journal.errors.JournalUnavailableError`: whether
+        the rows are durable is then unknown (R-JOURNAL-21).
+        """
+        try:
+            if self._wal is None:
+                wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    directory = os.open(
+                        pathlib.Path(self.path).absolute().parent, os.O_RDONLY | os.O_CLOEXEC
+                    )
+                    try:
+                        os.fsync(directory)
+                    finally:
+                        os.close(directory)
+                except BaseException:
+                    os.close(wal)
+                    raise
+                self._wal = wal
+            os.fsync(self._wal)
+        except OSError as error:
+            raise JournalUnavailableError(
+                self.path, "sync the journal to disk", type(error).__name__, str(error)
+            ) from error
 
     def release(self) -> None:
         """Roll back the open transaction, if any: nothing in it was acknowledged."""
@@ -355,6 +401,9 @@ class Store:
             self.release()
         finally:
             self._connection.close()
+            if self._wal is not None:
+                os.close(self._wal)
+                self._wal = None
 
     # -- the schema and the header -------------------------------------------------------------
 
@@ -576,6 +625,7 @@ class Store:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
             self._fail(f"append row {row.sequence}", error)
+        self.sync()
 
     def add_snapshot(self, snapshot: Snapshot) -> None:
         """Insert (or replace) the snapshot of a row, in the open write transaction.
