@@ -250,3 +250,23 @@ class TestKilledBetweenCommitAndSync:
             assert started.state == verified.state
         finally:
             started.journal.close()  # type: ignore[union-attr]
+
+
+class TestSnapshotBesideCheckpoint:
+    def test_a_snapshot_on_a_checkpoints_row_shares_its_fingerprint_and_verifies(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-8, R-JOURNAL-17: a snapshot written on the row of a checkpoint takes the
+        fingerprint computed for the checkpoint: the journal verifies (every snapshot against
+        the replayed state) and a controller starts from the latest one with that state."""
+        path = tmp_path / "j.db"
+        controller = opened(path, checkpoint_interval=4, snapshot_interval=4)
+        for number in range(6):
+            controller.register_worker(hand_signed(f"w{number}"))
+            controller.heartbeat(f"w{number}")
+        verified = verify_journal(path)
+        assert verified.head.sequence == 12
+        assert verified.snapshots == 1
+        restarted = opened(path)
+        assert restarted.journal.started_from == 12  # type: ignore[union-attr]
+        assert restarted.state == verified.state == controller.state

@@ -561,13 +561,10 @@ class Journal:
         )
         digest = chain.digest(chain.ROW_TYPE, body)
         checkpoint = None
+        fingerprint = None
         if sequence % self._replay.interval == 0:
-            signed = chain.checkpoint_body(
-                self._replay.genesis,
-                sequence,
-                digest,
-                chain.fingerprint(after, self._replay.digests),
-            )
+            fingerprint = chain.fingerprint(after, self._replay.digests)
+            signed = chain.checkpoint_body(self._replay.genesis, sequence, digest, fingerprint)
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)
         head = Head(sequence, digest, now)
@@ -580,6 +577,7 @@ class Journal:
                 self._key,
                 digests=self._replay.digests,
                 encoder=self._encoder,
+                fingerprint=fingerprint,  # the checkpoint's, when the same row has one
             )
         try:
             store.write(Row(sequence, body, digest), checkpoint, snapshot)
