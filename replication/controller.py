@@ -194,7 +194,9 @@ class Controller(Committer):
             journal = self._journal
             if journal is not None:
                 orchestrator = self.orchestrator
-                caught_up = journal._catch_up(self._current(orchestrator), write=False)
+                caught_up = journal._catch_up(
+                    self._current(orchestrator), write=False, settle=self._sync_now
+                )
                 if caught_up is not None:
                     self._adopt(caught_up, orchestrator)
 

@@ -7,8 +7,10 @@ R-JOURNAL-21 (the write lock given back at the COMMIT, the fsync after it).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,6 +208,64 @@ class TestSyncAfterCommit:
         assert sorted(controller.registry) == ["a"]
         restarted = opened(path)
         assert sorted(restarted.registry) == ["a", "b"]
+
+
+class TestPipeline:
+    def test_a_call_is_decided_and_acknowledged_while_an_earlier_sync_is_in_flight(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-21: the fsync runs outside the controller's lock: while one
+        caller's sync is held up, another caller of the same controller decides, commits,
+        syncs (covering the earlier row too) and returns; the first returns once its own
+        sync does, and the journal holds both in the order decided."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        syncing, release = threading.Event(), threading.Event()
+        real = Store.sync
+
+        def sync(store: Store) -> None:
+            if threading.current_thread().name == "first" and not release.is_set():
+                syncing.set()
+                release.wait(PATIENCE)
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: list[BaseException | None] = []
+
+        def beat() -> None:
+            try:
+                controller.heartbeat("a")
+                outcome.append(None)
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome.append(error)
+
+        thread = threading.Thread(target=beat, name="first")
+        thread.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            controller.heartbeat("b")  # decided and acknowledged meanwhile
+            assert outcome == []  # the first is still in its sync
+        finally:
+            release.set()
+            thread.join(PATIENCE)
+        assert outcome == [None]
+        actions = [(row["action"], row["args"].get("worker_id")) for row in journal_rows(path)[-2:]]
+        assert actions == [("heartbeat", "a"), ("heartbeat", "b")]
+        assert verify_journal(path).state == controller.state
+
+
+def journal_rows(path: Path) -> list[dict]:
+    """Every row's body, in order, read with the sqlite3 module."""
+    connection = sqlite3.connect(path)
+    try:
+        return [
+            json.loads(body)
+            for (body,) in connection.execute("SELECT body FROM journal_rows ORDER BY sequence")
+        ]
+    finally:
+        connection.close()
 
 
 def killed_before_sync(path: str, acks: Connection) -> None:

@@ -73,7 +73,7 @@ from replication.journal.stores import (
 from replication.signing import SigningKey, VerifyingKey
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
 
@@ -377,7 +377,13 @@ class Journal:
             if not same_json(header[field], value):
                 raise JournalMismatchError(self.path, field, value, header[field])
 
-    def _catch_up(self, state: State, *, write: bool = True) -> State | None:
+    def _catch_up(
+        self,
+        state: State,
+        *,
+        write: bool = True,
+        settle: Callable[[], State] | None = None,
+    ) -> State | None:
         """Apply the rows other processes appended since this one's head; ``None`` if none.
 
         With ``write``, take the write lock, unless this thread holds it
@@ -387,6 +393,9 @@ class Journal:
         read one snapshot. A row that does not verify raises
         :class:`JournalCorruptError`; on any failure nothing is applied (the
         head read stays where it was, so the next call reads those rows again).
+        Other processes' rows follow this one's committed rows: before any is
+        read, ``settle`` syncs and installs those not yet installed and returns
+        the state then (group commit, R-JOURNAL-21).
         """
         store = self._open_store()
         if store.in_transaction:
@@ -400,6 +409,8 @@ class Journal:
         try:
             backlog = None
             if sqlite is None or self._synced is None or sqlite.data_version() != self._synced:
+                if settle is not None and self._group.unsynced:
+                    state = settle()
                 store.begin_read()
                 try:
                     backlog = self._read_after(state)
@@ -412,6 +423,8 @@ class Journal:
             rest = None
             if sqlite is None or self._synced is None or sqlite.version != self._synced:
                 try:
+                    if settle is not None and self._group.unsynced:
+                        state = settle()
                     rest = self._read_after(state if backlog is None else backlog)
                 except BaseException:
                     store.release()
@@ -493,37 +506,49 @@ class Journal:
         return store.in_transaction and (last is None or now >= last)
 
     def _commit(self) -> None:
-        """Commit the rows written since the last commit: durable once this returns.
+        """Commit the rows written since the last commit, which gives the write lock back.
 
-        On failure the store rolled them back: the head is the last one
-        committed again, and the error is raised (R-JOURNAL-10).
+        Durable only once :meth:`_sync` returned after it (R-JOURNAL-21). On
+        failure the store rolled them back: the head is the last one committed
+        again, and the error is raised (R-JOURNAL-10).
         """
         if not self._uncommitted:
             return
         store = self._open_store()
-        sqlite = store if isinstance(store, Store) else None
         try:
-            if sqlite is None:
-                store.commit()
+            if isinstance(store, Store):
+                store.commit(sync=False)
             else:
-                # The write lock is given back at the COMMIT; the fsync follows it
-                # (R-JOURNAL-21), so other processes never wait for this one's disk.
-                sqlite.commit(sync=False)
+                store.commit()  # durable itself
         except BaseException:
             self._rolled_back()
             raise
         self._uncommitted = False
         self._durable_head = self._head
-        if sqlite is not None:
-            try:
-                sqlite.sync()
-            except BaseException as error:
-                # The rows are committed and other processes may read them, but whether
-                # they are on disk is unknown, and an fsync that failed may not fail again
-                # (the kernel can drop the pages it could not write): nothing this process
-                # does from now on could be acknowledged honestly (R-JOURNAL-21).
-                self._broken = error
-                raise
+
+    def _sync(self) -> None:
+        """Make every commit made so far durable (an fsync; outside the controller's lock).
+
+        A no-op for a store whose commit is durable itself. A failure raises;
+        the caller then calls :meth:`_break` (R-JOURNAL-21).
+        """
+        store = self._open_store()  # refuses a closed or broken journal
+        if isinstance(store, Store):
+            store.sync()
+
+    def _break(self, error: BaseException) -> None:
+        """Refuse every later action after a failed sync, and roll back the open transaction.
+
+        The rows committed are there and other processes may read them, but
+        whether they are on disk is unknown, and an fsync that failed may not
+        fail again (the kernel can drop the pages it could not write): nothing
+        this process does from now on could be acknowledged honestly
+        (R-JOURNAL-21). A controller started on the journal reads what it holds.
+        """
+        if self._broken is None:
+            self._broken = error
+        if self._uncommitted:
+            self._rolled_back()
 
     def _rolled_back(self) -> None:
         """Forget the rows written since the last commit: the store rolled them back."""
