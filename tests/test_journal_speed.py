@@ -19,7 +19,7 @@ import pytest
 
 from replication import Controller, ManualClock
 from replication.journal import Journal, JournalUnavailableError, verify_journal
-from replication.journal import store as store_module
+from replication.journal import wal as wal_module
 from replication.journal.store import Store
 from tests import journal_support as support
 from tests.helpers import KEY, T0, make_contract
@@ -131,7 +131,7 @@ class WalSyncs:
                 self.count += 1
             real(descriptor)
 
-        monkeypatch.setattr(store_module.os, "fsync", fsync)
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
 
 
 class TestSyncAfterCommit:

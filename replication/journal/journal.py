@@ -28,12 +28,7 @@ from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
-from replication.journal.codec import (
-    contract_to_json,
-    encode_arguments,
-    event_to_json,
-    manifest_to_json,
-)
+from replication.journal.codec import contract_to_json, encode_arguments, outcome_of
 from replication.journal.errors import (
     JournalClockError,
     JournalCorruptError,
@@ -117,19 +112,6 @@ def _check_path(path: str) -> str:
             "path", "a path the system can open", f"{path!r} ({error})"
         ) from None
     return path
-
-
-def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
-    """Return what a row records of a decision."""
-    denial = decision.denial
-    outcome: dict[str, Any] = {
-        "decision": "allowed" if denial is None else "denied",
-        "events": [event_to_json(event) for event in decision.events],
-        "reason": None if denial is None else denial.reason.value,
-    }
-    if action == "issue_manifest" and denial is None:
-        outcome["manifest"] = manifest_to_json(decision.outcome.manifest)
-    return outcome
 
 
 class Journal:

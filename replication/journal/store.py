@@ -65,8 +65,10 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.layout import APPLICATION_ID, META_KEYS, OBJECTS, SCHEMA, SCHEMA_VERSION
 from replication.journal.records import Checkpoint, Row, Snapshot, StoredHeader
 from replication.journal.salvage import LookedUp, salvage_rows_after
+from replication.journal.wal import WalFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -82,39 +84,8 @@ __all__ = [
     "StoredHeader",
 ]
 
-SCHEMA_VERSION = 3
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
 DEFAULT_LOCK_TIMEOUT = 10.0
-#: "rJNL": marks a SQLite file as a replication journal.
-APPLICATION_ID = 0x724A4E4C
-
-_TABLES = {
-    "journal_meta": "CREATE TABLE journal_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)",
-    "journal_rows": (
-        "CREATE TABLE journal_rows("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, hash TEXT NOT NULL)"
-    ),
-    "journal_checkpoints": (
-        "CREATE TABLE journal_checkpoints("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
-    ),
-    "journal_snapshots": (
-        "CREATE TABLE journal_snapshots("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
-    ),
-}
-#: Every object of a journal's schema, as ``sqlite_master`` lists it: the four tables, and
-#: the index SQLite makes for journal_meta's text primary key.
-_OBJECTS = frozenset(
-    {("table", name, name, sql) for name, sql in _TABLES.items()}
-    | {("index", "sqlite_autoindex_journal_meta_1", "journal_meta", None)}
-)
-_SCHEMA = (
-    *_TABLES.values(),
-    f"PRAGMA application_id = {APPLICATION_ID}",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
-)
-_META_KEYS = ("header", "header_signature", "schema_version")
 #: The first and the longest pause between two tries of a statement the lock refused.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
@@ -151,8 +122,8 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
-        #: The ``-wal`` file, opened by the first :meth:`sync` (``None``: not yet).
-        self._wal: int | None = None
+        #: The ``-wal`` file, which :meth:`sync` makes durable.
+        self._wal = WalFile(path)
         #: ``PRAGMA data_version`` when the schema was last checked, and as the last
         #: :meth:`begin` or :meth:`begin_read` read it (R-JOURNAL-20).
         self._schema_checked_at: int | None = None
@@ -355,40 +326,13 @@ class Store:
             self.sync()
 
     def sync(self) -> None:
-        """Make every transaction this connection committed durable: fsync the ``-wal`` file.
+        """Make every transaction this connection committed durable (R-JOURNAL-21).
 
-        With ``synchronous=NORMAL`` a COMMIT appends its frames to the WAL
-        without an fsync. The WAL is one file, appended in order, so one fsync
-        covers every frame written before it; frames a checkpoint moved into
-        the database meanwhile are durable there already (in WAL mode with
-        ``synchronous=NORMAL`` SQLite syncs the WAL before a checkpoint and the
-        database after it, and only then starts the WAL again). The file stays
-        the same while this connection is open (only the last connection to
-        close deletes it), so it is opened once, its directory synced once
-        (its name must survive too). A failure raises
-        :class:`~replication.journal.errors.JournalUnavailableError`: whether
-        the rows are durable is then unknown (R-JOURNAL-21).
+        An fsync of the ``-wal`` file (:class:`~replication.journal.wal.WalFile`
+        says why that is enough); a failure raises
+        :class:`~replication.journal.errors.JournalUnavailableError`.
         """
-        try:
-            if self._wal is None:
-                wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    directory = os.open(
-                        pathlib.Path(self.path).absolute().parent, os.O_RDONLY | os.O_CLOEXEC
-                    )
-                    try:
-                        os.fsync(directory)
-                    finally:
-                        os.close(directory)
-                except BaseException:
-                    os.close(wal)
-                    raise
-                self._wal = wal
-            os.fsync(self._wal)
-        except OSError as error:
-            raise JournalUnavailableError(
-                self.path, "sync the journal to disk", type(error).__name__, str(error)
-            ) from error
+        self._wal.sync()
 
     def release(self) -> None:
         """Roll back the open transaction, if any: nothing in it was acknowledged."""
@@ -401,9 +345,7 @@ class Store:
             self.release()
         finally:
             self._connection.close()
-            if self._wal is not None:
-                os.close(self._wal)
-                self._wal = None
+            self._wal.close()
 
     # -- the schema and the header -------------------------------------------------------------
 
@@ -436,8 +378,8 @@ class Store:
                 "reads no other: start a new journal)",
                 user_version,
             )
-        extra = sorted(set(objects) - _OBJECTS, key=str)
-        missing = sorted(_OBJECTS - set(objects), key=str)
+        extra = sorted(set(objects) - OBJECTS, key=str)
+        missing = sorted(OBJECTS - set(objects), key=str)
         if extra or missing:
             kind, name, table, _ = (extra or missing)[0]
             what = "holds" if extra else "lacks"
@@ -448,8 +390,8 @@ class Store:
                 "exactly its four tables",
             )
         meta = dict(self._run("read the header", "SELECT key, value FROM journal_meta"))
-        if sorted(meta) != list(_META_KEYS):
-            problem = f"journal_meta holds {sorted(meta)}, not exactly {list(_META_KEYS)}"
+        if sorted(meta) != list(META_KEYS):
+            problem = f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
             if self.salvage:
                 problem += " (or what remains of the damaged file does not show it)"
             raise JournalCorruptError(self.path, 0, problem)
@@ -477,7 +419,7 @@ class Store:
 
     def create(self, header: bytes, signature: str) -> None:
         """Create the schema and store ``header`` and its signature (in the open transaction)."""
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             self._run("create the journal", statement)
         self._run(
             "create the journal",
