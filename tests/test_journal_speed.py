@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -211,13 +212,13 @@ class TestSyncAfterCommit:
 
 
 class TestPipeline:
-    def test_a_call_is_decided_and_acknowledged_while_an_earlier_sync_is_in_flight(
+    def test_a_call_is_decided_and_committed_while_an_earlier_sync_is_in_flight(
         self, opened, tmp_path, monkeypatch
     ):
         """R-JOURNAL-19, R-JOURNAL-21: the fsync runs outside the controller's lock: while one
-        caller's sync is held up, another caller of the same controller decides, commits,
-        syncs (covering the earlier row too) and returns; the first returns once its own
-        sync does, and the journal holds both in the order decided."""
+        caller's sync is held up, another caller of the same controller decides and commits
+        its row (an independent reader sees it), and is acknowledged only after a sync that
+        covers it; both return, the journal holding both in the order decided."""
         path = tmp_path / "j.db"
         controller = opened(path)
         controller.register_worker(hand_signed("a"))
@@ -232,25 +233,31 @@ class TestPipeline:
             real(store)
 
         monkeypatch.setattr(Store, "sync", sync)
-        outcome: list[BaseException | None] = []
+        outcome: dict[str, BaseException | None] = {}
 
-        def beat() -> None:
+        def beat(worker_id: str) -> None:
             try:
-                controller.heartbeat("a")
-                outcome.append(None)
+                controller.heartbeat(worker_id)
+                outcome[worker_id] = None
             except BaseException as error:  # noqa: BLE001 - the test reads it
-                outcome.append(error)
+                outcome[worker_id] = error
 
-        thread = threading.Thread(target=beat, name="first")
-        thread.start()
+        first = threading.Thread(target=beat, args=("a",), name="first")
+        second = threading.Thread(target=beat, args=("b",), name="second")
+        first.start()
         try:
             assert syncing.wait(PATIENCE)
-            controller.heartbeat("b")  # decided and acknowledged meanwhile
-            assert outcome == []  # the first is still in its sync
+            second.start()
+            deadline = time.monotonic() + PATIENCE
+            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(journal_rows(path)) == 4  # committed during the first one's sync
+            assert outcome == {}  # neither is acknowledged yet
         finally:
             release.set()
-            thread.join(PATIENCE)
-        assert outcome == [None]
+            first.join(PATIENCE)
+            second.join(PATIENCE)
+        assert outcome == {"a": None, "b": None}
         actions = [(row["action"], row["args"].get("worker_id")) for row in journal_rows(path)[-2:]]
         assert actions == [("heartbeat", "a"), ("heartbeat", "b")]
         assert verify_journal(path).state == controller.state

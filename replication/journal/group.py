@@ -83,6 +83,9 @@ class GroupCommit:
         #: Committed, not yet known durable, in the order decided.
         self._unsynced: list[Entry] = []
         self._committed = 0
+        #: Whether a caller's sync is in flight: the next waits for it, then covers every
+        #: commit made meanwhile with one fsync (the disk's fsyncs are what is shared).
+        self._syncing = False
         self._arriving = 0
         #: How many decisions the last batch held: as many callers are likely to come again.
         self._last_size = 0
@@ -223,9 +226,10 @@ class GroupCommit:
         for as many as the last batch held (they are likely to come again), then
         calls ``commit`` (which takes the controller's lock and commits the open
         batch) unless another caller's commit covered ``entry`` meanwhile. A
-        lone caller never waits. Then, unless a sync in flight covers it, calls
-        ``sync`` outside every lock, and ``settle`` (which takes the
-        controller's lock) with the last commit it covers and its error.
+        lone caller never waits. Then, once no other caller's sync is in flight
+        (one that covers it, or not: then the next covers every commit made
+        meanwhile), calls ``sync`` outside every lock, and ``settle`` (which
+        takes the controller's lock) with the last commit it covers and its error.
         """
         deadline = time.monotonic() + GATHER_SECONDS
         with self._changed:
@@ -239,13 +243,15 @@ class GroupCommit:
                 self._changed.wait(remaining)
         while True:
             with self._changed:
-                while entry.syncing and not entry.done:
+                while not entry.done and (entry.syncing or (entry.committed and self._syncing)):
                     self._changed.wait()
                 if entry.done:
                     break
                 covered = list(self._unsynced) if entry.committed else []
                 for syncing in covered:
                     syncing.syncing = True
+                if covered:
+                    self._syncing = True
             if not covered:
                 commit(entry)
                 continue
@@ -255,6 +261,11 @@ class GroupCommit:
                 sync()
             except BaseException as error:  # noqa: BLE001 - settled under the lock
                 failure = error
-            settle(covered[-1].number, failure)
+            try:
+                settle(covered[-1].number, failure)
+            finally:
+                with self._changed:
+                    self._syncing = False
+                    self._changed.notify_all()
         if entry.error is not None:
             raise entry.error
