@@ -220,17 +220,23 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
 
     path = directory / f"threads-{threads}.db"
     commits = [0]
-    real = Store.commit
+    syncs = [0]
+    real, real_sync = Store.commit, Store.sync
 
     def counted(store: Store, **options: bool) -> None:
         real(store, **options)
         commits[0] += 1
 
+    def counted_sync(store: Store) -> None:
+        real_sync(store)
+        syncs[0] += 1
+
     Store.commit = counted  # type: ignore[method-assign]
+    Store.sync = counted_sync  # type: ignore[method-assign]
     try:
         with Journal(path) as journal:
             controller = Controller(ROOMY_CONTRACT, KEY, clock=ManualClock(), journal=journal)
-            commits[0] = 0
+            commits[0] = syncs[0] = 0
             barrier = threading.Barrier(threads + 1)
             signed = {number: _signed(controller, number, calls) for number in range(threads)}
 
@@ -249,6 +255,7 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
             rows = journal.head.sequence
     finally:
         Store.commit = real  # type: ignore[method-assign]
+        Store.sync = real_sync  # type: ignore[method-assign]
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     assert rows == threads * (calls // 2) * 2
@@ -257,6 +264,8 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
         "decisions": rows,
         "commits": commits[0],
         "rows_per_commit": rows / max(commits[0], 1),
+        "syncs": syncs[0],
+        "rows_per_sync": rows / max(syncs[0], 1),
         "seconds": elapsed,
         "decisions_per_s": rows / elapsed,
     }
@@ -513,7 +522,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"group commit, disk, synced: {threads} thread{'s' if threads > 1 else ''} x "
             f"{figures['decisions'] // threads} decisions: {figures['decisions_per_s']:,.0f} "
-            f"acknowledged/s, {figures['rows_per_commit']:.1f} rows per commit "
+            f"acknowledged/s, {figures['rows_per_commit']:.1f} rows per commit, "
+            f"{figures['rows_per_sync']:.1f} per fsync "
             "(manifests signed before the timed region)"
         )
     lines.append(
