@@ -262,6 +262,57 @@ class TestPipeline:
         assert actions == [("heartbeat", "a"), ("heartbeat", "b")]
         assert verify_journal(path).state == controller.state
 
+    def test_a_failed_sync_fails_the_calls_decided_over_it_too(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-19, R-JOURNAL-21: when a sync fails, the call committed during it (decided
+        over the failed rows) fails too, neither decision is installed, the journal refuses
+        every later action, and a controller started on it reads both committed rows."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        before = controller.state
+        syncing, release = threading.Event(), threading.Event()
+
+        def sync(store: Store) -> None:
+            if threading.current_thread().name == "first":
+                syncing.set()
+                release.wait(PATIENCE)
+                raise JournalUnavailableError(store.path, "sync", "EIO", "injected")
+            raise AssertionError("only the first caller's sync runs: it fails")
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: dict[str, BaseException | None] = {}
+
+        def beat(worker_id: str) -> None:
+            try:
+                controller.heartbeat(worker_id)
+                outcome[worker_id] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[worker_id] = error
+
+        first = threading.Thread(target=beat, args=("a",), name="first")
+        second = threading.Thread(target=beat, args=("b",), name="second")
+        first.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            second.start()
+            deadline = time.monotonic() + PATIENCE
+            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(journal_rows(path)) == 4
+        finally:
+            release.set()
+            first.join(PATIENCE)
+            second.join(PATIENCE)
+        assert {type(error) for error in outcome.values()} == {JournalUnavailableError}
+        assert sorted(outcome) == ["a", "b"]
+        assert controller.state == before
+        with pytest.raises(JournalUnavailableError, match="sync failed"):
+            controller.heartbeat("a")
+        monkeypatch.undo()
+        restarted = opened(path)
+        assert restarted.journal.head.sequence == 4  # type: ignore[union-attr]
+
 
 def journal_rows(path: Path) -> list[dict]:
     """Every row's body, in order, read with the sqlite3 module."""

@@ -265,6 +265,10 @@ class GroupCommit:
                 settle(covered[-1].number, failure)
             finally:
                 with self._changed:
+                    # Settled (done), or, if settling was interrupted (Ctrl-C), left for
+                    # the next caller to sync again.
+                    for syncing in covered:
+                        syncing.syncing = False
                     self._syncing = False
                     self._changed.notify_all()
         if entry.error is not None:
