@@ -388,3 +388,19 @@ class TestSnapshotBesideCheckpoint:
         restarted = opened(path)
         assert restarted.journal.started_from == 12  # type: ignore[union-attr]
         assert restarted.state == verified.state == controller.state
+
+
+class TestWalFile:
+    def test_a_sync_after_close_is_refused_never_made_on_a_reused_descriptor(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-21: once the journal is closed its WAL is never synced again (a sync in
+        flight finishes first): a later sync raises rather than report durability it did not
+        check, on a descriptor number that may name another file by then."""
+        path = tmp_path / "j.db"
+        opened(path).register_worker(hand_signed("a"))
+        store = Store(str(path), lock_timeout=PATIENCE)
+        store.sync()  # open: it syncs
+        store.close()
+        with pytest.raises(JournalUnavailableError, match="it was closed"):
+            store.sync()

@@ -31,43 +31,51 @@ class WalFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._descriptor: int | None = None
-        # Two callers may sync at once (group commit syncs outside the controller's lock).
-        self._opening = threading.Lock()
+        self._closed = False
+        # Held for each fsync: group commit syncs outside the controller's lock, and a
+        # close must never free the descriptor's number for another file mid-sync.
+        self._lock = threading.Lock()
 
     def _open(self) -> int:
-        with self._opening:
-            if self._descriptor is None:
-                wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+        if self._descriptor is None:
+            wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                directory = os.open(
+                    pathlib.Path(self.path).absolute().parent, os.O_RDONLY | os.O_CLOEXEC
+                )
                 try:
-                    directory = os.open(
-                        pathlib.Path(self.path).absolute().parent, os.O_RDONLY | os.O_CLOEXEC
-                    )
-                    try:
-                        os.fsync(directory)
-                    finally:
-                        os.close(directory)
-                except BaseException:
-                    os.close(wal)
-                    raise
-                self._descriptor = wal
-            return self._descriptor
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+            except BaseException:
+                os.close(wal)
+                raise
+            self._descriptor = wal
+        return self._descriptor
 
     def sync(self) -> None:
         """Fsync the file: every frame written to it so far is durable once this returns.
 
-        A failure raises :class:`~replication.journal.errors.JournalUnavailableError`:
-        whether those frames are durable is then unknown.
+        A failure, or a file closed meanwhile, raises
+        :class:`~replication.journal.errors.JournalUnavailableError`: whether
+        those frames are durable is then unknown.
         """
-        try:
-            os.fsync(self._open())
-        except OSError as error:
-            raise JournalUnavailableError(
-                self.path, "sync the journal to disk", type(error).__name__, str(error)
-            ) from error
+        with self._lock:
+            if self._closed:
+                raise JournalUnavailableError(
+                    self.path, "sync the journal to disk", "closed", "it was closed"
+                )
+            try:
+                os.fsync(self._open())
+            except OSError as error:
+                raise JournalUnavailableError(
+                    self.path, "sync the journal to disk", type(error).__name__, str(error)
+                ) from error
 
     def close(self) -> None:
-        """Close the descriptor, if it was opened."""
-        with self._opening:
+        """Close the descriptor (after a sync in flight); a later sync is refused."""
+        with self._lock:
+            self._closed = True
             if self._descriptor is not None:
                 os.close(self._descriptor)
                 self._descriptor = None
