@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+
+from replication.conformance.adapters.calls import CallTimeout, Watchdog
 
 #: Run in a child process pinned to one CPU at the lowest priority, beside a busy loop
 #: pinned to the same CPU: the child gets a small share of it, as on a loaded machine.
@@ -60,3 +63,21 @@ class TestWatchdog:
         # The precondition: on wall time alone the limit would have fired.
         assert results["work_wall"] > 0.5, results
         assert (results["work"], results["sleep"]) == ("returned", "timeout")
+
+    def test_the_wait_before_the_watchdogs_first_look_is_not_charged(self):
+        """A call whose thread waited for a CPU before the watchdog first saw it running (the
+        watchdog kept from running too) is charged only its own time; a sleep still is."""
+        waited = [0.0]
+
+        def starved_then_done() -> str:
+            # As if the thread had waited 0.6 s for a CPU, then done its work at once.
+            waited[0] += 0.6
+            time.sleep(0.6)
+            return "done"
+
+        watchdog = Watchdog(0.3)
+        watchdog._waiting = lambda: waited[0]
+        with watchdog:
+            assert watchdog.call(lambda: "starved()", starved_then_done) == "done"
+            with pytest.raises(CallTimeout):
+                watchdog.call(lambda: "sleep()", time.sleep, 5)

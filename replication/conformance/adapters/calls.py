@@ -328,14 +328,20 @@ class Watchdog:
         assert self.timeout is not None  # noqa: S101 - only started with a limit
         period = min(0.1, self.timeout / 4)
         main = threading.main_thread().ident
+        # The calling thread's wait for a CPU at the watchdog's previous look: a call first
+        # seen now began after it, so the wait since then covers all of the call's. (Read at
+        # the look that first sees the call, it would miss the wait of a watchdog that was
+        # itself kept from running, and charge a long call for the machine's load.)
+        previous = self._waiting() or 0.0
         while not self._stop.wait(period):
             serial, started = self._serial, self._started
+            waited = self._waiting() or 0.0
+            if serial != self._seen_serial:
+                self._seen_serial, self._waited_before = serial, previous
+            previous = waited
             if not serial % 2:
                 continue
             now = time.monotonic()
-            waited = self._waiting() or 0.0
-            if serial != self._seen_serial:
-                self._seen_serial, self._waited_before = serial, waited
             # Wall time less the time the thread was runnable but not running.
             overdue = now - started - (waited - self._waited_before) > self.timeout
             if not (overdue and self._serial == serial):
