@@ -36,7 +36,6 @@ a connection that failed is closed and made again by the next transaction.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
 
 import psycopg
@@ -46,7 +45,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 from replication.journal.errors import (
     JournalCorruptError,
-    JournalMismatchError,
     JournalUnavailableError,
 )
 from replication.journal.store import (
@@ -57,6 +55,12 @@ from replication.journal.store import (
     StoredHeader,
 )
 from replication.journal.stores.location import display_location
+from replication.journal.stores.postgres_commit import (
+    Unconfirmed,
+    lost_rows_error,
+    send_commit,
+    survived,
+)
 from replication.journal.stores.postgres_sql import (
     AFTER,
     AFTER_PARAMETER,
@@ -65,12 +69,13 @@ from replication.journal.stores.postgres_sql import (
     DESCRIBE,
     FRESH,
     KEEPALIVES,
-    META_KEYS,
+    LOWEST,
     check_described,
     configure_session,
     found_objects,
     is_cut,
     key,
+    stored_header,
     translate,
 )
 
@@ -110,11 +115,21 @@ class PostgresStore:
         self._seen = 0
         #: The rows written in the open transaction, sent with its COMMIT.
         self._queued: list[tuple[Row, Checkpoint | None, Snapshot | None]] = []
+        #: Whether commits give the lock up before their flush (R-STORE-5): the role may flush.
+        self._early = False
+        #: Under the write lock: the last row stored or written. Nobody else appends meanwhile.
+        self._locked_end: int | None = None
+        #: The last row handed to the journal that no flush has covered yet (R-STORE-5).
+        self._unconfirmed: Unconfirmed | None = None
+        #: Such a row, once found lost by the server: every action fails.
+        self._lost: Unconfirmed | None = None
         self._connect()
 
     # -- the connection ----------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._lost is not None:
+            raise lost_rows_error(self.path, self._lost)
         if self._connection is not None and not self._connection.closed:
             return self._connection
         self._connection = None
@@ -132,11 +147,27 @@ class PostgresStore:
             connection.close()
             self._fail("configure the session", error)
         self._connection = connection
+        if self._unconfirmed is not None:
+            self._check_survived(connection, self._unconfirmed)
         return connection
 
+    def _check_survived(
+        self, connection: psycopg.Connection[tuple[Any, ...]], unconfirmed: Unconfirmed
+    ) -> None:
+        """On a connection made again: fail for good if a row handed out was lost (R-STORE-5)."""
+        try:
+            kept = survived(connection, unconfirmed)
+        except psycopg.Error as error:
+            self._fail("check the rows read", error)
+        if not kept:
+            self._lost = unconfirmed
+            self.close()
+            raise lost_rows_error(self.path, unconfirmed)
+        self._unconfirmed = None
+
     def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
-        namespace = configure_session(connection, self.lock_timeout)
-        if namespace is None:
+        configured = configure_session(connection, self.lock_timeout)
+        if configured is None:
             raise JournalUnavailableError(
                 self.path,
                 "configure the session",
@@ -144,7 +175,7 @@ class PostgresStore:
                 "no schema of the search_path exists: create one, or name one in the URL "
                 "(options=-csearch_path=NAME)",
             )
-        self._namespace = namespace
+        self._namespace, self._early = configured
 
     def _execute(
         self,
@@ -176,6 +207,7 @@ class PostgresStore:
 
     def _fail(self, operation: str, error: psycopg.Error) -> NoReturn:
         """Close a connection that can no longer be trusted, and raise the journal error."""
+        self._locked_end = None
         connection = self._connection
         broken = isinstance(error, psycopg.OperationalError) and not isinstance(
             error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled
@@ -289,38 +321,10 @@ class PostgresStore:
         a row is refused, unacknowledged, and every reader refuses it after).
         """
         queued, self._queued = self._queued, []
+        self._locked_end = None
         connection = self._connect()
         try:
-            with connection.pipeline():
-                inserted = [
-                    connection.execute(
-                        "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
-                        "RETURNING sequence, body, hash",
-                        tuple(row),
-                    )
-                    for row, _, _ in queued
-                ]
-                for _, checkpoint, snapshot in queued:
-                    for table, extra in (
-                        ("journal_checkpoints", checkpoint),
-                        ("journal_snapshots", snapshot),
-                    ):
-                        if extra is not None:
-                            connection.execute(
-                                f"INSERT INTO {table}(sequence, body, signature) "  # noqa: S608
-                                "VALUES (%s, %s, %s)",
-                                tuple(extra),
-                            )
-                    if snapshot is not None:
-                        # Only the latest is ever started from: the earlier ones go.
-                        connection.execute(
-                            "DELETE FROM journal_snapshots WHERE sequence < %s",
-                            (snapshot.sequence,),
-                        )
-                connection.execute("COMMIT")
-            stored = [
-                [(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted
-            ]
+            stored = send_commit(connection, queued, early=self._early)
         except psycopg.Error as error:
             first = f"append row {queued[0][0].sequence}" if queued else "commit"
             self._fail(first, error)
@@ -329,6 +333,8 @@ class PostgresStore:
                 raise JournalCorruptError(
                     self.path, row.sequence, "the database did not store the row as written"
                 )
+        # Durable now, and with them every row read before (R-STORE-5).
+        self._unconfirmed = None
         if queued:
             self._seen = max(self._seen, queued[-1][0].sequence)
 
@@ -336,6 +342,7 @@ class PostgresStore:
         """Roll back the open transaction, if any; a cut connection is simply closed."""
         self._queued = []
         self._prefetched = None
+        self._locked_end = None
         connection = self._connection
         if connection is None or connection.closed:
             return
@@ -379,29 +386,8 @@ class PostgresStore:
                 "read the header", "SELECT key, value FROM journal_meta"
             )
         }
-        if sorted(meta) != list(META_KEYS):
-            raise JournalCorruptError(
-                self.path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
-            )
-        if meta["schema_version"] != str(SCHEMA_VERSION).encode():
-            raise JournalMismatchError(
-                self.path, "schema_version", str(SCHEMA_VERSION), meta["schema_version"]
-            )
-        for table in ("journal_rows", "journal_checkpoints", "journal_snapshots"):
-            ((lowest,),) = self._execute(
-                "read the schema",
-                f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
-            )
-            if lowest is not None and lowest < 1:
-                kind = table.removeprefix("journal_").removesuffix("s")
-                raise JournalCorruptError(
-                    self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
-                )
-        signature: object = meta["header_signature"]
-        # Bytes that are not ASCII stay bytes: refused as a signature that does not verify.
-        with contextlib.suppress(UnicodeDecodeError):
-            signature = meta["header_signature"].decode("ascii")
-        return StoredHeader(meta["header"], signature)
+        ((*lowest,),) = self._execute("read the schema", LOWEST)
+        return stored_header(self.path, meta, lowest)
 
     def create(self, header: bytes, signature: str) -> None:
         """Create the tables and store ``header`` and its signature (in the open transaction)."""
@@ -435,6 +421,7 @@ class PostgresStore:
             "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s ORDER BY sequence",
             (sequence,),
         ):
+            self._unconfirmed = Unconfirmed(int(stored), str(digest))
             yield Row(int(stored), bytes(body), str(digest))
 
     def _stream_rows_after(self, sequence: int) -> Iterator[Row]:
@@ -480,6 +467,9 @@ class PostgresStore:
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None and prefetched[0] == sequence:
             found = prefetched[1]  # read by begin(), after the lock
+        elif self._locked_end == sequence and self.in_transaction:
+            # Under the lock, up to the last row stored or written: nobody else appends.
+            found = []
         else:
             found = self._execute(
                 f"read the rows after {sequence}", AFTER_PARAMETER, {"after": sequence}
@@ -492,8 +482,11 @@ class PostgresStore:
             else:
                 checkpoints[int(stored)] = Checkpoint(int(stored), bytes(body), str(text))
         self._pending = (sequence, rows)
+        if self.in_transaction:
+            self._locked_end = rows[-1].sequence if rows else sequence
         if rows:
             self._seen = max(self._seen, rows[-1].sequence)
+            self._unconfirmed = Unconfirmed(rows[-1].sequence, rows[-1].hash)
         return checkpoints
 
     def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
@@ -572,6 +565,7 @@ class PostgresStore:
                 "no write transaction is open (the connection was cut)",
             )
         self._queued.append((row, checkpoint, snapshot))
+        self._locked_end = row.sequence
 
     def append(
         self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None
