@@ -62,14 +62,19 @@ class Unconfirmed:
 
 
 def send_commit(
-    connection: psycopg.Connection[tuple[Any, ...]], queued: Queued, *, early: bool
+    connection: psycopg.Connection[tuple[Any, ...]],
+    queued: Queued,
+    *,
+    early: bool,
+    flush: LiteralString = FLUSH,
 ) -> list[list[tuple[int, bytes, str]]]:
     """Send the rows, ``COMMIT`` and (``early``) the flush, in one pipeline: one round trip.
 
     Returns each row as its insert returned it. With ``early`` the commit does
     not wait for the disk (the lock is released as the commit record is
     written) and :data:`FLUSH`, sent right after it, does: when this returns,
-    both are on disk (R-STORE-5). Without, the commit itself waits.
+    both are on disk (R-STORE-5). Without, the commit itself waits. ``flush``
+    is :data:`FLUSH` but in the tests that hold it up between the two commits.
     """
     with connection.pipeline():
         if early:
@@ -102,7 +107,7 @@ def send_commit(
         if early:
             # After the COMMIT, in the same round trip: its own transaction, which the server
             # commits synchronously (the session's setting) once the pipeline's Sync arrives.
-            connection.execute(FLUSH)
+            connection.execute(flush)
     return [[(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted]
 
 
