@@ -199,7 +199,7 @@ class TestCrashBetweenCommitAndFlush:
         schema = pg_url.rpartition("%3D")[2]
         backend = other.journal._store._connection.info.backend_pid
         with admin(postgres_cluster) as connection:
-            connection.execute(f"DELETE FROM {schema}.journal_rows WHERE sequence = 1")
+            connection.execute(f"DELETE FROM {schema}.journal_rows WHERE sequence = 1")  # noqa: S608
             connection.execute("SELECT pg_terminate_backend(%s)", (backend,))
         for worker in ("b", "c"):
             with pytest.raises(JournalUnavailableError) as lost:
