@@ -21,9 +21,10 @@ processes on one host. Then ``LOCK TABLE ... IN SHARE MODE`` on the four
 tables keeps any change of their definition (a trigger, a rule) out until the
 commit, and the schema is checked again; then the rows after this process's
 head are read (a statement after the lock sees every commit before it), the
-decision is made, its row inserted and committed. ``synchronous_commit`` is
-set ``on`` for the session: a commit returns once its WAL is flushed, so an
-acknowledged row survives a crash of the server. Serializable isolation was
+decision is made, its row inserted and committed. The commit does not wait
+for the disk, and so releases the lock at once; a flush in the same round trip
+waits for it, and only then is the decision acknowledged (R-STORE-5,
+:mod:`~replication.journal.stores.postgres_commit`). Serializable isolation was
 not chosen: every decision reads the head every other one writes, so under
 contention nearly every transaction would fail with 40001 and be decided
 again, while the lock makes them wait their turn, once.
@@ -313,9 +314,9 @@ class PostgresStore:
             self._statements("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
-        """Send the rows written, and commit: durable once this returns (``synchronous_commit``).
+        """Send the rows written, and commit: durable once this returns (R-STORE-5).
 
-        One round trip: the inserts and ``COMMIT`` in one pipeline. Each row
+        One round trip: the inserts, ``COMMIT`` and the flush in one pipeline. Each row
         must come back from its insert as written (the schema check rules out
         a trigger or a rule that would change it; this is the last word: such
         a row is refused, unacknowledged, and every reader refuses it after).
