@@ -12,6 +12,7 @@ that is gone, and the journal always verifies.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -259,3 +260,39 @@ class TestHostKilledBetweenCommitAndFlush:
         assert {"a", "b"} == set(after.controller_state.registry)
         after.register_worker(hand_signed("c"))
         assert {"a", "b", "c"} == set(verify_journal(pg_url).state.registry)
+
+
+class TestWithoutTheFlush:
+    # Spec: R-STORE-5, R-STORE-3.
+    def test_a_role_that_may_not_flush_commits_under_the_lock_and_loses_nothing(
+        self, opened, pg_url, postgres_cluster
+    ):
+        """The flush's function is revoked while a host runs: its next action, committed but
+        not flushed, fails naming the refusal (42501) and is not acknowledged; the action
+        after commits under the lock, reading that row back; a host started without the
+        right commits under the lock from the start."""
+        schema = pg_url.rpartition("%3D")[2]
+        role = f"r_{schema}"
+        url = re.sub("//[^@/]+@", f"//{role}@", pg_url, count=1)
+        revoke = "pg_logical_emit_message(boolean, text, text)"
+        with admin(postgres_cluster) as connection:
+            connection.execute(f"CREATE ROLE {role} LOGIN")
+            connection.execute(f"GRANT ALL ON SCHEMA {schema} TO {role}")
+        one = opened(url)
+        one.register_worker(hand_signed("a"))
+        try:
+            with admin(postgres_cluster) as connection:
+                connection.execute(f"REVOKE EXECUTE ON FUNCTION {revoke} FROM PUBLIC")
+            with pytest.raises(JournalUnavailableError) as refused:
+                one.register_worker(hand_signed("b"))
+            assert refused.value.code == "42501"
+            assert {"a"} == set(one.controller_state.registry)
+            one.register_worker(hand_signed("c"))
+            assert {"a", "b", "c"} == set(one.controller_state.registry)
+            later = opened(url)
+            assert later.journal._store._early is False
+            later.register_worker(hand_signed("d"))
+        finally:
+            with admin(postgres_cluster) as connection:
+                connection.execute(f"GRANT EXECUTE ON FUNCTION {revoke} TO PUBLIC")
+        assert {"a", "b", "c", "d"} == set(verify_journal(pg_url).state.registry)

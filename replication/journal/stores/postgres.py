@@ -157,7 +157,7 @@ class PostgresStore:
     ) -> None:
         """On a connection made again: fail for good if a row handed out was lost (R-STORE-5)."""
         try:
-            kept = survived(connection, unconfirmed)
+            kept = survived(connection, unconfirmed, flush=self._early)
         except psycopg.Error as error:
             self._fail("check the rows read", error)
         if not kept:
@@ -327,6 +327,9 @@ class PostgresStore:
         try:
             stored = send_commit(connection, queued, early=self._early)
         except psycopg.Error as error:
+            if isinstance(error, pg_errors.InsufficientPrivilege):
+                # The flush was revoked since the session began: commit under the lock again.
+                self._early = False
             first = f"append row {queued[0][0].sequence}" if queued else "commit"
             self._fail(first, error)
         for (row, _, _), found in zip(queued, stored, strict=True):

@@ -111,14 +111,17 @@ def send_commit(
     return [[(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted]
 
 
-def survived(connection: psycopg.Connection[tuple[Any, ...]], unconfirmed: Unconfirmed) -> bool:
-    """Flush, then tell whether the row ``unconfirmed`` names is stored with its hash.
+def survived(
+    connection: psycopg.Connection[tuple[Any, ...]], unconfirmed: Unconfirmed, *, flush: bool
+) -> bool:
+    """Flush (if the role may), then tell whether the row ``unconfirmed`` names is stored as read.
 
     On a connection made again after one was lost. The flush covers every
     commit record written before it, the row's included if the server still
     holds it: a row found after it is durable.
     """
-    connection.execute(FLUSH)
+    if flush:
+        connection.execute(FLUSH)
     found = connection.execute(
         "SELECT hash FROM journal_rows WHERE sequence = %s", (unconfirmed.sequence,)
     ).fetchone()
