@@ -89,6 +89,16 @@ __all__ = ["PostgresStore"]
 _BATCH = 2000  # rows a reader fetches from the server at a time
 
 
+def _has_rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> bool:
+    """Whether the cursor's current result is a query's (it may hold no row).
+
+    Asked of the result's status: ``cursor.description`` would build a
+    column object for each column, at every statement of every decision.
+    """
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
+
+
 class PostgresStore:
     """One connection to a journal's tables in a PostgreSQL database.
 
@@ -195,7 +205,7 @@ class PostgresStore:
             fresh = connection.info.transaction_status in FRESH
             try:
                 cursor = connection.execute(sql, parameters or None)
-                return cursor.fetchall() if cursor.description is not None else []
+                return cursor.fetchall() if _has_rows(cursor) else []
             except psycopg.OperationalError as error:
                 if attempt == 1 and fresh and is_cut(error):
                     connection.close()
@@ -289,7 +299,7 @@ class PostgresStore:
                 cursor = connection.execute(sql.encode())
                 results: list[list[tuple[Any, ...]]] = []
                 while True:
-                    if cursor.description is not None:
+                    if _has_rows(cursor):
                         results.append(cursor.fetchall())
                     if not cursor.nextset():
                         return results
