@@ -74,6 +74,7 @@ from replication.journal.stores.postgres_sql import (
     check_described,
     configure_session,
     found_objects,
+    has_rows,
     is_cut,
     key,
     stored_header,
@@ -87,16 +88,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresStore"]
 
 _BATCH = 2000  # rows a reader fetches from the server at a time
-
-
-def _has_rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> bool:
-    """Whether the cursor's current result is a query's (it may hold no row).
-
-    Asked of the result's status: ``cursor.description`` would build a
-    column object for each column, at every statement of every decision.
-    """
-    result = cursor.pgresult
-    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 class PostgresStore:
@@ -205,7 +196,7 @@ class PostgresStore:
             fresh = connection.info.transaction_status in FRESH
             try:
                 cursor = connection.execute(sql, parameters or None)
-                return cursor.fetchall() if _has_rows(cursor) else []
+                return cursor.fetchall() if has_rows(cursor) else []
             except psycopg.OperationalError as error:
                 if attempt == 1 and fresh and is_cut(error):
                     connection.close()
@@ -299,7 +290,7 @@ class PostgresStore:
                 cursor = connection.execute(sql.encode())
                 results: list[list[tuple[Any, ...]]] = []
                 while True:
-                    if _has_rows(cursor):
+                    if has_rows(cursor):
                         results.append(cursor.fetchall())
                     if not cursor.nextset():
                         return results

@@ -40,6 +40,7 @@ __all__ = [
     "check_described",
     "configure_session",
     "found_objects",
+    "has_rows",
     "is_cut",
     "key",
     "stored_header",
@@ -153,6 +154,16 @@ AFTER_PARAMETER: LiteralString = (
 def is_cut(error: psycopg.OperationalError) -> bool:
     """Whether ``error`` says the connection is gone (not a timeout the server answered)."""
     return not isinstance(error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
+
+
+def has_rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> bool:
+    """Whether the cursor's current result is a query's (it may hold no row).
+
+    Asked of the result's status: ``cursor.description`` would build a
+    column object for each column, at every statement of every decision.
+    """
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 def found_objects(found: list[tuple[Any, ...]]) -> set[tuple[str, str, str]]:
