@@ -338,8 +338,9 @@ class PostgresStore:
                 raise JournalCorruptError(
                     self.path, row.sequence, "the database did not store the row as written"
                 )
-        # Durable now, and with them every row read before (R-STORE-5).
-        self._unconfirmed = None
+        if queued or self._early:
+            # Flushed now, and with them every row read before (R-STORE-5).
+            self._unconfirmed = None
         if queued:
             self._seen = max(self._seen, queued[-1][0].sequence)
 
