@@ -211,6 +211,27 @@ class TestCrashBetweenCommitAndFlush:
         again = opened(pg_url)
         assert set() == set(again.controller_state.registry)
 
+    # Spec: R-STORE-5, R-JOURNAL-17.
+    def test_a_snapshot_started_from_then_lost_stops_the_controller_that_started_there(
+        self, opened, pg_url, postgres_cluster
+    ):
+        """B starts from the snapshot A wrote with its row (nothing after it to read); the
+        row and the snapshot are then gone (deleted here, as a crash before their flush
+        would lose them) and B's connection cut: B's next action fails naming the row."""
+        one = opened(pg_url, snapshot_interval=1)
+        one.register_worker(hand_signed("a"))
+        other = opened(pg_url, snapshot_interval=1)
+        assert other.journal.started_from == 1
+        schema = pg_url.rpartition("%3D")[2]
+        backend = other.journal._store._connection.info.backend_pid
+        with admin(postgres_cluster) as connection:
+            for table in ("journal_snapshots", "journal_rows"):
+                connection.execute(f"DELETE FROM {schema}.{table} WHERE sequence = 1")  # noqa: S608
+            connection.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        with pytest.raises(JournalUnavailableError) as lost:
+            other.register_worker(hand_signed("b"))
+        assert (lost.value.code, "row 1" in str(lost.value)) == ("lost", True)
+
 
 class TestHostKilledBetweenCommitAndFlush:
     # Spec: R-STORE-5, R-STORE-3.

@@ -7,10 +7,8 @@ The schema, in the schema the connection's ``search_path`` names first
         'schema_version' -> '3'; 'header' -> the header's canonical JSON;
         'header_signature' -> the checkpoint key's signature over the header
     journal_rows(sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)
-    journal_checkpoints(sequence bigint PRIMARY KEY, body bytea NOT NULL,
-                        signature text NOT NULL)
-    journal_snapshots(sequence bigint PRIMARY KEY, body bytea NOT NULL,
-                      signature text NOT NULL)
+    journal_checkpoints, journal_snapshots (each):
+        (sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)
 
 The transaction rule (R-STORE-2): every write is one ``READ COMMITTED``
 transaction that first takes an explicit lock, ``pg_advisory_xact_lock`` on a
@@ -153,18 +151,15 @@ class PostgresStore:
             self._check_survived(connection, self._unconfirmed)
         return connection
 
-    def _check_survived(
-        self, connection: psycopg.Connection[tuple[Any, ...]], unconfirmed: Unconfirmed
-    ) -> None:
+    def _check_survived(self, connection: Any, unconfirmed: Unconfirmed) -> None:
         """On a connection made again: fail for good if a row handed out was lost (R-STORE-5)."""
         try:
-            kept = survived(connection, unconfirmed, flush=self._early)
+            if not survived(connection, unconfirmed, flush=self._early):
+                self._lost = unconfirmed
+                self.close()
+                raise lost_rows_error(self.path, unconfirmed)
         except psycopg.Error as error:
             self._fail("check the rows read", error)
-        if not kept:
-            self._lost = unconfirmed
-            self.close()
-            raise lost_rows_error(self.path, unconfirmed)
         self._unconfirmed = None
 
     def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -531,13 +526,18 @@ class PostgresStore:
         return Checkpoint(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
 
     def latest_snapshot(self) -> Snapshot | None:
-        """Return the snapshot of the highest row, if there is one."""
+        """Return the snapshot of the highest row, if there is one (a controller starts there)."""
         found = self._execute(
             "read the latest snapshot",
-            "SELECT sequence, body, signature FROM journal_snapshots "
-            "ORDER BY sequence DESC LIMIT 1",
+            "SELECT s.sequence, s.body, s.signature, r.hash FROM journal_snapshots s "
+            "LEFT JOIN journal_rows r USING (sequence) ORDER BY s.sequence DESC LIMIT 1",
         )
-        return Snapshot(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
+        if not found:
+            return None
+        sequence, body, signature, digest = found[0]
+        if digest is not None:  # Its row may not be flushed yet (R-STORE-5).
+            self._unconfirmed = Unconfirmed(int(sequence), str(digest))
+        return Snapshot(int(sequence), bytes(body), str(signature))
 
     def snapshots(self) -> Iterator[Snapshot]:
         """Yield every snapshot, in the order of the rows they follow, one at a time."""
