@@ -11,14 +11,18 @@ What it measures, all in one run:
 * the **in-memory cost**: the same program of facade calls on a controller
   without a journal (and its pure transitions alone), per action;
 * **acknowledged appends**: calls on a journal-backed controller, each returning
-  only once its row is committed with ``synchronous=FULL``, per second, on the
+  only once its row is committed and the commit synced to disk (R-JOURNAL-21:
+  ``synchronous=NORMAL`` and an fsync of the ``-wal`` file after the COMMIT,
+  as durable as ``synchronous=FULL``), per second, on the
   disk of ``--dir`` (default: the system's temporary directory) and on tmpfs
   (``/dev/shm``, where a commit's fsync costs nothing: the difference is the
   disk's);
-* **group commit**: acknowledged decisions per second on disk with
-  ``synchronous=FULL``, one thread and 8 threads of one process on one
-  controller (R-JOURNAL-19: concurrent callers share a commit), and the number
-  of commits they took;
+* **group commit**: acknowledged decisions per second on disk, synced, one
+  thread and 8 threads of one process on one controller (R-JOURNAL-19:
+  concurrent callers share a commit), and the number of commits they took. Each
+  thread registers workers and heartbeats them; their manifests are signed
+  before the timed region (signing is the issuer's work, not a decision's: the
+  race below has always signed before it too);
 * **contention**: 8 processes racing 50 registrations each on one journal;
 * **start**: a controller starting on a journal of ``--actions`` rows, from its
   latest signed snapshot and the rows after it (R-JOURNAL-17); with
@@ -191,14 +195,21 @@ def appends(directory: Path, count: int) -> dict[str, Any]:
     }
 
 
-def _threads_work(controller: Controller, thread: int, calls: int) -> None:
-    """One caller's share: register a worker, then heartbeat it (two decisions a pair)."""
-    for call in range(calls // 2):
-        name = f"t{thread}-{call}"
-        controller.register_worker(
-            sign_manifest(Manifest(name, None, 0, {}, controller.clock(), RESOURCES), KEY)
+def _signed(controller: Controller, thread: int, calls: int) -> list[Manifest]:
+    """One caller's manifests, signed before the timed region (the issuer's work)."""
+    return [
+        sign_manifest(
+            Manifest(f"t{thread}-{call}", None, 0, {}, controller.clock(), RESOURCES), KEY
         )
-        controller.heartbeat(name)
+        for call in range(calls // 2)
+    ]
+
+
+def _threads_work(controller: Controller, manifests: list[Manifest]) -> None:
+    """One caller's share: register a worker, then heartbeat it (two decisions a pair)."""
+    for manifest in manifests:
+        controller.register_worker(manifest)
+        controller.heartbeat(manifest.worker_id)
 
 
 def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
@@ -209,22 +220,29 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
 
     path = directory / f"threads-{threads}.db"
     commits = [0]
-    real = Store.commit
+    syncs = [0]
+    real, real_sync = Store.commit, Store.sync
 
-    def counted(store: Store) -> None:
-        real(store)
+    def counted(store: Store, **options: bool) -> None:
+        real(store, **options)
         commits[0] += 1
 
+    def counted_sync(store: Store) -> None:
+        real_sync(store)
+        syncs[0] += 1
+
     Store.commit = counted  # type: ignore[method-assign]
+    Store.sync = counted_sync  # type: ignore[method-assign]
     try:
         with Journal(path) as journal:
             controller = Controller(ROOMY_CONTRACT, KEY, clock=ManualClock(), journal=journal)
-            commits[0] = 0
+            commits[0] = syncs[0] = 0
             barrier = threading.Barrier(threads + 1)
+            signed = {number: _signed(controller, number, calls) for number in range(threads)}
 
             def body(number: int) -> None:
                 barrier.wait()
-                _threads_work(controller, number, calls)
+                _threads_work(controller, signed[number])
 
             workers = [threading.Thread(target=body, args=(n,)) for n in range(threads)]
             for worker in workers:
@@ -237,6 +255,7 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
             rows = journal.head.sequence
     finally:
         Store.commit = real  # type: ignore[method-assign]
+        Store.sync = real_sync  # type: ignore[method-assign]
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     assert rows == threads * (calls // 2) * 2
@@ -245,6 +264,8 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
         "decisions": rows,
         "commits": commits[0],
         "rows_per_commit": rows / max(commits[0], 1),
+        "syncs": syncs[0],
+        "rows_per_sync": rows / max(syncs[0], 1),
         "seconds": elapsed,
         "decisions_per_s": rows / elapsed,
     }
@@ -483,8 +504,8 @@ def render(results: dict[str, Any]) -> str:
     row("journaled, tmpfs: the same program", results["journaled_tmpfs_program"]["us"])
     for where in ("disk", "tmpfs"):
         figures = results[f"appends_{where}"]
-        row(f"acknowledged register_worker, {where}, FULL", figures["register_ms"] * 1000)
-        row(f"acknowledged heartbeat, {where}, FULL", figures["heartbeat_ms"] * 1000)
+        row(f"acknowledged register_worker, {where}, synced", figures["register_ms"] * 1000)
+        row(f"acknowledged heartbeat, {where}, synced", figures["heartbeat_ms"] * 1000)
     replay = results["replay"]
     row(f"replay on start, {replay['rows']:,} rows", replay["start_us"])
     row("verify_journal (adds canonical bytes)", replay["verify_seconds"] / replay["rows"] * 1e6)
@@ -499,9 +520,11 @@ def render(results: dict[str, Any]) -> str:
     for threads in (1, 8):
         figures = results[f"threads_{threads}_disk"]
         lines.append(
-            f"group commit, disk, FULL: {threads} thread{'s' if threads > 1 else ''} x "
+            f"group commit, disk, synced: {threads} thread{'s' if threads > 1 else ''} x "
             f"{figures['decisions'] // threads} decisions: {figures['decisions_per_s']:,.0f} "
-            f"acknowledged/s, {figures['rows_per_commit']:.1f} rows per commit"
+            f"acknowledged/s, {figures['rows_per_commit']:.1f} rows per commit, "
+            f"{figures['rows_per_sync']:.1f} per fsync "
+            "(manifests signed before the timed region)"
         )
     lines.append(
         f"filesystems: disk = {results['filesystems']['disk']}, "
@@ -544,7 +567,7 @@ def render(results: dict[str, Any]) -> str:
     eight = results["threads_8_disk"]
     target(
         eight["decisions_per_s"] >= THREADS_TARGET,
-        f"8 threads, one process, disk, FULL >= {THREADS_TARGET:,}/s: measured "
+        f"8 threads, one process, disk, synced >= {THREADS_TARGET:,}/s: measured "
         f"{eight['decisions_per_s']:,.0f}/s ({results['threads_1_disk']['decisions_per_s']:,.0f}/s "
         "with one thread)",
     )
@@ -552,7 +575,7 @@ def render(results: dict[str, Any]) -> str:
     if race_disk:
         target(
             race_disk["decisions_per_s"] >= PROCESSES_TARGET,
-            f"8 processes on one journal, disk, FULL >= {PROCESSES_TARGET:,}/s: measured "
+            f"8 processes on one journal, disk, synced >= {PROCESSES_TARGET:,}/s: measured "
             f"{race_disk['decisions_per_s']:,.0f}/s",
         )
     return "\n".join(lines)

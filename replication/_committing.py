@@ -131,26 +131,52 @@ class Committer:
         finally:
             if group is not None:
                 group.leave()
-        if entry is not None and group is not None:
-            # Acknowledged only once the commit covering its row returned (R-JOURNAL-19).
-            group.wait(entry, self._flush)
+        if entry is not None and group is not None and self._journal is not None:
+            # Acknowledged only once a sync covering its row returned (R-JOURNAL-19,
+            # R-JOURNAL-21); the sync runs outside the locks.
+            group.wait(entry, self._commit_batch, self._journal._sync, self._settle)
             self._record_decision(decision, entry.base, entry.after, entry.logger)
             if decision.denial is not None:
                 raise decision.denial
         return decision.outcome
 
-    def _flush(self, entry: Entry | None = None) -> None:
-        """Commit the journal's open batch, one fsync, and install its decisions in order.
-
-        With ``entry``, only if it is not yet done (another caller's flush may
-        have covered it); every caller's error is on its entry (R-JOURNAL-19).
-        """
+    def _commit_batch(self, entry: Entry) -> None:
+        """Commit the journal's open batch, unless another caller's commit covered ``entry``."""
         journal = self._journal
         orchestrator = self.orchestrator
         if journal is None:
             return
         with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            journal._group.flush(journal._commit, self._install, entry)
+            journal._group.commit(journal._commit, entry)
+
+    def _settle(self, upto: int, error: BaseException | None) -> None:
+        """Install the decisions a sync covered, in order; or fail them all if it failed."""
+        journal = self._journal
+        orchestrator = self.orchestrator
+        if journal is None:
+            return
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            journal._group.settle(upto, error, self._install, journal._break)
+
+    def _sync_now(self) -> State:
+        """Under the locks: commit, sync and install every decision not yet installed.
+
+        Returns the state then. Raises what the commit or the sync raised.
+        """
+        journal = self._journal
+        orchestrator = self.orchestrator
+        if journal is not None:
+            group = journal._group
+            failed: list[BaseException] = []
+
+            def broken(error: BaseException) -> None:
+                journal._break(error)
+                failed.append(error)
+
+            group.sync_now(journal._commit, journal._sync, self._install, broken)
+            if failed:
+                raise failed[0]
+        return self._current(orchestrator)
 
     def _install(self, entry: Entry) -> None:
         """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
@@ -232,7 +258,9 @@ class Committer:
                     raise
                 if self._nesting == 1:
                     return decision, entry
-                self._flush(entry)
+                # Made from inside another call, which must decide again over what it did:
+                # made durable and installed at once, under the locks.
+                self._sync_now()
                 if entry.error is not None:
                     raise entry.error
         if journal is not None and journal._nested:
@@ -244,7 +272,7 @@ class Committer:
         return decision, None
 
     def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
-        caught_up = journal._catch_up(self._current(orchestrator))
+        caught_up = journal._catch_up(self._current(orchestrator), settle=self._sync_now)
         if caught_up is not None:
             self._adopt(caught_up, orchestrator)
 

@@ -192,11 +192,16 @@ class Controller(Committer):
         """
         with self._lock:
             journal = self._journal
-            if journal is not None:
-                orchestrator = self.orchestrator
-                caught_up = journal._catch_up(self._current(orchestrator), write=False)
-                if caught_up is not None:
-                    self._adopt(caught_up, orchestrator)
+            orchestrator = self.orchestrator
+            # The orchestrator's lock too, as for a decision: settling may install decisions
+            # of this process's own (group commit), which a real backend acts on.
+            with orchestrator._lock if orchestrator else contextlib.nullcontext():
+                if journal is not None:
+                    caught_up = journal._catch_up(
+                        self._current(orchestrator), write=False, settle=self._sync_now
+                    )
+                    if caught_up is not None:
+                        self._adopt(caught_up, orchestrator)
 
     @property
     def registry(self) -> immutables.Map[str, RegistryEntry]:

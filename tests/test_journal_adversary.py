@@ -153,11 +153,11 @@ class TestGroupCommitFailure:
         written, release = threading.Event(), threading.Event()
         wait = GroupCommit.wait
 
-        def held(self, entry, flush):  # the first caller's row waits in the open batch
+        def held(self, entry, *callbacks):  # the first caller's row waits in the open batch
             if threading.current_thread().name == "first":
                 written.set()
                 release.wait(30)
-            return wait(self, entry, flush)
+            return wait(self, entry, *callbacks)
 
         monkeypatch.setattr(GroupCommit, "wait", held)
         failed: list[BaseException] = []

@@ -24,6 +24,6 @@ def test_a_tiny_run_reports_every_figure_and_a_verdict(tmp_path):
     assert results["replay"]["rows"] == results["in_memory"]["calls"]
     report = bench.render(results)
     assert f"controller start on {results['replay']['rows']:,} rows" in report
-    assert "8 threads, one process, disk, FULL >= 5,000/s" in report
+    assert "8 threads, one process, disk, synced >= 5,000/s" in report
     assert results["threads_8_disk"]["decisions"] == 16
     assert list(tmp_path.iterdir()) == []  # nothing left behind

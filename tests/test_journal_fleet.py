@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -448,13 +449,13 @@ class SlowCommits:
         self.pause = pause
         real = Store.commit
 
-        def commit(store: Store) -> None:
+        def commit(store: Store, **options: bool) -> None:
             time.sleep(self.pause)
             if self.fail_next:
                 self.fail_next = False
                 store.release()
                 raise JournalUnavailableError(store.path, "commit", "SQLITE_IOERR", "injected")
-            real(store)
+            real(store, **options)
             self.commits += 1
 
         monkeypatch.setattr(Store, "commit", commit)
@@ -578,16 +579,20 @@ class TestCanonicalBytes:
     @given(JSON_VALUES)
     @settings(max_examples=300, deadline=None)
     def test_the_fast_encoder_writes_exactly_rfc_8785s_bytes(self, value):
-        """R-JOURNAL-4, R-JOURNAL-19: rows are written by Python's encoder where it writes
-        RFC 8785's bytes, and by the RFC 8785 encoder everywhere else: the bytes are the same
-        (floats, exponents, astral keys, integers beyond 2^53 included)."""
+        """R-JOURNAL-4, R-JOURNAL-19, R-SIGN-3: canonical JSON (rows, signed manifests) is
+        written by Python's encoder where it writes RFC 8785's bytes, and by the ``rfc8785``
+        package everywhere else: the bytes are the package's (floats, exponents, astral
+        keys, integers beyond 2^53 included)."""
         try:
-            expected = canonical_json(value)
-        except InvalidValueError:
+            expected = bytes(rfc8785.dumps(value))
+        except rfc8785.CanonicalizationError:
             with pytest.raises(InvalidValueError):
                 canonical_bytes(value)
+            with pytest.raises(InvalidValueError):
+                canonical_json(value)
             return
         assert canonical_bytes(value) == expected
+        assert canonical_json(value) == expected
 
 
 class TestSnapshotCommand:

@@ -2,7 +2,7 @@
 
 A :class:`Journal` records every decision a
 :class:`~replication.controller.Controller` makes, allowed or denied, in one
-SQLite file (WAL, ``synchronous=FULL``), or in a PostgreSQL database shared
+SQLite file (WAL, each commit fsynced to disk), or in a PostgreSQL database shared
 by controllers on several hosts (give a ``postgresql://`` URL), as a hash
 chain with Ed25519-signed checkpoints; a controller given ``journal=``
 replays it on start and appends to it before every change it makes.

@@ -20,13 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replication import _validation as v
 from replication._frozen import freeze_json, thaw_json
 from replication.encoding import format_timestamp, manifest_body
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.model import Manifest, NetworkPolicy, ReplicationContract, ResourceSpec
+
+if TYPE_CHECKING:
+    from replication.decisions import Decision
 
 __all__ = [
     "ACTION_ARGUMENTS",
@@ -36,6 +39,7 @@ __all__ = [
     "event_to_json",
     "manifest_from_json",
     "manifest_to_json",
+    "outcome_of",
     "parse_time",
     "same_events",
     "stop_condition_names",
@@ -398,3 +402,16 @@ def decode_arguments(action: str, value: object) -> dict[str, Any]:
         keywords.get(name, name): decode(f"args.{name}", data[name])
         for name, (_, decode) in codecs.items()
     }
+
+
+def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
+    """Return what a row records of a decision."""
+    denial = decision.denial
+    outcome: dict[str, Any] = {
+        "decision": "allowed" if denial is None else "denied",
+        "events": [event_to_json(event) for event in decision.events],
+        "reason": None if denial is None else denial.reason.value,
+    }
+    if action == "issue_manifest" and denial is None:
+        outcome["manifest"] = manifest_to_json(decision.outcome.manifest)
+    return outcome

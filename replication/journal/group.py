@@ -5,19 +5,23 @@ state the one before it gives (decided, written, not yet durable: the
 *pending* state). The row is written into the journal's open write transaction
 and the caller's :class:`Entry` joins the open batch; the caller then leaves
 the controller's lock and waits (:meth:`GroupCommit.wait`). The first waiter
-whose entry is not yet durable becomes the leader: it waits a moment for the
+whose entry is not yet committed becomes the leader: it waits a moment for the
 callers deciding right now and as many as the last batch held (at most
 :data:`GATHER_SECONDS`; a lone caller never waits), takes the controller's
-lock, and commits the batch (one
-``COMMIT``, one fsync), then installs every decision of the batch in the order
-decided and wakes their callers. A caller is acknowledged (its call returns,
-or raises its denial) only once the commit that covers its row returned: what
-"acknowledged" means does not change (specs/07-journal.md, R-JOURNAL-5,
-R-JOURNAL-19). If the commit, or writing a later row of the batch, fails,
-every decision of the batch fails with that error and none is installed.
+lock, and commits the batch (one ``COMMIT``, which gives the write lock back).
+The fsync that makes the batch durable runs outside the controller's lock
+(specs/07-journal.md, R-JOURNAL-21), so the next batch is decided and written
+while it is in flight; once it returned, its decisions are installed, in the
+order decided, under the controller's lock, and their callers woken. A caller
+is acknowledged (its call returns, or raises its denial) only once a sync that
+covers its row returned: what "acknowledged" means does not change
+(R-JOURNAL-5, R-JOURNAL-19). If the commit, or writing a later row of the
+batch, fails, every decision of the batch fails with that error and none is
+installed; if a sync fails, every decision committed or written and not yet
+installed fails with it, and the journal refuses every later action.
 
-Store-neutral: a store gives ``write`` (a row in the open transaction) and
-``commit``; the batching is here.
+Store-neutral: the journal gives ``commit`` and ``sync`` (a no-op where the
+commit is durable itself); the batching is here.
 """
 
 from __future__ import annotations
@@ -40,9 +44,20 @@ GATHER_SECONDS = 0.01
 
 
 class Entry:
-    """One decision written into the open batch, waiting for the commit that covers it."""
+    """One decision written into the open batch, waiting for the sync that covers it."""
 
-    __slots__ = ("after", "base", "decision", "done", "error", "logger", "orchestrator")
+    __slots__ = (
+        "after",
+        "base",
+        "committed",
+        "decision",
+        "done",
+        "error",
+        "logger",
+        "number",
+        "orchestrator",
+        "syncing",
+    )
 
     def __init__(self, decision: Decision, base: State, orchestrator: Any, logger: Any) -> None:
         self.decision = decision
@@ -50,16 +65,27 @@ class Entry:
         self.after = decision.state or base
         self.orchestrator = orchestrator
         self.logger = logger
-        #: Whether the batch holding it was committed (or failed: then ``error`` is set).
+        #: Whether its batch was committed (then ``number`` orders it among the committed).
+        self.committed = False
+        self.number = 0
+        #: Whether a sync that covers it is in flight.
+        self.syncing = False
+        #: Whether it was installed (or failed: then ``error`` is set).
         self.done = False
         self.error: BaseException | None = None
 
 
 class GroupCommit:
-    """The open batch of one controller's journal, and the callers arriving to join it."""
+    """One controller's batches: the open one, those committed and not yet synced, the callers."""
 
     def __init__(self) -> None:
         self._entries: list[Entry] = []
+        #: Committed, not yet known durable, in the order decided.
+        self._unsynced: list[Entry] = []
+        self._committed = 0
+        #: Whether a caller's sync is in flight: the next waits for it, then covers every
+        #: commit made meanwhile with one fsync (the disk's fsyncs are what is shared).
+        self._syncing = False
         self._arriving = 0
         #: How many decisions the last batch held: as many callers are likely to come again.
         self._last_size = 0
@@ -67,8 +93,15 @@ class GroupCommit:
 
     @property
     def pending(self) -> State | None:
-        """The state after the last decision written and not yet durable, if any."""
-        return self._entries[-1].after if self._entries else None
+        """The state after the last decision written and not yet installed, if any."""
+        if self._entries:
+            return self._entries[-1].after
+        return self._unsynced[-1].after if self._unsynced else None
+
+    @property
+    def unsynced(self) -> bool:
+        """Whether decisions are committed and not yet installed (their sync not returned)."""
+        return bool(self._unsynced)
 
     def arrive(self) -> None:
         """Count a caller that is about to decide (a leader waits for it to join)."""
@@ -87,21 +120,14 @@ class GroupCommit:
             self._entries.append(entry)
             self._changed.notify_all()
 
-    def flush(
-        self,
-        commit: Callable[[], None],
-        install: Callable[[Entry], None],
-        entry: Entry | None = None,
-    ) -> None:
-        """Commit the open batch and install its decisions in order (under the controller's lock).
+    def commit(self, commit: Callable[[], None], entry: Entry | None = None) -> None:
+        """Commit the open batch (under the controller's lock); its decisions await a sync.
 
-        ``commit`` makes the batch durable; ``install`` makes one decision the
-        state in memory. What either raises is the error of the callers it
-        concerns (``Entry.error``), never raised here: a caller whose ``entry``
-        another flush covered meanwhile must not receive a later batch's error,
-        so with ``entry`` given, nothing is done once it is done.
+        What ``commit`` raises is the error of every caller of the batch
+        (``Entry.error``), never raised here. With ``entry`` given, nothing is
+        done once another caller's commit covered it.
         """
-        if entry is not None and entry.done:
+        if entry is not None and (entry.committed or entry.done):
             return
         entries, self._entries = self._entries, []
         if not entries:
@@ -112,12 +138,67 @@ class GroupCommit:
         except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
             self._finish(entries, error)
             return
-        for written in entries:
+        with self._changed:
+            for written in entries:
+                self._committed += 1
+                written.number = self._committed
+                written.committed = True
+            self._unsynced.extend(entries)
+            self._changed.notify_all()
+
+    def settle(
+        self,
+        upto: int,
+        error: BaseException | None,
+        install: Callable[[Entry], None],
+        broken: Callable[[BaseException], None],
+    ) -> None:
+        """After a sync covering the commits numbered up to ``upto`` (under the controller's lock).
+
+        Installs those decisions not yet installed, in the order decided. If
+        the sync failed (``error``), calls ``broken`` and fails every decision
+        committed or written and not yet installed: whether they are durable is
+        unknown, and those written were decided over them (R-JOURNAL-21).
+        """
+        if error is not None:
+            broken(error)
+            failed = self._unsynced + self._entries
+            self._unsynced, self._entries = [], []
+            self._finish(failed, error)
+            return
+        installed: list[Entry] = []
+        while self._unsynced and self._unsynced[0].number <= upto:
+            written = self._unsynced.pop(0)
             try:
                 install(written)
-            except BaseException as error:  # noqa: BLE001 - the error is that caller's
-                written.error = error
-        self._finish(entries, None)
+            except BaseException as failure:  # noqa: BLE001 - the error is that caller's
+                written.error = failure
+            installed.append(written)
+        self._finish(installed, None)
+
+    def sync_now(
+        self,
+        commit: Callable[[], None],
+        sync: Callable[[], None],
+        install: Callable[[Entry], None],
+        broken: Callable[[BaseException], None],
+    ) -> None:
+        """Commit the open batch, sync, and install every decision (under the controller's lock).
+
+        For a call made from inside another, which must see its own decision
+        installed, and before reading rows other processes appended, which
+        follow this process's committed rows and must be applied after them.
+        """
+        self.commit(commit)
+        if not self._unsynced:
+            return
+        upto = self._unsynced[-1].number
+        try:
+            sync()
+        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
+            self.settle(upto, error, install, broken)
+            return
+        self.settle(upto, None, install, broken)
 
     def fail(self, error: BaseException) -> None:
         """Fail every decision of the open batch: its rows were rolled back with the failure."""
@@ -132,18 +213,27 @@ class GroupCommit:
                 entry.done = True
             self._changed.notify_all()
 
-    def wait(self, entry: Entry, flush: Callable[[Entry], None]) -> None:
+    def wait(
+        self,
+        entry: Entry,
+        commit: Callable[[Entry], None],
+        sync: Callable[[], None],
+        settle: Callable[[int, BaseException | None], None],
+    ) -> None:
         """Return once ``entry`` is durable and installed; raise its error if it failed.
 
         Waits, at most :data:`GATHER_SECONDS`, for the callers deciding now and
         for as many as the last batch held (they are likely to come again), then
-        calls ``flush`` (which takes the controller's lock and flushes the
-        batch) unless another caller's flush covered ``entry`` meanwhile. A
-        lone caller never waits: nobody is deciding, and the last batch was its own.
+        calls ``commit`` (which takes the controller's lock and commits the open
+        batch) unless another caller's commit covered ``entry`` meanwhile. A
+        lone caller never waits. Then, once no other caller's sync is in flight
+        (one that covers it, or not: then the next covers every commit made
+        meanwhile), calls ``sync`` outside every lock, and ``settle`` (which
+        takes the controller's lock) with the last commit it covers and its error.
         """
         deadline = time.monotonic() + GATHER_SECONDS
         with self._changed:
-            while not entry.done:
+            while not entry.committed and not entry.done:
                 written = len(self._entries)
                 if written >= max(self._last_size, written + self._arriving):
                     break
@@ -151,7 +241,35 @@ class GroupCommit:
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-        if not entry.done:
-            flush(entry)
+        while True:
+            with self._changed:
+                while not entry.done and (entry.syncing or (entry.committed and self._syncing)):
+                    self._changed.wait()
+                if entry.done:
+                    break
+                covered = list(self._unsynced) if entry.committed else []
+                for syncing in covered:
+                    syncing.syncing = True
+                if covered:
+                    self._syncing = True
+            if not covered:
+                commit(entry)
+                continue
+            # Every row committed before the fsync starts is covered by it.
+            failure: BaseException | None = None
+            try:
+                sync()
+            except BaseException as error:  # noqa: BLE001 - settled under the lock
+                failure = error
+            try:
+                settle(covered[-1].number, failure)
+            finally:
+                with self._changed:
+                    # Settled (done), or, if settling was interrupted (Ctrl-C), left for
+                    # the next caller to sync again.
+                    for syncing in covered:
+                        syncing.syncing = False
+                    self._syncing = False
+                    self._changed.notify_all()
         if entry.error is not None:
             raise entry.error

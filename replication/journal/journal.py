@@ -28,12 +28,7 @@ from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
-from replication.journal.codec import (
-    contract_to_json,
-    encode_arguments,
-    event_to_json,
-    manifest_to_json,
-)
+from replication.journal.codec import contract_to_json, encode_arguments, outcome_of
 from replication.journal.errors import (
     JournalClockError,
     JournalCorruptError,
@@ -60,6 +55,7 @@ from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
     Checkpoint,
     Row,
+    Store,
     StoredHeader,
     check_path,
 )
@@ -72,7 +68,7 @@ from replication.journal.stores import (
 from replication.signing import SigningKey, VerifyingKey
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
 
@@ -116,19 +112,6 @@ def _check_path(path: str) -> str:
             "path", "a path the system can open", f"{path!r} ({error})"
         ) from None
     return path
-
-
-def outcome_of(action: str, decision: Decision) -> dict[str, Any]:
-    """Return what a row records of a decision."""
-    denial = decision.denial
-    outcome: dict[str, Any] = {
-        "decision": "allowed" if denial is None else "denied",
-        "events": [event_to_json(event) for event in decision.events],
-        "reason": None if denial is None else denial.reason.value,
-    }
-    if action == "issue_manifest" and denial is None:
-        outcome["manifest"] = manifest_to_json(decision.outcome.manifest)
-    return outcome
 
 
 class Journal:
@@ -200,6 +183,11 @@ class Journal:
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
         self._head_since = time.monotonic()
         self._store: JournalStore | None = None
+        #: SQLite's ``data_version`` when the head last included every row other
+        #: connections had committed (``None``: unknown, read the rows).
+        self._synced: int | None = None
+        #: Why syncing the journal to disk failed: every later action is refused (R-JOURNAL-21).
+        self._broken: BaseException | None = None
         self._closed = False
         self._depth = 0
 
@@ -248,6 +236,15 @@ class Journal:
     def _open_store(self) -> JournalStore:
         if self._closed:
             raise JournalUnavailableError(self.path, "use the journal", "closed", "it was closed")
+        if self._broken is not None:
+            raise JournalUnavailableError(
+                self.path,
+                "use the journal",
+                "sync failed",
+                f"syncing it to disk failed ({getattr(self._broken, 'detail', self._broken)}), "
+                "so whether its last rows are "
+                "durable is unknown; start a new controller on it, which reads what it holds",
+            ) from self._broken
         if self._store is None:
             raise JournalUnavailableError(
                 self.path, "use the journal", "not attached", "no controller opened it"
@@ -362,7 +359,13 @@ class Journal:
             if not same_json(header[field], value):
                 raise JournalMismatchError(self.path, field, value, header[field])
 
-    def _catch_up(self, state: State, *, write: bool = True) -> State | None:
+    def _catch_up(
+        self,
+        state: State,
+        *,
+        write: bool = True,
+        settle: Callable[[], State] | None = None,
+    ) -> State | None:
         """Apply the rows other processes appended since this one's head; ``None`` if none.
 
         With ``write``, take the write lock, unless this thread holds it
@@ -372,27 +375,45 @@ class Journal:
         read one snapshot. A row that does not verify raises
         :class:`JournalCorruptError`; on any failure nothing is applied (the
         head read stays where it was, so the next call reads those rows again).
+        Other processes' rows follow this one's committed rows: before any is
+        read, ``settle`` syncs and installs those not yet installed and returns
+        the state then (group commit, R-JOURNAL-21).
         """
         store = self._open_store()
         if store.in_transaction:
-            return self._read_after(state)
-        before = (self._head, self._durable_head, self._head_since)
+            # This connection has held the write lock since the catch-up that took it
+            # (R-JOURNAL-6): nobody else can have appended a row since.
+            return None
+        before = (self._head, self._durable_head, self._head_since, self._synced)
+        # SQLite says whether another connection committed since this one last read
+        # everything (R-JOURNAL-20); another store is read every time.
+        sqlite = store if isinstance(store, Store) else None
         try:
-            store.begin_read()
-            try:
-                backlog = self._read_after(state)
-            finally:
-                store.release()
+            backlog = None
+            if sqlite is None or self._synced is None or sqlite.data_version() != self._synced:
+                if settle is not None and self._group.unsynced:
+                    state = settle()
+                store.begin_read()
+                try:
+                    backlog = self._read_after(state)
+                    self._synced = None if sqlite is None else sqlite.version
+                finally:
+                    store.release()
             if not write:
                 return backlog
             store.begin()
-            try:
-                rest = self._read_after(state if backlog is None else backlog)
-            except BaseException:
-                store.release()
-                raise
+            rest = None
+            if sqlite is None or self._synced is None or sqlite.version != self._synced:
+                try:
+                    if settle is not None and self._group.unsynced:
+                        state = settle()
+                    rest = self._read_after(state if backlog is None else backlog)
+                except BaseException:
+                    store.release()
+                    raise
+                self._synced = None if sqlite is None else sqlite.version
         except BaseException:
-            self._head, self._durable_head, self._head_since = before
+            self._head, self._durable_head, self._head_since, self._synced = before
             raise
         return backlog if rest is None else rest
 
@@ -467,20 +488,49 @@ class Journal:
         return store.in_transaction and (last is None or now >= last)
 
     def _commit(self) -> None:
-        """Commit the rows written since the last commit: durable once this returns.
+        """Commit the rows written since the last commit, which gives the write lock back.
 
-        On failure the store rolled them back: the head is the last one
-        committed again, and the error is raised (R-JOURNAL-10).
+        Durable only once :meth:`_sync` returned after it (R-JOURNAL-21). On
+        failure the store rolled them back: the head is the last one committed
+        again, and the error is raised (R-JOURNAL-10).
         """
         if not self._uncommitted:
             return
+        store = self._open_store()
         try:
-            self._open_store().commit()
+            if isinstance(store, Store):
+                store.commit(sync=False)
+            else:
+                store.commit()  # durable itself
         except BaseException:
             self._rolled_back()
             raise
         self._uncommitted = False
         self._durable_head = self._head
+
+    def _sync(self) -> None:
+        """Make every commit made so far durable (an fsync; outside the controller's lock).
+
+        A no-op for a store whose commit is durable itself. A failure raises;
+        the caller then calls :meth:`_break` (R-JOURNAL-21).
+        """
+        store = self._open_store()  # refuses a closed or broken journal
+        if isinstance(store, Store):
+            store.sync()
+
+    def _break(self, error: BaseException) -> None:
+        """Refuse every later action after a failed sync, and roll back the open transaction.
+
+        The rows committed are there and other processes may read them, but
+        whether they are on disk is unknown, and an fsync that failed may not
+        fail again (the kernel can drop the pages it could not write): nothing
+        this process does from now on could be acknowledged honestly
+        (R-JOURNAL-21). A controller started on the journal reads what it holds.
+        """
+        if self._broken is None:
+            self._broken = error
+        if self._uncommitted:
+            self._rolled_back()
 
     def _rolled_back(self) -> None:
         """Forget the rows written since the last commit: the store rolled them back."""
@@ -518,13 +568,10 @@ class Journal:
         )
         digest = chain.digest(chain.ROW_TYPE, body)
         checkpoint = None
+        fingerprint = None
         if sequence % self._replay.interval == 0:
-            signed = chain.checkpoint_body(
-                self._replay.genesis,
-                sequence,
-                digest,
-                chain.fingerprint(after, self._replay.digests),
-            )
+            fingerprint = chain.fingerprint(after, self._replay.digests)
+            signed = chain.checkpoint_body(self._replay.genesis, sequence, digest, fingerprint)
             signature = chain.sign_checkpoint(signed, self._key)
             checkpoint = Checkpoint(sequence, signed, signature)
         head = Head(sequence, digest, now)
@@ -537,6 +584,7 @@ class Journal:
                 self._key,
                 digests=self._replay.digests,
                 encoder=self._encoder,
+                fingerprint=fingerprint,  # the checkpoint's, when the same row has one
             )
         try:
             store.write(Row(sequence, body, digest), checkpoint, snapshot)

@@ -126,50 +126,15 @@ def _check_strings(value: object) -> None:
             raise ValueError(f"a lone surrogate in {item[:40]!r} (not Unicode text)")
 
 
-#: The largest integer RFC 8785 writes exactly (an IEEE 754 double's).
-_SAFE_INTEGER = 2**53 - 1
-
-
 def canonical_bytes(value: object) -> bytes:
     """Return the RFC 8785 canonical bytes of a JSON value, Python's encoder when it can.
 
-    For a value whose keys are ASCII, whose integers are within 2^53, and whose
-    floats have a fraction and no exponent in Python's shortest form, Python's
-    encoder (sorted keys, no spaces, UTF-8) writes exactly RFC 8785's bytes,
-    ten times faster; anything else goes to
-    :func:`~replication.encoding.canonical_json`. A test compares the two.
+    :func:`~replication.encoding.canonical_json`, which takes Python's encoder
+    for the values it writes exactly as RFC 8785 does (ASCII keys, integers
+    within 2^53, floats with a fraction and no exponent), the ``rfc8785``
+    package for anything else.
     """
-    if _plain(value):
-        try:
-            text = json.dumps(
-                value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-            )
-            return text.encode("utf-8")
-        except (ValueError, UnicodeEncodeError):  # NaN, a lone surrogate: the slow path says
-            pass
     return canonical_json(value)
-
-
-def _plain(value: object) -> bool:
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        kind = type(item)
-        if kind is dict:
-            if not all(type(key) is str and key.isascii() for key in item):  # type: ignore[attr-defined]
-                return False
-            pending.extend(item.values())  # type: ignore[attr-defined]
-        elif kind is list:
-            pending.extend(item)  # type: ignore[arg-type]
-        elif kind is float:
-            if item.is_integer() or "e" in repr(item):  # type: ignore[attr-defined]
-                return False
-        elif kind is int:
-            if not -_SAFE_INTEGER <= item <= _SAFE_INTEGER:  # type: ignore[operator]
-                return False
-        elif kind not in {str, bool, type(None)}:
-            return False
-    return True
 
 
 def same_json(left: object, right: object) -> bool:

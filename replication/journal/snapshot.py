@@ -280,15 +280,20 @@ def snapshot_body(
     *,
     digests: chain.Digests | None = None,
     encoder: Encoder | None = None,
+    fingerprint: str | None = None,
 ) -> bytes:
     """Return the canonical bytes of the snapshot of ``state`` after the row ``head``.
 
-    ``digests`` and ``encoder`` carry what one snapshot computed to the next.
+    ``digests`` and ``encoder`` carry what one snapshot computed to the next;
+    ``fingerprint``, the state's, if the caller computed it already (for the
+    checkpoint of the same row).
     """
     now = "null" if head.now is None else f'"{format_timestamp(head.now)}"'
     state_json = (encoder or Encoder()).state(state)
+    if fingerprint is None:
+        fingerprint = chain.fingerprint(state, digests)
     text = (
-        f'{{"fingerprint":"{chain.fingerprint(state, digests)}","head":{_string(head.hash)},'
+        f'{{"fingerprint":"{fingerprint}","head":{_string(head.hash)},'
         f'"journal":"{genesis}","now":{now},"sequence":{int(head.sequence)},'
         f'"state":{state_json}}}'
     )
@@ -303,9 +308,12 @@ def make_snapshot(
     *,
     digests: chain.Digests | None = None,
     encoder: Encoder | None = None,
+    fingerprint: str | None = None,
 ) -> Snapshot:
-    """Return the signed snapshot of ``state`` after the row ``head``."""
-    body = snapshot_body(genesis, head, state, digests=digests, encoder=encoder)
+    """Return the signed snapshot of ``state`` after the row ``head`` (see snapshot_body)."""
+    body = snapshot_body(
+        genesis, head, state, digests=digests, encoder=encoder, fingerprint=fingerprint
+    )
     signature = format_signature(key.verifying_key.key_id, key.sign(pae(SNAPSHOT_TYPE, body)))
     return Snapshot(head.sequence, body, signature)
 

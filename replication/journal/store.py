@@ -1,4 +1,4 @@
-"""The journal's storage: one SQLite database in WAL mode with ``synchronous=FULL``.
+"""The journal's storage: one SQLite database in WAL mode, each commit synced to disk.
 
 The schema, version 3 (specs/07-journal.md, R-JOURNAL-1)::
 
@@ -65,8 +65,10 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
+from replication.journal.layout import APPLICATION_ID, META_KEYS, OBJECTS, SCHEMA, SCHEMA_VERSION
 from replication.journal.records import Checkpoint, Row, Snapshot, StoredHeader
 from replication.journal.salvage import LookedUp, salvage_rows_after
+from replication.journal.wal import WalFile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -82,39 +84,8 @@ __all__ = [
     "StoredHeader",
 ]
 
-SCHEMA_VERSION = 3
 #: Seconds an action waits for the write lock before it fails with ``JournalLockedError``.
 DEFAULT_LOCK_TIMEOUT = 10.0
-#: "rJNL": marks a SQLite file as a replication journal.
-APPLICATION_ID = 0x724A4E4C
-
-_TABLES = {
-    "journal_meta": "CREATE TABLE journal_meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)",
-    "journal_rows": (
-        "CREATE TABLE journal_rows("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, hash TEXT NOT NULL)"
-    ),
-    "journal_checkpoints": (
-        "CREATE TABLE journal_checkpoints("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
-    ),
-    "journal_snapshots": (
-        "CREATE TABLE journal_snapshots("
-        "sequence INTEGER PRIMARY KEY, body BLOB NOT NULL, signature TEXT NOT NULL)"
-    ),
-}
-#: Every object of a journal's schema, as ``sqlite_master`` lists it: the four tables, and
-#: the index SQLite makes for journal_meta's text primary key.
-_OBJECTS = frozenset(
-    {("table", name, name, sql) for name, sql in _TABLES.items()}
-    | {("index", "sqlite_autoindex_journal_meta_1", "journal_meta", None)}
-)
-_SCHEMA = (
-    *_TABLES.values(),
-    f"PRAGMA application_id = {APPLICATION_ID}",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
-)
-_META_KEYS = ("header", "header_signature", "schema_version")
 #: The first and the longest pause between two tries of a statement the lock refused.
 _FIRST_PAUSE = 0.0001
 _LONGEST_PAUSE = 0.002
@@ -151,6 +122,12 @@ class Store:
         #: The file as it was when opened immutable (``None``: opened with locks).
         self._immutable: tuple[int, int, int] | None = None
         self._cookie: int | None = None
+        #: The ``-wal`` file, which :meth:`sync` makes durable.
+        self._wal = WalFile(path)
+        #: ``PRAGMA data_version`` when the schema was last checked, and as the last
+        #: :meth:`begin` or :meth:`begin_read` read it (R-JOURNAL-20).
+        self._schema_checked_at: int | None = None
+        self.version: int | None = None
         if self.read_only and not pathlib.Path(f"{path}-wal").exists():
             # No connection has it open: read it as immutable, which leaves no -wal or
             # -shm file beside a journal that was only read (R-JOURNAL-13).
@@ -166,7 +143,9 @@ class Store:
                 self._run("open the database", "PRAGMA writable_schema = ON")
             if not self.read_only:
                 # A setting of this connection: the file is not touched until use_wal().
-                self._run("open the database", "PRAGMA synchronous = FULL")
+                # NORMAL: a COMMIT writes the WAL without an fsync, and :meth:`sync`
+                # makes it durable after the write lock is given back (R-JOURNAL-21).
+                self._run("open the database", "PRAGMA synchronous = NORMAL")
         except BaseException:
             # Refused while opening (a file SQLite calls malformed, say): the caller never
             # gets the store to close, so its connection is closed here.
@@ -301,22 +280,59 @@ class Store:
         written: a trigger planted meanwhile would make committed rows vanish.
         """
         self._run("take the write lock", "BEGIN IMMEDIATE")
-        if self._cookie is not None:
-            ((cookie,),) = self._run("read the schema", "PRAGMA schema_version")
-            if cookie != self._cookie:
-                try:
+        try:
+            ((version,),) = self._run("take the write lock", "PRAGMA data_version")
+            # The schema can change only by another connection's commit, which changes
+            # data_version: while it is the one the schema was last checked at, the
+            # schema is not read again.
+            if self._cookie is not None and version != self._schema_checked_at:
+                ((cookie,),) = self._run("read the schema", "PRAGMA schema_version")
+                if cookie != self._cookie:
                     self.header()
-                except BaseException:
-                    self.release()
-                    raise
+                self._schema_checked_at = version
+        except BaseException:
+            self.release()
+            raise
+        self.version = version
 
     def begin_read(self) -> None:
         """Start a read transaction: every read until :meth:`release` sees one snapshot."""
         self._run("read the journal", "BEGIN")
+        try:
+            # A deferred BEGIN reads nothing yet: this read starts the snapshot.
+            ((self.version,),) = self._run("read the journal", "PRAGMA data_version")
+        except BaseException:
+            self.release()
+            raise
 
-    def commit(self) -> None:
-        """Commit the open transaction: durable once this returns (``synchronous=FULL``)."""
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes when another connection commits.
+
+        Equal to :attr:`version` (read by the last :meth:`begin` or
+        :meth:`begin_read`) only if no other connection committed since: this
+        connection's own commits never change it. Outside a transaction.
+        """
+        ((version,),) = self._run("read the journal", "PRAGMA data_version")
+        return int(version)
+
+    def commit(self, *, sync: bool = True) -> None:
+        """Commit the open transaction, which gives the write lock back.
+
+        Durable once this returns, unless ``sync`` is false: then only once
+        :meth:`sync` returned (R-JOURNAL-21).
+        """
         self._run("commit", "COMMIT")
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every transaction this connection committed durable (R-JOURNAL-21).
+
+        An fsync of the ``-wal`` file (:class:`~replication.journal.wal.WalFile`
+        says why that is enough); a failure raises
+        :class:`~replication.journal.errors.JournalUnavailableError`.
+        """
+        self._wal.sync()
 
     def release(self) -> None:
         """Roll back the open transaction, if any: nothing in it was acknowledged."""
@@ -329,6 +345,7 @@ class Store:
             self.release()
         finally:
             self._connection.close()
+            self._wal.close()
 
     # -- the schema and the header -------------------------------------------------------------
 
@@ -361,8 +378,8 @@ class Store:
                 "reads no other: start a new journal)",
                 user_version,
             )
-        extra = sorted(set(objects) - _OBJECTS, key=str)
-        missing = sorted(_OBJECTS - set(objects), key=str)
+        extra = sorted(set(objects) - OBJECTS, key=str)
+        missing = sorted(OBJECTS - set(objects), key=str)
         if extra or missing:
             kind, name, table, _ = (extra or missing)[0]
             what = "holds" if extra else "lacks"
@@ -373,8 +390,8 @@ class Store:
                 "exactly its four tables",
             )
         meta = dict(self._run("read the header", "SELECT key, value FROM journal_meta"))
-        if sorted(meta) != list(_META_KEYS):
-            problem = f"journal_meta holds {sorted(meta)}, not exactly {list(_META_KEYS)}"
+        if sorted(meta) != list(META_KEYS):
+            problem = f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
             if self.salvage:
                 problem += " (or what remains of the damaged file does not show it)"
             raise JournalCorruptError(self.path, 0, problem)
@@ -402,7 +419,7 @@ class Store:
 
     def create(self, header: bytes, signature: str) -> None:
         """Create the schema and store ``header`` and its signature (in the open transaction)."""
-        for statement in _SCHEMA:
+        for statement in SCHEMA:
             self._run("create the journal", statement)
         self._run(
             "create the journal",
@@ -550,6 +567,7 @@ class Store:
             self._connection.execute("COMMIT")
         except sqlite3.Error as error:
             self._fail(f"append row {row.sequence}", error)
+        self.sync()
 
     def add_snapshot(self, snapshot: Snapshot) -> None:
         """Insert (or replace) the snapshot of a row, in the open write transaction.

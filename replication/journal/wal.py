@@ -1,0 +1,81 @@
+"""The ``-wal`` file of a journal's SQLite database, made durable by an fsync of its own.
+
+A writer commits with ``synchronous=NORMAL``: the COMMIT appends its frames to
+the WAL and gives the write lock back without an fsync; the writer then calls
+:meth:`WalFile.sync` before it acknowledges anything the commit holds
+(specs/07-journal.md, R-JOURNAL-21). The WAL is one file, appended in order,
+so one fsync covers every frame written before it; frames a checkpoint moved
+into the database meanwhile are durable there already (with
+``synchronous=NORMAL`` SQLite syncs the WAL before a checkpoint and the
+database after it, and starts the WAL again only after a complete one). The
+file stays the same while the writer's connection is open (only the last
+connection to close deletes it), so it is opened once, and its directory
+synced once (its name must survive too). SQLite takes no lock on the ``-wal``
+file itself, so closing this descriptor releases none of SQLite's.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import threading
+
+from replication.journal.errors import JournalUnavailableError
+
+__all__ = ["WalFile"]
+
+
+class WalFile:
+    """The ``-wal`` file beside the journal ``path``, opened by the first :meth:`sync`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._descriptor: int | None = None
+        self._closed = False
+        # Held for each fsync: group commit syncs outside the controller's lock, and a
+        # close must never free the descriptor's number for another file mid-sync.
+        self._lock = threading.Lock()
+
+    def _open(self) -> int:
+        if self._descriptor is None:
+            wal = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                directory = os.open(
+                    pathlib.Path(self.path).absolute().parent, os.O_RDONLY | os.O_CLOEXEC
+                )
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+            except BaseException:
+                os.close(wal)
+                raise
+            self._descriptor = wal
+        return self._descriptor
+
+    def sync(self) -> None:
+        """Fsync the file: every frame written to it so far is durable once this returns.
+
+        A failure, or a file closed meanwhile, raises
+        :class:`~replication.journal.errors.JournalUnavailableError`: whether
+        those frames are durable is then unknown.
+        """
+        with self._lock:
+            if self._closed:
+                raise JournalUnavailableError(
+                    self.path, "sync the journal to disk", "closed", "it was closed"
+                )
+            try:
+                os.fsync(self._open())
+            except OSError as error:
+                raise JournalUnavailableError(
+                    self.path, "sync the journal to disk", type(error).__name__, str(error)
+                ) from error
+
+    def close(self) -> None:
+        """Close the descriptor (after a sync in flight); a later sync is refused."""
+        with self._lock:
+            self._closed = True
+            if self._descriptor is not None:
+                os.close(self._descriptor)
+                self._descriptor = None

@@ -1,0 +1,406 @@
+"""The journal at fleet speed: what a writer may skip, and when it acknowledges.
+
+specs/07-journal.md, R-JOURNAL-20 (the catch-up skipped when nobody else wrote) and
+R-JOURNAL-21 (the write lock given back at the COMMIT, the fsync after it).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from replication import Controller, ManualClock
+from replication.journal import Journal, JournalUnavailableError, verify_journal
+from replication.journal import wal as wal_module
+from replication.journal.store import Store
+from tests import journal_support as support
+from tests.helpers import KEY, T0, make_contract
+from tests.journal_support import hand_signed
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+#: Seconds a test waits for what must happen: a safety net, never a measure.
+PATIENCE = 60
+
+
+@pytest.fixture
+def opened():
+    """Make journal-backed controllers (one connection each); close every journal at the end."""
+    made: list[Journal] = []
+
+    def make(path, **options) -> Controller:
+        journal = Journal(path, **options)
+        made.append(journal)
+        return Controller(
+            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=journal
+        )
+
+    yield make
+    for journal in made:
+        journal.close()
+
+
+class RowReads:
+    """Counts the rows read back by every store (Store.rows_after)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls = 0
+        real = Store.rows_after
+
+        def rows_after(store: Store, sequence: int):
+            self.calls += 1
+            return real(store, sequence)
+
+        monkeypatch.setattr(Store, "rows_after", rows_after)
+
+
+class TestCatchUpSkip:
+    def test_no_row_is_read_back_while_nobody_else_wrote(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-20: a controller alone on its journal decides without reading rows back:
+        SQLite's data_version says no other connection committed."""
+        controller = opened(tmp_path / "j.db")
+        controller.register_worker(hand_signed("a"))
+        reads = RowReads(monkeypatch)
+        for _ in range(3):
+            controller.heartbeat("a")
+        controller.register_worker(hand_signed("b"))
+        assert reads.calls == 0
+
+    def test_a_row_another_connection_committed_is_read_and_applied(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-20, R-JOURNAL-6: once another connection committed, the next action
+        reads its rows back and decides over them (here: both see both registrations)."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path)
+        first.register_worker(hand_signed("a"))
+        second.heartbeat("a")  # reads "a", registered by the other connection
+        reads = RowReads(monkeypatch)
+        second.register_worker(hand_signed("b"))
+        assert reads.calls == 0  # nobody else wrote since its last catch-up
+        first.heartbeat("b")
+        assert reads.calls > 0
+        assert sorted(first.registry) == ["a", "b"]
+        assert sorted(second.registry) == ["a", "b"]
+
+    def test_a_failed_catch_up_is_read_again_by_the_next_action(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-20: a catch-up that failed records nothing: the next action reads the
+        other connection's rows again rather than skipping them."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path)
+        first.register_worker(hand_signed("a"))
+        real = Store.rows_after
+        with monkeypatch.context() as patch:
+
+            def failing(store: Store, sequence: int):
+                raise OSError("injected read failure")
+                yield from real(store, sequence)  # pragma: no cover - never reached
+
+            patch.setattr(Store, "rows_after", failing)
+            with pytest.raises(OSError, match="injected"):
+                second.register_worker(hand_signed("b"))
+        second.heartbeat("a")  # would be refused as unknown had "a" not been read
+        assert sorted(second.registry) == ["a"]
+
+
+class WalSyncs:
+    """Counts (and on demand fails) the fsyncs of journals' ``-wal`` files."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.count = 0
+        self.fail = False
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if str(Path(f"/proc/self/fd/{descriptor}").readlink()).endswith("-wal"):
+                if self.fail:
+                    raise OSError(errno.EIO, "injected I/O error")
+                self.count += 1
+            real(descriptor)
+
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+
+
+class TestSyncAfterCommit:
+    def test_each_call_returns_only_after_an_fsync_of_the_wal(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-21, R-JOURNAL-5: with ``synchronous=NORMAL`` the COMMIT does not sync;
+        every acknowledged call was preceded by an fsync of the ``-wal`` file."""
+        controller = opened(tmp_path / "j.db")
+        controller.register_worker(hand_signed("a"))
+        connection = controller.journal._store._connection  # type: ignore[union-attr]
+        assert connection.execute("PRAGMA synchronous").fetchall() == [(1,)]  # NORMAL
+        syncs = WalSyncs(monkeypatch)
+        controller.heartbeat("a")
+        assert syncs.count == 1
+        controller.register_worker(hand_signed("b"))
+        assert syncs.count == 2
+
+    def test_the_write_lock_is_free_while_a_commit_is_synced(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-21: while one connection's fsync is in flight, another connection takes
+        the write lock, decides and commits: the lock is given back at the COMMIT."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path, lock_timeout=PATIENCE)
+        first.register_worker(hand_signed("a"))
+        syncing, release = threading.Event(), threading.Event()
+        real = Store.sync
+        stalled = first.journal._store  # type: ignore[union-attr]
+
+        def sync(store: Store) -> None:
+            if store is stalled and not release.is_set():
+                syncing.set()
+                release.wait(PATIENCE)
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: list[BaseException | None] = []
+
+        def beat() -> None:
+            try:
+                first.heartbeat("a")
+                outcome.append(None)
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome.append(error)
+
+        thread = threading.Thread(target=beat)
+        thread.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            second.register_worker(hand_signed("b"))  # the lock is free: it commits
+            assert outcome == []  # the first call is still not acknowledged
+        finally:
+            release.set()
+            thread.join(PATIENCE)
+        assert outcome == [None]
+        assert sorted(verify_journal(path).state.registry) == ["a", "b"]
+
+    def test_a_failed_fsync_fails_the_call_and_refuses_every_later_action(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: when the fsync fails the call raises, its decision is not in memory,
+        and every later action is refused (durability unknown); a controller started on the
+        journal reads the committed row back like any other."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        syncs = WalSyncs(monkeypatch)
+        syncs.fail = True
+        with pytest.raises(JournalUnavailableError, match="sync the journal to disk"):
+            controller.register_worker(hand_signed("b"))
+        assert sorted(controller.registry) == ["a"]
+        syncs.fail = False
+        with pytest.raises(JournalUnavailableError, match="sync failed") as refused:
+            controller.heartbeat("a")
+        assert "injected I/O error" in str(refused.value)
+        assert sorted(controller.registry) == ["a"]
+        restarted = opened(path)
+        assert sorted(restarted.registry) == ["a", "b"]
+
+
+class TestPipeline:
+    def test_a_call_is_decided_and_committed_while_an_earlier_sync_is_in_flight(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-21: the fsync runs outside the controller's lock: while one
+        caller's sync is held up, another caller of the same controller decides and commits
+        its row (an independent reader sees it), and is acknowledged only after a sync that
+        covers it; both return, the journal holding both in the order decided."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        syncing, release = threading.Event(), threading.Event()
+        real = Store.sync
+
+        def sync(store: Store) -> None:
+            if threading.current_thread().name == "first" and not release.is_set():
+                syncing.set()
+                release.wait(PATIENCE)
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: dict[str, BaseException | None] = {}
+
+        def beat(worker_id: str) -> None:
+            try:
+                controller.heartbeat(worker_id)
+                outcome[worker_id] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[worker_id] = error
+
+        first = threading.Thread(target=beat, args=("a",), name="first")
+        second = threading.Thread(target=beat, args=("b",), name="second")
+        first.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            second.start()
+            deadline = time.monotonic() + PATIENCE
+            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(journal_rows(path)) == 4  # committed during the first one's sync
+            assert outcome == {}  # neither is acknowledged yet
+        finally:
+            release.set()
+            first.join(PATIENCE)
+            second.join(PATIENCE)
+        assert outcome == {"a": None, "b": None}
+        actions = [(row["action"], row["args"].get("worker_id")) for row in journal_rows(path)[-2:]]
+        assert actions == [("heartbeat", "a"), ("heartbeat", "b")]
+        assert verify_journal(path).state == controller.state
+
+    def test_a_failed_sync_fails_the_calls_decided_over_it_too(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-19, R-JOURNAL-21: when a sync fails, the call committed during it (decided
+        over the failed rows) fails too, neither decision is installed, the journal refuses
+        every later action, and a controller started on it reads both committed rows."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        before = controller.state
+        syncing, release = threading.Event(), threading.Event()
+
+        def sync(store: Store) -> None:
+            if threading.current_thread().name == "first":
+                syncing.set()
+                release.wait(PATIENCE)
+                raise JournalUnavailableError(store.path, "sync", "EIO", "injected")
+            raise AssertionError("only the first caller's sync runs: it fails")
+
+        monkeypatch.setattr(Store, "sync", sync)
+        outcome: dict[str, BaseException | None] = {}
+
+        def beat(worker_id: str) -> None:
+            try:
+                controller.heartbeat(worker_id)
+                outcome[worker_id] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[worker_id] = error
+
+        first = threading.Thread(target=beat, args=("a",), name="first")
+        second = threading.Thread(target=beat, args=("b",), name="second")
+        first.start()
+        try:
+            assert syncing.wait(PATIENCE)
+            second.start()
+            deadline = time.monotonic() + PATIENCE
+            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(journal_rows(path)) == 4
+        finally:
+            release.set()
+            first.join(PATIENCE)
+            second.join(PATIENCE)
+        assert {type(error) for error in outcome.values()} == {JournalUnavailableError}
+        assert sorted(outcome) == ["a", "b"]
+        assert controller.state == before
+        with pytest.raises(JournalUnavailableError, match="sync failed"):
+            controller.heartbeat("a")
+        monkeypatch.undo()
+        restarted = opened(path)
+        assert restarted.journal.head.sequence == 4  # type: ignore[union-attr]
+
+
+def journal_rows(path: Path) -> list[dict]:
+    """Every row's body, in order, read with the sqlite3 module."""
+    connection = sqlite3.connect(path)
+    try:
+        return [
+            json.loads(body)
+            for (body,) in connection.execute("SELECT body FROM journal_rows ORDER BY sequence")
+        ]
+    finally:
+        connection.close()
+
+
+def killed_before_sync(path: str, acks: Connection) -> None:
+    """Acknowledge one registration, then die (SIGKILL) between the next COMMIT and its fsync."""
+    controller = Controller(
+        make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=Journal(path)
+    )
+    controller.register_worker(hand_signed("a"))
+    acks.send("a")
+
+    def die(store: Store) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Store.sync = die  # type: ignore[method-assign]
+    controller.register_worker(hand_signed("b"))
+    acks.send("b")  # never reached: the call is not acknowledged
+
+
+class TestKilledBetweenCommitAndSync:
+    def test_the_row_may_survive_but_was_never_acknowledged(self, tmp_path):
+        """R-JOURNAL-21, R-JOURNAL-5: a writer killed after its COMMIT and before the fsync
+        never acknowledged the call; the journal verifies, holding every acknowledged row
+        and at most that one besides, and a controller starts on it with what it holds."""
+        context = support.processes()
+        path = str(tmp_path / "j.db")
+        receive, send = context.Pipe(duplex=False)
+        writer = context.Process(target=killed_before_sync, args=(path, send))
+        writer.start()
+        writer.join(PATIENCE)
+        assert writer.exitcode == -signal.SIGKILL
+        acknowledged = []
+        while receive.poll(0.01):
+            acknowledged.append(receive.recv())
+        assert acknowledged == ["a"]
+        verified = verify_journal(path)
+        assert verified.head.sequence in {1, 2}
+        assert set(acknowledged) <= set(verified.state.registry)
+        started = Controller(
+            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=Journal(path)
+        )
+        try:
+            assert started.state == verified.state
+        finally:
+            started.journal.close()  # type: ignore[union-attr]
+
+
+class TestSnapshotBesideCheckpoint:
+    def test_a_snapshot_on_a_checkpoints_row_shares_its_fingerprint_and_verifies(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-8, R-JOURNAL-17: a snapshot written on the row of a checkpoint takes the
+        fingerprint computed for the checkpoint: the journal verifies (every snapshot against
+        the replayed state) and a controller starts from the latest one with that state."""
+        path = tmp_path / "j.db"
+        controller = opened(path, checkpoint_interval=4, snapshot_interval=4)
+        for number in range(6):
+            controller.register_worker(hand_signed(f"w{number}"))
+            controller.heartbeat(f"w{number}")
+        verified = verify_journal(path)
+        assert verified.head.sequence == 12
+        assert verified.snapshots == 1
+        restarted = opened(path)
+        assert restarted.journal.started_from == 12  # type: ignore[union-attr]
+        assert restarted.state == verified.state == controller.state
+
+
+class TestWalFile:
+    def test_a_sync_after_close_is_refused_never_made_on_a_reused_descriptor(
+        self, opened, tmp_path
+    ):
+        """R-JOURNAL-21: once the journal is closed its WAL is never synced again (a sync in
+        flight finishes first): a later sync raises rather than report durability it did not
+        check, on a descriptor number that may name another file by then."""
+        path = tmp_path / "j.db"
+        opened(path).register_worker(hand_signed("a"))
+        store = Store(str(path), lock_timeout=PATIENCE)
+        store.sync()  # open: it syncs
+        store.close()
+        with pytest.raises(JournalUnavailableError, match="it was closed"):
+            store.sync()
