@@ -340,12 +340,12 @@ class TestLostRowCheckInterrupted:
             connection.execute("SELECT pg_terminate_backend(%s)", (backend,))
         with admin(postgres_cluster) as locker:
             locker.execute("BEGIN")
-            locker.execute(f"LOCK TABLE {schema}.journal_rows IN ACCESS EXCLUSIVE MODE")  # noqa: S608
+            locker.execute(f"LOCK TABLE {schema}.journal_rows IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(JournalUnavailableError) as first:
                 other.register_worker(hand_signed("b"))
-            assert "check the rows read" == first.value.operation
+            assert first.value.operation == "check the rows read"
             locker.execute("ROLLBACK")
         with pytest.raises(JournalUnavailableError) as lost:
             other.register_worker(hand_signed("c"))
-        assert ("lost", "check the rows read") == (lost.value.code, lost.value.operation)
-        assert {} == stored(pg_url)
+        assert (lost.value.code, lost.value.operation) == ("lost", "check the rows read")
+        assert stored(pg_url) == {}
