@@ -404,3 +404,32 @@ class TestWalFile:
         store.close()
         with pytest.raises(JournalUnavailableError, match="it was closed"):
             store.sync()
+
+
+class TestWalFileRelativePath:
+    def test_a_journal_opened_by_a_relative_path_syncs_its_own_wal_after_a_chdir(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: the fsync before an acknowledgement is of this journal's own
+        ``-wal`` file, even when it was opened by a relative path and the process changed
+        its working directory since (where another journal of the same name is open): an
+        fsync of that other file would acknowledge rows nobody made durable."""
+        mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+        mine.mkdir()
+        theirs.mkdir()
+        opened(mine / "j.db").register_worker(hand_signed("a"))
+        opened(theirs / "j.db").register_worker(hand_signed("a"))  # keeps its -wal open
+        monkeypatch.chdir(mine)
+        controller = opened("j.db")  # an existing journal: nothing synced yet
+        monkeypatch.chdir(theirs)
+        synced: list[int] = []
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            synced.append(os.fstat(descriptor).st_ino)
+            real(descriptor)
+
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        controller.heartbeat("a")
+        assert (mine / "j.db-wal").stat().st_ino in synced
+        assert (theirs / "j.db-wal").stat().st_ino not in synced
