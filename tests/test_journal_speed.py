@@ -433,3 +433,25 @@ class TestWalFileRelativePath:
         controller.heartbeat("a")
         assert (mine / "j.db-wal").stat().st_ino in synced
         assert (theirs / "j.db-wal").stat().st_ino not in synced
+
+    def test_a_journal_opened_through_a_symbolic_link_syncs_the_wal_sqlite_writes(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: SQLite follows a symbolic link to the database and writes the
+        ``-wal`` file beside the file it points to; that is the file synced before each
+        acknowledgement (not a ``-wal`` beside the link, which nobody writes)."""
+        (tmp_path / "real").mkdir()
+        (tmp_path / "links").mkdir()
+        opened(tmp_path / "real" / "j.db").register_worker(hand_signed("a"))
+        (tmp_path / "links" / "j.db").symlink_to(tmp_path / "real" / "j.db")
+        controller = opened(tmp_path / "links" / "j.db")
+        synced: list[int] = []
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            synced.append(os.fstat(descriptor).st_ino)
+            real(descriptor)
+
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        controller.heartbeat("a")
+        assert (tmp_path / "real" / "j.db-wal").stat().st_ino in synced

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
+from typing import Any
 
 from replication.journal.errors import JournalUnavailableError
 
@@ -35,6 +36,17 @@ class WalFile:
         # Held for each fsync: group commit syncs outside the controller's lock, and a
         # close must never free the descriptor's number for another file mid-sync.
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, path: str, databases: list[tuple[Any, ...]]) -> WalFile:
+        """Return the ``-wal`` file of the database ``path`` names, given ``PRAGMA database_list``.
+
+        SQLite names it after the file as it resolved the path on opening
+        (absolute, symbolic links followed), not after the path as given: a
+        relative one would name another file once the process changed directory.
+        """
+        resolved = [str(file) for _, name, file in databases if name == "main" and file]
+        return cls(resolved[0] if resolved else str(pathlib.Path(path).resolve()))
 
     def _open(self) -> int:
         if self._descriptor is None:
