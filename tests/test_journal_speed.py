@@ -455,3 +455,70 @@ class TestWalFileRelativePath:
         monkeypatch.setattr(wal_module.os, "fsync", fsync)
         controller.heartbeat("a")
         assert (tmp_path / "real" / "j.db-wal").stat().st_ino in synced
+
+
+class TestFailedSyncIsFinal:
+    def test_a_sync_made_after_another_failed_never_acknowledges_the_rows_that_one_covered(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: once an fsync of the ``-wal`` failed, no later fsync of it counts
+        (the kernel may have dropped the pages it could not write, and reports that once).
+        A heartbeat's fsync fails while a ``refresh()`` of the same controller (another
+        connection committed meanwhile) waits to sync under the controller's lock; that
+        refresh's fsync returns next, before the failed one is settled: the heartbeat must
+        still fail, never be acknowledged over the fsync that failed."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        other = opened(path)
+        other.refresh()
+        blocked, go, waiting = threading.Event(), threading.Event(), threading.Event()
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if threading.current_thread().name == "beat":
+                blocked.set()
+                go.wait(PATIENCE)
+                raise OSError(errno.EIO, "injected I/O error")
+            real(descriptor)
+
+        wal = controller.journal._store._wal  # type: ignore[union-attr]
+        lock = wal._lock
+
+        class Announcing:
+            """The WAL file's lock, saying when the refresh waits for it."""
+
+            def __enter__(self) -> None:
+                if threading.current_thread().name == "refresh":
+                    waiting.set()
+                lock.acquire()
+
+            def __exit__(self, *_: object) -> None:
+                lock.release()
+
+        monkeypatch.setattr(wal, "_lock", Announcing())
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        outcome: dict[str, BaseException | None] = {}
+
+        def run(name: str, call) -> None:
+            try:
+                call()
+                outcome[name] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[name] = error
+
+        beat = threading.Thread(
+            target=run, args=("beat", lambda: controller.heartbeat("a")), name="beat"
+        )
+        refresh = threading.Thread(target=run, args=("refresh", controller.refresh), name="refresh")
+        beat.start()
+        try:
+            assert blocked.wait(PATIENCE)
+            other.heartbeat("a")  # another connection commits: the refresh must read
+            refresh.start()
+            assert waiting.wait(PATIENCE)
+        finally:
+            go.set()
+            beat.join(PATIENCE)
+            refresh.join(PATIENCE)
+        assert isinstance(outcome["beat"], JournalUnavailableError)
