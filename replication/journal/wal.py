@@ -33,6 +33,8 @@ class WalFile:
         self.path = path
         self._descriptor: int | None = None
         self._closed = False
+        #: The first fsync that failed: every later sync fails with it (R-JOURNAL-21).
+        self._failed: JournalUnavailableError | None = None
         # Held for each fsync: group commit syncs outside the controller's lock, and a
         # close must never free the descriptor's number for another file mid-sync.
         self._lock = threading.Lock()
@@ -70,19 +72,25 @@ class WalFile:
 
         A failure, or a file closed meanwhile, raises
         :class:`~replication.journal.errors.JournalUnavailableError`: whether
-        those frames are durable is then unknown.
+        those frames are durable is then unknown. So is it after a failure
+        forever: the kernel may drop the pages it could not write and report
+        that once, so a later fsync that returns proves nothing, and raises the
+        first failure again (another caller may not have settled it yet).
         """
         with self._lock:
             if self._closed:
                 raise JournalUnavailableError(
                     self.path, "sync the journal to disk", "closed", "it was closed"
                 )
+            if self._failed is not None:
+                raise self._failed
             try:
                 os.fsync(self._open())
             except OSError as error:
-                raise JournalUnavailableError(
+                self._failed = JournalUnavailableError(
                     self.path, "sync the journal to disk", type(error).__name__, str(error)
-                ) from error
+                )
+                raise self._failed from error
 
     def close(self) -> None:
         """Close the descriptor (after a sync in flight); a later sync is refused."""
