@@ -317,3 +317,35 @@ class TestWithoutTheFlush:
             with admin(postgres_cluster) as connection:
                 connection.execute(f"GRANT EXECUTE ON FUNCTION {revoke} TO PUBLIC")
         assert {"a", "b", "c", "d"} == set(verify_journal(pg_url).state.registry)
+
+
+class TestLostRowCheckInterrupted:
+    # Spec: R-STORE-5, R-STORE-3.
+    def test_a_check_of_the_rows_read_that_times_out_is_made_again_before_any_action(
+        self, opened, pg_url, postgres_cluster
+    ):
+        """B read A's row 1, which the server then lost (deleted here) with B's connection.
+        On B's new connection the look-up of row 1 waits for a table lock an administrator
+        holds and times out: that action fails (locked). The lock given back, B's next
+        action must still find row 1 missing and fail (``lost``) rather than go on over
+        the row that is gone; it never appends row 2 after it."""
+        one = opened(pg_url)
+        other = opened(pg_url, lock_timeout=0.5)
+        one.register_worker(hand_signed("a"))
+        other.refresh()
+        schema = pg_url.rpartition("%3D")[2]
+        backend = other.journal._store._connection.info.backend_pid
+        with admin(postgres_cluster) as connection:
+            connection.execute(f"DELETE FROM {schema}.journal_rows WHERE sequence = 1")  # noqa: S608
+            connection.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        with admin(postgres_cluster) as locker:
+            locker.execute("BEGIN")
+            locker.execute(f"LOCK TABLE {schema}.journal_rows IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(JournalUnavailableError) as first:
+                other.register_worker(hand_signed("b"))
+            assert first.value.operation == "check the rows read"
+            locker.execute("ROLLBACK")
+        with pytest.raises(JournalUnavailableError) as lost:
+            other.register_worker(hand_signed("c"))
+        assert (lost.value.code, lost.value.operation) == ("lost", "check the rows read")
+        assert stored(pg_url) == {}

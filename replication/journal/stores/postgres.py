@@ -146,9 +146,9 @@ class PostgresStore:
         except psycopg.Error as error:
             connection.close()
             self._fail("configure the session", error)
-        self._connection = connection
         if self._unconfirmed is not None:
             self._check_survived(connection, self._unconfirmed)
+        self._connection = connection
         return connection
 
     def _check_survived(self, connection: Any, unconfirmed: Unconfirmed) -> None:
@@ -156,10 +156,13 @@ class PostgresStore:
         try:
             if not survived(connection, unconfirmed, flush=self._early):
                 self._lost = unconfirmed
-                self.close()
                 raise lost_rows_error(self.path, unconfirmed)
-        except psycopg.Error as error:
-            self._fail("check the rows read", error)
+        except BaseException as error:
+            # Lost, or not checked (a look-up timed out): the next connection checks again.
+            connection.close()
+            if isinstance(error, psycopg.Error):
+                self._fail("check the rows read", error)
+            raise
         self._unconfirmed = None
 
     def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
@@ -300,12 +303,7 @@ class PostgresStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def begin_read(self) -> None:
-        """Start reading one snapshot.
-
-        A reader (``journal verify``) opens a read-only repeatable-read
-        transaction. A controller reading ahead of the lock needs none: it reads
-        the checkpoints and rows in one statement, which sees one snapshot.
-        """
+        """Start one snapshot (a reader's repeatable-read transaction; a read ahead needs none)."""
         if self.read_only:
             self._statements("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
