@@ -12,11 +12,14 @@ fsync on, on the same filesystem as the SQLite file) and measures, in one run:
 * **throughput**: ``--hosts`` processes (4), each a controller with
   ``--threads`` threads (8) registering and deregistering workers for
   ``--seconds``; every decision is acknowledged only after the commit that
-  holds it is durable (``synchronous_commit = on``; group commit shares one
-  commit among a host's concurrent callers, R-JOURNAL-19). The same hosts on
-  one SQLite file (``synchronous=FULL``) in the same run are the baseline;
+  holds it is durable (the flush after it returned, R-STORE-5; group commit
+  shares one commit among a host's concurrent callers, R-JOURNAL-19). The
+  same hosts on one SQLite file (``synchronous=FULL``) in the same run are
+  the baseline;
 * **latency** of one decision on an idle server: one controller, one thread,
   median and 99th percentile;
+* **the cost of waiting for the disk**: one commit of 8 rows with
+  ``synchronous_commit`` on and off (what R-STORE-5 no longer holds the lock for);
 * **durability**: a controller SIGKILLed ``--kills`` times (200) at random
   moments while it decides, and the server restarted ``--restarts`` times (20,
   ``pg_ctl restart -m immediate``: a crash, then recovery) while one decides;
@@ -199,6 +202,41 @@ def latency(location: str, count: int) -> dict[str, Any]:
     }
 
 
+# -- the cost of waiting for the disk ------------------------------------------------------
+
+
+def commit_cost(location: str, count: int = 200, rows: int = 8) -> dict[str, Any]:
+    """Median time of one commit of ``rows`` inserts, waiting for the WAL flush and not.
+
+    What R-STORE-5 takes out of the advisory lock: the wait for the disk
+    (``synchronous_commit`` on against off, one pipeline each, on a table of
+    this run's own that is dropped after).
+    """
+    import psycopg
+
+    medians: dict[str, float] = {}
+    with psycopg.connect(location, autocommit=True) as connection:
+        connection.execute("CREATE TABLE bench_commit_cost(n bigint PRIMARY KEY, body bytea)")
+        number = 0
+        for mode in ("on", "off"):
+            connection.execute(f"SET synchronous_commit = {mode}".encode())
+            spent: list[float] = []
+            for _ in range(count):
+                started = time.perf_counter()
+                with connection.pipeline():
+                    connection.execute("BEGIN")
+                    for _ in range(rows):
+                        number += 1
+                        connection.execute(
+                            "INSERT INTO bench_commit_cost VALUES (%s, %s)", (number, bytes(400))
+                        )
+                    connection.execute("COMMIT")
+                spent.append(time.perf_counter() - started)
+            medians[mode] = statistics.median(spent) * 1000
+        connection.execute("DROP TABLE bench_commit_cost")
+    return {"rows": rows, "durable_ms": medians["on"], "not_durable_ms": medians["off"]}
+
+
 # -- durability ---------------------------------------------------------------------------
 
 
@@ -313,6 +351,7 @@ def run(
             results["sqlite"] = throughput(str(scratch / "hosts.db"), hosts, threads, seconds)
             results["postgresql_one_thread"] = throughput(fresh(), hosts, 1, seconds)
             results["latency"] = latency(fresh(), latencies)
+            results["commit_cost"] = commit_cost(fresh())
             results["durability"] = durability(cluster, fresh(), kills, restarts)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -343,6 +382,12 @@ def render(results: dict[str, Any]) -> str:
     lines.append(
         f"{'one decision, idle server:':<34} median {latency_figures['median_ms']:.2f} ms, "
         f"p99 {latency_figures['p99_ms']:.2f} ms ({latency_figures['count']} decisions)"
+    )
+    cost = results["commit_cost"]
+    lines.append(
+        f"{'a commit of ' + str(cost['rows']) + ' rows:':<34} median "
+        f"{cost['durable_ms']:.2f} ms waiting for the WAL flush, "
+        f"{cost['not_durable_ms']:.2f} ms not (what R-STORE-5 takes out of the lock)"
     )
     durable = results["durability"]
     lines.append(

@@ -137,6 +137,49 @@ def no_survivors(owner: int | None = None, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
+def wait_for_reports(
+    orchestrator: ProcessOrchestrator,
+    output: Path,
+    workers: Sequence[str],
+    attack: str = "ready",
+    *,
+    count: int = 1,
+    timeout: float = 300.0,
+) -> None:
+    """Wait until each worker's log holds ``count`` reports of ``attack``; else fail with its log.
+
+    A worker that exits before it has reported fails the test at once, showing its log
+    (a traceback of the hostile program, say), where a plain wait would have waited out
+    ``timeout`` and said only that it timed out. The limit is a safety net, not a measure.
+    """
+    deadline = time.monotonic() + timeout
+    waiting = list(workers)
+    while waiting:
+        for worker in list(waiting):
+            # The status first, the log second: a report written before the worker
+            # ended is then always in the log read.
+            status = orchestrator.status(worker)
+            log = "".join(path.read_text() for path in output.glob(f"*-{worker}.log"))
+            if _reports_of(log).count(attack) >= count:
+                waiting.remove(worker)
+            elif status is None or status.state != "running":
+                pytest.fail(f"worker {worker} ended ({status}) before reporting {attack!r}: {log}")
+        if waiting and time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {attack!r} from {waiting}")
+        time.sleep(0.01)
+
+
+def _reports_of(log: str) -> list[str]:
+    """The attack names a log reports, skipping other lines (and a line half written)."""
+    names = []
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            report = json.loads(line)
+            if isinstance(report, dict) and isinstance(report.get("attack"), str):
+                names.append(report["attack"])
+    return names
+
+
 def end_orchestrator_process(orchestrator: subprocess.Popen[str]) -> None:
     """Kill an orchestrator subprocess a test started, and whatever of its workers is left."""
     if orchestrator.poll() is None:
@@ -201,4 +244,5 @@ __all__ = [
     "no_survivors",
     "run_attack",
     "survivors",
+    "wait_for_reports",
 ]

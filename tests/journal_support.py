@@ -164,14 +164,21 @@ def is_journaled(move: str) -> bool:
     return move != "tick"
 
 
-def crash_writer(path: str, seed: int, length: int, acks: Connection) -> None:
-    """Run the crash program on a journal, acknowledging each row as its call returns."""
+def crash_writer(path: str, seed: int, length: int, acks: Connection, go: Connection) -> None:
+    """Run the crash program on a journal, acknowledging each row as its call returns.
+
+    After each acknowledgement the writer waits for the test's ``go``: however the
+    machine schedules the two processes, the writer is never more than one call
+    ahead of what the test has seen, so a kill aimed at the next call lands in it
+    (or just after it), never after the program's end.
+    """
     controller, orchestrator, clock = crash_controller(path)
     acks.send("ready")
     for number, (move, args) in enumerate(crash_program(seed, length)):
         run_step(controller, orchestrator, clock, move, args)
         if is_journaled(move):
             acks.send(number)
+            go.recv()
     acks.send("done")
 
 

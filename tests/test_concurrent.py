@@ -196,12 +196,16 @@ class TestRacyImplementations:
     )
     def test_generated_histories_find_each_race(self, factory, racing, invariant):
         """Without help from the fixture, generated histories find the race within a ci run,
-        as the invariant it breaks, over the calls that race."""
+        over the calls that race: as the invariant it breaks, or as a history no order
+        explains, whichever a history shows first (the scheduler's call: on Python 3.13 under
+        load two launches of one worker, both allowed, were found unlinearizable first)."""
         report = run_concurrent(factory, seed=7)
         failure = report.failure
         assert failure is not None, report.render()
-        assert (failure.kind, failure.linearizable) == ("invariant", False), report.render()
-        assert failure.summary.startswith(invariant) or f"; {invariant}" in failure.summary
+        assert failure.linearizable is False, report.render()
+        assert failure.kind in {"invariant", "not linearizable"}, report.render()
+        if failure.kind == "invariant":
+            assert failure.summary.startswith(invariant) or f"; {invariant}" in failure.summary
         assert racing <= {request.split()[0] for request in failure.calls}
 
 

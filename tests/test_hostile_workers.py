@@ -31,6 +31,7 @@ from tests.hostile_helpers import (
     no_survivors,
     run_attack,
     survivors,
+    wait_for_reports,
 )
 from tests.process_helpers import ISOLATION, bound, start, wait_until
 
@@ -54,7 +55,7 @@ class TestPrivilege:
         host's /proc says (R-PROC-10, R-PROC-11, R-PROC-14)."""
         code = "import time\nreport('ready')\ntime.sleep(60)\n"
         orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
-        wait_until(lambda: "ready" in next(tmp_path.glob(f"*-{worker}.log")).read_text())
+        wait_for_reports(orchestrator, tmp_path, [worker])
         members = orchestrator.live_processes()[worker]
         python = [p for p in members if "python" in psutil.Process(p).name()]
         assert len(python) == 1
@@ -267,7 +268,7 @@ class TestFreezer:
         )
         orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
         log = lambda: next(tmp_path.glob(f"*-{worker}.log")).read_text()  # noqa: E731
-        wait_until(lambda: "ready" in log())
+        wait_for_reports(orchestrator, tmp_path, [worker])
         assert '"freezer", "result": "ENOENT"' in log()
         assert '"mount_freezer", "result": "EPERM"' in log()
         cgroups = orchestrator._sandboxes[worker].cgroups
@@ -438,7 +439,7 @@ class TestEscapingTheKill:
             "time.sleep(60)\n"
         )
         orchestrator, worker, _ = run_attack(orchestrators, tmp_path, hostile(code), wait=False)
-        wait_until(lambda: "ready" in next(tmp_path.glob(f"*-{worker}.log")).read_text())
+        wait_for_reports(orchestrator, tmp_path, [worker])
         wait_until(lambda: len(orchestrator.live_processes().get(worker, ())) >= 7)
         kill_switch(orchestrator)
         assert orchestrator.unconfirmed == {}

@@ -36,6 +36,7 @@ from tests.hostile_helpers import (
     needs_sandbox,
     no_survivors,
     run_attack,
+    wait_for_reports,
 )
 from tests.hostile_helpers import survivors as scan
 from tests.process_helpers import SMALL, wait_until
@@ -235,7 +236,7 @@ class TestCpu:
         orchestrator, worker, _ = run_attack(
             orchestrators, tmp_path, hostile(code), wait=False, resources=ResourceSpec(0.05, 64)
         )
-        wait_until(lambda: log_of(tmp_path).count('"ready"') == 4, timeout=300)
+        wait_for_reports(orchestrator, tmp_path, [worker], count=4, timeout=300)
         cpu = orchestrator._sandboxes[worker].cgroups.paths["cpu"]
 
         def used() -> float:
@@ -529,12 +530,6 @@ class TestUids:
 
 class TestKillRaces:
     # Spec: R-PROC-5, R-PROC-16.
-    @pytest.mark.xfail(
-        strict=False,
-        reason="known flake, not yet understood: in 2 of 5 full runs one of the three workers "
-        "never reported ready (even within 300 s on a quiet machine), so the kill switch was "
-        "never tried; the kill itself has not been seen to fail",
-    )
     def test_stopped_vforked_and_storming_workers_all_die(self, orchestrators, tmp_path):
         """Three workers each hold a stopped process, a vfork parent waiting on a stopped
         child, and three threads forking setsid children at the task limit: the kill switch
@@ -551,7 +546,9 @@ class TestKillRaces:
             "        libc.kill(0, signal.SIGSTOP)\n"
             "        libc._exit(0)\n"
             "    os._exit(0)\n"
+            "go = threading.Event()\n"
             "def storm():\n"
+            "    go.wait()\n"
             "    while True:\n"
             "        try:\n"
             "            if os.fork() == 0:\n"
@@ -562,10 +559,14 @@ class TestKillRaces:
             "                os._exit(0)\n"
             "        except OSError:\n"
             "            time.sleep(0.001)\n"
+            # Every thread is started before any storms: a storm that had filled the task
+            # limit would refuse the next thread (RuntimeError: can't start new thread), and
+            # the program would die before it storms at all.
             "for _ in range(3):\n"
             "    threading.Thread(target=storm, daemon=True).start()\n"
             "report('ready')\n"
-            "time.sleep(60)\n"
+            "go.set()\n"
+            "time.sleep(600)\n"
         )
         argv = hostile("import contextlib\n" + code)
         orchestrator, first, _ = run_attack(orchestrators, tmp_path, argv, wait=False)
@@ -575,10 +576,12 @@ class TestKillRaces:
             manifest = controller.issue_manifest(None, None, {}, SMALL)
             controller.start_worker(manifest)
             workers.append(manifest.worker_id)
-        # A safety net, not a measure: each worker starts Python under its own CPU quota
-        # while its storm threads take that quota, which on a loaded machine takes minutes.
-        wait_until(lambda: log_of(tmp_path).count('"ready"') == 3, timeout=300)
-        wait_until(lambda: all(orchestrator.usage(w).task_limit_hits for w in workers), 60)
+        # Safety nets, not measures: each worker starts Python under its own CPU quota, and
+        # then its storm threads take that quota, which on a loaded machine takes minutes.
+        wait_for_reports(orchestrator, tmp_path, workers, timeout=300)
+        wait_until(lambda: all(orchestrator.usage(w).task_limit_hits for w in workers), 120)
+        # Alive until the kill switch, so that it is the kill switch that ends them.
+        assert frozenset(workers) == orchestrator.live_workers()
         kill_switch(orchestrator)
         assert orchestrator.unconfirmed == {}
         assert orchestrator.live_workers() == frozenset()

@@ -73,6 +73,9 @@ class Host:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             text=True,
         )
+
+    def wait_ready(self) -> None:
+        """Return once the host's controller has opened the journal."""
         ready = self.read()
         assert ready.get("ready"), ready
 
@@ -117,8 +120,10 @@ def hosts(network, server):
     url = fresh_schema(server).replace("127.0.0.1", network.server_address)
 
     def start(count: int = HOSTS, lock_timeout: float = 10) -> list[Host]:
-        for index in range(count):
-            started.append(Host(network, index, url, lock_timeout))
+        # All start at once, then each is waited for: their interpreters start side by side.
+        started.extend(Host(network, index, url, lock_timeout) for index in range(count))
+        for host in started:
+            host.wait_ready()
         return started
 
     start.url = url

@@ -7,7 +7,6 @@ own SQLite connection; nothing is shared but the file. Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import random
 import shutil
@@ -148,19 +147,24 @@ class TestCrashInjection:
         draw = random.Random(seed)
         target = draw.randrange(3, sum(support.is_journaled(move) for move, _ in program) - 4)
         receive, send = context.Pipe(duplex=False)
-        writer = context.Process(target=support.crash_writer, args=(path, seed, length, send))
+        wait, go = context.Pipe(duplex=False)
+        writer = context.Process(target=support.crash_writer, args=(path, seed, length, send, wait))
         writer.start()
         assert receive.poll(PATIENCE)
         assert receive.recv() == "ready"
         acknowledged = []
-        arrivals = []
+        calls = []
         while len(acknowledged) <= target:
+            sent = time.monotonic()
+            if acknowledged:
+                go.send(None)  # the writer waits for it after each acknowledgement
             assert receive.poll(PATIENCE), "the writer stopped acknowledging"
             message = receive.recv()
-            arrivals.append(time.monotonic())
+            calls.append(time.monotonic() - sent)
             assert message != "done", "the writer finished before it could be killed"
             acknowledged.append(message)
-        call = min(later - earlier for earlier, later in itertools.pairwise(arrivals[-4:]))
+        call = min(calls[-3:])
+        go.send(None)
         time.sleep(draw.uniform(0, call))
         with contextlib.suppress(ProcessLookupError):
             os.kill(writer.pid, signal.SIGKILL)  # type: ignore[arg-type]

@@ -404,3 +404,121 @@ class TestWalFile:
         store.close()
         with pytest.raises(JournalUnavailableError, match="it was closed"):
             store.sync()
+
+
+class TestWalFileRelativePath:
+    def test_a_journal_opened_by_a_relative_path_syncs_its_own_wal_after_a_chdir(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: the fsync before an acknowledgement is of this journal's own
+        ``-wal`` file, even when it was opened by a relative path and the process changed
+        its working directory since (where another journal of the same name is open): an
+        fsync of that other file would acknowledge rows nobody made durable."""
+        mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+        mine.mkdir()
+        theirs.mkdir()
+        opened(mine / "j.db").register_worker(hand_signed("a"))
+        opened(theirs / "j.db").register_worker(hand_signed("a"))  # keeps its -wal open
+        monkeypatch.chdir(mine)
+        controller = opened("j.db")  # an existing journal: nothing synced yet
+        monkeypatch.chdir(theirs)
+        synced: list[int] = []
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            synced.append(os.fstat(descriptor).st_ino)
+            real(descriptor)
+
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        controller.heartbeat("a")
+        assert (mine / "j.db-wal").stat().st_ino in synced
+        assert (theirs / "j.db-wal").stat().st_ino not in synced
+
+    def test_a_journal_opened_through_a_symbolic_link_syncs_the_wal_sqlite_writes(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: SQLite follows a symbolic link to the database and writes the
+        ``-wal`` file beside the file it points to; that is the file synced before each
+        acknowledgement (not a ``-wal`` beside the link, which nobody writes)."""
+        (tmp_path / "real").mkdir()
+        (tmp_path / "links").mkdir()
+        opened(tmp_path / "real" / "j.db").register_worker(hand_signed("a"))
+        (tmp_path / "links" / "j.db").symlink_to(tmp_path / "real" / "j.db")
+        controller = opened(tmp_path / "links" / "j.db")
+        synced: list[int] = []
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            synced.append(os.fstat(descriptor).st_ino)
+            real(descriptor)
+
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        controller.heartbeat("a")
+        assert (tmp_path / "real" / "j.db-wal").stat().st_ino in synced
+
+
+class TestFailedSyncIsFinal:
+    def test_a_sync_made_after_another_failed_never_acknowledges_the_rows_that_one_covered(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: once an fsync of the ``-wal`` failed, no later fsync of it counts
+        (the kernel may have dropped the pages it could not write, and reports that once).
+        A heartbeat's fsync fails while a ``refresh()`` of the same controller (another
+        connection committed meanwhile) waits to sync under the controller's lock; that
+        refresh's fsync returns next, before the failed one is settled: the heartbeat must
+        still fail, never be acknowledged over the fsync that failed."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        other = opened(path)
+        other.refresh()
+        blocked, go, waiting = threading.Event(), threading.Event(), threading.Event()
+        real = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if threading.current_thread().name == "beat":
+                blocked.set()
+                go.wait(PATIENCE)
+                raise OSError(errno.EIO, "injected I/O error")
+            real(descriptor)
+
+        wal = controller.journal._store._wal  # type: ignore[union-attr]
+        lock = wal._lock
+
+        class Announcing:
+            """The WAL file's lock, saying when the refresh waits for it."""
+
+            def __enter__(self) -> None:
+                if threading.current_thread().name == "refresh":
+                    waiting.set()
+                lock.acquire()
+
+            def __exit__(self, *_: object) -> None:
+                lock.release()
+
+        monkeypatch.setattr(wal, "_lock", Announcing())
+        monkeypatch.setattr(wal_module.os, "fsync", fsync)
+        outcome: dict[str, BaseException | None] = {}
+
+        def run(name: str, call) -> None:
+            try:
+                call()
+                outcome[name] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[name] = error
+
+        beat = threading.Thread(
+            target=run, args=("beat", lambda: controller.heartbeat("a")), name="beat"
+        )
+        refresh = threading.Thread(target=run, args=("refresh", controller.refresh), name="refresh")
+        beat.start()
+        try:
+            assert blocked.wait(PATIENCE)
+            other.heartbeat("a")  # another connection commits: the refresh must read
+            refresh.start()
+            assert waiting.wait(PATIENCE)
+        finally:
+            go.set()
+            beat.join(PATIENCE)
+            refresh.join(PATIENCE)
+        assert isinstance(outcome["beat"], JournalUnavailableError)

@@ -25,6 +25,8 @@ def test_a_tiny_run_reports_every_figure_and_loses_nothing_acknowledged(tmp_path
         results["sqlite"]["decisions_per_s"],
         results["latency"]["median_ms"],
         results["latency"]["p99_ms"],
+        results["commit_cost"]["durable_ms"],
+        results["commit_cost"]["not_durable_ms"],
     ]
     assert all(math.isfinite(value) and value > 0 for value in figures)
     assert results["postgresql"]["errors"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -349,7 +350,10 @@ class TestCommandLine:
 
     # Spec: R-WIRE-4.
     def test_the_concurrent_mode_takes_exec(self, tmp_path):
-        """Several threads' calls in flight over one process, histories checked."""
+        """Several threads' calls in flight over one process, histories checked: no crash, no
+        hang, every history linearizable. Whether six histories also reach the rarer witnesses
+        (a kill switch overlapping a launch) is the scheduler's call: on a busy machine they
+        may not, and the verdict is then INCONCLUSIVE, saying so, never NOT CONFORMANT."""
         result = replication(
             tmp_path,
             "conformance",
@@ -361,7 +365,21 @@ class TestCommandLine:
             "--seed",
             "3",
         )
-        assert result.returncode == 0, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        # The verdict's line may be followed by the implementation's stderr, or a word on it.
+        verdicts = {"CONFORMANT": 0, "INCONCLUSIVE": 1, "NOT CONFORMANT": 1}
+        verdict = next((line for line in reversed(lines) if line in verdicts), None)
+        assert verdict in {"CONFORMANT", "INCONCLUSIVE"}, result.stdout
+        assert verdicts[verdict] == result.returncode, result.stdout
+        assert "  [pass] no call crashed and no client hung" in lines, result.stdout
+        assert "  [pass] every history is linearizable (observation mode)" in lines
+        overlapped = re.search(
+            r"^  \[ *(\d+)\] calls of two clients overlapped$", result.stdout, re.M
+        )
+        assert overlapped is not None, result.stdout
+        assert int(overlapped.group(1)) > 0
+        if verdict == "INCONCLUSIVE":
+            assert "some witnesses were never reached" in result.stdout
 
     # Spec: R-WIRE-1.
     def test_the_pytest_plugin_takes_exec(self, tmp_path):

@@ -31,9 +31,8 @@ of its own (the same on Python 3.11 and 3.12+): every write is one explicit
 ``BEGIN IMMEDIATE`` ... ``COMMIT``, which takes the write lock up front. A
 statement the lock refuses (``SQLITE_BUSY``) is tried again after a short,
 random, growing pause, for at most ``lock_timeout`` seconds: SQLite's own busy
-handler sleeps up to 100 ms between tries, and under contention leaves the
-lock idle most of the time (a third of the throughput, measured by
-benchmarks/journal.py's race). Every SQLite error becomes a
+handler sleeps up to 100 ms between tries, and under contention leaves the lock
+idle most of the time (benchmarks/journal.py's race). Every SQLite error becomes a
 :class:`~replication.journal.errors.JournalError`, and a failed write is
 rolled back.
 
@@ -146,6 +145,7 @@ class Store:
                 # NORMAL: a COMMIT writes the WAL without an fsync, and :meth:`sync`
                 # makes it durable after the write lock is given back (R-JOURNAL-21).
                 self._run("open the database", "PRAGMA synchronous = NORMAL")
+                self._wal = WalFile.of(path, self._run("open the database", "PRAGMA database_list"))
         except BaseException:
             # Refused while opening (a file SQLite calls malformed, say): the caller never
             # gets the store to close, so its connection is closed here.

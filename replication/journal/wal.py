@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pathlib
 import threading
+from typing import Any
 
 from replication.journal.errors import JournalUnavailableError
 
@@ -32,9 +33,22 @@ class WalFile:
         self.path = path
         self._descriptor: int | None = None
         self._closed = False
+        #: The first fsync that failed: every later sync fails with it (R-JOURNAL-21).
+        self._failed: JournalUnavailableError | None = None
         # Held for each fsync: group commit syncs outside the controller's lock, and a
         # close must never free the descriptor's number for another file mid-sync.
         self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, path: str, databases: list[tuple[Any, ...]]) -> WalFile:
+        """Return the ``-wal`` file of the database ``path`` names, given ``PRAGMA database_list``.
+
+        SQLite names it after the file as it resolved the path on opening
+        (absolute, symbolic links followed), not after the path as given: a
+        relative one would name another file once the process changed directory.
+        """
+        resolved = [str(file) for _, name, file in databases if name == "main" and file]
+        return cls(resolved[0] if resolved else str(pathlib.Path(path).resolve()))
 
     def _open(self) -> int:
         if self._descriptor is None:
@@ -58,19 +72,25 @@ class WalFile:
 
         A failure, or a file closed meanwhile, raises
         :class:`~replication.journal.errors.JournalUnavailableError`: whether
-        those frames are durable is then unknown.
+        those frames are durable is then unknown. So is it after a failure
+        forever: the kernel may drop the pages it could not write and report
+        that once, so a later fsync that returns proves nothing, and raises the
+        first failure again (another caller may not have settled it yet).
         """
         with self._lock:
             if self._closed:
                 raise JournalUnavailableError(
                     self.path, "sync the journal to disk", "closed", "it was closed"
                 )
+            if self._failed is not None:
+                raise self._failed
             try:
                 os.fsync(self._open())
             except OSError as error:
-                raise JournalUnavailableError(
+                self._failed = JournalUnavailableError(
                     self.path, "sync the journal to disk", type(error).__name__, str(error)
-                ) from error
+                )
+                raise self._failed from error
 
     def close(self) -> None:
         """Close the descriptor (after a sync in flight); a later sync is refused."""

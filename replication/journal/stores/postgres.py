@@ -7,10 +7,8 @@ The schema, in the schema the connection's ``search_path`` names first
         'schema_version' -> '3'; 'header' -> the header's canonical JSON;
         'header_signature' -> the checkpoint key's signature over the header
     journal_rows(sequence bigint PRIMARY KEY, body bytea NOT NULL, hash text NOT NULL)
-    journal_checkpoints(sequence bigint PRIMARY KEY, body bytea NOT NULL,
-                        signature text NOT NULL)
-    journal_snapshots(sequence bigint PRIMARY KEY, body bytea NOT NULL,
-                      signature text NOT NULL)
+    journal_checkpoints, journal_snapshots (each):
+        (sequence bigint PRIMARY KEY, body bytea NOT NULL, signature text NOT NULL)
 
 The transaction rule (R-STORE-2): every write is one ``READ COMMITTED``
 transaction that first takes an explicit lock, ``pg_advisory_xact_lock`` on a
@@ -21,9 +19,10 @@ processes on one host. Then ``LOCK TABLE ... IN SHARE MODE`` on the four
 tables keeps any change of their definition (a trigger, a rule) out until the
 commit, and the schema is checked again; then the rows after this process's
 head are read (a statement after the lock sees every commit before it), the
-decision is made, its row inserted and committed. ``synchronous_commit`` is
-set ``on`` for the session: a commit returns once its WAL is flushed, so an
-acknowledged row survives a crash of the server. Serializable isolation was
+decision is made, its row inserted and committed. The commit does not wait
+for the disk, and so releases the lock at once; a flush in the same round trip
+waits for it, and only then is the decision acknowledged (R-STORE-5,
+:mod:`~replication.journal.stores.postgres_commit`). Serializable isolation was
 not chosen: every decision reads the head every other one writes, so under
 contention nearly every transaction would fail with 40001 and be decided
 again, while the lock makes them wait their turn, once.
@@ -36,7 +35,6 @@ a connection that failed is closed and made again by the next transaction.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
 
 import psycopg
@@ -46,7 +44,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 from replication.journal.errors import (
     JournalCorruptError,
-    JournalMismatchError,
     JournalUnavailableError,
 )
 from replication.journal.store import (
@@ -57,6 +54,12 @@ from replication.journal.store import (
     StoredHeader,
 )
 from replication.journal.stores.location import display_location
+from replication.journal.stores.postgres_commit import (
+    Unconfirmed,
+    lost_rows_error,
+    send_commit,
+    survived,
+)
 from replication.journal.stores.postgres_sql import (
     AFTER,
     AFTER_PARAMETER,
@@ -65,12 +68,14 @@ from replication.journal.stores.postgres_sql import (
     DESCRIBE,
     FRESH,
     KEEPALIVES,
-    META_KEYS,
+    LOWEST,
     check_described,
     configure_session,
     found_objects,
+    has_rows,
     is_cut,
     key,
+    stored_header,
     translate,
 )
 
@@ -110,11 +115,21 @@ class PostgresStore:
         self._seen = 0
         #: The rows written in the open transaction, sent with its COMMIT.
         self._queued: list[tuple[Row, Checkpoint | None, Snapshot | None]] = []
+        #: Whether commits give the lock up before their flush (R-STORE-5): the role may flush.
+        self._early = False
+        #: Under the write lock: the last row stored or written. Nobody else appends meanwhile.
+        self._locked_end: int | None = None
+        #: The last row handed to the journal that no flush has covered yet (R-STORE-5).
+        self._unconfirmed: Unconfirmed | None = None
+        #: Such a row, once found lost by the server: every action fails.
+        self._lost: Unconfirmed | None = None
         self._connect()
 
     # -- the connection ----------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._lost is not None:
+            raise lost_rows_error(self.path, self._lost)
         if self._connection is not None and not self._connection.closed:
             return self._connection
         self._connection = None
@@ -131,12 +146,28 @@ class PostgresStore:
         except psycopg.Error as error:
             connection.close()
             self._fail("configure the session", error)
+        if self._unconfirmed is not None:
+            self._check_survived(connection, self._unconfirmed)
         self._connection = connection
         return connection
 
+    def _check_survived(self, connection: Any, unconfirmed: Unconfirmed) -> None:
+        """On a connection made again: fail for good if a row handed out was lost (R-STORE-5)."""
+        try:
+            if not survived(connection, unconfirmed, flush=self._early):
+                self._lost = unconfirmed
+                raise lost_rows_error(self.path, unconfirmed)
+        except BaseException as error:
+            # Lost, or not checked (a look-up timed out): the next connection checks again.
+            connection.close()
+            if isinstance(error, psycopg.Error):
+                self._fail("check the rows read", error)
+            raise
+        self._unconfirmed = None
+
     def _configure(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
-        namespace = configure_session(connection, self.lock_timeout)
-        if namespace is None:
+        configured = configure_session(connection, self.lock_timeout)
+        if configured is None:
             raise JournalUnavailableError(
                 self.path,
                 "configure the session",
@@ -144,7 +175,7 @@ class PostgresStore:
                 "no schema of the search_path exists: create one, or name one in the URL "
                 "(options=-csearch_path=NAME)",
             )
-        self._namespace = namespace
+        self._namespace, self._early = configured
 
     def _execute(
         self,
@@ -163,7 +194,7 @@ class PostgresStore:
             fresh = connection.info.transaction_status in FRESH
             try:
                 cursor = connection.execute(sql, parameters or None)
-                return cursor.fetchall() if cursor.description is not None else []
+                return cursor.fetchall() if has_rows(cursor) else []
             except psycopg.OperationalError as error:
                 if attempt == 1 and fresh and is_cut(error):
                     connection.close()
@@ -176,6 +207,7 @@ class PostgresStore:
 
     def _fail(self, operation: str, error: psycopg.Error) -> NoReturn:
         """Close a connection that can no longer be trusted, and raise the journal error."""
+        self._locked_end = None
         connection = self._connection
         broken = isinstance(error, psycopg.OperationalError) and not isinstance(
             error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled
@@ -256,7 +288,7 @@ class PostgresStore:
                 cursor = connection.execute(sql.encode())
                 results: list[list[tuple[Any, ...]]] = []
                 while True:
-                    if cursor.description is not None:
+                    if has_rows(cursor):
                         results.append(cursor.fetchall())
                     if not cursor.nextset():
                         return results
@@ -271,57 +303,27 @@ class PostgresStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def begin_read(self) -> None:
-        """Start reading one snapshot.
-
-        A reader (``journal verify``) opens a read-only repeatable-read
-        transaction. A controller reading ahead of the lock needs none: it reads
-        the checkpoints and rows in one statement, which sees one snapshot.
-        """
+        """Start one snapshot (a reader's repeatable-read transaction; a read ahead needs none)."""
         if self.read_only:
             self._statements("read the journal", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
-        """Send the rows written, and commit: durable once this returns (``synchronous_commit``).
+        """Send the rows written, and commit: durable once this returns (R-STORE-5).
 
-        One round trip: the inserts and ``COMMIT`` in one pipeline. Each row
+        One round trip: the inserts, ``COMMIT`` and the flush in one pipeline. Each row
         must come back from its insert as written (the schema check rules out
         a trigger or a rule that would change it; this is the last word: such
         a row is refused, unacknowledged, and every reader refuses it after).
         """
         queued, self._queued = self._queued, []
+        self._locked_end = None
         connection = self._connect()
         try:
-            with connection.pipeline():
-                inserted = [
-                    connection.execute(
-                        "INSERT INTO journal_rows(sequence, body, hash) VALUES (%s, %s, %s) "
-                        "RETURNING sequence, body, hash",
-                        tuple(row),
-                    )
-                    for row, _, _ in queued
-                ]
-                for _, checkpoint, snapshot in queued:
-                    for table, extra in (
-                        ("journal_checkpoints", checkpoint),
-                        ("journal_snapshots", snapshot),
-                    ):
-                        if extra is not None:
-                            connection.execute(
-                                f"INSERT INTO {table}(sequence, body, signature) "  # noqa: S608
-                                "VALUES (%s, %s, %s)",
-                                tuple(extra),
-                            )
-                    if snapshot is not None:
-                        # Only the latest is ever started from: the earlier ones go.
-                        connection.execute(
-                            "DELETE FROM journal_snapshots WHERE sequence < %s",
-                            (snapshot.sequence,),
-                        )
-                connection.execute("COMMIT")
-            stored = [
-                [(int(s), bytes(b), str(h)) for s, b, h in cursor.fetchall()] for cursor in inserted
-            ]
+            stored = send_commit(connection, queued, early=self._early)
         except psycopg.Error as error:
+            if isinstance(error, pg_errors.InsufficientPrivilege):
+                # The flush was revoked since the session began: commit under the lock again.
+                self._early = False
             first = f"append row {queued[0][0].sequence}" if queued else "commit"
             self._fail(first, error)
         for (row, _, _), found in zip(queued, stored, strict=True):
@@ -329,6 +331,9 @@ class PostgresStore:
                 raise JournalCorruptError(
                     self.path, row.sequence, "the database did not store the row as written"
                 )
+        if queued or self._early:
+            # Flushed now, and with them every row read before (R-STORE-5).
+            self._unconfirmed = None
         if queued:
             self._seen = max(self._seen, queued[-1][0].sequence)
 
@@ -336,6 +341,7 @@ class PostgresStore:
         """Roll back the open transaction, if any; a cut connection is simply closed."""
         self._queued = []
         self._prefetched = None
+        self._locked_end = None
         connection = self._connection
         if connection is None or connection.closed:
             return
@@ -379,29 +385,8 @@ class PostgresStore:
                 "read the header", "SELECT key, value FROM journal_meta"
             )
         }
-        if sorted(meta) != list(META_KEYS):
-            raise JournalCorruptError(
-                self.path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
-            )
-        if meta["schema_version"] != str(SCHEMA_VERSION).encode():
-            raise JournalMismatchError(
-                self.path, "schema_version", str(SCHEMA_VERSION), meta["schema_version"]
-            )
-        for table in ("journal_rows", "journal_checkpoints", "journal_snapshots"):
-            ((lowest,),) = self._execute(
-                "read the schema",
-                f"SELECT min(sequence) FROM {table}",  # noqa: S608 - ours
-            )
-            if lowest is not None and lowest < 1:
-                kind = table.removeprefix("journal_").removesuffix("s")
-                raise JournalCorruptError(
-                    self.path, 0, f"the database holds a {kind} numbered {lowest} (from 1 on)"
-                )
-        signature: object = meta["header_signature"]
-        # Bytes that are not ASCII stay bytes: refused as a signature that does not verify.
-        with contextlib.suppress(UnicodeDecodeError):
-            signature = meta["header_signature"].decode("ascii")
-        return StoredHeader(meta["header"], signature)
+        ((*lowest,),) = self._execute("read the schema", LOWEST)
+        return stored_header(self.path, meta, lowest)
 
     def create(self, header: bytes, signature: str) -> None:
         """Create the tables and store ``header`` and its signature (in the open transaction)."""
@@ -435,6 +420,7 @@ class PostgresStore:
             "SELECT sequence, body, hash FROM journal_rows WHERE sequence > %s ORDER BY sequence",
             (sequence,),
         ):
+            self._unconfirmed = Unconfirmed(int(stored), str(digest))
             yield Row(int(stored), bytes(body), str(digest))
 
     def _stream_rows_after(self, sequence: int) -> Iterator[Row]:
@@ -480,6 +466,9 @@ class PostgresStore:
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None and prefetched[0] == sequence:
             found = prefetched[1]  # read by begin(), after the lock
+        elif self._locked_end == sequence and self.in_transaction:
+            # Under the lock, up to the last row stored or written: nobody else appends.
+            found = []
         else:
             found = self._execute(
                 f"read the rows after {sequence}", AFTER_PARAMETER, {"after": sequence}
@@ -492,8 +481,11 @@ class PostgresStore:
             else:
                 checkpoints[int(stored)] = Checkpoint(int(stored), bytes(body), str(text))
         self._pending = (sequence, rows)
+        if self.in_transaction:
+            self._locked_end = rows[-1].sequence if rows else sequence
         if rows:
             self._seen = max(self._seen, rows[-1].sequence)
+            self._unconfirmed = Unconfirmed(rows[-1].sequence, rows[-1].hash)
         return checkpoints
 
     def insert_many(self, rows: Iterable[Row], checkpoints: Iterable[Checkpoint]) -> None:
@@ -532,13 +524,18 @@ class PostgresStore:
         return Checkpoint(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
 
     def latest_snapshot(self) -> Snapshot | None:
-        """Return the snapshot of the highest row, if there is one."""
+        """Return the snapshot of the highest row, if there is one (a controller starts there)."""
         found = self._execute(
             "read the latest snapshot",
-            "SELECT sequence, body, signature FROM journal_snapshots "
-            "ORDER BY sequence DESC LIMIT 1",
+            "SELECT s.sequence, s.body, s.signature, r.hash FROM journal_snapshots s "
+            "LEFT JOIN journal_rows r USING (sequence) ORDER BY s.sequence DESC LIMIT 1",
         )
-        return Snapshot(int(found[0][0]), bytes(found[0][1]), str(found[0][2])) if found else None
+        if not found:
+            return None
+        sequence, body, signature, digest = found[0]
+        if digest is not None:  # Its row may not be flushed yet (R-STORE-5).
+            self._unconfirmed = Unconfirmed(int(sequence), str(digest))
+        return Snapshot(int(sequence), bytes(body), str(signature))
 
     def snapshots(self) -> Iterator[Snapshot]:
         """Yield every snapshot, in the order of the rows they follow, one at a time."""
@@ -572,6 +569,7 @@ class PostgresStore:
                 "no write transaction is open (the connection was cut)",
             )
         self._queued.append((row, checkpoint, snapshot))
+        self._locked_end = row.sequence
 
     def append(
         self, row: Row, checkpoint: Checkpoint | None, snapshot: Snapshot | None = None

@@ -9,6 +9,7 @@ what happened (R-STORE-3).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, LiteralString
 
 import psycopg
@@ -23,7 +24,8 @@ from replication.journal.errors import (
     JournalMismatchError,
     JournalUnavailableError,
 )
-from replication.journal.store import APPLICATION_ID
+from replication.journal.store import APPLICATION_ID, SCHEMA_VERSION, StoredHeader
+from replication.journal.stores.postgres_commit import CAN_FLUSH
 
 __all__ = [
     "AFTER",
@@ -33,12 +35,15 @@ __all__ = [
     "DESCRIBE",
     "FRESH",
     "KEEPALIVES",
+    "LOWEST",
     "META_KEYS",
     "check_described",
     "configure_session",
     "found_objects",
+    "has_rows",
     "is_cut",
     "key",
+    "stored_header",
     "translate",
 ]
 
@@ -102,6 +107,12 @@ UNION ALL SELECT 'constraint', o.relname, k.conname
     FROM ours o JOIN pg_constraint k ON k.conrelid = o.oid AND k.contype NOT IN ('p', 'n')
 """
 META_KEYS = ("header", "header_signature", "schema_version")
+#: The lowest row, checkpoint and snapshot stored (each from 1 on), in one statement.
+LOWEST: LiteralString = (
+    "SELECT (SELECT min(sequence) FROM journal_rows), "
+    "(SELECT min(sequence) FROM journal_checkpoints), "
+    "(SELECT min(sequence) FROM journal_snapshots)"
+)
 #: Seconds a connection attempt may take.
 CONNECT_TIMEOUT = 5
 #: TCP keepalives and the time unacknowledged data may wait: a silent server is given up
@@ -143,6 +154,16 @@ AFTER_PARAMETER: LiteralString = (
 def is_cut(error: psycopg.OperationalError) -> bool:
     """Whether ``error`` says the connection is gone (not a timeout the server answered)."""
     return not isinstance(error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)
+
+
+def has_rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> bool:
+    """Whether the cursor's current result is a query's (it may hold no row).
+
+    Asked of the result's status: ``cursor.description`` would build a
+    column object for each column, at every statement of every decision.
+    """
+    result = cursor.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 def found_objects(found: list[tuple[Any, ...]]) -> set[tuple[str, str, str]]:
@@ -192,6 +213,32 @@ def check_described(path: str, found: set[tuple[str, str, str]]) -> bool:
     return True
 
 
+def stored_header(path: str, meta: dict[str, bytes], lowest: list[Any]) -> StoredHeader:
+    """Return the header ``journal_meta`` holds, checking it holds exactly a journal's keys.
+
+    ``lowest`` is what :data:`LOWEST` read: a row, checkpoint or snapshot
+    numbered below 1 is tampering.
+    """
+    if sorted(meta) != list(META_KEYS):
+        raise JournalCorruptError(
+            path, 0, f"journal_meta holds {sorted(meta)}, not exactly {list(META_KEYS)}"
+        )
+    if meta["schema_version"] != str(SCHEMA_VERSION).encode():
+        raise JournalMismatchError(
+            path, "schema_version", str(SCHEMA_VERSION), meta["schema_version"]
+        )
+    for kind, found in zip(("row", "checkpoint", "snapshot"), lowest, strict=True):
+        if found is not None and found < 1:
+            raise JournalCorruptError(
+                path, 0, f"the database holds a {kind} numbered {found} (from 1 on)"
+            )
+    signature: object = meta["header_signature"]
+    # Bytes that are not ASCII stay bytes: refused as a signature that does not verify.
+    with contextlib.suppress(UnicodeDecodeError):
+        signature = meta["header_signature"].decode("ascii")
+    return StoredHeader(meta["header"], signature)
+
+
 def translate(
     path: str, operation: str, error: psycopg.Error, lock_timeout: float, *, broken: bool
 ) -> JournalError:
@@ -213,8 +260,11 @@ def translate(
 
 def configure_session(
     connection: psycopg.Connection[tuple[Any, ...]], lock_timeout: float
-) -> int | None:
+) -> tuple[int, bool] | None:
     """Set a new session's durability and bounds; return its schema's oid (``None``: none).
+
+    With the oid, whether the session's role may run the flush of R-STORE-5
+    (:data:`~replication.journal.stores.postgres_commit.CAN_FLUSH`).
 
     ``synchronous_commit`` is set on whatever the server's default (R-STORE-2);
     ``lock_timeout`` is the journal's; ``idle_in_transaction_session_timeout``
@@ -222,7 +272,8 @@ def configure_session(
     server, the role nor the URL set one (R-STORE-3).
     """
     milliseconds = max(1, round(lock_timeout * 1000))
-    # Durability is not the server's choice: every commit waits for its WAL flush.
+    # Durability is not the server's choice: every commit waits for its WAL flush, but a
+    # decision's own, which the flush after it covers (R-STORE-5).
     connection.execute("SET synchronous_commit = on")
     connection.execute(f"SET lock_timeout = {milliseconds}".encode())
     for setting, value in (
@@ -236,6 +287,7 @@ def configure_session(
         if row is not None and row[0] == "0":
             connection.execute(f"SET {setting} = {value}".encode())
     row = connection.execute(
-        "SELECT oid::bigint FROM pg_namespace WHERE nspname = current_schema()"
+        f"SELECT oid::bigint, {CAN_FLUSH} FROM pg_namespace "  # noqa: S608 - ours
+        "WHERE nspname = current_schema()".encode()
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), bool(row[1]))
