@@ -617,6 +617,9 @@ class TestTheTutorialsAdapter:
         (the directed programs reach every witness); the full default run of the same adapter
         is the command line's test above."""
         (tmp_path / "my_adapter.py").write_text(tutorial_adapter())
+        # A config file of its own: the run never takes the settings of a pyproject.toml or
+        # pytest.ini above the temporary directory (addopts, xdist), wherever TMPDIR is.
+        (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         environment = {**os.environ, "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",

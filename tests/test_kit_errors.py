@@ -512,6 +512,9 @@ class TestTimeLimitsHoweverStarted:
     def test_the_pytest_plugin_started_in_the_background(self, tmp_path):
         """Through the plugin too: the item fails at --replication-timeout, the session ends."""
         (tmp_path / "endless.py").write_text(textwrap.dedent(ENDLESS_START), encoding="utf-8")
+        # A config file of its own: the run never takes the settings of a pyproject.toml or
+        # pytest.ini above the temporary directory (addopts, xdist), wherever TMPDIR is.
+        (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         result = subprocess.run(  # noqa: S603 - our interpreter, pytest
             [*IGNORING_SIGINT, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
              "-rf", "--replication-impl=endless:Adapter", "--replication-timeout=0.5",

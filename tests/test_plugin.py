@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_run(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    # A config file of its own: the run never takes the settings of a pyproject.toml or
+    # pytest.ini above the temporary directory (addopts, xdist), wherever TMPDIR is.
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "240"}
     return subprocess.run(  # noqa: S603 - our interpreter, pytest
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-ra", *arguments],
