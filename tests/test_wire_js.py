@@ -130,6 +130,13 @@ class TestConformant:
         assert result.ok, result.render()
 
 
+#: The shrink budget of the runs whose program length is asserted: a safety net, not a
+#: measure. Shrinking ends at its fixed point in seconds on a quiet machine; on a loaded one
+#: an 8 s budget ran out before it (Python 3.13 beside two busy runs), and the claim is the
+#: program's length, not the shrinker's speed.
+SHRINK_NET = 120.0
+
+
 class TestFaultyVariantsAreCaught:
     # Spec: R-HEARTBEAT-1, R-KIT-6.
     def test_a_heartbeat_from_an_unknown_worker_accepted(self):
@@ -137,7 +144,7 @@ class TestFaultyVariantsAreCaught:
         (register, a child issued and registered, deregister, heartbeat: the shrinker prefers
         five one-call steps to four whose compound start makes three calls)."""
         report = run_conformance(
-            sample("faulty/heartbeat-unknown.js"), profile="ci", seed=1, shrink_time=8
+            sample("faulty/heartbeat-unknown.js"), profile="ci", seed=1, shrink_time=SHRINK_NET
         )
         assert report.verdict == "NOT CONFORMANT"
         assert report.failure_kind == "decision"
@@ -150,7 +157,7 @@ class TestFaultyVariantsAreCaught:
     def test_a_body_that_is_not_canonical_json(self):
         """NOT CONFORMANT: the kit's signatures and the sample's disagree (INV-SIGNATURE)."""
         report = run_conformance(
-            sample("faulty/unsorted-json.js"), profile="ci", seed=1, shrink_time=8
+            sample("faulty/unsorted-json.js"), profile="ci", seed=1, shrink_time=SHRINK_NET
         )
         assert report.verdict == "NOT CONFORMANT"
         assert "INV-SIGNATURE" in (report.failure or "") or "bad_signature" in (
