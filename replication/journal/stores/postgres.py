@@ -35,7 +35,7 @@ a connection that failed is closed and made again by the next transaction.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
+from typing import TYPE_CHECKING, Any, LiteralString, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -80,12 +80,13 @@ from replication.journal.stores.postgres_sql import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 
 __all__ = ["PostgresStore"]
 
 _BATCH = 2000  # rows a reader fetches from the server at a time
+_Result = TypeVar("_Result")
 
 
 class PostgresStore:
@@ -189,12 +190,22 @@ class PostgresStore:
         cut is made again once and the statement sent again: nothing depended
         on the old one.
         """
+
+        def send(connection: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            cursor = connection.execute(sql, parameters or None)
+            return cursor.fetchall() if has_rows(cursor) else []
+
+        return self._sent_once_more_if_cut(operation, send)
+
+    def _sent_once_more_if_cut(
+        self, operation: str, send: Callable[[psycopg.Connection[Any]], _Result]
+    ) -> _Result:
+        """``send`` on the connection, once more on a new one if found cut outside a transaction."""
         for attempt in (1, 2):
             connection = self._connect()
             fresh = connection.info.transaction_status in FRESH
             try:
-                cursor = connection.execute(sql, parameters or None)
-                return cursor.fetchall() if has_rows(cursor) else []
+                return send(connection)
             except psycopg.OperationalError as error:
                 if attempt == 1 and fresh and is_cut(error):
                     connection.close()
@@ -281,26 +292,17 @@ class PostgresStore:
         If the connection turns out to be cut when the string is sent, nothing
         of it reached the server: it is sent once more on a new connection.
         """
-        for attempt in (1, 2):
-            connection = self._connect()
-            fresh = connection.info.transaction_status in FRESH
-            try:
-                cursor = connection.execute(sql.encode())
-                results: list[list[tuple[Any, ...]]] = []
-                while True:
-                    if has_rows(cursor):
-                        results.append(cursor.fetchall())
-                    if not cursor.nextset():
-                        return results
-            except psycopg.OperationalError as error:
-                if attempt == 1 and fresh and is_cut(error):
-                    connection.close()
-                    self._connection = None
-                    continue
-                self._fail(operation, error)
-            except psycopg.Error as error:
-                self._fail(operation, error)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def send(connection: psycopg.Connection[Any]) -> list[list[tuple[Any, ...]]]:
+            cursor = connection.execute(sql.encode())
+            results: list[list[tuple[Any, ...]]] = []
+            while True:
+                if has_rows(cursor):
+                    results.append(cursor.fetchall())
+                if not cursor.nextset():
+                    return results
+
+        return self._sent_once_more_if_cut(operation, send)
 
     def begin_read(self) -> None:
         """Start one snapshot (a reader's repeatable-read transaction; a read ahead needs none)."""
