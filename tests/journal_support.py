@@ -21,10 +21,12 @@ from replication import Controller, ManualClock, SandboxOrchestrator
 from replication.errors import ReplicationDenied
 from replication.journal import Journal
 from replication.model import Manifest, ReplicationContract
+from replication.observability import StructuredLogger
 from replication.signing import sign_manifest
-from tests.helpers import KEY, RESOURCES, T0
+from tests.helpers import KEY, RESOURCES, T0, make_contract
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
     from multiprocessing.context import ForkServerContext
     from multiprocessing.synchronize import Barrier
@@ -217,3 +219,39 @@ def threaded_crash_writer(path: str, threads: int, acks: Connection) -> None:
         worker.start()
     for worker in workers:
         worker.join()
+
+
+def controllers_opened() -> Iterator[Callable[..., Controller]]:
+    """The body of the journal tests' ``opened`` fixture: make journal-backed controllers
+    (a path or a PostgreSQL URL), and close every journal they opened at the end."""
+    made: list[Controller] = []
+
+    def make(
+        location: str | Path,
+        contract: ReplicationContract | None = None,
+        *,
+        orchestrator: bool = True,
+        logger: StructuredLogger | None = None,
+        clock: ManualClock | None = None,
+        head: str | None = None,
+        **options: Any,
+    ) -> Controller:
+        clock = clock or ManualClock(T0)
+        logger = logger or StructuredLogger(clock=clock)
+        bound = SandboxOrchestrator(logger, clock=clock) if orchestrator else None
+        extra = {} if head is None else {"head": head}
+        controller = Controller(
+            contract or make_contract(cooldown_seconds=0),
+            KEY,
+            logger,
+            orchestrator=bound,
+            clock=clock,
+            journal=Journal(location, **options),
+            **extra,
+        )
+        made.append(controller)
+        return controller
+
+    yield make
+    for controller in made:
+        controller.journal.close()  # type: ignore[union-attr]

@@ -46,6 +46,7 @@ from replication.journal.verify import reading
 from replication.model import Manifest
 from replication.observability import StructuredLogger
 from replication.signing import sign_manifest
+from tests import journal_support
 from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
 
@@ -63,26 +64,7 @@ class LyingStr(str):
 @pytest.fixture
 def opened():
     """Make journal-backed controllers; close every journal at the end."""
-    made: list[Controller] = []
-
-    def make(path, contract=None, *, orchestrator=True, logger=None, clock=None, **options):
-        clock = clock or ManualClock(T0)
-        logger = logger or StructuredLogger(clock=clock)
-        bound = SandboxOrchestrator(logger, clock=clock) if orchestrator else None
-        controller = Controller(
-            contract or make_contract(cooldown_seconds=0),
-            KEY,
-            logger,
-            orchestrator=bound,
-            clock=clock,
-            journal=Journal(path, **options),
-        )
-        made.append(controller)
-        return controller
-
-    yield make
-    for controller in made:
-        controller.journal.close()
+    yield from journal_support.controllers_opened()
 
 
 def rows(path) -> list[dict]:

@@ -37,8 +37,8 @@ from replication.journal.snapshot import make_snapshot
 from replication.journal.store import Store
 from replication.journal.verify import reading
 from replication.model import Manifest
-from replication.observability import StructuredLogger
 from replication.signing import sign_manifest
+from tests import journal_support
 from tests.helpers import KEY, OTHER_KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
 
@@ -46,28 +46,7 @@ from tests.journal_support import hand_signed
 @pytest.fixture
 def opened():
     """Make journal-backed controllers; close every journal at the end."""
-    made: list[Controller] = []
-
-    def make(path, contract=None, *, orchestrator=True, clock=None, head=None, **options):
-        clock = clock or ManualClock(T0)
-        logger = StructuredLogger(clock=clock)
-        bound = SandboxOrchestrator(logger, clock=clock) if orchestrator else None
-        extra = {} if head is None else {"head": head}
-        controller = Controller(
-            contract or make_contract(cooldown_seconds=0),
-            KEY,
-            logger,
-            orchestrator=bound,
-            clock=clock,
-            journal=Journal(path, **options),
-            **extra,
-        )
-        made.append(controller)
-        return controller
-
-    yield make
-    for controller in made:
-        controller.journal.close()
+    yield from journal_support.controllers_opened()
 
 
 def actions(path) -> list[str]:

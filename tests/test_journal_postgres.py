@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from replication import Controller, ManualClock, SandboxOrchestrator
+from replication import Controller, ManualClock
 from replication.cli import main
 from replication.errors import ReasonCode, ReplicationDenied
 from replication.journal import (
-    Journal,
     JournalCorruptError,
     JournalLockedError,
     JournalMismatchError,
@@ -29,7 +28,7 @@ from replication.journal.stores import display_location
 from replication.journal.stores.postgres import PostgresStore
 from replication.journal.stores.postgres_sql import key as lock_key
 from replication.journal.verify import reading
-from replication.observability import StructuredLogger
+from tests import journal_support
 from tests.helpers import KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
 from tests.postgres_support import admin, fresh_schema
@@ -38,24 +37,7 @@ from tests.postgres_support import admin, fresh_schema
 @pytest.fixture
 def opened():
     """Make journal-backed controllers; close every journal at the end."""
-    made: list[Controller] = []
-
-    def make(location, contract=None, *, clock=None, **options):
-        clock = clock or ManualClock(T0)
-        controller = Controller(
-            contract or make_contract(cooldown_seconds=0),
-            KEY,
-            StructuredLogger(clock=clock),
-            orchestrator=SandboxOrchestrator(clock=clock),
-            clock=clock,
-            journal=Journal(location, **options),
-        )
-        made.append(controller)
-        return controller
-
-    yield make
-    for controller in made:
-        controller.journal.close()
+    yield from journal_support.controllers_opened()
 
 
 def bodies(location) -> list[dict]:

@@ -19,18 +19,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from replication import Controller, ManualClock, SandboxOrchestrator
-from replication.journal import Journal, JournalUnavailableError, verify_journal
+from replication.journal import JournalUnavailableError, verify_journal
 from replication.journal.stores import postgres
 from replication.journal.stores.postgres_commit import FLUSH
 from replication.journal.verify import reading
-from replication.observability import StructuredLogger
-from tests.helpers import KEY, T0, make_contract
+from tests import journal_support
 from tests.journal_support import hand_signed
 from tests.postgres_support import admin
+
+if TYPE_CHECKING:
+    from replication import Controller
 
 #: An advisory lock key of the tests' own: a held-up flush waits for it.
 HOLD = 7_250_525
@@ -42,24 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def opened():
     """Make journal-backed controllers; close every journal at the end."""
-    made: list[Controller] = []
-
-    def make(location: str, **options: object) -> Controller:
-        clock = ManualClock(T0)
-        controller = Controller(
-            make_contract(cooldown_seconds=0),
-            KEY,
-            StructuredLogger(clock=clock),
-            orchestrator=SandboxOrchestrator(clock=clock),
-            clock=clock,
-            journal=Journal(location, **options),
-        )
-        made.append(controller)
-        return controller
-
-    yield make
-    for controller in made:
-        controller.journal.close()
+    yield from journal_support.controllers_opened()
 
 
 def hold_up_flush(monkeypatch: pytest.MonkeyPatch, controller: Controller) -> None:
