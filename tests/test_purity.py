@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import sys
 import time
@@ -33,7 +34,13 @@ def is_clock_or_randomness(function: object) -> bool:
 
 @contextmanager
 def forbidding_clocks_and_randomness():
-    """Record every C-level call to a clock or a random source made inside the block."""
+    """Record every C-level call to a clock or a random source made inside the block.
+
+    Garbage collection is held off inside the block: a collection runs the
+    interpreter's ``gc.callbacks`` (Hypothesis's reads ``perf_counter``) and
+    finalizers in whatever frame happened to allocate, and their clock reads are
+    not the transition's.
+    """
     offending: list[str] = []
 
     def profile(frame, event, argument):
@@ -43,12 +50,17 @@ def forbidding_clocks_and_randomness():
                 f"from {frame.f_code.co_filename}:{frame.f_lineno}"
             )
 
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
     previous = sys.getprofile()
     sys.setprofile(profile)
     try:
         yield offending
     finally:
         sys.setprofile(previous)
+        if collecting:
+            gc.enable()
 
 
 def fingerprint(value: object) -> object:
@@ -170,6 +182,28 @@ def test_the_detector_sees_clock_reads_and_randomness():
         time.monotonic()
         random.random()
     assert len(offending) == 3
+
+
+def test_the_detector_does_not_charge_a_garbage_collector_callback():
+    """A collection inside the block would run ``gc.callbacks`` in the transition's
+    frame; their clock reads are not the transition's (Hypothesis's callback reads
+    ``perf_counter``), so no collection runs inside the block."""
+    seen: list[str] = []
+
+    def reads_the_clock(phase: str, info: dict[str, int]) -> None:
+        seen.append(phase)
+        time.perf_counter()
+
+    gc.callbacks.append(reads_the_clock)
+    try:
+        with forbidding_clocks_and_randomness() as offending:
+            kept = [[] for _ in range(50_000)]  # enough live objects to trigger a collection
+        del kept
+        gc.collect()
+    finally:
+        gc.callbacks.remove(reads_the_clock)
+    assert offending == []
+    assert seen, "the callback never ran: the test would not see a regression"
 
 
 def test_the_fingerprint_sees_a_rebound_field():
