@@ -262,10 +262,13 @@ class Watchdog:
         self._interruptible = threading.current_thread() is threading.main_thread()
         # The handler of WATCHDOG_SIGNAL before ours, put back on leaving the block.
         self._previous: Any = None
+        self._previous_hook: Callable[[Any], object] | None = None
 
     def __enter__(self) -> Watchdog:
         if self.timeout is not None and self._interruptible:
             self._previous = signal.signal(WATCHDOG_SIGNAL, self._on_signal)
+            self._previous_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
             self._thread = threading.Thread(
                 target=self._watch, name="replication-watchdog", daemon=True
             )
@@ -278,6 +281,18 @@ class Watchdog:
             self._thread.join()
             # ``None``: the handler before ours was set from C; the default is the nearest.
             signal.signal(WATCHDOG_SIGNAL, self._previous or signal.SIG_DFL)
+            if sys.unraisablehook == self._unraisable and self._previous_hook is not None:
+                sys.unraisablehook = self._previous_hook
+
+    def _unraisable(self, report: Any) -> None:
+        """Drop an interrupt Python could not raise, and pass anything else on.
+
+        The interrupt landed in a garbage-collector callback (Hypothesis's, say): the
+        watchdog fires again a second later, so it is not lost, and it is not the
+        user's to see as "Exception ignored".
+        """
+        if not isinstance(report.exc_value, _Overdue) and self._previous_hook is not None:
+            self._previous_hook(report)
 
     def _on_signal(self, _signal: int, _frame: object) -> None:
         """Stop the call the watchdog found overdue, if it still runs (else it already returned)."""
