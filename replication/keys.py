@@ -42,6 +42,39 @@ __all__ = [
 SIGNATURE_ALGORITHM = "ed25519"
 _SIGNATURE = re.compile(r"ed25519:([0-9a-f]{16}):([0-9a-f]{128})")
 
+#: Signatures known good: (raw public key, signature, signed bytes) this process
+#: made (Ed25519 signing is deterministic, so what it signs verifies) or verified.
+#: A journal's controller re-verifies the same manifest when it registers one it
+#: issued, and every process replays the rows it wrote itself; an Ed25519 check
+#: costs tens of microseconds, a look-up here one. Exact bytes only, so nothing
+#: that was not checked can match (R-SIGN-10).
+_KNOWN_GOOD: dict[tuple[bytes, bytes, bytes], None] = {}
+#: At most this many are kept; when full, the memory is emptied and starts again.
+KNOWN_GOOD_LIMIT = 4096
+
+
+def _exact(value: bytes) -> bytes:
+    """``value`` as an exact ``bytes``: a subclass could lie about equality and hashing."""
+    return value if type(value) is bytes else bytes.__getitem__(value, slice(None))
+
+
+def _remember(known: tuple[bytes, bytes, bytes]) -> None:
+    """Keep one signature known good; the memory is bounded (``KNOWN_GOOD_LIMIT``)."""
+    if len(_KNOWN_GOOD) >= KNOWN_GOOD_LIMIT:
+        # One atomic call: threads sharing the memory never see it half-emptied.
+        _KNOWN_GOOD.clear()
+    _KNOWN_GOOD[known] = None
+
+
+#: The library's own private key class: only a signature it made is known good
+#: unchecked (a subclass of ``Ed25519PrivateKey`` could return any bytes).
+_LIBRARY_PRIVATE_KEY = type(Ed25519PrivateKey.from_private_bytes(bytes(32)))
+
+
+def _library_verify(key: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+    """Check one signature with the library (a seam a test counts calls through)."""
+    key.verify(signature, data)
+
 
 def _raw_public_key(value: object) -> bytes:
     if not isinstance(value, bytes):
@@ -96,10 +129,14 @@ class VerifyingKey:
         """Raise :class:`BadSignatureError` unless ``signature`` is valid for ``data``."""
         if not isinstance(signature, bytes) or not isinstance(data, bytes):
             raise BadSignatureError("a signature and the data it signs are bytes")
+        known = (self.raw, _exact(signature), _exact(data))
+        if known in _KNOWN_GOOD:
+            return
         try:
-            self._public_key.verify(signature, data)
+            _library_verify(self._public_key, known[1], known[2])
         except InvalidSignature:
             raise BadSignatureError("signature does not verify under this key") from None
+        _remember(known)
 
 
 def _check_private_key(_instance: object, _attribute: Any, value: Any) -> None:
@@ -151,9 +188,19 @@ class SigningKey:
         """The matching public key."""
         return VerifyingKey(self.private_key.public_key().public_bytes_raw())
 
+    @functools.cached_property
+    def _public_raw(self) -> bytes:
+        # The raw public key only, without the checks building a VerifyingKey makes
+        # (a pure-Python curve multiplication): the key is the private key's own.
+        return self.private_key.public_key().public_bytes_raw()
+
     def sign(self, data: bytes) -> bytes:
-        """Return the 64-byte Ed25519 signature of ``data``."""
-        return self.private_key.sign(data)
+        """Return the 64-byte Ed25519 signature of ``data``; it is then known good."""
+        data = _exact(data)
+        signature = self.private_key.sign(data)
+        if type(self.private_key) is _LIBRARY_PRIVATE_KEY:
+            _remember((self._public_raw, signature, data))
+        return signature
 
 
 def generate_signing_key() -> SigningKey:
