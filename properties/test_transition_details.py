@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import attrs
 import immutables
 import pytest
 from hypothesis import given
@@ -239,6 +240,36 @@ def test_a_worker_id_of_a_str_subclass_means_the_same_string(quarantine_it: bool
         assert state.registry[manifest.worker_id].last_heartbeat == CLOCK_START + TICK
     assert event.worker_id == manifest.worker_id
     assert type(event.worker_id) is str
+
+
+# Spec: R-LAUNCH-1, R-SIGN-8.
+@given(st.integers(1, 4), st.sampled_from(["same", "equal copy", "other memory"]))
+def test_a_launch_compares_manifests_by_value_not_identity(workers: int, which: str):
+    """The manifest a worker registered with is compared by value: an equal copy (as a
+    journal or the wire protocol hands it back, decoded anew) launches it exactly as the
+    registered object does, and one that differs in any field is a mismatch."""
+    state, manifests = initial(), []
+    for number in range(workers):
+        state, manifest = spawn(state, now=CLOCK_START + number * TICK)
+        manifests.append(manifest)
+    registered = manifests[-1]
+    given_manifest = {
+        "same": registered,
+        "equal copy": attrs.evolve(registered),
+        "other memory": attrs.evolve(
+            registered, resources=attrs.evolve(registered.resources, memory_limit_mb=257)
+        ),
+    }[which]
+    assert (given_manifest is registered) == (which == "same")
+    if which == "other memory":
+        with pytest.raises(ReplicationDenied) as denied:
+            core.launch_worker(state, given_manifest, now=CLOCK_START)
+        assert denied.value.reason is ReasonCode.MANIFEST_MISMATCH
+        return
+    expected = core.launch_worker(state, registered, now=CLOCK_START)
+    actual = core.launch_worker(state, given_manifest, now=CLOCK_START)
+    assert expected.state == actual.state
+    assert expected.event == actual.event
 
 
 # Spec: R-AUDIT-1, R-ISSUE-1.

@@ -385,7 +385,9 @@ class TestShrinkingSaysHowItEnded:
         text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink=False).render()
         assert re.search(r"^DIVERGENCE \(decision\), found after .*, not shrunk \(shrinking was "
                          r"off\):$", text, flags=re.M), text  # fmt: skip
-        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=1, shrink_time=60).render()
+        # Seed 6: the same 4-step program as seed 1 after shrinking, from a shorter start
+        # (about 18 s of shrinking on a loaded machine where seed 1 took 41 s).
+        text = run_conformance(toys.IgnoresCooldown, profile="dev", seed=6, shrink_time=60).render()
         heading = (r", shrunk in [\d.]+ s to a fixed point \(no step or pair of steps can be "
                    r"removed, none made plainer\):$")  # fmt: skip
         assert re.search(heading, text, flags=re.M), text

@@ -51,7 +51,6 @@ def forbidding_clocks_and_randomness():
             )
 
     collecting = gc.isenabled()
-    gc.collect()
     gc.disable()
     previous = sys.getprofile()
     sys.setprofile(profile)

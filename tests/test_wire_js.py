@@ -141,10 +141,10 @@ class TestFaultyVariantsAreCaught:
     # Spec: R-HEARTBEAT-1, R-KIT-6.
     def test_a_heartbeat_from_an_unknown_worker_accepted(self):
         """NOT CONFORMANT: a decision divergence, shrunk to a fixed point of at most five steps
-        (register, a child issued and registered, deregister, heartbeat: the shrinker prefers
-        five one-call steps to four whose compound start makes three calls)."""
+        (two, a heartbeat of an id nobody registered, on every seed tried). Seed 6: its first
+        failing program is short, so shrinking over the pipe takes 8 s where seed 1 took 34 s."""
         report = run_conformance(
-            sample("faulty/heartbeat-unknown.js"), profile="ci", seed=1, shrink_time=SHRINK_NET
+            sample("faulty/heartbeat-unknown.js"), profile="ci", seed=6, shrink_time=SHRINK_NET
         )
         assert report.verdict == "NOT CONFORMANT"
         assert report.failure_kind == "decision"
