@@ -44,10 +44,10 @@ _SIGNATURE = re.compile(r"ed25519:([0-9a-f]{16}):([0-9a-f]{128})")
 
 #: Signatures known good: (raw public key, signature, signed bytes) this process
 #: made (Ed25519 signing is deterministic, so what it signs verifies) or verified.
-#: A journal's controller re-verifies the same manifest when it registers one it
-#: issued, and every process replays the rows it wrote itself; an Ed25519 check
-#: costs tens of microseconds, a look-up here one. Exact bytes only, so nothing
-#: that was not checked can match (R-SIGN-10).
+#: A controller verifies a manifest it issued again when it registers it, and a
+#: journal's replay signs each issued manifest again, then verifies the same bytes
+#: at its registration; an Ed25519 check costs tens of microseconds, a look-up
+#: here one. Exact bytes only, so nothing that was not checked can match (R-SIGN-10).
 _KNOWN_GOOD: dict[tuple[bytes, bytes, bytes], None] = {}
 #: At most this many are kept; when full, the memory is emptied and starts again.
 KNOWN_GOOD_LIMIT = 4096
