@@ -188,18 +188,17 @@ class SigningKey:
         """The matching public key."""
         return VerifyingKey(self.private_key.public_key().public_bytes_raw())
 
-    @functools.cached_property
-    def _public_raw(self) -> bytes:
-        # The raw public key only, without the checks building a VerifyingKey makes
-        # (a pure-Python curve multiplication): the key is the private key's own.
-        return self.private_key.public_key().public_bytes_raw()
-
     def sign(self, data: bytes) -> bytes:
         """Return the 64-byte Ed25519 signature of ``data``; it is then known good."""
         data = _exact(data)
-        signature = self.private_key.sign(data)
-        if type(self.private_key) is _LIBRARY_PRIVATE_KEY:
-            _remember((self._public_raw, signature, data))
+        # One read of the field: the key that signs is the key whose public half is
+        # remembered, even if the field were replaced behind the frozen class's back.
+        key = self.private_key
+        signature = key.sign(data)
+        if type(key) is _LIBRARY_PRIVATE_KEY:
+            # The raw public key of the key that signed (a microsecond; not the checks
+            # building a VerifyingKey makes, nor a value cached beside the field).
+            _remember((key.public_key().public_bytes_raw(), signature, data))
         return signature
 
 

@@ -302,6 +302,19 @@ class LibraryChecks:
 
 class TestKnownGoodSignatures:
     # Spec: R-SIGN-10.
+    def test_a_key_replaced_behind_the_frozen_class_is_remembered_under_its_own_public_key(self):
+        """What is remembered at signing is the public half of the key that signed: a private
+        key swapped into a SigningKey (object.__setattr__) after it signed once does not make
+        its signatures known good under the first key's public half."""
+        key = SigningKey.from_seed(bytes(range(100, 132)))
+        first_public = key.verifying_key
+        key.sign(b"warm-up")
+        object.__setattr__(key, "private_key", Ed25519PrivateKey.from_private_bytes(bytes(32)))
+        signature = key.sign(b"signed by the swapped-in key")
+        with pytest.raises(BadSignatureError):
+            first_public.verify(signature, b"signed by the swapped-in key")
+
+    # Spec: R-SIGN-10.
     def test_a_signature_this_process_made_is_not_checked_again(self, monkeypatch):
         """Ed25519 signing is deterministic: what SigningKey.sign returned verifies, so a
         verification of those exact bytes under that key needs no second check."""
