@@ -129,11 +129,15 @@ class VerifyingKey:
         """Raise :class:`BadSignatureError` unless ``signature`` is valid for ``data``."""
         if not isinstance(signature, bytes) or not isinstance(data, bytes):
             raise BadSignatureError("a signature and the data it signs are bytes")
-        known = (self.raw, _exact(signature), _exact(data))
+        # The public key that checks is the one whose bytes are remembered: read from
+        # the library's key, not from ``raw``, which could be replaced behind the frozen
+        # class after ``_public_key`` was cached.
+        public_key = self._public_key
+        known = (public_key.public_bytes_raw(), _exact(signature), _exact(data))
         if known in _KNOWN_GOOD:
             return
         try:
-            _library_verify(self._public_key, known[1], known[2])
+            _library_verify(public_key, known[1], known[2])
         except InvalidSignature:
             raise BadSignatureError("signature does not verify under this key") from None
         _remember(known)

@@ -302,6 +302,21 @@ class LibraryChecks:
 
 class TestKnownGoodSignatures:
     # Spec: R-SIGN-10.
+    def test_a_verifying_key_whose_bytes_were_replaced_remembers_what_it_checked(self):
+        """A VerifyingKey's ``raw`` swapped (object.__setattr__) after its library key was
+        made checks under the library key; what it remembers is that key's bytes, so the
+        swapped-in bytes gain nothing: their own key still refuses the signature."""
+        signer, other = SigningKey.from_seed(bytes(range(50, 82))), OTHER_KEY
+        data = b"checked under the first key"
+        signature = signer.sign(data)
+        swapped = VerifyingKey(signer.verifying_key.raw)
+        swapped.verify(signature, data)  # makes and caches the library key
+        object.__setattr__(swapped, "raw", other.verifying_key.raw)
+        swapped.verify(signature, data)
+        with pytest.raises(BadSignatureError):
+            VerifyingKey(other.verifying_key.raw).verify(signature, data)
+
+    # Spec: R-SIGN-10.
     def test_a_key_replaced_behind_the_frozen_class_is_remembered_under_its_own_public_key(self):
         """What is remembered at signing is the public half of the key that signed: a private
         key swapped into a SigningKey (object.__setattr__) after it signed once does not make
