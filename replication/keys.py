@@ -42,6 +42,39 @@ __all__ = [
 SIGNATURE_ALGORITHM = "ed25519"
 _SIGNATURE = re.compile(r"ed25519:([0-9a-f]{16}):([0-9a-f]{128})")
 
+#: Signatures known good: (raw public key, signature, signed bytes) this process
+#: made (Ed25519 signing is deterministic, so what it signs verifies) or verified.
+#: A controller verifies a manifest it issued again when it registers it, and a
+#: journal's replay signs each issued manifest again, then verifies the same bytes
+#: at its registration; an Ed25519 check costs tens of microseconds, a look-up
+#: here one. Exact bytes only, so nothing that was not checked can match (R-SIGN-10).
+_KNOWN_GOOD: dict[tuple[bytes, bytes, bytes], None] = {}
+#: At most this many are kept; when full, the memory is emptied and starts again.
+KNOWN_GOOD_LIMIT = 4096
+
+
+def _exact(value: bytes) -> bytes:
+    """``value`` as an exact ``bytes``: a subclass could lie about equality and hashing."""
+    return value if type(value) is bytes else bytes.__getitem__(value, slice(None))
+
+
+def _remember(known: tuple[bytes, bytes, bytes]) -> None:
+    """Keep one signature known good; the memory is bounded (``KNOWN_GOOD_LIMIT``)."""
+    if len(_KNOWN_GOOD) >= KNOWN_GOOD_LIMIT:
+        # One atomic call: threads sharing the memory never see it half-emptied.
+        _KNOWN_GOOD.clear()
+    _KNOWN_GOOD[known] = None
+
+
+#: The library's own private key class: only a signature it made is known good
+#: unchecked (a subclass of ``Ed25519PrivateKey`` could return any bytes).
+_LIBRARY_PRIVATE_KEY = type(Ed25519PrivateKey.from_private_bytes(bytes(32)))
+
+
+def _library_verify(key: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+    """Check one signature with the library (a seam a test counts calls through)."""
+    key.verify(signature, data)
+
 
 def _raw_public_key(value: object) -> bytes:
     if not isinstance(value, bytes):
@@ -96,10 +129,18 @@ class VerifyingKey:
         """Raise :class:`BadSignatureError` unless ``signature`` is valid for ``data``."""
         if not isinstance(signature, bytes) or not isinstance(data, bytes):
             raise BadSignatureError("a signature and the data it signs are bytes")
+        # The public key that checks is the one whose bytes are remembered: read from
+        # the library's key, not from ``raw``, which could be replaced behind the frozen
+        # class after ``_public_key`` was cached.
+        public_key = self._public_key
+        known = (public_key.public_bytes_raw(), _exact(signature), _exact(data))
+        if known in _KNOWN_GOOD:
+            return
         try:
-            self._public_key.verify(signature, data)
+            _library_verify(public_key, known[1], known[2])
         except InvalidSignature:
             raise BadSignatureError("signature does not verify under this key") from None
+        _remember(known)
 
 
 def _check_private_key(_instance: object, _attribute: Any, value: Any) -> None:
@@ -152,8 +193,17 @@ class SigningKey:
         return VerifyingKey(self.private_key.public_key().public_bytes_raw())
 
     def sign(self, data: bytes) -> bytes:
-        """Return the 64-byte Ed25519 signature of ``data``."""
-        return self.private_key.sign(data)
+        """Return the 64-byte Ed25519 signature of ``data``; it is then known good."""
+        data = _exact(data)
+        # One read of the field: the key that signs is the key whose public half is
+        # remembered, even if the field were replaced behind the frozen class's back.
+        key = self.private_key
+        signature = key.sign(data)
+        if type(key) is _LIBRARY_PRIVATE_KEY:
+            # The raw public key of the key that signed (a microsecond; not the checks
+            # building a VerifyingKey makes, nor a value cached beside the field).
+            _remember((key.public_key().public_bytes_raw(), signature, data))
+        return signature
 
 
 def generate_signing_key() -> SigningKey:

@@ -32,6 +32,7 @@ from tests import journal_support
 from tests.helpers import KEY, RESOURCES, T0, make_contract
 from tests.journal_support import hand_signed
 from tests.postgres_support import admin, fresh_schema
+from tests.test_journal_speed import Decisions
 
 
 @pytest.fixture
@@ -121,6 +122,24 @@ class TestSharedPolicy:
         with pytest.raises(ReplicationDenied) as refused:
             one.register_worker(hand_signed("c"))
         assert refused.value.reason == ReasonCode.QUOTA
+
+    # Spec: R-JOURNAL-22, R-STORE-1.
+    def test_catch_up_decides_another_hosts_grant_again_and_trusts_its_denial(
+        self, opened, pg_url, monkeypatch
+    ):
+        """On PostgreSQL as on SQLite, a running controller's catch-up decides again the
+        registration another controller admitted, not the one it denied (quota full), and
+        reaches the same state."""
+        contract = make_contract(max_replicas=2, cooldown_seconds=0)
+        one, other = opened(pg_url, contract), opened(pg_url, contract)
+        one.register_worker(hand_signed("a"))
+        other.register_worker(hand_signed("b"))
+        with pytest.raises(ReplicationDenied):
+            other.register_worker(hand_signed("c"))
+        decisions = Decisions(monkeypatch)
+        one.heartbeat("a")
+        assert decisions.actions == ["register_worker"]
+        assert one.state == other.state == verify_journal(pg_url).state
 
 
 class TestSession:

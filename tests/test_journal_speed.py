@@ -19,12 +19,22 @@ from typing import TYPE_CHECKING
 import pytest
 
 from replication import Controller, ManualClock
-from replication.journal import Journal, JournalUnavailableError, verify_journal
+from replication.errors import ReplicationDenied
+from replication.journal import (
+    Journal,
+    JournalCorruptError,
+    JournalUnavailableError,
+    verify_journal,
+)
+from replication.journal import replay as replay_module
 from replication.journal import wal as wal_module
+from replication.journal.codec import manifest_to_json
 from replication.journal.store import Store
+from replication.signing import sign_manifest
 from tests import journal_support as support
-from tests.helpers import KEY, T0, make_contract
+from tests.helpers import KEY, OTHER_KEY, T0, make_contract
 from tests.journal_support import hand_signed
+from tests.test_journal import rewrite
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -115,6 +125,121 @@ class TestCatchUpSkip:
                 second.register_worker(hand_signed("b"))
         second.heartbeat("a")  # would be refused as unknown had "a" not been read
         assert sorted(second.registry) == ["a"]
+
+
+class Decisions:
+    """Counts the rows replay decides again (replay.step, which a trusted denial skips)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.actions: list[str] = []
+        real = replay_module.step
+
+        def step(state, action, *arguments, **options):
+            self.actions.append(action)
+            return real(state, action, *arguments, **options)
+
+        monkeypatch.setattr(replay_module, "step", step)
+
+
+def last_row(path) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        ((sequence,),) = connection.execute("SELECT max(sequence) FROM journal_rows").fetchall()
+    finally:
+        connection.close()
+    return int(sequence)
+
+
+class TestCatchUpTrustsDenials:
+    def test_another_controllers_denial_is_not_decided_again_but_its_grant_is(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-22: catching up, a running controller decides again the rows that
+        change the state (a registration allowed) and not a denial, whose state is the
+        one before it; the state it reaches is the writer's."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path)
+        first.register_worker(hand_signed("a"))
+        second.register_worker(hand_signed("b"))
+        with pytest.raises(ReplicationDenied):
+            second.register_worker(sign_manifest(hand_signed("c"), OTHER_KEY))  # bad signature
+        decisions = Decisions(monkeypatch)
+        first.heartbeat("a")
+        assert decisions.actions == ["register_worker"]
+        assert sorted(second.registry) == sorted(first.registry) == ["a", "b"]
+
+    def test_a_tampered_state_changing_row_is_refused_on_catch_up(self, opened, tmp_path):
+        """R-JOURNAL-22, R-JOURNAL-10: a registration recorded as allowed is decided again
+        on catch-up: one whose manifest another key signed is refused as corrupt, never
+        applied and never skipped."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path)
+        first.register_worker(hand_signed("a"))
+        second.register_worker(hand_signed("b"))
+        forged = manifest_to_json(sign_manifest(hand_signed("b"), OTHER_KEY))
+        sequence = last_row(path)
+
+        def change(row):
+            row["args"]["manifest"] = forged
+            return row
+
+        rewrite(path, sequence, change)
+        with pytest.raises(JournalCorruptError) as refused:
+            first.heartbeat("a")
+        assert sequence == refused.value.sequence
+        assert "register_worker" in str(refused.value)
+        assert sorted(first.registry) == ["a"]
+
+    def test_a_forged_denial_passes_catch_up_and_is_found_by_start_and_verify(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-22, R-JOURNAL-9, R-JOURNAL-13: a denial's reason rewritten (chain
+        recomputed) is not looked at again by a running controller's catch-up; a controller
+        starting on the journal, and `journal verify`, decide it again and refuse it."""
+        path = tmp_path / "j.db"
+        first = opened(path)
+        second = opened(path)
+        first.register_worker(hand_signed("a"))
+        with pytest.raises(ReplicationDenied):
+            second.register_worker(sign_manifest(hand_signed("c"), OTHER_KEY))
+        sequence = last_row(path)
+
+        def change(row):
+            row["outcome"]["reason"] = "quota_exceeded"
+            return row
+
+        rewrite(path, sequence, change)
+        first.heartbeat("a")  # trusted: it changes nothing either way
+        assert sorted(first.registry) == ["a"]
+        with pytest.raises(JournalCorruptError) as verified:
+            verify_journal(path)
+        with pytest.raises(JournalCorruptError) as started:
+            opened(path)
+        assert sequence == verified.value.sequence == started.value.sequence
+
+    def test_every_action_trusted_on_denial_gives_no_state_when_denied(self):
+        """R-JOURNAL-22: the denials catch-up trusts are those of actions decided by
+        `decide` or `decide_on_containers` (or `issue_manifest`), which give no state when
+        denied; `start_worker`, whose refused launch releases its registration, is not."""
+        from replication.decisions import decide, decide_on_containers
+        from replication.journal.actions import ACTIONS
+
+        deciders = {
+            action: getattr(ACTIONS.get(action), "func", None)
+            for action in replay_module._DENIAL_CHANGES_NOTHING
+            if action != "issue_manifest"
+        }
+        assert {
+            action: decider
+            for action, decider in deciders.items()
+            if decider not in {decide, decide_on_containers}
+        } == {}
+        assert "start_worker" not in replay_module._DENIAL_CHANGES_NOTHING
+        assert set(ACTIONS) | {"issue_manifest"} == (
+            replay_module._DENIAL_CHANGES_NOTHING | {"start_worker"}
+        )
 
 
 class WalSyncs:

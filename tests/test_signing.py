@@ -7,7 +7,7 @@ import hashlib
 import attrs
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -282,3 +282,146 @@ class TestManifestSignatures:
             sign_manifest({"worker_id": "w1"}, KEY)  # type: ignore[arg-type]
         with pytest.raises(InvalidTypeError, match=r"^key must be a replication.signing"):
             sign_manifest(manifest(), "secret")  # type: ignore[arg-type]
+
+
+class LibraryChecks:
+    """Counts the Ed25519 checks made by the cryptography library (keys._library_verify)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from replication import keys
+
+        self.calls = 0
+        real = keys._library_verify
+
+        def counted(key, signature: bytes, data: bytes) -> None:
+            self.calls += 1
+            real(key, signature, data)
+
+        monkeypatch.setattr(keys, "_library_verify", counted)
+
+
+class TestKnownGoodSignatures:
+    # Spec: R-SIGN-10.
+    def test_a_verifying_key_whose_bytes_were_replaced_remembers_what_it_checked(self):
+        """A VerifyingKey's ``raw`` swapped (object.__setattr__) after its library key was
+        made checks under the library key; what it remembers is that key's bytes, so the
+        swapped-in bytes gain nothing: their own key still refuses the signature."""
+        signer, other = SigningKey.from_seed(bytes(range(50, 82))), OTHER_KEY
+        data = b"checked under the first key"
+        signature = signer.sign(data)
+        swapped = VerifyingKey(signer.verifying_key.raw)
+        swapped.verify(signature, data)  # makes and caches the library key
+        object.__setattr__(swapped, "raw", other.verifying_key.raw)
+        swapped.verify(signature, data)
+        with pytest.raises(BadSignatureError):
+            VerifyingKey(other.verifying_key.raw).verify(signature, data)
+
+    # Spec: R-SIGN-10.
+    def test_a_key_replaced_behind_the_frozen_class_is_remembered_under_its_own_public_key(self):
+        """What is remembered at signing is the public half of the key that signed: a private
+        key swapped into a SigningKey (object.__setattr__) after it signed once does not make
+        its signatures known good under the first key's public half."""
+        key = SigningKey.from_seed(bytes(range(100, 132)))
+        first_public = key.verifying_key
+        key.sign(b"warm-up")
+        object.__setattr__(key, "private_key", Ed25519PrivateKey.from_private_bytes(bytes(32)))
+        signature = key.sign(b"signed by the swapped-in key")
+        with pytest.raises(BadSignatureError):
+            first_public.verify(signature, b"signed by the swapped-in key")
+
+    # Spec: R-SIGN-10.
+    def test_a_signature_this_process_made_is_not_checked_again(self, monkeypatch):
+        """Ed25519 signing is deterministic: what SigningKey.sign returned verifies, so a
+        verification of those exact bytes under that key needs no second check."""
+        data = b"known good: signed here " + bytes(8)
+        signature = KEY.sign(data)
+        checks = LibraryChecks(monkeypatch)
+        KEY.verifying_key.verify(signature, data)
+        KEY.verifying_key.verify(signature, data)
+        assert checks.calls == 0
+
+    # Spec: R-SIGN-10.
+    def test_a_signature_verified_once_is_not_checked_again(self, monkeypatch):
+        """A signature made elsewhere is checked once; the same bytes again are known."""
+        data = b"known good: verified here"
+        signature = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33))).sign(data)
+        checks = LibraryChecks(monkeypatch)
+        OTHER_KEY.verifying_key.verify(signature, data)
+        OTHER_KEY.verifying_key.verify(signature, data)
+        assert checks.calls == 1
+
+    # Spec: R-SIGN-10, R-SIGN-7.
+    def test_other_bytes_another_key_or_another_signature_are_checked_and_refused(self):
+        """Only the exact (key, signature, data) triple is known: one byte changed anywhere,
+        or the key changed, is checked by the library and refused."""
+        data = b"known good: exact bytes only"
+        signature = KEY.sign(data)
+        KEY.verifying_key.verify(signature, data)
+        flipped = bytes([signature[0] ^ 1]) + signature[1:]
+        for key, tried_signature, tried_data in [
+            (KEY.verifying_key, signature, data + b"!"),
+            (KEY.verifying_key, flipped, data),
+            (OTHER_KEY.verifying_key, signature, data),
+        ]:
+            with pytest.raises(BadSignatureError, match="does not verify"):
+                key.verify(tried_signature, tried_data)
+
+    # Spec: R-SIGN-10.
+    def test_a_bytes_subclass_lying_about_equality_is_checked_by_its_content(self):
+        """The look-up is on exact bytes: a subclass that claims to equal (and hash like)
+        the signed bytes is read for what it holds, which does not verify."""
+        data = b"known good: the genuine bytes"
+        signature = KEY.sign(data)
+
+        class Liar(bytes):
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            def __hash__(self) -> int:
+                return hash(data)
+
+        with pytest.raises(BadSignatureError, match="does not verify"):
+            KEY.verifying_key.verify(signature, Liar(b"known good: other bytes!!!!!"))
+
+    # Spec: R-SIGN-10.
+    def test_a_private_key_of_another_class_teaches_nothing(self, monkeypatch):
+        """Only the library's own private key class is trusted to sign correctly: a subclass
+        returning bytes of its choosing does not make them known good."""
+        from replication import keys
+
+        real = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
+
+        class Lying(Ed25519PrivateKey):
+            def sign(self, data: bytes) -> bytes:
+                return bytes(64)
+
+            def public_key(self):
+                return real.public_key()
+
+            def private_bytes(self, *args, **kwargs):  # pragma: no cover - never called
+                return real.private_bytes(*args, **kwargs)
+
+            def private_bytes_raw(self) -> bytes:  # pragma: no cover - never called
+                return real.private_bytes_raw()
+
+            def __copy__(self):  # pragma: no cover - never called
+                return self
+
+            def __deepcopy__(self, memo):  # pragma: no cover - never called
+                return self
+
+        liar = keys.SigningKey(Lying())
+        data = b"known good: a lying signer"
+        signature = liar.sign(data)
+        with pytest.raises(BadSignatureError, match="does not verify"):
+            liar.verifying_key.verify(signature, data)
+
+    # Spec: R-SIGN-10.
+    def test_the_memory_is_bounded(self, monkeypatch):
+        """However many signatures are made, at most KNOWN_GOOD_LIMIT are kept."""
+        from replication import keys
+
+        monkeypatch.setattr(keys, "KNOWN_GOOD_LIMIT", 8)
+        for number in range(50):
+            KEY.sign(b"known good: bounded %d" % number)
+            assert len(keys._KNOWN_GOOD) <= 8

@@ -180,6 +180,7 @@ class Journal:
         self._uncommitted = False
         #: The row of the snapshot this journal started from (0: none, a full replay).
         self.started_from = 0
+        self._started = False  # Whether the start's replay is over (R-JOURNAL-22).
         #: When (``time.monotonic()``) this process first saw the journal end at its head.
         self._head_since = time.monotonic()
         self._store: JournalStore | None = None
@@ -305,6 +306,7 @@ class Journal:
             state = state if caught_up is None else caught_up
             if anchor is not None:
                 check_anchor(store, anchor, self._head, self.started_from)
+            self._started = True
         except BaseException:
             self._store = None
             store.close()
@@ -421,8 +423,9 @@ class Journal:
         store = self._open_store()
         head = self._head
         checkpoints = store.checkpoints_after(head.sequence, self._replay.interval)
+        audit = not self._started  # A start decides every row again (R-JOURNAL-22).
         for row in store.rows_after(head.sequence):
-            state, head = self._replay.apply(state, head, row)
+            state, head = self._replay.apply(state, head, row, audit=audit)
             self._replay.check_checkpoint(state, head, checkpoints.get(head.sequence))
         self._replay.check_no_checkpoint_beyond(head, checkpoints)
         if head == self._head:

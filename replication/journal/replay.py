@@ -53,6 +53,9 @@ _OUTCOME_KEYS = frozenset({"decision", "events", "reason"})
 _ISSUE_OUTCOME_KEYS = _OUTCOME_KEYS | {"manifest"}
 #: What a trace must record of an outcome; the events and the manifest may be left out.
 _TRACE_OUTCOME_KEYS = frozenset({"decision", "reason"})
+#: The actions whose denial changes nothing (``decide`` gives no state): every one
+#: but ``start_worker``, whose refused launch releases the registration it made.
+_DENIAL_CHANGES_NOTHING = frozenset(ACTION_ARGUMENTS) - {"start_worker"}
 
 
 class Head(NamedTuple):
@@ -260,8 +263,16 @@ class Replay:
     def _corrupt(self, sequence: int, problem: str) -> JournalCorruptError:
         return JournalCorruptError(self.path, sequence, problem)
 
-    def apply(self, state: State, head: Head, row: Row) -> tuple[State, Head]:
-        """Check that ``row`` follows ``head`` and replays as recorded; return state and head."""
+    def apply(
+        self, state: State, head: Head, row: Row, *, audit: bool = True
+    ) -> tuple[State, Head]:
+        """Check that ``row`` follows ``head`` and replays as recorded; return state and head.
+
+        Without ``audit`` (a running controller catching up on rows other
+        controllers appended, R-JOURNAL-22), a denial that changes nothing is
+        checked as a row of the chain and a step of the schema, and not
+        decided again: the state it leads to is the one before it.
+        """
         sequence = head.sequence + 1
         if row.sequence != sequence:
             raise self._corrupt(sequence, f"is missing (the next row stored is {row.sequence})")
@@ -297,6 +308,12 @@ class Replay:
             raise self._corrupt(
                 sequence, f"its now {body['now']} is earlier than row {head.sequence}'s"
             )
+        if (
+            not audit
+            and body["outcome"]["decision"] == "denied"
+            and body["action"] in _DENIAL_CHANGES_NOTHING
+        ):
+            return state, Head(sequence, row.hash, now)
         try:
             state, _ = step(
                 state,
