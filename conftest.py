@@ -55,17 +55,17 @@ pytest_collect_file = (
 #: (``--no-loadscope-reorder``; its own order, by number of tests, put the slowest file of
 #: eight tests late), so a run ends on short files instead of waiting on one of these.
 HEAVY_FIRST = (
-    "tests/test_wire_js.py",
     "tests/test_conformance.py",
+    "tests/test_wire_js.py",
     "tests/test_wire_errors.py",
+    "tests/test_explore_tour.py",
+    "tests/test_tutorials.py",
     "tests/test_docs.py",
-    "properties/test_signing_properties.py",
     "tests/test_wire.py",
     "tests/test_journal_hosts.py",
-    "tests/test_tutorials.py",
-    "tests/test_benchmark_smoke.py",
-    "tests/test_explore_tour.py",
     "properties/test_bad_input.py",
+    "properties/test_reference_machine.py",
+    "properties/test_signing_properties.py",
 )
 
 
