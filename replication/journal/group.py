@@ -20,6 +20,11 @@ batch, fails, every decision of the batch fails with that error and none is
 installed; if a sync fails, every decision committed or written and not yet
 installed fails with it, and the journal refuses every later action.
 
+A waiting caller is woken when its batch is settled or fails, when a sync it
+waits for ends, or when a caller leaves without a row (the batch may then be
+complete); never for a row written or a batch committed, which the writer and
+the committer act on themselves: each wake-up costs a context switch.
+
 Store-neutral: the journal gives ``commit`` and ``sync`` (a no-op where the
 commit is durable itself); the batching is here.
 """
