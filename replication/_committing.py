@@ -100,6 +100,7 @@ class Committer:
         the commit that covers it, then records its events (R-JOURNAL-19).
         """
         group = None if self._journal is None else self._journal._group
+        entry = None
         if group is not None:
             group.arrive()
         try:
@@ -130,7 +131,7 @@ class Committer:
                         self._raised_inside.clear()
         finally:
             if group is not None:
-                group.leave()
+                group.leave(written=entry is not None)
         if entry is not None and group is not None and self._journal is not None:
             # Acknowledged only once a sync covering its row returned (R-JOURNAL-19,
             # R-JOURNAL-21); the sync runs outside the locks.

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,6 +30,7 @@ from replication.journal import (
 from replication.journal import replay as replay_module
 from replication.journal import wal as wal_module
 from replication.journal.codec import manifest_to_json
+from replication.journal.group import Entry, GroupCommit
 from replication.journal.store import Store
 from replication.signing import sign_manifest
 from tests import journal_support as support
@@ -647,3 +649,96 @@ class TestFailedSyncIsFinal:
             beat.join(PATIENCE)
             refresh.join(PATIENCE)
         assert isinstance(outcome["beat"], JournalUnavailableError)
+
+
+class Wakes(threading.Condition):
+    """A group commit's condition that counts its ``notify_all`` calls (each wakes every waiter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes = 0
+
+    def notify_all(self) -> None:
+        self.wakes += 1
+        super().notify_all()
+
+
+def counting_wakes(group: GroupCommit) -> Wakes:
+    """Swap ``group``'s condition (no caller is waiting yet) for one counting its wake-ups."""
+    wakes = Wakes()
+    group._changed = wakes
+    return wakes
+
+
+class TestGroupCommitWakes:
+    def test_writing_a_row_or_committing_a_batch_wakes_no_waiter(self):
+        """R-JOURNAL-19: a caller adding its row and leaving, and a commit of the batch, wake
+        none of the callers waiting: the writer sees for itself whether the batch is complete,
+        and the callers of a batch are woken once it is settled."""
+        group = GroupCommit()
+        wakes = counting_wakes(group)
+        group.arrive()
+        entry = Entry(SimpleNamespace(state=None), object(), None, None)  # type: ignore[arg-type]
+        group.add(entry)
+        group.leave(written=True)
+        group.commit(lambda: None)
+        assert (wakes.wakes, entry.committed) == (0, True)
+        group.settle(entry.number, None, lambda written: None, lambda error: None)
+        assert (wakes.wakes, entry.done) == (1, True)
+
+    def test_a_caller_leaving_without_a_row_wakes_the_waiters(self):
+        """R-JOURNAL-19: a caller that wrote no row (its call failed) may be the last one a
+        waiting caller expected, and nobody else would tell it: it wakes the waiters."""
+        group = GroupCommit()
+        wakes = counting_wakes(group)
+        group.arrive()
+        group.leave(written=False)
+        assert wakes.wakes == 1
+
+    def test_eight_threads_wake_their_waiters_at_most_twice_per_commit(self, tmp_path, monkeypatch):
+        """R-JOURNAL-19: with eight callers sharing commits, the waiters are woken once a
+        batch is settled and once its sync ends, never per row written (which woke each of
+        them twice a row, a context switch each); every call is acknowledged, in order."""
+        path = tmp_path / "j.db"
+        with Journal(path) as journal:
+            controller = Controller(
+                make_contract(max_replicas=100, cooldown_seconds=0),
+                KEY,
+                clock=ManualClock(T0),
+                journal=journal,
+            )
+            wakes = counting_wakes(journal._group)
+            commits = [0]
+            real = Store.commit
+
+            def commit(store: Store, **options: bool) -> None:
+                real(store, **options)
+                commits[0] += 1
+
+            monkeypatch.setattr(Store, "commit", commit)
+            self.check_wakes(controller, journal, path)
+            assert wakes.wakes <= 2 * commits[0]
+
+    def check_wakes(self, controller: Controller, journal: Journal, path: Path) -> None:
+        """Run eight threads of ten registrations and heartbeats each; all are acknowledged."""
+        barrier = threading.Barrier(8)
+        raised: list[BaseException] = []
+
+        def work(number: int) -> None:
+            barrier.wait(PATIENCE)
+            try:
+                for call in range(10):
+                    worker_id = f"t{number}-{call}"
+                    controller.register_worker(hand_signed(worker_id))
+                    controller.heartbeat(worker_id)
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                raised.append(error)
+
+        threads = [threading.Thread(target=work, args=(number,)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(PATIENCE)
+        assert raised == []
+        assert journal.head.sequence == 160
+        assert verify_journal(path).state == controller.state

@@ -20,6 +20,11 @@ batch, fails, every decision of the batch fails with that error and none is
 installed; if a sync fails, every decision committed or written and not yet
 installed fails with it, and the journal refuses every later action.
 
+A waiting caller is woken when its batch is settled or fails, when a sync it
+waits for ends, or when a caller leaves without a row (the batch may then be
+complete); never for a row written or a batch committed, which the writer and
+the committer act on themselves: each wake-up costs a context switch.
+
 Store-neutral: the journal gives ``commit`` and ``sync`` (a no-op where the
 commit is durable itself); the batching is here.
 """
@@ -108,17 +113,27 @@ class GroupCommit:
         with self._changed:
             self._arriving += 1
 
-    def leave(self) -> None:
-        """Count the caller out: its row is written (or it failed)."""
+    def leave(self, *, written: bool) -> None:
+        """Count the caller out: its row is ``written`` into the open batch, or it failed.
+
+        Only the last caller to leave can complete a batch (:meth:`wait`). One
+        that wrote its row goes on to :meth:`wait` and sees that itself, so no
+        waiter is woken for it: each wake-up costs the woken thread a context
+        switch and a turn at the interpreter lock, eight per row when eight
+        callers wait.
+        """
         with self._changed:
             self._arriving -= 1
-            self._changed.notify_all()
+            if not written:
+                self._changed.notify_all()
 
     def add(self, entry: Entry) -> None:
-        """Add a written decision to the open batch (under the controller's lock)."""
+        """Add a written decision to the open batch (under the controller's lock).
+
+        Wakes no waiter: the batch is complete only once its writer leaves (:meth:`leave`).
+        """
         with self._changed:
             self._entries.append(entry)
-            self._changed.notify_all()
 
     def commit(self, commit: Callable[[], None], entry: Entry | None = None) -> None:
         """Commit the open batch (under the controller's lock); its decisions await a sync.
@@ -144,7 +159,8 @@ class GroupCommit:
                 written.number = self._committed
                 written.committed = True
             self._unsynced.extend(entries)
-            self._changed.notify_all()
+            # No waiter is woken: the caller that committed goes on to sync (:meth:`wait`),
+            # and its batch's other callers are woken once they are settled (``_finish``).
 
     def settle(
         self,
