@@ -338,6 +338,39 @@ class TestSyncAfterCommit:
         assert sorted(restarted.registry) == ["a", "b"]
 
 
+def heartbeats_during_a_held_sync(
+    controller, path: Path, syncing: threading.Event, release: threading.Event
+) -> dict[str, BaseException | None]:
+    """Heartbeat ``a`` in thread ``first`` (whose sync holds until ``release``), then ``b`` in
+    thread ``second``; once ``b``'s row is committed (four rows), check that neither call
+    has returned yet, release the sync and return what each call returned or raised."""
+    outcome: dict[str, BaseException | None] = {}
+
+    def beat(worker_id: str) -> None:
+        try:
+            controller.heartbeat(worker_id)
+            outcome[worker_id] = None
+        except BaseException as error:  # noqa: BLE001 - the test reads it
+            outcome[worker_id] = error
+
+    first = threading.Thread(target=beat, args=("a",), name="first")
+    second = threading.Thread(target=beat, args=("b",), name="second")
+    first.start()
+    try:
+        assert syncing.wait(PATIENCE)
+        second.start()
+        deadline = time.monotonic() + PATIENCE
+        while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(journal_rows(path)) == 4  # committed during the first one's sync
+        assert outcome == {}  # neither is acknowledged yet
+    finally:
+        release.set()
+        first.join(PATIENCE)
+        second.join(PATIENCE)
+    return outcome
+
+
 class TestPipeline:
     def test_a_call_is_decided_and_committed_while_an_earlier_sync_is_in_flight(
         self, opened, tmp_path, monkeypatch
@@ -360,30 +393,7 @@ class TestPipeline:
             real(store)
 
         monkeypatch.setattr(Store, "sync", sync)
-        outcome: dict[str, BaseException | None] = {}
-
-        def beat(worker_id: str) -> None:
-            try:
-                controller.heartbeat(worker_id)
-                outcome[worker_id] = None
-            except BaseException as error:  # noqa: BLE001 - the test reads it
-                outcome[worker_id] = error
-
-        first = threading.Thread(target=beat, args=("a",), name="first")
-        second = threading.Thread(target=beat, args=("b",), name="second")
-        first.start()
-        try:
-            assert syncing.wait(PATIENCE)
-            second.start()
-            deadline = time.monotonic() + PATIENCE
-            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(journal_rows(path)) == 4  # committed during the first one's sync
-            assert outcome == {}  # neither is acknowledged yet
-        finally:
-            release.set()
-            first.join(PATIENCE)
-            second.join(PATIENCE)
+        outcome = heartbeats_during_a_held_sync(controller, path, syncing, release)
         assert outcome == {"a": None, "b": None}
         actions = [(row["action"], row["args"].get("worker_id")) for row in journal_rows(path)[-2:]]
         assert actions == [("heartbeat", "a"), ("heartbeat", "b")]
@@ -408,29 +418,7 @@ class TestPipeline:
             raise AssertionError("only the first caller's sync runs: it fails")
 
         monkeypatch.setattr(Store, "sync", sync)
-        outcome: dict[str, BaseException | None] = {}
-
-        def beat(worker_id: str) -> None:
-            try:
-                controller.heartbeat(worker_id)
-                outcome[worker_id] = None
-            except BaseException as error:  # noqa: BLE001 - the test reads it
-                outcome[worker_id] = error
-
-        first = threading.Thread(target=beat, args=("a",), name="first")
-        second = threading.Thread(target=beat, args=("b",), name="second")
-        first.start()
-        try:
-            assert syncing.wait(PATIENCE)
-            second.start()
-            deadline = time.monotonic() + PATIENCE
-            while len(journal_rows(path)) < 4 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert len(journal_rows(path)) == 4
-        finally:
-            release.set()
-            first.join(PATIENCE)
-            second.join(PATIENCE)
+        outcome = heartbeats_during_a_held_sync(controller, path, syncing, release)
         assert {type(error) for error in outcome.values()} == {JournalUnavailableError}
         assert sorted(outcome) == ["a", "b"]
         assert controller.state == before
