@@ -80,7 +80,7 @@ def _raw_public_key(value: object) -> bytes:
     if not isinstance(value, bytes):
         raise InvalidTypeError("raw", "32 bytes", value)
     # The bytes themselves, as an exact ``bytes``: a subclass could lie about equality.
-    raw = bytes.__getitem__(value, slice(None))
+    raw = _exact(value)
     try:
         check_public_key(raw)
     except KeyRejected as error:
@@ -171,7 +171,7 @@ class SigningKey:
         """Build the key from its 32-byte RFC 8032 seed (for test vectors, never for production)."""
         if not isinstance(seed, bytes):
             raise InvalidTypeError("seed", "32 bytes", seed)
-        raw = bytes.__getitem__(seed, slice(None))
+        raw = _exact(seed)
         if len(raw) != 32:
             raise InvalidTypeError("seed", "32 bytes", seed)
         return cls(Ed25519PrivateKey.from_private_bytes(raw))
