@@ -14,7 +14,7 @@ orchestrator on top.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from replication.errors import (
     AuditError,
@@ -44,6 +44,14 @@ __all__ = ["ATTEMPTS", "MAX_NESTING", "Committer", "failure_inside"]
 ATTEMPTS = 3
 #: How deeply facade calls may nest inside callbacks; one more is refused (R-FACADE-2).
 MAX_NESTING = 4
+
+
+class _Call(NamedTuple):
+    """A facade call queued to be decided (group commit, R-JOURNAL-19)."""
+
+    action: str
+    arguments: Mapping[str, object]
+    decide: Callable[[State, datetime], Decision]
 
 
 class Committer:
@@ -99,56 +107,87 @@ class Committer:
         the row is written under the locks, and the call waits outside them for
         the commit that covers it, then records its events (R-JOURNAL-19).
         """
-        group = None if self._journal is None else self._journal._group
-        entry = None
-        if group is not None:
-            group.arrive()
-        try:
-            with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-                self._nesting += 1
-                try:
-                    if self._nesting > MAX_NESTING:
-                        raise ReentrancyError(
-                            action,
-                            0,
-                            why=f"calls nested {MAX_NESTING} deep inside callbacks (a stop "
-                            "condition, clock or logger calling back into the controller, "
-                            "again and again)",
-                        )
-                    decision, entry = self._decide_now(
-                        action, arguments, decide, orchestrator, logger
-                    )
-                    if entry is None and decision.denial is not None:
-                        raise decision.denial
-                except BaseException as error:
-                    if self._nesting > 1:
-                        # Made from a callback of an outer call, which must not decide on it.
-                        self._raised_inside.append(error)
-                    raise
-                finally:
-                    self._nesting -= 1
-                    if self._nesting == 0:
-                        self._raised_inside.clear()
-        finally:
-            if group is not None:
-                group.leave(written=entry is not None)
-        if entry is not None and group is not None and self._journal is not None:
-            # Acknowledged only once a sync covering its row returned (R-JOURNAL-19,
-            # R-JOURNAL-21); the sync runs outside the locks.
-            group.wait(entry, self._commit_batch, self._journal._sync, self._settle)
+        journal = self._journal
+        if journal is not None and not self._lock._is_owned():  # type: ignore[attr-defined]
+            # Queued, and decided with the other callers' calls by whichever caller
+            # combines them (group commit, R-JOURNAL-19); acknowledged only once a sync
+            # covering its row returned (R-JOURNAL-21).
+            entry = journal._group.entry(
+                _Call(action, arguments, decide), orchestrator, logger or self.logger
+            )
+            journal._group.run(entry, self._combine, journal._sync, self._settle)
+            decision = entry.decision
+            assert decision is not None  # noqa: S101 - a call that returns was decided
             self._record_decision(decision, entry.base, entry.after, entry.logger)
             if decision.denial is not None:
                 raise decision.denial
+            return decision.outcome
+        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
+            self._nesting += 1
+            try:
+                self._check_nesting(action)
+                decision = self._decide_now(action, arguments, decide, orchestrator, logger)
+                if decision.denial is not None:
+                    raise decision.denial
+            except BaseException as error:
+                if self._nesting > 1:
+                    # Made from a callback of an outer call, which must not decide on it.
+                    self._raised_inside.append(error)
+                raise
+            finally:
+                self._nesting -= 1
+                if self._nesting == 0:
+                    self._raised_inside.clear()
         return decision.outcome
 
-    def _commit_batch(self, entry: Entry) -> None:
-        """Commit the journal's open batch, unless another caller's commit covered ``entry``."""
+    def _check_nesting(self, action: str) -> None:
+        if self._nesting > MAX_NESTING:
+            raise ReentrancyError(
+                action,
+                0,
+                why=f"calls nested {MAX_NESTING} deep inside callbacks (a stop "
+                "condition, clock or logger calling back into the controller, "
+                "again and again)",
+            )
+
+    def _combine(self, entries: list[Entry]) -> None:
+        """Decide each queued call in turn, then commit the open batch (R-JOURNAL-19).
+
+        Under the controller's lock, taken once for them all: each call is
+        decided as if its caller held the lock (its own orchestrator's lock
+        too), its row written into the open batch. A call that fails before its
+        row is written (bad input, a re-entrant call, the journal's refusal)
+        gets its own error; one that fails writing fails the whole batch.
+        """
         journal = self._journal
-        orchestrator = self.orchestrator
         if journal is None:
             return
-        with self._lock, orchestrator._lock if orchestrator else contextlib.nullcontext():
-            journal._group.commit(journal._commit, entry)
+        group = journal._group
+        with self._lock:
+            for entry in entries:
+                call: _Call = entry.call
+                orchestrator = entry.orchestrator
+                with orchestrator._lock if orchestrator else contextlib.nullcontext():
+                    self._nesting += 1
+                    try:
+                        self._decide_now(
+                            call.action,
+                            call.arguments,
+                            call.decide,
+                            orchestrator,
+                            entry.logger,
+                            entry=entry,
+                        )
+                    except Exception as error:  # noqa: BLE001 - that caller's error
+                        if not entry.done:
+                            group.finish(entry, error)
+                    finally:
+                        self._nesting -= 1
+                        if self._nesting == 0:
+                            self._raised_inside.clear()
+            orchestrator = self.orchestrator
+            with orchestrator._lock if orchestrator else contextlib.nullcontext():
+                group.commit(journal._commit)
 
     def _settle(self, upto: int, error: BaseException | None) -> None:
         """Install the decisions a sync covered, in order; or fail them all if it failed."""
@@ -181,8 +220,9 @@ class Committer:
 
     def _install(self, entry: Entry) -> None:
         """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
-        if entry.decision.state is not None:
-            self._commit(entry.decision.state, entry.orchestrator)
+        decision = entry.decision
+        if decision is not None and decision.state is not None:
+            self._commit(decision.state, entry.orchestrator)
 
     def _base(self, orchestrator: SandboxOrchestrator | None) -> State:
         """Return the state to decide over: after the decisions written, not yet durable."""
@@ -196,14 +236,17 @@ class Committer:
         decide: Callable[[State, datetime], Decision],
         orchestrator: SandboxOrchestrator | None,
         logger: StructuredLogger | None,
-    ) -> tuple[Decision, Entry | None]:
+        *,
+        entry: Entry | None = None,
+    ) -> Decision:
         """:meth:`_decide` under the locks: decide, commit, and record the events.
 
-        With a journal, the row is written into the open batch, and a call not
-        made from inside another returns its entry, to wait outside the locks
-        for the commit that covers it (group commit, R-JOURNAL-19); a call made
-        from inside another commits the batch at once, as the outer call must
-        decide again over what it did.
+        With a journal, the row is written into the open batch. A queued call
+        (its ``entry`` given, decided by the caller combining the queue) returns
+        at once: its caller waits outside the locks for the sync that covers it,
+        then records its events (group commit, R-JOURNAL-19). A call made from
+        inside another commits and syncs the batch at once, as the outer call
+        must decide again over what it did.
 
         A decision is not committed (:class:`ReentrancyError`) if a call made
         from one of its callbacks meanwhile failed (anything but its own denial
@@ -244,12 +287,11 @@ class Committer:
                 if decision.state is not None:
                     self._commit(decision.state, orchestrator)
             else:
-                from replication.journal.group import Entry  # noqa: PLC0415 - a journal's
-
+                written = entry or journal._group.entry(None, orchestrator, logger or self.logger)
                 try:
                     journal._append(action, arguments, now, decision, decision.state or base)
-                    entry = Entry(decision, base, orchestrator, logger or self.logger)
-                    journal._group.add(entry)
+                    written.decided(decision, base)
+                    journal._group.add(written)
                 except BaseException as error:
                     # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
                     # memory), the batch's transaction is rolled back, its other rows with
@@ -257,20 +299,20 @@ class Committer:
                     journal._rolled_back()
                     journal._group.fail(error)
                     raise
-                if self._nesting == 1:
-                    return decision, entry
+                if entry is not None:
+                    return decision
                 # Made from inside another call, which must decide again over what it did:
                 # made durable and installed at once, under the locks.
                 self._sync_now()
-                if entry.error is not None:
-                    raise entry.error
+                if written.error is not None:
+                    raise written.error
         if journal is not None and journal._nested:
             # An outer call on this thread is deciding: give it back the write
             # lock, with whatever other processes appended meanwhile.
             with contextlib.suppress(ReplicationError):
                 self._catch_up(journal, orchestrator)
         self._record_decision(decision, base, decision.state or base, logger or self.logger)
-        return decision, None
+        return decision
 
     def _catch_up(self, journal: Journal, orchestrator: SandboxOrchestrator | None) -> None:
         caught_up = journal._catch_up(self._current(orchestrator), settle=self._sync_now)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -150,16 +151,21 @@ class TestGroupCommitFailure:
         controller = Controller(make_contract(cooldown_seconds=0), KEY,
                                 clock=ManualClock(T0), journal=journal)  # fmt: skip
         controller.register_worker(hand_signed("a"))
-        written, release = threading.Event(), threading.Event()
-        wait = GroupCommit.wait
+        ready = GroupCommit._ready
 
-        def held(self, entry, *callbacks):  # the first caller's row waits in the open batch
-            if threading.current_thread().name == "first":
-                written.set()
-                release.wait(30)
-            return wait(self, entry, *callbacks)
+        def together(group: GroupCommit, deadline: float) -> bool:
+            # Both calls are queued, then decided in one batch: b's row, then a's heartbeat.
+            return len(group._queue) >= 2 and ready(group, deadline)
 
-        monkeypatch.setattr(GroupCommit, "wait", held)
+        monkeypatch.setattr(GroupCommit, "_ready", together)
+        encode = journal_module.canonical_bytes
+
+        def interrupted(value):
+            if isinstance(value, dict) and value.get("action") == "heartbeat":
+                raise MemoryError("while encoding the row")
+            return encode(value)
+
+        monkeypatch.setattr(journal_module, "canonical_bytes", interrupted)
         failed: list[BaseException] = []
 
         def first() -> None:
@@ -170,16 +176,12 @@ class TestGroupCommitFailure:
 
         thread = threading.Thread(target=first, name="first")
         thread.start()
-        assert written.wait(30)
-
-        def interrupted(value):
-            raise MemoryError("while encoding the row")
-
-        with monkeypatch.context() as patch:
-            patch.setattr(journal_module, "canonical_bytes", interrupted)
-            with pytest.raises(MemoryError):
-                controller.heartbeat("a")
-        release.set()
+        deadline = time.monotonic() + 30
+        while not journal._group._queue and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with pytest.raises(MemoryError):
+            controller.heartbeat("a")
+        monkeypatch.undo()
         thread.join(30)
         assert [MemoryError] == [type(error) for error in failed]
         controller.heartbeat("a")  # commits whatever the open transaction still held

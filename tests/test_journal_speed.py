@@ -14,7 +14,6 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
@@ -639,55 +638,112 @@ class TestFailedSyncIsFinal:
         assert isinstance(outcome["beat"], JournalUnavailableError)
 
 
-class Wakes(threading.Condition):
-    """A group commit's condition that counts its ``notify_all`` calls (each wakes every waiter)."""
+class Signals:
+    """Counts the wake-ups a group commit sends its callers (``GroupCommit._signal``)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, monkeypatch) -> None:
         self.wakes = 0
+        real = GroupCommit._signal
 
-    def notify_all(self) -> None:
-        self.wakes += 1
-        super().notify_all()
+        def signal(group: GroupCommit, entry: Entry) -> None:
+            self.wakes += 1
+            real(group, entry)
 
-
-def counting_wakes(group: GroupCommit) -> Wakes:
-    """Swap ``group``'s condition (no caller is waiting yet) for one counting its wake-ups."""
-    wakes = Wakes()
-    group._changed = wakes
-    return wakes
+        monkeypatch.setattr(GroupCommit, "_signal", signal)
 
 
-class TestGroupCommitWakes:
-    def test_writing_a_row_or_committing_a_batch_wakes_no_waiter(self):
-        """R-JOURNAL-19: a caller adding its row and leaving, and a commit of the batch, wake
-        none of the callers waiting: the writer sees for itself whether the batch is complete,
-        and the callers of a batch are woken once it is settled."""
+class Interrupted(BaseException):
+    """Raised as Ctrl-C is: not an ``Exception``, so no caller's error."""
+
+
+class TestFlatCombining:
+    def test_a_caller_is_woken_for_its_own_call_never_for_anothers_row(self, monkeypatch):
+        """R-JOURNAL-19: deciding, writing and committing a queued call wakes nobody; its
+        caller alone is woken once it is settled (a lock of its own, not a broadcast)."""
+        signals = Signals(monkeypatch)
         group = GroupCommit()
-        wakes = counting_wakes(group)
-        group.arrive()
-        entry = Entry(SimpleNamespace(state=None), object(), None, None)  # type: ignore[arg-type]
+        entry = group.entry("call", None, None)
+        group._queue.append(entry)
         group.add(entry)
-        group.leave(written=True)
         group.commit(lambda: None)
-        assert (wakes.wakes, entry.committed) == (0, True)
+        assert (signals.wakes, entry.committed) == (0, True)
         group.settle(entry.number, None, lambda written: None, lambda error: None)
-        assert (wakes.wakes, entry.done) == (1, True)
+        assert (signals.wakes, entry.done) == (1, True)
 
-    def test_a_caller_leaving_without_a_row_wakes_the_waiters(self):
-        """R-JOURNAL-19: a caller that wrote no row (its call failed) may be the last one a
-        waiting caller expected, and nobody else would tell it: it wakes the waiters."""
+    def test_a_call_that_fails_before_its_row_is_written_raises_its_own_error(self):
+        """R-JOURNAL-19: a call the combiner could not decide (bad input, a re-entrant call)
+        fails alone: its caller is woken and raises that error; nothing is synced."""
         group = GroupCommit()
-        wakes = counting_wakes(group)
-        group.arrive()
-        group.leave(written=False)
-        assert wakes.wakes == 1
+        entry = group.entry("call", None, None)
+        synced: list[int] = []
 
-    def test_eight_threads_wake_their_waiters_at_most_twice_per_commit(self, tmp_path, monkeypatch):
-        """R-JOURNAL-19: with eight callers sharing commits, the waiters are woken once a
-        batch is settled and once its sync ends, never per row written (which woke each of
-        them twice a row, a context switch each); every call is acknowledged, in order."""
+        def combine(entries: list[Entry]) -> None:
+            for each in entries:
+                group.finish(each, ValueError("bad input"))
+
+        with pytest.raises(ValueError, match="bad input"):
+            group.run(entry, combine, lambda: synced.append(1), lambda upto, error: None)
+        assert synced == []
+
+    def test_a_combiner_interrupted_hands_the_queue_on(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-19: Ctrl-C in the caller deciding the queue (here while it decides
+        another thread's call) raises in that caller only; the calls it had not decided go
+        back to the queue and another caller decides them: the other thread's call is
+        acknowledged and journaled, the interrupted one is not."""
         path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        clock = controller.clock
+        armed = threading.Event()
+        fired: list[str] = []
+
+        def interrupting() -> object:
+            if armed.is_set() and not fired:
+                fired.append(threading.current_thread().name)
+                raise Interrupted
+            return clock()
+
+        controller.clock = interrupting  # type: ignore[assignment]
+        ready = GroupCommit._ready
+
+        def two_queued(group: GroupCommit, deadline: float) -> bool:
+            # Both calls are queued before either is decided; after the interrupt, as ever.
+            return ready(group, deadline) if fired else len(group._queue) >= 2
+
+        monkeypatch.setattr(GroupCommit, "_ready", two_queued)
+        outcome: dict[str, BaseException | None] = {}
+
+        def beat(worker_id: str) -> None:
+            try:
+                controller.heartbeat(worker_id)
+                outcome[worker_id] = None
+            except BaseException as error:  # noqa: BLE001 - the test reads it
+                outcome[worker_id] = error
+
+        armed.set()
+        threads = [threading.Thread(target=beat, args=(name,), name=name) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(PATIENCE)
+        assert len(fired) == 1
+        interrupted = fired[0]
+        other = "b" if interrupted == "a" else "a"
+        assert isinstance(outcome[interrupted], Interrupted)
+        assert outcome[other] is None
+        beats = [
+            row["args"]["worker_id"] for row in journal_rows(path) if row["action"] == "heartbeat"
+        ]
+        assert beats == [other]
+        assert verify_journal(path).state == controller.state
+
+    def test_eight_threads_wake_each_caller_at_most_twice_a_call(self, tmp_path, monkeypatch):
+        """R-JOURNAL-19: with eight callers sharing commits, a caller is woken only when its
+        call is settled or the next round is handed to it, never per row written or per
+        commit; batches hold several calls; every call is acknowledged, in order."""
+        path = tmp_path / "j.db"
+        signals = Signals(monkeypatch)
         with Journal(path) as journal:
             controller = Controller(
                 make_contract(max_replicas=100, cooldown_seconds=0),
@@ -695,7 +751,6 @@ class TestGroupCommitWakes:
                 clock=ManualClock(T0),
                 journal=journal,
             )
-            wakes = counting_wakes(journal._group)
             commits = [0]
             real = Store.commit
 
@@ -705,7 +760,8 @@ class TestGroupCommitWakes:
 
             monkeypatch.setattr(Store, "commit", commit)
             self.check_wakes(controller, journal, path)
-            assert wakes.wakes <= 2 * commits[0]
+            assert signals.wakes <= 2 * 160
+            assert commits[0] < 160
 
     def check_wakes(self, controller: Controller, journal: Journal, path: Path) -> None:
         """Run eight threads of ten registrations and heartbeats each; all are acknowledged."""

@@ -1,32 +1,37 @@
-"""Group commit: the decisions of concurrent callers share one transaction and one fsync.
+"""Group commit: the calls of concurrent callers are decided together and share one fsync.
 
-A controller decides under its own lock, one decision at a time, each over the
-state the one before it gives (decided, written, not yet durable: the
-*pending* state). The row is written into the journal's open write transaction
-and the caller's :class:`Entry` joins the open batch; the caller then leaves
-the controller's lock and waits (:meth:`GroupCommit.wait`). The first waiter
-whose entry is not yet committed becomes the leader: it waits a moment for the
-callers deciding right now and as many as the last batch held (at most
-:data:`GATHER_SECONDS`; a lone caller never waits), takes the controller's
-lock, and commits the batch (one ``COMMIT``, which gives the write lock back).
-The fsync that makes the batch durable runs outside the controller's lock
-(specs/07-journal.md, R-JOURNAL-21), so the next batch is decided and written
-while it is in flight; once it returned, its decisions are installed, in the
-order decided, under the controller's lock, and their callers woken. A caller
-is acknowledged (its call returns, or raises its denial) only once a sync that
-covers its row returned: what "acknowledged" means does not change
-(R-JOURNAL-5, R-JOURNAL-19). If the commit, or writing a later row of the
-batch, fails, every decision of the batch fails with that error and none is
-installed; if a sync fails, every decision committed or written and not yet
-installed fails with it, and the journal refuses every later action.
+A caller of a journaled controller does not take the controller's lock to
+decide its own call. It queues its call (:meth:`GroupCommit.run`) and one
+caller, the *combiner*, takes the lock once and decides every queued call in
+turn, in the order queued, each over the state the one before it gives
+(decided, written, not yet durable: the *pending* state), writes each row into
+the journal's open write transaction, and commits them (one ``COMMIT``, which
+gives the write lock back): flat combining. One thread deciding them all costs
+no handoff of the controller's lock between threads; on a machine where
+waking a thread costs tens of microseconds, those handoffs, not the decisions,
+were most of a batch's time (docs/figures/journal.md).
 
-A waiting caller is woken when its batch is settled or fails, when a sync it
-waits for ends, or when a caller leaves without a row (the batch may then be
-complete); never for a row written or a batch committed, which the writer and
-the committer act on themselves: each wake-up costs a context switch.
+Who combines: the caller whose call makes the queue as long as the last batch
+was (its callers are likely to come again; a lone caller never waits), or a
+caller whose gathering time ran out (at most :data:`GATHER_SECONDS`), or a
+caller the last combiner handed the queue that built up meanwhile. The fsync
+that makes a batch durable runs outside the controller's lock
+(specs/07-journal.md, R-JOURNAL-21): the caller that committed syncs, unless a
+sync is in flight (its caller hands the next sync on when it returns), so the
+next batch is decided and committed meanwhile. Once a sync returned, its
+decisions are installed, in the order decided, under the controller's lock,
+and their callers woken, each by a lock of its own (no thread is woken for
+another's call). A caller is acknowledged (its call returns, or raises its
+denial) only once a sync that covers its row returned: what "acknowledged"
+means does not change (R-JOURNAL-5, R-JOURNAL-19). If the commit, or writing a
+later row of the batch, fails, every decision of the batch fails with that
+error and none is installed; if a sync fails, every decision committed or
+written and not yet installed fails with it, and the journal refuses every
+later action.
 
-Store-neutral: the journal gives ``commit`` and ``sync`` (a no-op where the
-commit is durable itself); the batching is here.
+Store-neutral and policy-neutral: the controller gives ``combine`` (decide and
+commit), ``sync`` (a no-op where the commit is durable itself) and ``settle``
+(install); the queueing, the roles and the wake-ups are here.
 """
 
 from __future__ import annotations
@@ -43,33 +48,46 @@ if TYPE_CHECKING:
 
 __all__ = ["GATHER_SECONDS", "Entry", "GroupCommit"]
 
-#: The longest a leader waits for other callers to join its batch (as PostgreSQL's
-#: ``commit_delay``, and only while some are expected: a lone caller never waits).
+#: The longest a queued caller waits for other callers to join its batch before it
+#: combines what is queued (as PostgreSQL's ``commit_delay``, and only while more
+#: are expected: a lone caller never waits).
 GATHER_SECONDS = 0.01
+#: How long a caller waits for a hand-off before it looks whether its round is run at
+#: all (a combiner or syncer interrupted by Ctrl-C hands nothing on).
+PATIENCE_SECONDS = 0.5
 
 
 class Entry:
-    """One decision written into the open batch, waiting for the sync that covers it."""
+    """One call: queued, then decided and written into the open batch, then durable."""
 
     __slots__ = (
+        "_signalled",
+        "_wake",
         "after",
         "base",
+        "call",
         "committed",
         "decision",
         "done",
         "error",
+        "lead",
         "logger",
         "number",
         "orchestrator",
         "syncing",
+        "written",
     )
 
-    def __init__(self, decision: Decision, base: State, orchestrator: Any, logger: Any) -> None:
-        self.decision = decision
-        self.base = base
-        self.after = decision.state or base
+    def __init__(self, call: Any = None, orchestrator: Any = None, logger: Any = None) -> None:
+        #: What the combiner decides (opaque here: the controller's).
+        self.call = call
         self.orchestrator = orchestrator
         self.logger = logger
+        self.decision: Decision | None = None
+        self.base: State | None = None
+        self.after: State | None = None
+        #: Whether its row is written into the open batch (then it is durable or fails).
+        self.written = False
         #: Whether its batch was committed (then ``number`` orders it among the committed).
         self.committed = False
         self.number = 0
@@ -78,23 +96,49 @@ class Entry:
         #: Whether it was installed (or failed: then ``error`` is set).
         self.done = False
         self.error: BaseException | None = None
+        #: Whether its caller was woken to combine or sync (:meth:`GroupCommit._step`).
+        self.lead = False
+        # Held while its caller has nothing to wake up for; released to wake it.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._signalled = False
+
+    def decided(self, decision: Decision, base: State) -> None:
+        """Record the decision made for it over ``base``."""
+        self.decision = decision
+        self.base = base
+        self.after = decision.state or base
 
 
 class GroupCommit:
-    """One controller's batches: the open one, those committed and not yet synced, the callers."""
+    """One controller's calls: queued, in the open batch, committed and not yet synced."""
 
     def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        #: Calls queued, not yet taken by a combiner.
+        self._queue: list[Entry] = []
+        #: Decided and written into the open batch, not yet committed.
         self._entries: list[Entry] = []
         #: Committed, not yet known durable, in the order decided.
         self._unsynced: list[Entry] = []
         self._committed = 0
-        #: Whether a caller's sync is in flight: the next waits for it, then covers every
-        #: commit made meanwhile with one fsync (the disk's fsyncs are what is shared).
+        #: Whether a caller is deciding the queue (one at a time).
+        self._combining = False
+        #: Whether a caller's sync is in flight: the next covers every commit made
+        #: meanwhile with one fsync (the disk's fsyncs are what is shared).
         self._syncing = False
-        self._arriving = 0
-        #: How many decisions the last batch held: as many callers are likely to come again.
-        self._last_size = 0
-        self._changed = threading.Condition()
+        #: How long the last round took, from taking the queue to its sync's return.
+        self._last_round = GATHER_SECONDS
+        #: Callers inside :meth:`run` now, the most at once since the last round
+        #: started, and the most at once during the round before (as many are expected).
+        self._inside = 0
+        self._peak = 0
+        self._expected = 0
+
+    @staticmethod
+    def entry(call: Any, orchestrator: Any, logger: Any) -> Entry:
+        """Return a new call's entry (``call``: what a combiner decides, or ``None``)."""
+        return Entry(call, orchestrator, logger)
 
     @property
     def pending(self) -> State | None:
@@ -108,59 +152,31 @@ class GroupCommit:
         """Whether decisions are committed and not yet installed (their sync not returned)."""
         return bool(self._unsynced)
 
-    def arrive(self) -> None:
-        """Count a caller that is about to decide (a leader waits for it to join)."""
-        with self._changed:
-            self._arriving += 1
-
-    def leave(self, *, written: bool) -> None:
-        """Count the caller out: its row is ``written`` into the open batch, or it failed.
-
-        Only the last caller to leave can complete a batch (:meth:`wait`). One
-        that wrote its row goes on to :meth:`wait` and sees that itself, so no
-        waiter is woken for it: each wake-up costs the woken thread a context
-        switch and a turn at the interpreter lock, eight per row when eight
-        callers wait.
-        """
-        with self._changed:
-            self._arriving -= 1
-            if not written:
-                self._changed.notify_all()
-
     def add(self, entry: Entry) -> None:
-        """Add a written decision to the open batch (under the controller's lock).
+        """Add a decided, written call to the open batch (under the controller's lock)."""
+        entry.written = True
+        self._entries.append(entry)
 
-        Wakes no waiter: the batch is complete only once its writer leaves (:meth:`leave`).
-        """
-        with self._changed:
-            self._entries.append(entry)
-
-    def commit(self, commit: Callable[[], None], entry: Entry | None = None) -> None:
+    def commit(self, commit: Callable[[], None]) -> None:
         """Commit the open batch (under the controller's lock); its decisions await a sync.
 
         What ``commit`` raises is the error of every caller of the batch
-        (``Entry.error``), never raised here. With ``entry`` given, nothing is
-        done once another caller's commit covered it.
+        (``Entry.error``), never raised here.
         """
-        if entry is not None and (entry.committed or entry.done):
-            return
         entries, self._entries = self._entries, []
         if not entries:
             return
-        self._last_size = len(entries)
         try:
             commit()
         except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
             self._finish(entries, error)
             return
-        with self._changed:
+        with self._mutex:
             for written in entries:
                 self._committed += 1
                 written.number = self._committed
                 written.committed = True
             self._unsynced.extend(entries)
-            # No waiter is woken: the caller that committed goes on to sync (:meth:`wait`),
-            # and its batch's other callers are woken once they are settled (``_finish``).
 
     def settle(
         self,
@@ -178,13 +194,15 @@ class GroupCommit:
         """
         if error is not None:
             broken(error)
-            failed = self._unsynced + self._entries
-            self._unsynced, self._entries = [], []
+            with self._mutex:
+                failed = self._unsynced + self._entries
+                self._unsynced, self._entries = [], []
             self._finish(failed, error)
             return
         installed: list[Entry] = []
         while self._unsynced and self._unsynced[0].number <= upto:
-            written = self._unsynced.pop(0)
+            with self._mutex:
+                written = self._unsynced.pop(0)
             try:
                 install(written)
             except BaseException as failure:  # noqa: BLE001 - the error is that caller's
@@ -221,56 +239,145 @@ class GroupCommit:
         entries, self._entries = self._entries, []
         self._finish(entries, error)
 
+    def finish(self, entry: Entry, error: BaseException) -> None:
+        """Fail one call that was not written (its own error: bad input, a re-entrant call)."""
+        self._finish([entry], error)
+
     def _finish(self, entries: list[Entry], error: BaseException | None) -> None:
-        with self._changed:
+        with self._mutex:
             for entry in entries:
                 if error is not None:
                     entry.error = error
                 entry.done = True
-            self._changed.notify_all()
+                self._signal(entry)
 
-    def wait(
+    def _signal(self, entry: Entry) -> None:
+        """Wake ``entry``'s caller (under the mutex); a caller is woken once per wait."""
+        if not entry._signalled:
+            entry._signalled = True
+            entry._wake.release()
+
+    def _lead(self, entry: Entry) -> None:
+        """Hand ``entry``'s caller the next round (under the mutex)."""
+        entry.lead = True
+        self._signal(entry)
+
+    def run(
         self,
         entry: Entry,
-        commit: Callable[[Entry], None],
+        combine: Callable[[list[Entry]], None],
         sync: Callable[[], None],
         settle: Callable[[int, BaseException | None], None],
     ) -> None:
-        """Return once ``entry`` is durable and installed; raise its error if it failed.
+        """Queue ``entry``; return once it is durable and installed, or raise its error.
 
-        Waits, at most :data:`GATHER_SECONDS`, for the callers deciding now and
-        for as many as the last batch held (they are likely to come again), then
-        calls ``commit`` (which takes the controller's lock and commits the open
-        batch) unless another caller's commit covered ``entry`` meanwhile. A
-        lone caller never waits. Then, once no other caller's sync is in flight
-        (one that covers it, or not: then the next covers every commit made
-        meanwhile), calls ``sync`` outside every lock, and ``settle`` (which
-        takes the controller's lock) with the last commit it covers and its error.
+        ``combine`` decides the calls it is given in order and commits the open
+        batch (under the controller's lock); ``sync`` makes every commit made
+        so far durable (outside every lock); ``settle`` installs the decisions
+        a sync covered (under the controller's lock).
         """
-        deadline = time.monotonic() + GATHER_SECONDS
-        with self._changed:
-            while not entry.committed and not entry.done:
-                written = len(self._entries)
-                if written >= max(self._last_size, written + self._arriving):
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-        while True:
-            with self._changed:
-                while not entry.done and (entry.syncing or (entry.committed and self._syncing)):
-                    self._changed.wait()
-                if entry.done:
-                    break
-                covered = list(self._unsynced) if entry.committed else []
+        with self._mutex:
+            self._queue.append(entry)
+            self._inside += 1
+            self._peak = max(self._peak, self._inside)
+            deadline = time.monotonic() + min(GATHER_SECONDS, 2 * self._last_round)
+            lead = self._ready(deadline)
+        try:
+            while True:
+                if lead:
+                    self._step(entry, combine, sync, settle)
+                with self._mutex:
+                    if entry.done:
+                        break
+                    gathering = self._queued(entry) and time.monotonic() < deadline
+                timeout = deadline - time.monotonic() if gathering else PATIENCE_SECONDS
+                woken = entry._wake.acquire(timeout=max(timeout, 0))
+                with self._mutex:
+                    if woken:
+                        entry._signalled = False
+                    entry.lead = False
+                    lead = not entry.done and (
+                        (self._queued(entry) and self._ready(deadline)) or self._unattended(entry)
+                    )
+        except BaseException:
+            with self._mutex:  # interrupted (Ctrl-C): a call not yet taken is not decided
+                self._queue[:] = [waiting for waiting in self._queue if waiting is not entry]
+                if entry.lead and not entry.done:  # a hand-off it will not take: pass it on
+                    self._hand_on(entry)
+            raise
+        finally:
+            with self._mutex:
+                self._inside -= 1
+        if entry.error is not None:
+            raise entry.error
+
+    def _queued(self, entry: Entry) -> bool:
+        return any(waiting is entry for waiting in self._queue)
+
+    def _ready(self, deadline: float) -> bool:
+        """Whether a queued caller combines now (under the mutex).
+
+        When as many callers are queued as were inside at once since the round
+        before the last started (every caller that will come is likely here),
+        even while the last round's sync is in flight: it is decided and
+        committed meanwhile. Otherwise once the caller's gathering time ran
+        out, and only once the last round is over (its end hands the queue on).
+        """
+        if self._combining:
+            return False
+        if self._entries or len(self._queue) >= self._expected:
+            return True
+        return not self._syncing and not self._unsynced and time.monotonic() >= deadline
+
+    def _unattended(self, entry: Entry) -> bool:
+        """Whether ``entry`` waits on a round nobody runs (under the mutex).
+
+        Its batch was written or committed and nobody commits or syncs it: a
+        caller interrupted by Ctrl-C hands nothing on. Hand-offs are for
+        speed; this is for progress.
+        """
+        if entry.committed:
+            return not self._syncing
+        return entry.written and not self._combining
+
+    def _hand_on(self, entry: Entry) -> None:
+        """Wake a caller but ``entry``'s to run the next round, if any waits (under the mutex)."""
+        for waiting in (*self._queue, *self._entries, *self._unsynced):
+            if waiting is not entry and not waiting.done:
+                self._lead(waiting)
+                return
+
+    def _step(
+        self,
+        own: Entry,
+        combine: Callable[[list[Entry]], None],
+        sync: Callable[[], None],
+        settle: Callable[[int, BaseException | None], None],
+    ) -> None:
+        """Run a round for ``own``'s caller: combine the queue, then sync and settle it."""
+        started = time.monotonic()
+        try:
+            with self._mutex:
+                taken = None
+                if not self._combining and (self._queue or self._entries):
+                    self._combining = True
+                    taken, self._queue = self._queue, []
+                    self._expected, self._peak = self._peak, self._inside
+            if taken is not None:
+                try:
+                    combine(taken)
+                finally:
+                    with self._mutex:
+                        self._combining = False
+                        # Interrupted (Ctrl-C): calls not decided go back to the front.
+                        self._queue[:0] = [e for e in taken if not e.written and not e.done]
+            with self._mutex:
+                if self._syncing or not self._unsynced:
+                    return
+                covered = list(self._unsynced)
                 for syncing in covered:
                     syncing.syncing = True
-                if covered:
-                    self._syncing = True
-            if not covered:
-                commit(entry)
-                continue
+                self._syncing = True
             # Every row committed before the fsync starts is covered by it.
             failure: BaseException | None = None
             try:
@@ -280,12 +387,14 @@ class GroupCommit:
             try:
                 settle(covered[-1].number, failure)
             finally:
-                with self._changed:
+                with self._mutex:
                     # Settled (done), or, if settling was interrupted (Ctrl-C), left for
                     # the next caller to sync again.
                     for syncing in covered:
                         syncing.syncing = False
                     self._syncing = False
-                    self._changed.notify_all()
-        if entry.error is not None:
-            raise entry.error
+                    self._last_round = time.monotonic() - started
+        finally:
+            with self._mutex:
+                if not self._combining and not self._syncing:
+                    self._hand_on(own)
