@@ -144,6 +144,186 @@ class TestHandOff:
             for name in "abc"
             if calls.returned.get(name, float("inf")) - released > PROMPTLY
         }
-        assert {} == late  # seconds after the release, of the calls that stalled
-        assert {"a": None, "b": None, "c": None} == calls.outcome
+        assert late == {}  # seconds after the release, of the calls that stalled
+        assert calls.outcome == {"a": None, "b": None, "c": None}
+        assert verify_journal(path).state == controller.state
+
+
+def together(monkeypatch: pytest.MonkeyPatch, count: int = 2) -> None:
+    """Make the group combine only once ``count`` calls are queued (then as ever)."""
+    ready = GroupCommit._ready
+
+    def gathered(group: GroupCommit, deadline: float) -> bool:
+        return len(group._queue) >= count and ready(group, deadline)
+
+    monkeypatch.setattr(GroupCommit, "_ready", gathered)
+
+
+def interrupted_sync(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[threading.Event, threading.Event]:
+    """Make thread ``name``'s first fsync wait for a release, then raise Ctrl-C (once)."""
+    held, release = threading.Event(), threading.Event()
+    real = Store.sync
+
+    def sync(store: Store) -> None:
+        if threading.current_thread().name == name and not release.is_set():
+            held.set()
+            release.wait(PATIENCE)
+            raise Interrupted
+        real(store)
+
+    monkeypatch.setattr(Store, "sync", sync)
+    return held, release
+
+
+def pipelined_over_an_interrupted_sync(
+    controller: Controller, monkeypatch: pytest.MonkeyPatch
+) -> Calls:
+    """Heartbeat ``a`` in thread ``a``, whose fsync is Ctrl-C'd once ``b``'s heartbeat (thread
+    ``b``) was committed while it was in flight; return the calls, joined."""
+    group = controller.journal._group  # type: ignore[union-attr]
+    held, release = interrupted_sync(monkeypatch, "a")
+    calls = Calls()
+    try:
+        calls.start("a", lambda: controller.heartbeat("a"))
+        assert held.wait(PATIENCE)
+        calls.start("b", lambda: controller.heartbeat("b"))
+        wait_until(lambda: len(group._unsynced) == 2)  # b's row is committed
+    finally:
+        release.set()
+        calls.join()
+    return calls
+
+
+class TestCtrlCInTheSyncer:
+    def test_ctrl_c_in_one_callers_fsync_is_raised_in_that_call_only(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-21: Ctrl-C (a ``BaseException``) raised in the caller that
+        syncs a round (thread a) is that caller's: another caller whose row the round holds
+        (b, committed while a's fsync was in flight) is acknowledged once a sync covers it,
+        or at worst fails with a ``JournalError``; it never raises the Ctrl-C of another
+        thread. Here ``GroupCommit._step`` takes the interrupt for a failed fsync and
+        fails every unsynced call with that very ``Interrupted``."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        calls = pipelined_over_an_interrupted_sync(controller, monkeypatch)
+        assert isinstance(calls.outcome["a"], Interrupted)
+        assert not isinstance(calls.outcome["b"], Interrupted)
+        assert calls.outcome["b"] is None or isinstance(calls.outcome["b"], JournalError)
+
+    def test_ctrl_c_in_an_fsync_does_not_refuse_every_later_action(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-21: only an fsync that *failed* (the kernel may have dropped the pages it
+        could not write) makes a journal refuse every later action. An fsync interrupted by
+        Ctrl-C reported no write error: the next sync covers the same rows, and the
+        controller goes on acting. Here the journal is broken for good ("sync failed ...
+        Interrupted") and the process must start a new controller."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        controller.register_worker(hand_signed("b"))
+        pipelined_over_an_interrupted_sync(controller, monkeypatch)
+        monkeypatch.undo()
+        controller.register_worker(hand_signed("c"))  # raises JournalUnavailableError
+        assert "c" in controller.registry
+        assert verify_journal(path).state == controller.state
+
+
+class TestCtrlCInTheCombiner:
+    def test_ctrl_c_in_the_combiners_commit_is_raised_in_that_call_only(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: a combiner interrupted (Ctrl-C) raises in its own call only. The
+        combiner (thread second) decided first's call and its own and is interrupted in the
+        COMMIT: first's call may fail (its row was rolled back: a ``JournalError``) or be
+        acknowledged, but it never raises the other thread's Ctrl-C. Here
+        ``GroupCommit.commit`` gives every caller of the batch the ``Interrupted`` itself."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch)
+        real = Store.commit
+
+        def commit(store: Store, **options: bool) -> None:
+            if threading.current_thread().name == "second":
+                raise Interrupted
+            real(store, **options)
+
+        monkeypatch.setattr(Store, "commit", commit)
+        calls = Calls()
+        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("second", lambda: controller.heartbeat("a"))
+        calls.join()
+        monkeypatch.undo()
+        assert isinstance(calls.outcome["second"], Interrupted)
+        assert not isinstance(calls.outcome["first"], Interrupted)
+        assert calls.outcome["first"] is None or isinstance(calls.outcome["first"], JournalError)
+        controller.heartbeat("a")
+        assert verify_journal(path).state == controller.state
+
+    def test_ctrl_c_just_after_the_commit_leaves_the_journal_usable(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-10, R-JOURNAL-19: Ctrl-C that lands once SQLite's COMMIT is done but
+        before ``Store.commit`` returned (between two bytecodes of the combiner) fails that
+        call, not acknowledged, which R-JOURNAL-5 allows; the rows it committed are the
+        journal's, and the next action decides after them. Here ``Journal._commit`` takes
+        the rows for rolled back: its head goes back behind rows the file holds, and every
+        later action fails writing a row of a sequence number already taken
+        (``SQLITE_CONSTRAINT_PRIMARYKEY``), for as long as the process runs."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        real = Store.commit
+        fired: list[bool] = []
+
+        def commit(store: Store, **options: bool) -> None:
+            real(store, **options)
+            if not fired:
+                fired.append(True)
+                raise Interrupted
+
+        monkeypatch.setattr(Store, "commit", commit)
+        with pytest.raises(Interrupted):
+            controller.register_worker(hand_signed("b"))
+        monkeypatch.undo()
+        controller.heartbeat("a")  # raises JournalUnavailableError: "could not append row 2"
+        assert sorted(controller.registry) == ["a", "b"]
+        assert verify_journal(path).state == controller.state
+
+
+class TestBadInputInABatch:
+    def test_an_argument_the_journal_cannot_record_fails_that_call_alone(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: a call that fails before its row is written (bad input) fails alone
+        with its own error. A ``reap_stale_workers`` timeout the transition accepts but a
+        journal cannot record exactly (more than 2**53 microseconds, not whole seconds) is
+        refused only while its row is encoded, in ``Journal._append``: that rolls the whole
+        open transaction back, and the call decided before it in the same batch (thread
+        first's registration) fails with an error naming ``timeout_seconds``, an argument
+        it never passed."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch)
+        calls = Calls()
+        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start(
+            "second",
+            lambda: controller.reap_stale_workers(timedelta(days=10**8, microseconds=3)),
+        )
+        calls.join()
+        assert isinstance(calls.outcome["second"], InvalidValueError)
+        assert calls.outcome["first"] is None
+        assert sorted(controller.registry) == ["a", "b"]
         assert verify_journal(path).state == controller.state
