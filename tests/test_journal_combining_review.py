@@ -150,11 +150,17 @@ class TestHandOff:
 
 
 def together(monkeypatch: pytest.MonkeyPatch, count: int = 2) -> None:
-    """Make the group combine only once ``count`` calls are queued (then as ever)."""
+    """Make the group's next round wait until ``count`` calls are queued (then as ever)."""
     ready = GroupCommit._ready
+    taken: list[bool] = []
 
     def gathered(group: GroupCommit, deadline: float) -> bool:
-        return len(group._queue) >= count and ready(group, deadline)
+        if taken:
+            return ready(group, deadline)
+        if len(group._queue) >= count and ready(group, deadline):
+            taken.append(True)
+            return True
+        return False
 
     monkeypatch.setattr(GroupCommit, "_ready", gathered)
 
@@ -326,4 +332,81 @@ class TestBadInputInABatch:
         assert isinstance(calls.outcome["second"], InvalidValueError)
         assert calls.outcome["first"] is None
         assert sorted(controller.registry) == ["a", "b"]
+        assert verify_journal(path).state == controller.state
+
+
+class Interruptible:
+    """A caller's wake-up lock whose wait raises Ctrl-C once ``interrupt`` is set."""
+
+    def __init__(self, lock: threading.Lock, interrupt: threading.Event) -> None:
+        self._lock = lock
+        self._interrupt = interrupt
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        while True:
+            if self._interrupt.is_set():
+                raise Interrupted
+            if self._lock.acquire(timeout=0.005):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+class TestCtrlCInAWaiter:
+    def test_a_caller_interrupted_while_it_waits_is_never_handed_the_next_round(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: hand-offs are how a round ends without a stall. A caller interrupted
+        (Ctrl-C) while it waits for its acknowledgement leaves; its call, committed, stays
+        in the round. Here: s's sync is held; x's and y's calls are committed meanwhile in
+        one batch; x is interrupted and leaves. When s's sync returns, its hand-off goes to
+        x's call (the first not settled), whose caller is gone: nobody syncs y's row, and y
+        waits for the patience timeout."""
+        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        for worker_id in "sxy":
+            controller.register_worker(hand_signed(worker_id))
+        group = controller.journal._group  # type: ignore[union-attr]
+        held, release = held_sync(monkeypatch, "s")
+        interrupt = threading.Event()
+        made = GroupCommit.entry
+
+        def entry(call: object, orchestrator: object, logger: object):
+            made_entry = made(call, orchestrator, logger)
+            if threading.current_thread().name == "x":
+                made_entry._wake = Interruptible(made_entry._wake, interrupt)  # type: ignore[assignment]
+            return made_entry
+
+        monkeypatch.setattr(GroupCommit, "entry", staticmethod(entry))
+        ready = GroupCommit._ready
+
+        def pair(group: GroupCommit, deadline: float) -> bool:
+            # s's round as ever; x's and y's calls are decided in one batch.
+            if threading.current_thread().name == "s":
+                return ready(group, deadline)
+            return not group._combining and len(group._queue) >= 2
+
+        monkeypatch.setattr(GroupCommit, "_ready", pair)
+        calls = Calls()
+        try:
+            calls.start("s", lambda: controller.heartbeat("s"))
+            assert held.wait(PATIENCE)
+            calls.start("x", lambda: controller.heartbeat("x"))
+            wait_until(lambda: len(group._queue) == 1)
+            calls.start("y", lambda: controller.heartbeat("y"))
+            wait_until(lambda: len(group._unsynced) == 3)  # x's and y's rows are committed
+            interrupt.set()
+            wait_until(lambda: "x" in calls.outcome)
+        finally:
+            released = time.monotonic()
+            release.set()
+            calls.join(LONG_PATIENCE + PATIENCE)
+        assert isinstance(calls.outcome["x"], Interrupted)
+        assert calls.outcome["y"] is None
+        assert calls.returned["y"] - released < PROMPTLY
         assert verify_journal(path).state == controller.state
