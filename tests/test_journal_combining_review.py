@@ -410,3 +410,84 @@ class TestCtrlCInAWaiter:
         assert calls.outcome["y"] is None
         assert calls.returned["y"] - released < PROMPTLY
         assert verify_journal(path).state == controller.state
+
+
+class TestCtrlCWhileInstalling:
+    def test_ctrl_c_while_installing_anothers_decision_is_not_given_to_that_caller(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-5, R-JOURNAL-10: Ctrl-C that lands in the caller settling a
+        round (thread second, here as it starts installing first's durable registration) is
+        that caller's, and the state in memory stays the journal's. Here
+        ``GroupCommit.settle`` catches it as if it were first's error: first's caller raises
+        the other thread's Ctrl-C though its registration is durable (and installed with
+        second's decision, decided over it), and second's caller never sees it: the Ctrl-C
+        is swallowed. (Had first's decision been the last of the round, it would not be in
+        memory at all.)"""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch)
+        real = Controller._install
+        fired: list[bool] = []
+
+        def install(self: Controller, entry) -> None:
+            if threading.current_thread().name == "second" and not fired:
+                fired.append(True)
+                raise Interrupted
+            real(self, entry)
+
+        monkeypatch.setattr(Controller, "_install", install)
+        calls = Calls()
+        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("second", lambda: controller.heartbeat("a"))
+        calls.join()
+        monkeypatch.undo()
+        assert fired == [True]
+        assert not isinstance(calls.outcome["first"], Interrupted)
+        assert isinstance(calls.outcome["second"], Interrupted)
+        assert verify_journal(path).state == controller.state
+
+
+class Halt(BaseException):
+    """What a callback may raise that is not an ``Exception`` (and not Ctrl-C)."""
+
+
+def halting(context: object) -> bool:
+    """A stop condition that raises :class:`Halt` for the worker ``halt``."""
+    if context.manifest.worker_id == "halt":  # type: ignore[attr-defined]
+        raise Halt
+    return False
+
+
+class TestCallbacksOnTheCombinersThread:
+    def test_what_a_queued_calls_callback_raises_is_that_calls(self, tmp_path, monkeypatch):
+        """R-JOURNAL-19, R-FACADE-2: a call that fails before its row is written fails alone,
+        with its own error; its callbacks run on the combiner's thread, which must not
+        make their failure another call's. A stop condition raises ``Halt`` (a
+        ``BaseException`` that is not Ctrl-C) for thread first's registration, decided on
+        thread second's (the combiner): second's heartbeat must be acknowledged and first's
+        registration raise ``Halt``. Here ``Committer._combine`` lets it through as an
+        interrupt of the combiner: second's heartbeat raises first's ``Halt``."""
+        from replication import ReplicationContract, StopCondition
+
+        contract = ReplicationContract(
+            max_depth=2,
+            max_replicas=10,
+            cooldown_seconds=0,
+            stop_conditions=[StopCondition("halt", "raises Halt for worker halt", halting)],
+        )
+        path = tmp_path / "j.db"
+        with Journal(path) as journal:
+            controller = Controller(contract, KEY, clock=ManualClock(T0), journal=journal)
+            controller.register_worker(hand_signed("a"))
+            together(monkeypatch)
+            calls = Calls()
+            calls.start("first", lambda: controller.register_worker(hand_signed("halt")))
+            wait_until(lambda: len(journal._group._queue) == 1)
+            calls.start("second", lambda: controller.heartbeat("a"))
+            calls.join()
+            assert isinstance(calls.outcome["first"], Halt)
+            assert calls.outcome["second"] is None
