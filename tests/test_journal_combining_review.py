@@ -491,3 +491,46 @@ class TestCallbacksOnTheCombinersThread:
             calls.join()
             assert isinstance(calls.outcome["first"], Halt)
             assert calls.outcome["second"] is None
+
+
+class TestBindingDuringARound:
+    def test_an_orchestrator_bound_while_a_decision_awaits_its_sync_gets_that_decision(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-11, R-JOURNAL-10, R-JOURNAL-19: a controller with no orchestrator keeps
+        the journal's containers and hands them to the orchestrator it binds; a decision
+        is installed once its sync returned. Here a deregistration (which kills worker w's
+        container, launched by another process) awaits its sync, outside the lock, when
+        another thread binds an orchestrator: the binding hands over the containers as
+        they were before the deregistration, and the deregistration is then installed into
+        the containers of no orchestrator. The bound orchestrator keeps w's container, which
+        the journal killed: the state in memory is not the journal's, and a real backend
+        would go on running what the policy stopped."""
+        from replication import SandboxOrchestrator
+
+        path = tmp_path / "j.db"
+        launcher = opened(path)
+        manifest = hand_signed("w")
+        launcher.register_worker(manifest)
+        launcher.launch_worker(manifest, SandboxOrchestrator())
+        controller = opened(path)
+        assert "w" in controller.state.orchestrator.containers
+        held, release = held_sync(monkeypatch, "deregister")
+        orchestrator = SandboxOrchestrator()
+        calls = Calls()
+        try:
+            calls.start("deregister", lambda: controller.deregister("w", "done"))
+            assert held.wait(PATIENCE)
+            calls.start(
+                "bind",
+                # Denied (an unknown worker is audited, not raised): it changes nothing.
+                lambda: controller.deregister("nobody", "done", orchestrator),
+            )
+            wait_until(lambda: controller.orchestrator is orchestrator)
+        finally:
+            release.set()
+            calls.join()
+        assert calls.outcome == {"deregister": None, "bind": None}
+        assert "w" not in controller.registry
+        assert "w" not in orchestrator.containers
+        assert verify_journal(path).state == controller.state
