@@ -567,3 +567,42 @@ class TestCtrlCBeforeTheCommit:
             controller.register_worker(hand_signed("b"))
         other.register_worker(hand_signed("c"))  # raises JournalLockedError
         assert sorted(other.registry) == ["a", "c"]
+
+    def test_a_call_queued_before_a_binding_is_decided_over_the_bound_containers(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-11, R-JOURNAL-9, R-JOURNAL-19: each queued call is decided as its own
+        caller would, over the state the journal gives. A deregistration of w (whose
+        container another process launched) is queued with no orchestrator bound; before it
+        is decided, another thread binds one, which takes the journal's containers over.
+        Here the combiner decides the deregistration over the containers of no
+        orchestrator, which are empty since the binding: its row records events over a
+        state the journal does not give (no container killed), so the journal now holds a
+        row its own replay refuses (``JournalCorruptError``, row 3: "its events are not the
+        model's"): no controller can start on it any more. The orchestrator keeps w's
+        container besides."""
+        from replication import SandboxOrchestrator
+
+        path = tmp_path / "j.db"
+        launcher = opened(path)
+        manifest = hand_signed("w")
+        launcher.register_worker(manifest)
+        launcher.launch_worker(manifest, SandboxOrchestrator())
+        controller = opened(path)
+        group = controller.journal._group  # type: ignore[union-attr]
+        ready = GroupCommit._ready
+
+        def later(group: GroupCommit, deadline: float) -> bool:
+            # The deregistration waits in the queue: the binding thread's call takes it.
+            return threading.current_thread().name != "deregister" and ready(group, deadline)
+
+        monkeypatch.setattr(GroupCommit, "_ready", later)
+        orchestrator = SandboxOrchestrator()
+        calls = Calls()
+        calls.start("deregister", lambda: controller.deregister("w", "done"))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("bind", lambda: controller.deregister("nobody", "done", orchestrator))
+        calls.join()
+        assert calls.outcome == {"deregister": None, "bind": None}
+        assert verify_journal(path).state == controller.state
+        assert "w" not in orchestrator.containers
