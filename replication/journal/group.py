@@ -70,6 +70,7 @@ class Entry:
         "decision",
         "done",
         "error",
+        "gone",
         "lead",
         "logger",
         "number",
@@ -98,6 +99,8 @@ class Entry:
         self.error: BaseException | None = None
         #: Whether its caller was woken to combine or sync (:meth:`GroupCommit._step`).
         self.lead = False
+        #: Whether its caller left (interrupted while it waited): it is handed nothing.
+        self.gone = False
         # Held while its caller has nothing to wake up for; released to wake it.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -200,15 +203,23 @@ class GroupCommit:
             self._finish(failed, error)
             return
         installed: list[Entry] = []
-        while self._unsynced and self._unsynced[0].number <= upto:
-            with self._mutex:
-                written = self._unsynced.pop(0)
-            try:
-                install(written)
-            except BaseException as failure:  # noqa: BLE001 - the error is that caller's
-                written.error = failure
-            installed.append(written)
-        self._finish(installed, None)
+        try:
+            while self._unsynced and self._unsynced[0].number <= upto:
+                with self._mutex:
+                    written = self._unsynced.pop(0)
+                try:
+                    install(written)
+                except Exception as failure:  # noqa: BLE001 - the error is that caller's
+                    written.error = failure
+                except BaseException:
+                    # Interrupted (Ctrl-C): the settling caller's, never this call's. Installing
+                    # again is harmless (the same state): it is left for the next caller.
+                    with self._mutex:
+                        self._unsynced.insert(0, written)
+                    raise
+                installed.append(written)
+        finally:
+            self._finish(installed, None)
 
     def sync_now(
         self,
@@ -295,14 +306,21 @@ class GroupCommit:
                 with self._mutex:
                     if woken:
                         entry._signalled = False
-                    entry.lead = False
+                    # A hand-off is taken as given: the caller that handed it the round
+                    # ended its own, and nobody else may be woken for what remains.
+                    handed, entry.lead = entry.lead, False
                     lead = not entry.done and (
-                        (self._queued(entry) and self._ready(deadline)) or self._unattended(entry)
+                        handed
+                        or (self._queued(entry) and self._ready(deadline))
+                        or self._unattended(entry)
                     )
         except BaseException:
             with self._mutex:  # interrupted (Ctrl-C): a call not yet taken is not decided
                 self._queue[:] = [waiting for waiting in self._queue if waiting is not entry]
-                if entry.lead and not entry.done:  # a hand-off it will not take: pass it on
+                entry.gone = True
+                if not entry.done and (entry.lead or entry.written) and not self._combining:
+                    # A hand-off it will not take, or a round it belongs to that may now
+                    # have nobody to run it: pass it on.
                     self._hand_on(entry)
             raise
         finally:
@@ -343,7 +361,7 @@ class GroupCommit:
     def _hand_on(self, entry: Entry) -> None:
         """Wake a caller but ``entry``'s to run the next round, if any waits (under the mutex)."""
         for waiting in (*self._queue, *self._entries, *self._unsynced):
-            if waiting is not entry and not waiting.done:
+            if waiting is not entry and not waiting.done and not waiting.gone:
                 self._lead(waiting)
                 return
 
@@ -370,7 +388,9 @@ class GroupCommit:
                     with self._mutex:
                         self._combining = False
                         # Interrupted (Ctrl-C): calls not decided go back to the front.
-                        self._queue[:0] = [e for e in taken if not e.written and not e.done]
+                        self._queue[:0] = [
+                            e for e in taken if not e.written and not e.done and not e.gone
+                        ]
             with self._mutex:
                 if self._syncing or not self._unsynced:
                     return
@@ -381,10 +401,12 @@ class GroupCommit:
             # Every row committed before the fsync starts is covered by it.
             failure: BaseException | None = None
             try:
-                sync()
-            except BaseException as error:  # noqa: BLE001 - settled under the lock
-                failure = error
-            try:
+                try:
+                    sync()
+                except Exception as error:  # noqa: BLE001 - settled under the lock
+                    failure = error
+                # An interrupt (Ctrl-C) is the syncer's own: it reported no write error,
+                # and the next caller syncs the same rows again (handed on below).
                 settle(covered[-1].number, failure)
             finally:
                 with self._mutex:
