@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from replication.clock import Clock
     from replication.decisions import Decision
     from replication.journal import Journal
-    from replication.journal.group import Entry
+    from replication.journal.group import Entry, GroupCommit
     from replication.model import ControllerState, OrchestratorState, State
     from replication.observability import StructuredLogger
     from replication.orchestrator import SandboxOrchestrator
@@ -163,31 +163,70 @@ class Committer:
         if journal is None:
             return
         group = journal._group
+        interrupted: list[BaseException] = []
         with self._lock:
-            for entry in entries:
-                call: _Call = entry.call
-                orchestrator = entry.orchestrator
-                with orchestrator._lock if orchestrator else contextlib.nullcontext():
-                    self._nesting += 1
-                    try:
-                        self._decide_now(
-                            call.action,
-                            call.arguments,
-                            call.decide,
-                            orchestrator,
-                            entry.logger,
-                            entry=entry,
-                        )
-                    except Exception as error:  # noqa: BLE001 - that caller's error
-                        if not entry.done:
-                            group.finish(entry, error)
-                    finally:
-                        self._nesting -= 1
-                        if self._nesting == 0:
-                            self._raised_inside.clear()
-            orchestrator = self.orchestrator
+            try:
+                self._decide_each(entries, group)
+            finally:
+                # Whatever happened (Ctrl-C included), the rows written are committed: the
+                # write lock is held no longer (R-JOURNAL-6), and their callers go on.
+                self._commit_round(journal, interrupted)
+        if interrupted:
+            raise interrupted[0]
+
+    def _decide_each(self, entries: list[Entry], group: GroupCommit) -> None:
+        for entry in entries:
+            call: _Call = entry.call
+            # A call made before an orchestrator was bound is decided over the bound
+            # one's containers, which the binding took over (R-JOURNAL-11).
+            orchestrator = entry.orchestrator = entry.orchestrator or self.orchestrator
             with orchestrator._lock if orchestrator else contextlib.nullcontext():
-                group.commit(journal._commit)
+                self._nesting += 1
+                try:
+                    self._decide_now(
+                        call.action,
+                        call.arguments,
+                        call.decide,
+                        orchestrator,
+                        entry.logger,
+                        entry=entry,
+                    )
+                except Exception as error:  # noqa: BLE001 - that caller's error
+                    if not entry.done:
+                        group.finish(entry, error)
+                finally:
+                    self._nesting -= 1
+                    if self._nesting == 0:
+                        self._raised_inside.clear()
+
+    def _commit_round(self, journal: Journal, interrupted: list[BaseException]) -> None:
+        """Commit the open batch; an interrupt (Ctrl-C) is kept in ``interrupted``, not raised.
+
+        The interrupt is the combiner's own: the other callers of a batch it
+        rolled back fail with a ``JournalError``; a batch committed before it
+        is the journal's, and is synced and installed as any other.
+        """
+        group = journal._group
+
+        def commit() -> None:
+            before = journal._durable_head
+            try:
+                journal._commit()
+            except Exception:
+                raise
+            except BaseException as interrupt:
+                interrupted.append(interrupt)
+                if journal._durable_head is before:  # rolled back
+                    raise journal._interrupted(interrupt) from interrupt
+
+        orchestrator = self.orchestrator
+        with orchestrator._lock if orchestrator else contextlib.nullcontext():
+            try:
+                group.commit(commit)
+            except BaseException as interrupt:  # noqa: BLE001 - raised once committed
+                # Interrupted before the commit began: commit all the same.
+                interrupted.append(interrupt)
+                group.commit(commit)
 
     def _settle(self, upto: int, error: BaseException | None) -> None:
         """Install the decisions a sync covered, in order; or fail them all if it failed."""
@@ -288,8 +327,11 @@ class Committer:
                     self._commit(decision.state, orchestrator)
             else:
                 written = entry or journal._group.entry(None, orchestrator, logger or self.logger)
+                # Checked before anything of the row is written: an argument the journal
+                # cannot record fails this call alone (R-JOURNAL-19).
+                encoded = journal._encode(action, arguments)
                 try:
-                    journal._append(action, arguments, now, decision, decision.state or base)
+                    journal._append(action, encoded, now, decision, decision.state or base)
                     written.decided(decision, base)
                     journal._group.add(written)
                 except BaseException as error:

@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
-from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
@@ -57,7 +56,6 @@ from replication.journal.store import (
     Row,
     Store,
     StoredHeader,
-    check_path,
 )
 from replication.journal.stores import (
     JournalStore,
@@ -65,10 +63,11 @@ from replication.journal.stores import (
     is_postgresql_url,
     open_store,
 )
+from replication.journal.stores.location import check_journal_path
 from replication.signing import SigningKey, VerifyingKey
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
     from datetime import datetime
     from types import TracebackType
 
@@ -90,28 +89,6 @@ DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
 #: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
 DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
-
-
-def _check_path(path: str) -> str:
-    """Refuse a path that would not be one durable file of its own (R-JOURNAL-1)."""
-    if not path or path == ":memory:":
-        raise InvalidValueError("path", "a file path (SQLite keeps this one in memory)", path)
-    if path[:5].lower() == "file:":
-        raise InvalidValueError("path", "a file path, not an SQLite URI", path)
-    try:
-        check_path(path)
-    except InputFileError as error:
-        raise InvalidValueError(
-            "path",
-            "a journal file (a regular file), not a directory, FIFO, device or socket",
-            f"{path} ({error.problem})",
-        ) from None
-    except (ValueError, OSError) as error:
-        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
-        raise InvalidValueError(
-            "path", "a path the system can open", f"{path!r} ({error})"
-        ) from None
-    return path
 
 
 class Journal:
@@ -149,7 +126,7 @@ class Journal:
             )
         location = str.__str__(os.fspath(path))
         #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-STORE-1).
-        self._location = location if is_postgresql_url(location) else _check_path(location)
+        self._location = location if is_postgresql_url(location) else check_journal_path(location)
         #: The location as messages show it (a URL without its password).
         self.path = display_location(self._location)
         if key is not None:
@@ -505,11 +482,30 @@ class Journal:
                 store.commit(sync=False)
             else:
                 store.commit()  # durable itself
-        except BaseException:
+        except Exception:
             self._rolled_back()
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C), which lands between two bytecodes, never inside the
+            # COMMIT: once it is done the rows are the journal's, and the next row follows
+            # them; before it, they are rolled back.
+            if store.in_transaction:
+                self._rolled_back()
+            else:
+                self._uncommitted = False
+                self._durable_head = self._head
             raise
         self._uncommitted = False
         self._durable_head = self._head
+
+    def _interrupted(self, interrupt: BaseException) -> JournalUnavailableError:
+        """Return the error of the calls whose batch another caller's interrupt rolled back."""
+        return JournalUnavailableError(
+            self.path,
+            "commit",
+            type(interrupt).__name__,
+            "the caller committing the batch was interrupted before the commit",
+        )
 
     def _sync(self) -> None:
         """Make every commit made so far durable (an fsync; outside the controller's lock).
@@ -542,10 +538,14 @@ class Journal:
         if self._store is not None and not self._closed:
             self._store.release()
 
+    #: An action's arguments as its row records them, checked before anything of the row is
+    #: written: an argument a journal cannot record fails its own call alone (R-JOURNAL-19).
+    _encode = staticmethod(encode_arguments)
+
     def _append(
         self,
         action: str,
-        arguments: Mapping[str, object],
+        arguments: dict[str, Any],
         now: datetime,
         decision: Decision,
         after: State,
@@ -562,7 +562,7 @@ class Journal:
         body = canonical_bytes(
             {
                 "action": action,
-                "args": encode_arguments(action, arguments),
+                "args": arguments,
                 "now": format_timestamp(now),
                 "outcome": outcome_of(action, decision),
                 "prev": head.hash,
