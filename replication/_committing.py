@@ -191,7 +191,11 @@ class Committer:
                         entry.logger,
                         entry=entry,
                     )
-                except Exception as error:  # noqa: BLE001 - that caller's error
+                except KeyboardInterrupt:
+                    raise  # Ctrl-C: the combiner's own, whose thread the signal reached
+                except BaseException as error:  # noqa: BLE001 - that caller's error
+                    # Even what is not an Exception: its callbacks ran on this thread, and
+                    # what they raised is that call's, not the combiner's (R-JOURNAL-19).
                     if not entry.done:
                         group.finish(entry, error)
                 finally:

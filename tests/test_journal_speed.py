@@ -652,8 +652,8 @@ class Signals:
         monkeypatch.setattr(GroupCommit, "_signal", signal)
 
 
-class Interrupted(BaseException):
-    """Raised as Ctrl-C is: not an ``Exception``, so no caller's error."""
+class Interrupted(KeyboardInterrupt):
+    """Raised as Ctrl-C is: the interrupted combiner's, no other caller's error."""
 
 
 class TestFlatCombining:
