@@ -609,3 +609,90 @@ class TestCtrlCBeforeTheCommit:
         assert calls.outcome == {"deregister": None, "bind": None}
         assert verify_journal(path).state == controller.state
         assert "w" not in orchestrator.containers
+
+
+class CtrlC(KeyboardInterrupt):
+    """A simulated Ctrl-C: a ``KeyboardInterrupt``, as the signal raises it."""
+
+
+#: Where Ctrl-C may land in the caller that combines, syncs and settles a round:
+#: (the class, the method, and whether it lands as the method starts or once it returned).
+LANDINGS = [
+    (owner, method, when)
+    for owner, method in [
+        (Controller, "_decide_now"),
+        (Journal, "_catch_up"),
+        (Journal, "_append"),
+        (GroupCommit, "add"),
+        (GroupCommit, "commit"),
+        (Journal, "_commit"),
+        (Journal, "_sync"),
+        (GroupCommit, "settle"),
+        (Controller, "_install"),
+    ]
+    for when in ("before", "after")
+]
+
+
+class TestCtrlCAnywhere:
+    @pytest.mark.parametrize(
+        "where",
+        LANDINGS,
+        ids=[f"{owner.__name__}.{method}-{when}" for owner, method, when in LANDINGS],
+    )
+    def test_ctrl_c_in_the_combiner_is_its_own_and_nobody_else_stalls(
+        self, opened, tmp_path, monkeypatch, where
+    ):
+        """R-JOURNAL-19, R-JOURNAL-21, R-JOURNAL-10: wherever Ctrl-C lands in the caller that
+        combines, syncs and settles a round of three calls (thread main, the third queued),
+        it raises there alone: each other caller is acknowledged or fails with a
+        ``JournalError``, promptly (the patience timeout is made far longer than the
+        limit), the journal goes on accepting actions, and the state in memory is the
+        journal's."""
+        owner, method, when = where
+        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        for worker_id in ("a", "b"):
+            controller.register_worker(hand_signed(worker_id))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch, 3)
+        real = getattr(owner, method)
+        fired: list[float] = []
+
+        def landing(*arguments: object, **options: object) -> object:
+            hit = threading.current_thread().name == "main" and not fired
+            if hit and when == "before":
+                fired.append(time.monotonic())
+                raise CtrlC
+            result = real(*arguments, **options)
+            if hit:
+                fired.append(time.monotonic())
+                raise CtrlC
+            return result
+
+        monkeypatch.setattr(owner, method, landing)
+        calls = Calls()
+        calls.start("one", lambda: controller.heartbeat("a"))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("two", lambda: controller.register_worker(hand_signed("c")))
+        wait_until(lambda: len(group._queue) == 2)
+        calls.start("main", lambda: controller.heartbeat("b"))
+        calls.join(LONG_PATIENCE + PATIENCE)
+        monkeypatch.undo()
+        assert fired, "Ctrl-C never landed"
+        assert isinstance(calls.outcome["main"], CtrlC | type(None))
+        others = {name: calls.outcome[name] for name in ("one", "two")}
+        assert {
+            name: error
+            for name, error in others.items()
+            if error is not None and not isinstance(error, JournalError)
+        } == {}
+        late = {
+            name: round(calls.returned[name] - fired[0], 1)
+            for name in ("one", "two")
+            if calls.returned[name] - fired[0] > PROMPTLY
+        }
+        assert late == {}
+        controller.heartbeat("a")
+        assert verify_journal(path).state == controller.state
