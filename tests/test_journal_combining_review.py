@@ -535,42 +535,6 @@ class TestBindingDuringARound:
         assert "w" not in orchestrator.containers
         assert verify_journal(path).state == controller.state
 
-
-class TestCtrlCBeforeTheCommit:
-    def test_a_lone_call_interrupted_before_its_commit_does_not_keep_the_write_lock(
-        self, opened, tmp_path, monkeypatch
-    ):
-        """R-JOURNAL-19, R-JOURNAL-6: the write lock is held from the catch-up to the commit,
-        and no longer. A lone caller (the usual single-threaded program, which catches
-        KeyboardInterrupt and goes on) is interrupted once its row is written into the open
-        transaction and before the combiner commits it (Ctrl-C lands at the first bytecode
-        of ``GroupCommit.commit``). Here nothing rolls the transaction back or commits it:
-        the process keeps SQLite's write lock, and every other process on the journal is
-        refused (``JournalLockedError``) until this one happens to act again, which then
-        also commits the interrupted call's row."""
-        path = tmp_path / "j.db"
-        controller = opened(path)
-        controller.register_worker(hand_signed("a"))
-        other = opened(path, lock_timeout=0.2)
-        other.refresh()
-        real = GroupCommit.commit
-        fired: list[bool] = []
-
-        def commit(group: GroupCommit, committing: Callable[[], None]) -> None:
-            if not fired:
-                fired.append(True)
-                raise Interrupted
-            real(group, committing)
-
-        monkeypatch.setattr(GroupCommit, "commit", commit)
-        with pytest.raises(Interrupted):
-            controller.register_worker(hand_signed("b"))
-        other.register_worker(hand_signed("c"))  # raises JournalLockedError
-        # Whether the interrupted call's row was kept is not the claim (it was not acknowledged).
-        assert {"a", "c"} <= set(other.registry) <= {"a", "b", "c"}
-        controller.heartbeat("a")
-        assert verify_journal(path).state == controller.state
-
     def test_a_call_queued_before_a_binding_is_decided_over_the_bound_containers(
         self, opened, tmp_path, monkeypatch
     ):
@@ -609,6 +573,42 @@ class TestCtrlCBeforeTheCommit:
         assert calls.outcome == {"deregister": None, "bind": None}
         assert verify_journal(path).state == controller.state
         assert "w" not in orchestrator.containers
+
+
+class TestCtrlCBeforeTheCommit:
+    def test_a_lone_call_interrupted_before_its_commit_does_not_keep_the_write_lock(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19, R-JOURNAL-6: the write lock is held from the catch-up to the commit,
+        and no longer. A lone caller (the usual single-threaded program, which catches
+        KeyboardInterrupt and goes on) is interrupted once its row is written into the open
+        transaction and before the combiner commits it (Ctrl-C lands at the first bytecode
+        of ``GroupCommit.commit``). Here nothing rolls the transaction back or commits it:
+        the process keeps SQLite's write lock, and every other process on the journal is
+        refused (``JournalLockedError``) until this one happens to act again, which then
+        also commits the interrupted call's row."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        other = opened(path, lock_timeout=0.2)
+        other.refresh()
+        real = GroupCommit.commit
+        fired: list[bool] = []
+
+        def commit(group: GroupCommit, committing: Callable[[], None]) -> None:
+            if not fired:
+                fired.append(True)
+                raise Interrupted
+            real(group, committing)
+
+        monkeypatch.setattr(GroupCommit, "commit", commit)
+        with pytest.raises(Interrupted):
+            controller.register_worker(hand_signed("b"))
+        other.register_worker(hand_signed("c"))  # raises JournalLockedError
+        # Whether the interrupted call's row was kept is not the claim (it was not acknowledged).
+        assert {"a", "c"} <= set(other.registry) <= {"a", "b", "c"}
+        controller.heartbeat("a")
+        assert verify_journal(path).state == controller.state
 
 
 class CtrlC(KeyboardInterrupt):
