@@ -220,6 +220,8 @@ class Committer:
                 raise
             except BaseException as interrupt:
                 interrupted.append(interrupt)
+                if journal._uncommitted:  # interrupted before the COMMIT began
+                    journal._rolled_back()
                 if journal._durable_head is before:  # rolled back
                     raise journal._interrupted(interrupt) from interrupt
 
@@ -343,7 +345,9 @@ class Committer:
                     # memory), the batch's transaction is rolled back, its other rows with
                     # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
                     journal._rolled_back()
-                    journal._group.fail(error)
+                    # An interrupt (Ctrl-C) is this thread's: the other calls get a JournalError.
+                    failure = error if isinstance(error, Exception) else journal._interrupted(error)
+                    journal._group.fail(failure)
                     raise
                 if entry is not None:
                     return decision

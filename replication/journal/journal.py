@@ -504,7 +504,7 @@ class Journal:
             self.path,
             "commit",
             type(interrupt).__name__,
-            "the caller committing the batch was interrupted before the commit",
+            "the caller writing the batch was interrupted, and it was rolled back",
         )
 
     def _sync(self) -> None:
