@@ -696,3 +696,65 @@ class TestCtrlCAnywhere:
         assert late == {}
         controller.heartbeat("a")
         assert verify_journal(path).state == controller.state
+
+
+class TestOutOfMemoryAnywhere:
+    @pytest.mark.parametrize(
+        "where",
+        LANDINGS,
+        ids=[f"{owner.__name__}.{method}-{when}" for owner, method, when in LANDINGS],
+    )
+    def test_a_failure_in_the_combiner_leaves_the_state_the_journals(
+        self, opened, tmp_path, monkeypatch, where
+    ):
+        """R-JOURNAL-10, R-JOURNAL-19: wherever the combiner of a round of three calls runs
+        out of memory (``MemoryError``, which may be raised at any allocation), nobody
+        stalls, and the state in memory is the journal's: a call that failed has no
+        row, or its row's fate is the journal's (after a failed sync, a controller started
+        on the journal reads it). Here a failure as ``Journal._commit`` starts left the
+        rows in the open transaction, whose callers had failed, for the next action to
+        commit; and one once it returned failed calls whose rows were committed: either
+        way the journal holds decisions the state in memory lacks."""
+        owner, method, when = where
+        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        for worker_id in ("a", "b"):
+            controller.register_worker(hand_signed(worker_id))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch, 3)
+        real = getattr(owner, method)
+        fired: list[float] = []
+
+        def landing(*arguments: object, **options: object) -> object:
+            hit = threading.current_thread().name == "main" and not fired
+            if hit and when == "before":
+                fired.append(time.monotonic())
+                raise MemoryError
+            result = real(*arguments, **options)
+            if hit:
+                fired.append(time.monotonic())
+                raise MemoryError
+            return result
+
+        monkeypatch.setattr(owner, method, landing)
+        calls = Calls()
+        calls.start("one", lambda: controller.heartbeat("a"))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("two", lambda: controller.register_worker(hand_signed("c")))
+        wait_until(lambda: len(group._queue) == 2)
+        calls.start("main", lambda: controller.heartbeat("b"))
+        calls.join(LONG_PATIENCE + PATIENCE)
+        monkeypatch.undo()
+        assert fired, "the failure never came"
+        late = {
+            name: round(calls.returned[name] - fired[0], 1)
+            for name in ("one", "two", "main")
+            if calls.returned[name] - fired[0] > PROMPTLY
+        }
+        assert late == {}
+        if controller.journal._broken is None:  # type: ignore[union-attr]
+            controller.heartbeat("a")
+            assert verify_journal(path).state == controller.state
+        else:  # a failed sync: durability unknown, a new controller reads what is there
+            assert opened(path).state == verify_journal(path).state
