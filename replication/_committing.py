@@ -208,7 +208,8 @@ class Committer:
 
         The interrupt is the combiner's own: the other callers of a batch it
         rolled back fail with a ``JournalError``; a batch committed before it
-        is the journal's, and is synced and installed as any other.
+        (or before any other failure) is the journal's, and is synced and
+        installed as any other.
         """
         group = journal._group
 
@@ -216,14 +217,18 @@ class Committer:
             before = journal._durable_head
             try:
                 journal._commit()
-            except Exception:
-                raise
-            except BaseException as interrupt:
-                interrupted.append(interrupt)
-                if journal._uncommitted:  # interrupted before the COMMIT began
+            except BaseException as error:
+                if journal._uncommitted:  # it failed before the COMMIT began
                     journal._rolled_back()
-                if journal._durable_head is before:  # rolled back
-                    raise journal._interrupted(interrupt) from interrupt
+                if journal._durable_head is not before:
+                    # Committed before it failed (Ctrl-C, out of memory): the batch is the
+                    # journal's, synced and installed as any other; the failure is ours.
+                    interrupted.append(error)
+                    return
+                if isinstance(error, Exception):
+                    raise
+                interrupted.append(error)
+                raise journal._interrupted(error) from error
 
         orchestrator = self.orchestrator
         with orchestrator._lock if orchestrator else contextlib.nullcontext():
