@@ -758,3 +758,47 @@ class TestOutOfMemoryAnywhere:
             assert verify_journal(path).state == controller.state
         else:  # a failed sync: durability unknown, a new controller reads what is there
             assert opened(path).state == verify_journal(path).state
+
+
+class TestARoundNobodyRuns:
+    def test_a_lone_caller_is_not_held_by_a_round_whose_caller_left(
+        self, opened, tmp_path, monkeypatch
+    ):
+        """R-JOURNAL-19: progress never depends on a hand-off, and a lone caller never waits
+        on a round nobody runs. After a round of two calls (so the group expects two
+        callers), a lone caller x commits and is interrupted (Ctrl-C) before its fsync
+        returns: its committed row awaits a sync, and x has left. The next lone caller, q,
+        is queued: it is not ready (fewer callers queued than expected, and a round not
+        synced), and no one is left to hand it the round; the patience timeout does not
+        help either, since a queued call is never "unattended". q waits until another
+        caller comes, however long."""
+        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        for worker_id in ("a", "b", "x", "q"):
+            controller.register_worker(hand_signed(worker_id))
+        group = controller.journal._group  # type: ignore[union-attr]
+        together(monkeypatch)
+        calls = Calls()
+        calls.start("a", lambda: controller.heartbeat("a"))
+        wait_until(lambda: len(group._queue) == 1)
+        calls.start("b", lambda: controller.heartbeat("b"))
+        calls.join()
+        assert calls.outcome == {"a": None, "b": None}
+        real = Store.sync
+
+        def sync(store: Store) -> None:
+            if threading.current_thread().name == "x":
+                raise CtrlC
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        calls.start("x", lambda: controller.heartbeat("x"))
+        calls.join()
+        assert isinstance(calls.outcome["x"], CtrlC)
+        started = time.monotonic()
+        calls.start("q", lambda: controller.heartbeat("q"))
+        calls.join(LONG_PATIENCE + PATIENCE)
+        assert calls.outcome["q"] is None
+        assert calls.returned["q"] - started < PROMPTLY
+        assert verify_journal(path).state == controller.state
