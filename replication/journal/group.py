@@ -350,13 +350,17 @@ class GroupCommit:
     def _unattended(self, entry: Entry) -> bool:
         """Whether ``entry`` waits on a round nobody runs (under the mutex).
 
-        Its batch was written or committed and nobody commits or syncs it: a
-        caller interrupted by Ctrl-C hands nothing on. Hand-offs are for
-        speed; this is for progress.
+        Its batch was written or committed and nobody commits or syncs it, or
+        it is queued behind committed rows nobody syncs: a caller interrupted
+        by Ctrl-C hands nothing on. Hand-offs are for speed; this is for
+        progress.
         """
         if entry.committed:
             return not self._syncing
-        return entry.written and not self._combining
+        if entry.written:
+            return not self._combining
+        # Queued behind committed rows nobody syncs (their callers left): it runs the round.
+        return bool(self._unsynced) and not self._syncing and not self._combining
 
     def _hand_on(self, entry: Entry) -> None:
         """Wake a caller but ``entry``'s to run the next round, if any waits (under the mutex)."""
