@@ -802,3 +802,48 @@ class TestARoundNobodyRuns:
         assert calls.outcome["q"] is None
         assert calls.returned["q"] - started < PROMPTLY
         assert verify_journal(path).state == controller.state
+
+
+class TestCtrlCInARefresh:
+    def test_ctrl_c_in_a_refreshs_sync_is_the_refreshs_alone(self, opened, tmp_path, monkeypatch):
+        """R-JOURNAL-19, R-JOURNAL-21: before a process reads other processes' rows it syncs
+        and installs its own committed decisions, under the lock (here in ``refresh()``,
+        while a heartbeat's own fsync is held). Ctrl-C in that sync is the refreshing
+        caller's: the heartbeat is acknowledged once a sync covers it, and the journal goes
+        on accepting actions. Here ``GroupCommit.sync_now`` takes the interrupt for a
+        failed fsync: the heartbeat raises the refresh's Ctrl-C, and the journal refuses
+        every later action."""
+        path = tmp_path / "j.db"
+        controller = opened(path)
+        controller.register_worker(hand_signed("a"))
+        other = opened(path)
+        other.refresh()
+        held, release = threading.Event(), threading.Event()
+        real = Store.sync
+
+        def sync(store: Store) -> None:
+            name = threading.current_thread().name
+            if name == "beat" and not release.is_set():
+                held.set()
+                release.wait(PATIENCE)
+            if name == "refresh":
+                raise CtrlC
+            real(store)
+
+        monkeypatch.setattr(Store, "sync", sync)
+        calls = Calls()
+        try:
+            calls.start("beat", lambda: controller.heartbeat("a"))
+            assert held.wait(PATIENCE)
+            other.register_worker(hand_signed("b"))  # another connection commits
+            calls.start("refresh", controller.refresh)
+            calls.threads["refresh"].join(PATIENCE)
+        finally:
+            release.set()
+            calls.join()
+        monkeypatch.undo()
+        assert isinstance(calls.outcome["refresh"], CtrlC)
+        assert calls.outcome["beat"] is None
+        controller.heartbeat("a")
+        assert sorted(controller.registry) == ["a", "b"]
+        assert verify_journal(path).state == controller.state
