@@ -204,40 +204,15 @@ class Committer:
                         self._raised_inside.clear()
 
     def _commit_round(self, journal: Journal, interrupted: list[BaseException]) -> None:
-        """Commit the open batch; an interrupt (Ctrl-C) is kept in ``interrupted``, not raised.
-
-        The interrupt is the combiner's own: the other callers of a batch it
-        rolled back fail with a ``JournalError``; a batch committed before it
-        (or before any other failure) is the journal's, and is synced and
-        installed as any other.
-        """
-        group = journal._group
-
-        def commit() -> None:
-            before = journal._durable_head
-            try:
-                journal._commit()
-            except BaseException as error:
-                if journal._uncommitted:  # it failed before the COMMIT began
-                    journal._rolled_back()
-                if journal._durable_head is not before:
-                    # Committed before it failed (Ctrl-C, out of memory): the batch is the
-                    # journal's, synced and installed as any other; the failure is ours.
-                    interrupted.append(error)
-                    return
-                if isinstance(error, Exception):
-                    raise
-                interrupted.append(error)
-                raise journal._interrupted(error) from error
-
+        """Commit the open batch; an interrupt (Ctrl-C) is kept in ``interrupted``, not raised."""
         orchestrator = self.orchestrator
         with orchestrator._lock if orchestrator else contextlib.nullcontext():
             try:
-                group.commit(commit)
+                journal._group.commit(_committing(journal, interrupted))
             except BaseException as interrupt:  # noqa: BLE001 - raised once committed
                 # Interrupted before the commit began: commit all the same.
                 interrupted.append(interrupt)
-                group.commit(commit)
+                journal._group.commit(_committing(journal, interrupted))
 
     def _settle(self, upto: int, error: BaseException | None) -> None:
         """Install the decisions a sync covered, in order; or fail them all if it failed."""
@@ -263,7 +238,11 @@ class Committer:
                 journal._break(error)
                 failed.append(error)
 
-            group.sync_now(journal._commit, journal._sync, self._install, broken)
+            interrupted: list[BaseException] = []
+            commit = _committing(journal, interrupted)
+            group.sync_now(commit, journal._sync, self._install, broken)
+            if interrupted:
+                raise interrupted[0]
             if failed:
                 raise failed[0]
         return self._current(orchestrator)
@@ -414,6 +393,35 @@ class Committer:
                     denial=decision.denial,
                     outcome=decision.outcome,
                 ) from error
+
+
+def _committing(journal: Journal, interrupted: list[BaseException]) -> Callable[[], None]:
+    """Return the commit of a batch, keeping an interrupt (Ctrl-C) in ``interrupted``.
+
+    The interrupt is the interrupted caller's own: the other callers of a batch
+    it rolled back fail with a ``JournalError``; a batch committed before it
+    (or before any other failure) is the journal's, and is synced and
+    installed as any other.
+    """
+
+    def commit() -> None:
+        before = journal._durable_head
+        try:
+            journal._commit()
+        except BaseException as error:
+            if journal._uncommitted:  # it failed before the COMMIT began
+                journal._rolled_back()
+            if journal._durable_head is not before:
+                # Committed before it failed (Ctrl-C, out of memory): the batch is the
+                # journal's, synced and installed as any other; the failure is ours.
+                interrupted.append(error)
+                return
+            if isinstance(error, Exception):
+                raise
+            interrupted.append(error)
+            raise journal._interrupted(error) from error
+
+    return commit
 
 
 def failure_inside(decision: Decision, raised: list[BaseException]) -> BaseException | None:

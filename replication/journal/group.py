@@ -240,9 +240,10 @@ class GroupCommit:
         upto = self._unsynced[-1].number
         try:
             sync()
-        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
+        except Exception as error:  # noqa: BLE001 - every caller of the batch gets it
             self.settle(upto, error, install, broken)
             return
+        # An interrupt (Ctrl-C) is this caller's alone: the rows stay for the next sync.
         self.settle(upto, None, install, broken)
 
     def fail(self, error: BaseException) -> None:
