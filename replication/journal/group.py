@@ -280,7 +280,7 @@ class GroupCommit:
             self._queue.append(entry)
             self._inside += 1
             self._peak = max(self._peak, self._inside)
-            deadline = time.monotonic() + min(GATHER_SECONDS, 2 * self._last_round)
+            deadline = time.monotonic() + min(GATHER_SECONDS, self._last_round)
             lead = self._ready(deadline)
         try:
             while True:
