@@ -1,7 +1,9 @@
 """A journal attached to a controller: replayed on start, appended to by every decision.
 
 The controller drives it from :meth:`Controller._decide
-<replication.controller.Controller._decide>`, under its own lock: each attempt
+<replication.controller.Controller._decide>`, under its own lock, taken once
+for every call queued by concurrent callers (group commit by flat combining,
+:mod:`replication.journal.group`): each attempt
 takes the journal's write lock and applies the rows other processes appended
 (:meth:`Journal._catch_up`); ``now`` is clamped to the journal's last ``now``
 (:meth:`Journal._clamp`, which also refuses a clock that jumped too far,
