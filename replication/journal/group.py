@@ -74,7 +74,6 @@ class Entry:
         "logger",
         "number",
         "orchestrator",
-        "syncing",
         "written",
     )
 
@@ -91,8 +90,6 @@ class Entry:
         #: Whether its batch was committed (then ``number`` orders it among the committed).
         self.committed = False
         self.number = 0
-        #: Whether a sync that covers it is in flight.
-        self.syncing = False
         #: Whether it was installed (or failed: then ``error`` is set).
         self.done = False
         self.error: BaseException | None = None
@@ -374,9 +371,7 @@ class GroupCommit:
             with self._mutex:
                 if self._syncing or not self._unsynced:
                     return
-                covered = list(self._unsynced)
-                for syncing in covered:
-                    syncing.syncing = True
+                covered = self._unsynced[-1].number
                 self._syncing = True
             # Every row committed before the fsync starts is covered by it.
             failure: BaseException | None = None
@@ -385,13 +380,11 @@ class GroupCommit:
             except BaseException as error:  # noqa: BLE001 - settled under the lock
                 failure = error
             try:
-                settle(covered[-1].number, failure)
+                settle(covered, failure)
             finally:
                 with self._mutex:
                     # Settled (done), or, if settling was interrupted (Ctrl-C), left for
                     # the next caller to sync again.
-                    for syncing in covered:
-                        syncing.syncing = False
                     self._syncing = False
                     self._last_round = time.monotonic() - started
         finally:
