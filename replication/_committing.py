@@ -112,9 +112,7 @@ class Committer:
             # Queued, and decided with the other callers' calls by whichever caller
             # combines them (group commit, R-JOURNAL-19); acknowledged only once a sync
             # covering its row returned (R-JOURNAL-21).
-            entry = journal._group.entry(
-                _Call(action, arguments, decide), orchestrator, logger or self.logger
-            )
+            entry = journal._group.entry(_Call(action, arguments, decide), logger or self.logger)
             journal._group.run(entry, self._combine, journal._sync, self._settle)
             decision = entry.decision
             assert decision is not None  # noqa: S101 - a call that returns was decided
@@ -154,40 +152,59 @@ class Committer:
         """Decide each queued call in turn, then commit the open batch (R-JOURNAL-19).
 
         Under the controller's lock, taken once for them all: each call is
-        decided as if its caller held the lock (its own orchestrator's lock
-        too), its row written into the open batch. A call that fails before its
-        row is written (bad input, a re-entrant call, the journal's refusal)
-        gets its own error; one that fails writing fails the whole batch.
+        decided as if its caller held the lock (and the bound orchestrator's,
+        as bound now), its row written into the open batch. A call that fails
+        before its row is written (bad input, a re-entrant call, a callback
+        that raised, the journal's refusal) gets its own error; one that fails
+        writing fails the whole batch. Ctrl-C is this caller's own: the calls
+        not yet decided are left to another caller, and the rows written are
+        committed all the same, so that the write lock is never kept.
         """
         journal = self._journal
         if journal is None:
             return
         group = journal._group
         with self._lock:
-            for entry in entries:
-                call: _Call = entry.call
-                orchestrator = entry.orchestrator
+            try:
+                for entry in entries:
+                    self._decide_queued(entry)
+            finally:
+                orchestrator = self.orchestrator
                 with orchestrator._lock if orchestrator else contextlib.nullcontext():
-                    self._nesting += 1
                     try:
-                        self._decide_now(
-                            call.action,
-                            call.arguments,
-                            call.decide,
-                            orchestrator,
-                            entry.logger,
-                            entry=entry,
-                        )
-                    except Exception as error:  # noqa: BLE001 - that caller's error
-                        if not entry.done:
-                            group.finish(entry, error)
-                    finally:
-                        self._nesting -= 1
-                        if self._nesting == 0:
-                            self._raised_inside.clear()
-            orchestrator = self.orchestrator
-            with orchestrator._lock if orchestrator else contextlib.nullcontext():
-                group.commit(journal._commit)
+                        group.commit(journal._commit)
+                    except BaseException:
+                        # Interrupted (Ctrl-C) before the COMMIT or after it: once more (a
+                        # commit of nothing, if it went through), never holding the lock.
+                        group.commit(journal._commit)
+                        raise
+
+    def _decide_queued(self, entry: Entry) -> None:
+        """Decide one queued call for its caller (in :meth:`_combine`, under the lock)."""
+        journal = self._journal
+        assert journal is not None  # noqa: S101 - only a journal queues calls
+        call: _Call = entry.call
+        orchestrator = self.orchestrator  # bound meanwhile, perhaps: decided over it
+        with orchestrator._lock if orchestrator else contextlib.nullcontext():
+            self._nesting += 1
+            try:
+                self._decide_now(
+                    call.action,
+                    call.arguments,
+                    call.decide,
+                    orchestrator,
+                    entry.logger,
+                    entry=entry,
+                )
+            except KeyboardInterrupt:
+                raise  # the combiner's own: this call is decided again by another caller
+            except BaseException as error:  # noqa: BLE001 - that call's error, raised by it
+                if not entry.done:
+                    journal._group.finish(entry, error)
+            finally:
+                self._nesting -= 1
+                if self._nesting == 0:
+                    self._raised_inside.clear()
 
     def _settle(self, upto: int, error: BaseException | None) -> None:
         """Install the decisions a sync covered, in order; or fail them all if it failed."""
@@ -222,7 +239,9 @@ class Committer:
         """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
         decision = entry.decision
         if decision is not None and decision.state is not None:
-            self._commit(decision.state, entry.orchestrator)
+            # Into the orchestrator bound now (perhaps since it was decided): it took over
+            # the containers this decision was decided over (R-JOURNAL-11).
+            self._commit(decision.state, self.orchestrator)
 
     def _base(self, orchestrator: SandboxOrchestrator | None) -> State:
         """Return the state to decide over: after the decisions written, not yet durable."""
@@ -287,15 +306,17 @@ class Committer:
                 if decision.state is not None:
                     self._commit(decision.state, orchestrator)
             else:
-                written = entry or journal._group.entry(None, orchestrator, logger or self.logger)
+                written = entry or journal._group.entry(None, logger or self.logger)
+                # Encoded first, which touches nothing: what that raises is this call's.
+                row = journal._encode(action, arguments, now, decision, decision.state or base)
                 try:
-                    journal._append(action, arguments, now, decision, decision.state or base)
+                    journal._append(row)
                     written.decided(decision, base)
                     journal._group.add(written)
                 except BaseException as error:
-                    # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
-                    # memory), the batch's transaction is rolled back, its other rows with
-                    # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
+                    # Whatever failed writing (the store, Ctrl-C), the batch's transaction
+                    # is rolled back, its other rows with it, so no row of a call that
+                    # fails is ever committed (R-JOURNAL-19).
                     journal._rolled_back()
                     journal._group.fail(error)
                     raise

@@ -71,16 +71,15 @@ class Entry:
         "done",
         "error",
         "lead",
+        "left",
         "logger",
         "number",
-        "orchestrator",
         "written",
     )
 
-    def __init__(self, call: Any = None, orchestrator: Any = None, logger: Any = None) -> None:
+    def __init__(self, call: Any = None, logger: Any = None) -> None:
         #: What the combiner decides (opaque here: the controller's).
         self.call = call
-        self.orchestrator = orchestrator
         self.logger = logger
         self.decision: Decision | None = None
         self.base: State | None = None
@@ -95,6 +94,8 @@ class Entry:
         self.error: BaseException | None = None
         #: Whether its caller was woken to combine or sync (:meth:`GroupCommit._step`).
         self.lead = False
+        #: Whether its caller left without waiting for it (Ctrl-C): never handed a round.
+        self.left = False
         # Held while its caller has nothing to wake up for; released to wake it.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -133,9 +134,9 @@ class GroupCommit:
         self._expected = 0
 
     @staticmethod
-    def entry(call: Any, orchestrator: Any, logger: Any) -> Entry:
+    def entry(call: Any, logger: Any) -> Entry:
         """Return a new call's entry (``call``: what a combiner decides, or ``None``)."""
-        return Entry(call, orchestrator, logger)
+        return Entry(call, logger)
 
     @property
     def pending(self) -> State | None:
@@ -158,16 +159,22 @@ class GroupCommit:
         """Commit the open batch (under the controller's lock); its decisions await a sync.
 
         What ``commit`` raises is the error of every caller of the batch
-        (``Entry.error``), never raised here.
+        (``Entry.error``), never raised here; an interrupt (Ctrl-C) is raised,
+        and the batch stays open for the next commit.
         """
         entries, self._entries = self._entries, []
         if not entries:
             return
         try:
             commit()
-        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
+        except Exception as error:  # noqa: BLE001 - every caller of the batch gets it
             self._finish(entries, error)
             return
+        except BaseException:
+            # Interrupted (Ctrl-C): the batch is still open (or its COMMIT went through, and
+            # committing it again only numbers it); nobody's call failed.
+            self._entries[:0] = entries
+            raise
         with self._mutex:
             for written in entries:
                 self._committed += 1
@@ -197,15 +204,21 @@ class GroupCommit:
             self._finish(failed, error)
             return
         installed: list[Entry] = []
-        while self._unsynced and self._unsynced[0].number <= upto:
-            with self._mutex:
-                written = self._unsynced.pop(0)
-            try:
-                install(written)
-            except BaseException as failure:  # noqa: BLE001 - the error is that caller's
-                written.error = failure
-            installed.append(written)
-        self._finish(installed, None)
+        try:
+            while self._unsynced and self._unsynced[0].number <= upto:
+                written = self._unsynced[0]
+                try:
+                    install(written)
+                except KeyboardInterrupt:
+                    raise  # this caller's own, not the installed call's
+                except BaseException as failure:  # noqa: BLE001 - the error is that caller's
+                    written.error = failure
+                # Interrupted (Ctrl-C) while installing, it stays first, for the next sync.
+                with self._mutex:
+                    self._unsynced.pop(0)
+                installed.append(written)
+        finally:
+            self._finish(installed, None)
 
     def sync_now(
         self,
@@ -299,7 +312,8 @@ class GroupCommit:
         except BaseException:
             with self._mutex:  # interrupted (Ctrl-C): a call not yet taken is not decided
                 self._queue[:] = [waiting for waiting in self._queue if waiting is not entry]
-                if entry.lead and not entry.done:  # a hand-off it will not take: pass it on
+                entry.left = True
+                if not entry.done:  # a hand-off it would have taken: pass it on
                     self._hand_on(entry)
             raise
         finally:
@@ -338,11 +352,20 @@ class GroupCommit:
         return entry.written and not self._combining
 
     def _hand_on(self, entry: Entry) -> None:
-        """Wake a caller but ``entry``'s to run the next round, if any waits (under the mutex)."""
-        for waiting in (*self._queue, *self._entries, *self._unsynced):
-            if waiting is not entry and not waiting.done:
-                self._lead(waiting)
-                return
+        """Wake, but ``entry``'s, a caller for each part of a round nobody runs (under the mutex).
+
+        The caller of the first call committed and not synced (nobody syncs), of
+        the first written and not committed, and of the first queued (nobody
+        combines): each decides for itself whether it is its turn.
+        """
+        parts = [] if self._syncing else [self._unsynced]
+        if not self._combining:
+            parts += [self._entries, self._queue]
+        for part in parts:
+            for waiting in part:
+                if waiting is not entry and not waiting.done and not waiting.left:
+                    self._lead(waiting)
+                    break
 
     def _step(
         self,
@@ -373,18 +396,18 @@ class GroupCommit:
                     return
                 covered = self._unsynced[-1].number
                 self._syncing = True
-            # Every row committed before the fsync starts is covered by it.
-            failure: BaseException | None = None
             try:
-                sync()
-            except BaseException as error:  # noqa: BLE001 - settled under the lock
-                failure = error
-            try:
+                # Every row committed before the fsync starts is covered by it. A sync
+                # that failed fails them all (R-JOURNAL-21); one interrupted (Ctrl-C, not
+                # an ``Exception``) settles nothing, and another caller syncs again.
+                failure: Exception | None = None
+                try:
+                    sync()
+                except Exception as error:  # noqa: BLE001 - settled under the lock
+                    failure = error
                 settle(covered, failure)
             finally:
                 with self._mutex:
-                    # Settled (done), or, if settling was interrupted (Ctrl-C), left for
-                    # the next caller to sync again.
                     self._syncing = False
                     self._last_round = time.monotonic() - started
         finally:

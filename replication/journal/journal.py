@@ -30,7 +30,7 @@ from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
-from replication.journal.codec import contract_to_json, encode_arguments, outcome_of
+from replication.journal.codec import contract_to_json
 from replication.journal.errors import (
     JournalClockError,
     JournalCorruptError,
@@ -45,18 +45,16 @@ from replication.journal.header import (
     read_header,
 )
 from replication.journal.replay import Head, Replay
-from replication.journal.schema import canonical_bytes, same_json
+from replication.journal.rows import Encoded, encode_row
+from replication.journal.schema import same_json
 from replication.journal.snapshot import (
     DEFAULT_SNAPSHOT_INTERVAL,
     Encoder,
     check_anchor,
-    make_snapshot,
     start_from_snapshot,
 )
 from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
-    Checkpoint,
-    Row,
     Store,
     StoredHeader,
     check_path,
@@ -507,8 +505,15 @@ class Journal:
                 store.commit(sync=False)
             else:
                 store.commit()  # durable itself
-        except BaseException:
+        except Exception:
             self._rolled_back()
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C), before the COMMIT or after it: the rows are still
+            # the open transaction's (the next commit covers them), or committed.
+            if not store.in_transaction:
+                self._uncommitted = False
+                self._durable_head = self._head
             raise
         self._uncommitted = False
         self._durable_head = self._head
@@ -544,58 +549,41 @@ class Journal:
         if self._store is not None and not self._closed:
             self._store.release()
 
-    def _append(
+    def _encode(
         self,
         action: str,
         arguments: Mapping[str, object],
         now: datetime,
         decision: Decision,
         after: State,
-    ) -> None:
-        """Write the decision's row (with its checkpoint and snapshot, when due), uncommitted.
+    ) -> Encoded:
+        """Return the decision's row after the head, unwritten (:mod:`replication.journal.rows`)."""
+        return encode_row(
+            head=self._head,
+            replay=self._replay,
+            key=self._key,
+            snapshot_interval=self.snapshot_interval,
+            encoder=self._encoder,
+            action=action,
+            arguments=arguments,
+            now=now,
+            decision=decision,
+            after=after,
+        )
+
+    def _append(self, written: Encoded) -> None:
+        """Write a row :meth:`_encode` made into the open transaction, uncommitted.
 
         The open write transaction holds it until :meth:`_commit` (group
         commit, R-JOURNAL-19). On failure the store rolled back the whole
         transaction, rows written before it included, and the error is raised.
         """
         store = self._open_store()
-        head = self._head
-        sequence = head.sequence + 1
-        body = canonical_bytes(
-            {
-                "action": action,
-                "args": encode_arguments(action, arguments),
-                "now": format_timestamp(now),
-                "outcome": outcome_of(action, decision),
-                "prev": head.hash,
-                "sequence": sequence,
-            }
-        )
-        digest = chain.digest(chain.ROW_TYPE, body)
-        checkpoint = None
-        fingerprint = None
-        if sequence % self._replay.interval == 0:
-            fingerprint = chain.fingerprint(after, self._replay.digests)
-            signed = chain.checkpoint_body(self._replay.genesis, sequence, digest, fingerprint)
-            signature = chain.sign_checkpoint(signed, self._key)
-            checkpoint = Checkpoint(sequence, signed, signature)
-        head = Head(sequence, digest, now)
-        snapshot = None
-        if self.snapshot_interval is not None and sequence % self.snapshot_interval == 0:
-            snapshot = make_snapshot(
-                self._replay.genesis,
-                head,
-                after,
-                self._key,
-                digests=self._replay.digests,
-                encoder=self._encoder,
-                fingerprint=fingerprint,  # the checkpoint's, when the same row has one
-            )
         try:
-            store.write(Row(sequence, body, digest), checkpoint, snapshot)
+            store.write(written.row, written.checkpoint, written.snapshot)
         except BaseException:
             self._rolled_back()
             raise
         self._uncommitted = True
-        self._head = head
+        self._head = written.head
         self._head_since = time.monotonic()
