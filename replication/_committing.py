@@ -104,8 +104,10 @@ class Committer:
         journal's last row; the decision's row (``action``, its ``arguments``
         by name, ``now``, the decision) is committed before the state is
         installed (R-JOURNAL-5, R-JOURNAL-6). Concurrent callers share a commit:
-        the row is written under the locks, and the call waits outside them for
-        the commit that covers it, then records its events (R-JOURNAL-19).
+        a call from outside is queued, decided with the others by one caller
+        (:meth:`_combine`), and waits outside the locks for the sync that covers
+        its row, then records its events; a call from inside another (a
+        callback) is decided, committed and synced at once (R-JOURNAL-19).
         """
         journal = self._journal
         if journal is not None and not self._lock._is_owned():  # type: ignore[attr-defined]
