@@ -315,12 +315,18 @@ class Committer:
                     journal._append(row)
                     written.decided(decision, base)
                     journal._group.add(written)
-                except BaseException as error:
-                    # Whatever failed writing (the store, Ctrl-C), the batch's transaction
-                    # is rolled back, its other rows with it, so no row of a call that
-                    # fails is ever committed (R-JOURNAL-19).
+                except Exception as error:
+                    # Whatever failed writing, the batch's transaction is rolled back, its
+                    # other rows with it, so no row of a call that fails is ever committed
+                    # (R-JOURNAL-19).
                     journal._rolled_back()
                     journal._group.fail(error)
+                    raise
+                except BaseException:
+                    # Interrupted (Ctrl-C): rolled back all the same, and the batch's calls
+                    # are decided again by another caller; the interrupt is this caller's.
+                    journal._rolled_back()
+                    journal._group.unwrite()
                     raise
                 if entry is not None:
                     return decision

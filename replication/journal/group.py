@@ -244,6 +244,20 @@ class GroupCommit:
             return
         self.settle(upto, None, install, broken)
 
+    def unwrite(self) -> None:
+        """Queue the open batch's calls again: an interrupt (Ctrl-C) rolled their rows back.
+
+        Under the controller's lock. They are decided again, as if never taken;
+        a call made from inside another (no caller waits for it) is dropped.
+        """
+        with self._mutex:
+            again = [entry for entry in self._entries if entry.call is not None]
+            for entry in again:
+                entry.written = False
+                entry.decision = entry.base = entry.after = None
+            self._entries = []
+            self._queue[:0] = [entry for entry in again if not self._queued(entry)]
+
     def fail(self, error: BaseException) -> None:
         """Fail every decision of the open batch: its rows were rolled back with the failure."""
         entries, self._entries = self._entries, []
@@ -390,7 +404,10 @@ class GroupCommit:
                     with self._mutex:
                         self._combining = False
                         # Interrupted (Ctrl-C): calls not decided go back to the front.
-                        self._queue[:0] = [e for e in taken if not e.written and not e.done]
+                        again = [e for e in taken if not e.written and not e.done]
+                        self._queue[:] = again + [
+                            e for e in self._queue if not any(e is a for a in again)
+                        ]
             with self._mutex:
                 if self._syncing or not self._unsynced:
                     return
