@@ -23,12 +23,12 @@ from replication.journal import Journal, JournalError, verify_journal
 from replication.journal import group as group_module
 from replication.journal.group import GroupCommit
 from replication.journal.store import Store
-from tests.helpers import KEY, T0, make_contract
+from tests import journal_support as support
+from tests.helpers import KEY, T0
 from tests.journal_support import hand_signed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
 #: Seconds a test waits for what must happen: a safety net, never a measure.
 PATIENCE = 60
@@ -37,20 +37,9 @@ LONG_PATIENCE = 3600
 
 
 @pytest.fixture
-def opened() -> Iterator[Callable[..., Controller]]:
-    """Make journal-backed controllers; close every journal at the end."""
-    made: list[Journal] = []
-
-    def make(path: Path, **options: object) -> Controller:
-        journal = Journal(path, **options)  # type: ignore[arg-type]
-        made.append(journal)
-        return Controller(
-            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=journal
-        )
-
-    yield make
-    for journal in made:
-        journal.close()
+def opened():
+    """Make journal-backed controllers, no orchestrator bound; close every journal at the end."""
+    yield from support.controllers_opened(bound=False)
 
 
 class Calls:
@@ -89,9 +78,10 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def held_sync(
-    monkeypatch: pytest.MonkeyPatch, name: str
+    monkeypatch: pytest.MonkeyPatch, name: str, *, then: type[BaseException] | None = None
 ) -> tuple[threading.Event, threading.Event]:
-    """Hold the first fsync made by thread ``name`` until released; return (held, release)."""
+    """Hold the first fsync made by thread ``name`` until released, then raise ``then`` if
+    given (as Ctrl-C would, once) or sync; return (held, release)."""
     held, release = threading.Event(), threading.Event()
     real = Store.sync
 
@@ -99,6 +89,8 @@ def held_sync(
         if threading.current_thread().name == name and not release.is_set():
             held.set()
             release.wait(PATIENCE)
+            if then is not None:
+                raise then
         real(store)
 
     monkeypatch.setattr(Store, "sync", sync)
@@ -158,31 +150,13 @@ def together(monkeypatch: pytest.MonkeyPatch, count: int = 2) -> None:
     monkeypatch.setattr(GroupCommit, "_ready", gathered)
 
 
-def interrupted_sync(
-    monkeypatch: pytest.MonkeyPatch, name: str
-) -> tuple[threading.Event, threading.Event]:
-    """Make thread ``name``'s first fsync wait for a release, then raise Ctrl-C (once)."""
-    held, release = threading.Event(), threading.Event()
-    real = Store.sync
-
-    def sync(store: Store) -> None:
-        if threading.current_thread().name == name and not release.is_set():
-            held.set()
-            release.wait(PATIENCE)
-            raise Interrupted
-        real(store)
-
-    monkeypatch.setattr(Store, "sync", sync)
-    return held, release
-
-
 def pipelined_over_an_interrupted_sync(
     controller: Controller, monkeypatch: pytest.MonkeyPatch
 ) -> Calls:
     """Heartbeat ``a`` in thread ``a``, whose fsync is Ctrl-C'd once ``b``'s heartbeat (thread
     ``b``) was committed while it was in flight; return the calls, joined."""
     group = controller.journal._group  # type: ignore[union-attr]
-    held, release = interrupted_sync(monkeypatch, "a")
+    held, release = held_sync(monkeypatch, "a", then=Interrupted)
     calls = Calls()
     try:
         calls.start("a", lambda: controller.heartbeat("a"))

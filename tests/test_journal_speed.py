@@ -46,19 +46,8 @@ PATIENCE = 60
 
 @pytest.fixture
 def opened():
-    """Make journal-backed controllers (one connection each); close every journal at the end."""
-    made: list[Journal] = []
-
-    def make(path, **options) -> Controller:
-        journal = Journal(path, **options)
-        made.append(journal)
-        return Controller(
-            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=journal
-        )
-
-    yield make
-    for journal in made:
-        journal.close()
+    """Make journal-backed controllers, no orchestrator bound; close every journal at the end."""
+    yield from support.controllers_opened(bound=False)
 
 
 class RowReads:
