@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from replication.clock import Clock
     from replication.decisions import Decision
     from replication.journal import Journal
-    from replication.journal.group import Entry, GroupCommit
+    from replication.journal.group import Entry
     from replication.model import ControllerState, OrchestratorState, State
     from replication.observability import StructuredLogger
     from replication.orchestrator import SandboxOrchestrator
@@ -104,17 +104,17 @@ class Committer:
         journal's last row; the decision's row (``action``, its ``arguments``
         by name, ``now``, the decision) is committed before the state is
         installed (R-JOURNAL-5, R-JOURNAL-6). Concurrent callers share a commit:
-        the row is written under the locks, and the call waits outside them for
-        the commit that covers it, then records its events (R-JOURNAL-19).
+        a call from outside is queued, decided with the others by one caller
+        (:meth:`_combine`), and waits outside the locks for the sync that covers
+        its row, then records its events; a call from inside another (a
+        callback) is decided, committed and synced at once (R-JOURNAL-19).
         """
         journal = self._journal
         if journal is not None and not self._lock._is_owned():  # type: ignore[attr-defined]
             # Queued, and decided with the other callers' calls by whichever caller
             # combines them (group commit, R-JOURNAL-19); acknowledged only once a sync
             # covering its row returned (R-JOURNAL-21).
-            entry = journal._group.entry(
-                _Call(action, arguments, decide), orchestrator, logger or self.logger
-            )
+            entry = journal._group.entry(_Call(action, arguments, decide), logger or self.logger)
             journal._group.run(entry, self._combine, journal._sync, self._settle)
             decision = entry.decision
             assert decision is not None  # noqa: S101 - a call that returns was decided
@@ -154,65 +154,59 @@ class Committer:
         """Decide each queued call in turn, then commit the open batch (R-JOURNAL-19).
 
         Under the controller's lock, taken once for them all: each call is
-        decided as if its caller held the lock (its own orchestrator's lock
-        too), its row written into the open batch. A call that fails before its
-        row is written (bad input, a re-entrant call, the journal's refusal)
-        gets its own error; one that fails writing fails the whole batch.
+        decided as if its caller held the lock (and the bound orchestrator's,
+        as bound now), its row written into the open batch. A call that fails
+        before its row is written (bad input, a re-entrant call, a callback
+        that raised, the journal's refusal) gets its own error; one that fails
+        writing fails the whole batch. Ctrl-C is this caller's own: the calls
+        not yet decided are left to another caller, and the rows written are
+        committed all the same, so that the write lock is never kept.
         """
         journal = self._journal
         if journal is None:
             return
         group = journal._group
-        interrupted: list[BaseException] = []
         with self._lock:
             try:
-                self._decide_each(entries, group)
+                for entry in entries:
+                    self._decide_queued(entry)
             finally:
-                # Whatever happened (Ctrl-C included), the rows written are committed: the
-                # write lock is held no longer (R-JOURNAL-6), and their callers go on.
-                self._commit_round(journal, interrupted)
-        if interrupted:
-            raise interrupted[0]
+                orchestrator = self.orchestrator
+                with orchestrator._lock if orchestrator else contextlib.nullcontext():
+                    try:
+                        group.commit(journal._commit)
+                    except BaseException:
+                        # Interrupted (Ctrl-C) before the COMMIT or after it: once more (a
+                        # commit of nothing, if it went through), never holding the lock.
+                        group.commit(journal._commit)
+                        raise
 
-    def _decide_each(self, entries: list[Entry], group: GroupCommit) -> None:
-        for entry in entries:
-            call: _Call = entry.call
-            # A call made before an orchestrator was bound is decided over the bound
-            # one's containers, which the binding took over (R-JOURNAL-11).
-            orchestrator = entry.orchestrator = entry.orchestrator or self.orchestrator
-            with orchestrator._lock if orchestrator else contextlib.nullcontext():
-                self._nesting += 1
-                try:
-                    self._decide_now(
-                        call.action,
-                        call.arguments,
-                        call.decide,
-                        orchestrator,
-                        entry.logger,
-                        entry=entry,
-                    )
-                except KeyboardInterrupt:
-                    raise  # Ctrl-C: the combiner's own, whose thread the signal reached
-                except BaseException as error:  # noqa: BLE001 - that caller's error
-                    # Even what is not an Exception: its callbacks ran on this thread, and
-                    # what they raised is that call's, not the combiner's (R-JOURNAL-19).
-                    if not entry.done:
-                        group.finish(entry, error)
-                finally:
-                    self._nesting -= 1
-                    if self._nesting == 0:
-                        self._raised_inside.clear()
-
-    def _commit_round(self, journal: Journal, interrupted: list[BaseException]) -> None:
-        """Commit the open batch; an interrupt (Ctrl-C) is kept in ``interrupted``, not raised."""
-        orchestrator = self.orchestrator
+    def _decide_queued(self, entry: Entry) -> None:
+        """Decide one queued call for its caller (in :meth:`_combine`, under the lock)."""
+        journal = self._journal
+        assert journal is not None  # noqa: S101 - only a journal queues calls
+        call: _Call = entry.call
+        orchestrator = self.orchestrator  # bound meanwhile, perhaps: decided over it
         with orchestrator._lock if orchestrator else contextlib.nullcontext():
+            self._nesting += 1
             try:
-                journal._group.commit(_committing(journal, interrupted))
-            except BaseException as interrupt:  # noqa: BLE001 - raised once committed
-                # Interrupted before the commit began: commit all the same.
-                interrupted.append(interrupt)
-                journal._group.commit(_committing(journal, interrupted))
+                self._decide_now(
+                    call.action,
+                    call.arguments,
+                    call.decide,
+                    orchestrator,
+                    entry.logger,
+                    entry=entry,
+                )
+            except KeyboardInterrupt:
+                raise  # the combiner's own: this call is decided again by another caller
+            except BaseException as error:  # noqa: BLE001 - that call's error, raised by it
+                if not entry.done:
+                    journal._group.finish(entry, error)
+            finally:
+                self._nesting -= 1
+                if self._nesting == 0:
+                    self._raised_inside.clear()
 
     def _settle(self, upto: int, error: BaseException | None) -> None:
         """Install the decisions a sync covered, in order; or fail them all if it failed."""
@@ -238,11 +232,7 @@ class Committer:
                 journal._break(error)
                 failed.append(error)
 
-            interrupted: list[BaseException] = []
-            commit = _committing(journal, interrupted)
-            group.sync_now(commit, journal._sync, self._install, broken)
-            if interrupted:
-                raise interrupted[0]
+            group.sync_now(journal._commit, journal._sync, self._install, broken)
             if failed:
                 raise failed[0]
         return self._current(orchestrator)
@@ -251,7 +241,9 @@ class Committer:
         """Make a durable decision of a batch the state in memory (R-JOURNAL-5)."""
         decision = entry.decision
         if decision is not None and decision.state is not None:
-            self._commit(decision.state, entry.orchestrator)
+            # Into the orchestrator bound now (perhaps since it was decided): it took over
+            # the containers this decision was decided over (R-JOURNAL-11).
+            self._commit(decision.state, self.orchestrator)
 
     def _base(self, orchestrator: SandboxOrchestrator | None) -> State:
         """Return the state to decide over: after the decisions written, not yet durable."""
@@ -316,22 +308,25 @@ class Committer:
                 if decision.state is not None:
                     self._commit(decision.state, orchestrator)
             else:
-                written = entry or journal._group.entry(None, orchestrator, logger or self.logger)
-                # Checked before anything of the row is written: an argument the journal
-                # cannot record fails this call alone (R-JOURNAL-19).
-                encoded = journal._encode(action, arguments)
+                written = entry or journal._group.entry(None, logger or self.logger)
+                # Encoded first, which touches nothing: what that raises is this call's.
+                row = journal._encode(action, arguments, now, decision, decision.state or base)
                 try:
-                    journal._append(action, encoded, now, decision, decision.state or base)
+                    journal._append(row)
                     written.decided(decision, base)
                     journal._group.add(written)
-                except BaseException as error:
-                    # Whatever failed (the store, or the encoding before it: Ctrl-C, out of
-                    # memory), the batch's transaction is rolled back, its other rows with
-                    # it, so no row of a call that fails is ever committed (R-JOURNAL-19).
+                except Exception as error:
+                    # Whatever failed writing, the batch's transaction is rolled back, its
+                    # other rows with it, so no row of a call that fails is ever committed
+                    # (R-JOURNAL-19).
                     journal._rolled_back()
-                    # An interrupt (Ctrl-C) is this thread's: the other calls get a JournalError.
-                    failure = error if isinstance(error, Exception) else journal._interrupted(error)
-                    journal._group.fail(failure)
+                    journal._group.fail(error)
+                    raise
+                except BaseException:
+                    # Interrupted (Ctrl-C): rolled back all the same, and the batch's calls
+                    # are decided again by another caller; the interrupt is this caller's.
+                    journal._rolled_back()
+                    journal._group.unwrite()
                     raise
                 if entry is not None:
                     return decision
@@ -393,35 +388,6 @@ class Committer:
                     denial=decision.denial,
                     outcome=decision.outcome,
                 ) from error
-
-
-def _committing(journal: Journal, interrupted: list[BaseException]) -> Callable[[], None]:
-    """Return the commit of a batch, keeping an interrupt (Ctrl-C) in ``interrupted``.
-
-    The interrupt is the interrupted caller's own: the other callers of a batch
-    it rolled back fail with a ``JournalError``; a batch committed before it
-    (or before any other failure) is the journal's, and is synced and
-    installed as any other.
-    """
-
-    def commit() -> None:
-        before = journal._durable_head
-        try:
-            journal._commit()
-        except BaseException as error:
-            if journal._uncommitted:  # it failed before the COMMIT began
-                journal._rolled_back()
-            if journal._durable_head is not before:
-                # Committed before it failed (Ctrl-C, out of memory): the batch is the
-                # journal's, synced and installed as any other; the failure is ours.
-                interrupted.append(error)
-                return
-            if isinstance(error, Exception):
-                raise
-            interrupted.append(error)
-            raise journal._interrupted(error) from error
-
-    return commit
 
 
 def failure_inside(decision: Decision, raised: list[BaseException]) -> BaseException | None:

@@ -247,9 +247,6 @@ class Controller(Committer):
             if self.orchestrator is None:
                 if self._journal is not None:
                     _check_adopts(orchestrator)
-                    # Decisions committed and awaiting their sync are installed first: the
-                    # containers handed over are the journal's (R-JOURNAL-11, R-JOURNAL-19).
-                    self._sync_now()
                 _claim(orchestrator, self)
                 with orchestrator._lock:
                     # The containers a journal holds were launched by this or another

@@ -221,16 +221,18 @@ def threaded_crash_writer(path: str, threads: int, acks: Connection) -> None:
         worker.join()
 
 
-def controllers_opened() -> Iterator[Callable[..., Controller]]:
+def controllers_opened(*, bound: bool = True) -> Iterator[Callable[..., Controller]]:
     """The body of the journal tests' ``opened`` fixture: make journal-backed controllers
-    (a path or a PostgreSQL URL), and close every journal they opened at the end."""
+    (a path or a PostgreSQL URL; each with an orchestrator bound unless ``bound`` is false),
+    and close every journal they opened at the end."""
     made: list[Controller] = []
+    default = bound
 
     def make(
         location: str | Path,
         contract: ReplicationContract | None = None,
         *,
-        orchestrator: bool = True,
+        orchestrator: bool = default,
         logger: StructuredLogger | None = None,
         clock: ManualClock | None = None,
         head: str | None = None,

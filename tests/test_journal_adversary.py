@@ -30,8 +30,9 @@ from replication.conformance.vectors import export_vectors
 from replication.conformance.vectors.check import check_vectors
 from replication.errors import InvalidValueError
 from replication.journal import Journal, JournalClockError, verify_journal
-from replication.journal import journal as journal_module
+from replication.journal import rows as rows_module
 from replication.journal.group import GroupCommit
+from replication.journal.store import Store
 from replication.observability import StructuredLogger
 from tests.helpers import KEY, T0, make_contract
 from tests.journal_support import hand_signed
@@ -138,12 +139,41 @@ class TestKillSwitchOnABadClock:
         assert verify_journal(tmp_path / "j.db").state.controller.kill_switch_engaged
 
 
+def batch_of_two(controller: Controller, journal: Journal, monkeypatch) -> list[BaseException]:
+    """Queue thread first's registration of ``b``, then this thread's heartbeat of ``a``,
+    decided in one batch in that order; return what first's call raised (heartbeat raises)."""
+    ready = GroupCommit._ready
+
+    def together(group: GroupCommit, deadline: float) -> bool:
+        return len(group._queue) >= 2 and ready(group, deadline)
+
+    monkeypatch.setattr(GroupCommit, "_ready", together)
+    failed: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            controller.register_worker(hand_signed("b"))
+        except BaseException as error:  # noqa: BLE001 - the test reads it
+            failed.append(error)
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not journal._group._queue and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        with pytest.raises(MemoryError):
+            controller.heartbeat("a")
+    finally:
+        monkeypatch.undo()
+        thread.join(30)
+    return failed
+
+
 class TestGroupCommitFailure:
-    def test_a_row_that_fails_before_the_store_rolls_back_the_whole_batch(
-        self, tmp_path, monkeypatch
-    ):
-        """R-JOURNAL-19: when writing a later row of the open batch fails (here its
-        encoding, as Ctrl-C or running out of memory would), every call of the batch fails
+    def test_a_row_that_fails_while_written_rolls_back_the_whole_batch(self, tmp_path, monkeypatch):
+        """R-JOURNAL-19: when writing a later row of the open batch fails (here the store's
+        insert, as Ctrl-C or running out of memory would), every call of the batch fails
         and none of their rows is ever committed: a later decision's commit does not make
         durable a registration whose caller was told it failed."""
         path = tmp_path / "j.db"
@@ -151,43 +181,45 @@ class TestGroupCommitFailure:
         controller = Controller(make_contract(cooldown_seconds=0), KEY,
                                 clock=ManualClock(T0), journal=journal)  # fmt: skip
         controller.register_worker(hand_signed("a"))
-        ready = GroupCommit._ready
+        write = Store.write
 
-        def together(group: GroupCommit, deadline: float) -> bool:
-            # Both calls are queued, then decided in one batch: b's row, then a's heartbeat.
-            return len(group._queue) >= 2 and ready(group, deadline)
+        def failing(store, row, *rest):
+            if b'"action":"heartbeat"' in row.body:
+                raise MemoryError("while inserting the row")
+            return write(store, row, *rest)
 
-        monkeypatch.setattr(GroupCommit, "_ready", together)
-        encode = journal_module.canonical_bytes
-
-        def interrupted(value):
-            if isinstance(value, dict) and value.get("action") == "heartbeat":
-                raise MemoryError("while encoding the row")
-            return encode(value)
-
-        monkeypatch.setattr(journal_module, "canonical_bytes", interrupted)
-        failed: list[BaseException] = []
-
-        def first() -> None:
-            try:
-                controller.register_worker(hand_signed("b"))
-            except BaseException as error:  # noqa: BLE001 - the test reads it
-                failed.append(error)
-
-        thread = threading.Thread(target=first, name="first")
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not journal._group._queue and time.monotonic() < deadline:
-            time.sleep(0.001)
-        with pytest.raises(MemoryError):
-            controller.heartbeat("a")
-        monkeypatch.undo()
-        thread.join(30)
+        monkeypatch.setattr(Store, "write", failing)
+        failed = batch_of_two(controller, journal, monkeypatch)
         assert [MemoryError] == [type(error) for error in failed]
         controller.heartbeat("a")  # commits whatever the open transaction still held
         journal.close()
         assert sorted(controller.registry) == ["a"]
         assert sorted(verify_journal(path).state.controller.registry) == ["a"]
+
+    def test_a_row_that_cannot_be_encoded_fails_its_call_alone(self, tmp_path, monkeypatch):
+        """R-JOURNAL-19: a row is encoded before anything is written, so a failure there (an
+        argument the journal cannot record, running out of memory) is its call's alone:
+        the call decided before it in the same batch is acknowledged and durable."""
+        path = tmp_path / "j.db"
+        journal = Journal(path)
+        controller = Controller(make_contract(cooldown_seconds=0), KEY,
+                                clock=ManualClock(T0), journal=journal)  # fmt: skip
+        controller.register_worker(hand_signed("a"))
+        encode = rows_module.canonical_bytes
+
+        def failing(value):
+            if value.get("action") == "heartbeat":
+                raise MemoryError("while encoding the row")
+            return encode(value)
+
+        monkeypatch.setattr(rows_module, "canonical_bytes", failing)
+        failed = batch_of_two(controller, journal, monkeypatch)
+        assert failed == []
+        journal.close()
+        assert sorted(controller.registry) == ["a", "b"]
+        verified = verify_journal(path)
+        assert sorted(verified.state.controller.registry) == ["a", "b"]
+        assert verified.head.sequence == 2
 
 
 class TestContractOption:

@@ -1,10 +1,11 @@
-"""An adversarial review of flat-combining group commit (issue 24): each test a finding.
+"""Group commit by flat combining, tried as an adversary would (issue 24): each test was a finding.
 
 specs/07-journal.md, R-JOURNAL-19 (queued calls decided by one combiner, hand-offs),
 R-JOURNAL-21 (the fsync outside the lock) and R-JOURNAL-5 (the acknowledgement rule).
-Every time limit here is a generous safety net, never a measure: where a test is about
-a stall, the group's patience (the safety net of hand-offs) is made far longer than the
-limit, so that a call that returns in time did not depend on it.
+Where a docstring says "Here", it tells the defect the test found (each is fixed).
+Every time limit here is a safety net, never a measure: where a test is about a stall,
+the group's patience (the safety net of hand-offs) is made an hour, far longer than the
+test waits, so that a call that returns at all did not depend on it.
 """
 
 from __future__ import annotations
@@ -22,36 +23,23 @@ from replication.journal import Journal, JournalError, verify_journal
 from replication.journal import group as group_module
 from replication.journal.group import GroupCommit
 from replication.journal.store import Store
-from tests.helpers import KEY, T0, make_contract
+from tests import journal_support as support
+from tests.helpers import KEY, T0
 from tests.journal_support import hand_signed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
 #: Seconds a test waits for what must happen: a safety net, never a measure.
 PATIENCE = 60
 #: The group's patience while a test checks that progress does not depend on it.
-LONG_PATIENCE = 30
-#: How long a call may take, once nothing holds it up, before it is called stalled.
-PROMPTLY = 5
+LONG_PATIENCE = 3600
 
 
 @pytest.fixture
-def opened() -> Iterator[Callable[..., Controller]]:
-    """Make journal-backed controllers; close every journal at the end."""
-    made: list[Journal] = []
-
-    def make(path: Path, **options: object) -> Controller:
-        journal = Journal(path, **options)  # type: ignore[arg-type]
-        made.append(journal)
-        return Controller(
-            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=journal
-        )
-
-    yield make
-    for journal in made:
-        journal.close()
+def opened():
+    """Make journal-backed controllers, no orchestrator bound; close every journal at the end."""
+    yield from support.controllers_opened(bound=False)
 
 
 class Calls:
@@ -90,9 +78,10 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def held_sync(
-    monkeypatch: pytest.MonkeyPatch, name: str
+    monkeypatch: pytest.MonkeyPatch, name: str, *, then: type[BaseException] | None = None
 ) -> tuple[threading.Event, threading.Event]:
-    """Hold the first fsync made by thread ``name`` until released; return (held, release)."""
+    """Hold the first fsync made by thread ``name`` until released, then raise ``then`` if
+    given (as Ctrl-C would, once) or sync; return (held, release)."""
     held, release = threading.Event(), threading.Event()
     real = Store.sync
 
@@ -100,6 +89,8 @@ def held_sync(
         if threading.current_thread().name == name and not release.is_set():
             held.set()
             release.wait(PATIENCE)
+            if then is not None:
+                raise then
         real(store)
 
     monkeypatch.setattr(Store, "sync", sync)
@@ -136,15 +127,9 @@ class TestHandOff:
             calls.start("b", lambda: controller.heartbeat("b"))
             wait_until(lambda: len(group._queue) == 1)  # b is queued
         finally:
-            released = time.monotonic()
             release.set()
-            calls.join(LONG_PATIENCE + PATIENCE)  # whatever happens, no thread is left behind
-        late = {
-            name: round(calls.returned.get(name, float("inf")) - released, 1)
-            for name in "abc"
-            if calls.returned.get(name, float("inf")) - released > PROMPTLY
-        }
-        assert late == {}  # seconds after the release, of the calls that stalled
+            calls.join(PATIENCE)  # whatever happens, no thread is left behind
+        assert sorted(calls.returned) == ["a", "b", "c"]  # none waits for the patience
         assert calls.outcome == {"a": None, "b": None, "c": None}
         assert verify_journal(path).state == controller.state
 
@@ -165,31 +150,13 @@ def together(monkeypatch: pytest.MonkeyPatch, count: int = 2) -> None:
     monkeypatch.setattr(GroupCommit, "_ready", gathered)
 
 
-def interrupted_sync(
-    monkeypatch: pytest.MonkeyPatch, name: str
-) -> tuple[threading.Event, threading.Event]:
-    """Make thread ``name``'s first fsync wait for a release, then raise Ctrl-C (once)."""
-    held, release = threading.Event(), threading.Event()
-    real = Store.sync
-
-    def sync(store: Store) -> None:
-        if threading.current_thread().name == name and not release.is_set():
-            held.set()
-            release.wait(PATIENCE)
-            raise Interrupted
-        real(store)
-
-    monkeypatch.setattr(Store, "sync", sync)
-    return held, release
-
-
 def pipelined_over_an_interrupted_sync(
     controller: Controller, monkeypatch: pytest.MonkeyPatch
 ) -> Calls:
     """Heartbeat ``a`` in thread ``a``, whose fsync is Ctrl-C'd once ``b``'s heartbeat (thread
     ``b``) was committed while it was in flight; return the calls, joined."""
     group = controller.journal._group  # type: ignore[union-attr]
-    held, release = interrupted_sync(monkeypatch, "a")
+    held, release = held_sync(monkeypatch, "a", then=Interrupted)
     calls = Calls()
     try:
         calls.start("a", lambda: controller.heartbeat("a"))
@@ -376,8 +343,8 @@ class TestCtrlCInAWaiter:
         interrupt = threading.Event()
         made = GroupCommit.entry
 
-        def entry(call: object, orchestrator: object, logger: object):
-            made_entry = made(call, orchestrator, logger)
+        def entry(call: object, logger: object):
+            made_entry = made(call, logger)
             if threading.current_thread().name == "x":
                 made_entry._wake = Interruptible(made_entry._wake, interrupt)  # type: ignore[assignment]
             return made_entry
@@ -403,12 +370,11 @@ class TestCtrlCInAWaiter:
             interrupt.set()
             wait_until(lambda: "x" in calls.outcome)
         finally:
-            released = time.monotonic()
             release.set()
-            calls.join(LONG_PATIENCE + PATIENCE)
+            calls.join(PATIENCE)
         assert isinstance(calls.outcome["x"], Interrupted)
         assert calls.outcome["y"] is None
-        assert calls.returned["y"] - released < PROMPTLY
+        assert "y" in calls.returned  # it did not wait for the patience
         assert verify_journal(path).state == controller.state
 
 
@@ -435,7 +401,7 @@ class TestCtrlCWhileInstalling:
         def install(self: Controller, entry) -> None:
             if threading.current_thread().name == "second" and not fired:
                 fired.append(True)
-                raise Interrupted
+                raise CtrlC
             real(self, entry)
 
         monkeypatch.setattr(Controller, "_install", install)
@@ -446,8 +412,8 @@ class TestCtrlCWhileInstalling:
         calls.join()
         monkeypatch.undo()
         assert fired == [True]
-        assert not isinstance(calls.outcome["first"], Interrupted)
-        assert isinstance(calls.outcome["second"], Interrupted)
+        assert not isinstance(calls.outcome["first"], CtrlC)
+        assert isinstance(calls.outcome["second"], CtrlC)
         assert verify_journal(path).state == controller.state
 
 
@@ -678,7 +644,7 @@ class TestCtrlCAnywhere:
         calls.start("two", lambda: controller.register_worker(hand_signed("c")))
         wait_until(lambda: len(group._queue) == 2)
         calls.start("main", lambda: controller.heartbeat("b"))
-        calls.join(LONG_PATIENCE + PATIENCE)
+        calls.join(PATIENCE)
         monkeypatch.undo()
         assert fired, "Ctrl-C never landed"
         assert isinstance(calls.outcome["main"], CtrlC | type(None))
@@ -688,12 +654,7 @@ class TestCtrlCAnywhere:
             for name, error in others.items()
             if error is not None and not isinstance(error, JournalError)
         } == {}
-        late = {
-            name: round(calls.returned[name] - fired[0], 1)
-            for name in ("one", "two")
-            if calls.returned[name] - fired[0] > PROMPTLY
-        }
-        assert late == {}
+        assert {"one", "two"} <= set(calls.returned)  # none waits for the patience
         controller.heartbeat("a")
         assert verify_journal(path).state == controller.state
 
@@ -744,15 +705,10 @@ class TestOutOfMemoryAnywhere:
         calls.start("two", lambda: controller.register_worker(hand_signed("c")))
         wait_until(lambda: len(group._queue) == 2)
         calls.start("main", lambda: controller.heartbeat("b"))
-        calls.join(LONG_PATIENCE + PATIENCE)
+        calls.join(PATIENCE)
         monkeypatch.undo()
         assert fired, "the failure never came"
-        late = {
-            name: round(calls.returned[name] - fired[0], 1)
-            for name in ("one", "two", "main")
-            if calls.returned[name] - fired[0] > PROMPTLY
-        }
-        assert late == {}
+        assert sorted(calls.returned) == ["main", "one", "two"]  # none waits for the patience
         if controller.journal._broken is None:  # type: ignore[union-attr]
             controller.heartbeat("a")
             assert verify_journal(path).state == controller.state
@@ -796,11 +752,10 @@ class TestARoundNobodyRuns:
         calls.start("x", lambda: controller.heartbeat("x"))
         calls.join()
         assert isinstance(calls.outcome["x"], CtrlC)
-        started = time.monotonic()
         calls.start("q", lambda: controller.heartbeat("q"))
-        calls.join(LONG_PATIENCE + PATIENCE)
+        calls.join(PATIENCE)
+        assert "q" in calls.returned  # it does not wait for the patience, nor forever
         assert calls.outcome["q"] is None
-        assert calls.returned["q"] - started < PROMPTLY
         assert verify_journal(path).state == controller.state
 
 

@@ -46,19 +46,8 @@ PATIENCE = 60
 
 @pytest.fixture
 def opened():
-    """Make journal-backed controllers (one connection each); close every journal at the end."""
-    made: list[Journal] = []
-
-    def make(path, **options) -> Controller:
-        journal = Journal(path, **options)
-        made.append(journal)
-        return Controller(
-            make_contract(cooldown_seconds=0), KEY, clock=ManualClock(T0), journal=journal
-        )
-
-    yield make
-    for journal in made:
-        journal.close()
+    """Make journal-backed controllers, no orchestrator bound; close every journal at the end."""
+    yield from support.controllers_opened(bound=False)
 
 
 class RowReads:
@@ -652,17 +641,13 @@ class Signals:
         monkeypatch.setattr(GroupCommit, "_signal", signal)
 
 
-class Interrupted(KeyboardInterrupt):
-    """Raised as Ctrl-C is: the interrupted combiner's, no other caller's error."""
-
-
 class TestFlatCombining:
     def test_a_caller_is_woken_for_its_own_call_never_for_anothers_row(self, monkeypatch):
         """R-JOURNAL-19: deciding, writing and committing a queued call wakes nobody; its
         caller alone is woken once it is settled (a lock of its own, not a broadcast)."""
         signals = Signals(monkeypatch)
         group = GroupCommit()
-        entry = group.entry("call", None, None)
+        entry = group.entry("call", None)
         group._queue.append(entry)
         group.add(entry)
         group.commit(lambda: None)
@@ -674,7 +659,7 @@ class TestFlatCombining:
         """R-JOURNAL-19: a call the combiner could not decide (bad input, a re-entrant call)
         fails alone: its caller is woken and raises that error; nothing is synced."""
         group = GroupCommit()
-        entry = group.entry("call", None, None)
+        entry = group.entry("call", None)
         synced: list[int] = []
 
         def combine(entries: list[Entry]) -> None:
@@ -701,7 +686,7 @@ class TestFlatCombining:
         def interrupting() -> object:
             if armed.is_set() and not fired:
                 fired.append(threading.current_thread().name)
-                raise Interrupted
+                raise KeyboardInterrupt  # as Ctrl-C in the combiner's thread
             return clock()
 
         controller.clock = interrupting  # type: ignore[assignment]
@@ -730,7 +715,7 @@ class TestFlatCombining:
         assert len(fired) == 1
         interrupted = fired[0]
         other = "b" if interrupted == "a" else "a"
-        assert isinstance(outcome[interrupted], Interrupted)
+        assert isinstance(outcome[interrupted], KeyboardInterrupt)
         assert outcome[other] is None
         beats = [
             row["args"]["worker_id"] for row in journal_rows(path) if row["action"] == "heartbeat"

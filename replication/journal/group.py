@@ -70,19 +70,16 @@ class Entry:
         "decision",
         "done",
         "error",
-        "gone",
         "lead",
+        "left",
         "logger",
         "number",
-        "orchestrator",
-        "syncing",
         "written",
     )
 
-    def __init__(self, call: Any = None, orchestrator: Any = None, logger: Any = None) -> None:
+    def __init__(self, call: Any = None, logger: Any = None) -> None:
         #: What the combiner decides (opaque here: the controller's).
         self.call = call
-        self.orchestrator = orchestrator
         self.logger = logger
         self.decision: Decision | None = None
         self.base: State | None = None
@@ -92,15 +89,13 @@ class Entry:
         #: Whether its batch was committed (then ``number`` orders it among the committed).
         self.committed = False
         self.number = 0
-        #: Whether a sync that covers it is in flight.
-        self.syncing = False
         #: Whether it was installed (or failed: then ``error`` is set).
         self.done = False
         self.error: BaseException | None = None
         #: Whether its caller was woken to combine or sync (:meth:`GroupCommit._step`).
         self.lead = False
-        #: Whether its caller left (interrupted while it waited): it is handed nothing.
-        self.gone = False
+        #: Whether its caller left without waiting for it (Ctrl-C): never handed a round.
+        self.left = False
         # Held while its caller has nothing to wake up for; released to wake it.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -139,9 +134,9 @@ class GroupCommit:
         self._expected = 0
 
     @staticmethod
-    def entry(call: Any, orchestrator: Any, logger: Any) -> Entry:
+    def entry(call: Any, logger: Any) -> Entry:
         """Return a new call's entry (``call``: what a combiner decides, or ``None``)."""
-        return Entry(call, orchestrator, logger)
+        return Entry(call, logger)
 
     @property
     def pending(self) -> State | None:
@@ -164,16 +159,22 @@ class GroupCommit:
         """Commit the open batch (under the controller's lock); its decisions await a sync.
 
         What ``commit`` raises is the error of every caller of the batch
-        (``Entry.error``), never raised here.
+        (``Entry.error``), never raised here; an interrupt (Ctrl-C) is raised,
+        and the batch stays open for the next commit.
         """
         entries, self._entries = self._entries, []
         if not entries:
             return
         try:
             commit()
-        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
+        except Exception as error:  # noqa: BLE001 - every caller of the batch gets it
             self._finish(entries, error)
             return
+        except BaseException:
+            # Interrupted (Ctrl-C): the batch is still open (or its COMMIT went through, and
+            # committing it again only numbers it); nobody's call failed.
+            self._entries[:0] = entries
+            raise
         with self._mutex:
             for written in entries:
                 self._committed += 1
@@ -205,18 +206,16 @@ class GroupCommit:
         installed: list[Entry] = []
         try:
             while self._unsynced and self._unsynced[0].number <= upto:
-                with self._mutex:
-                    written = self._unsynced.pop(0)
+                written = self._unsynced[0]
                 try:
                     install(written)
-                except Exception as failure:  # noqa: BLE001 - the error is that caller's
+                except KeyboardInterrupt:
+                    raise  # this caller's own, not the installed call's
+                except BaseException as failure:  # noqa: BLE001 - the error is that caller's
                     written.error = failure
-                except BaseException:
-                    # Interrupted (Ctrl-C): the settling caller's, never this call's. Installing
-                    # again is harmless (the same state): it is left for the next caller.
-                    with self._mutex:
-                        self._unsynced.insert(0, written)
-                    raise
+                # Interrupted (Ctrl-C) while installing, it stays first, for the next sync.
+                with self._mutex:
+                    self._unsynced.pop(0)
                 installed.append(written)
         finally:
             self._finish(installed, None)
@@ -240,11 +239,24 @@ class GroupCommit:
         upto = self._unsynced[-1].number
         try:
             sync()
-        except Exception as error:  # noqa: BLE001 - every caller of the batch gets it
+        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
             self.settle(upto, error, install, broken)
             return
-        # An interrupt (Ctrl-C) is this caller's alone: the rows stay for the next sync.
         self.settle(upto, None, install, broken)
+
+    def unwrite(self) -> None:
+        """Queue the open batch's calls again: an interrupt (Ctrl-C) rolled their rows back.
+
+        Under the controller's lock. They are decided again, as if never taken;
+        a call made from inside another (no caller waits for it) is dropped.
+        """
+        with self._mutex:
+            again = [entry for entry in self._entries if entry.call is not None]
+            for entry in again:
+                entry.written = False
+                entry.decision = entry.base = entry.after = None
+            self._entries = []
+            self._queue[:0] = [entry for entry in again if not self._queued(entry)]
 
     def fail(self, error: BaseException) -> None:
         """Fail every decision of the open batch: its rows were rolled back with the failure."""
@@ -292,7 +304,7 @@ class GroupCommit:
             self._queue.append(entry)
             self._inside += 1
             self._peak = max(self._peak, self._inside)
-            deadline = time.monotonic() + min(GATHER_SECONDS, 2 * self._last_round)
+            deadline = time.monotonic() + min(GATHER_SECONDS, self._last_round)
             lead = self._ready(deadline)
         try:
             while True:
@@ -307,21 +319,15 @@ class GroupCommit:
                 with self._mutex:
                     if woken:
                         entry._signalled = False
-                    # A hand-off is taken as given: the caller that handed it the round
-                    # ended its own, and nobody else may be woken for what remains.
-                    handed, entry.lead = entry.lead, False
+                    entry.lead = False
                     lead = not entry.done and (
-                        handed
-                        or (self._queued(entry) and self._ready(deadline))
-                        or self._unattended(entry)
+                        (self._queued(entry) and self._ready(deadline)) or self._unattended(entry)
                     )
         except BaseException:
             with self._mutex:  # interrupted (Ctrl-C): a call not yet taken is not decided
                 self._queue[:] = [waiting for waiting in self._queue if waiting is not entry]
-                entry.gone = True
-                if not entry.done and (entry.lead or entry.written) and not self._combining:
-                    # A hand-off it will not take, or a round it belongs to that may now
-                    # have nobody to run it: pass it on.
+                entry.left = True
+                if not entry.done:  # a hand-off it would have taken: pass it on
                     self._hand_on(entry)
             raise
         finally:
@@ -351,24 +357,29 @@ class GroupCommit:
     def _unattended(self, entry: Entry) -> bool:
         """Whether ``entry`` waits on a round nobody runs (under the mutex).
 
-        Its batch was written or committed and nobody commits or syncs it, or
-        it is queued behind committed rows nobody syncs: a caller interrupted
-        by Ctrl-C hands nothing on. Hand-offs are for speed; this is for
-        progress.
+        Its batch was written or committed and nobody commits or syncs it: a
+        caller interrupted by Ctrl-C hands nothing on. Hand-offs are for
+        speed; this is for progress.
         """
         if entry.committed:
             return not self._syncing
-        if entry.written:
-            return not self._combining
-        # Queued behind committed rows nobody syncs (their callers left): it runs the round.
-        return bool(self._unsynced) and not self._syncing and not self._combining
+        return entry.written and not self._combining
 
     def _hand_on(self, entry: Entry) -> None:
-        """Wake a caller but ``entry``'s to run the next round, if any waits (under the mutex)."""
-        for waiting in (*self._queue, *self._entries, *self._unsynced):
-            if waiting is not entry and not waiting.done and not waiting.gone:
-                self._lead(waiting)
-                return
+        """Wake, but ``entry``'s, a caller for each part of a round nobody runs (under the mutex).
+
+        The caller of the first call committed and not synced (nobody syncs), of
+        the first written and not committed, and of the first queued (nobody
+        combines): each decides for itself whether it is its turn.
+        """
+        parts = [] if self._syncing else [self._unsynced]
+        if not self._combining:
+            parts += [self._entries, self._queue]
+        for part in parts:
+            for waiting in part:
+                if waiting is not entry and not waiting.done and not waiting.left:
+                    self._lead(waiting)
+                    break
 
     def _step(
         self,
@@ -393,32 +404,27 @@ class GroupCommit:
                     with self._mutex:
                         self._combining = False
                         # Interrupted (Ctrl-C): calls not decided go back to the front.
-                        self._queue[:0] = [
-                            e for e in taken if not e.written and not e.done and not e.gone
+                        again = [e for e in taken if not e.written and not e.done]
+                        self._queue[:] = again + [
+                            e for e in self._queue if not any(e is a for a in again)
                         ]
             with self._mutex:
                 if self._syncing or not self._unsynced:
                     return
-                covered = list(self._unsynced)
-                for syncing in covered:
-                    syncing.syncing = True
+                covered = self._unsynced[-1].number
                 self._syncing = True
-            # Every row committed before the fsync starts is covered by it.
-            failure: BaseException | None = None
             try:
+                # Every row committed before the fsync starts is covered by it. A sync
+                # that failed fails them all (R-JOURNAL-21); one interrupted (Ctrl-C, not
+                # an ``Exception``) settles nothing, and another caller syncs again.
+                failure: Exception | None = None
                 try:
                     sync()
                 except Exception as error:  # noqa: BLE001 - settled under the lock
                     failure = error
-                # An interrupt (Ctrl-C) is the syncer's own: it reported no write error,
-                # and the next caller syncs the same rows again (handed on below).
-                settle(covered[-1].number, failure)
+                settle(covered, failure)
             finally:
                 with self._mutex:
-                    # Settled (done), or, if settling was interrupted (Ctrl-C), left for
-                    # the next caller to sync again.
-                    for syncing in covered:
-                        syncing.syncing = False
                     self._syncing = False
                     self._last_round = time.monotonic() - started
         finally:

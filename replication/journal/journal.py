@@ -1,7 +1,9 @@
 """A journal attached to a controller: replayed on start, appended to by every decision.
 
 The controller drives it from :meth:`Controller._decide
-<replication.controller.Controller._decide>`, under its own lock: each attempt
+<replication.controller.Controller._decide>`, under its own lock, taken once
+for every call queued by concurrent callers (group commit by flat combining,
+:mod:`replication.journal.group`): each attempt
 takes the journal's write lock and applies the rows other processes appended
 (:meth:`Journal._catch_up`); ``now`` is clamped to the journal's last ``now``
 (:meth:`Journal._clamp`, which also refuses a clock that jumped too far,
@@ -24,10 +26,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from replication import _validation as v
+from replication._files import InputFileError
 from replication.encoding import canonical_json, format_timestamp
 from replication.errors import InvalidTypeError, InvalidValueError
 from replication.journal import chain
-from replication.journal.codec import contract_to_json, encode_arguments, outcome_of
+from replication.journal.codec import contract_to_json
 from replication.journal.errors import (
     JournalClockError,
     JournalCorruptError,
@@ -42,20 +45,19 @@ from replication.journal.header import (
     read_header,
 )
 from replication.journal.replay import Head, Replay
-from replication.journal.schema import canonical_bytes, same_json
+from replication.journal.rows import Encoded, encode_row
+from replication.journal.schema import same_json
 from replication.journal.snapshot import (
     DEFAULT_SNAPSHOT_INTERVAL,
     Encoder,
     check_anchor,
-    make_snapshot,
     start_from_snapshot,
 )
 from replication.journal.store import (
     DEFAULT_LOCK_TIMEOUT,
-    Checkpoint,
-    Row,
     Store,
     StoredHeader,
+    check_path,
 )
 from replication.journal.stores import (
     JournalStore,
@@ -63,11 +65,10 @@ from replication.journal.stores import (
     is_postgresql_url,
     open_store,
 )
-from replication.journal.stores.location import check_journal_path
 from replication.signing import SigningKey, VerifyingKey
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from datetime import datetime
     from types import TracebackType
 
@@ -89,6 +90,28 @@ DEFAULT_CHECKPOINT_INTERVAL = 1000
 #: process has seen pass since that row (R-JOURNAL-16): a week, longer than a fleet's idle
 #: weekend or holiday, far shorter than the jumps that poison a journal (a year, 9999-12-31).
 DEFAULT_MAX_CLOCK_JUMP = timedelta(days=7)
+
+
+def _check_path(path: str) -> str:
+    """Refuse a path that would not be one durable file of its own (R-JOURNAL-1)."""
+    if not path or path == ":memory:":
+        raise InvalidValueError("path", "a file path (SQLite keeps this one in memory)", path)
+    if path[:5].lower() == "file:":
+        raise InvalidValueError("path", "a file path, not an SQLite URI", path)
+    try:
+        check_path(path)
+    except InputFileError as error:
+        raise InvalidValueError(
+            "path",
+            "a journal file (a regular file), not a directory, FIFO, device or socket",
+            f"{path} ({error.problem})",
+        ) from None
+    except (ValueError, OSError) as error:
+        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
+        raise InvalidValueError(
+            "path", "a path the system can open", f"{path!r} ({error})"
+        ) from None
+    return path
 
 
 class Journal:
@@ -126,7 +149,7 @@ class Journal:
             )
         location = str.__str__(os.fspath(path))
         #: Where the journal is kept: an SQLite file, or a PostgreSQL URL (R-STORE-1).
-        self._location = location if is_postgresql_url(location) else check_journal_path(location)
+        self._location = location if is_postgresql_url(location) else _check_path(location)
         #: The location as messages show it (a URL without its password).
         self.path = display_location(self._location)
         if key is not None:
@@ -486,26 +509,14 @@ class Journal:
             self._rolled_back()
             raise
         except BaseException:
-            # Interrupted (Ctrl-C), which lands between two bytecodes, never inside the
-            # COMMIT: once it is done the rows are the journal's, and the next row follows
-            # them; before it, they are rolled back.
-            if store.in_transaction:
-                self._rolled_back()
-            else:
+            # Interrupted (Ctrl-C), before the COMMIT or after it: the rows are still
+            # the open transaction's (the next commit covers them), or committed.
+            if not store.in_transaction:
                 self._uncommitted = False
                 self._durable_head = self._head
             raise
         self._uncommitted = False
         self._durable_head = self._head
-
-    def _interrupted(self, interrupt: BaseException) -> JournalUnavailableError:
-        """Return the error of the calls whose batch another caller's interrupt rolled back."""
-        return JournalUnavailableError(
-            self.path,
-            "commit",
-            type(interrupt).__name__,
-            "the caller writing the batch was interrupted, and it was rolled back",
-        )
 
     def _sync(self) -> None:
         """Make every commit made so far durable (an fsync; outside the controller's lock).
@@ -538,62 +549,41 @@ class Journal:
         if self._store is not None and not self._closed:
             self._store.release()
 
-    #: An action's arguments as its row records them, checked before anything of the row is
-    #: written: an argument a journal cannot record fails its own call alone (R-JOURNAL-19).
-    _encode = staticmethod(encode_arguments)
-
-    def _append(
+    def _encode(
         self,
         action: str,
-        arguments: dict[str, Any],
+        arguments: Mapping[str, object],
         now: datetime,
         decision: Decision,
         after: State,
-    ) -> None:
-        """Write the decision's row (with its checkpoint and snapshot, when due), uncommitted.
+    ) -> Encoded:
+        """Return the decision's row after the head, unwritten (:mod:`replication.journal.rows`)."""
+        return encode_row(
+            head=self._head,
+            replay=self._replay,
+            key=self._key,
+            snapshot_interval=self.snapshot_interval,
+            encoder=self._encoder,
+            action=action,
+            arguments=arguments,
+            now=now,
+            decision=decision,
+            after=after,
+        )
+
+    def _append(self, written: Encoded) -> None:
+        """Write a row :meth:`_encode` made into the open transaction, uncommitted.
 
         The open write transaction holds it until :meth:`_commit` (group
         commit, R-JOURNAL-19). On failure the store rolled back the whole
         transaction, rows written before it included, and the error is raised.
         """
         store = self._open_store()
-        head = self._head
-        sequence = head.sequence + 1
-        body = canonical_bytes(
-            {
-                "action": action,
-                "args": arguments,
-                "now": format_timestamp(now),
-                "outcome": outcome_of(action, decision),
-                "prev": head.hash,
-                "sequence": sequence,
-            }
-        )
-        digest = chain.digest(chain.ROW_TYPE, body)
-        checkpoint = None
-        fingerprint = None
-        if sequence % self._replay.interval == 0:
-            fingerprint = chain.fingerprint(after, self._replay.digests)
-            signed = chain.checkpoint_body(self._replay.genesis, sequence, digest, fingerprint)
-            signature = chain.sign_checkpoint(signed, self._key)
-            checkpoint = Checkpoint(sequence, signed, signature)
-        head = Head(sequence, digest, now)
-        snapshot = None
-        if self.snapshot_interval is not None and sequence % self.snapshot_interval == 0:
-            snapshot = make_snapshot(
-                self._replay.genesis,
-                head,
-                after,
-                self._key,
-                digests=self._replay.digests,
-                encoder=self._encoder,
-                fingerprint=fingerprint,  # the checkpoint's, when the same row has one
-            )
         try:
-            store.write(Row(sequence, body, digest), checkpoint, snapshot)
+            store.write(written.row, written.checkpoint, written.snapshot)
         except BaseException:
             self._rolled_back()
             raise
         self._uncommitted = True
-        self._head = head
+        self._head = written.head
         self._head_since = time.monotonic()

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from replication._files import InputFileError
-from replication.errors import InvalidValueError
-from replication.journal.store import check_path
-
-__all__ = ["check_journal_path", "display_location", "is_postgresql_url"]
+__all__ = ["display_location", "is_postgresql_url"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 
@@ -41,25 +37,3 @@ def display_location(location: str) -> str:
         for pair in parts.query.split("&")
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def check_journal_path(path: str) -> str:
-    """Refuse a path that would not be one durable file of its own (R-JOURNAL-1)."""
-    if not path or path == ":memory:":
-        raise InvalidValueError("path", "a file path (SQLite keeps this one in memory)", path)
-    if path[:5].lower() == "file:":
-        raise InvalidValueError("path", "a file path, not an SQLite URI", path)
-    try:
-        check_path(path)
-    except InputFileError as error:
-        raise InvalidValueError(
-            "path",
-            "a journal file (a regular file), not a directory, FIFO, device or socket",
-            f"{path} ({error.problem})",
-        ) from None
-    except (ValueError, OSError) as error:
-        # A NUL byte, a symlink loop, a path too long: no file SQLite could open.
-        raise InvalidValueError(
-            "path", "a path the system can open", f"{path!r} ({error})"
-        ) from None
-    return path
