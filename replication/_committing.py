@@ -173,12 +173,13 @@ class Committer:
             finally:
                 orchestrator = self.orchestrator
                 with orchestrator._lock if orchestrator else contextlib.nullcontext():
+                    commit = _committing(journal)
                     try:
-                        group.commit(journal._commit)
+                        group.commit(commit)
                     except BaseException:
                         # Interrupted (Ctrl-C) before the COMMIT or after it: once more (a
                         # commit of nothing, if it went through), never holding the lock.
-                        group.commit(journal._commit)
+                        group.commit(commit)
                         raise
 
     def _decide_queued(self, entry: Entry) -> None:
@@ -232,7 +233,7 @@ class Committer:
                 journal._break(error)
                 failed.append(error)
 
-            group.sync_now(journal._commit, journal._sync, self._install, broken)
+            group.sync_now(_committing(journal), journal._sync, self._install, broken)
             if failed:
                 raise failed[0]
         return self._current(orchestrator)
@@ -388,6 +389,30 @@ class Committer:
                     denial=decision.denial,
                     outcome=decision.outcome,
                 ) from error
+
+
+def _committing(journal: Journal) -> Callable[[], None]:
+    """Return the commit of the open batch, whose callers' fate is the fate of their rows.
+
+    A failure (out of memory, the journal closed) before the COMMIT began
+    rolls the rows back, so that no later commit makes durable the rows of
+    calls that failed; one once it went through leaves the batch the
+    journal's, synced and installed as any other (R-JOURNAL-10, R-JOURNAL-19).
+    An interrupt (Ctrl-C) is :meth:`Journal._commit`'s and the group's to handle.
+    """
+
+    def commit() -> None:
+        before = journal._durable_head
+        try:
+            journal._commit()
+        except Exception:
+            if journal._uncommitted:  # failed before the COMMIT began
+                journal._rolled_back()
+            elif journal._durable_head is not before:
+                return  # committed before it failed: nobody's call failed
+            raise
+
+    return commit
 
 
 def failure_inside(decision: Decision, raised: list[BaseException]) -> BaseException | None:

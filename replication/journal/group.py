@@ -239,9 +239,11 @@ class GroupCommit:
         upto = self._unsynced[-1].number
         try:
             sync()
-        except BaseException as error:  # noqa: BLE001 - every caller of the batch gets it
+        except Exception as error:  # noqa: BLE001 - every caller of the batch gets it
             self.settle(upto, error, install, broken)
             return
+        # An interrupt (Ctrl-C, not an ``Exception``) is this caller's alone, as in a round:
+        # it settles nothing, and the next sync covers the same rows.
         self.settle(upto, None, install, broken)
 
     def unwrite(self) -> None:
@@ -357,13 +359,18 @@ class GroupCommit:
     def _unattended(self, entry: Entry) -> bool:
         """Whether ``entry`` waits on a round nobody runs (under the mutex).
 
-        Its batch was written or committed and nobody commits or syncs it: a
-        caller interrupted by Ctrl-C hands nothing on. Hand-offs are for
-        speed; this is for progress.
+        Its batch was written or committed and nobody commits or syncs it, or
+        it is queued behind committed rows nobody syncs: a caller interrupted
+        by Ctrl-C hands nothing on. Hand-offs are for speed; this is for
+        progress.
         """
         if entry.committed:
             return not self._syncing
-        return entry.written and not self._combining
+        if entry.written:
+            return not self._combining
+        # Queued, not ready (fewer queued than expected, a round not synced), behind rows
+        # whose callers left: nobody would hand it the round. It runs it.
+        return bool(self._unsynced) and not self._syncing and not self._combining
 
     def _hand_on(self, entry: Entry) -> None:
         """Wake, but ``entry``'s, a caller for each part of a round nobody runs (under the mutex).
