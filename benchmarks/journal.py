@@ -22,7 +22,9 @@ What it measures, all in one run:
   concurrent callers share a commit), and the number of commits they took. Each
   thread registers workers and heartbeats them; their manifests are signed
   before the timed region (signing is the issuer's work, not a decision's: the
-  race below has always signed before it too);
+  race below has always signed before it too), and the heap the process held
+  before it is frozen (``gc.freeze``: the earlier figures' objects are not the
+  journal's to collect);
 * **contention**: 8 processes racing 50 registrations each on one journal;
 * **start**: a controller starting on a journal of ``--actions`` rows, from its
   latest signed snapshot and the rows after it (R-JOURNAL-17); with
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -247,11 +250,19 @@ def threaded(directory: Path, threads: int, calls: int) -> dict[str, Any]:
             workers = [threading.Thread(target=body, args=(n,)) for n in range(threads)]
             for worker in workers:
                 worker.start()
-            barrier.wait()
-            started = time.perf_counter()
-            for worker in workers:
-                worker.join()
-            elapsed = time.perf_counter() - started
+            # The heap this process held before (the 10^5-action program of the in-memory
+            # figure, its replay) is frozen: a collection walking it is not the journal's
+            # cost, and one took 134 ms of a 0.5 s run. What the run allocates is collected.
+            gc.collect()
+            gc.freeze()
+            try:
+                barrier.wait()
+                started = time.perf_counter()
+                for worker in workers:
+                    worker.join()
+                elapsed = time.perf_counter() - started
+            finally:
+                gc.unfreeze()
             rows = journal.head.sequence
     finally:
         Store.commit = real  # type: ignore[method-assign]
