@@ -29,6 +29,7 @@ from tests.journal_support import hand_signed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
 #: Seconds a test waits for what must happen: a safety net, never a measure.
 PATIENCE = 60
@@ -600,12 +601,54 @@ LANDINGS = [
 ]
 
 
+def round_of_three_raising(
+    opened, path: Path, monkeypatch: pytest.MonkeyPatch, where: tuple, raised: type
+) -> tuple[Controller, Calls]:
+    """Queue a heartbeat (thread one) and a registration (thread two), then a heartbeat
+    in thread main, which combines the round of three; ``raised`` is raised once in main
+    at ``where`` (the class, the method, and before it starts or once it returned)."""
+    owner, method, when = where
+    monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+    controller = opened(path)
+    for worker_id in ("a", "b"):
+        controller.register_worker(hand_signed(worker_id))
+    group = controller.journal._group  # type: ignore[union-attr]
+    together(monkeypatch, 3)
+    real = getattr(owner, method)
+    fired: list[bool] = []
+
+    def landing(*arguments: object, **options: object) -> object:
+        hit = threading.current_thread().name == "main" and not fired
+        if hit and when == "before":
+            fired.append(True)
+            raise raised
+        result = real(*arguments, **options)
+        if hit:
+            fired.append(True)
+            raise raised
+        return result
+
+    monkeypatch.setattr(owner, method, landing)
+    calls = Calls()
+    calls.start("one", lambda: controller.heartbeat("a"))
+    wait_until(lambda: len(group._queue) == 1)
+    calls.start("two", lambda: controller.register_worker(hand_signed("c")))
+    wait_until(lambda: len(group._queue) == 2)
+    calls.start("main", lambda: controller.heartbeat("b"))
+    calls.join(PATIENCE)
+    monkeypatch.undo()
+    assert fired, f"{raised.__name__} never came"
+    assert sorted(calls.returned) == ["main", "one", "two"]  # none waits for the patience
+    return controller, calls
+
+
+WHERE = pytest.mark.parametrize(
+    "where", LANDINGS, ids=[f"{owner.__name__}.{method}-{when}" for owner, method, when in LANDINGS]
+)
+
+
 class TestCtrlCAnywhere:
-    @pytest.mark.parametrize(
-        "where",
-        LANDINGS,
-        ids=[f"{owner.__name__}.{method}-{when}" for owner, method, when in LANDINGS],
-    )
+    @WHERE
     def test_ctrl_c_in_the_combiner_is_its_own_and_nobody_else_stalls(
         self, opened, tmp_path, monkeypatch, where
     ):
@@ -613,40 +656,10 @@ class TestCtrlCAnywhere:
         combines, syncs and settles a round of three calls (thread main, the third queued),
         it raises there alone: each other caller is acknowledged or fails with a
         ``JournalError``, promptly (the patience timeout is made far longer than the
-        limit), the journal goes on accepting actions, and the state in memory is the
+        wait), the journal goes on accepting actions, and the state in memory is the
         journal's."""
-        owner, method, when = where
-        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
         path = tmp_path / "j.db"
-        controller = opened(path)
-        for worker_id in ("a", "b"):
-            controller.register_worker(hand_signed(worker_id))
-        group = controller.journal._group  # type: ignore[union-attr]
-        together(monkeypatch, 3)
-        real = getattr(owner, method)
-        fired: list[float] = []
-
-        def landing(*arguments: object, **options: object) -> object:
-            hit = threading.current_thread().name == "main" and not fired
-            if hit and when == "before":
-                fired.append(time.monotonic())
-                raise CtrlC
-            result = real(*arguments, **options)
-            if hit:
-                fired.append(time.monotonic())
-                raise CtrlC
-            return result
-
-        monkeypatch.setattr(owner, method, landing)
-        calls = Calls()
-        calls.start("one", lambda: controller.heartbeat("a"))
-        wait_until(lambda: len(group._queue) == 1)
-        calls.start("two", lambda: controller.register_worker(hand_signed("c")))
-        wait_until(lambda: len(group._queue) == 2)
-        calls.start("main", lambda: controller.heartbeat("b"))
-        calls.join(PATIENCE)
-        monkeypatch.undo()
-        assert fired, "Ctrl-C never landed"
+        controller, calls = round_of_three_raising(opened, path, monkeypatch, where, CtrlC)
         assert isinstance(calls.outcome["main"], CtrlC | type(None))
         others = {name: calls.outcome[name] for name in ("one", "two")}
         assert {
@@ -654,17 +667,12 @@ class TestCtrlCAnywhere:
             for name, error in others.items()
             if error is not None and not isinstance(error, JournalError)
         } == {}
-        assert {"one", "two"} <= set(calls.returned)  # none waits for the patience
         controller.heartbeat("a")
         assert verify_journal(path).state == controller.state
 
 
 class TestOutOfMemoryAnywhere:
-    @pytest.mark.parametrize(
-        "where",
-        LANDINGS,
-        ids=[f"{owner.__name__}.{method}-{when}" for owner, method, when in LANDINGS],
-    )
+    @WHERE
     def test_a_failure_in_the_combiner_leaves_the_state_the_journals(
         self, opened, tmp_path, monkeypatch, where
     ):
@@ -676,39 +684,8 @@ class TestOutOfMemoryAnywhere:
         rows in the open transaction, whose callers had failed, for the next action to
         commit; and one once it returned failed calls whose rows were committed: either
         way the journal holds decisions the state in memory lacks."""
-        owner, method, when = where
-        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
         path = tmp_path / "j.db"
-        controller = opened(path)
-        for worker_id in ("a", "b"):
-            controller.register_worker(hand_signed(worker_id))
-        group = controller.journal._group  # type: ignore[union-attr]
-        together(monkeypatch, 3)
-        real = getattr(owner, method)
-        fired: list[float] = []
-
-        def landing(*arguments: object, **options: object) -> object:
-            hit = threading.current_thread().name == "main" and not fired
-            if hit and when == "before":
-                fired.append(time.monotonic())
-                raise MemoryError
-            result = real(*arguments, **options)
-            if hit:
-                fired.append(time.monotonic())
-                raise MemoryError
-            return result
-
-        monkeypatch.setattr(owner, method, landing)
-        calls = Calls()
-        calls.start("one", lambda: controller.heartbeat("a"))
-        wait_until(lambda: len(group._queue) == 1)
-        calls.start("two", lambda: controller.register_worker(hand_signed("c")))
-        wait_until(lambda: len(group._queue) == 2)
-        calls.start("main", lambda: controller.heartbeat("b"))
-        calls.join(PATIENCE)
-        monkeypatch.undo()
-        assert fired, "the failure never came"
-        assert sorted(calls.returned) == ["main", "one", "two"]  # none waits for the patience
+        controller, _ = round_of_three_raising(opened, path, monkeypatch, where, MemoryError)
         if controller.journal._broken is None:  # type: ignore[union-attr]
             controller.heartbeat("a")
             assert verify_journal(path).state == controller.state

@@ -70,7 +70,6 @@ class Entry:
         "decision",
         "done",
         "error",
-        "lead",
         "left",
         "logger",
         "number",
@@ -92,8 +91,6 @@ class Entry:
         #: Whether it was installed (or failed: then ``error`` is set).
         self.done = False
         self.error: BaseException | None = None
-        #: Whether its caller was woken to combine or sync (:meth:`GroupCommit._step`).
-        self.lead = False
         #: Whether its caller left without waiting for it (Ctrl-C): never handed a round.
         self.left = False
         # Held while its caller has nothing to wake up for; released to wake it.
@@ -283,11 +280,6 @@ class GroupCommit:
             entry._signalled = True
             entry._wake.release()
 
-    def _lead(self, entry: Entry) -> None:
-        """Hand ``entry``'s caller the next round (under the mutex)."""
-        entry.lead = True
-        self._signal(entry)
-
     def run(
         self,
         entry: Entry,
@@ -321,7 +313,6 @@ class GroupCommit:
                 with self._mutex:
                     if woken:
                         entry._signalled = False
-                    entry.lead = False
                     lead = not entry.done and (
                         (self._queued(entry) and self._ready(deadline)) or self._unattended(entry)
                     )
@@ -385,7 +376,7 @@ class GroupCommit:
         for part in parts:
             for waiting in part:
                 if waiting is not entry and not waiting.done and not waiting.left:
-                    self._lead(waiting)
+                    self._signal(waiting)
                     break
 
     def _step(
