@@ -11,10 +11,11 @@ no handoff of the controller's lock between threads; on a machine where
 waking a thread costs tens of microseconds, those handoffs, not the decisions,
 were most of a batch's time (docs/figures/journal.md).
 
-Who combines: the caller whose call makes the queue as long as the last batch
-was (its callers are likely to come again; a lone caller never waits), or a
-caller whose gathering time ran out (at most :data:`GATHER_SECONDS`), or a
-caller the last combiner handed the queue that built up meanwhile. The fsync
+Who combines: the caller whose call makes the queue as long as callers were
+inside at once the round before (they are likely to come again; a caller alone
+since then never waits), or a caller whose gathering time ran out (at most one
+round's time and :data:`GATHER_SECONDS`), or a caller handed the queue that
+built up meanwhile. The fsync
 that makes a batch durable runs outside the controller's lock
 (specs/07-journal.md, R-JOURNAL-21): the caller that committed syncs, unless a
 sync is in flight (its caller hands the next sync on when it returns), so the
@@ -50,7 +51,7 @@ __all__ = ["GATHER_SECONDS", "Entry", "GroupCommit"]
 
 #: The longest a queued caller waits for other callers to join its batch before it
 #: combines what is queued (as PostgreSQL's ``commit_delay``, and only while more
-#: are expected: a lone caller never waits).
+#: are expected: a caller alone since the round before never waits).
 GATHER_SECONDS = 0.01
 #: How long a caller waits for a hand-off before it looks whether its round is run at
 #: all (a combiner or syncer interrupted by Ctrl-C hands nothing on).
