@@ -78,6 +78,18 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+def patient_controller(
+    opened, path: Path, monkeypatch: pytest.MonkeyPatch, workers: str | tuple[str, ...]
+) -> tuple[Controller, GroupCommit]:
+    """A controller on ``path`` with ``workers`` registered, and its group, whose patience
+    (the safety net of hand-offs) is made far longer than any test waits."""
+    monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
+    controller = opened(path)
+    for worker_id in workers:
+        controller.register_worker(hand_signed(worker_id))
+    return controller, controller.journal._group  # type: ignore[union-attr]
+
+
 def held_sync(
     monkeypatch: pytest.MonkeyPatch, name: str, *, then: type[BaseException] | None = None
 ) -> tuple[threading.Event, threading.Event]:
@@ -112,12 +124,8 @@ class TestHandOff:
         meanwhile (pipelined); then b queues. When c's sync returns, its hand-off goes to b
         (queued first), which declines it (the last round, a's, is not synced), and a,
         committed and unsynced, is woken by nobody: both wait for the patience timeout."""
-        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
         path = tmp_path / "j.db"
-        controller = opened(path)
-        for worker_id in "abc":
-            controller.register_worker(hand_signed(worker_id))
-        group = controller.journal._group  # type: ignore[union-attr]
+        controller, group = patient_controller(opened, path, monkeypatch, "abc")
         held, release = held_sync(monkeypatch, "c")
         calls = Calls()
         try:
@@ -334,12 +342,8 @@ class TestCtrlCInAWaiter:
         one batch; x is interrupted and leaves. When s's sync returns, its hand-off goes to
         x's call (the first not settled), whose caller is gone: nobody syncs y's row, and y
         waits for the patience timeout."""
-        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
         path = tmp_path / "j.db"
-        controller = opened(path)
-        for worker_id in "sxy":
-            controller.register_worker(hand_signed(worker_id))
-        group = controller.journal._group  # type: ignore[union-attr]
+        controller, group = patient_controller(opened, path, monkeypatch, "sxy")
         held, release = held_sync(monkeypatch, "s")
         interrupt = threading.Event()
         made = GroupCommit.entry
@@ -608,11 +612,7 @@ def round_of_three_raising(
     in thread main, which combines the round of three; ``raised`` is raised once in main
     at ``where`` (the class, the method, and before it starts or once it returned)."""
     owner, method, when = where
-    monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
-    controller = opened(path)
-    for worker_id in ("a", "b"):
-        controller.register_worker(hand_signed(worker_id))
-    group = controller.journal._group  # type: ignore[union-attr]
+    controller, group = patient_controller(opened, path, monkeypatch, ("a", "b"))
     together(monkeypatch, 3)
     real = getattr(owner, method)
     fired: list[bool] = []
@@ -705,12 +705,8 @@ class TestARoundNobodyRuns:
         synced), and no one is left to hand it the round; the patience timeout does not
         help either, since a queued call is never "unattended". q waits until another
         caller comes, however long."""
-        monkeypatch.setattr(group_module, "PATIENCE_SECONDS", LONG_PATIENCE)
         path = tmp_path / "j.db"
-        controller = opened(path)
-        for worker_id in ("a", "b", "x", "q"):
-            controller.register_worker(hand_signed(worker_id))
-        group = controller.journal._group  # type: ignore[union-attr]
+        controller, group = patient_controller(opened, path, monkeypatch, ("a", "b", "x", "q"))
         together(monkeypatch)
         calls = Calls()
         calls.start("a", lambda: controller.heartbeat("a"))

@@ -38,6 +38,7 @@ from tests.journal_support import hand_signed
 from tests.test_journal import rewrite
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
 
 #: Seconds a test waits for what must happen: a safety net, never a measure.
@@ -326,13 +327,10 @@ class TestSyncAfterCommit:
         assert sorted(restarted.registry) == ["a", "b"]
 
 
-def heartbeats_during_a_held_sync(
-    controller, path: Path, syncing: threading.Event, release: threading.Event
-) -> dict[str, BaseException | None]:
-    """Heartbeat ``a`` in thread ``first`` (whose sync holds until ``release``), then ``b`` in
-    thread ``second``; once ``b``'s row is committed (four rows), check that neither call
-    has returned yet, release the sync and return what each call returned or raised."""
-    outcome: dict[str, BaseException | None] = {}
+def beating(
+    controller: Controller, outcome: dict[str, BaseException | None]
+) -> Callable[[str], None]:
+    """Return a thread body: heartbeat a worker, keeping what the call returned or raised."""
 
     def beat(worker_id: str) -> None:
         try:
@@ -341,6 +339,17 @@ def heartbeats_during_a_held_sync(
         except BaseException as error:  # noqa: BLE001 - the test reads it
             outcome[worker_id] = error
 
+    return beat
+
+
+def heartbeats_during_a_held_sync(
+    controller, path: Path, syncing: threading.Event, release: threading.Event
+) -> dict[str, BaseException | None]:
+    """Heartbeat ``a`` in thread ``first`` (whose sync holds until ``release``), then ``b`` in
+    thread ``second``; once ``b``'s row is committed (four rows), check that neither call
+    has returned yet, release the sync and return what each call returned or raised."""
+    outcome: dict[str, BaseException | None] = {}
+    beat = beating(controller, outcome)
     first = threading.Thread(target=beat, args=("a",), name="first")
     second = threading.Thread(target=beat, args=("b",), name="second")
     first.start()
@@ -698,14 +707,7 @@ class TestFlatCombining:
 
         monkeypatch.setattr(GroupCommit, "_ready", two_queued)
         outcome: dict[str, BaseException | None] = {}
-
-        def beat(worker_id: str) -> None:
-            try:
-                controller.heartbeat(worker_id)
-                outcome[worker_id] = None
-            except BaseException as error:  # noqa: BLE001 - the test reads it
-                outcome[worker_id] = error
-
+        beat = beating(controller, outcome)
         armed.set()
         threads = [threading.Thread(target=beat, args=(name,), name=name) for name in ("a", "b")]
         for thread in threads:

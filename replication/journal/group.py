@@ -15,20 +15,19 @@ Who combines: the caller whose call makes the queue as long as callers were
 inside at once the round before (they are likely to come again; a caller alone
 since then never waits), or a caller whose gathering time ran out (at most one
 round's time and :data:`GATHER_SECONDS`), or a caller handed the queue that
-built up meanwhile. The fsync
-that makes a batch durable runs outside the controller's lock
-(specs/07-journal.md, R-JOURNAL-21): the caller that committed syncs, unless a
-sync is in flight (its caller hands the next sync on when it returns), so the
-next batch is decided and committed meanwhile. Once a sync returned, its
-decisions are installed, in the order decided, under the controller's lock,
-and their callers woken, each by a lock of its own (no thread is woken for
-another's call). A caller is acknowledged (its call returns, or raises its
-denial) only once a sync that covers its row returned: what "acknowledged"
-means does not change (R-JOURNAL-5, R-JOURNAL-19). If the commit, or writing a
-later row of the batch, fails, every decision of the batch fails with that
-error and none is installed; if a sync fails, every decision committed or
-written and not yet installed fails with it, and the journal refuses every
-later action.
+built up meanwhile. The fsync that makes a batch durable runs outside the
+controller's lock (specs/07-journal.md, R-JOURNAL-21): the caller that
+committed syncs, unless a sync is in flight (its caller hands the next sync on
+when it returns), so the next batch is decided and committed meanwhile. Once a
+sync returned, its decisions are installed, in the order decided, under the
+controller's lock, and their callers woken, each by a lock of its own (no
+thread is woken for another's call). A caller is acknowledged (its call
+returns, or raises its denial) only once a sync that covers its row returned:
+what "acknowledged" means does not change (R-JOURNAL-5, R-JOURNAL-19). If the
+commit, or writing a later row of the batch, fails, every decision of the batch
+fails with that error and none is installed; if a sync fails, every decision
+committed or written and not yet installed fails with it, and the journal
+refuses every later action.
 
 Store-neutral and policy-neutral: the controller gives ``combine`` (decide and
 commit), ``sync`` (a no-op where the commit is durable itself) and ``settle``

@@ -3,18 +3,17 @@
 The controller drives it from :meth:`Controller._decide
 <replication.controller.Controller._decide>`, under its own lock, taken once
 for every call queued by concurrent callers (group commit by flat combining,
-:mod:`replication.journal.group`): each attempt
-takes the journal's write lock and applies the rows other processes appended
-(:meth:`Journal._catch_up`); ``now`` is clamped to the journal's last ``now``
-(:meth:`Journal._clamp`, which also refuses a clock that jumped too far,
-R-JOURNAL-16); the decision's row is written into the open transaction
-(:meth:`Journal._append`), which concurrent callers share and one commit makes
-durable (:meth:`Journal._commit`, group commit) before the controller installs
-any of them. A call made from inside another (a stop condition or clock calling
-back) joins its transaction, commits its own row, and takes the lock again for
-the outer call. On start the journal begins at its latest signed snapshot
-(specs/07-journal.md, R-JOURNAL-5, R-JOURNAL-6, R-JOURNAL-12, R-JOURNAL-17,
-R-JOURNAL-19).
+:mod:`replication.journal.group`): each attempt takes the journal's write lock
+and applies the rows other processes appended (:meth:`Journal._catch_up`);
+``now`` is clamped to the journal's last ``now`` (:meth:`Journal._clamp`, which
+also refuses a clock that jumped too far, R-JOURNAL-16); the decision's row is
+written into the open transaction (:meth:`Journal._append`), which concurrent
+callers share and one commit makes durable (:meth:`Journal._commit`, group
+commit) before the controller installs any of them. A call made from inside
+another (a stop condition or clock calling back) joins its transaction, commits
+its own row, and takes the lock again for the outer call. On start the journal
+begins at its latest signed snapshot (specs/07-journal.md, R-JOURNAL-5,
+R-JOURNAL-6, R-JOURNAL-12, R-JOURNAL-17, R-JOURNAL-19).
 """
 
 from __future__ import annotations
