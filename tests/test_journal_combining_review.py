@@ -90,6 +90,19 @@ def patient_controller(
     return controller, controller.journal._group  # type: ignore[union-attr]
 
 
+def first_then_second(
+    controller: Controller, group: GroupCommit, worker_id: str, second: Callable[[], object]
+) -> Calls:
+    """Register ``worker_id`` in thread first; once it is queued, make the call ``second`` in
+    thread second; return both calls, joined."""
+    calls = Calls()
+    calls.start("first", lambda: controller.register_worker(hand_signed(worker_id)))
+    wait_until(lambda: len(group._queue) == 1)
+    calls.start("second", second)
+    calls.join()
+    return calls
+
+
 def held_sync(
     monkeypatch: pytest.MonkeyPatch, name: str, *, then: type[BaseException] | None = None
 ) -> tuple[threading.Event, threading.Event]:
@@ -238,11 +251,7 @@ class TestCtrlCInTheCombiner:
             real(store, **options)
 
         monkeypatch.setattr(Store, "commit", commit)
-        calls = Calls()
-        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
-        wait_until(lambda: len(group._queue) == 1)
-        calls.start("second", lambda: controller.heartbeat("a"))
-        calls.join()
+        calls = first_then_second(controller, group, "b", lambda: controller.heartbeat("a"))
         monkeypatch.undo()
         assert isinstance(calls.outcome["second"], Interrupted)
         assert not isinstance(calls.outcome["first"], Interrupted)
@@ -297,14 +306,12 @@ class TestBadInputInABatch:
         controller.register_worker(hand_signed("a"))
         group = controller.journal._group  # type: ignore[union-attr]
         together(monkeypatch)
-        calls = Calls()
-        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
-        wait_until(lambda: len(group._queue) == 1)
-        calls.start(
-            "second",
+        calls = first_then_second(
+            controller,
+            group,
+            "b",
             lambda: controller.reap_stale_workers(timedelta(days=10**8, microseconds=3)),
         )
-        calls.join()
         assert isinstance(calls.outcome["second"], InvalidValueError)
         assert calls.outcome["first"] is None
         assert sorted(controller.registry) == ["a", "b"]
@@ -410,11 +417,7 @@ class TestCtrlCWhileInstalling:
             real(self, entry)
 
         monkeypatch.setattr(Controller, "_install", install)
-        calls = Calls()
-        calls.start("first", lambda: controller.register_worker(hand_signed("b")))
-        wait_until(lambda: len(group._queue) == 1)
-        calls.start("second", lambda: controller.heartbeat("a"))
-        calls.join()
+        calls = first_then_second(controller, group, "b", lambda: controller.heartbeat("a"))
         monkeypatch.undo()
         assert fired == [True]
         assert not isinstance(calls.outcome["first"], CtrlC)
@@ -455,11 +458,9 @@ class TestCallbacksOnTheCombinersThread:
             controller = Controller(contract, KEY, clock=ManualClock(T0), journal=journal)
             controller.register_worker(hand_signed("a"))
             together(monkeypatch)
-            calls = Calls()
-            calls.start("first", lambda: controller.register_worker(hand_signed("halt")))
-            wait_until(lambda: len(journal._group._queue) == 1)
-            calls.start("second", lambda: controller.heartbeat("a"))
-            calls.join()
+            calls = first_then_second(
+                controller, journal._group, "halt", lambda: controller.heartbeat("a")
+            )
             assert isinstance(calls.outcome["first"], Halt)
             assert calls.outcome["second"] is None
 
