@@ -29,7 +29,12 @@ from replication.encoding import (
     format_timestamp,
     manifest_body,
 )
-from replication.errors import BadSignatureError, InvalidInputError, InvalidTypeError
+from replication.errors import (
+    BadSignatureError,
+    InvalidInputError,
+    InvalidTypeError,
+    InvalidValueError,
+)
 from replication.model import Manifest, ResourceSpec
 from replication.signing import (
     SigningKey,
@@ -256,9 +261,17 @@ def local_time_zone(name: str) -> Iterator[None]:
     st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])),
     st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham"]),
 )
+# Found by the search once: an instant before the year 1 in UTC (it raised OverflowError).
+@example(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))), "UTC")
 def test_signed_timestamps_are_utc_with_microseconds_and_z_whatever_the_local_zone(
     moment: datetime, zone: str
 ):
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:  # the year 1 east of Greenwich: no such instant in UTC
+        with pytest.raises(InvalidValueError, match="within datetime's range in UTC"):
+            format_timestamp(moment)
+        return
     with local_time_zone(zone):
         text = format_timestamp(moment)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text), text

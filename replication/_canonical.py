@@ -9,13 +9,13 @@ functions that take a whole manifest, and is where the encoding is described.
 from __future__ import annotations
 
 import json
-from datetime import UTC
 from typing import TYPE_CHECKING
 
 import rfc8785
 
 from replication._exceptions import InvalidValueError
 from replication._frozen import thaw_json
+from replication._validation import check_aware_datetime
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -99,8 +99,13 @@ def pae(payload_type: str, body: bytes) -> bytes:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """Return ``moment`` as RFC 3339 in UTC with exactly six fractional digits and a ``Z``."""
-    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    """Return ``moment`` as RFC 3339 in UTC with exactly six fractional digits and a ``Z``.
+
+    ``moment`` is converted as every time at the boundary is: a naive time, or
+    one whose instant lies outside ``datetime``'s range in UTC (the year 1 east
+    of Greenwich), is refused with :class:`InvalidValueError`.
+    """
+    utc = check_aware_datetime("moment", moment).replace(tzinfo=None)
     return utc.isoformat(timespec="microseconds") + "Z"
 
 
